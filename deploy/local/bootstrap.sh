@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what is missing for `make run` / `make test`: a Python virtualenv with every package
+# (pinned by constraints.txt) and Debian's redis-server. Safe to run again: it only does missing work.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+VENV=.venv
+STAMP=$VENV/.parley-installed
+
+pick_python() {
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 &&
+       "$candidate" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
+      echo "$candidate"; return
+    fi
+  done
+  echo "bootstrap: Python 3.11+ is required and was not found" >&2; exit 1
+}
+
+inputs_hash() {
+  cat constraints.txt requirements-dev.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "bootstrap: creating $VENV"
+  "$(pick_python)" -m venv "$VENV"
+fi
+
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(inputs_hash)" ]; then
+  echo "bootstrap: installing Python packages (pinned by constraints.txt)"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+    -r requirements-dev.txt -e libs/common \
+    -e services/ingest -e services/contacts -e services/router -e services/outbound -e services/media
+  inputs_hash > "$STAMP"
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "bootstrap: installing Debian's redis-server"
+  if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  # Debian starts a system-wide redis on 6379 after install; Parley starts its own on its own ports.
+  ($SUDO systemctl disable --now redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true)
+fi

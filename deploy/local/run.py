@@ -1,0 +1,163 @@
+"""`make run`: the whole system on this machine. Starts the local broker, database and cache, creates the
+topics, writes a sample channel file on first run, starts the five services (each its own process and
+port), waits until every /readyz is green, prints where the APIs are, and on Ctrl-C stops all it started."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from parley_common.auth import issue_token
+from parley_common.kafka import ensure_topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import infra
+
+REPO = Path(__file__).resolve().parents[2]
+RUN_DIR = REPO / ".run"
+SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005}
+READY_TIMEOUT_S = 90.0
+
+
+def sample_channels(path: Path) -> None:
+    """A local channel file with random secrets (never real ones), written once."""
+    if path.exists():
+        return
+    path.write_text(f"""# Local channels for `make run` (generated; secrets are random and only for this machine).
+channels:
+  - {{id: wa-demo, type: whatsapp, tenant_id: demo, phone_number_id: "100000000000001",
+     access_token: "{secrets.token_hex(16)}", app_secret: "{secrets.token_hex(16)}", verify_token: "{secrets.token_hex(8)}"}}
+  - {{id: fb-demo, type: messenger, tenant_id: demo, page_id: "200000000000001",
+     page_access_token: "{secrets.token_hex(16)}", app_secret: "{secrets.token_hex(16)}", verify_token: "{secrets.token_hex(8)}"}}
+  - {{id: ig-demo, type: instagram, tenant_id: demo, instagram_account_id: "300000000000001",
+     page_access_token: "{secrets.token_hex(16)}", app_secret: "{secrets.token_hex(16)}", verify_token: "{secrets.token_hex(8)}"}}
+  - {{id: tg-demo, type: telegram, tenant_id: demo, bot_token: "123456:{secrets.token_hex(16)}",
+     webhook_secret: "{secrets.token_hex(16)}"}}
+  - {{id: vb-demo, type: viber, tenant_id: demo, auth_token: "{secrets.token_hex(16)}", sender_name: "Parley demo"}}
+  - {{id: mail-demo, type: email, tenant_id: demo, address: "support@demo.invalid",
+     inbound_secret: "{secrets.token_hex(16)}"}}
+""")
+    path.chmod(0o600)
+
+
+def jwt_secret() -> str:
+    path = RUN_DIR / "jwt-secret"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def ready(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
+    logs = RUN_DIR / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes = {}
+    for name, port in SERVICES.items():
+        if infra.port_open(port):
+            raise SystemExit(f"run: port {port} for {name} is taken; stop what holds it (or a previous `make run`)")
+        service_env = {**env, f"PARLEY_{name.upper()}_PORT": str(port)}
+        with (logs / f"{name}.log").open("ab") as log:
+            processes[name] = subprocess.Popen([str(Path(sys.executable).parent / f"parley-{name}")],
+                                               env=service_env, stdout=log, stderr=subprocess.STDOUT,
+                                               stdin=subprocess.DEVNULL, cwd=REPO)
+    return processes
+
+
+def wait_ready(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    pending = dict(SERVICES)
+    while pending:
+        for name in list(pending):
+            if processes[name].poll() is not None:
+                raise SystemExit(f"run: {name} exited at start; see .run/logs/{name}.log")
+            if ready(pending[name]):
+                del pending[name]
+        if time.monotonic() > deadline:
+            raise SystemExit(f"run: not ready after {READY_TIMEOUT_S:.0f}s: {', '.join(pending)} (see .run/logs/)")
+        time.sleep(0.3)
+
+
+def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    for process in processes.values():
+        if process.poll() is None:
+            process.terminate()
+    deadline = time.monotonic() + 35
+    for process in processes.values():
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def main() -> None:
+    started = time.monotonic()
+    RUN_DIR.mkdir(exist_ok=True)
+    print("infra:")
+    for server in infra.servers("run"):
+        infra.start(server, fresh=False)
+    endpoints = infra.environment("run")
+    asyncio.run(ensure_topics(endpoints["PARLEY_KAFKA_BOOTSTRAP"]))
+    channels_file = RUN_DIR / "channels.yaml"
+    sample_channels(channels_file)
+    secret = jwt_secret()
+    env = {**os.environ, **endpoints, "PARLEY_CHANNELS_FILE": str(channels_file), "PARLEY_JWT_SECRET": secret}
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def shut_down(*_: object) -> None:
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        print("\nstopping services…", flush=True)
+        stop_services(processes)
+        print("stopping infra…", flush=True)
+        for server in infra.servers("run"):
+            infra.stop(server)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGINT, shut_down)
+    signal.signal(signal.SIGTERM, shut_down)
+    try:
+        processes.update(start_services(env))
+        wait_ready(processes)
+    except SystemExit:
+        if not stopping:
+            stop_services(processes)
+            for server in infra.servers("run"):
+                infra.stop(server)
+        raise
+    token = issue_token(secret, "demo", "alice", ["owner", "agent"])
+    print(f"\nParley is up in {time.monotonic() - started:.1f}s. APIs (OpenAPI at /docs, AsyncAPI at /asyncapi.json):")
+    for name, port in SERVICES.items():
+        print(f"  {name:9} http://127.0.0.1:{port}")
+    print(f"\nchannels: {channels_file}   logs: .run/logs/   kafka: {endpoints['PARLEY_KAFKA_BOOTSTRAP']}")
+    print(f"a token for tenant 'demo' (owner+agent alice), valid 12 h:\n  export PARLEY_TOKEN={token}")
+    print('try:  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" http://127.0.0.1:8002/v1/contacts')
+    print("Ctrl-C stops everything.", flush=True)
+    while True:
+        for name, process in processes.items():
+            if process.poll() is not None and not stopping:
+                print(f"run: {name} exited with code {process.returncode}; see .run/logs/{name}.log", flush=True)
+                shut_down()
+        time.sleep(1)
+
+
+if __name__ == "__main__":
+    main()

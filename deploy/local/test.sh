@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: lint and types, then the whole pytest suite against real local servers started on the test
+# profile's ports (never the ones `make run` uses), stopped again afterwards whatever happens.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+PY=.venv/bin/python
+started=$(date +%s)
+
+echo "== lint (ruff) and types (mypy)"
+.venv/bin/ruff check . || exit 1
+SERVICES="ingest contacts router outbound media"
+.venv/bin/mypy --strict -p parley_common $(for s in $SERVICES; do echo "-p parley_$s.domain"; done) || exit 1
+.venv/bin/mypy $(for s in $SERVICES; do echo "-p parley_$s"; done) || exit 1
+
+echo "== infrastructure (test profile, fresh data)"
+$PY deploy/local/infra.py stop --profile test >/dev/null 2>&1
+$PY deploy/local/infra.py start --profile test --fresh || exit 1
+trap '$PY deploy/local/infra.py stop --profile test' EXIT
+eval "$($PY deploy/local/infra.py env --profile test)"
+export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI PARLEY_REDIS_URL
+
+echo "== tests"
+.venv/bin/pytest "$@"
+code=$?
+if [ $code -eq 5 ]; then echo "pytest collected no tests"; code=1; fi
+echo "make test took $(( $(date +%s) - started ))s"
+exit $code

@@ -1,0 +1,1 @@
+"""Parley's shared kernel: event schemas, topics, channel configuration, settings and infrastructure clients."""

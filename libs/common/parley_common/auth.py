@@ -1,0 +1,77 @@
+"""Bearer tokens (JWT, HS256): `tenant`, `sub` (the user's login) and `roles`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import jwt
+from fastapi import Request
+
+from parley_common.errors import ApiError
+
+
+class Role(StrEnum):
+    OWNER = "owner"
+    MANAGER = "manager"
+    AGENT = "agent"
+    INTEGRATION = "integration"
+
+
+MANAGERS = (Role.OWNER, Role.MANAGER)
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant_id: str
+    login: str
+    roles: frozenset[Role]
+
+    def has_any(self, roles: tuple[Role, ...]) -> bool:
+        return bool(self.roles.intersection(roles))
+
+
+def issue_token(secret: str, tenant_id: str, login: str, roles: list[str], ttl: timedelta = timedelta(hours=12),
+                now: datetime | None = None) -> str:
+    issued = now or datetime.now(UTC)
+    claims = {"tenant": tenant_id, "sub": login, "roles": roles, "iat": issued, "exp": issued + ttl}
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def decode_token(secret: str, token: str) -> Principal:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "tenant"]})
+    except jwt.ExpiredSignatureError:
+        raise ApiError(401, "token_expired", "the bearer token has expired") from None
+    except jwt.PyJWTError:
+        raise ApiError(401, "invalid_token", "the bearer token is not valid") from None
+    try:
+        roles = frozenset(Role(role) for role in claims.get("roles", []))
+    except ValueError:
+        raise ApiError(401, "invalid_token", "the bearer token names an unknown role") from None
+    return Principal(tenant_id=str(claims["tenant"]), login=str(claims["sub"]), roles=roles)
+
+
+async def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise ApiError(401, "unauthorized", "a bearer token is required", None)
+    secret: str = request.app.state.jwt_secret
+    return decode_token(secret, token.strip())
+
+
+def require_roles(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+    """A FastAPI dependency: the caller's principal, if it holds one of `roles`; 403 otherwise."""
+
+    async def dependency(request: Request) -> Principal:
+        principal = await current_principal(request)
+        if roles and not principal.has_any(roles):
+            allowed = ", ".join(role.value for role in roles)
+            raise ApiError(403, "forbidden", f"this action needs one of the roles: {allowed}")
+        return principal
+
+    return dependency

@@ -1,0 +1,163 @@
+"""Channel configuration: one YAML or JSON file (a Kubernetes Secret in production, a generated local file in
+`make run`), validated at start so no service needs another to know its channels."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from parley_common.events.common import ChannelType
+
+_ID_PATTERN = r"^[a-zA-Z0-9_.-]{1,64}$"
+
+
+class _Channel(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = Field(pattern=_ID_PATTERN)
+    tenant_id: str = Field(pattern=_ID_PATTERN)
+    name: str | None = None
+    bot_id: str | None = Field(default=None, description="a bot handles new conversations first when set")
+
+
+class _MetaChannel(_Channel):
+    app_secret: SecretStr = Field(description="signs webhooks: X-Hub-Signature-256")
+    verify_token: SecretStr = Field(description="the webhook subscription handshake token")
+    graph_api_base: str = "https://graph.facebook.com/v23.0"
+
+
+class WhatsAppChannel(_MetaChannel):
+    type: Literal[ChannelType.WHATSAPP] = ChannelType.WHATSAPP
+    phone_number_id: str
+    waba_id: str | None = None
+    access_token: SecretStr
+
+
+class MessengerChannel(_MetaChannel):
+    type: Literal[ChannelType.MESSENGER] = ChannelType.MESSENGER
+    page_id: str
+    page_access_token: SecretStr
+
+
+class InstagramChannel(_MetaChannel):
+    type: Literal[ChannelType.INSTAGRAM] = ChannelType.INSTAGRAM
+    instagram_account_id: str
+    page_access_token: SecretStr
+
+
+class TelegramChannel(_Channel):
+    type: Literal[ChannelType.TELEGRAM] = ChannelType.TELEGRAM
+    bot_token: SecretStr
+    webhook_secret: SecretStr = Field(description="expected in X-Telegram-Bot-Api-Secret-Token")
+    api_base: str = "https://api.telegram.org"
+
+
+class ViberChannel(_Channel):
+    type: Literal[ChannelType.VIBER] = ChannelType.VIBER
+    auth_token: SecretStr = Field(description="X-Viber-Auth-Token; also signs callbacks")
+    sender_name: str = Field(max_length=28)
+    sender_avatar: str | None = None
+    api_base: str = "https://chatapi.viber.com/pa"
+
+
+class EmailChannel(_Channel):
+    type: Literal[ChannelType.EMAIL] = ChannelType.EMAIL
+    address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+    inbound_secret: SecretStr = Field(description="bearer secret the inbound mail relay presents")
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+
+
+AnyChannel = WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel
+
+Channel = Annotated[
+    WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel,
+    Field(discriminator="type"),
+]
+
+
+class ChannelFile(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    channels: tuple[Channel, ...]
+
+    @model_validator(mode="after")
+    def _ids_are_unique(self) -> ChannelFile:
+        seen: set[str] = set()
+        for channel in self.channels:
+            if channel.id in seen:
+                raise ValueError(f"channel id {channel.id!r} appears twice")
+            seen.add(channel.id)
+        return self
+
+
+class ChannelConfigError(Exception):
+    """One line naming the file, the field and what is wrong with it."""
+
+
+class Channels:
+    """The loaded channel file, looked up by id."""
+
+    def __init__(self, channels: tuple[AnyChannel, ...]) -> None:
+        self._by_id = {channel.id: channel for channel in channels}
+
+    def get(self, channel_id: str) -> AnyChannel | None:
+        return self._by_id.get(channel_id)
+
+    def __iter__(self) -> Iterator[AnyChannel]:
+        return iter(self._by_id.values())
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    @classmethod
+    def parse(cls, data: object, origin: str = "<channels>") -> Channels:
+        try:
+            return cls(ChannelFile.model_validate(data).channels)
+        except ValidationError as exc:
+            raise ChannelConfigError(f"{origin}: {_describe(exc, data)}") from None
+
+    @classmethod
+    def load(cls, path: Path) -> Channels:
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ChannelConfigError(f"{path}: cannot read the channel file ({exc.strerror})") from None
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (ValueError, yaml.YAMLError) as exc:
+            kind = "JSON" if path.suffix == ".json" else "YAML"
+            raise ChannelConfigError(f"{path}: not valid {kind} ({exc})") from None
+        return cls.parse(data, str(path))
+
+
+def _describe(exc: ValidationError, data: object) -> str:
+    first = exc.errors()[0]
+    parts = [str(part) for part in first["loc"]]
+    # Name the channel by its id rather than its index, and drop the union's type tag from the path.
+    if len(parts) >= 2 and parts[0] == "channels" and parts[1].isdigit() and isinstance(data, dict):
+        index = int(parts[1])
+        items = data.get("channels") or []
+        channel_id = items[index].get("id") if index < len(items) and isinstance(items[index], dict) else None
+        parts = [f"channels[{channel_id or index}]", *parts[3:]]
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{'.'.join(parts) or '<root>'}: {first['msg']}{more}"
+
+
+
+def load_channels_or_exit(path: Path, program: str) -> Channels:
+    """At service start: the channel file, or one line naming the bad field and exit code 2."""
+    from parley_common.settings import fail_start
+
+    try:
+        return Channels.load(path)
+    except ChannelConfigError as exc:
+        fail_start(program, str(exc))

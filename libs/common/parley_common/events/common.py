@@ -1,0 +1,22 @@
+"""Enumerations shared by several events."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ChannelType(StrEnum):
+    WHATSAPP = "whatsapp"
+    MESSENGER = "messenger"
+    INSTAGRAM = "instagram"
+    TELEGRAM = "telegram"
+    VIBER = "viber"
+    EMAIL = "email"
+
+
+class SenderKind(StrEnum):
+    """Who wrote an outbound message: the window rules differ for humans and automation."""
+
+    HUMAN = "human"
+    BOT = "bot"
+    SYSTEM = "system"

@@ -1,0 +1,44 @@
+"""What router publishes about conversations, and commands other services send to it."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from parley_common.events.envelope import ConversationScoped, Frozen
+
+
+class Assignee(Frozen):
+    kind: Literal["agent", "team", "skill", "bot", "queue"]
+    id: str
+
+
+class ConversationChanged(ConversationScoped):
+    """A conversation was opened, assigned, transferred, snoozed, closed, reopened… (`change` says which).
+
+    Carries the state after the change so consumers can keep a projection from this event alone."""
+
+    source = "parley/router"
+    type: Literal["parley.conversation.changed"] = "parley.conversation.changed"
+    schema_version: Literal[1] = 1
+    conversation_id: str
+    change: str = Field(description="opened, assigned, transferred, status_changed, closed, reopened, …")
+    status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
+    assignee: Assignee | None = None
+    actor: str | None = Field(default=None, description="login, bot id or 'system'")
+    comment: str | None = None
+    changed_at: AwareDatetime
+
+
+class ConversationActionRequested(ConversationScoped):
+    """Command to router: e.g. outbound's after-send option (close, assign to me, transfer)."""
+
+    source = "parley/outbound"
+    type: Literal["parley.conversation.action_requested"] = "parley.conversation.action_requested"
+    schema_version: Literal[1] = 1
+    action: Literal["close", "assign_to_me", "transfer"]
+    actor: str
+    target: Assignee | None = None
+    comment: str | None = None
+    related_message_id: str | None = None

@@ -1,0 +1,65 @@
+"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its broker, database and cache answer)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+Check = Callable[[], Awaitable[object]]
+CHECK_TIMEOUT_S = 2.0
+
+
+def kafka_check(broker: KafkaBroker) -> Check:
+    async def check() -> object:
+        if not await broker.ping(timeout=CHECK_TIMEOUT_S):
+            raise ConnectionError("broker did not answer")
+        return True
+
+    return check
+
+
+def mongo_check(client: AsyncMongoClient[Any]) -> Check:
+    async def check() -> object:
+        return await client.admin.command("ping")
+
+    return check
+
+
+def redis_check(client: Redis) -> Check:
+    async def check() -> object:
+        return await client.ping()
+
+    return check
+
+
+def health_router(checks: Mapping[str, Check]) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz")
+    async def readyz() -> JSONResponse:
+        results = await asyncio.gather(*(_run(check) for check in checks.values()))
+        report = dict(zip(checks.keys(), results, strict=True))
+        ready = all(result == "ok" for result in report.values())
+        return JSONResponse({"status": "ready" if ready else "not_ready", "checks": report},
+                            status_code=200 if ready else 503)
+
+    return router
+
+
+async def _run(check: Check) -> str:
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - any failure means "not ready", reported by type
+        return f"failed: {type(exc).__name__}"
+    return "ok"

@@ -1,0 +1,202 @@
+"""Kafka: the broker factory, the event publisher, topic creation, and the consume-or-dead-letter step."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage as KafkaMessageAnnotation
+from faststream.kafka.message import KafkaMessage
+from pydantic import ValidationError
+
+from parley_common.cloudevents import correlation_id_from, headers_for
+from parley_common.events.dlq import DeadLetter
+from parley_common.events.envelope import Envelope
+from parley_common.logging import bind_correlation_id
+from parley_common.topics import ALL_TOPICS, DEAD_LETTERS, Topic
+
+log = structlog.get_logger(__name__)
+E = TypeVar("E")
+
+
+def make_broker(bootstrap_servers: str, client_id: str, **options: Any) -> KafkaBroker:
+    """A FastStream Kafka broker whose producer waits for all in-sync replicas and never duplicates on retry."""
+    return KafkaBroker(
+        bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        enable_idempotence=True,
+        graceful_timeout=30.0,
+        **options,
+    )
+
+
+class EventPublisher:
+    """Publishes envelopes to their topics with the conversation key and CloudEvents headers."""
+
+    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
+        self._broker = broker
+        self._namespace = namespace
+
+    @property
+    def namespace(self) -> str:
+        return self._namespace
+
+    def topic_name(self, topic: Topic) -> str:
+        return topic.name(self._namespace)
+
+    async def publish(self, event: Envelope, topic: Topic) -> None:
+        await self._broker.publish(
+            event.model_dump_json().encode(),
+            topic=topic.name(self._namespace),
+            key=event.partition_key(),
+            headers=headers_for(event),
+        )
+
+    async def publish_many(self, events: Iterable[tuple[Envelope, Topic]]) -> None:
+        """Publish a batch and wait until every message is acknowledged by the broker."""
+        for event, topic in events:
+            await self.publish(event, topic)
+
+
+class PermanentFailure(Exception):
+    """The message can never be processed (bad reference, rule violation): dead-letter it and move on.
+
+    Any other exception is treated as transient: the offset is not committed and the message comes again."""
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+        self.detail = detail
+
+
+async def consume(
+    message: KafkaMessage,
+    topic: Topic,
+    handle: Callable[[Any], Awaitable[None]],
+    publisher: EventPublisher,
+    service: str,
+) -> None:
+    """Parse one record of `topic` and hand it to `handle`; unparseable records and PermanentFailure go to
+    the dead-letter topic (with the original bytes) so the partition never stalls on a poison message."""
+    raw_headers = {
+        key: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        for key, value in message.headers.items()
+    }
+    bind_correlation_id(correlation_id_from(raw_headers))
+    try:
+        event = topic.parse(message.body)
+    except ValidationError as exc:
+        await dead_letter(publisher, message, topic, service, "invalid_event", _summary(exc), raw_headers)
+        return
+    try:
+        await handle(event)
+    except PermanentFailure as failure:
+        await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
+                          tenant_id=getattr(event, "tenant_id", None))
+
+
+def _summary(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    location = ".".join(str(part) for part in first["loc"])
+    return f"{exc.error_count()} error(s); first at {location or '<root>'}: {first['msg']}"
+
+
+async def dead_letter(
+    publisher: EventPublisher,
+    message: KafkaMessage,
+    topic: Topic,
+    service: str,
+    reason: str,
+    detail: str | None,
+    headers: dict[str, str],
+    tenant_id: str | None = None,
+) -> None:
+    raw = message.raw_message
+    record_key = getattr(raw, "key", None)
+    letter = DeadLetter(
+        occurred_at=datetime.now(UTC),
+        tenant_id=tenant_id or headers.get("ce_tenantid") or "unknown",
+        correlation_id=headers.get("ce_correlationid") or str(message.message_id),
+        service=service,
+        source_topic=topic.name(publisher.namespace),
+        partition=getattr(raw, "partition", None),
+        offset=getattr(raw, "offset", None),
+        reason=reason,
+        detail=detail,
+        original_key_base64=base64.b64encode(record_key).decode() if record_key else None,
+        original_value_base64=base64.b64encode(message.body).decode(),
+        original_headers=headers,
+    )
+    log.warning("dead_lettered", reason=reason, source_topic=letter.source_topic, offset=letter.offset)
+    await publisher.publish(letter, DEAD_LETTERS)
+
+
+async def ensure_topics(bootstrap_servers: str, namespace: str = "", topics: Iterable[Topic] = ALL_TOPICS,
+                        replication_factor: int = 1) -> None:
+    """Create missing topics with their partition counts and configs (local runs and tests; production
+    declares them as Strimzi KafkaTopic resources)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        wanted = [
+            NewTopic(
+                topic.name(namespace),
+                num_partitions=topic.partitions,
+                replication_factor=replication_factor,
+                topic_configs=_topic_configs(topic),
+            )
+            for topic in topics
+            if topic.name(namespace) not in existing
+        ]
+        if wanted:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another process created them first
+                await admin.create_topics(wanted)
+    finally:
+        await admin.close()
+
+
+def _topic_configs(topic: Topic) -> dict[str, str]:
+    return {
+        "cleanup.policy": "compact" if topic.compacted else "delete",
+        "retention.ms": str(topic.retention_ms),
+        "max.message.bytes": str(topic.max_message_bytes),
+    }
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    group_id: str,
+    namespace: str,
+    handle: Callable[[Any], Awaitable[None]],
+    publisher: EventPublisher,
+    service: str,
+    **options: Any,
+) -> None:
+    """Register a consumer of `topic` in `group_id`: offsets are committed only after `handle` returned
+    (or the record was dead-lettered); an exception leaves it uncommitted and it is delivered again."""
+
+    async def on_record(message: KafkaMessageAnnotation) -> None:
+        await consume(message, topic, handle, publisher, service)
+
+    on_record.__name__ = f"{service}_{topic.base_name.replace('.', '_')}"
+    broker.subscriber(
+        topic.name(namespace),
+        group_id=group_id,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{topic.name(namespace)}:{group_id}",
+        description=topic.description,
+        **options,
+    )(on_record)

@@ -1,0 +1,68 @@
+"""The clients one service process holds, and its `main`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from fastapi import FastAPI
+from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from parley_common.health import Check, kafka_check, mongo_check, redis_check
+from parley_common.kafka import EventPublisher, make_broker
+from parley_common.logging import configure_logging
+from parley_common.mongo import mongo_client
+from parley_common.redis import redis_client
+from parley_common.service import serve
+from parley_common.settings import InfraSettings, ServiceSettings, load_settings
+
+S = TypeVar("S", bound=ServiceSettings)
+
+
+class Runtime:
+    """Kafka broker and publisher always; MongoDB and Redis when the service uses them."""
+
+    def __init__(self, service: str, infra: InfraSettings, *, use_mongo: bool, use_redis: bool) -> None:
+        self.service = service
+        self.infra = infra
+        self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}")
+        self.publisher = EventPublisher(self.broker, infra.namespace)
+        self._mongo: AsyncMongoClient[dict[str, Any]] | None = (
+            mongo_client(infra.mongo_uri, f"parley-{service}") if use_mongo else None
+        )
+        self._redis: Redis | None = redis_client(infra.redis_url) if use_redis else None
+
+    @property
+    def db(self) -> AsyncDatabase[dict[str, Any]]:
+        if self._mongo is None:
+            raise RuntimeError(f"{self.service} was built without MongoDB")
+        return self._mongo[self.infra.database_name(self.service)]
+
+    @property
+    def redis(self) -> Redis:
+        if self._redis is None:
+            raise RuntimeError(f"{self.service} was built without Redis")
+        return self._redis
+
+    def readiness(self) -> dict[str, Check]:
+        checks: dict[str, Check] = {"kafka": kafka_check(self.broker)}
+        if self._mongo is not None:
+            checks["mongodb"] = mongo_check(self._mongo)
+        if self._redis is not None:
+            checks["redis"] = redis_check(self._redis)
+        return checks
+
+    async def close(self) -> None:
+        if self._mongo is not None:
+            await self._mongo.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+def run_service(program: str, settings_type: type[S], create_app: Callable[[S], FastAPI]) -> None:
+    """Entry point of a service process: settings (refuse to start on a bad one), logging, HTTP server."""
+    settings = load_settings(settings_type, program)
+    configure_logging(program, settings.infra.log_level, settings.infra.log_json)
+    serve(create_app(settings), settings.host, settings.port)

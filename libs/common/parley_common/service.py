@@ -1,0 +1,94 @@
+"""One way to assemble a service: FastAPI for HTTP, a FastStream Kafka broker started in the lifespan,
+health and readiness, AsyncAPI and OpenAPI documents, error handlers, correlation ids, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from prometheus_client import make_asgi_app
+from structlog.contextvars import bind_contextvars, clear_contextvars
+
+from parley_common.errors import install_error_handlers
+from parley_common.health import Check, health_router
+from parley_common.ids import new_id
+from parley_common.settings import InfraSettings
+
+CORRELATION_HEADER = "X-Correlation-Id"
+Hook = Callable[[], Awaitable[None]]
+log = structlog.get_logger(__name__)
+
+
+def build_service(
+    *,
+    service: str,
+    title: str,
+    infra: InfraSettings,
+    routers: Sequence[APIRouter],
+    readiness: Mapping[str, Check],
+    broker: KafkaBroker | None = None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    description: str = "",
+) -> FastAPI:
+    """`on_startup` hooks run before the broker starts consuming; `on_shutdown` hooks after it stopped."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for hook in on_startup:
+            await hook()
+        if broker is not None:
+            await broker.start()
+        log.info("service_started", service=service)
+        try:
+            yield
+        finally:
+            if broker is not None:
+                await broker.stop()  # waits for in-flight handlers, then commits their offsets
+            for hook in on_shutdown:
+                await hook()
+            log.info("service_stopped", service=service)
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.jwt_secret = infra.jwt_secret.get_secret_value()
+    app.state.service = service
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    for router in routers:
+        app.include_router(router)
+    if broker is not None:
+        _mount_asyncapi(app, broker, title)
+    app.mount("/metrics", make_asgi_app())
+
+    @app.middleware("http")
+    async def correlation(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        clear_contextvars()
+        correlation_id = request.headers.get(CORRELATION_HEADER) or new_id()
+        bind_contextvars(service=service, correlation_id=correlation_id)
+        request.state.correlation_id = correlation_id
+        response = await call_next(request)
+        response.headers[CORRELATION_HEADER] = correlation_id
+        return response
+
+    return app
+
+
+def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
+    spec = AsyncAPI(broker, title=title, version="1.0.0", schema_version="3.0.0").to_specification()
+    return cast(dict[str, Any], spec.to_jsonable())
+
+
+def _mount_asyncapi(app: FastAPI, broker: KafkaBroker, title: str) -> None:
+    @app.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the topics this service uses")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document(broker, title)
+
+
+def serve(app: FastAPI, host: str, port: int) -> None:
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30)

@@ -1,0 +1,69 @@
+"""Settings: one pydantic-settings class per service (env prefix PARLEY_<SVC>_) holding the shared
+infrastructure settings (env prefix PARLEY_). A bad value stops the process with one line naming it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class InfraSettings(BaseSettings):
+    """Where the broker, database and cache are; shared by every service (env prefix PARLEY_)."""
+
+    model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    mongo_uri: str = "mongodb://127.0.0.1:27117/?retryWrites=false&directConnection=true"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    namespace: str = Field(
+        default="",
+        pattern=r"^[a-zA-Z0-9_-]*$",
+        description="isolates a deployment on shared infrastructure: topic prefix, Redis key prefix, database suffix",
+    )
+    channels_file: Path = Path(".run/channels.yaml")
+    jwt_secret: SecretStr = SecretStr("change-me-local-only")
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+    log_json: bool | None = None
+
+    def database_name(self, service: str) -> str:
+        return f"parley_{service}_{self.namespace}" if self.namespace else f"parley_{service}"
+
+    def redis_prefix(self) -> str:
+        return f"{self.namespace}:" if self.namespace else ""
+
+
+class ServiceSettings(BaseSettings):
+    """Base of each service's settings; subclasses set env_prefix PARLEY_<SVC>_."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    infra: InfraSettings = Field(default_factory=InfraSettings)
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def load_settings(cls: type[S], program: str) -> S:
+    try:
+        return cls()
+    except ValidationError as exc:
+        fail_start(program, describe_validation_error(exc, env_prefix=str(cls.model_config.get("env_prefix", ""))))
+
+
+def describe_validation_error(exc: ValidationError, env_prefix: str = "") -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"])
+    name = f"{env_prefix}{field}".upper() if env_prefix else field
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid setting {name}: {first['msg']}{more}"
+
+
+def fail_start(program: str, reason: str) -> NoReturn:
+    print(f"{program}: refusing to start: {reason}", file=sys.stderr)
+    raise SystemExit(2)

@@ -1,0 +1,95 @@
+"""Shared fixtures: real local infrastructure (started on the test profile's ports when the environment
+does not name an existing Kafka/MongoDB/Redis), and a fresh namespace per test so tests never see each
+other's topics, databases or Redis keys."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient
+from redis.asyncio import Redis
+
+from parley_common.kafka import ensure_topics
+from parley_common.mongo import mongo_client
+from parley_common.redis import redis_client
+from parley_common.settings import InfraSettings
+
+REPO = Path(__file__).resolve().parents[1]
+ENV_KEYS = ("PARLEY_KAFKA_BOOTSTRAP", "PARLEY_MONGO_URI", "PARLEY_REDIS_URL")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+        if "e2e" in parts:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def infra_endpoints() -> dict[str, str]:
+    """Kafka, MongoDB and Redis addresses: from the environment when all are set (an existing
+    installation, or `make test`), otherwise the local test-profile servers, started if needed."""
+    if all(os.environ.get(key) for key in ENV_KEYS):
+        return {key: os.environ[key] for key in ENV_KEYS}
+    if os.environ.get("PARLEY_TEST_INFRA", "local") != "local":
+        pytest.exit("PARLEY_TEST_INFRA=containers: set PARLEY_KAFKA_BOOTSTRAP/MONGO_URI/REDIS_URL instead", 2)
+    infra = [sys.executable, str(REPO / "deploy/local/infra.py")]
+    subprocess.run([*infra, "start", "--profile", "test"], check=True, stdout=subprocess.DEVNULL)
+    output = subprocess.run([*infra, "env", "--profile", "test"], check=True, capture_output=True, text=True).stdout
+    endpoints = {}
+    for line in output.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        endpoints[key] = value.strip("'")
+    return endpoints
+
+
+@pytest.fixture
+def namespace() -> str:
+    return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def infra_settings(infra_endpoints: dict[str, str], namespace: str) -> InfraSettings:
+    return InfraSettings(
+        kafka_bootstrap=infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"],
+        mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
+        redis_url=infra_endpoints["PARLEY_REDIS_URL"],
+        namespace=namespace,
+        jwt_secret="test-secret",  # type: ignore[arg-type]
+        log_json=True,
+    )
+
+
+@pytest.fixture
+async def kafka_topics(infra_settings: InfraSettings) -> InfraSettings:
+    """Every registry topic created under this test's namespace."""
+    await ensure_topics(infra_settings.kafka_bootstrap, infra_settings.namespace)
+    return infra_settings
+
+
+@pytest.fixture
+async def mongo(infra_settings: InfraSettings) -> AsyncIterator[AsyncMongoClient[Any]]:
+    client = mongo_client(infra_settings.mongo_uri, "parley-tests")
+    yield client
+    for name in await client.list_database_names():
+        if name.endswith(f"_{infra_settings.namespace}"):
+            await client.drop_database(name)
+    await client.close()
+
+
+@pytest.fixture
+async def redis(infra_settings: InfraSettings) -> AsyncIterator[Redis]:
+    client = redis_client(infra_settings.redis_url)
+    yield client
+    async for key in client.scan_iter(match=f"{infra_settings.redis_prefix()}*"):
+        await client.delete(key)
+    await client.aclose()
