@@ -64,7 +64,7 @@ def infra_settings(infra_endpoints: dict[str, str], namespace: str) -> InfraSett
         mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
         redis_url=infra_endpoints["PARLEY_REDIS_URL"],
         namespace=namespace,
-        jwt_secret="test-secret",  # type: ignore[arg-type]
+        jwt_secret="test-secret-of-at-least-32-bytes-long",  # type: ignore[arg-type]
         log_json=True,
     )
 

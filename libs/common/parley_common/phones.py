@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 import phonenumbers
 
 MIN_DIGITS = 7
@@ -17,7 +19,7 @@ def to_e164(raw: str) -> str:
     WhatsApp sends `wa_id` without '+'; we add it. Raises InvalidPhoneNumber for anything that is not a
     possible number with a country code or has fewer than MIN_DIGITS digits.
     """
-    digits = "".join(ch for ch in raw if ch.isdigit())
+    digits = _ascii_digits(raw)
     if len(digits) < MIN_DIGITS:
         raise InvalidPhoneNumber(f"a phone number needs at least {MIN_DIGITS} digits")
     if digits.startswith("00"):
@@ -29,6 +31,11 @@ def to_e164(raw: str) -> str:
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhoneNumber("not a possible phone number for its country code")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _ascii_digits(raw: str) -> str:
+    """Digits only; digits of any script (e.g. Arabic-Indic, typed on an Arabic keyboard) become ASCII."""
+    return "".join(str(unicodedata.digit(ch)) for ch in raw if unicodedata.digit(ch, None) is not None)
 
 
 def mask(phone: str) -> str:

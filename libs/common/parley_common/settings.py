@@ -53,7 +53,9 @@ def load_settings(cls: type[S], program: str) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        fail_start(program, describe_validation_error(exc, env_prefix=str(cls.model_config.get("env_prefix", ""))))
+        # The shared InfraSettings is built inside the service's settings; name its variable, not a nested one.
+        failing = InfraSettings if exc.title == InfraSettings.__name__ else cls
+        fail_start(program, describe_validation_error(exc, str(failing.model_config.get("env_prefix", ""))))
 
 
 def describe_validation_error(exc: ValidationError, env_prefix: str = "") -> str:
