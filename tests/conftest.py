@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -70,10 +71,17 @@ def infra_settings(infra_endpoints: dict[str, str], namespace: str) -> InfraSett
 
 
 @pytest.fixture
-async def kafka_topics(infra_settings: InfraSettings) -> InfraSettings:
-    """Every registry topic created under this test's namespace."""
+async def kafka_topics(infra_settings: InfraSettings) -> AsyncIterator[InfraSettings]:
+    """Every registry topic created under this test's namespace, deleted afterwards so the broker stays small."""
     await ensure_topics(infra_settings.kafka_bootstrap, infra_settings.namespace)
-    return infra_settings
+    yield infra_settings
+    admin = AIOKafkaAdminClient(bootstrap_servers=infra_settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        prefix = f"{infra_settings.namespace}."
+        await admin.delete_topics([name for name in await admin.list_topics() if name.startswith(prefix)])
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -30,6 +30,10 @@ def to_e164(raw: str) -> str:
         raise InvalidPhoneNumber("not a phone number with a country code") from exc
     if not phonenumbers.is_possible_number(parsed):
         raise InvalidPhoneNumber("not a possible phone number for its country code")
+    if not phonenumbers.is_valid_number(parsed):
+        # Possible but outside the known ranges (new ranges appear before the metadata knows them): keep the
+        # digits as given; the library's normalisation of such numbers is not stable (it strips zeros).
+        return "+" + digits
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
