@@ -7,10 +7,10 @@ bootstrap:
 run: bootstrap
 	@.venv/bin/python deploy/local/run.py
 
-test: bootstrap
+test: bootstrap manifests
 	@deploy/local/test.sh -m "not slow_soak"
 
-test-long: bootstrap
+test-long: bootstrap manifests
 	@deploy/local/test.sh
 
 infra-up: bootstrap
@@ -27,6 +27,9 @@ types: bootstrap
 
 docs: bootstrap
 	@.venv/bin/python -m parley_common.schemas docs/events
+
+manifests: bootstrap
+	@deploy/k8s/validate.sh
 
 clean:
 	rm -rf .run .venv

@@ -1,0 +1,116 @@
+"""JSON schemas for the three custom resources Parley ships (Strimzi KafkaTopic, KEDA ScaledObject, Prometheus
+Operator ServiceMonitor), written by hand from the operators' published CRDs: the fields Parley uses or may
+reasonably use, with the CRDs' types, minimums, enums and required fields. They are stricter than the CRDs in
+one way on purpose: unknown fields are errors here, where the API server would silently prune them.
+
+kubernetes-validate ships no CRD schemas; these subsets keep a typo in a custom resource from passing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STRING: dict[str, Any] = {"type": "string"}
+INT: dict[str, Any] = {"type": "integer"}
+STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": STRING}
+METADATA: dict[str, Any] = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253},
+        "namespace": STRING,
+        "labels": STRING_MAP,
+        "annotations": STRING_MAP,
+    },
+}
+
+
+def _closed(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "additionalProperties": False, "properties": properties, "required": list(required)}
+
+
+def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return _closed(
+        {"apiVersion": {"const": api_version}, "kind": {"const": kind}, "metadata": METADATA, "spec": spec},
+        ("apiVersion", "kind", "metadata", "spec"),
+    )
+
+
+KAFKA_TOPIC = _resource(
+    "kafka.strimzi.io/v1beta2",
+    "KafkaTopic",
+    _closed({
+        "partitions": {"type": "integer", "minimum": 1},
+        "replicas": {"type": "integer", "minimum": 1, "maximum": 32767},
+        "config": {"type": "object"},
+        "topicName": STRING,
+    }),
+)
+
+_TRIGGER = _closed(
+    {
+        "type": STRING,
+        "name": STRING,
+        "metadata": STRING_MAP,
+        "metricType": {"enum": ["AverageValue", "Value", "Utilization"]},
+        "useCachedMetrics": {"type": "boolean"},
+        "authenticationRef": _closed({"name": STRING, "kind": {"enum": ["TriggerAuthentication",
+                                                                         "ClusterTriggerAuthentication"]}},
+                                     ("name",)),
+    },
+    ("type", "metadata"),
+)
+
+SCALED_OBJECT = _resource(
+    "keda.sh/v1alpha1",
+    "ScaledObject",
+    _closed(
+        {
+            "scaleTargetRef": _closed(
+                {"apiVersion": STRING, "kind": STRING, "name": STRING, "envSourceContainerName": STRING}, ("name",)
+            ),
+            "pollingInterval": INT,
+            "cooldownPeriod": INT,
+            "initialCooldownPeriod": INT,
+            "idleReplicaCount": INT,
+            "minReplicaCount": {"type": "integer", "minimum": 0},
+            "maxReplicaCount": {"type": "integer", "minimum": 1},
+            "advanced": {"type": "object"},
+            "fallback": _closed({"failureThreshold": INT, "replicas": INT}, ("failureThreshold", "replicas")),
+            "triggers": {"type": "array", "minItems": 1, "items": _TRIGGER},
+        },
+        ("scaleTargetRef", "triggers"),
+    ),
+)
+
+_ENDPOINT = _closed({
+    "port": STRING,
+    "targetPort": {"type": ["integer", "string"]},
+    "path": STRING,
+    "scheme": {"enum": ["http", "https"]},
+    "interval": {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?"
+                                              r"(([0-9]+)s)?(([0-9]+)ms)?)$"},
+    "scrapeTimeout": STRING,
+    "honorLabels": {"type": "boolean"},
+    "relabelings": {"type": "array"},
+    "metricRelabelings": {"type": "array"},
+})
+
+SERVICE_MONITOR = _resource(
+    "monitoring.coreos.com/v1",
+    "ServiceMonitor",
+    _closed(
+        {
+            "selector": {"type": "object"},
+            "namespaceSelector": {"type": "object"},
+            "jobLabel": STRING,
+            "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
+        },
+        ("selector",),
+    ),
+)
+
+CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): KAFKA_TOPIC,
+    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
+    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
+}

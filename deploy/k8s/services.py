@@ -1,0 +1,113 @@
+"""What Kubernetes needs to know about each Parley service: its port, the topics it consumes (KEDA scales on
+their lag), the stores it talks to (NetworkPolicy egress), the HTTP paths the Ingress routes to it, its size.
+
+The manifests in base/ are generated from this table and the topic registry by generate.py; edit here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from parley_common.topics import (
+    CONTACTS_EVENTS,
+    CONVERSATIONS_COMMANDS,
+    INBOUND_ATTACHMENTS,
+    INBOUND_MESSAGES,
+    INBOUND_STATUSES,
+    MEDIA_EVENTS,
+    MEDIA_RETRIES,
+    OUTBOUND_MESSAGES,
+    OUTBOUND_REQUESTS,
+    Topic,
+)
+
+KAFKA, MONGODB, REDIS, OBJECT_STORAGE, PROVIDER_APIS = "kafka", "mongodb", "redis", "object-storage", "provider-apis"
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu_request: str = "250m"
+    memory_request: str = "256Mi"
+    cpu_limit: str = "1"
+    memory_limit: str = "512Mi"
+    tmp_size: str = "256Mi"  # /tmp (emptyDir): uploads larger than 1 MB are spooled there
+
+
+@dataclass(frozen=True)
+class Consumer:
+    """One subscription: KEDA reads the lag of `group` on `topic`. Must match the service's `subscribe(...)`
+    calls (tests/deploy/test_routes.py compares it with the service's AsyncAPI document)."""
+
+    topic: Topic
+    group: str
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    port: int
+    consumes: tuple[Consumer, ...]
+    talks_to: tuple[str, ...]
+    webhook_paths: tuple[str, ...] = ()  # public: providers call them (signature-checked)
+    api_paths: tuple[str, ...] = ()  # JWT-protected /v1 APIs
+    resources: Resources = Resources()
+
+    @property
+    def app(self) -> str:
+        return f"parley-{self.name}"
+
+    @property
+    def env_prefix(self) -> str:
+        return f"PARLEY_{self.name.upper()}_"
+
+    @property
+    def max_consumers(self) -> int:
+        """More replicas than a consumed topic has partitions would sit idle on that topic."""
+        return min(consumer.topic.partitions for consumer in self.consumes)
+
+
+def _one_group(group: str, *topics: Topic) -> tuple[Consumer, ...]:
+    return tuple(Consumer(topic, group) for topic in topics)
+
+
+def _group_per_topic(prefix: str, *topics: Topic, drop_parley: bool = False) -> tuple[Consumer, ...]:
+    """One group per topic, `<prefix>.<topic>` (router) or `<prefix>.<topic without "parley.">` (media)."""
+
+    def suffix(topic: Topic) -> str:
+        return topic.base_name.removeprefix("parley.") if drop_parley else topic.base_name
+
+    return tuple(Consumer(topic, f"{prefix}.{suffix(topic)}") for topic in topics)
+
+
+SERVICES: tuple[Service, ...] = (
+    Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",)),
+    Service(
+        "contacts", 8002, consumes=_one_group("parley-contacts", INBOUND_MESSAGES),
+        talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",),
+    ),
+    Service(
+        "router", 8003,
+        consumes=_group_per_topic(
+            "parley-router", INBOUND_MESSAGES, OUTBOUND_MESSAGES, CONTACTS_EVENTS, MEDIA_EVENTS, CONVERSATIONS_COMMANDS
+        ),
+        talks_to=(KAFKA, MONGODB, REDIS),
+        api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing"),
+    ),
+    Service(
+        "outbound", 8004,
+        consumes=(
+            Consumer(INBOUND_MESSAGES, "outbound-windows"),
+            Consumer(CONTACTS_EVENTS, "outbound-contacts"),
+            Consumer(INBOUND_STATUSES, "outbound-statuses"),
+            Consumer(OUTBOUND_REQUESTS, "outbound-sender"),
+        ),
+        talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
+        api_paths=("/v1/messages", "/v1/templates", "/v1/windows"),
+    ),
+    Service(
+        "media", 8005, consumes=_group_per_topic(
+            "parley-media", INBOUND_MESSAGES, INBOUND_ATTACHMENTS, MEDIA_RETRIES, drop_parley=True
+        ),
+        talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
+        resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
+    ),
+)

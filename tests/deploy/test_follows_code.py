@@ -1,0 +1,166 @@
+"""The manifests follow the services' real code: the API Ingress routes every /v1 resource a service serves to
+that service (webhooks to ingest), and KEDA watches exactly the (topic, consumer group) pairs each service
+subscribes to — read from the service's OpenAPI document and its broker's subscribers, so neither can drift
+unnoticed; and every PARLEY_* variable the manifests or the compose file set is a setting the code reads."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
+from pydantic_settings import BaseSettings
+
+import parley_common.runtime
+from parley_common.kafka import make_broker
+from parley_common.mongo import mongo_client
+from parley_common.redis import redis_client
+from parley_common.settings import InfraSettings
+
+REPO = Path(__file__).resolve().parents[2]
+CHANNELS = REPO / "deploy" / "k8s" / "overlays" / "dev" / "channels.dev.yaml"
+SERVICE_NAMES = ["ingest", "contacts", "router", "outbound", "media"]
+
+
+def settings_type(service: str) -> type[BaseSettings]:
+    module = importlib.import_module(f"parley_{service}.settings")
+    return next(
+        value
+        for name, value in vars(module).items()
+        if name.endswith("Settings") and name != "ServiceSettings" and isinstance(value, type)
+    )
+
+
+@dataclass
+class Built:
+    app: FastAPI
+    broker: KafkaBroker
+    stores: set[str]  # "mongodb", "redis": the clients its Runtime made
+
+
+@pytest.fixture(scope="module")
+def built() -> dict[str, Built]:
+    """Each service's app as create_app builds it (nothing connects until the lifespan starts), with the Kafka
+    broker and the store clients its Runtime made, caught on the way so they can be compared with the manifests."""
+    result = {}
+    with pytest.MonkeyPatch.context() as patch:
+        for service in SERVICE_NAMES:
+            brokers: list[KafkaBroker] = []
+            stores: set[str] = set()
+
+            def catch(*args: Any, _brokers: list[KafkaBroker] = brokers, **kwargs: Any) -> KafkaBroker:
+                _brokers.append(make_broker(*args, **kwargs))
+                return _brokers[-1]
+
+            def noting(store: str, make: Any, _stores: set[str] = stores) -> Any:
+                def wrapper(*args: Any, **kwargs: Any) -> Any:
+                    _stores.add(store)
+                    return make(*args, **kwargs)
+
+                return wrapper
+
+            patch.setattr(parley_common.runtime, "make_broker", catch)
+            patch.setattr(parley_common.runtime, "mongo_client", noting("mongodb", mongo_client))
+            patch.setattr(parley_common.runtime, "redis_client", noting("redis", redis_client))
+            settings = settings_type(service)(infra=InfraSettings(channels_file=CHANNELS))
+            app = importlib.import_module(f"parley_{service}.app").create_app(settings)
+            assert len(brokers) == 1
+            result[service] = Built(app, brokers[0], stores)
+    return result
+
+
+def served_prefixes(app: FastAPI) -> set[str]:
+    """`/v1/<resource>` and `/webhooks` prefixes of the app's HTTP paths."""
+    prefixes = set()
+    for path in app.openapi()["paths"]:
+        parts = path.split("/")
+        if len(parts) > 2 and parts[1] == "v1":
+            prefixes.add(f"/v1/{parts[2]}")
+        elif len(parts) > 1 and parts[1] == "webhooks":
+            prefixes.add("/webhooks")
+    return prefixes
+
+
+def subscriptions(broker: KafkaBroker) -> set[tuple[str, str]]:
+    """(topic, consumer group) of every subscriber that joins a group; a group-less subscriber (each pod reads
+    everything, e.g. router's live updates) has no lag to scale on."""
+    return {
+        (topic, subscriber.group_id)
+        for subscriber in broker.subscribers
+        if getattr(subscriber, "group_id", None)
+        for topic in subscriber.topic_names
+    }
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_served_path_is_routed_to_its_service(
+    services: ModuleType, built: dict[str, Built], service: str
+) -> None:
+    svc = next(s for s in services.SERVICES if s.name == service)
+    assert served_prefixes(built[service].app) == set(svc.api_paths) | set(svc.webhook_paths), (
+        f"update {service}'s paths in deploy/k8s/services.py and run python deploy/k8s/generate.py"
+    )
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_keda_watches_the_groups_the_service_subscribes_with(
+    services: ModuleType, built: dict[str, Built], service: str
+) -> None:
+    svc = next(s for s in services.SERVICES if s.name == service)
+    declared = {(consumer.topic.base_name, consumer.group) for consumer in svc.consumes}
+    assert subscriptions(built[service].broker) == declared, (
+        f"update {service}'s consumers in deploy/k8s/services.py and run python deploy/k8s/generate.py"
+    )
+
+
+def test_prefixes_are_read_from_the_paths() -> None:
+    app = FastAPI()
+    app.get("/v1/contacts/{contact_id}")(lambda contact_id: None)
+    app.post("/webhooks/{channel_type}/{channel_id}")(lambda channel_type, channel_id: None)
+    app.get("/healthz")(lambda: None)
+    assert served_prefixes(app) == {"/v1/contacts", "/webhooks"}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_network_policy_lets_each_service_reach_the_stores_it_uses(
+    services: ModuleType, built: dict[str, Built], service: str
+) -> None:
+    svc = next(s for s in services.SERVICES if s.name == service)
+    declared = {store for store in (services.MONGODB, services.REDIS) if store in svc.talks_to}
+    assert built[service].stores == declared
+
+
+def setting_exists(variable: str) -> bool:
+    for service in SERVICE_NAMES:
+        prefix = f"PARLEY_{service.upper()}_"
+        if variable.startswith(prefix):
+            return variable.removeprefix(prefix).lower() in settings_type(service).model_fields
+    return variable.removeprefix("PARLEY_").lower() in InfraSettings.model_fields
+
+
+def test_every_variable_set_is_a_setting(validate: ModuleType, rendered: dict[str, list[dict[str, Any]]]) -> None:
+    variables = set()
+    for objects in rendered.values():
+        for obj in objects:
+            if obj["kind"] in {"ConfigMap", "Secret"}:
+                variables |= set(obj.get("data", {}))
+        for deployment in validate.by_kind(objects, "Deployment").values():
+            variables |= {item["name"] for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    compose = yaml.safe_load((REPO / "deploy" / "compose" / "compose.yaml").read_text())["services"]
+    for service in SERVICE_NAMES:
+        variables |= set(compose[service]["environment"])
+    parley = {variable for variable in variables if variable.startswith("PARLEY_")}
+    assert len(parley) > 10
+    assert {variable for variable in parley if not setting_exists(variable)} == set()
+
+
+def test_a_misspelt_variable_is_not_a_setting() -> None:
+    assert setting_exists("PARLEY_MEDIA_S3_BUCKET")
+    assert not setting_exists("PARLEY_MEDIA_S3_BUCKETS")
+    assert not setting_exists("PARLEY_KAFKA_BOOTSTRAP_SERVERS")

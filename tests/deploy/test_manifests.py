@@ -1,0 +1,175 @@
+"""Every rendered object is valid against its schema, and the workloads follow the platform rules of issue 8."""
+
+from __future__ import annotations
+
+import copy
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+Objects = list[dict[str, Any]]
+OVERLAYS = ["dev", "production"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_is_valid(validate: ModuleType, rendered: dict[str, Objects], overlay: str) -> None:
+    problems = {validate.name(obj): validate.problems(obj) for obj in rendered[overlay]}
+    assert {name: found for name, found in problems.items() if found} == {}
+
+
+def test_the_validator_rejects_an_unknown_field_and_a_wrong_type(validate: ModuleType, dev: Objects) -> None:
+    deployment = copy.deepcopy(validate.by_kind(dev, "Deployment")["parley-ingest"])
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenessProbes"] = {}
+    assert validate.problems(deployment)
+    topic = copy.deepcopy(next(iter(validate.by_kind(dev, "KafkaTopic").values())))
+    topic["spec"]["partitions"] = "12"
+    assert validate.problems(topic)
+    scaled = copy.deepcopy(next(iter(validate.by_kind(dev, "ScaledObject").values())))
+    scaled["spec"]["maxReplicas"] = 3  # the HPA's spelling, not KEDA's
+    assert validate.problems(scaled)
+
+
+def test_an_object_without_a_schema_fails_instead_of_being_skipped(validate: ModuleType) -> None:
+    unknown = {"apiVersion": "example.com/v1", "kind": "Gadget", "metadata": {"name": "x"}, "spec": {}}
+    assert validate.problems(unknown)
+
+
+def _container(deployment: dict[str, Any]) -> dict[str, Any]:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_deployments_have_probes_resources_and_a_hardened_pod(
+    validate: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    deployments = validate.by_kind(rendered[overlay], "Deployment")
+    assert len(deployments) == 5
+    for deployment in deployments.values():
+        pod = deployment["spec"]["template"]["spec"]
+        container = _container(deployment)
+        assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["startupProbe"]["httpGet"]["path"] == "/healthz"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+        assert "memory" in container["resources"]["limits"]
+        # preStop pause + uvicorn's 30 s for requests + the broker's 30 s for handlers and commits, before SIGKILL
+        assert pod["terminationGracePeriodSeconds"] >= 70
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        assert container["securityContext"]["allowPrivilegeEscalation"] is False
+        assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["runAsUser"] != 0
+        keys = {spread["topologyKey"] for spread in pod["topologySpreadConstraints"]}
+        assert keys == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        assert "replicas" not in deployment["spec"], "the autoscaler owns the replica count"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_settings_come_from_the_configmap_and_channels_from_a_secret(
+    validate: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    config_maps = validate.by_kind(rendered[overlay], "ConfigMap")
+    for deployment in validate.by_kind(rendered[overlay], "Deployment").values():
+        container = _container(deployment)
+        sources = [source.get("configMapRef", {}).get("name") for source in container["envFrom"]]
+        assert any(name in config_maps for name in sources)
+        volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["channels"]["secret"]["secretName"].startswith("parley-channels")
+        env = {item["name"]: item["value"] for item in container["env"]}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "channels")
+        assert env["PARLEY_CHANNELS_FILE"].startswith(mount["mountPath"] + "/")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_each_service_has_its_service_pdb_policy_and_exactly_one_autoscaler(
+    validate: ModuleType, services: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    objects = rendered[overlay]
+    hpas, scaled = validate.by_kind(objects, "HorizontalPodAutoscaler"), validate.by_kind(objects, "ScaledObject")
+    for svc in services.SERVICES:
+        for kind in ("Service", "PodDisruptionBudget", "NetworkPolicy", "ServiceAccount"):
+            assert svc.app in validate.by_kind(objects, kind), f"{kind} {svc.app}"
+        assert (svc.app in hpas) != (svc.app in scaled), f"{svc.app}: one autoscaler, not two"
+        assert (svc.app in scaled) == bool(svc.consumes), "consumers scale on lag, HTTP-only services on CPU"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_consumers_never_scale_above_their_topics_partitions(
+    validate: ModuleType, services: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    topics = {t["spec"]["topicName"]: t for t in validate.by_kind(rendered[overlay], "KafkaTopic").values()}
+    for svc in services.SERVICES:
+        scaled = validate.by_kind(rendered[overlay], "ScaledObject").get(svc.app)
+        if scaled is None:
+            continue
+        lag = [trigger for trigger in scaled["spec"]["triggers"] if trigger["type"] == "kafka"]
+        pairs = {(trigger["metadata"]["topic"], trigger["metadata"]["consumerGroup"]) for trigger in lag}
+        assert pairs == {(consumer.topic.base_name, consumer.group) for consumer in svc.consumes}
+        for trigger in lag:
+            partitions = topics[trigger["metadata"]["topic"]]["spec"]["partitions"]
+            assert scaled["spec"]["maxReplicaCount"] <= partitions
+
+
+def _ingress_sources(policy: dict[str, Any]) -> set[str]:
+    return {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for rule in policy["spec"].get("ingress", [])
+        for peer in rule["from"]
+    }
+
+
+def test_only_the_ingress_controller_and_prometheus_reach_the_pods(
+    validate: ModuleType, services: ModuleType, production: Objects
+) -> None:
+    policies = validate.by_kind(production, "NetworkPolicy")
+    assert policies["parley-default-deny"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
+    for svc in services.SERVICES:
+        expected = {"monitoring"} | ({"ingress-nginx"} if svc.webhook_paths or svc.api_paths else set())
+        assert _ingress_sources(policies[svc.app]) == expected
+
+
+def test_egress_only_to_what_each_service_uses(validate: ModuleType, production: Objects) -> None:
+    policies = validate.by_kind(production, "NetworkPolicy")
+
+    def ports(name: str) -> set[int]:
+        return {port["port"] for rule in policies[name]["spec"]["egress"] for port in rule["ports"]}
+
+    assert ports("parley-ingest") == {53, 9092, 9093, 6379, 26379}
+    assert ports("parley-contacts") == {53, 9092, 9093, 27017}
+    assert 443 in ports("parley-outbound") and 443 in ports("parley-media")
+    assert 443 not in ports("parley-router")
+
+
+def test_webhooks_reach_only_ingest_and_apis_reach_their_owner(
+    validate: ModuleType, services: ModuleType, production: Objects
+) -> None:
+    ingresses = validate.by_kind(production, "Ingress")
+
+    def routes(name: str) -> dict[str, str]:
+        paths = ingresses[name]["spec"]["rules"][0]["http"]["paths"]
+        return {path["path"]: path["backend"]["service"]["name"] for path in paths}
+
+    assert set(routes("parley-webhooks").values()) == {"parley-ingest"}
+    expected = {path: svc.app for svc in services.SERVICES for path in svc.api_paths}
+    assert routes("parley-api") == expected
+    for ingress in ingresses.values():
+        assert ingress["spec"]["tls"], "production terminates TLS"
+
+
+def test_service_monitor_scrapes_every_service(validate: ModuleType, production: Objects) -> None:
+    monitor = validate.by_kind(production, "ServiceMonitor")["parley"]
+    wanted = monitor["spec"]["selector"]["matchLabels"]
+    assert monitor["spec"]["endpoints"][0] == {**monitor["spec"]["endpoints"][0], "port": "http", "path": "/metrics"}
+    for service in validate.by_kind(production, "Service").values():
+        assert wanted.items() <= service["metadata"]["labels"].items()
+        assert [port["name"] for port in service["spec"]["ports"]] == ["http"]
+
+
+def test_production_pins_image_tags(validate: ModuleType, production: Objects) -> None:
+    for deployment in validate.by_kind(production, "Deployment").values():
+        image = _container(deployment)["image"]
+        tag = image.rsplit(":", 1)[-1]
+        assert ":" in image and tag != "latest" and tag[0].isdigit(), image
