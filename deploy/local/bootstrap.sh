@@ -18,7 +18,7 @@ pick_python() {
 }
 
 inputs_hash() {
-  cat constraints.txt requirements-dev.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1
+  cat constraints.txt requirements-dev.txt deploy/requirements.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1
 }
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -30,7 +30,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(inputs_hash)" ]; then
   echo "bootstrap: installing Python packages (pinned by constraints.txt)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
     -r requirements-dev.txt -e libs/common \
-    -e services/ingest -e services/contacts -e services/router -e services/outbound -e services/media
+    -e services/ingest -e services/contacts -e services/router -e "services/outbound[test]" -e "services/media[test]"
   inputs_hash > "$STAMP"
 fi
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -200,3 +202,64 @@ def subscribe(
         description=topic.description,
         **options,
     )(on_record)
+
+
+@dataclass(frozen=True)
+class _RecordView:
+    """One record of a batch, shaped like the single-record message that `consume` reads."""
+
+    body: bytes
+    headers: dict[str, Any]
+    raw_message: Any
+    message_id: str
+
+
+def subscribe_batch(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    group_id: str,
+    namespace: str,
+    handle: Callable[[Any], Awaitable[None]],
+    publisher: EventPublisher,
+    service: str,
+    max_records: int = 64,
+    concurrency: int = 64,
+    batch_timeout_ms: int = 50,
+) -> None:
+    """Like `subscribe`, for handlers that wait mostly on the network (provider calls, downloads): records of a
+    batch are grouped by key, so different conversations are handled concurrently while one conversation's
+    records stay in order. The batch is committed only after every record was handled or dead-lettered; any
+    other error redelivers the whole batch, which idempotent handlers absorb."""
+    # Bounded: each key in flight holds connections from finite database and cache pools.
+    slots = asyncio.Semaphore(concurrency)
+
+    async def in_order(records: list[Any]) -> None:
+        async with slots:
+            for record in records:
+                view = _RecordView(record.value or b"", dict(record.headers or ()), record,
+                                   f"{record.topic}-{record.partition}-{record.offset}")
+                await consume(cast(KafkaMessage, view), topic, handle, publisher, service)
+
+    async def on_batch(message: KafkaMessageAnnotation) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        by_key: dict[bytes, list[Any]] = {}
+        for record in records:
+            by_key.setdefault(record.key or b"", []).append(record)
+        results = await asyncio.gather(*(in_order(group) for group in by_key.values()), return_exceptions=True)
+        failures = [result for result in results if isinstance(result, BaseException)]
+        if failures:
+            raise failures[0]
+
+    on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batch"
+    broker.subscriber(
+        topic.name(namespace),
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=batch_timeout_ms,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        title=f"{topic.name(namespace)}:{group_id}",
+        description=topic.description,
+    )(on_batch)

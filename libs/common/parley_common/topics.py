@@ -14,7 +14,7 @@ from parley_common.events.contacts import ContactsTopicEvent
 from parley_common.events.conversations import ConversationActionRequested, ConversationChanged
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived, MessageReceived
-from parley_common.events.media import MediaTopicEvent
+from parley_common.events.media import MediaTopicEvent, RetryMediaFetch
 from parley_common.events.outbound import OutboundMessageUpdated, SendMessage
 
 DAY_MS = 24 * 3600 * 1000
@@ -92,6 +92,10 @@ MEDIA_EVENTS = Topic(
     "parley.media.events.v1", MediaTopicEvent, 12, CONVERSATION_KEY,
     "Attachments stored, failed, expired (media).",
 )
+MEDIA_RETRIES = Topic(
+    "parley.media.retries.v1", RetryMediaFetch, 6, CONVERSATION_KEY,
+    "Attachment downloads to try again later, with backoff (media to itself).",
+)
 DEAD_LETTERS = Topic(
     "parley.dlq.v1", DeadLetter, 3, "tenant",
     "Messages a consumer could not process: reason and original bytes. Nothing is dropped silently.",
@@ -101,4 +105,5 @@ DEAD_LETTERS = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (
     INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS,
     CONVERSATIONS_COMMANDS, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, MEDIA_EVENTS, DEAD_LETTERS,
+    MEDIA_RETRIES,
 )

@@ -1,4 +1,6 @@
 import json
+import logging
+import sys
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -87,10 +89,15 @@ def test_json_logs_carry_the_bound_correlation_id(capsys: pytest.CaptureFixture[
 
     clear_contextvars()
     configure_logging("test", json=True)
-    bind_contextvars(correlation_id="corr-42")
-    structlog.get_logger().info("hello", body="secret words")
-    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    try:
+        bind_contextvars(correlation_id="corr-42")
+        structlog.get_logger().info("hello", body="secret words")
+        line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    finally:
+        # configure_logging bound pytest's captured stderr, which closes after this test.
+        clear_contextvars()
+        structlog.reset_defaults()
+        logging.basicConfig(stream=sys.__stderr__, force=True)
     assert line["correlation_id"] == "corr-42"
     assert line["service"] == "test"
     assert line["body"] == "[redacted]"
-    clear_contextvars()

@@ -23,12 +23,29 @@ class ConversationChanged(ConversationScoped):
     type: Literal["parley.conversation.changed"] = "parley.conversation.changed"
     schema_version: Literal[1] = 1
     conversation_id: str
-    change: str = Field(description="opened, assigned, transferred, status_changed, closed, reopened, …")
+    change: str = Field(description="opened, message_appended, assigned, offered, offer_expired, transferred, "
+                                    "status_changed, closed (comment = closing note), reopened, note_added, …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")
     comment: str | None = None
     changed_at: AwareDatetime
+    # Added (optional, backward compatible): the rest of the state, so a projection needs no other source.
+    previous_assignee: Assignee | None = None
+    team_id: str | None = None
+    priority: int | None = None
+    archived: bool | None = None
+    unanswered: bool | None = None
+    channel_type: str | None = None
+    offer_expires_at: AwareDatetime | None = None
+    snoozed_until: AwareDatetime | None = None
+    entry_id: str | None = Field(default=None, description="timeline entry, for message_appended / note_added")
+
+
+CONVERSATION_CHANGES = (
+    "opened", "message_appended", "assigned", "offered", "offer_expired", "transferred", "status_changed",
+    "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed",
+)
 
 
 class ConversationActionRequested(ConversationScoped):

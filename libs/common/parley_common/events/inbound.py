@@ -195,6 +195,9 @@ class Pricing(Frozen):
     conversation_id: str | None = None
     conversation_origin: str | None = None
     conversation_expires_at: datetime | None = None
+    pricing_type: str | None = Field(
+        default=None, description="WhatsApp pricing.type: regular, free_customer_service, free_entry_point"
+    )
 
 
 class DeliveryStatusReported(ConversationScoped):
@@ -210,6 +213,11 @@ class DeliveryStatusReported(ConversationScoped):
     errors: tuple[ProviderError, ...] = ()
     pricing: Pricing | None = None
     raw: dict[str, Any] | None = None
+    watermark: AwareDatetime | None = Field(
+        default=None,
+        description="Messenger delivery/read watermark, Viber seen: every message sent to this customer at or "
+        "before this time has this status (provider_message_id may then be a synthetic 'watermark:…' id)",
+    )
 
 
 class EmailAttachmentReceived(ConversationScoped):

@@ -6,7 +6,9 @@ from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, Field
 
+from parley_common.events.common import ChannelType
 from parley_common.events.envelope import ConversationScoped
+from parley_common.events.inbound import MediaPart
 
 
 class MediaEvent(ConversationScoped):
@@ -24,6 +26,9 @@ class MediaStored(MediaEvent):
     size_bytes: int
     sha256: str
     expires_at: AwareDatetime
+    # Added (optional, backward compatible).
+    media_kind: str | None = Field(default=None, description="image, audio, video or document (from the bytes)")
+    has_thumbnail: bool = False
 
 
 class MediaFailed(MediaEvent):
@@ -40,3 +45,23 @@ class MediaExpired(MediaEvent):
 
 
 MediaTopicEvent = Annotated[MediaStored | MediaFailed | MediaExpired, Field(discriminator="type")]
+
+
+class RetryMediaFetch(ConversationScoped):
+    """Command from media to itself (parley.media.retries.v1): download this attachment again at `not_before`.
+
+    A failed download never holds up the inbound message: it leaves through this topic with backoff, and
+    after the last attempt becomes MediaFailed plus a dead letter with the reason."""
+
+    source = "parley/media"
+    type: Literal["parley.media.fetch_retry"] = "parley.media.fetch_retry"
+    schema_version: Literal[1] = 1
+    media_id: str
+    channel_type: ChannelType
+    provider_message_id: str
+    part: MediaPart
+    attempt: int = Field(ge=1, description="attempts already made")
+    not_before: AwareDatetime
+    received_at: AwareDatetime = Field(description="when the message carrying the attachment arrived")
+    last_reason: str | None = None
+    last_detail: str | None = None

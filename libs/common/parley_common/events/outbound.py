@@ -102,3 +102,7 @@ class OutboundMessageUpdated(ConversationScoped):
     status_at: AwareDatetime
     error: ProviderError | None = None
     reason: str | None = Field(default=None, description="machine-readable reason for refused / failed")
+    pricing_category: Literal["service", "utility", "marketing", "authentication"] | None = Field(
+        default=None, description="the channel's pricing category this message falls into (WhatsApp)")
+    free: bool | None = Field(default=None, description="whether the channel charges nothing for it")
+    rendered_text: str | None = Field(default=None, description="the text as the customer sees it (timeline)")
