@@ -1,29 +1,75 @@
-"""Wiring of the ingest service: settings, broker, handlers, HTTP app."""
+"""Wiring of the ingest service: settings, Kafka link, Redis de-dup, webhook routes, HTTP app."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import structlog
 from fastapi import FastAPI
 
+from parley_common.channels import Channels, load_channels_or_exit
+from parley_common.health import redis_check
+from parley_common.kafka import make_broker
+from parley_common.logging import configure_logging
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import build_service
+from parley_common.service import asyncapi_document, build_service
+from parley_common.settings import load_settings
+from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES
+from parley_ingest.adapters.dedup import DedupStore
+from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
+from parley_ingest.domain.providers import plugins_for
+from parley_ingest.handlers.intake import Intake
+from parley_ingest.handlers.webhooks import Limits, webhook_router
 from parley_ingest.settings import IngestSettings
 
 SERVICE = "ingest"
+TITLE = "Parley ingest"
+PRODUCED = (INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, DEAD_LETTERS)
+log = structlog.get_logger(__name__)
 
 
-def create_app(settings: IngestSettings) -> FastAPI:
-    runtime = Runtime(SERVICE, settings.infra, use_mongo=False, use_redis=True)
-    return build_service(
+def create_app(settings: IngestSettings, channels: Channels | None = None) -> FastAPI:
+    channels = channels or load_channels_or_exit(settings.infra.channels_file, "parley-ingest")
+    runtime = Runtime(SERVICE, settings.infra, use_mongo=False, use_redis=True)  # its broker stays unused
+    # Email attachments travel as events up to the attachments topic's limit: the producer must allow them.
+    broker = make_broker(settings.infra.kafka_bootstrap, client_id=f"parley-{SERVICE}",
+                         max_request_size=INBOUND_ATTACHMENTS.max_message_bytes)
+    for topic in PRODUCED:  # declared for the AsyncAPI document; publishing goes through AckedPublisher
+        broker.publisher(topic.name(settings.infra.namespace), title=topic.name(settings.infra.namespace),
+                         description=topic.description, schema=topic.payload)
+    link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
+    intake = Intake(link, DedupStore(runtime.redis, settings.dedup_ttl_seconds), settings.infra.redis_prefix())
+
+    async def connect_kafka() -> None:
+        # Not fatal: while Kafka is away the service stays up and answers 503, so providers keep retrying.
+        if not await link.connect():
+            log.warning("ingest_started_without_kafka")
+
+    app = build_service(
         service=SERVICE,
-        title="Parley ingest",
+        title=TITLE,
         description="webhook receivers: verify, normalise, de-duplicate, publish",
         infra=settings.infra,
-        routers=[],
-        readiness=runtime.readiness(),
-        broker=runtime.broker,
-        on_shutdown=[runtime.close],
+        routers=[webhook_router(channels, intake, Limits(settings.max_body_bytes, settings.max_email_bytes),
+                                plugins_for(channels))],
+        readiness={"kafka": link.check, "redis": redis_check(runtime.redis)},
+        on_startup=[connect_kafka],
+        on_shutdown=[link.close, runtime.close],
     )
+
+    @app.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the topics ingest produces")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document(broker, TITLE)
+
+    return app
 
 
 def main() -> None:
     run_service("parley-ingest", IngestSettings, create_app)
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ASGI servers started by their own CLI (`uvicorn --factory`, `granian --factory`)."""
+    settings = load_settings(IngestSettings, "parley-ingest")
+    configure_logging("parley-ingest", settings.infra.log_level, settings.infra.log_json)
+    return create_app(settings)

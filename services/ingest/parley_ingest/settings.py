@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from parley_common.settings import ServiceSettings
+
+MIB = 1024 * 1024
+DAY_SECONDS = 24 * 3600
 
 
 class IngestSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_INGEST_", extra="ignore")
 
     port: int = 8001
+    max_body_bytes: int = Field(default=4 * MIB, ge=1024,
+                                description="JSON webhooks; Meta batches up to 1,000 updates and 3 MB")
+    max_email_bytes: int = Field(default=25 * MIB, ge=1024,
+                                 description="raw RFC 822 messages; an attachment travels base64-encoded (+33 %) "
+                                             "on parley.inbound.attachments.v1, whose limit is 36 MiB")
+    dedup_ttl_seconds: int = Field(default=8 * DAY_SECONDS, ge=7 * DAY_SECONDS,
+                                   description="longer than WhatsApp's 7 days of retries")
+    publish_timeout_seconds: float = Field(default=10.0, gt=0,
+                                           description="wait this long for Kafka's acks, then answer 503")

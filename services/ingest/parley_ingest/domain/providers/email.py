@@ -1,0 +1,157 @@
+"""Inbound email: a raw RFC 822 message POSTed by the mail relay with a per-channel bearer secret.
+
+The message becomes one MessageReceived; each attachment's bytes travel as EmailAttachmentReceived (to media,
+inside the cluster) and the message references them with MediaPart(source="email_attachment")."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
+from typing import Any
+
+from parley_common.channels import AnyChannel, EmailChannel
+from parley_common.events.common import ChannelType
+from parley_common.events.inbound import (
+    ContentPart,
+    Customer,
+    EmailAttachmentReceived,
+    EmailHeaders,
+    MediaKind,
+    MediaPart,
+    TextPart,
+)
+from parley_ingest.domain.model import (
+    Batch,
+    MalformedPayload,
+    Normalised,
+    RequestContext,
+    envelope_fields,
+    message_event,
+)
+from parley_ingest.domain.signatures import bearer_matches
+
+_TAG = re.compile(r"<[^>]+>")
+_MEDIA_KINDS = {"image": MediaKind.IMAGE, "audio": MediaKind.AUDIO, "video": MediaKind.VIDEO}
+_RAW_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+                "Auto-Submitted", "Return-Path", "Authentication-Results")
+
+
+class EmailPlugin:
+    channel_type: ChannelType = ChannelType.EMAIL
+    content_types: tuple[str, ...] = ("message/rfc822", "application/octet-stream")
+    handshake: bool = False
+
+    def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
+        assert isinstance(channel, EmailChannel)
+        return bearer_matches(channel.inbound_secret.get_secret_value(), headers.get("authorization"))
+
+    def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
+        message = BytesParser(policy=policy.default).parsebytes(body)
+        assert isinstance(message, EmailMessage)
+        sender = _sender(message)
+        message_id = str(message["Message-ID"] or "").strip() or f"sha256:{hashlib.sha256(body).hexdigest()}"
+        attachments = _attachments(message, ctx, sender[0], message_id)
+        batch = Batch(events=[Normalised(event, "attachment", event.attachment_id) for event, _ in attachments])
+        batch.events.append(message_event(
+            ctx,
+            external_user_id=sender[0],
+            customer=Customer(email=sender[0], profile_name=sender[1]),
+            provider_message_id=message_id,
+            provider_timestamp=_sent_at(message) or ctx.received_at,
+            parts=(*_body(message), *(part for _, part in attachments)),
+            raw={"headers": {name: str(message[name]) for name in _RAW_HEADERS if message[name] is not None},
+                 "defects": [type(defect).__name__ for defect in message.defects][:20]},
+            email=_headers(message, message_id),
+        ))
+        return batch
+
+
+def _sender(message: EmailMessage) -> tuple[str, str | None]:
+    header: Any = message["From"]
+    addresses = getattr(header, "addresses", ()) if header is not None else ()
+    address = next((a for a in addresses if "@" in a.addr_spec), None)
+    if address is None:
+        raise MalformedPayload("unrecognised_payload", "the email has no valid From address")
+    return address.addr_spec.lower(), address.display_name or None
+
+
+def _addresses(header: Any) -> tuple[str, ...]:
+    return tuple(a.addr_spec.lower() for a in getattr(header, "addresses", ()) if a.addr_spec) if header else ()
+
+
+def _headers(message: EmailMessage, message_id: str) -> EmailHeaders:
+    in_reply_to = str(message["In-Reply-To"] or "").strip() or None
+    return EmailHeaders(
+        subject=str(message["Subject"]) if message["Subject"] is not None else None,
+        message_id=message_id, in_reply_to=in_reply_to,
+        references=tuple(str(message["References"] or "").split()),
+        to=_addresses(message["To"]), cc=_addresses(message["Cc"]),
+    )
+
+
+def _sent_at(message: EmailMessage) -> datetime | None:
+    date: Any = message["Date"]
+    value = getattr(date, "datetime", None) if date is not None else None
+    return value if isinstance(value, datetime) and value.tzinfo is not None else None
+
+
+def _text_of(part: EmailMessage) -> str:
+    try:
+        content = part.get_content()
+    except (LookupError, UnicodeDecodeError):  # unknown or lying charset
+        payload = part.get_payload(decode=True)
+        content = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+    return str(content).replace("\r\n", "\n")
+
+
+def _body(message: EmailMessage) -> tuple[ContentPart, ...]:
+    plain = message.get_body(preferencelist=("plain",))
+    rich = message.get_body(preferencelist=("html",))
+    html_text = _text_of(rich) if isinstance(rich, EmailMessage) else None
+    if isinstance(plain, EmailMessage):
+        text = _text_of(plain)
+    elif html_text is not None:
+        text = " ".join(html.unescape(_TAG.sub(" ", html_text)).split())
+    else:
+        return ()
+    return (TextPart(text=text, html=html_text),)
+
+
+def _is_body(part: EmailMessage, message: EmailMessage) -> bool:
+    return part.get_content_maintype() == "text" and part.get_content_disposition() != "attachment" and any(
+        part is message.get_body(preferencelist=(kind,)) for kind in ("plain", "html")
+    )
+
+
+def _attachments(message: EmailMessage, ctx: RequestContext, customer: str,
+                 message_id: str) -> list[tuple[EmailAttachmentReceived, MediaPart]]:
+    """Every leaf that is not the chosen plain/html body, inline cid: images included."""
+    found: list[tuple[EmailAttachmentReceived, MediaPart]] = []
+    digest = hashlib.sha256(f"{ctx.tenant_id}|{ctx.channel_id}|{message_id}".encode()).hexdigest()[:24]
+    for part in message.walk():
+        if part.is_multipart() or not isinstance(part, EmailMessage) or _is_body(part, message):
+            continue
+        data = part.get_payload(decode=True)
+        data = data if isinstance(data, bytes) else part.as_bytes()  # an attached message/rfc822
+        attachment_id = f"email-{digest}-{len(found)}"
+        mime_type = part.get_content_type()
+        event = EmailAttachmentReceived(
+            **envelope_fields(ctx, "attachment", attachment_id, customer),
+            provider_message_id=message_id, attachment_id=attachment_id,
+            file_name=part.get_filename(), declared_mime_type=mime_type,
+            content_base64=base64.b64encode(data).decode(),
+        )
+        media = MediaPart(
+            media_kind=_MEDIA_KINDS.get(part.get_content_maintype(), MediaKind.FILE), source="email_attachment",
+            reference=attachment_id, attachment_id=attachment_id, mime_type=mime_type,
+            file_name=part.get_filename(), size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest(),
+        )
+        found.append((event, media))
+    return found

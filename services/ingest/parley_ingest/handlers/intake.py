@@ -1,0 +1,107 @@
+"""One webhook's normalised batch → de-duplicated → published (acks=all) → marked as seen."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from parley_common.events.dlq import DeadLetter
+from parley_common.events.envelope import Envelope
+from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived
+from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES, Topic
+from parley_ingest import metrics
+from parley_ingest.adapters.dedup import DedupStore
+from parley_ingest.adapters.kafka_link import KafkaLink
+from parley_ingest.domain.dedup import dedup_key
+from parley_ingest.domain.model import Batch, Rejected, RequestContext, stable_event_id
+
+SERVICE = "ingest"
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    published: int
+    duplicates: int
+    dead_lettered: int
+
+
+@dataclass(frozen=True)
+class _Item:
+    event: Envelope
+    topic: Topic
+    dedup_key: str
+
+
+def topic_for(event: Envelope) -> Topic:
+    if isinstance(event, DeliveryStatusReported):
+        return INBOUND_STATUSES
+    if isinstance(event, EmailAttachmentReceived):
+        return INBOUND_ATTACHMENTS
+    if isinstance(event, DeadLetter):
+        return DEAD_LETTERS
+    return INBOUND_MESSAGES
+
+
+class Intake:
+    def __init__(self, link: KafkaLink, dedup: DedupStore, redis_prefix: str) -> None:
+        self._link = link
+        self._dedup = dedup
+        self._prefix = redis_prefix
+
+    async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
+        """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then)."""
+        items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in batch.events]
+        items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]
+        seen = await self._dedup.already_seen([item.dedup_key for item in items])
+        fresh = [item for item, was_seen in zip(items, seen, strict=True) if not was_seen]
+        started = time.perf_counter()
+        await self._link.publish_all([(item.event, item.topic) for item in fresh])
+        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+        await self._dedup.mark([item.dedup_key for item in fresh])
+        return self._count(ctx, fresh, duplicates=len(items) - len(fresh))
+
+    def _item(self, ctx: RequestContext, event: Envelope, kind: str, provider_id: str) -> _Item:
+        # The event's own channel: one WhatsApp webhook may carry changes for several numbers (channels).
+        channel_id = getattr(event, "channel_id", ctx.channel_id)
+        key = dedup_key(self._prefix, event.tenant_id, channel_id, kind, provider_id)
+        return _Item(event, topic_for(event), key)
+
+    def _count(self, ctx: RequestContext, fresh: list[_Item], duplicates: int) -> Outcome:
+        channel_type = ctx.channel_type.value
+        letters = 0
+        for item in fresh:
+            metrics.EVENTS_PUBLISHED.labels(channel_type, item.topic.base_name).inc()
+            if isinstance(item.event, DeadLetter):
+                letters += 1
+                metrics.DEAD_LETTERED.labels(channel_type, item.event.reason).inc()
+        if duplicates:
+            metrics.DUPLICATES.labels(channel_type).inc(duplicates)
+        return Outcome(published=len(fresh) - letters, duplicates=duplicates, dead_lettered=letters)
+
+
+def _rejected_id(rejected: Rejected) -> str:
+    return hashlib.sha256(rejected.reason.encode() + b"\0" + rejected.raw).hexdigest()
+
+
+def _letters(ctx: RequestContext, batch: Batch) -> list[tuple[Rejected, DeadLetter]]:
+    return [(rejected, dead_letter(ctx, rejected)) for rejected in batch.rejected]
+
+
+def dead_letter(ctx: RequestContext, rejected: Rejected) -> DeadLetter:
+    """What we could not normalise, with the provider's bytes (bounded), so nothing is lost."""
+    return DeadLetter(
+        event_id=stable_event_id(ctx, "rejected", _rejected_id(rejected)),
+        occurred_at=ctx.received_at,
+        tenant_id=ctx.tenant_id,
+        correlation_id=ctx.correlation_id,
+        service=SERVICE,
+        source_topic=f"webhooks/{ctx.channel_type.value}/{ctx.channel_id}",
+        reason=rejected.reason,
+        detail=rejected.detail,
+        original_value_base64=base64.b64encode(rejected.raw).decode(),
+    )

@@ -1,0 +1,127 @@
+"""HTTP: /webhooks/{channel_type}/{channel_id}: Meta's GET handshake and every channel's POST."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+
+from parley_common.channels import AnyChannel, Channels, InstagramChannel, MessengerChannel, WhatsAppChannel
+from parley_common.errors import ApiError
+from parley_common.events.common import ChannelType
+from parley_ingest import metrics
+from parley_ingest.adapters.kafka_link import BrokerUnavailable, EventTooLarge
+from parley_ingest.domain.model import Batch, MalformedPayload, Rejected, RequestContext, raw_bytes
+from parley_ingest.domain.providers.base import ChannelPlugin
+from parley_ingest.domain.signatures import secret_matches
+from parley_ingest.handlers.intake import Intake
+
+log = structlog.get_logger(__name__)
+PATH = "/webhooks/{channel_type}/{channel_id}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int
+    max_email_bytes: int
+
+
+def webhook_router(channels: Channels, intake: Intake, limits: Limits,
+                   plugins: Mapping[ChannelType, ChannelPlugin]) -> APIRouter:
+    router = APIRouter(tags=["webhooks"])
+
+    @router.get(PATH, summary="Meta webhook subscription handshake (WhatsApp, Messenger, Instagram)")
+    async def handshake(channel_type: str, channel_id: str, request: Request) -> PlainTextResponse:
+        channel, plugin = _resolve(channels, plugins, channel_type, channel_id)
+        if not plugin.handshake or not isinstance(channel, WhatsAppChannel | MessengerChannel | InstagramChannel):
+            raise ApiError(405, "handshake_not_supported", f"{channel_type} has no GET handshake")
+        params = request.query_params
+        token_ok = secret_matches(channel.verify_token.get_secret_value(), params.get("hub.verify_token"))
+        if params.get("hub.mode") != "subscribe" or not token_ok:
+            metrics.SIGNATURE_FAILURES.labels(channel.type.value).inc()
+            raise ApiError(403, "verify_token_mismatch", "hub.mode or hub.verify_token is wrong")
+        return PlainTextResponse(params.get("hub.challenge", ""))
+
+    @router.post(PATH, summary="Receive a provider webhook: verify, normalise, de-duplicate, publish")
+    async def receive(channel_type: str, channel_id: str, request: Request) -> JSONResponse:
+        try:
+            channel, plugin = _resolve(channels, plugins, channel_type, channel_id)
+        except ApiError as error:
+            metrics.REQUESTS.labels(channel_type if channel_type in plugins else "unknown", error.code).inc()
+            raise
+        try:
+            outcome = await _receive(channel, plugin, request, intake, limits)
+        except ApiError as error:
+            metrics.REQUESTS.labels(channel.type.value, error.code).inc()
+            raise
+        metrics.REQUESTS.labels(channel.type.value, "accepted").inc()
+        return JSONResponse({"status": "accepted", **outcome})
+
+    return router
+
+
+def _resolve(channels: Channels, plugins: Mapping[ChannelType, ChannelPlugin], channel_type: str,
+             channel_id: str) -> tuple[AnyChannel, ChannelPlugin]:
+    try:
+        plugin = plugins[ChannelType(channel_type)]
+    except ValueError:
+        raise ApiError(404, "unknown_channel_type", f"no channel type {channel_type!r}") from None
+    channel = channels.get(channel_id)
+    if channel is None:
+        raise ApiError(404, "unknown_channel", f"no channel {channel_id!r}")
+    if channel.type != plugin.channel_type:
+        raise ApiError(404, "channel_type_mismatch", f"channel {channel_id!r} is not a {channel_type} channel")
+    return channel, plugin
+
+
+async def _receive(channel: AnyChannel, plugin: ChannelPlugin, request: Request, intake: Intake,
+                   limits: Limits) -> dict[str, int]:
+    limit = limits.max_email_bytes if channel.type == ChannelType.EMAIL else limits.max_body_bytes
+    body = await _read_body(request, limit)
+    if not plugin.verify(channel, request.headers, body):
+        metrics.SIGNATURE_FAILURES.labels(channel.type.value).inc()
+        log.warning("webhook_signature_failed", channel_id=channel.id, channel_type=channel.type.value)
+        raise ApiError(401, "invalid_signature", "the webhook signature or secret is missing or wrong")
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in plugin.content_types:
+        raise ApiError(415, "unsupported_media_type", f"expected {', '.join(plugin.content_types)}")
+    ctx = RequestContext(channel.tenant_id, channel.id, channel.type, request.state.correlation_id,
+                         datetime.now(UTC), body_size=len(body))
+    try:
+        batch = plugin.normalise(channel, body, ctx)
+    except MalformedPayload as bad:
+        # Authentic but unreadable: keep its bytes on the DLQ (bounded) before refusing it.
+        await _publish(intake, ctx, Batch(rejected=[Rejected(bad.code, str(bad), raw_bytes(body))]))
+        raise ApiError(400, bad.code, str(bad)) from None
+    outcome = await _publish(intake, ctx, batch)
+    log.info("webhook_accepted", channel_id=channel.id, channel_type=channel.type.value, **outcome)
+    return outcome
+
+
+async def _publish(intake: Intake, ctx: RequestContext, batch: Batch) -> dict[str, int]:
+    try:
+        outcome = await intake.accept(ctx, batch)
+    except BrokerUnavailable:
+        raise ApiError(503, "broker_unavailable", "events could not be stored; retry later") from None
+    except EventTooLarge:
+        raise ApiError(413, "event_too_large", "an event of this request exceeds the broker's size limit") from None
+    return {"published": outcome.published, "duplicates": outcome.duplicates,
+            "dead_lettered": outcome.dead_lettered}
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
