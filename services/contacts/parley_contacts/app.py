@@ -4,25 +4,55 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from parley_common.clock import Clock, SystemClock
+from parley_common.kafka import subscribe
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
+from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES
+from parley_contacts.adapters.collections import Collections
+from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
+from parley_contacts.adapters.sightings import SightingsStore
+from parley_contacts.handlers.card_service import ContactsService
+from parley_contacts.handlers.http import Services, contacts_router
+from parley_contacts.handlers.inbound import InboundHandler
+from parley_contacts.handlers.notes import CommentsService, FieldsService
 from parley_contacts.settings import ContactsSettings
 
 SERVICE = "contacts"
 
 
-def create_app(settings: ContactsSettings) -> FastAPI:
+def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAPI:
+    clock = clock or SystemClock()
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
-    return build_service(
+    events_topic = CONTACTS_EVENTS.name(settings.infra.namespace)  # declared for the AsyncAPI document only
+    runtime.broker.publisher(events_topic, title=events_topic, description=CONTACTS_EVENTS.description,
+                             schema=CONTACTS_EVENTS.payload)
+    collections = Collections(runtime.db)
+    contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock)
+    vocabulary = VocabularyRepository(collections)
+    services = Services(contacts=contacts, fields=FieldsService(contacts, vocabulary, clock),
+                        comments=CommentsService(contacts, CommentsRepository(collections), clock),
+                        vocabulary=vocabulary)
+    inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
+                             max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
+    namespace = settings.infra.namespace
+    group = f"{namespace}.{settings.consumer_group}" if namespace else settings.consumer_group  # groups are global
+    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group, namespace=namespace,
+              handle=inbound, publisher=runtime.publisher, service=SERVICE, max_workers=settings.consumer_workers)
+    app = build_service(
         service=SERVICE,
         title="Parley contacts",
-        description="contacts: identities, card fields, labels, search",
+        description="contacts: identities, card fields, labels, comments, search, export",
         infra=settings.infra,
-        routers=[],
+        routers=[contacts_router(services)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
-        on_shutdown=[runtime.close],
+        on_startup=[collections.ensure_indexes],
+        on_shutdown=[inbound.batcher.close, runtime.close],
     )
+    app.state.collections = collections
+    app.state.runtime = runtime
+    return app
 
 
 def main() -> None:

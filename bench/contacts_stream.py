@@ -1,0 +1,114 @@
+"""Contacts benchmark: contact upserts from the message stream on one process against the local servers.
+
+1. store only: `SightingsStore.record` (identity registry upsert + card insert) for new customers in batches of
+   several sizes, then for repeat messages of known customers (last-seen update + name check);
+2. end to end: N first messages pre-published to Kafka (distinct customers over the 12 partitions), then one
+   contacts app consumes them with `--workers` partition consumers sharing bulk writes; contacts/s until all exist.
+
+Run (test-profile infra up):
+  eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"; export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI
+  .venv/bin/python bench/contacts_stream.py --count 4000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
+
+from parley_common.events.inbound import Customer, MessageReceived, TextPart
+from parley_common.kafka import EventPublisher, ensure_topics, make_broker
+from parley_common.mongo import mongo_client
+from parley_common.settings import InfraSettings
+from parley_common.topics import INBOUND_MESSAGES
+from parley_contacts.adapters.collections import Collections
+from parley_contacts.adapters.sightings import SightingsStore
+from parley_contacts.app import create_app
+from parley_contacts.domain.inbound import latest_per_customer
+from parley_contacts.settings import ContactsSettings
+
+T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
+NAMES = ["Ana Silva", "José Álvarez", "Chloé Martin", "Li Wei", "Olga Petrova", "Ahmed Khan", "Mary Jones"]
+
+
+def message(n: int, prefix: str, at: datetime = T0) -> MessageReceived:
+    user = f"44{prefix}{n:08d}"
+    return MessageReceived(
+        occurred_at=at, tenant_id="bench", correlation_id="bench", channel_id="wa-main", external_user_id=user,
+        channel_type="whatsapp", customer=Customer(wa_id=user, profile_name=NAMES[n % len(NAMES)]),
+        provider_message_id=f"wamid.{uuid.uuid4()}", provider_timestamp=at, received_at=at,
+        parts=(TextPart(text="hello"),))
+
+
+async def store_only(infra: InfraSettings, count: int) -> None:
+    client = mongo_client(infra.mongo_uri, "bench")
+    collections = Collections(client[infra.database_name("contacts")])
+    await collections.ensure_indexes()
+    store = SightingsStore(collections)
+    try:
+        for batch in (1, 50, 200, 500):
+            total = count if batch > 1 else count // 10
+            events = [message(n, f"{batch:03d}"[-3:]) for n in range(total)]
+            started = time.perf_counter()
+            for start in range(0, total, batch):
+                await store.record(latest_per_customer(events[start:start + batch]))
+            rate = total / (time.perf_counter() - started)
+            print(f"store: first messages, batch {batch:>3}: {total} contacts in {total / rate:.1f} s = {rate:,.0f}/s")
+        events = [message(n, "200", T0 + timedelta(minutes=1)) for n in range(count)]
+        started = time.perf_counter()
+        for start in range(0, count, 200):
+            await store.record(latest_per_customer(events[start:start + 200]))
+        rate = count / (time.perf_counter() - started)
+        print(f"store: repeat messages (known customers), batch 200: {rate:,.0f}/s")
+    finally:
+        await client.drop_database(infra.database_name("contacts"))
+        await client.close()
+
+
+async def end_to_end(infra: InfraSettings, count: int, workers: int, args_timeout: float = 600) -> None:
+    broker = make_broker(infra.kafka_bootstrap, "bench-producer")
+    await broker.connect()
+    publisher = EventPublisher(broker, infra.namespace)
+    started = time.perf_counter()
+    for start in range(0, count, 200):
+        await asyncio.gather(*(publisher.publish(message(n, "999"), INBOUND_MESSAGES)
+                               for n in range(start, min(count, start + 200))))
+    await broker.stop()
+    print(f"kafka: {count} messages published in {time.perf_counter() - started:.1f} s")
+    app = create_app(ContactsSettings(infra=infra, consumer_workers=workers))
+    contacts = app.state.collections.contacts
+    started = time.perf_counter()
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        for _ in range(int(args_timeout * 5)):  # poll: the consumer gives no completion signal
+            if await contacts.estimated_document_count() >= count:
+                break
+            await asyncio.sleep(0.2)
+        elapsed = time.perf_counter() - started
+    print(f"end to end: {count} first messages -> {count} contacts + ContactCreated in {elapsed:.1f} s "
+          f"= {count / elapsed:,.0f}/s ({workers} partition consumers, app start included)")
+    client = mongo_client(infra.mongo_uri, "bench")
+    await client.drop_database(infra.database_name("contacts"))
+    await client.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    infra = InfraSettings(namespace=f"bench{uuid.uuid4().hex[:8]}", jwt_secret=SecretStr("b" * 40))
+    await store_only(infra, args.count)
+    await ensure_topics(infra.kafka_bootstrap, infra.namespace)
+    await end_to_end(infra, args.count, args.workers)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--workers", type=int, default=12)
+    asyncio.run(main(parser.parse_args()))

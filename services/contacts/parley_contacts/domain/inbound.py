@@ -1,0 +1,99 @@
+"""What a customer message does to contacts: the card a first message creates, and the platform-name refresh."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from parley_common.events.inbound import MessageReceived
+from parley_common.phones import InvalidPhoneNumber, to_e164
+from parley_contacts.domain.card import Card, activity_key, identity, new_card, search_keys
+
+# Events this service derives from an inbound event get ids derived from its id: a redelivered message
+# republishes the very same event ids, so consumers that de-duplicate on event_id see it once.
+DERIVED_NAMESPACE = uuid.UUID("5b8f3c1e-2f7a-4d0e-9a64-6c1f0b7e2a11")
+
+
+def derived_event_id(source_event_id: uuid.UUID, kind: str) -> uuid.UUID:
+    return uuid.uuid5(DERIVED_NAMESPACE, f"{source_event_id}:{kind}")
+
+
+@dataclass(frozen=True)
+class Sighting:
+    """One customer (tenant, channel, external id) seen in a batch: the latest of their messages wins."""
+
+    event: MessageReceived
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.event.tenant_id, self.event.channel_id, self.event.external_user_id)
+
+    @property
+    def is_customer_message(self) -> bool:
+        return self.event.direction == "inbound"
+
+
+def latest_per_customer(events: list[MessageReceived]) -> list[Sighting]:
+    """One sighting per customer key (the newest by provider time), in first-seen order."""
+    chosen: dict[tuple[str, str, str], MessageReceived] = {}
+    for event in events:
+        key = (event.tenant_id, event.channel_id, event.external_user_id)
+        if key not in chosen or event.provider_timestamp >= chosen[key].provider_timestamp:
+            chosen[key] = event
+    return [Sighting(event) for event in chosen.values()]
+
+
+def customer_phone(event: MessageReceived) -> str | None:
+    raw = event.customer.phone_e164 or event.customer.wa_id
+    if not raw:
+        return None
+    try:
+        return to_e164(raw)
+    except InvalidPhoneNumber:
+        return None  # a channel-side oddity must not stop the contact from being created
+
+
+def identity_of(event: MessageReceived) -> dict[str, Any]:
+    customer = event.customer
+    return identity(event.channel_id, event.external_user_id, channel_type=event.channel_type.value,
+                    username=customer.username, phone=customer_phone(event), platform_name=customer.profile_name)
+
+
+def first_message_card(event: MessageReceived, contact_id: str) -> Card:
+    """The card a customer's first message creates (deterministic: a replay builds the same card)."""
+    profile_name = event.customer.profile_name if event.direction == "inbound" else None
+    phone = customer_phone(event)
+    card = new_card(contact_id, event.tenant_id, event.received_at, identities=[identity_of(event)],
+                    phones=[phone] if phone else [], platform_name=profile_name,
+                    created_by_event_id=str(event.event_id))
+    card["emails"] = [event.customer.email.lower()] if event.customer.email else []
+    card["last_activity_at"] = event.provider_timestamp
+    card["last_seen_at"] = event.provider_timestamp if event.direction == "inbound" else None
+    card["platform_name_at"] = event.provider_timestamp if profile_name else None
+    card["platform_name_event_id"] = str(event.event_id) if profile_name else None
+    card["search_keys"] = search_keys(card)
+    card["activity_key"] = activity_key(event.provider_timestamp, contact_id)
+    return card
+
+
+def platform_name_refresh(card: Mapping[str, Any], event: MessageReceived) -> dict[str, Any] | None:
+    """The fields to set when the channel reports a new profile name newer than the one we hold, else None.
+
+    The display name an agent set is never touched: the card keeps both."""
+    name = event.customer.profile_name
+    held_at = card.get("platform_name_at")
+    if event.direction != "inbound" or not name or name == card.get("platform_name"):
+        return None
+    if held_at is not None and event.provider_timestamp < held_at:
+        return None  # an older message arriving late must not undo a newer name
+    identities = [
+        {**item, "platform_name": name}
+        if (item["channel_id"], item["external_user_id"]) == (event.channel_id, event.external_user_id) else item
+        for item in card.get("identities", [])
+    ]
+    changes = {"platform_name": name, "platform_name_at": event.provider_timestamp, "identities": identities,
+               "platform_name_event_id": str(event.event_id)}
+    changes["search_keys"] = search_keys({**card, **changes})
+    return changes

@@ -1,0 +1,121 @@
+"""The stream: first messages create contacts exactly once (real concurrency), later ones record last-seen and
+the platform name, duplicates change nothing."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+from contacts_helpers import AGENT, T0, message, read_events, running
+
+from parley_common.cloudevents import headers_for
+from parley_common.events.contacts import ContactCreated, ContactUpdated
+from parley_common.kafka import make_broker
+from parley_common.mongo import mongo_client
+from parley_common.settings import InfraSettings
+from parley_common.topics import INBOUND_MESSAGES
+from parley_contacts.adapters.collections import Collections
+from parley_contacts.adapters.sightings import SightingsStore
+from parley_contacts.domain.inbound import derived_event_id, latest_per_customer
+
+
+async def wait_for(check: Any, wait: float = 30) -> None:
+    """Poll the database (the consumer gives no signal of its own) until `check` holds."""
+    async with asyncio.timeout(wait):
+        for _ in range(int(wait * 10)):
+            if await check():
+                return
+            await asyncio.sleep(0.1)
+    raise AssertionError("condition not reached")
+
+
+async def test_concurrent_first_messages_create_one_contact(infra_settings: InfraSettings, mongo: Any) -> None:
+    """Two 'replicas' (separate clients and stores) record the same new customer at once, many times."""
+    clients = [mongo_client(infra_settings.mongo_uri, f"replica-{n}") for n in range(2)]
+    try:
+        stores = []
+        for client in clients:
+            collections = Collections(client[infra_settings.database_name("contacts")])
+            await collections.ensure_indexes()
+            stores.append(SightingsStore(collections))
+        events = [message("447700900123", at=T0 + timedelta(seconds=n)) for n in range(16)]
+        outcomes = await asyncio.gather(*(
+            stores[n % 2].record(latest_per_customer([event])) for n, event in enumerate(events)))
+        db = mongo[infra_settings.database_name("contacts")]
+        assert await db.contacts.count_documents({"tenant_id": "acme"}) == 1
+        assert await db.identities.count_documents({"tenant_id": "acme"}) == 1
+        assert sum(len(outcome.created) for outcome in outcomes) == 1
+        card = await db.contacts.find_one({"tenant_id": "acme"})
+        assert card["last_seen_at"] == T0 + timedelta(seconds=15)
+        assert card["phones"] == ["+447700900123"]
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def publish_to(infra: InfraSettings, placed: list[tuple[Any, int]]) -> None:
+    broker = make_broker(infra.kafka_bootstrap, "test-producer")
+    await broker.connect()
+    try:
+        for event, partition in placed:
+            await broker.publish(event.model_dump_json().encode(), topic=INBOUND_MESSAGES.name(infra.namespace),
+                                 key=event.partition_key(), partition=partition, headers=headers_for(event))
+    finally:
+        await broker.stop()
+
+
+async def test_two_replicas_consuming_two_partitions(kafka_topics: InfraSettings, mongo: Any) -> None:
+    """The same new customer's messages on different partitions, consumed by two app instances in one group."""
+    db = mongo[kafka_topics.database_name("contacts")]
+    events = [message("15550001234", name="Li", at=T0 + timedelta(seconds=n)) for n in range(12)]
+    async with running(kafka_topics, consumer_workers=2), running(kafka_topics, consumer_workers=2):
+        await publish_to(kafka_topics, [(event, n % 12) for n, event in enumerate(events)])
+
+        async def all_seen() -> bool:
+            card = await db.contacts.find_one({"tenant_id": "acme"})
+            return card is not None and card["last_seen_at"] == T0 + timedelta(seconds=11)
+
+        await wait_for(all_seen)
+    assert await db.contacts.count_documents({}) == 1
+    created = [e for e in await read_events(kafka_topics, 1) if isinstance(e, ContactCreated)]
+    assert len(created) == 1 and created[0].identities[0].external_user_id == "15550001234"
+
+
+async def test_platform_name_refresh_keeps_agent_name_and_duplicates_change_nothing(
+        kafka_topics: InfraSettings, mongo: Any) -> None:
+    db = mongo[kafka_topics.database_name("contacts")]
+    first = message("447700900555", name="Ann", at=T0)
+    async with running(kafka_topics) as (app, client):
+        publisher = app.state.runtime.publisher
+        await publisher.publish(first, INBOUND_MESSAGES)
+        await wait_for(lambda: db.contacts.find_one({"tenant_id": "acme"}))
+        card = await db.contacts.find_one({"tenant_id": "acme"})
+        contact_id = card["_id"]
+        assert card["platform_name"] == "Ann" and card["created_by_event_id"] == str(first.event_id)
+        await client.patch(f"/v1/contacts/{contact_id}", json={"display_name": "Ann (VIP)"}, headers=AGENT)
+
+        renamed = message("447700900555", name="Annie", at=T0 + timedelta(minutes=5))
+        stale = message("447700900555", name="Old Name", at=T0 + timedelta(minutes=1))
+        for event in (renamed, renamed, stale):
+            await publisher.publish(event, INBOUND_MESSAGES)
+
+        async def renamed_seen() -> bool:
+            doc = await db.contacts.find_one({"_id": contact_id})
+            return doc is not None and doc["platform_name"] == "Annie"
+
+        await wait_for(renamed_seen)
+        await asyncio.sleep(1)  # let the duplicate and the stale message through too
+        card = (await client.get(f"/v1/contacts/{contact_id}", headers=AGENT)).json()
+        assert card["display_name"] == "Ann (VIP)" and card["platform_name"] == "Annie"
+        assert card["identities"][0]["platform_name"] == "Annie"
+        assert card["last_seen_at"] == (T0 + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        found = await client.get("/v1/contacts/search", params={"name": "annie"}, headers=AGENT)
+        assert [c["id"] for c in found.json()["items"]] == [contact_id]
+    assert await db.contacts.count_documents({}) == 1
+    events = await read_events(kafka_topics, 3)
+    created = {e.event_id for e in events if isinstance(e, ContactCreated)}
+    assert created == {derived_event_id(first.event_id, "created")}
+    updates = {(e.event_id, e.changed["platform_name"]) for e in events
+               if isinstance(e, ContactUpdated) and "platform_name" in e.changed}
+    assert updates == {(derived_event_id(renamed.event_id, "platform_name"), "Annie")}

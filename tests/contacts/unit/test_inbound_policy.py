@@ -1,0 +1,83 @@
+"""What a customer message does: the first card, the platform-name refresh, batching per customer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from parley_common.events.inbound import Customer, MessageReceived, TextPart
+from parley_contacts.domain.card import Key
+from parley_contacts.domain.inbound import (
+    derived_event_id,
+    first_message_card,
+    latest_per_customer,
+    platform_name_refresh,
+)
+from parley_contacts.handlers.inbound import Batcher
+
+T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
+
+
+def message(user: str = "447700900001", name: str | None = "José", at: datetime = T0, direction: str = "inbound",
+            wa_id: str | None = None) -> MessageReceived:
+    return MessageReceived(
+        occurred_at=at, tenant_id="acme", correlation_id="c", channel_id="wa", external_user_id=user,
+        channel_type="whatsapp", customer=Customer(wa_id=wa_id or user, profile_name=name, username="@JoseA"),
+        provider_message_id="m", provider_timestamp=at, received_at=at, parts=(TextPart(text="hi"),),
+        direction=direction)
+
+
+def test_first_message_card() -> None:
+    event = message()
+    card = first_message_card(event, "c1")
+    assert card["phones"] == ["+447700900001"] and card["platform_name"] == "José" and card["display_name"] is None
+    assert card["last_seen_at"] == T0 and card["created_by_event_id"] == str(event.event_id)
+    assert {Key.NAME + "jose", Key.USERNAME + "josea", Key.USER_ID + "447700900001"} <= set(card["search_keys"])
+    assert first_message_card(event, "c1") == card  # a replay builds the same card
+
+
+def test_echo_creates_without_last_seen_and_odd_phone_is_skipped() -> None:
+    card = first_message_card(message(direction="echo", wa_id="12"), "c1")
+    assert card["last_seen_at"] is None and card["platform_name"] is None and card["phones"] == []
+
+
+def test_platform_name_refresh_only_for_newer_names() -> None:
+    card = first_message_card(message(name="Ann"), "c1") | {"display_name": "Agent's name"}
+    newer = platform_name_refresh(card, message(name="Annie", at=T0 + timedelta(minutes=1)))
+    assert newer is not None and newer["platform_name"] == "Annie" and "display_name" not in newer
+    assert newer["identities"][0]["platform_name"] == "Annie"
+    assert Key.NAME + "annie" in newer["search_keys"] and Key.NAME + "agent's name" in newer["search_keys"]
+    assert platform_name_refresh(card, message(name="Old", at=T0 - timedelta(minutes=1))) is None
+    assert platform_name_refresh(card, message(name="Ann", at=T0 + timedelta(minutes=1))) is None
+    assert platform_name_refresh(card, message(name=None, at=T0 + timedelta(minutes=1))) is None
+
+
+def test_latest_per_customer_keeps_the_newest() -> None:
+    old, new, other = message(at=T0), message(at=T0 + timedelta(seconds=5)), message(user="15550001111")
+    sightings = latest_per_customer([new, other, old])
+    assert [s.event for s in sightings] == [new, other]
+
+
+def test_derived_event_ids_are_stable() -> None:
+    source = uuid.uuid4()
+    assert derived_event_id(source, "created") == derived_event_id(source, "created")
+    assert derived_event_id(source, "created") != derived_event_id(source, "platform_name")
+
+
+async def test_batcher_coalesces_and_propagates_failures() -> None:
+    flushed: list[list[int]] = []
+
+    async def flush(items: list[int]) -> None:
+        flushed.append(items)
+        if 13 in items:
+            raise RuntimeError("store down")
+
+    batcher: Batcher[int] = Batcher(flush, max_size=3, max_wait=0.01)
+    await asyncio.gather(*(batcher.submit(n) for n in range(5)))
+    assert sorted(len(batch) for batch in flushed) == [2, 3]
+    with pytest.raises(RuntimeError):
+        await asyncio.gather(batcher.submit(12), batcher.submit(13))
+    await batcher.close()
