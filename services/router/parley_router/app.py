@@ -1,28 +1,110 @@
-"""Wiring of the router service: settings, broker, handlers, HTTP app."""
+"""Wiring of the router service: settings, stores, consumers, the offer/snooze sweeper, HTTP app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
 from fastapi import FastAPI
 
+from parley_common.clock import Clock, SystemClock
+from parley_common.kafka import subscribe
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
+from parley_common.topics import (
+    CONTACTS_EVENTS,
+    CONVERSATIONS_COMMANDS,
+    INBOUND_MESSAGES,
+    MEDIA_EVENTS,
+    OUTBOUND_MESSAGES,
+    Topic,
+)
+from parley_router.adapters.conversations import ConversationRepository
+from parley_router.adapters.directory import Directory
+from parley_router.adapters.presence import PresenceStore
+from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
+from parley_router.handlers import http_actions, http_conversations, http_directory, live
+from parley_router.handlers.engine import Engine, Stores
+from parley_router.handlers.events_in import CommandsHandler, ContactsHandler, MediaHandler, OutboundHandler
+from parley_router.handlers.inbound import InboundHandler
 from parley_router.settings import RouterSettings
 
 SERVICE = "router"
+log = structlog.get_logger(__name__)
 
 
-def create_app(settings: RouterSettings) -> FastAPI:
+def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> Engine:
+    db = runtime.db
+    stores = Stores(ConversationRepository(db), TimelineRepository(db), Directory(db),
+                    PresenceStore(runtime.redis, settings.infra.redis_prefix(), settings.presence_ttl_seconds),
+                    ProcessedEvents(db))
+    return Engine(stores, runtime.publisher, clock)
+
+
+def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -> None:
+    handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
+        INBOUND_MESSAGES: InboundHandler(engine).handle,
+        OUTBOUND_MESSAGES: OutboundHandler(engine).handle,
+        MEDIA_EVENTS: MediaHandler(engine),
+        CONTACTS_EVENTS: ContactsHandler(engine),
+        CONVERSATIONS_COMMANDS: CommandsHandler(engine).handle,
+    }
+    for topic, handle in handlers.items():
+        # one group per topic: subscribers of different topics never make each other rebalance
+        group = f"{settings.consumer_group}.{topic.base_name}"
+        if settings.infra.namespace:
+            group = f"{settings.infra.namespace}.{group}"
+        subscribe(runtime.broker, topic, group_id=group, namespace=settings.infra.namespace,
+                  handle=handle, publisher=runtime.publisher, service=SERVICE)
+
+
+async def sweep_forever(engine: Engine, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await engine.sweep()
+        except Exception:  # the sweeper must survive a passing database error
+            log.exception("sweep_failed")
+
+
+def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume: bool = True) -> FastAPI:
+    """`consume=False` serves HTTP and publishes without joining the consumer group (tests, API-only pods)."""
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
-    return build_service(
+    engine = build_engine(runtime, settings, clock or SystemClock())
+    hub = live.LiveHub()
+    if consume:
+        wire_consumers(runtime, engine, settings)
+        live.follow_changes(runtime.broker, hub, settings.infra.namespace)
+    sweeper: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await engine.stores.ensure_indexes()
+        sweeper.append(asyncio.create_task(sweep_forever(engine, settings.sweep_interval_seconds)))
+
+    async def stop() -> None:
+        for task in sweeper:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await runtime.close()
+
+    app = build_service(
         service=SERVICE,
         title="Parley router",
         description="conversations, assignment, queues, agents, bots",
         infra=settings.infra,
-        routers=[],
+        routers=[live.router, http_conversations.router, http_actions.router, http_directory.router],
         readiness=runtime.readiness(),
         broker=runtime.broker,
-        on_shutdown=[runtime.close],
+        on_startup=[start],
+        on_shutdown=[stop],
     )
+    app.state.engine = engine
+    app.state.live_hub = hub
+    return app
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from parley_common.settings import ServiceSettings
@@ -11,3 +12,6 @@ class RouterSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="PARLEY_ROUTER_", extra="ignore")
 
     port: int = 8003
+    consumer_group: str = "parley-router"
+    presence_ttl_seconds: int = Field(default=60, ge=2, description="no heartbeat for this long → offline")
+    sweep_interval_seconds: float = Field(default=5.0, gt=0, description="how often expired offers / snoozes move")

@@ -1,0 +1,191 @@
+"""Router benchmark on one process against the local servers (test profile).
+
+Setup: `--agents` agents online in one round-robin team (capacity 5 each) and `--open` open conversations
+seeded straight into the database (bulk insert), so queries run against a realistic collection size.
+
+1. handler: new customers' `MessageReceived` given straight to the inbound handler (open → route → offer →
+   publish), sequentially: messages/s and per-message p50/p99.
+2. end to end: `--count` messages published to Kafka at `--rate` msg/s while the router app consumes them;
+   latency from publishing `MessageReceived` to reading the `offered` ConversationChanged back from Kafka.
+3. inbox: `GET /v1/conversations?limit=50` as a manager and as an agent, p50/p99.
+
+Run:
+  eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
+  export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI PARLEY_REDIS_URL
+  .venv/bin/python bench/router_routing.py --agents 1000 --open 100000 --count 1000 --rate 50
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+from aiokafka import AIOKafkaConsumer
+from asgi_lifespan import LifespanManager
+
+from parley_common.auth import issue_token
+from parley_common.events.inbound import Customer, MessageReceived, TextPart
+from parley_common.kafka import ensure_topics
+from parley_common.mongo import mongo_client
+from parley_common.settings import InfraSettings
+from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES
+from parley_router.adapters.conversations import to_doc
+from parley_router.adapters.directory import AgentSpec, TeamSpec
+from parley_router.app import create_app
+from parley_router.domain.assignment import Presence
+from parley_router.domain.conversation import Assignee, AssigneeKind, Status, open_conversation
+from parley_router.handlers.engine import Engine
+from parley_router.handlers.inbound import InboundHandler
+from parley_router.settings import RouterSettings
+
+TENANT = "bench"
+T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)  # a Monday morning
+
+
+def message(n: int, prefix: str) -> MessageReceived:
+    user = f"{prefix}{n:08d}"
+    now = datetime.now(UTC)
+    return MessageReceived(
+        occurred_at=now, tenant_id=TENANT, correlation_id="bench", channel_id="wa-main", external_user_id=user,
+        channel_type="whatsapp", customer=Customer(wa_id=user), provider_message_id=f"wamid.{uuid.uuid4()}",
+        provider_timestamp=now, received_at=now, parts=(TextPart(text="hello, I need help"),))
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def summary(label: str, values: list[float]) -> str:
+    if not values:
+        return f"{label}: no samples"
+    return (f"{label}: n={len(values)} p50={pct(values, 0.5):.1f} ms p99={pct(values, 0.99):.1f} ms "
+            f"mean={statistics.mean(values) * 1000:.1f} ms")
+
+
+async def seed(engine: Engine, db: Any, agents: int, open_count: int) -> None:
+    directory, presence = engine.stores.directory, engine.stores.presence
+    await directory.put_team(TENANT, "default", TeamSpec(strategy="round_robin"))
+    for i in range(agents):
+        await directory.put_agent(TENANT, f"agent{i:04d}", AgentSpec(teams=["default"], default_capacity=5))
+    for i in range(agents):
+        await presence.heartbeat(TENANT, f"agent{i:04d}", Presence.ONLINE)
+    started = time.perf_counter()
+    for start in range(0, open_count, 5000):
+        convs, pointers = [], []
+        for n in range(start, min(open_count, start + 5000)):
+            conv = open_conversation(f"seed{n}", TENANT, "wa-main", "whatsapp", f"seed{n:08d}",
+                                     T0 + timedelta(seconds=n))
+            conv = conv.__class__(**{**conv.__dict__, "status": Status.BOT,
+                                     "assignee": Assignee(AssigneeKind.BOT, "bot"), "team_id": "default"})
+            convs.append(to_doc(conv))
+            pointers.append({"_id": f"{TENANT}|wa-main|seed{n:08d}", "conversation_id": conv.id,
+                             "tenant_id": TENANT})
+        await db["conversations"].insert_many(convs, ordered=False)
+        await db["open_conversations"].insert_many(pointers, ordered=False)
+    print(f"seeded {agents} agents online and {open_count} open conversations in "
+          f"{time.perf_counter() - started:.1f} s")
+
+
+async def handler_phase(engine: Engine, count: int) -> None:
+    handler = InboundHandler(engine)
+    durations = []
+    started = time.perf_counter()
+    for n in range(count):
+        t = time.perf_counter()
+        await handler.handle(message(n, "h"))
+        durations.append(time.perf_counter() - t)
+    elapsed = time.perf_counter() - started
+    print(f"handler, sequential: {count / elapsed:.0f} msg/s; " + summary("per message", durations))
+
+
+async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: float) -> None:
+    topic = CONVERSATIONS_EVENTS.name(infra.namespace)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
+                                group_id=f"bench-{uuid.uuid4().hex}")
+    await consumer.start()
+    await asyncio.sleep(2)
+    sent: dict[str, float] = {}
+    latencies: list[float] = []
+    seen: dict[str, int] = {}
+
+    async def produce() -> None:
+        for n in range(count):
+            event = message(n, "e")
+            sent[event.external_user_id] = time.perf_counter()
+            await engine.publisher.publish(event, INBOUND_MESSAGES)
+            await asyncio.sleep(1 / rate)
+
+    producer = asyncio.create_task(produce())
+    started = time.perf_counter()
+    deadline = started + count / rate + 300
+    while len(latencies) < count and time.perf_counter() < deadline:
+        batch = await consumer.getmany(timeout_ms=500)
+        now = time.perf_counter()
+        for records in batch.values():
+            for record in records:
+                event = CONVERSATIONS_EVENTS.parse(record.value)
+                seen[event.change] = seen.get(event.change, 0) + 1
+                if event.change == "offered" and event.external_user_id in sent:
+                    latencies.append(now - sent.pop(event.external_user_id))
+    await producer
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    print(f"changes read back: {seen}")
+    print(f"end to end at {rate:.0f} msg/s offered: {len(latencies)}/{count} in {elapsed:.1f} s "
+          f"({len(latencies) / elapsed:.0f}/s); " + summary("MessageReceived → offered", latencies))
+
+
+async def inbox_phase(client: httpx.AsyncClient, secret: str, rounds: int) -> None:
+    for login, roles in (("boss", ["manager"]), ("agent0001", ["agent"])):
+        headers = {"Authorization": f"Bearer {issue_token(secret, TENANT, login, roles)}"}
+        durations = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            response = await client.get("/v1/conversations", params={"limit": 50, "status": "bot"},
+                                        headers=headers)
+            durations.append(time.perf_counter() - t)
+            assert response.status_code == 200, response.text
+        print(summary(f"inbox list ({roles[0]}, 50 per page)", durations))
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--open", type=int, default=100_000)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--inbox-rounds", type=int, default=200)
+    args = parser.parse_args()
+    namespace = "benchrouter" + uuid.uuid4().hex[:6]
+    infra = InfraSettings(namespace=namespace, log_level="WARNING")
+    await ensure_topics(infra.kafka_bootstrap, namespace)
+    # a long presence TTL: seeding takes longer than a real heartbeat interval
+    app = create_app(RouterSettings(infra=infra, sweep_interval_seconds=3600, presence_ttl_seconds=3600))
+    mongo = mongo_client(infra.mongo_uri, "bench")
+    db = mongo[infra.database_name("router")]
+    try:
+        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+            engine: Engine = app.state.engine
+            await seed(engine, db, args.agents, args.open)
+            await handler_phase(engine, min(args.count, args.agents * 2))
+            await end_to_end(engine, infra, min(args.count, args.agents * 2), args.rate)
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
+                await inbox_phase(client, app.state.jwt_secret, args.inbox_rounds)
+    finally:
+        await mongo.drop_database(infra.database_name("router"))
+        await mongo.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

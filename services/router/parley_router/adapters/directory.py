@@ -1,0 +1,156 @@
+"""MongoDB repositories of agents, teams, routing rules, and the contacts projection (blocked, labels)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from parley_common.ids import ConversationKey
+from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
+from parley_router.domain.conversation import Assignee, AssigneeKind
+from parley_router.domain.rules import BusinessHours, Conditions, Rule
+
+Doc = dict[str, Any]
+
+
+class AgentSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    teams: list[str] = Field(default_factory=list)
+    skills: list[str] = Field(default_factory=list)
+    capacity: dict[str, int] = Field(default_factory=dict, description="channel type -> max active")
+    default_capacity: int = Field(default=DEFAULT_CAPACITY, ge=0, le=1000)
+
+    def to_agent(self, login: str) -> Agent:
+        return Agent(login, frozenset(self.teams), frozenset(self.skills), tuple(sorted(self.capacity.items())),
+                     self.default_capacity)
+
+
+class TeamSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    strategy: Strategy = Strategy.ROUND_ROBIN
+    offer_timeout_seconds: int = Field(default=300, ge=5, le=86_400)
+
+
+class RuleSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    target_kind: AssigneeKind
+    target_id: str
+    sticky: bool = False
+    channel_types: list[str] = Field(default_factory=list)
+    channel_ids: list[str] = Field(default_factory=list)
+    labels_any: list[str] = Field(default_factory=list)
+    keywords_any: list[str] = Field(default_factory=list)
+    languages: list[str] = Field(default_factory=list)
+    custom_fields: dict[str, str] = Field(default_factory=dict)
+    within_business_hours: bool | None = None
+
+    def to_rule(self) -> Rule:
+        conditions = Conditions(frozenset(self.channel_types), frozenset(self.channel_ids),
+                                frozenset(self.labels_any), tuple(self.keywords_any), frozenset(self.languages),
+                                tuple(sorted(self.custom_fields.items())), self.within_business_hours)
+        return Rule(self.id, Assignee(self.target_kind, self.target_id), conditions, self.sticky)
+
+
+class RoutingSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    rules: list[RuleSpec] = Field(default_factory=list)
+    timezone: str = "UTC"
+    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    opens: str = "09:00"
+    closes: str = "18:00"
+
+    def hours(self) -> BusinessHours:
+        from datetime import time
+        return BusinessHours(self.timezone, frozenset(self.weekdays), time.fromisoformat(self.opens),
+                             time.fromisoformat(self.closes))
+
+
+class Directory:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._agents = db["agents"]
+        self._teams = db["teams"]
+        self._routing = db["routing"]
+        self._blocked = db["blocked_identities"]
+        self._contacts = db["contacts"]
+
+    async def ensure_indexes(self) -> None:
+        await self._agents.create_index([("tenant_id", ASCENDING), ("teams", ASCENDING)])
+        await self._contacts.create_index([("tenant_id", ASCENDING), ("identities", ASCENDING)])
+
+    async def put_agent(self, tenant_id: str, login: str, spec: AgentSpec) -> None:
+        await self._agents.replace_one({"_id": f"{tenant_id}|{login}"},
+                                       {**spec.model_dump(), "tenant_id": tenant_id, "login": login}, upsert=True)
+
+    async def agent(self, tenant_id: str, login: str) -> Agent | None:
+        doc = await self._agents.find_one({"_id": f"{tenant_id}|{login}"})
+        return _agent(doc) if doc else None
+
+    async def agents(self, tenant_id: str, team_id: str | None = None) -> list[Agent]:
+        query: Doc = {"tenant_id": tenant_id}
+        if team_id is not None:
+            query["teams"] = team_id
+        return [_agent(doc) async for doc in self._agents.find(query)]
+
+    async def put_team(self, tenant_id: str, team_id: str, spec: TeamSpec) -> None:
+        await self._teams.replace_one({"_id": f"{tenant_id}|{team_id}"},
+                                      {**spec.model_dump(), "tenant_id": tenant_id, "team_id": team_id},
+                                      upsert=True)
+
+    async def team_specs(self, tenant_id: str) -> dict[str, TeamSpec]:
+        cursor = self._teams.find({"tenant_id": tenant_id})
+        return {doc["team_id"]: TeamSpec.model_validate(_strip(doc, "tenant_id", "team_id")) async for doc in cursor}
+
+    async def teams(self, tenant_id: str) -> dict[str, Team]:
+        return {team_id: Team(team_id, spec.strategy, spec.offer_timeout_seconds)
+                for team_id, spec in (await self.team_specs(tenant_id)).items()}
+
+    async def put_routing(self, tenant_id: str, spec: RoutingSpec) -> None:
+        await self._routing.replace_one({"_id": tenant_id}, spec.model_dump(), upsert=True)
+
+    async def routing(self, tenant_id: str) -> RoutingSpec:
+        doc = await self._routing.find_one({"_id": tenant_id})
+        return RoutingSpec.model_validate(_strip(doc)) if doc else RoutingSpec()
+
+    async def set_blocked(self, key: ConversationKey, blocked: bool) -> None:
+        if blocked:
+            await self._blocked.update_one({"_id": str(key)}, {"$set": {"tenant_id": key.tenant_id}}, upsert=True)
+        else:
+            await self._blocked.delete_one({"_id": str(key)})
+
+    async def is_blocked(self, key: ConversationKey) -> bool:
+        return await self._blocked.find_one({"_id": str(key)}) is not None
+
+    async def put_contact(self, tenant_id: str, contact_id: str, fields: Doc) -> None:
+        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
+                                        {"$set": {**fields, "tenant_id": tenant_id}}, upsert=True)
+
+    async def add_identities(self, tenant_id: str, contact_id: str, identities: list[str]) -> None:
+        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
+                                        {"$set": {"tenant_id": tenant_id},
+                                         "$addToSet": {"identities": {"$each": identities}}}, upsert=True)
+
+    async def identities_matching(self, tenant_id: str, text: str, limit: int = 200) -> list[str]:
+        """Identities of contacts whose name, phone or e-mail contains `text` (the contact summary)."""
+        pattern = {"$regex": re.escape(text), "$options": "i"}
+        query = {"tenant_id": tenant_id, "$or": [{"name": pattern}, {"display_name": pattern},
+                                                 {"phone_e164": pattern}, {"email": pattern}]}
+        cursor = self._contacts.find(query, projection={"identities": 1}, limit=limit)
+        return [identity async for doc in cursor for identity in doc.get("identities", [])]
+
+    async def contact_of(self, key: ConversationKey) -> Doc | None:
+        identity = f"{key.channel_id}|{key.external_user_id}"
+        return await self._contacts.find_one({"tenant_id": key.tenant_id, "identities": identity})
+
+
+def _strip(doc: Doc, *extra: str) -> Doc:
+    return {k: v for k, v in doc.items() if k not in ("_id", *extra)}
+
+
+def _agent(doc: Doc) -> Agent:
+    return AgentSpec.model_validate(_strip(doc, "tenant_id", "login")).to_agent(doc["login"])

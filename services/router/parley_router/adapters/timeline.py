@@ -1,0 +1,91 @@
+"""MongoDB repository of timeline entries and of processed event ids (idempotent consumption)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING
+from pymongo.asynchronous.database import AsyncDatabase
+
+from parley_router.domain.timeline import EntryKind, tiebreak_rank
+
+Doc = dict[str, Any]
+
+
+class TimelineRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._entries = db["timeline"]
+        self._media = db["media_links"]
+
+    async def ensure_indexes(self) -> None:
+        await self._entries.create_index([("conversation_id", ASCENDING), ("at", ASCENDING),
+                                          ("entry_id", ASCENDING)])
+        await self._entries.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
+
+    async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
+                  body: Doc) -> bool:
+        """Insert or refresh one entry (same id → same document); True when it is new."""
+        result = await self._entries.update_one(
+            {"_id": f"{conversation_id}|{entry_id}"},
+            {"$set": {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
+                      "kind": kind},
+             # the first sighting fixes the entry's place in the order; later updates never move it
+             "$setOnInsert": {"at": at, "rank": tiebreak_rank(EntryKind(kind))}},
+            upsert=True,
+        )
+        return result.upserted_id is not None
+
+    async def advance_status(self, conversation_id: str, entry_id: str, status: str, rank: int) -> None:
+        """Statuses arrive unordered: keep the furthest one (read after delivered, never back)."""
+        await self._entries.update_one(
+            {"_id": f"{conversation_id}|{entry_id}", "status_rank": {"$not": {"$gte": rank}}},
+            {"$set": {"status": status, "status_rank": rank}})
+
+    async def link_media(self, tenant_id: str, provider_message_id: str, attachment_key: str, media: Doc) -> None:
+        """Media may arrive before its message: links are kept apart and joined when the timeline is read."""
+        await self._media.update_one({"_id": f"{tenant_id}|{provider_message_id}"},
+                                     {"$set": {f"media.{_field_name(attachment_key)}": media,
+                                               "tenant_id": tenant_id}},
+                                     upsert=True)
+
+    async def _media_of(self, tenant_id: str, provider_message_ids: list[str]) -> dict[str, Doc]:
+        ids = [f"{tenant_id}|{pmid}" for pmid in provider_message_ids]
+        cursor = self._media.find({"_id": {"$in": ids}})
+        return {doc["_id"].split("|", 1)[1]: doc.get("media", {}) async for doc in cursor}
+
+    async def conversation_of_provider_message(self, tenant_id: str, provider_message_id: str) -> str | None:
+        doc = await self._entries.find_one({"tenant_id": tenant_id, "provider_message_id": provider_message_id},
+                                           projection={"conversation_id": 1})
+        return doc["conversation_id"] if doc else None
+
+    async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
+        cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
+                                    sort=[("at", ASCENDING), ("rank", ASCENDING), ("entry_id", ASCENDING)], limit=limit,
+                                    projection={"_id": 0})
+        entries = [doc async for doc in cursor]
+        provider_ids = [doc["provider_message_id"] for doc in entries if doc.get("provider_message_id")]
+        media = await self._media_of(tenant_id, provider_ids) if provider_ids else {}
+        for doc in entries:
+            if doc.get("provider_message_id") in media:
+                doc["media"] = list(media[doc["provider_message_id"]].values())
+        return entries
+
+
+class ProcessedEvents:
+    """Event ids a consumer finished; written last, so a crash before it means the whole handling repeats
+    (every step of which is itself idempotent)."""
+
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._done = db["processed_events"]
+
+    async def seen(self, consumer: str, event_id: str) -> bool:
+        return await self._done.find_one({"_id": f"{consumer}:{event_id}"}) is not None
+
+    async def mark(self, consumer: str, event_id: str, at: datetime) -> None:
+        await self._done.update_one({"_id": f"{consumer}:{event_id}"}, {"$set": {"at": at}}, upsert=True)
+
+
+def _field_name(key: str) -> str:
+    """A provider id as one MongoDB field name: WhatsApp ids ('wamid.HBg…:0') hold dots, which would nest."""
+    return key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")

@@ -1,0 +1,238 @@
+"""The conversation state machine: statuses, flags and the transitions agents, bots and messages cause.
+
+Pure: every transition takes `now` and returns a new `Conversation`; an invalid one raises `TransitionError`
+with a machine-readable code (the HTTP layer turns it into 409/422)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    BOT = "bot"
+    QUEUED = "queued"
+    ASSIGNED = "assigned"
+    SNOOZED = "snoozed"
+    CLOSED = "closed"
+
+
+class AssigneeKind(StrEnum):
+    AGENT = "agent"
+    TEAM = "team"
+    SKILL = "skill"
+    BOT = "bot"
+
+
+@dataclass(frozen=True)
+class Assignee:
+    kind: AssigneeKind
+    id: str
+
+
+class TransitionError(Exception):
+    """An action that the conversation's current state does not allow (HTTP 409) or bad input (422)."""
+
+    def __init__(self, code: str, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+MIN_PRIORITY, MAX_PRIORITY = 0, 3  # 0 normal … 3 urgent
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    tenant_id: str
+    channel_id: str
+    channel_type: str
+    external_user_id: str
+    status: Status
+    opened_at: datetime
+    last_activity_at: datetime
+    assignee: Assignee | None = None
+    team_id: str | None = None
+    archived: bool = False
+    unanswered: bool = False
+    priority: int = 0
+    waiting_since: datetime | None = None
+    first_response_at: datetime | None = None
+    snoozed_until: datetime | None = None
+    offer_expires_at: datetime | None = None
+    closed_at: datetime | None = None
+    closing_note: str | None = None
+    blocked: bool = False
+    labels: tuple[str, ...] = field(default_factory=tuple)
+    customer_name: str | None = None  # as the channel last described the customer (for search)
+    customer_phone: str | None = None
+    sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
+    version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is not Status.CLOSED
+
+    @property
+    def agent(self) -> str | None:
+        return self.assignee.id if self.assignee and self.assignee.kind is AssigneeKind.AGENT else None
+
+    @property
+    def first_response_seconds(self) -> float | None:
+        if self.first_response_at is None:
+            return None
+        return (self.first_response_at - self.opened_at).total_seconds()
+
+
+def open_conversation(conversation_id: str, tenant_id: str, channel_id: str, channel_type: str,
+                      external_user_id: str, now: datetime, *, blocked: bool = False) -> Conversation:
+    """A new conversation starts queued and waiting; routing then moves it to a bot, team or agent."""
+    return Conversation(
+        id=conversation_id, tenant_id=tenant_id, channel_id=channel_id, channel_type=channel_type,
+        external_user_id=external_user_id, status=Status.QUEUED, opened_at=now, last_activity_at=now,
+        unanswered=True, waiting_since=now, blocked=blocked,
+    )
+
+
+def customer_wrote(conv: Conversation, now: datetime) -> Conversation:
+    """A customer message on an open conversation: unanswered again, un-archived, snooze ends."""
+    if not conv.is_open:
+        raise TransitionError("conversation_closed", "a closed conversation takes no messages; open a new one")
+    status = conv.status
+    if status is Status.SNOOZED:
+        status = Status.ASSIGNED if conv.assignee and conv.assignee.kind is not AssigneeKind.BOT else Status.QUEUED
+    waiting = conv.waiting_since or now
+    return replace(conv, status=status, archived=False, unanswered=True, waiting_since=waiting,
+                   snoozed_until=None, last_activity_at=max(conv.last_activity_at, now))
+
+
+def agent_replied(conv: Conversation, login: str, now: datetime) -> Conversation:
+    """A human reply: answered, no longer waiting; first response recorded once; an unassigned conversation
+    becomes the replying agent's (and an offer is accepted by replying)."""
+    first = conv.first_response_at or now
+    conv = replace(conv, unanswered=False, waiting_since=None, first_response_at=first, archived=False,
+                   last_activity_at=max(conv.last_activity_at, now))
+    if conv.status in (Status.QUEUED, Status.BOT) or (conv.status is Status.ASSIGNED and conv.agent is None):
+        conv = replace(conv, status=Status.ASSIGNED, assignee=Assignee(AssigneeKind.AGENT, login))
+    if conv.agent == login:
+        conv = replace(conv, offer_expires_at=None)
+    return conv
+
+
+def bot_replied(conv: Conversation, now: datetime) -> Conversation:
+    return replace(conv, unanswered=False, last_activity_at=max(conv.last_activity_at, now))
+
+
+def assign(conv: Conversation, target: Assignee, now: datetime, *, offer_expires_at: datetime | None = None,
+           team_id: str | None = None) -> Conversation:
+    """Assign to an agent, team, skill or bot. A bot target puts the conversation in `bot` status."""
+    _require_open(conv)
+    if conv.blocked:
+        raise TransitionError("customer_blocked", "the customer is blocked on this channel")
+    if conv.assignee == target and conv.status in (Status.ASSIGNED, Status.BOT):
+        raise TransitionError("already_assigned", f"already assigned to {target.kind} {target.id}")
+    if target.kind in (AssigneeKind.TEAM, AssigneeKind.SKILL):
+        return enqueue(conv, target, now)  # waits in the team's / skill's queue until an agent takes it
+    status = Status.BOT if target.kind is AssigneeKind.BOT else Status.ASSIGNED
+    return replace(conv, status=status, assignee=target, offer_expires_at=offer_expires_at,
+                   team_id=team_id if team_id is not None else conv.team_id,
+                   snoozed_until=None, last_activity_at=max(conv.last_activity_at, now))
+
+
+def enqueue(conv: Conversation, target: Assignee, now: datetime) -> Conversation:
+    """Queue for a team, a skill or one agent (a routing rule naming an agent who is not free yet)."""
+    _require_open(conv)
+    team_id = target.id if target.kind is AssigneeKind.TEAM else conv.team_id
+    return replace(conv, status=Status.QUEUED, assignee=target, team_id=team_id, offer_expires_at=None,
+                   snoozed_until=None, waiting_since=conv.waiting_since or now)
+
+
+def queue_target(conv: Conversation) -> Assignee | None:
+    """What a queued conversation waits for; None when it is not in the queue."""
+    if conv.status is not Status.QUEUED or conv.blocked:
+        return None
+    return conv.assignee or (Assignee(AssigneeKind.TEAM, conv.team_id) if conv.team_id else None)
+
+
+def return_to_queue(conv: Conversation, now: datetime) -> Conversation:
+    """An offer expired or an agent went away: back in the queue, keeping its team and waiting time."""
+    _require_open(conv)
+    team = Assignee(AssigneeKind.TEAM, conv.team_id) if conv.team_id else None
+    return replace(conv, status=Status.QUEUED, assignee=team, offer_expires_at=None,
+                   waiting_since=conv.waiting_since or now)
+
+
+def offer_expired(conv: Conversation, now: datetime) -> bool:
+    return (conv.status is Status.ASSIGNED and conv.offer_expires_at is not None
+            and conv.offer_expires_at <= now)
+
+
+def close(conv: Conversation, now: datetime, note: str | None = None) -> Conversation:
+    if conv.status is Status.CLOSED:
+        raise TransitionError("already_closed", "the conversation is already closed")
+    return replace(conv, status=Status.CLOSED, closed_at=now, closing_note=note, offer_expires_at=None,
+                   snoozed_until=None, waiting_since=None, last_activity_at=max(conv.last_activity_at, now))
+
+
+def reopen(conv: Conversation, now: datetime) -> Conversation:
+    """Back to the queue (KAON: a reopened thread waits for an agent again)."""
+    if conv.status is not Status.CLOSED:
+        raise TransitionError("not_closed", "only a closed conversation can be reopened")
+    return replace(conv, status=Status.QUEUED, closed_at=None, closing_note=None, archived=False,
+                   assignee=Assignee(AssigneeKind.TEAM, conv.team_id) if conv.team_id else None,
+                   waiting_since=now, unanswered=True, last_activity_at=now)
+
+
+def snooze(conv: Conversation, until: datetime, now: datetime) -> Conversation:
+    _require_open(conv)
+    if until <= now:
+        raise TransitionError("snooze_in_past", "snooze needs a time in the future", status=422)
+    return replace(conv, status=Status.SNOOZED, snoozed_until=until, offer_expires_at=None)
+
+
+def wake(conv: Conversation, now: datetime) -> Conversation:
+    """A snooze that ran out: back to its agent, or to the queue."""
+    if conv.status is not Status.SNOOZED or conv.snoozed_until is None or conv.snoozed_until > now:
+        return conv
+    status = Status.ASSIGNED if conv.agent else Status.QUEUED
+    return replace(conv, status=status, snoozed_until=None, waiting_since=conv.waiting_since or now)
+
+
+def archive(conv: Conversation, now: datetime) -> Conversation:
+    if conv.archived:
+        raise TransitionError("already_archived", "the conversation is already archived")
+    return replace(conv, archived=True)
+
+
+def mark(conv: Conversation, unanswered: bool, now: datetime) -> Conversation:
+    return replace(conv, unanswered=unanswered, waiting_since=(conv.waiting_since or now) if unanswered else None)
+
+
+def set_priority(conv: Conversation, priority: int) -> Conversation:
+    if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise TransitionError("invalid_priority", f"priority must be {MIN_PRIORITY}..{MAX_PRIORITY}", status=422)
+    return replace(conv, priority=priority)
+
+
+def set_status(conv: Conversation, status: Status, now: datetime, actor: str) -> Conversation:
+    """An agent changing status by hand; changing a bot conversation takes it from the bot."""
+    if status is Status.CLOSED:
+        return close(conv, now)
+    if status is Status.SNOOZED:
+        raise TransitionError("snooze_needs_time", "use the snooze action with a time", status=422)
+    _require_open(conv)
+    if status is conv.status:
+        raise TransitionError("same_status", f"the conversation is already {status}")
+    if status is Status.ASSIGNED:
+        return assign(conv, Assignee(AssigneeKind.AGENT, actor), now)
+    if status is Status.BOT:
+        raise TransitionError("bot_needs_target", "assign to a bot to hand it to a bot", status=422)
+    return return_to_queue(replace(conv, team_id=conv.team_id), now)
+
+
+def _require_open(conv: Conversation) -> None:
+    if conv.status is Status.CLOSED:
+        raise TransitionError("conversation_closed", "the conversation is closed; reopen it first")

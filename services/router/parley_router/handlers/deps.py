@@ -1,0 +1,29 @@
+"""Shared pieces of the HTTP handlers: the engine from app state, the caller's teams, loading with access."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from parley_common.auth import Principal
+from parley_common.errors import ApiError
+from parley_router.domain.conversation import Conversation
+from parley_router.handlers.engine import Engine
+from parley_router.handlers.inbox import can_see
+
+
+def engine_of(request: Request) -> Engine:
+    engine: Engine = request.app.state.engine
+    return engine
+
+
+async def teams_of(engine: Engine, principal: Principal) -> frozenset[str]:
+    agent = await engine.stores.directory.agent(principal.tenant_id, principal.login)
+    return agent.teams if agent else frozenset()
+
+
+async def visible_conversation(engine: Engine, principal: Principal, conversation_id: str) -> Conversation:
+    """404 for another tenant's conversation and for one the caller may not see (no existence leak)."""
+    conv = await engine.stores.conversations.get(principal.tenant_id, conversation_id)
+    if conv is None or not can_see(principal, await teams_of(engine, principal), conv):
+        raise ApiError(404, "conversation_not_found", "no such conversation")
+    return conv

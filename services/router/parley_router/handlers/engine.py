@@ -1,0 +1,207 @@
+"""The router's service layer: load → domain transition → capacity bookkeeping → store → timeline →
+publish, and the dispatcher that hands queued conversations to free agents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+import structlog
+
+from parley_common.clock import Clock
+from parley_common.events.common import ChannelType
+from parley_common.events.conversations import Assignee as EventAssignee
+from parley_common.events.conversations import ConversationChanged
+from parley_common.kafka import EventPublisher
+from parley_common.topics import CONVERSATIONS_EVENTS
+from parley_router.adapters.conversations import ConversationRepository, StaleVersion
+from parley_router.adapters.directory import Directory
+from parley_router.adapters.directory_cache import DirectoryCache
+from parley_router.adapters.presence import PresenceStore, Take
+from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
+from parley_router.domain import conversation as conv_rules
+from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Presence, Team, Waiting, drain
+from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
+from parley_router.domain.timeline import EntryKind
+
+log = structlog.get_logger(__name__)
+CHANNEL_TYPES = [channel.value for channel in ChannelType]
+HOLDS_CAPACITY = (Status.ASSIGNED, Status.SNOOZED)
+# Re-plans after offers lost to a concurrent dispatcher; each pass re-reads the queue and live capacity.
+DISPATCH_PASSES = 3
+Transition = Callable[[Conversation], Conversation]
+
+
+@dataclass
+class Stores:
+    conversations: ConversationRepository
+    timeline: TimelineRepository
+    directory: Directory
+    presence: PresenceStore
+    processed: ProcessedEvents
+
+    async def ensure_indexes(self) -> None:
+        await self.conversations.ensure_indexes()
+        await self.timeline.ensure_indexes()
+        await self.directory.ensure_indexes()
+
+
+def _holder(conv: Conversation) -> str | None:
+    return conv.agent if conv.status in HOLDS_CAPACITY else None
+
+
+class Engine:
+    def __init__(self, stores: Stores, publisher: EventPublisher, clock: Clock, correlation: str = "router",
+                 cache_ttl_seconds: float = 2.0) -> None:
+        self.stores = stores
+        self.cache = DirectoryCache(stores.directory, cache_ttl_seconds)
+        self.publisher = publisher
+        self.clock = clock
+        self._correlation = correlation
+
+    async def change(self, conv: Conversation, transition: Transition, change: str, actor: str,
+                     comment: str | None = None, now: datetime | None = None,
+                     *, dispatch_after: bool = True) -> Conversation:
+        """Apply one transition and make it durable: capacity, store, activity entry, event."""
+        now = now or self.clock.now()
+        after = transition(conv)
+        if after == conv:
+            return conv
+        if not conv.is_open and after.is_open and not await self.stores.conversations.claim_open(after):
+            raise TransitionError("another_conversation_open", "the customer already has an open conversation")
+        newcomer = _holder(after) if _holder(after) != _holder(conv) else None
+        taken = await self._take(after, newcomer) if newcomer is not None else None
+        if taken is Take.FULL:
+            raise TransitionError("agent_at_capacity", f"{newcomer} has no free capacity on {conv.channel_type}")
+        try:
+            saved = await self.stores.conversations.save(after)
+        except StaleVersion:
+            if newcomer is not None and taken is Take.TAKEN:  # only a slot this call added goes back
+                await self.stores.presence.release(conv.tenant_id, newcomer, conv.channel_type, conv.id)
+            raise
+        freed = _holder(conv) is not None and _holder(conv) != _holder(saved)
+        if freed:
+            await self.stores.presence.release(conv.tenant_id, _holder(conv) or "", conv.channel_type, conv.id)
+        await self.record(saved, change, actor, comment, now, previous=conv)
+        if dispatch_after and freed:
+            await self.dispatch(conv.tenant_id)  # the freed slot may serve the longest-waiting conversation
+        elif dispatch_after and conv_rules.queue_target(saved) is not None:
+            await self.dispatch(saved.tenant_id, only=saved)
+        return saved
+
+    async def _take(self, conv: Conversation, login: str) -> Take:
+        agent = (await self.cache.agents(conv.tenant_id)).get(login)
+        # a login router has no profile for yet (e.g. replying from another tool) gets the default capacity
+        capacity = agent.max_for(conv.channel_type) if agent else DEFAULT_CAPACITY
+        return await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
+
+    async def record(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
+                     previous: Conversation | None = None, entry_id: str | None = None) -> None:
+        """Activity entry on the timeline (messages have their own entries) and the published event."""
+        if change not in ("message_appended", "note_added", "opened"):
+            entry_id = f"act:{conv.version:08d}"  # one per saved version: a repeated record overwrites
+            await self.stores.timeline.put(conv.tenant_id, conv.id, entry_id, EntryKind.ACTIVITY.value, now, {
+                "change": change, "actor": actor, "comment": comment, "status": conv.status.value,
+                "assignee": {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None})
+        await self.publish(conv, change, actor, comment, now, previous, entry_id)
+
+    async def publish(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
+                      previous: Conversation | None = None, entry_id: str | None = None) -> None:
+        event = ConversationChanged(
+            occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,
+            channel_id=conv.channel_id, external_user_id=conv.external_user_id, conversation_id=conv.id,
+            change=change, status=conv.status.value, assignee=_event_assignee(conv.assignee), actor=actor,
+            comment=comment, changed_at=now, team_id=conv.team_id, priority=conv.priority, archived=conv.archived,
+            unanswered=conv.unanswered, channel_type=conv.channel_type, offer_expires_at=conv.offer_expires_at,
+            snoozed_until=conv.snoozed_until, entry_id=entry_id,
+            previous_assignee=_event_assignee(previous.assignee) if previous else None,
+        )
+        await self.publisher.publish(event, CONVERSATIONS_EVENTS)
+
+    async def dispatch(self, tenant_id: str, only: Conversation | None = None, limit: int = 200) -> int:
+        """Offer queued conversations (or just `only`) to free agents; returns how many were offered.
+
+        When another replica dispatches at the same time, some planned offers lose the race (the conversation
+        or the slot was taken meanwhile) and the slot they planned may still be free: plan again from fresh
+        state, a bounded number of times, so no free agent is left idle while conversations wait."""
+        offered = 0
+        for _ in range(DISPATCH_PASSES):
+            made, skipped = await self._dispatch_pass(tenant_id, only, limit)
+            offered += made
+            if skipped == 0 or only is not None:
+                break
+        return offered
+
+    async def _dispatch_pass(self, tenant_id: str, only: Conversation | None, limit: int) -> tuple[int, int]:
+        queue = [only] if only is not None else await self.stores.conversations.queued(tenant_id, limit)
+        waiting = [w for w in (self._waiting(conv) for conv in queue) if w is not None]
+        if not waiting:
+            return 0, 0
+        team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
+        channel_types = sorted({w.channel_type for w in waiting})
+        agents, cursors = await self._available_agents(tenant_id, channel_types, team_ids)
+        teams = await self.cache.teams(tenant_id)
+        plan = drain(waiting, agents, teams, cursors)
+        by_id = {conv.id: conv for conv in queue}
+        offered = 0
+        for conversation_id, login in plan.assignments:
+            offered += await self._offer(by_id[conversation_id], login, teams)
+        return offered, len(plan.assignments) - offered
+
+    def _waiting(self, conv: Conversation) -> Waiting | None:
+        target = conv_rules.queue_target(conv)
+        if target is None:
+            return None
+        return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
+                       conv.sticky_agent)
+
+    async def _available_agents(self, tenant_id: str, channel_types: list[str],
+                                team_ids: list[str]) -> tuple[list[Agent], dict[str, str]]:
+        """Online agents with their live active counts on the channel types that matter now, and the teams'
+        round-robin cursors: one Redis round trip."""
+        agents = list((await self.cache.agents(tenant_id)).values())
+        presence, counts, cursors = await self.stores.presence.snapshot(
+            tenant_id, [agent.login for agent in agents], channel_types, team_ids)
+        online = [replace(agent, presence=Presence.ONLINE, active=counts[agent.login])
+                  for agent in agents if presence[agent.login] is Presence.ONLINE]
+        return online, cursors
+
+    async def _offer(self, conv: Conversation, login: str, teams: dict[str, Team]) -> int:
+        now = self.clock.now()
+        team = teams.get(conv.team_id or "")
+        expires = now + timedelta(seconds=team.offer_timeout_seconds if team else 300)
+        target = Assignee(AssigneeKind.AGENT, login)
+        try:
+            await self.change(conv, lambda c: conv_rules.assign(c, target, now, offer_expires_at=expires),
+                              "offered", "system", now=now, dispatch_after=False)
+        except (TransitionError, StaleVersion) as exc:  # capacity taken meanwhile, or the conversation moved
+            log.info("offer_skipped", conversation_id=conv.id, reason=type(exc).__name__)
+            return 0
+        if conv.team_id:
+            await self.stores.presence.set_last_served(conv.tenant_id, conv.team_id, login)
+        return 1
+
+    async def sweep(self) -> int:
+        """Expired offers go back to the queue; snoozes that ran out wake up. Returns how many moved."""
+        now = self.clock.now()
+        moved = 0
+        tenants: set[str] = set()
+        for conv in await self.stores.conversations.due(now):
+            if conv_rules.offer_expired(conv, now):
+                transition, change = (lambda c: conv_rules.return_to_queue(c, now)), "offer_expired"
+            else:
+                transition, change = (lambda c: conv_rules.wake(c, now)), "status_changed"
+            try:
+                await self.change(conv, transition, change, "system", now=now, dispatch_after=False)
+            except (TransitionError, StaleVersion):
+                continue
+            moved += 1
+            tenants.add(conv.tenant_id)
+        for tenant_id in tenants:
+            await self.dispatch(tenant_id)
+        return moved
+
+
+def _event_assignee(assignee: Assignee | None) -> EventAssignee | None:
+    return EventAssignee(kind=assignee.kind.value, id=assignee.id) if assignee else None

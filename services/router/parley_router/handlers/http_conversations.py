@@ -1,0 +1,108 @@
+"""HTTP inbox queries: list with filters and cursor, counts per tab, one conversation, timeline, export."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+
+from parley_common.auth import Principal, Role, require_roles
+from parley_router.domain.conversation import Status
+from parley_router.handlers.deps import engine_of, teams_of, visible_conversation
+from parley_router.handlers.inbox import (
+    InboxFilter,
+    SortKey,
+    conversation_json,
+    encode_cursor,
+    filter_query,
+    page_query,
+    scope,
+)
+
+router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
+Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
+EXPORT_COLUMNS = ("id", "status", "channel_type", "channel_id", "external_user_id", "assignee", "team_id",
+                  "priority", "unanswered", "archived", "opened_at", "last_activity_at", "closed_at",
+                  "first_response_seconds", "closing_note")
+
+
+@router.get("", summary="Inbox list: filters, sort, cursor pagination")
+async def list_conversations(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
+                             sort: SortKey = "last_activity", cursor: str | None = None,
+                             limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
+    engine = engine_of(request)
+    base = scope(principal, await teams_of(engine, principal))
+    identities = await engine.stores.directory.identities_matching(principal.tenant_id, wanted.q) if wanted.q else []
+    query, order = page_query(filter_query(base, wanted, identities), sort, cursor)
+    found = await engine.stores.conversations.find(query, order, limit + 1)
+    page = found[:limit]
+    more = len(found) > limit
+    return {"items": [conversation_json(conv) for conv in page],
+            "next_cursor": encode_cursor(page[-1], sort) if more and page else None}
+
+
+@router.get("/counts", summary="How many conversations per tab (status, unanswered, archived)")
+async def counts(principal: Caller, request: Request) -> dict[str, int]:
+    engine = engine_of(request)
+    base = {**scope(principal, await teams_of(engine, principal)), "blocked": False}
+    repo = engine.stores.conversations
+    result = {status.value: await repo.count({**base, "status": status.value, "archived": False})
+              for status in Status}
+    result["unanswered"] = await repo.count({**base, "unanswered": True, "archived": False,
+                                             "status": {"$ne": Status.CLOSED.value}})
+    result["archived"] = await repo.count({**base, "archived": True})
+    result["mine"] = await repo.count({**base, "assignee_agent": principal.login,
+                                       "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}})
+    return result
+
+
+@router.get("/export", summary="Export the filtered selection as CSV or JSON Lines")
+async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
+                 format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:
+    engine = engine_of(request)
+    query = filter_query(scope(principal, await teams_of(engine, principal)), wanted)
+    rows = await engine.stores.conversations.find(query, [("opened_at", 1), ("_id", 1)], 100_000)
+    docs = [conversation_json(conv) for conv in rows]
+
+    async def lines() -> AsyncIterator[str]:
+        if format == "jsonl":
+            for doc in docs:
+                yield json.dumps(doc) + "\n"
+            return
+        yield _csv_line(EXPORT_COLUMNS)
+        for doc in docs:
+            assignee = doc["assignee"]
+            doc["assignee"] = f"{assignee['kind']}:{assignee['id']}" if assignee else ""
+            yield _csv_line(tuple(doc.get(column) for column in EXPORT_COLUMNS))
+
+    media = "text/csv" if format == "csv" else "application/x-ndjson"
+    return StreamingResponse(lines(), media_type=media,
+                             headers={"Content-Disposition": f"attachment; filename=conversations.{format}"})
+
+
+def _csv_line(values: tuple[Any, ...]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerow(["" if value is None else value for value in values])
+    return buffer.getvalue()
+
+
+@router.get("/{conversation_id}", summary="One conversation")
+async def get_conversation(conversation_id: str, principal: Caller, request: Request) -> dict[str, Any]:
+    return conversation_json(await visible_conversation(engine_of(request), principal, conversation_id))
+
+
+@router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order")
+async def timeline(conversation_id: str, principal: Caller, request: Request) -> dict[str, Any]:
+    engine = engine_of(request)
+    conv = await visible_conversation(engine, principal, conversation_id)
+    entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id)
+    return {"items": [_jsonable(entry) for entry in entries]}
+
+
+def _jsonable(entry: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(entry, default=lambda value: value.isoformat()))

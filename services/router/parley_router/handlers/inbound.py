@@ -1,0 +1,93 @@
+"""Consumer of parley.inbound.messages.v1: one open conversation per key, routing of new ones, timeline."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+from parley_common.events.inbound import MessageReceived
+from parley_common.ids import ConversationKey, new_id
+from parley_router.domain import conversation as conv_rules
+from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
+from parley_router.domain.rules import DEFAULT_TARGET, Facts, first_match
+from parley_router.domain.timeline import EntryKind, inbound_entry_id
+from parley_router.handlers.engine import Engine
+
+
+def message_text(event: MessageReceived) -> str:
+    texts = [getattr(part, "text", None) or getattr(part, "caption", None) or "" for part in event.parts]
+    return " ".join(text for text in texts if text)
+
+
+class InboundHandler:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stores = engine.stores
+
+    async def handle(self, event: MessageReceived) -> None:
+        # the inbound entry is written last: when it exists, this message was fully handled (a replay)
+        if await self.stores.timeline.conversation_of_provider_message(event.tenant_id, event.provider_message_id):
+            return
+        key = event.conversation_key
+        at = event.provider_timestamp
+        blocked = await self.stores.directory.is_blocked(key)
+        conv = await self.stores.conversations.open_for(key)
+        if conv is None:
+            conv = await self._open(event, key, blocked)
+        elif event.direction == "inbound":
+            conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), "message_appended",
+                                            "customer", now=at)
+        await self.stores.timeline.put(event.tenant_id, conv.id, inbound_entry_id(event.provider_message_id),
+                                       EntryKind.INBOUND.value, at, {
+                                           "provider_message_id": event.provider_message_id,
+                                           "direction": event.direction, "text": message_text(event),
+                                           "parts": [part.model_dump(mode="json") for part in event.parts],
+                                           "blocked": blocked, "sender": "customer"})
+
+    @staticmethod
+    def _wrote(conv: Conversation, at: datetime, blocked: bool) -> Conversation:
+        return replace(conv_rules.customer_wrote(conv, at), blocked=blocked)
+
+    async def _open(self, event: MessageReceived, key: ConversationKey, blocked: bool) -> Conversation:
+        """A new conversation (also after a closed one), routed by the tenant's rules before it is stored
+        (one write), then offered to a free agent; a blocked customer's is stored and routed nowhere."""
+        at = event.provider_timestamp
+        contact = await self.stores.directory.contact_of(key)
+        labels = tuple(contact.get("labels", ())) if contact else ()
+        conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
+                                            event.external_user_id, at, blocked=blocked)
+        conv = _with_customer(replace(conv, labels=labels), event)
+        comment = None
+        if not blocked:
+            conv, comment = await self._route(conv, event, labels)
+        created = await self.stores.conversations.create(conv)
+        if created.id != conv.id:
+            return created  # another delivery opened it first
+        await self.engine.publish(conv, "opened", "customer", comment, at)
+        if conv_rules.queue_target(conv) is not None:
+            await self.engine.dispatch(conv.tenant_id, only=conv)
+        return conv
+
+    async def _route(self, conv: Conversation, event: MessageReceived,
+                     labels: tuple[str, ...]) -> tuple[Conversation, str]:
+        routing = await self.engine.cache.routing(conv.tenant_id)
+        facts = Facts(channel_type=conv.channel_type, channel_id=conv.channel_id, text=message_text(event),
+                      labels=frozenset(labels), language=event.customer.language)
+        rule = first_match(routing.rules, facts, event.provider_timestamp, routing.hours)
+        target = rule.target if rule else DEFAULT_TARGET
+        comment = f"rule {rule.id}" if rule else "default route"
+        if target.kind is AssigneeKind.BOT:
+            return conv_rules.assign(conv, target, conv.opened_at), comment
+        sticky = await self.stores.conversations.last_agent_for(event.conversation_key) if (
+            rule and rule.sticky) else None
+        return _queued_for(conv, target, sticky, conv.opened_at), comment
+
+
+def _queued_for(conv: Conversation, target: Assignee, sticky: str | None, now: datetime) -> Conversation:
+    return replace(conv_rules.enqueue(conv, target, now), sticky_agent=sticky)
+
+
+def _with_customer(conv: Conversation, event: MessageReceived) -> Conversation:
+    customer = event.customer
+    return replace(conv, customer_name=customer.profile_name or customer.username or customer.email,
+                   customer_phone=customer.phone_e164)

@@ -1,0 +1,110 @@
+"""Inbox queries: who may see what, filters, tabs, cursor pagination (keyset on the sort field and id)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from parley_common.auth import MANAGERS, Principal
+from parley_common.errors import ApiError
+from parley_router.domain.conversation import Conversation, Status
+
+Doc = dict[str, Any]
+SortKey = Literal["last_activity", "waiting"]
+
+
+class InboxFilter(BaseModel):
+    status: Status | None = None
+    assignee: str | None = None
+    team: str | None = None
+    channel_type: str | None = None
+    channel_id: str | None = None
+    label: str | None = None
+    unanswered: bool | None = None
+    archived: bool = False
+    blocked: bool = False
+    q: str | None = Field(default=None, min_length=2, max_length=100,
+                          description="search: phone, name or user id of the customer")
+
+
+def scope(principal: Principal, agent_teams: frozenset[str]) -> Doc:
+    """Managers and owners see the whole tenant; an agent sees their teams' conversations and their own."""
+    query: Doc = {"tenant_id": principal.tenant_id}
+    if not principal.has_any(MANAGERS):
+        query["$or"] = [{"team_id": {"$in": sorted(agent_teams)}}, {"assignee_agent": principal.login}]
+    return query
+
+
+def can_see(principal: Principal, agent_teams: frozenset[str], conv: Conversation) -> bool:
+    return principal.has_any(MANAGERS) or conv.team_id in agent_teams or conv.agent == principal.login
+
+
+def search_query(text: str, identities: list[str]) -> Doc:
+    """Conversations whose customer matches `text` directly, or whose identity belongs to a matching contact."""
+    pattern = {"$regex": re.escape(text), "$options": "i"}
+    matches: list[Doc] = [{"external_user_id": text}, {"customer_phone": text}, {"customer_name": pattern}]
+    for identity in identities:
+        channel_id, _, user = identity.partition("|")
+        matches.append({"channel_id": channel_id, "external_user_id": user})
+    return {"$or": matches}
+
+
+def filter_query(base: Doc, wanted: InboxFilter, identities: list[str] | None = None) -> Doc:
+    query = dict(base)
+    if wanted.q:
+        query = {"$and": [base, search_query(wanted.q, identities or [])]}
+    query["archived"] = wanted.archived
+    query["blocked"] = wanted.blocked
+    simple = {"status": wanted.status.value if wanted.status else None, "assignee_agent": wanted.assignee,
+              "team_id": wanted.team, "channel_type": wanted.channel_type, "channel_id": wanted.channel_id,
+              "labels": wanted.label, "unanswered": wanted.unanswered}
+    query.update({field: value for field, value in simple.items() if value is not None})
+    return query
+
+
+SORTS: dict[str, tuple[str, int]] = {"last_activity": ("last_activity_at", -1), "waiting": ("waiting_since", 1)}
+
+
+def page_query(query: Doc, sort: SortKey, cursor: str | None) -> tuple[Doc, list[tuple[str, int]]]:
+    field, direction = SORTS[sort]
+    order = [(field, direction), ("_id", direction)]
+    if sort == "waiting":
+        query = {**query, field: {"$ne": None}}
+    if cursor is None:
+        return query, order
+    value, last_id = decode_cursor(cursor)
+    op = "$lt" if direction < 0 else "$gt"
+    after = {"$or": [{field: {op: value}}, {field: value, "_id": {op: last_id}}]}
+    return {"$and": [query, after]}, order
+
+
+def encode_cursor(conv: Conversation, sort: SortKey) -> str:
+    value = conv.last_activity_at if sort == "last_activity" else conv.waiting_since
+    raw = json.dumps({"v": value.isoformat() if value else None, "id": conv.id})
+    return base64.urlsafe_b64encode(raw.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(data["v"]), str(data["id"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API returned") from exc
+
+
+def conversation_json(conv: Conversation) -> Doc:
+    doc = asdict(conv)
+    for key, value in doc.items():
+        if isinstance(value, datetime):
+            doc[key] = value.isoformat()
+    doc["status"] = conv.status.value
+    doc["assignee"] = {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None
+    doc["labels"] = list(conv.labels)
+    doc["first_response_seconds"] = conv.first_response_seconds
+    return doc

@@ -1,0 +1,159 @@
+"""Assignment policy: strategies, sticky agents, eligibility, queue order; hypothesis for the invariants."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from parley_router.domain.assignment import (
+    Agent,
+    Presence,
+    Strategy,
+    Team,
+    Waiting,
+    choose,
+    drain,
+    eligible,
+    pick_agent,
+    queue_order,
+)
+from parley_router.domain.conversation import Assignee, AssigneeKind
+
+T0 = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+SALES = Assignee(AssigneeKind.TEAM, "sales")
+ON = Presence.ONLINE
+
+
+def agent(login: str, presence: Presence = ON, active: int = 0, cap: int = 2, **kw: object) -> Agent:
+    return Agent(login, teams=frozenset({"sales"}), capacity=(("whatsapp", cap),), presence=presence,
+                 active=(("whatsapp", active),), **kw)  # type: ignore[arg-type]
+
+
+def waiting(cid: str, priority: int = 0, minutes: int = 0, sticky: str | None = None,
+            target: Assignee = SALES) -> Waiting:
+    return Waiting(cid, "whatsapp", target, priority, T0 + timedelta(minutes=minutes), sticky)
+
+
+def test_only_online_agents_with_room_are_eligible() -> None:
+    agents = [agent("a"), agent("b", Presence.AWAY), agent("c", Presence.OFFLINE), agent("d", active=2)]
+    assert [a.login for a in eligible(agents, SALES, "whatsapp")] == ["a"]
+
+
+def test_capacity_is_per_channel_type() -> None:
+    busy_on_wa = agent("a", active=2)
+    assert not busy_on_wa.has_room("whatsapp")
+    assert busy_on_wa.has_room("email")  # default capacity on other channels
+
+
+def test_round_robin_rotates_and_least_busy_picks_fewest() -> None:
+    agents = [agent("a", active=1), agent("b"), agent("c", active=1)]
+    assert choose(agents, Strategy.ROUND_ROBIN, None, "whatsapp").login == "a"  # type: ignore[union-attr]
+    assert choose(agents, Strategy.ROUND_ROBIN, "a", "whatsapp").login == "b"  # type: ignore[union-attr]
+    assert choose(agents, Strategy.ROUND_ROBIN, "c", "whatsapp").login == "a"  # type: ignore[union-attr]
+    assert choose(agents, Strategy.LEAST_BUSY, None, "whatsapp").login == "b"  # type: ignore[union-attr]
+    assert choose(agents, Strategy.MANUAL, None, "whatsapp") is None
+
+
+def test_sticky_agent_preferred_when_available_else_strategy() -> None:
+    team = Team("sales", Strategy.ROUND_ROBIN)
+    agents = [agent("a"), agent("b")]
+    assert pick_agent(waiting("c1", sticky="b"), agents, team, None).login == "b"  # type: ignore[union-attr]
+    agents_b_full = [agent("a"), agent("b", active=2)]
+    assert pick_agent(waiting("c1", sticky="b"), agents_b_full, team, None).login == "a"  # type: ignore[union-attr]
+
+
+def test_manual_team_keeps_conversations_in_queue() -> None:
+    plan = drain([waiting("c1")], [agent("a")], {"sales": Team("sales", Strategy.MANUAL)})
+    assert plan.assignments == [] and [w.conversation_id for w in plan.still_waiting] == ["c1"]
+
+
+def test_skill_and_agent_targets() -> None:
+    spanish = Agent("es", skills=frozenset({"es"}), presence=ON)
+    plan = drain([waiting("c1", target=Assignee(AssigneeKind.SKILL, "es")),
+                  waiting("c2", target=Assignee(AssigneeKind.AGENT, "es")),
+                  waiting("c3", target=Assignee(AssigneeKind.AGENT, "ghost"))], [spanish, agent("a")], {})
+    assert sorted(plan.assignments) == [("c1", "es"), ("c2", "es")]
+    assert [w.conversation_id for w in plan.still_waiting] == ["c3"]
+
+
+def test_queue_order_highest_priority_then_longest_waiting() -> None:
+    entries = [waiting("new", minutes=5), waiting("old", minutes=0), waiting("urgent", priority=3, minutes=9)]
+    assert [w.conversation_id for w in queue_order(entries)] == ["urgent", "old", "new"]
+
+
+def test_drain_serves_queue_order_when_capacity_is_short() -> None:
+    plan = drain([waiting("new", minutes=5), waiting("old")], [agent("a", cap=1)],
+                 {"sales": Team("sales")})
+    assert plan.assignments == [("old", "a")]
+
+
+agents_strategy = st.lists(
+    st.builds(
+        Agent,
+        login=st.sampled_from(["a", "b", "c", "d", "e"]),
+        teams=st.frozensets(st.sampled_from(["sales", "support"]), max_size=2),
+        skills=st.frozensets(st.sampled_from(["es", "vip"]), max_size=2),
+        capacity=st.lists(st.tuples(st.sampled_from(["whatsapp", "email"]), st.integers(0, 3)), max_size=2)
+        .map(lambda pairs: tuple(sorted(dict(pairs).items()))),
+        default_capacity=st.integers(0, 3),
+        presence=st.sampled_from(list(Presence)),
+        active=st.lists(st.tuples(st.sampled_from(["whatsapp", "email"]), st.integers(0, 3)), max_size=2)
+        .map(lambda pairs: tuple(sorted(dict(pairs).items()))),
+    ),
+    max_size=5,
+    unique_by=lambda a: a.login,
+)
+targets = st.builds(Assignee, kind=st.sampled_from([AssigneeKind.TEAM, AssigneeKind.SKILL, AssigneeKind.AGENT]),
+                    id=st.sampled_from(["sales", "support", "es", "vip", "a", "b"]))
+queue_strategy = st.lists(
+    st.builds(Waiting, conversation_id=st.uuids().map(str), channel_type=st.sampled_from(["whatsapp", "email"]),
+              target=targets, priority=st.integers(0, 3),
+              waiting_since=st.integers(0, 1000).map(lambda m: T0 + timedelta(minutes=m)),
+              sticky_agent=st.none() | st.sampled_from(["a", "b", "c"])),
+    max_size=25, unique_by=lambda w: w.conversation_id,
+)
+teams_strategy = st.fixed_dictionaries({
+    "sales": st.builds(Team, id=st.just("sales"), strategy=st.sampled_from(list(Strategy))),
+    "support": st.builds(Team, id=st.just("support"), strategy=st.sampled_from(list(Strategy))),
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(queue=queue_strategy, agents=agents_strategy, teams=teams_strategy)
+def test_drain_invariants(queue: list[Waiting], agents: list[Agent], teams: dict[str, Team]) -> None:
+    plan = drain(queue, agents, teams)
+    assigned_ids = [cid for cid, _ in plan.assignments]
+    # no double assignment, and no conversation lost: every one is either assigned or still waiting
+    assert len(assigned_ids) == len(set(assigned_ids))
+    assert sorted(assigned_ids + [w.conversation_id for w in plan.still_waiting]) == sorted(
+        w.conversation_id for w in queue)
+    # no capacity overrun, only online agents
+    by_login = {a.login: a for a in agents}
+    channel_of = {w.conversation_id: w.channel_type for w in queue}
+    taken: dict[tuple[str, str], int] = {}
+    for cid, login in plan.assignments:
+        assert by_login[login].presence is Presence.ONLINE
+        key = (login, channel_of[cid])
+        taken[key] = taken.get(key, 0) + 1
+    for (login, channel), count in taken.items():
+        assert by_login[login].active_on(channel) + count <= by_login[login].max_for(channel)
+    # what still waits stays in queue order
+    assert plan.still_waiting == queue_order(plan.still_waiting)
+
+
+@settings(max_examples=200, deadline=None)
+@given(queue=queue_strategy, agents=agents_strategy, teams=teams_strategy)
+def test_a_waiting_conversation_is_never_skipped_for_a_later_one_it_could_take(
+        queue: list[Waiting], agents: list[Agent], teams: dict[str, Team]) -> None:
+    """Whatever still waits had no eligible agent left (except a manual team) when its turn came."""
+    plan = drain(queue, agents, teams)
+    final = {a.login: a for a in agents}
+    for cid, login in plan.assignments:
+        final[login] = final[login].took(next(w.channel_type for w in queue if w.conversation_id == cid))
+    for left in plan.still_waiting:
+        team = teams.get(left.target.id) if left.target.kind is AssigneeKind.TEAM else None
+        manual = team is not None and team.strategy is Strategy.MANUAL
+        if not manual:
+            assert eligible(list(final.values()), left.target, left.channel_type) == []
