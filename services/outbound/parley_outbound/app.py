@@ -2,27 +2,117 @@
 
 from __future__ import annotations
 
+import asyncio
+from datetime import timedelta
+from typing import Any
+
+import httpx
 from fastapi import FastAPI
 
+from parley_common.channels import Channels, load_channels_or_exit
+from parley_common.clock import Clock, SystemClock
+from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
+from parley_common.topics import (
+    CONTACTS_EVENTS,
+    CONVERSATIONS_EVENTS,
+    INBOUND_MESSAGES,
+    INBOUND_STATUSES,
+    MEDIA_EVENTS,
+    OUTBOUND_REQUESTS,
+)
+from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.adapters.providers.registry import adapters
+from parley_outbound.adapters.ratelimit import RateLimiter
+from parley_outbound.adapters.templates_repo import TemplateRepository
+from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.handlers.delivery import Delivery
+from parley_outbound.handlers.http_messages import messages_router
+from parley_outbound.handlers.http_templates import templates_router
+from parley_outbound.handlers.http_windows import windows_router
+from parley_outbound.handlers.projections import MediaProjection, StatusProjection, WindowProjection
+from parley_outbound.handlers.sending import Sender
+from parley_outbound.handlers.updates import UpdatePublisher
 from parley_outbound.settings import OutboundSettings
 
 SERVICE = "outbound"
 
 
-def create_app(settings: OutboundSettings) -> FastAPI:
+def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
+               clock: Clock | None = None) -> FastAPI:
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
-    return build_service(
+    channels = channels or load_channels_or_exit(settings.infra.channels_file, "parley-outbound")
+    clock = clock or SystemClock()
+    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds,
+                             limits=httpx.Limits(max_connections=500, max_keepalive_connections=200))
+    messages = MessageRepository(runtime.db)
+    projections = WindowStore(runtime.redis, settings.infra.redis_prefix())
+    updates = UpdatePublisher(runtime.publisher)
+    delivery = Delivery(adapters(http), RateLimiter(runtime.redis, settings.infra.redis_prefix()), settings)
+    templates = TemplateRepository(runtime.db)
+    media = MediaStore(runtime.redis, settings.infra.redis_prefix())
+    sender = Sender(messages=messages, projections=projections, templates=templates, media=media, updates=updates,
+                    channels=channels,
+                    delivery=delivery, clock=clock, media_base_url=settings.media_base_url,
+                    stuck_after=timedelta(seconds=settings.stuck_after_seconds),
+                    templates_mandatory=frozenset(settings.templates_mandatory_channels))
+    _subscribe_all(runtime, settings, sender, WindowProjection(projections),
+                   StatusProjection(messages, updates, clock), MediaProjection(media))
+
+    background: list[asyncio.Task[None]] = []
+
+    async def reconcile_once_running() -> None:
+        # Publishing before the broker has started makes its start hang (FastStream 0.7): wait for it.
+        while not runtime.broker.running:  # noqa: ASYNC110 - FastStream offers no "started" event
+            await asyncio.sleep(0.05)
+        await sender.reconcile()
+
+    async def start() -> None:
+        await messages.ensure_indexes()
+        await templates.ensure_indexes()
+        background.append(asyncio.create_task(reconcile_once_running()))
+
+    async def stop() -> None:
+        for task in background:
+            task.cancel()
+
+    app = build_service(
         service=SERVICE,
         title="Parley outbound",
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
-        routers=[],
+        routers=[messages_router(sender, runtime.publisher), windows_router(sender),
+                 templates_router(templates, channels, http)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
-        on_shutdown=[runtime.close],
+        on_startup=[start],
+        on_shutdown=[stop, http.aclose, runtime.close],
     )
+    app.state.sender = sender
+    app.state.publisher = runtime.publisher
+    return app
+
+
+def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender, windows: WindowProjection,
+                   statuses: StatusProjection, media: MediaProjection) -> None:
+    def group(name: str) -> str:
+        # Consumer groups are cluster-wide: namespace them like topics, or deployments sharing a cluster
+        # (and parallel test runs) would rebalance each other.
+        prefix = settings.infra.namespace
+        return f"{prefix}.outbound-{name}" if prefix else f"outbound-{name}"
+
+    common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
+    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)
+    subscribe(runtime.broker, CONVERSATIONS_EVENTS, group_id=group("threads"),
+              handle=windows.on_conversation_changed, **common)
+    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=windows.on_contact_event,
+              **common)
+    subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
+    subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
+    subscribe_batch(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle,
+                    max_records=settings.batch_records, concurrency=settings.send_concurrency, **common)
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""One module per provider; `registry.adapter_for` picks the one for a channel."""

@@ -1,0 +1,84 @@
+"""Redis: the window projection (last customer message per conversation key in provider time, free entry point,
+Viber subscription) and blocked identities, kept from other services' events. One hash per conversation key.
+
+Redis because every send reads it (sub-millisecond; the send path must not queue on the database). It is a
+projection: production runs Redis with AOF, and it can be rebuilt by replaying parley.inbound.messages.v1
+(its 7-day retention covers the longest window, HUMAN_AGENT's 7 days) and parley.contacts.events.v1."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from parley_common.ids import ConversationKey
+from parley_outbound.domain.threads import ThreadFacts
+from parley_outbound.domain.window import WindowFacts
+
+# KEYS[1] the hash; ARGV: provider time (µs), free entry ('1'/'0'), subscribed ('1'/'0'/'').
+# Webhooks arrive late and out of order: keep the latest time only.
+_CUSTOMER_MESSAGE = """
+local at = tonumber(ARGV[1])
+if at > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', at) end
+if ARGV[2] == '1' and at > tonumber(redis.call('HGET', KEYS[1], 'fe') or '0') then
+  redis.call('HSET', KEYS[1], 'fe', at)
+  redis.call('HDEL', KEYS[1], 'fep')
+end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'sub', ARGV[3]) end
+return 1
+"""
+
+
+def _micros(moment: datetime) -> int:
+    return int(moment.timestamp() * 1_000_000)
+
+
+def _moment(value: str | None) -> datetime | None:
+    return datetime.fromtimestamp(int(value) / 1_000_000, UTC) if value else None
+
+
+class WindowStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._customer_message = redis.register_script(_CUSTOMER_MESSAGE)
+
+    def _key(self, key: ConversationKey) -> str:
+        return f"{self._prefix}outbound:window:{key}"
+
+    async def record_customer_message(self, key: ConversationKey, at: datetime, free_entry: bool,
+                                      subscribed: bool | None) -> None:
+        flag = "" if subscribed is None else ("1" if subscribed else "0")
+        await self._customer_message(keys=[self._key(key)], args=[_micros(at), "1" if free_entry else "0", flag])
+
+    async def record_subscription(self, key: ConversationKey, subscribed: bool) -> None:
+        await self._redis.hset(self._key(key), "sub", "1" if subscribed else "0")
+
+    async def start_free_entry_window(self, key: ConversationKey, at: datetime) -> None:
+        await self._redis.hsetnx(self._key(key), "fep", str(_micros(at)))
+
+    async def set_blocked(self, key: ConversationKey, blocked: bool) -> None:
+        await self._redis.hset(self._key(key), "blocked", "1" if blocked else "0")
+
+    async def facts(self, key: ConversationKey) -> WindowFacts:
+        raw = await self._redis.hgetall(self._key(key))  # decode_responses: str keys and values
+        fields = {str(name): str(value) for name, value in raw.items()}
+        subscribed = fields.get("sub")
+        return WindowFacts(
+            last_customer_at=_moment(fields.get("last")),
+            free_entry_at=_moment(fields.get("fe")),
+            free_entry_window_started_at=_moment(fields.get("fep")),
+            subscribed=None if subscribed is None else subscribed == "1",
+            blocked=fields.get("blocked") == "1",
+        )
+
+    async def set_thread(self, key: ConversationKey, status: str, assignee_kind: str | None,
+                         assignee_id: str | None) -> None:
+        """The router's view of the conversation (parley.conversations.events.v1), latest state wins."""
+        await self._redis.hset(self._key(key), mapping={"t_status": status, "t_kind": assignee_kind or "",
+                                                        "t_id": assignee_id or ""})
+
+    async def thread(self, key: ConversationKey) -> ThreadFacts:
+        values = await self._redis.hmget(self._key(key), ["t_status", "t_kind", "t_id"])
+        status, kind, assignee = (str(value) if value else None for value in values)
+        return ThreadFacts(status=status, assignee_kind=kind, assignee_id=assignee)

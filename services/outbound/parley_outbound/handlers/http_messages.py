@@ -1,0 +1,115 @@
+"""POST /v1/messages (202 + message id, status queued) and GET /v1/messages/{id}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Header, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from parley_common.auth import Principal, Role, require_roles
+from parley_common.errors import ApiError
+from parley_common.events.common import SenderKind
+from parley_common.events.outbound import AfterSend, EmailOptions, OutboundContent, Sender, SendMessage
+from parley_common.ids import new_id
+from parley_common.kafka import EventPublisher
+from parley_common.topics import OUTBOUND_REQUESTS
+from parley_outbound.domain.status import State
+from parley_outbound.domain.validation import InvalidRequest, check_single_attachment, phone_digits_to_write_first
+from parley_outbound.handlers.sending import Sender as Pipeline
+
+SENDERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    external_user_id: str | None = Field(default=None, description="the customer's identity on the channel")
+    phone: str | None = Field(default=None, description="a phone number to write first (≥ 7 digits)")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Recipient:
+        if (self.external_user_id is None) == (self.phone is None):
+            raise ValueError("give exactly one of external_user_id or phone")
+        return self
+
+
+class SendRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    channel_id: str = Field(min_length=1, max_length=128)
+    recipient: Recipient
+    content: OutboundContent
+    email: EmailOptions | None = None
+    after_send: AfterSend | None = None
+    idempotency_key: str | None = Field(default=None, max_length=200)
+    attachments: list[str] | None = Field(default=None, description="media ids; at most one per message")
+
+
+class SendAccepted(BaseModel):
+    message_id: str
+    status: str
+    duplicate: bool = False
+    pricing_category: str | None = None
+    free: bool | None = None
+
+
+def messages_router(pipeline: Pipeline, publisher: EventPublisher) -> APIRouter:
+    router = APIRouter(prefix="/v1/messages", tags=["messages"])
+
+    @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)")
+    async def send(body: SendRequest, request: Request,
+                   principal: Principal = Depends(require_roles(*SENDERS)),
+                   idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
+        command = _command(body, principal, request.state.correlation_id, idempotency_header, pipeline)
+        accepted = await pipeline.accept(command)
+        if accepted.state is State.REFUSED:
+            raise ApiError(422, accepted.reason or "refused", _refusal_message(accepted.reason),
+                           {"message_id": accepted.message_id})
+        if not accepted.duplicate:
+            await publisher.publish(command, OUTBOUND_REQUESTS)
+        decision = accepted.decision or {}
+        return SendAccepted(message_id=accepted.message_id, status=accepted.state.value,
+                            duplicate=accepted.duplicate, pricing_category=decision.get("pricing_category"),
+                            free=decision.get("free"))
+
+    @router.get("/{message_id}", summary="One outbound message and its status")
+    async def get(message_id: str, principal: Principal = Depends(require_roles(*SENDERS))) -> dict[str, Any]:
+        doc = await pipeline.messages.get(principal.tenant_id, message_id)
+        if doc is None:
+            raise ApiError(404, "not_found", "no such message")
+        return {"message_id": doc["_id"], "status": doc["state"], "reason": doc.get("reason"),
+                "provider_message_id": doc.get("provider_message_id"), "channel_id": doc["channel_id"],
+                "decision": doc.get("decision"), "sender": doc["command"]["sender"]}
+
+    return router
+
+
+def _command(body: SendRequest, principal: Principal, correlation_id: str, header_key: str | None,
+             pipeline: Pipeline) -> SendMessage:
+    channel = pipeline.channels.get(body.channel_id)
+    if channel is None or channel.tenant_id != principal.tenant_id:
+        raise ApiError(404, "unknown_channel", f"no channel {body.channel_id!r}")
+    try:
+        media = check_single_attachment([getattr(body.content, "media_id", None), *(body.attachments or [])])
+        customer = body.recipient.external_user_id or phone_digits_to_write_first(body.recipient.phone or "")
+    except InvalidRequest as invalid:
+        raise ApiError(422, invalid.code, invalid.message, {"field": invalid.field}) from None
+    content = body.content
+    if media and getattr(content, "media_id", None) != media:
+        content = content.model_copy(update={"media_id": media})
+    is_bot = principal.has_any((Role.INTEGRATION,)) and not principal.has_any((Role.AGENT, Role.MANAGER, Role.OWNER))
+    sender = (Sender(kind=SenderKind.BOT, bot_id=principal.login) if is_bot
+              else Sender(kind=SenderKind.HUMAN, login=principal.login))
+    return SendMessage(
+        occurred_at=pipeline.clock.now(), tenant_id=principal.tenant_id, correlation_id=correlation_id,
+        channel_id=body.channel_id, external_user_id=customer, message_id=new_id(),
+        idempotency_key=body.idempotency_key or header_key, channel_type=channel.type, sender=sender,
+        content=content, email=body.email, after_send=body.after_send,
+    )
+
+
+def _refusal_message(reason: str | None) -> str:
+    if reason == "template_required":
+        return "outside the messaging window (or writing first) this channel accepts only an approved template"
+    return f"the channel's rules refuse this message: {reason}"

@@ -1,0 +1,41 @@
+"""GET /v1/windows/{channel}/{customer}: is the window open, until when, what may be sent now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from parley_common.auth import Principal, Role, require_roles
+from parley_common.errors import ApiError
+from parley_common.ids import ConversationKey
+from parley_outbound.domain.window_view import window_view
+from parley_outbound.handlers.sending import Sender as Pipeline
+
+READERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
+
+
+def windows_router(pipeline: Pipeline) -> APIRouter:
+    router = APIRouter(prefix="/v1/windows", tags=["windows"])
+
+    @router.get("/{channel_id}/{customer}", summary="The messaging window with one customer on one channel")
+    async def window(channel_id: str, customer: str,
+                     principal: Principal = Depends(require_roles(*READERS))) -> dict[str, Any]:
+        channel = pipeline.channels.get(channel_id)
+        if channel is None or channel.tenant_id != principal.tenant_id:
+            raise ApiError(404, "unknown_channel", f"no channel {channel_id!r}")
+        facts = await pipeline.projections.facts(ConversationKey(principal.tenant_id, channel_id, customer))
+        now = pipeline.clock.now()
+        view = window_view(channel.type, facts, now)
+        return {
+            "channel_id": channel_id, "channel_type": channel.type.value, "customer": customer,
+            "has_window": view.has_window, "open": view.open,
+            "closes_at": view.closes_at, "remaining_seconds": view.remaining.total_seconds()
+            if view.remaining is not None else None,
+            "human_agent_closes_at": view.human_agent_closes_at, "last_customer_message_at": view.last_customer_at,
+            "blocked": facts.blocked, "subscribed": facts.subscribed,
+            "allowed": [{"sender_kind": a.sender_kind.value, "message_kind": a.message_kind.value,
+                         "verdict": a.verdict, "reason": a.reason, "tag": a.tag} for a in view.allowed],
+        }
+
+    return router

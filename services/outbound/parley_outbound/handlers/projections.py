@@ -1,0 +1,112 @@
+"""Consumers that keep outbound's own view of other services' facts: the messaging window (from
+parley.inbound.messages.v1), blocked identities (parley.contacts.events.v1), and delivery statuses
+(parley.inbound.statuses.v1) applied to our messages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from parley_common.clock import Clock
+from parley_common.events.common import ChannelType
+from parley_common.events.contacts import ContactBlocked, ContactUnblocked
+from parley_common.events.conversations import ConversationChanged
+from parley_common.events.inbound import DeliveryStatusReported, MessageReceived, SystemPart
+from parley_common.events.media import MediaExpired, MediaStored
+from parley_common.ids import ConversationKey
+from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.domain.provider_errors import classify_meta
+from parley_outbound.domain.status import State, advance, from_provider
+from parley_outbound.handlers.updates import UpdatePublisher
+
+VIBER_UNSUBSCRIBED = frozenset({"unsubscribed"})
+VIBER_NOT_A_SUBSCRIPTION = frozenset({"conversation_started", "delivered", "seen", "failed"})
+MAX_STATUS_RACES = 3
+
+
+def viber_subscription(event: MessageReceived) -> bool | None:
+    """Viber: the first message subscribes; an `unsubscribed` callback ends it; opening the chat does not."""
+    if event.channel_type is not ChannelType.VIBER:
+        return None
+    kinds = {part.system_kind for part in event.parts if isinstance(part, SystemPart)}
+    if kinds & VIBER_UNSUBSCRIBED:
+        return False
+    if kinds and kinds <= VIBER_NOT_A_SUBSCRIPTION:
+        return None
+    return True
+
+
+class WindowProjection:
+    def __init__(self, projections: WindowStore) -> None:
+        self._projections = projections
+
+    async def on_message(self, event: MessageReceived) -> None:
+        if event.direction != "inbound":
+            return  # an echo of the business writing elsewhere opens no window
+        subscribed = viber_subscription(event)
+        if subscribed is False:
+            await self._projections.record_subscription(event.conversation_key, False)
+            return
+        free_entry = bool(event.referral and event.referral.free_entry_point)
+        await self._projections.record_customer_message(event.conversation_key, event.provider_timestamp,
+                                                        free_entry, subscribed)
+
+    async def on_conversation_changed(self, event: ConversationChanged) -> None:
+        assignee = event.assignee
+        await self._projections.set_thread(event.conversation_key, event.status,
+                                           assignee.kind if assignee else None, assignee.id if assignee else None)
+
+    async def on_contact_event(self, event: Any) -> None:
+        if isinstance(event, ContactBlocked | ContactUnblocked):
+            identity = event.identity
+            key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
+            await self._projections.set_blocked(key, isinstance(event, ContactBlocked))
+
+
+class MediaProjection:
+    def __init__(self, media: MediaStore) -> None:
+        self._media = media
+
+    async def on_media_event(self, event: Any) -> None:
+        if isinstance(event, MediaStored):
+            await self._media.stored(event.tenant_id, event.media_id, event.mime_type, event.size_bytes,
+                                     event.expires_at)
+        elif isinstance(event, MediaExpired):
+            await self._media.expired(event.tenant_id, event.media_id)
+
+
+class StatusProjection:
+    def __init__(self, messages: MessageRepository, updates: UpdatePublisher, clock: Clock) -> None:
+        self._messages = messages
+        self._updates = updates
+        self._clock = clock
+
+    async def on_status(self, event: DeliveryStatusReported) -> None:
+        reported = from_provider(event.status)
+        if reported is None:
+            return
+        for _ in range(MAX_STATUS_RACES):  # the sender may move the same message at the same time
+            doc = await self._messages.by_provider_id(event.tenant_id, event.channel_id, event.provider_message_id)
+            if doc is None:
+                return  # not ours (sent by another system on the same number)
+            current = State(doc["state"])
+            new = advance(current, reported)
+            if new is None:
+                return
+            error = event.errors[0] if event.errors and new is State.FAILED else None
+            reason = _failure_reason(event.channel_type, error.code) if error else None
+            fields: dict[str, Any] = {"error": error.model_dump()} if error else {}
+            if reason:
+                fields["reason"] = reason
+            if await self._messages.transition(doc["tenant_id"], doc["_id"], current, new, event.provider_timestamp,
+                                               **fields):
+                await self._updates.state_changed(doc, new, event.provider_timestamp, reason=reason, error=error)
+                return
+
+
+def _failure_reason(channel_type: ChannelType, code: str) -> str:
+    """A failed callback's error code as the same reason a synchronous error would give (131047 → re-engagement)."""
+    if channel_type in (ChannelType.WHATSAPP, ChannelType.MESSENGER, ChannelType.INSTAGRAM):
+        return classify_meta(channel_type, code, 400).reason
+    return f"provider_error_{code}"

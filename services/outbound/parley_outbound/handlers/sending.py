@@ -1,0 +1,233 @@
+"""The send pipeline: accept a command (policy, idempotency, persist `queued`), then deliver it (policy again,
+record `sending`, call the provider, record the outcome). HTTP and the requests topic both come through here,
+so nothing the policy refuses is ever sent, whatever path it came by.
+
+A command that arrives on the topic without an HTTP accept is stored directly as `sending` (it is published
+as `queued`): one database write fewer on the hot path, and still recorded before the provider call."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+
+from parley_common.channels import AnyChannel, Channels
+from parley_common.clock import Clock
+from parley_common.events.common import ChannelType
+from parley_common.events.inbound import ProviderError
+from parley_common.events.outbound import SendMessage, TemplateContent
+from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.adapters.providers.base import ProviderFailure
+from parley_outbound.adapters.templates_repo import TemplateRepository
+from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.domain.attachments import check_attachment
+from parley_outbound.domain.compose import attachment_of, intent_for, outgoing
+from parley_outbound.domain.status import State
+from parley_outbound.domain.templates import render_template
+from parley_outbound.domain.threads import held_by_another_agent
+from parley_outbound.domain.validation import InvalidRequest
+from parley_outbound.domain.window import Decision, PricingCategory, Verdict, WindowFacts, decide
+from parley_outbound.handlers.checks import check_command
+from parley_outbound.handlers.delivery import Delivery
+from parley_outbound.handlers.http_templates import to_domain
+from parley_outbound.handlers.updates import UpdatePublisher, message_doc
+
+log = structlog.get_logger(__name__)
+UNKNOWN_OUTCOME = "send_outcome_unknown"
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_id: str
+    state: State
+    reason: str | None
+    duplicate: bool = False
+    decision: dict[str, Any] | None = None
+    doc: dict[str, Any] | None = None
+    verdict: Decision | None = None
+
+
+class Sender:
+    def __init__(self, *, messages: MessageRepository, projections: WindowStore,
+                 templates: TemplateRepository, media: MediaStore, updates: UpdatePublisher,
+                 channels: Channels, delivery: Delivery, clock: Clock, media_base_url: str,
+                 stuck_after: timedelta = timedelta(seconds=60),
+                 templates_mandatory: frozenset[str] = frozenset()) -> None:
+        self.messages = messages
+        self.projections = projections
+        self.templates = templates
+        self.media = media
+        self.updates = updates
+        self.channels = channels
+        self.delivery = delivery
+        self.clock = clock
+        self.media_base_url = media_base_url.rstrip("/")
+        self.stuck_after = stuck_after
+        self.templates_mandatory = templates_mandatory
+
+    async def handle(self, command: SendMessage) -> None:
+        """The requests-topic consumer: accept unless already accepted (HTTP), then deliver."""
+        doc = await self.messages.get(command.tenant_id, command.message_id)
+        if doc is not None:
+            await self.deliver(command, doc)
+            return
+        accepted = await self.accept(command, start_sending=True)
+        if accepted.state is State.SENDING and accepted.doc is not None and accepted.verdict is not None:
+            await self._call_provider(accepted.doc, command, self._channel(command), accepted.verdict)
+
+    async def accept(self, command: SendMessage, *, start_sending: bool = False) -> Accepted:
+        if command.idempotency_key:
+            owner = await self.messages.claim(command.tenant_id, command.idempotency_key, command.message_id)
+            if owner != command.message_id:
+                return await self._existing(command.tenant_id, owner)
+        try:
+            self._channel(command)
+            check_command(command)
+            await self._check_thread(command)
+            self._check_template_mode(command)
+            media_kind = await self._attachment(command)
+            rendered, category = await self._template(command)
+        except InvalidRequest as invalid:
+            return await self._record(command, State.REFUSED, invalid.code, {})
+        decision = await self._decide(command, category)
+        if decision.allowed:
+            state, reason = (State.SENDING if start_sending else State.QUEUED), None
+        else:
+            state, reason = State.REFUSED, await self._refusal_code(command, decision)
+        decision_fields = {**_decision_dict(decision), "media_kind": media_kind}
+        return await self._record(command, state, reason, decision_fields, rendered, decision)
+
+    async def deliver(self, command: SendMessage, doc: dict[str, Any]) -> None:
+        state = State(doc["state"])
+        if state is State.SENDING:  # we crashed between the provider call and recording it: never send twice
+            await self._move(doc, State.SENDING, State.FAILED, reason=UNKNOWN_OUTCOME)
+            return
+        if state is not State.QUEUED:
+            return
+        category = (doc.get("decision") or {}).get("pricing_category")
+        decision = await self._decide(command, PricingCategory(category) if category else None)
+        if not decision.allowed:  # e.g. blocked, or the window closed while it waited
+            await self._move(doc, State.QUEUED, State.REFUSED, reason=await self._refusal_code(command, decision))
+            return
+        channel = self._channel(command)
+        if not await self._move(doc, State.QUEUED, State.SENDING):
+            return
+        await self._call_provider(doc, command, channel, decision)
+
+    async def reconcile(self) -> int:
+        """At start: messages left `sending` by a crash fail as outcome-unknown (never re-sent)."""
+        older_than = self.clock.now() - self.stuck_after
+        stuck = await self.messages.stuck_sending(older_than)
+        for doc in stuck:
+            await self._move(doc, State.SENDING, State.FAILED, reason=UNKNOWN_OUTCOME)
+        return len(stuck)
+
+    async def _call_provider(self, doc: dict[str, Any], command: SendMessage, channel: AnyChannel,
+                             decision: Decision) -> None:
+        media_id = attachment_of(command.content)
+        media_url = f"{self.media_base_url}/v1/media/{media_id}/content" if media_id else None
+        media_kind = (doc.get("decision") or {}).get("media_kind") or "document"
+        message = outgoing(command, decision, media_url, media_kind, text=doc.get("rendered_text"))
+        try:
+            result = await self.delivery.send(channel, message)
+        except ProviderFailure as failure:
+            error = ProviderError(code=failure.code, title=failure.outcome.reason, detail=failure.detail)
+            await self._move(doc, State.SENDING, State.FAILED, reason=failure.outcome.reason, error=error)
+            return
+        await self._move(doc, State.SENDING, State.SENT, provider_message_id=result.provider_message_id)
+        if decision.opens_free_entry_window:
+            await self.projections.start_free_entry_window(command.conversation_key, self.clock.now())
+        if command.channel_type is not ChannelType.EMAIL:  # email goes out "closed": no thread to act on
+            await self.updates.after_send(command, self.clock.now())
+
+    async def _decide(self, command: SendMessage, category: PricingCategory | None) -> Decision:
+        facts = (WindowFacts() if command.channel_type is ChannelType.EMAIL
+                 else await self.projections.facts(command.conversation_key))
+        return decide(intent_for(command, category), facts, self.clock.now())
+
+    async def _check_thread(self, command: SendMessage) -> None:
+        thread = await self.projections.thread(command.conversation_key)
+        if held_by_another_agent(command.channel_type, command.sender.kind, command.sender.login, thread):
+            raise InvalidRequest("thread_held_by_another_agent",
+                                 f"the active thread is assigned to {thread.assignee_id}", "recipient")
+
+    def _check_template_mode(self, command: SendMessage) -> None:
+        """edna: on some channels templates are mandatory, whatever the window."""
+        if command.channel_id in self.templates_mandatory and not isinstance(command.content, TemplateContent):
+            raise InvalidRequest("template_required", "this channel sends approved templates only", "content")
+
+    async def _attachment(self, command: SendMessage) -> str | None:
+        """The provider's media kind for the attachment, after checking the channel accepts it."""
+        media_id = attachment_of(command.content)
+        if media_id is None:
+            return None
+        facts = await self.media.get(command.tenant_id, media_id)
+        return check_attachment(command.channel_type, facts, self.clock.now()).kind
+
+    async def _template(self, command: SendMessage) -> tuple[str | None, PricingCategory | None]:
+        """The rendered text and pricing category of a template message (None, None for other content)."""
+        content = command.content
+        if not isinstance(content, TemplateContent):
+            return None, None
+        doc = await self.templates.get(command.tenant_id, command.channel_id, content.name, content.language)
+        if doc is None:
+            raise InvalidRequest("template_not_found",
+                                 f"no template {content.name!r} in {content.language} on this channel", "content.name")
+        template = to_domain(doc)
+        return render_template(template, content.variables), template.category
+
+    async def _refusal_code(self, command: SendMessage, decision: Decision) -> str:
+        if decision.verdict is not Verdict.TEMPLATE_REQUIRED:
+            return decision.reason.value
+        # edna: say so plainly when the channel needs a template and none is approved
+        has_one = await self.templates.has_approved(command.tenant_id, command.channel_id)
+        return "template_required" if has_one else "no_approved_template"
+
+    def _channel(self, command: SendMessage) -> AnyChannel:
+        channel = self.channels.get(command.channel_id)
+        if channel is None or channel.tenant_id != command.tenant_id or channel.type != command.channel_type:
+            raise InvalidRequest("unknown_channel", f"no {command.channel_type} channel {command.channel_id!r}",
+                                 "channel_id")
+        return channel
+
+    async def _record(self, command: SendMessage, state: State, reason: str | None, decision: dict[str, Any],
+                      rendered: str | None = None, verdict: Decision | None = None) -> Accepted:
+        doc = message_doc(command, state, self.clock.now(), decision, reason, rendered)
+        if not await self.messages.insert(doc):
+            return await self._existing(command.tenant_id, command.message_id)
+        published = State.QUEUED if state is State.SENDING else state  # `sending` is internal
+        await self.updates.state_changed(doc, published, self.clock.now(), reason=reason)
+        log.info("outbound_accepted", message_id=command.message_id, state=state.value)
+        return Accepted(command.message_id, state, reason, decision=decision, doc=doc, verdict=verdict)
+
+    async def _existing(self, tenant_id: str, message_id: str) -> Accepted:
+        doc = await self.messages.get(tenant_id, message_id)
+        if doc is None:  # the claim's owner has not stored its message yet: it is being accepted right now
+            return Accepted(message_id, State.QUEUED, None, duplicate=True)
+        return Accepted(message_id, State(doc["state"]), doc.get("reason"), duplicate=True,
+                        decision=doc.get("decision"))
+
+    async def _move(self, doc: dict[str, Any], expected: State, new: State, *, reason: str | None = None,
+                    provider_message_id: str | None = None, error: ProviderError | None = None) -> bool:
+        now = self.clock.now()
+        fields: dict[str, Any] = {}
+        if reason is not None:
+            fields["reason"] = reason
+        if provider_message_id is not None:
+            fields["provider_message_id"] = provider_message_id
+        if error is not None:
+            fields["error"] = error.model_dump()
+        if not await self.messages.transition(doc["tenant_id"], doc["_id"], expected, new, now, **fields):
+            return False
+        await self.updates.state_changed(doc, new, now, reason=reason, provider_message_id=provider_message_id,
+                                         error=error)
+        return True
+
+
+def _decision_dict(decision: Decision) -> dict[str, Any]:
+    values = asdict(decision)
+    return {key: (value.value if hasattr(value, "value") else value) for key, value in values.items()}
+
