@@ -2,27 +2,105 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import httpx
 from fastapi import FastAPI
 
+from parley_common.channels import Channels, load_channels_or_exit
+from parley_common.clock import Clock, SystemClock
+from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
+from parley_common.topics import INBOUND_ATTACHMENTS, INBOUND_MESSAGES, MEDIA_RETRIES, Topic
+from parley_media.adapters.blobstore import BlobStore
+from parley_media.adapters.gridfs_store import GridFSBlobStore
+from parley_media.adapters.media_repository import MediaRepository
+from parley_media.adapters.providers import ProviderFetcher
+from parley_media.adapters.s3_store import S3BlobStore
+from parley_media.domain.retry import Backoff
+from parley_media.handlers.attachments import EmailAttachments
+from parley_media.handlers.fetching import Fetcher
+from parley_media.handlers.http_media import Links, media_router
+from parley_media.handlers.http_upload import upload_router
+from parley_media.handlers.pipeline import MediaPipeline
+from parley_media.handlers.sweeper import Sweeper
 from parley_media.settings import MediaSettings
 
 SERVICE = "media"
+GROUP = "parley-media"
 
 
-def create_app(settings: MediaSettings) -> FastAPI:
+def blob_store(settings: MediaSettings, runtime: Runtime) -> BlobStore:
+    if settings.storage == "s3":
+        return S3BlobStore(settings.s3_endpoint_url, settings.s3_bucket, settings.s3_access_key,
+                           settings.s3_secret_key.get_secret_value(), settings.s3_region, settings.s3_create_bucket)
+    return GridFSBlobStore(runtime.db)
+
+
+def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Channels | None = None,
+               blobs: BlobStore | None = None) -> FastAPI:
+    clock = clock or SystemClock()
+    channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file, "parley-media")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
-    return build_service(
+    blobs = blobs or blob_store(settings, runtime)
+    repo = MediaRepository(runtime.db)
+    pipeline = MediaPipeline(repo, blobs, runtime.publisher, clock, settings.retention_days)
+    http = httpx.AsyncClient(timeout=settings.download_timeout_seconds, follow_redirects=True,
+                             limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
+    backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds, settings.retry_max_attempts)
+    fetcher = Fetcher(pipeline, ProviderFetcher(http), channels, backoff)
+    attachments = EmailAttachments(pipeline, channels)
+    sweeper = Sweeper(pipeline, settings.sweep_lease_seconds, settings.pending_timeout_seconds)
+    links = Links(settings.signing_secret.get_secret_value().encode(), settings.link_ttl_seconds,
+                  settings.public_base_url, clock)
+
+    # One consumer group per topic (three consumers sharing one group would rebalance each other), named
+    # within the namespace: deployments (and test runs) sharing a cluster must not share consumer groups.
+    def group(topic: Topic) -> str:
+        return topic.name(settings.infra.namespace).replace(topic.base_name, f"{GROUP}.{topic.base_name[7:]}")
+
+    options = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
+    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group(INBOUND_MESSAGES), handle=fetcher.on_message,
+                    max_records=settings.download_concurrency, **options)  # type: ignore[arg-type]
+    subscribe(runtime.broker, INBOUND_ATTACHMENTS, group_id=group(INBOUND_ATTACHMENTS),
+              handle=attachments.on_attachment, **options)  # type: ignore[arg-type]
+    # Retries sleep until their time: single records, so one long wait does not hold a batch of others.
+    subscribe(runtime.broker, MEDIA_RETRIES, group_id=group(MEDIA_RETRIES), handle=fetcher.on_retry,
+              **options)  # type: ignore[arg-type]
+
+    tasks: list[asyncio.Task[None]] = []
+
+    async def start() -> None:
+        await blobs.start()
+        await repo.ensure_indexes()
+        if settings.sweeper_enabled:
+            tasks.append(asyncio.create_task(sweeper.run_forever(settings.sweep_interval_seconds)))
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await http.aclose()
+        await blobs.close()
+        await runtime.close()
+
+    app = build_service(
         service=SERVICE,
         title="Parley media",
         description="attachments: fetch, store, serve signed, expire",
         infra=settings.infra,
-        routers=[],
+        routers=[upload_router(pipeline, channels), media_router(repo, blobs, links)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
-        on_shutdown=[runtime.close],
+        on_startup=[start],
+        on_shutdown=[stop],
     )
+    app.state.sweeper = sweeper
+    app.state.pipeline = pipeline
+    return app
 
 
 def main() -> None:
