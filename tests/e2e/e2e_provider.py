@@ -1,0 +1,75 @@
+"""The fake provider of the journeys: the outbound engineer's send-API fake (tests/outbound/outbound_fakes.py,
+loaded by path so it keeps its own module name) plus WhatsApp's media endpoints, because one channel has one
+`graph_api_base` for sending and for media look-ups.
+
+  GET /graph/{media_id}      (bearer) → {"url": <base>/wa-files/{media_id}}   (WhatsApp media look-up, §1)
+  GET /wa-files/{media_id}   (bearer) → the bytes registered in `media_files`
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+OUTBOUND_FAKES = Path(__file__).resolve().parents[1] / "outbound" / "outbound_fakes.py"
+MODULE_NAME = "parley_e2e_outbound_fakes"
+
+
+def _outbound_fakes() -> ModuleType:
+    if MODULE_NAME in sys.modules:
+        return sys.modules[MODULE_NAME]
+    spec = importlib.util.spec_from_file_location(MODULE_NAME, OUTBOUND_FAKES)
+    assert spec is not None and spec.loader is not None, f"cannot load {OUTBOUND_FAKES}"
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[MODULE_NAME] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_fakes = _outbound_fakes()
+free_port = _fakes.free_port
+
+
+class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
+    """Sends are recorded in `requests` as (endpoint, body) — endpoint `graph:{phone_number_id}` for WhatsApp."""
+
+    def __init__(self, access_token: str) -> None:
+        self.access_token = access_token
+        self.media_files: dict[str, bytes] = {}
+        self.media_requests: list[str] = []
+        super().__init__()
+
+    def sends_to(self, phone_digits: str) -> list[dict[str, Any]]:
+        return [body for endpoint, body in self.requests
+                if endpoint.startswith("graph:") and str(body.get("to", "")).lstrip("+") == phone_digits]
+
+    def _build(self) -> FastAPI:
+        app: FastAPI = super()._build()
+
+        def authorised(request: Request) -> bool:
+            return request.headers.get("authorization") == f"Bearer {self.access_token}"
+
+        async def media_lookup(media_id: str, request: Request) -> Response:
+            self.media_requests.append(f"lookup:{media_id}")
+            if not authorised(request):
+                return JSONResponse({"error": {"code": 190}}, status_code=401)
+            return JSONResponse({"messaging_product": "whatsapp", "id": media_id, "mime_type": "image/png",
+                                 "url": f"{self.base_url}/wa-files/{media_id}?hash=e2e"})
+
+        async def media_file(media_id: str, request: Request) -> Response:
+            self.media_requests.append(f"file:{media_id}")
+            if not authorised(request):
+                return Response(status_code=401)
+            if media_id not in self.media_files:
+                return Response(status_code=404)
+            return Response(self.media_files[media_id], media_type="image/png")
+
+        app.add_api_route("/graph/{media_id}", media_lookup, methods=["GET"])
+        app.add_api_route("/wa-files/{media_id}", media_file, methods=["GET"])
+        return app

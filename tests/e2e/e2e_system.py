@@ -1,0 +1,222 @@
+"""Running the whole system as real processes: the five services (`.venv/bin/parley-<svc>`) on free ports, a
+fresh namespace on the shared test infrastructure, a channel file pointing at the local fake provider; waiting
+for readiness; stopping with no orphans; dropping the namespace's topics, databases and keys afterwards."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiokafka.admin import AIOKafkaAdminClient
+from e2e_provider import E2EProvider
+
+from parley_common.auth import issue_token
+from parley_common.mongo import mongo_client
+from parley_common.redis import redis_client
+
+REPO = Path(__file__).resolve().parents[2]
+SERVICES = ("ingest", "contacts", "router", "outbound", "media")
+TENANT = "acme"
+JWT_SECRET = "e2e-secret-of-at-least-32-bytes-long!"
+READY_WITHIN = 60.0
+STOP_WITHIN = 15.0
+
+
+@dataclass(frozen=True)
+class WhatsAppChannel:
+    id: str
+    phone_number_id: str
+    app_secret: str
+    access_token: str
+
+
+WHATSAPP = WhatsAppChannel(id="wa-e2e", phone_number_id="106540352242922", app_secret="e2e-app-secret",
+                           access_token="e2e-wa-token")
+
+
+@dataclass(frozen=True)
+class TelegramChannel:
+    id: str
+    bot_token: str
+    webhook_secret: str
+
+
+TELEGRAM = TelegramChannel(id="tg-e2e", bot_token="123:e2e-bot", webhook_secret="e2e-telegram-secret")
+
+
+@dataclass
+class Service:
+    name: str
+    port: int
+    log: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class System:
+    namespace: str
+    provider: E2EProvider
+    services: dict[str, Service]
+    tmp: Path
+    tokens: dict[str, str] = field(default_factory=dict)
+
+    def url(self, service: str) -> str:
+        return self.services[service].url
+
+    def auth(self, login: str, role: str = "agent") -> dict[str, str]:
+        key = f"{login}/{role}"
+        if key not in self.tokens:
+            self.tokens[key] = issue_token(JWT_SECRET, TENANT, login, [role])
+        return {"Authorization": f"Bearer {self.tokens[key]}"}
+
+    def logs(self) -> str:
+        parts = []
+        for service in self.services.values():
+            text = service.log.read_text(errors="replace") if service.log.exists() else "(no log)"
+            parts.append(f"===== parley-{service.name} (pid {service.process and service.process.pid}) =====\n"
+                         f"{text[-20_000:]}")
+        return "\n".join(parts)
+
+
+def channel_file(path: Path, provider_base: str) -> Path:
+    channels = {"channels": [{
+        "id": WHATSAPP.id, "type": "whatsapp", "tenant_id": TENANT, "name": "E2E WhatsApp",
+        "phone_number_id": WHATSAPP.phone_number_id, "waba_id": "102290129340398",
+        "app_secret": WHATSAPP.app_secret, "verify_token": "e2e-verify", "access_token": WHATSAPP.access_token,
+        "graph_api_base": f"{provider_base}/graph",
+    }, {
+        "id": TELEGRAM.id, "type": "telegram", "tenant_id": TENANT, "bot_token": TELEGRAM.bot_token,
+        "webhook_secret": TELEGRAM.webhook_secret, "api_base": f"{provider_base}/telegram",
+    }]}
+    path.write_text(json.dumps(channels, indent=2))
+    return path
+
+
+def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports: dict[str, int]) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PARLEY_")}
+    env.update({
+        "PARLEY_KAFKA_BOOTSTRAP": endpoints["PARLEY_KAFKA_BOOTSTRAP"],
+        "PARLEY_MONGO_URI": endpoints["PARLEY_MONGO_URI"],
+        "PARLEY_REDIS_URL": endpoints["PARLEY_REDIS_URL"],
+        "PARLEY_NAMESPACE": namespace,
+        "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_CHANNELS_FILE": str(channels),
+        "PARLEY_LOG_JSON": "true",
+        "PARLEY_OUTBOUND_MEDIA_BASE_URL": f"http://127.0.0.1:{ports['media']}",
+        "PARLEY_MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['media']}",
+        "PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": "1",
+        # Contacts' group id is a setting but not namespaced by default: another namespace's contacts on the
+        # same Kafka would share (and keep rebalancing) the group. Outbound and media hard-code theirs.
+        "PARLEY_CONTACTS_CONSUMER_GROUP": f"{namespace}.parley-contacts",
+    })
+    for name, port in ports.items():
+        env[f"PARLEY_{name.upper()}_PORT"] = str(port)
+        env[f"PARLEY_{name.upper()}_HOST"] = "127.0.0.1"
+    return env
+
+
+def start(service: Service, env: dict[str, str]) -> None:
+    binary = REPO / ".venv" / "bin" / f"parley-{service.name}"
+    with service.log.open("wb") as log:
+        # Its own session, so teardown can signal the whole process group and leave no orphans.
+        service.process = subprocess.Popen([str(binary)], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                           stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def wait_ready(system: System) -> None:
+    deadline = time.monotonic() + READY_WITHIN
+    pending = dict(system.services)
+    last: dict[str, str] = {}
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for name, service in list(pending.items()):
+                assert service.process is not None
+                if service.process.poll() is not None:
+                    raise RuntimeError(f"parley-{name} exited with {service.process.returncode}\n{system.logs()}")
+                try:
+                    response = client.get(f"{service.url}/readyz")
+                except httpx.HTTPError as exc:
+                    last[name] = type(exc).__name__
+                    continue
+                last[name] = f"{response.status_code} {response.text[:200]}"
+                if response.status_code == 200:
+                    del pending[name]
+            if time.monotonic() > deadline:
+                hint = shared_group_hint(system, pending)
+                raise RuntimeError(f"not ready within {READY_WITHIN}s: {last}\n{hint}{system.logs()}")
+            if pending:
+                time.sleep(0.2)
+
+
+def shared_group_hint(system: System, pending: dict[str, Service]) -> str:
+    """A service that never finishes starting is most often stuck joining a consumer group that other runs on
+    the same Kafka share (a group id without the namespace): name such groups."""
+    lines = []
+    for name, service in pending.items():
+        text = service.log.read_text(errors="replace") if service.log.exists() else ""
+        shared = sorted({group for group in re.findall(r"\(Re-\)joining group (\S+)", text)
+                         if not group.startswith(system.namespace)})
+        if shared:
+            lines.append(f"HINT: parley-{name} keeps re-joining consumer groups without the namespace {shared}; "
+                         "on a shared Kafka other runs' consumers are in them too\n")
+    return "".join(lines)
+
+
+def stop_all(services: dict[str, Service]) -> list[str]:
+    """SIGTERM every process group, wait, then SIGKILL the stragglers; returns the ones that had to be killed."""
+    running = [s for s in services.values() if s.process is not None and s.process.poll() is None]
+    for service in running:
+        assert service.process is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_WITHIN
+    killed = []
+    for service in running:
+        assert service.process is not None
+        try:
+            service.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            killed.append(service.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(service.process.pid, signal.SIGKILL)
+            service.process.wait(timeout=5)
+        # Also whatever the service itself may have started in its group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(service.process.pid, signal.SIGKILL)
+    return killed
+
+
+async def drop_namespace(endpoints: dict[str, str], namespace: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints["PARLEY_KAFKA_BOOTSTRAP"])
+    await admin.start()
+    try:
+        mine = [name for name in await admin.list_topics() if name.startswith(f"{namespace}.")]
+        if mine:
+            await admin.delete_topics(mine)
+    finally:
+        await admin.close()
+    mongo = mongo_client(endpoints["PARLEY_MONGO_URI"], "parley-e2e")
+    try:
+        for name in await mongo.list_database_names():
+            if name.endswith(f"_{namespace}"):
+                await mongo.drop_database(name)
+    finally:
+        await mongo.close()
+    redis = redis_client(endpoints["PARLEY_REDIS_URL"])
+    try:
+        async for key in redis.scan_iter(match=f"{namespace}:*"):
+            await redis.delete(key)
+    finally:
+        await redis.aclose()
