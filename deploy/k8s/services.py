@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from parley_common.topics import (
     CONTACTS_EVENTS,
     CONVERSATIONS_COMMANDS,
+    CONVERSATIONS_EVENTS,
     INBOUND_ATTACHMENTS,
     INBOUND_MESSAGES,
     INBOUND_STATUSES,
@@ -96,8 +97,10 @@ SERVICES: tuple[Service, ...] = (
         "outbound", 8004,
         consumes=(
             Consumer(INBOUND_MESSAGES, "outbound-windows"),
+            Consumer(CONVERSATIONS_EVENTS, "outbound-threads"),
             Consumer(CONTACTS_EVENTS, "outbound-contacts"),
             Consumer(INBOUND_STATUSES, "outbound-statuses"),
+            Consumer(MEDIA_EVENTS, "outbound-media"),
             Consumer(OUTBOUND_REQUESTS, "outbound-sender"),
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
