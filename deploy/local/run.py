@@ -16,6 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from parley_common.auth import issue_token
+from parley_common.channels import Channels, TelegramChannel
 from parley_common.kafka import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,6 +47,15 @@ channels:
      inbound_secret: "{secrets.token_hex(16)}"}}
 """)
     path.chmod(0o600)
+
+
+TELEGRAM_UPDATE = ('{"update_id":1,"message":{"message_id":1,"date":%d,"chat":{"id":42,"type":"private"},'
+                   '"from":{"id":42,"is_bot":false,"first_name":"Ann"},"text":"Hello"}}')
+
+
+def telegram_secret(channels_file: Path) -> str:
+    channel = Channels.load(channels_file).get("tg-demo")
+    return channel.webhook_secret.get_secret_value() if isinstance(channel, TelegramChannel) else "<secret>"
 
 
 def jwt_secret() -> str:
@@ -149,7 +159,10 @@ def main() -> None:
         print(f"  {name:9} http://127.0.0.1:{port}")
     print(f"\nchannels: {channels_file}   logs: .run/logs/   kafka: {endpoints['PARLEY_KAFKA_BOOTSTRAP']}")
     print(f"a token for tenant 'demo' (owner+agent alice), valid 12 h:\n  export PARLEY_TOKEN={token}")
-    print('try:  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" http://127.0.0.1:8002/v1/contacts')
+    print("try: a customer writes to the demo Telegram bot, then the conversation waits in the inbox:")
+    print(f"  curl -s -X POST http://127.0.0.1:8001/webhooks/telegram/tg-demo -H 'Content-Type: application/json' "
+          f"-H 'X-Telegram-Bot-Api-Secret-Token: {telegram_secret(channels_file)}' -d '{TELEGRAM_UPDATE % time.time()}'")
+    print('  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" http://127.0.0.1:8003/v1/conversations')
     print("Ctrl-C stops everything.", flush=True)
     while True:
         for name, process in processes.items():

@@ -53,7 +53,7 @@ def test_tokens_round_trip_and_expire() -> None:
     principal = decode_token(SECRET, token)
     assert (principal.tenant_id, principal.login, principal.roles) == ("acme", "alice", frozenset({Role.AGENT}))
     with pytest.raises(ApiError) as wrong_secret:
-        decode_token("other", token)
+        decode_token("another-secret-of-at-least-32-bytes", token)
     assert wrong_secret.value.code == "invalid_token"
     an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
     expired = issue_token(SECRET, "acme", "alice", ["agent"], ttl=timedelta(seconds=1), now=an_hour_ago)
