@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe
+from parley_common.kafka import subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES
@@ -37,8 +37,9 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAP
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
     namespace = settings.infra.namespace
     group = f"{namespace}.{settings.consumer_group}" if namespace else settings.consumer_group  # groups are global
-    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group, namespace=namespace,
-              handle=inbound, publisher=runtime.publisher, service=SERVICE, max_workers=settings.consumer_workers)
+    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group, namespace=namespace, handle=inbound,
+                    publisher=runtime.publisher, service=SERVICE, max_records=settings.batch_max,
+                    concurrency=settings.consumer_concurrency)
     app = build_service(
         service=SERVICE,
         title="Parley contacts",

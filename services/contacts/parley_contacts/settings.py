@@ -13,7 +13,8 @@ class ContactsSettings(ServiceSettings):
 
     port: int = 8002
     consumer_group: str = "parley-contacts"
-    consumer_workers: int = Field(default=6, ge=1, le=64,
-                                  description="partitions handled concurrently; their records share bulk writes")
+    consumer_concurrency: int = Field(default=64, ge=1, le=1000,
+                                      description="customers handled at once from one Kafka batch; their records "
+                                                  "share bulk writes")
     batch_max: int = Field(default=200, ge=1, le=5000)
     batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)

@@ -69,7 +69,7 @@ async def test_two_replicas_consuming_two_partitions(kafka_topics: InfraSettings
     """The same new customer's messages on different partitions, consumed by two app instances in one group."""
     db = mongo[kafka_topics.database_name("contacts")]
     events = [message("15550001234", name="Li", at=T0 + timedelta(seconds=n)) for n in range(12)]
-    async with running(kafka_topics, consumer_workers=2), running(kafka_topics, consumer_workers=2):
+    async with running(kafka_topics, consumer_concurrency=2), running(kafka_topics, consumer_concurrency=2):
         await publish_to(kafka_topics, [(event, n % 12) for n, event in enumerate(events)])
 
         async def all_seen() -> bool:
