@@ -104,7 +104,7 @@ SERVICES: tuple[Service, ...] = (
             Consumer(OUTBOUND_REQUESTS, "outbound-sender"),
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
-        api_paths=("/v1/messages", "/v1/templates", "/v1/windows"),
+        api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies"),
     ),
     Service(
         "media", 8005, consumes=_group_per_topic(

@@ -22,17 +22,25 @@ from parley_common.topics import (
     MEDIA_EVENTS,
     OUTBOUND_REQUESTS,
 )
+from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.providers.registry import adapters
 from parley_outbound.adapters.ratelimit import RateLimiter
+from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.delivery import Delivery
 from parley_outbound.handlers.http_messages import messages_router
+from parley_outbound.handlers.http_saved_replies import saved_replies_router
 from parley_outbound.handlers.http_templates import templates_router
 from parley_outbound.handlers.http_windows import windows_router
-from parley_outbound.handlers.projections import MediaProjection, StatusProjection, WindowProjection
+from parley_outbound.handlers.projections import (
+    ContactFieldsProjection,
+    MediaProjection,
+    StatusProjection,
+    WindowProjection,
+)
 from parley_outbound.handlers.sending import Sender
 from parley_outbound.handlers.updates import UpdatePublisher
 from parley_outbound.settings import OutboundSettings
@@ -53,13 +61,16 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     delivery = Delivery(adapters(http), RateLimiter(runtime.redis, settings.infra.redis_prefix()), settings)
     templates = TemplateRepository(runtime.db)
     media = MediaStore(runtime.redis, settings.infra.redis_prefix())
+    saved_replies = SavedReplyRepository(runtime.db)
+    contact_fields = ContactFieldsStore(runtime.redis, settings.infra.redis_prefix())
     sender = Sender(messages=messages, projections=projections, templates=templates, media=media, updates=updates,
-                    channels=channels,
+                    saved_replies=saved_replies, contact_fields=contact_fields, channels=channels,
                     delivery=delivery, clock=clock, media_base_url=settings.media_base_url,
                     stuck_after=timedelta(seconds=settings.stuck_after_seconds),
                     templates_mandatory=frozenset(settings.templates_mandatory_channels))
     _subscribe_all(runtime, settings, sender, WindowProjection(projections),
-                   StatusProjection(messages, updates, clock), MediaProjection(media))
+                   StatusProjection(messages, updates, clock), MediaProjection(media),
+                   ContactFieldsProjection(contact_fields))
 
     background: list[asyncio.Task[None]] = []
 
@@ -72,6 +83,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     async def start() -> None:
         await messages.ensure_indexes()
         await templates.ensure_indexes()
+        await saved_replies.ensure_indexes()
         background.append(asyncio.create_task(reconcile_once_running()))
 
     async def stop() -> None:
@@ -84,7 +96,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
         routers=[messages_router(sender, runtime.publisher), windows_router(sender),
-                 templates_router(templates, channels, http)],
+                 templates_router(templates, channels, http), saved_replies_router(saved_replies, clock)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],
@@ -96,7 +108,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
 
 
 def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender, windows: WindowProjection,
-                   statuses: StatusProjection, media: MediaProjection) -> None:
+                   statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection) -> None:
     def group(name: str) -> str:
         # Consumer groups are cluster-wide: namespace them like topics, or deployments sharing a cluster
         # (and parallel test runs) would rebalance each other.
@@ -107,8 +119,11 @@ def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender,
     subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)
     subscribe(runtime.broker, CONVERSATIONS_EVENTS, group_id=group("threads"),
               handle=windows.on_conversation_changed, **common)
-    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=windows.on_contact_event,
-              **common)
+    async def on_contact_event(event: Any) -> None:  # one consumer group keeps both contact projections
+        await windows.on_contact_event(event)
+        await fields.on_contact_event(event)
+
+    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=on_contact_event, **common)
     subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
     subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
     subscribe_batch(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle,

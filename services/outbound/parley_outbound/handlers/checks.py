@@ -17,8 +17,8 @@ def check_command(command: SendMessage) -> None:
         raise InvalidRequest("email_options_on_non_email", "subject, cc and bcc apply to email channels only",
                              "email")
     if isinstance(command.content, SavedReplyContent):
-        raise InvalidRequest("saved_reply_not_rendered",
-                             "saved replies are rendered by the HTTP API; send the rendered text", "content")
+        # the pipeline renders saved replies before these checks; reaching here is a bug, never a send
+        raise InvalidRequest("saved_reply_not_rendered", "the saved reply was not rendered", "content")
     if command.sender.kind.value == "human" and not command.sender.login:
         raise InvalidRequest("sender_login_required", "a message from a human records the sender's login",
                              "sender.login")

@@ -10,7 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.errors import ApiError
 from parley_common.events.common import SenderKind
-from parley_common.events.outbound import AfterSend, EmailOptions, OutboundContent, Sender, SendMessage
+from parley_common.events.outbound import (
+    AfterSend,
+    EmailOptions,
+    OutboundContent,
+    SavedReplyContent,
+    Sender,
+    SendMessage,
+)
 from parley_common.ids import new_id
 from parley_common.kafka import EventPublisher
 from parley_common.topics import OUTBOUND_REQUESTS
@@ -64,10 +71,11 @@ def messages_router(pipeline: Pipeline, publisher: EventPublisher) -> APIRouter:
         command = _command(body, principal, request.state.correlation_id, idempotency_header, pipeline)
         accepted = await pipeline.accept(command)
         if accepted.state is State.REFUSED:
-            raise ApiError(422, accepted.reason or "refused", _refusal_message(accepted.reason),
-                           {"message_id": accepted.message_id})
+            details = {"message_id": accepted.message_id, **({"field": accepted.field} if accepted.field else {})}
+            raise ApiError(422, accepted.reason or "refused", accepted.message or _refusal_message(accepted.reason),
+                           details)
         if not accepted.duplicate:
-            await publisher.publish(command, OUTBOUND_REQUESTS)
+            await publisher.publish(accepted.command or command, OUTBOUND_REQUESTS)
         decision = accepted.decision or {}
         return SendAccepted(message_id=accepted.message_id, status=accepted.state.value,
                             duplicate=accepted.duplicate, pricing_category=decision.get("pricing_category"),
@@ -90,6 +98,9 @@ def _command(body: SendRequest, principal: Principal, correlation_id: str, heade
     channel = pipeline.channels.get(body.channel_id)
     if channel is None or channel.tenant_id != principal.tenant_id:
         raise ApiError(404, "unknown_channel", f"no channel {body.channel_id!r}")
+    if isinstance(body.content, SavedReplyContent) and body.attachments:
+        raise ApiError(422, "attachments_with_saved_reply", "a saved reply brings its own attachment",
+                       {"field": "attachments"})
     try:
         media = check_single_attachment([getattr(body.content, "media_id", None), *(body.attachments or [])])
         customer = body.recipient.external_user_id or phone_digits_to_write_first(body.recipient.phone or "")

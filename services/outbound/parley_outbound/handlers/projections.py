@@ -1,5 +1,5 @@
 """Consumers that keep outbound's own view of other services' facts: the messaging window (from
-parley.inbound.messages.v1), blocked identities (parley.contacts.events.v1), and delivery statuses
+parley.inbound.messages.v1), blocked identities and custom fields (parley.contacts.events.v1), and delivery statuses
 (parley.inbound.statuses.v1) applied to our messages."""
 
 from __future__ import annotations
@@ -8,15 +8,24 @@ from typing import Any
 
 from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
-from parley_common.events.contacts import ContactBlocked, ContactUnblocked
+from parley_common.events.contacts import (
+    ContactBlocked,
+    ContactCreated,
+    ContactsMerged,
+    ContactUnblocked,
+    ContactUpdated,
+    Identity,
+)
 from parley_common.events.conversations import ConversationChanged
 from parley_common.events.inbound import DeliveryStatusReported, MessageReceived, SystemPart
 from parley_common.events.media import MediaExpired, MediaStored
 from parley_common.ids import ConversationKey
+from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.provider_errors import classify_meta
+from parley_outbound.domain.saved_replies import custom_field_changes
 from parley_outbound.domain.status import State, advance, from_provider
 from parley_outbound.handlers.updates import UpdatePublisher
 
@@ -62,6 +71,30 @@ class WindowProjection:
             identity = event.identity
             key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
             await self._projections.set_blocked(key, isinstance(event, ContactBlocked))
+
+
+class ContactFieldsProjection:
+    """Custom fields per contact and the contact of each identity, for rendering saved replies."""
+
+    def __init__(self, store: ContactFieldsStore) -> None:
+        self._store = store
+
+    async def on_contact_event(self, event: Any) -> None:
+        if isinstance(event, ContactCreated):
+            await self._store.link(event.contact_id, _keys(event.tenant_id, event.identities))
+        elif isinstance(event, ContactsMerged):
+            await self._store.merge(event.tenant_id, event.contact_id, event.merged_contact_id)
+            await self._store.link(event.contact_id, _keys(event.tenant_id, event.identities))
+        elif isinstance(event, ContactBlocked | ContactUnblocked):  # an identity added after creation
+            await self._store.link(event.contact_id, _keys(event.tenant_id, (event.identity,)))
+        elif isinstance(event, ContactUpdated):
+            changes = custom_field_changes(event.changed)
+            if changes:
+                await self._store.update(event.tenant_id, event.contact_id, changes)
+
+
+def _keys(tenant_id: str, identities: tuple[Identity, ...]) -> list[ConversationKey]:
+    return [ConversationKey(tenant_id, identity.channel_id, identity.external_user_id) for identity in identities]
 
 
 class MediaProjection:

@@ -7,7 +7,7 @@ as `queued`): one database write fewer on the hot path, and still recorded befor
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -17,18 +17,21 @@ from parley_common.channels import AnyChannel, Channels
 from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import ProviderError
-from parley_common.events.outbound import SendMessage, TemplateContent
+from parley_common.events.outbound import OutboundText, SavedReplyContent, SendMessage, TemplateContent
+from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.providers.base import ProviderFailure
+from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.attachments import check_attachment
 from parley_outbound.domain.compose import attachment_of, intent_for, outgoing
+from parley_outbound.domain.saved_replies import applies_to, render_saved_reply
 from parley_outbound.domain.status import State
 from parley_outbound.domain.templates import render_template
 from parley_outbound.domain.threads import held_by_another_agent
-from parley_outbound.domain.validation import InvalidRequest
+from parley_outbound.domain.validation import InvalidRequest, placeholders
 from parley_outbound.domain.window import Decision, PricingCategory, Verdict, WindowFacts, decide
 from parley_outbound.handlers.checks import check_command
 from parley_outbound.handlers.delivery import Delivery
@@ -48,11 +51,15 @@ class Accepted:
     decision: dict[str, Any] | None = None
     doc: dict[str, Any] | None = None
     verdict: Decision | None = None
+    command: SendMessage | None = None  # as accepted: a saved reply rendered to text
+    message: str | None = None  # why an invalid request was refused, for the API's answer
+    field: str | None = None
 
 
 class Sender:
     def __init__(self, *, messages: MessageRepository, projections: WindowStore,
                  templates: TemplateRepository, media: MediaStore, updates: UpdatePublisher,
+                 saved_replies: SavedReplyRepository, contact_fields: ContactFieldsStore,
                  channels: Channels, delivery: Delivery, clock: Clock, media_base_url: str,
                  stuck_after: timedelta = timedelta(seconds=60),
                  templates_mandatory: frozenset[str] = frozenset()) -> None:
@@ -60,6 +67,8 @@ class Sender:
         self.projections = projections
         self.templates = templates
         self.media = media
+        self.saved_replies = saved_replies
+        self.contact_fields = contact_fields
         self.updates = updates
         self.channels = channels
         self.delivery = delivery
@@ -72,10 +81,13 @@ class Sender:
         """The requests-topic consumer: accept unless already accepted (HTTP), then deliver."""
         doc = await self.messages.get(command.tenant_id, command.message_id)
         if doc is not None:
+            if isinstance(command.content, SavedReplyContent):  # deliver the text rendered when accepted
+                command = SendMessage.model_validate(doc["command"])
             await self.deliver(command, doc)
             return
         accepted = await self.accept(command, start_sending=True)
         if accepted.state is State.SENDING and accepted.doc is not None and accepted.verdict is not None:
+            command = accepted.command or command
             await self._call_provider(accepted.doc, command, self._channel(command), accepted.verdict)
 
     async def accept(self, command: SendMessage, *, start_sending: bool = False) -> Accepted:
@@ -85,13 +97,15 @@ class Sender:
                 return await self._existing(command.tenant_id, owner)
         try:
             self._channel(command)
+            command = await self._render_saved_reply(command)
             check_command(command)
             await self._check_thread(command)
             self._check_template_mode(command)
             media_kind = await self._attachment(command)
             rendered, category = await self._template(command)
         except InvalidRequest as invalid:
-            return await self._record(command, State.REFUSED, invalid.code, {})
+            refused = await self._record(command, State.REFUSED, invalid.code, {})
+            return replace(refused, message=invalid.message, field=invalid.field) if not refused.duplicate else refused
         decision = await self._decide(command, category)
         if decision.allowed:
             state, reason = (State.SENDING if start_sending else State.QUEUED), None
@@ -179,6 +193,23 @@ class Sender:
         template = to_domain(doc)
         return render_template(template, content.variables), template.category
 
+    async def _render_saved_reply(self, command: SendMessage) -> SendMessage:
+        """A saved reply becomes the free-form text it renders to with the contact's custom fields."""
+        content = command.content
+        if not isinstance(content, SavedReplyContent):
+            return command
+        reply = await self.saved_replies.get(command.tenant_id, content.saved_reply_id)
+        if reply is None:
+            raise InvalidRequest("saved_reply_not_found", f"no saved reply {content.saved_reply_id!r}",
+                                 "content.saved_reply_id")
+        if not applies_to(tuple(reply.get("channel_types") or ()), command.channel_type.value):
+            raise InvalidRequest("saved_reply_not_for_channel",
+                                 f"the saved reply does not apply to {command.channel_type.value}", "content")
+        text = reply["text"]
+        fields = await self.contact_fields.fields_of(command.conversation_key) if placeholders(text) else {}
+        rendered = OutboundText(text=render_saved_reply(text, fields), media_id=reply.get("media_id"))
+        return command.model_copy(update={"content": rendered})
+
     async def _refusal_code(self, command: SendMessage, decision: Decision) -> str:
         if decision.verdict is not Verdict.TEMPLATE_REQUIRED:
             return decision.reason.value
@@ -201,7 +232,8 @@ class Sender:
         published = State.QUEUED if state is State.SENDING else state  # `sending` is internal
         await self.updates.state_changed(doc, published, self.clock.now(), reason=reason)
         log.info("outbound_accepted", message_id=command.message_id, state=state.value)
-        return Accepted(command.message_id, state, reason, decision=decision, doc=doc, verdict=verdict)
+        return Accepted(command.message_id, state, reason, decision=decision, doc=doc, verdict=verdict,
+                        command=command)
 
     async def _existing(self, tenant_id: str, message_id: str) -> Accepted:
         doc = await self.messages.get(tenant_id, message_id)

@@ -1,0 +1,62 @@
+"""Redis: the contacts' custom fields and which contact each channel identity belongs to, kept from
+parley.contacts.events.v1, so a saved reply renders `{{membership}}` without calling contacts.
+
+Every write is a set (field value, identity -> contact), so a redelivered event changes nothing. A merge copies
+the merged contact's fields under the surviving one where it has none (contacts keeps the survivor's values)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from redis.asyncio import Redis
+
+from parley_common.ids import ConversationKey
+
+# KEYS[1] the survivor's fields, KEYS[2] the merged contact's fields: copy what the survivor lacks, drop the rest.
+_MERGE = """
+local values = redis.call('HGETALL', KEYS[2])
+for i = 1, #values, 2 do redis.call('HSETNX', KEYS[1], values[i], values[i + 1]) end
+redis.call('DEL', KEYS[2])
+return 1
+"""
+
+
+class ContactFieldsStore:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._merge = redis.register_script(_MERGE)
+
+    def _fields(self, tenant_id: str, contact_id: str) -> str:
+        return f"{self._prefix}outbound:fields:{tenant_id}:{contact_id}"
+
+    def _owner(self, key: ConversationKey) -> str:
+        return f"{self._prefix}outbound:contact-of:{key}"
+
+    async def link(self, contact_id: str, identities: Iterable[ConversationKey]) -> None:
+        keys = list(identities)
+        if keys:
+            await self._redis.mset({self._owner(key): contact_id for key in keys})
+
+    async def update(self, tenant_id: str, contact_id: str, changes: Mapping[str, str | None]) -> None:
+        key = self._fields(tenant_id, contact_id)
+        present: dict[Any, Any] = {name: value for name, value in changes.items() if value is not None}
+        removed = [name for name, value in changes.items() if value is None]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if present:
+                pipe.hset(key, mapping=present)
+            if removed:
+                pipe.hdel(key, *removed)
+            await pipe.execute()
+
+    async def merge(self, tenant_id: str, survivor_id: str, merged_id: str) -> None:
+        await self._merge(keys=[self._fields(tenant_id, survivor_id), self._fields(tenant_id, merged_id)])
+
+    async def fields_of(self, key: ConversationKey) -> dict[str, str]:
+        """The custom fields of the contact behind this identity (empty when contacts never told us of it)."""
+        contact_id = await self._redis.get(self._owner(key))
+        if not contact_id:
+            return {}
+        raw = await self._redis.hgetall(self._fields(key.tenant_id, str(contact_id)))
+        return {str(name): str(value) for name, value in raw.items()}
