@@ -104,6 +104,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     )
     app.state.engine = engine
     app.state.live_hub = hub
+    app.state.brands = dict(settings.brands)
     return app
 
 

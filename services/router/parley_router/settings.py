@@ -15,3 +15,7 @@ class RouterSettings(ServiceSettings):
     consumer_group: str = "parley-router"
     presence_ttl_seconds: int = Field(default=60, ge=2, description="no heartbeat for this long → offline")
     sweep_interval_seconds: float = Field(default=5.0, gt=0, description="how often expired offers / snoozes move")
+    brands: dict[str, str] = Field(
+        default_factory=dict,
+        description="channel id -> the tenant's company/brand it speaks for (inbox `brand` filter); JSON in "
+                    "PARLEY_ROUTER_BRANDS. The channel file has no brand, so it is configured here.")

@@ -10,6 +10,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.ids import ConversationKey
+from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
 from parley_router.domain.conversation import Assignee, AssigneeKind
 from parley_router.domain.rules import BusinessHours, Conditions, Rule
@@ -134,6 +135,27 @@ class Directory:
         await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
                                         {"$set": {"tenant_id": tenant_id},
                                          "$addToSet": {"identities": {"$each": identities}}}, upsert=True)
+
+    async def set_custom_fields(self, tenant_id: str, contact_id: str, to_set: Doc, to_drop: tuple[str, ...]) -> None:
+        """Per-field `$set` / `$unset`: replaying the same change leaves the same document."""
+        update: Doc = {"$set": {"tenant_id": tenant_id, **{f"custom_fields.{k}": v for k, v in to_set.items()}}}
+        if to_drop:
+            update["$unset"] = {f"custom_fields.{name}": "" for name in to_drop}
+        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"}, update, upsert=True)
+
+    async def fold_merged(self, tenant_id: str, contact_id: str, merged_contact_id: str,
+                          identities: list[str]) -> None:
+        """`merged_contact_id` was folded into `contact_id`: its custom fields join (the primary wins), and its
+        identities leave it, so an identity leads to the surviving contact only. Idempotent."""
+        merged_id = f"{tenant_id}|{merged_contact_id}"
+        merged = await self._contacts.find_one({"_id": merged_id}) or {}
+        primary = await self._contacts.find_one({"_id": f"{tenant_id}|{contact_id}"}) or {}
+        fields = contact_fields.folded(primary.get("custom_fields", {}), merged.get("custom_fields", {}))
+        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
+                                        {"$set": {"tenant_id": tenant_id, "custom_fields": fields}}, upsert=True)
+        if merged:
+            await self._contacts.update_one({"_id": merged_id}, {"$set": {"merged_into": contact_id},
+                                                                 "$pullAll": {"identities": identities}})
 
     async def identities_matching(self, tenant_id: str, text: str, limit: int = 200) -> list[str]:
         """Identities of contacts whose name, phone or e-mail contains `text` (the contact summary)."""

@@ -16,6 +16,12 @@ def engine_of(request: Request) -> Engine:
     return engine
 
 
+def brands_of(request: Request) -> dict[str, str]:
+    """channel id -> brand, from the router settings."""
+    brands: dict[str, str] = request.app.state.brands
+    return brands
+
+
 async def teams_of(engine: Engine, principal: Principal) -> frozenset[str]:
     agent = await engine.stores.directory.agent(principal.tenant_id, principal.login)
     return agent.teams if agent else frozenset()

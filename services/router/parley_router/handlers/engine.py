@@ -77,7 +77,9 @@ class Engine:
         try:
             saved = await self.stores.conversations.save(after)
         except StaleVersion:
-            if newcomer is not None and taken is Take.TAKEN:  # only a slot this call added goes back
+            # only a slot this call added goes back, and not when the replica that won the race gave the
+            # conversation to the same agent (its take saw ALREADY_HELD: the slot is now the winner's)
+            if newcomer is not None and taken is Take.TAKEN and not await self._held_by(conv, newcomer):
                 await self.stores.presence.release(conv.tenant_id, newcomer, conv.channel_type, conv.id)
             raise
         freed = _holder(conv) is not None and _holder(conv) != _holder(saved)
@@ -89,6 +91,10 @@ class Engine:
         elif dispatch_after and conv_rules.queue_target(saved) is not None:
             await self.dispatch(saved.tenant_id, only=saved)
         return saved
+
+    async def _held_by(self, conv: Conversation, login: str) -> bool:
+        current = await self.stores.conversations.get(conv.tenant_id, conv.id)
+        return current is not None and _holder(current) == login
 
     async def _take(self, conv: Conversation, login: str) -> Take:
         agent = (await self.cache.agents(conv.tenant_id)).get(login)

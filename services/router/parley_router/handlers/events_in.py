@@ -18,6 +18,7 @@ from parley_common.events.media import MediaExpired, MediaFailed, MediaStored
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SenderKind
 from parley_common.ids import ConversationKey, new_id
 from parley_common.kafka import PermanentFailure
+from parley_router.domain import contact_fields
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.domain.timeline import EntryKind, outbound_entry_id
@@ -96,7 +97,7 @@ class MediaHandler:
 
 
 class ContactsHandler:
-    """Projection of contacts: blocked identities, labels and names (for routing and search)."""
+    """Projection of contacts: blocked identities, labels, names and custom fields (for routing and search)."""
 
     def __init__(self, engine: Engine) -> None:
         self.directory = engine.stores.directory
@@ -110,12 +111,21 @@ class ContactsHandler:
             await self.directory.add_identities(event.tenant_id, event.contact_id, identities)
             if isinstance(event, ContactCreated) and event.display_name:
                 await self.directory.put_contact(event.tenant_id, event.contact_id, {"name": event.display_name})
+            if isinstance(event, ContactsMerged):
+                await self.directory.fold_merged(event.tenant_id, event.contact_id, event.merged_contact_id,
+                                                 identities)
         elif isinstance(event, ContactLabelled):
             await self.directory.put_contact(event.tenant_id, event.contact_id, {"labels": list(event.labels)})
         elif isinstance(event, ContactUpdated):
-            wanted = {k: v for k, v in event.changed.items() if k in ("display_name", "phone_e164", "email")}
-            if wanted:
-                await self.directory.put_contact(event.tenant_id, event.contact_id, wanted)
+            await self._updated(event)
+
+    async def _updated(self, event: ContactUpdated) -> None:
+        wanted = {k: v for k, v in event.changed.items() if k in ("display_name", "phone_e164", "email")}
+        if wanted:
+            await self.directory.put_contact(event.tenant_id, event.contact_id, wanted)
+        to_set, to_drop = contact_fields.field_changes(event.changed)
+        if to_set or to_drop:
+            await self.directory.set_custom_fields(event.tenant_id, event.contact_id, to_set, to_drop)
 
 
 COMMAND_PATIENCE_SECONDS = 120

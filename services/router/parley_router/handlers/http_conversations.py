@@ -13,10 +13,11 @@ from fastapi.responses import StreamingResponse
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_router.domain.conversation import Status
-from parley_router.handlers.deps import engine_of, teams_of, visible_conversation
+from parley_router.handlers.deps import brands_of, engine_of, teams_of, visible_conversation
 from parley_router.handlers.inbox import (
     InboxFilter,
     SortKey,
+    brand_channels,
     conversation_json,
     encode_cursor,
     filter_query,
@@ -38,7 +39,7 @@ async def list_conversations(principal: Caller, request: Request, wanted: Annota
     engine = engine_of(request)
     base = scope(principal, await teams_of(engine, principal))
     identities = await engine.stores.directory.identities_matching(principal.tenant_id, wanted.q) if wanted.q else []
-    query, order = page_query(filter_query(base, wanted, identities), sort, cursor)
+    query, order = page_query(filter_query(base, wanted, identities, brands_of(request)), sort, cursor)
     found = await engine.stores.conversations.find(query, order, limit + 1)
     page = found[:limit]
     more = len(found) > limit
@@ -47,9 +48,13 @@ async def list_conversations(principal: Caller, request: Request, wanted: Annota
 
 
 @router.get("/counts", summary="How many conversations per tab (status, unanswered, archived)")
-async def counts(principal: Caller, request: Request) -> dict[str, int]:
+async def counts(principal: Caller, request: Request,
+                 brand: Annotated[str | None, Query(description="only this company/brand's channels")] = None,
+                 ) -> dict[str, int]:
     engine = engine_of(request)
     base = {**scope(principal, await teams_of(engine, principal)), "blocked": False}
+    if brand is not None:
+        base["channel_id"] = {"$in": brand_channels(brands_of(request), brand)}
     repo = engine.stores.conversations
     result = {status.value: await repo.count({**base, "status": status.value, "archived": False})
               for status in Status}
@@ -65,7 +70,7 @@ async def counts(principal: Caller, request: Request) -> dict[str, int]:
 async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
                  format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:
     engine = engine_of(request)
-    query = filter_query(scope(principal, await teams_of(engine, principal)), wanted)
+    query = filter_query(scope(principal, await teams_of(engine, principal)), wanted, brands=brands_of(request))
     rows = await engine.stores.conversations.find(query, [("opened_at", 1), ("_id", 1)], 100_000)
     docs = [conversation_json(conv) for conv in rows]
 

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
+from parley_router.domain import contact_fields
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
 from parley_router.domain.rules import DEFAULT_TARGET, Facts, first_match
@@ -54,12 +55,13 @@ class InboundHandler:
         at = event.provider_timestamp
         contact = await self.stores.directory.contact_of(key)
         labels = tuple(contact.get("labels", ())) if contact else ()
+        fields = contact_fields.as_facts(contact.get("custom_fields", {})) if contact else ()
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, at, blocked=blocked)
         conv = _with_customer(replace(conv, labels=labels), event)
         comment = None
         if not blocked:
-            conv, comment = await self._route(conv, event, labels)
+            conv, comment = await self._route(conv, event, labels, fields)
         created = await self.stores.conversations.create(conv)
         if created.id != conv.id:
             return created  # another delivery opened it first
@@ -68,11 +70,11 @@ class InboundHandler:
             await self.engine.dispatch(conv.tenant_id, only=conv)
         return conv
 
-    async def _route(self, conv: Conversation, event: MessageReceived,
-                     labels: tuple[str, ...]) -> tuple[Conversation, str]:
+    async def _route(self, conv: Conversation, event: MessageReceived, labels: tuple[str, ...],
+                     fields: tuple[tuple[str, str], ...]) -> tuple[Conversation, str]:
         routing = await self.engine.cache.routing(conv.tenant_id)
         facts = Facts(channel_type=conv.channel_type, channel_id=conv.channel_id, text=message_text(event),
-                      labels=frozenset(labels), language=event.customer.language)
+                      labels=frozenset(labels), language=event.customer.language, custom_fields=fields)
         rule = first_match(routing.rules, facts, event.provider_timestamp, routing.hours)
         target = rule.target if rule else DEFAULT_TARGET
         comment = f"rule {rule.id}" if rule else "default route"

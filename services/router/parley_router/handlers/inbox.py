@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +30,7 @@ class InboxFilter(BaseModel):
     unanswered: bool | None = None
     archived: bool = False
     blocked: bool = False
+    brand: str | None = Field(default=None, description="the tenant's company/brand (channels per router config)")
     q: str | None = Field(default=None, min_length=2, max_length=100,
                           description="search: phone, name or user id of the customer")
 
@@ -55,7 +57,8 @@ def search_query(text: str, identities: list[str]) -> Doc:
     return {"$or": matches}
 
 
-def filter_query(base: Doc, wanted: InboxFilter, identities: list[str] | None = None) -> Doc:
+def filter_query(base: Doc, wanted: InboxFilter, identities: list[str] | None = None,
+                 brands: Mapping[str, str] | None = None) -> Doc:
     query = dict(base)
     if wanted.q:
         query = {"$and": [base, search_query(wanted.q, identities or [])]}
@@ -65,7 +68,15 @@ def filter_query(base: Doc, wanted: InboxFilter, identities: list[str] | None = 
               "team_id": wanted.team, "channel_type": wanted.channel_type, "channel_id": wanted.channel_id,
               "labels": wanted.label, "unanswered": wanted.unanswered}
     query.update({field: value for field, value in simple.items() if value is not None})
+    if wanted.brand is not None:
+        query["channel_id"] = {"$in": brand_channels(brands or {}, wanted.brand, wanted.channel_id)}
     return query
+
+
+def brand_channels(brands: Mapping[str, str], brand: str, channel_id: str | None = None) -> list[str]:
+    """The channels of `brand` (narrowed to `channel_id` when that filter is given too); none → matches nothing."""
+    found = sorted(channel for channel, name in brands.items() if name == brand)
+    return [channel for channel in found if channel_id is None or channel == channel_id]
 
 
 SORTS: dict[str, tuple[str, int]] = {"last_activity": ("last_activity_at", -1), "waiting": ("waiting_since", 1)}
