@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from parley_common.auth import issue_token
-from parley_common.channels import Channels, TelegramChannel
+from parley_common.channels import Channels, SandboxChannel, TelegramChannel
 from parley_common.kafka import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -45,6 +45,7 @@ channels:
   - {{id: vb-demo, type: viber, tenant_id: demo, auth_token: "{secrets.token_hex(16)}", sender_name: "Parley demo"}}
   - {{id: mail-demo, type: email, tenant_id: demo, address: "support@demo.invalid",
      inbound_secret: "{secrets.token_hex(16)}"}}
+  - {{id: sb-demo, type: sandbox, tenant_id: demo, secret: "{secrets.token_hex(16)}"}}
 """)
     path.chmod(0o600)
 
@@ -53,9 +54,21 @@ TELEGRAM_UPDATE = ('{"update_id":1,"message":{"message_id":1,"date":%d,"chat":{"
                    '"from":{"id":42,"is_bot":false,"first_name":"Ann"},"text":"Hello"}}')
 
 
-def telegram_secret(channels_file: Path) -> str:
-    channel = Channels.load(channels_file).get("tg-demo")
-    return channel.webhook_secret.get_secret_value() if isinstance(channel, TelegramChannel) else "<secret>"
+SANDBOX_MESSAGE = '{"type":"message","id":"m-%d","user_id":"ann","name":"Ann","text":"Hello"}'
+
+
+def customer_writes(channels_file: Path) -> str:
+    """A curl that plays a customer writing: to the sandbox channel (its replies come back delivered and read),
+    or to the Telegram bot when an older channel file has no sandbox channel."""
+    channels = Channels.load(channels_file)
+    sandbox, telegram = channels.get("sb-demo"), channels.get("tg-demo")
+    if isinstance(sandbox, SandboxChannel):
+        return (f"curl -s -X POST http://127.0.0.1:8001/webhooks/sandbox/sb-demo -H 'Content-Type: application/json' "
+                f"-H 'Authorization: Bearer {sandbox.secret.get_secret_value()}' "
+                f"-d '{SANDBOX_MESSAGE % time.time()}'")
+    secret = telegram.webhook_secret.get_secret_value() if isinstance(telegram, TelegramChannel) else "<secret>"
+    return (f"curl -s -X POST http://127.0.0.1:8001/webhooks/telegram/tg-demo -H 'Content-Type: application/json' "
+            f"-H 'X-Telegram-Bot-Api-Secret-Token: {secret}' -d '{TELEGRAM_UPDATE % time.time()}'")
 
 
 def jwt_secret() -> str:
@@ -159,10 +172,10 @@ def main() -> None:
         print(f"  {name:9} http://127.0.0.1:{port}")
     print(f"\nchannels: {channels_file}   logs: .run/logs/   kafka: {endpoints['PARLEY_KAFKA_BOOTSTRAP']}")
     print(f"a token for tenant 'demo' (owner+agent alice), valid 12 h:\n  export PARLEY_TOKEN={token}")
-    print("try: a customer writes to the demo Telegram bot, then the conversation waits in the inbox:")
-    print(f"  curl -s -X POST http://127.0.0.1:8001/webhooks/telegram/tg-demo -H 'Content-Type: application/json' "
-          f"-H 'X-Telegram-Bot-Api-Secret-Token: {telegram_secret(channels_file)}' -d '{TELEGRAM_UPDATE % time.time()}'")
+    print("try: a customer writes to a demo channel, then the conversation waits in the inbox:")
+    print(f"  {customer_writes(channels_file)}")
     print('  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" http://127.0.0.1:8003/v1/conversations')
+    print("a reply on sb-demo (POST :8004/v1/messages) comes back delivered, then read, from the sandbox provider.")
     print("Ctrl-C stops everything.", flush=True)
     while True:
         for name, process in processes.items():

@@ -22,6 +22,7 @@ VERIFY_TOKEN = "verify-me"
 TELEGRAM_SECRET = "tg-secret_42"
 VIBER_TOKEN = "445da6az1s345z78-dazcczb2542zv51a-e0vc5fva17480im9"
 EMAIL_SECRET = "relay-secret"
+SANDBOX_SECRET = "sandbox-secret"
 PHONE_NUMBER_ID = "200000000000002"
 
 CHANNELS = {
@@ -41,6 +42,7 @@ CHANNELS = {
         {"id": "viber-bot", "tenant_id": "acme", "type": "viber", "auth_token": VIBER_TOKEN, "sender_name": "Acme"},
         {"id": "mail", "tenant_id": "acme", "type": "email", "address": "support@acme.example",
          "inbound_secret": EMAIL_SECRET},
+        {"id": "sb", "tenant_id": "acme", "type": "sandbox", "secret": SANDBOX_SECRET},
     ]
 }
 
@@ -52,6 +54,7 @@ class Kit:
     telegram_secret = TELEGRAM_SECRET
     viber_token = VIBER_TOKEN
     email_secret = EMAIL_SECRET
+    sandbox_secret = SANDBOX_SECRET
 
     @staticmethod
     def fixture(name: str) -> Any:

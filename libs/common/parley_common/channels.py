@@ -76,10 +76,20 @@ class EmailChannel(_Channel):
     smtp_starttls: bool = False
 
 
-AnyChannel = WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel
+class SandboxChannel(_Channel):
+    """A fake provider inside outbound: sends succeed at once and delivered/read come back through ingest."""
+
+    type: Literal[ChannelType.SANDBOX] = ChannelType.SANDBOX
+    secret: SecretStr = Field(description="bearer secret on POST /webhooks/sandbox/{channel_id}")
+    ingest_base_url: str = Field(default="http://127.0.0.1:8001", description="where the fake posts its callbacks")
+
+
+AnyChannel = (WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel
+              | SandboxChannel)
 
 Channel = Annotated[
-    WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel,
+    WhatsAppChannel | MessengerChannel | InstagramChannel | TelegramChannel | ViberChannel | EmailChannel
+    | SandboxChannel,
     Field(discriminator="type"),
 ]
 

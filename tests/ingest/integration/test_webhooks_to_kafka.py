@@ -150,3 +150,17 @@ async def test_meta_handshake(client, kit) -> None:
     assert (wrong.status_code, wrong.json()["error"]["code"]) == (403, "verify_token_mismatch")
     telegram = await client.get("/webhooks/telegram/tg-bot", params=params)
     assert telegram.status_code == 405
+
+
+async def test_sandbox_message_is_published_and_a_wrong_bearer_is_refused(client, kit, topics) -> None:
+    body = kit.body({"type": "message", "id": "sb-m-1", "user_id": "ann", "name": "Ann", "text": "Hello"})
+    path = "/webhooks/sandbox/sb"
+    wrong = await client.post(path, content=body, headers={"content-type": "application/json",
+                                                           "authorization": "Bearer not-the-secret"})
+    assert (wrong.status_code, wrong.json()["error"]["code"]) == (401, "invalid_signature")
+    response = await client.post(path, content=body, headers={"content-type": "application/json",
+                                                              "authorization": f"Bearer {kit.sandbox_secret}"})
+    assert response.json() == {"status": "accepted", "published": 1, "duplicates": 0, "dead_lettered": 0}
+    [record] = await topics.records(INBOUND_MESSAGES)
+    assert record.key == b"acme|sb|ann"
+    assert INBOUND_MESSAGES.parse(record.value).parts[0].text == "Hello"

@@ -12,6 +12,7 @@ class ChannelType(StrEnum):
     TELEGRAM = "telegram"
     VIBER = "viber"
     EMAIL = "email"
+    SANDBOX = "sandbox"  # a local fake provider for demos and tests (no real account)
 
 
 class SenderKind(StrEnum):

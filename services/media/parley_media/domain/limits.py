@@ -63,6 +63,7 @@ OUTBOUND: dict[str, tuple[Rule, ...]] = {
         ({"*"}, 50 * MB),
     ),
     "email": _rules(({"*"}, 25 * MB)),
+    "sandbox": _rules(({"*"}, 25 * MB)),
 }
 
 # Inbound (what we keep from customers): the provider's own delivery ceiling; any non-dangerous type.
@@ -73,6 +74,7 @@ INBOUND: dict[str, tuple[Rule, ...]] = {
     "telegram": _rules(({"*"}, 20 * MB)),
     "viber": _rules(({"*"}, 200 * MB)),
     "email": _rules(({"*"}, 35 * MB)),
+    "sandbox": _rules(({"*"}, 25 * MB)),
 }
 
 

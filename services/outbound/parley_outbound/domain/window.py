@@ -107,7 +107,7 @@ def decide(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
         return _free_service(Reason.NO_WINDOW)
     if channel is ChannelType.VIBER:
         return _free_service(Reason.SUBSCRIBED) if facts.subscribed else _refuse(Reason.NOT_SUBSCRIBED)
-    return _free_service(Reason.NO_WINDOW)  # email
+    return _free_service(Reason.NO_WINDOW)  # email and sandbox: always allowed
 
 
 def _whatsapp(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:

@@ -7,6 +7,7 @@ from parley_common.events.common import ChannelType
 from parley_ingest.domain.providers.base import ChannelPlugin
 from parley_ingest.domain.providers.email import EmailPlugin
 from parley_ingest.domain.providers.meta_messaging import MetaMessagingPlugin
+from parley_ingest.domain.providers.sandbox import SandboxPlugin
 from parley_ingest.domain.providers.telegram import TelegramPlugin
 from parley_ingest.domain.providers.viber import ViberPlugin
 from parley_ingest.domain.providers.whatsapp import WhatsAppPlugin
@@ -18,6 +19,7 @@ PLUGINS: dict[ChannelType, ChannelPlugin] = {
     ChannelType.TELEGRAM: TelegramPlugin(),
     ChannelType.VIBER: ViberPlugin(),
     ChannelType.EMAIL: EmailPlugin(),
+    ChannelType.SANDBOX: SandboxPlugin(),
 }
 
 

@@ -8,6 +8,7 @@ from parley_common.events.common import ChannelType
 from parley_outbound.adapters.providers.base import ChannelAdapter
 from parley_outbound.adapters.providers.email import EmailAdapter
 from parley_outbound.adapters.providers.meta import MessengerAdapter, WhatsAppAdapter
+from parley_outbound.adapters.providers.sandbox import SandboxAdapter
 from parley_outbound.adapters.providers.telegram import TelegramAdapter
 from parley_outbound.adapters.providers.viber import ViberAdapter
 
@@ -21,4 +22,5 @@ def adapters(client: httpx.AsyncClient) -> dict[ChannelType, ChannelAdapter]:
         ChannelType.TELEGRAM: TelegramAdapter(client),
         ChannelType.VIBER: ViberAdapter(client),
         ChannelType.EMAIL: EmailAdapter(),
+        ChannelType.SANDBOX: SandboxAdapter(client),
     }
