@@ -25,6 +25,7 @@ from parley_common.topics import (
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
 from parley_outbound.adapters.providers.registry import adapters
 from parley_outbound.adapters.ratelimit import RateLimiter
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
@@ -63,13 +64,16 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     media = MediaStore(runtime.redis, settings.infra.redis_prefix())
     saved_replies = SavedReplyRepository(runtime.db)
     contact_fields = ContactFieldsStore(runtime.redis, settings.infra.redis_prefix())
+    parked = ParkedStatusRepository(runtime.db)
+    statuses = StatusProjection(messages, parked, updates, clock)
     sender = Sender(messages=messages, projections=projections, templates=templates, media=media, updates=updates,
                     saved_replies=saved_replies, contact_fields=contact_fields, channels=channels,
                     delivery=delivery, clock=clock, media_base_url=settings.media_base_url,
                     stuck_after=timedelta(seconds=settings.stuck_after_seconds),
-                    templates_mandatory=frozenset(settings.templates_mandatory_channels))
+                    templates_mandatory=frozenset(settings.templates_mandatory_channels),
+                    apply_parked_statuses=statuses.apply_parked)
     _subscribe_all(runtime, settings, sender, WindowProjection(projections),
-                   StatusProjection(messages, updates, clock), MediaProjection(media),
+                   statuses, MediaProjection(media),
                    ContactFieldsProjection(contact_fields))
 
     background: list[asyncio.Task[None]] = []
@@ -82,6 +86,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
 
     async def start() -> None:
         await messages.ensure_indexes()
+        await parked.ensure_indexes()
         await templates.ensure_indexes()
         await saved_replies.ensure_indexes()
         background.append(asyncio.create_task(reconcile_once_running()))

@@ -23,6 +23,7 @@ from parley_common.ids import ConversationKey
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.provider_errors import classify_meta
 from parley_outbound.domain.saved_replies import custom_field_changes
@@ -110,32 +111,54 @@ class MediaProjection:
 
 
 class StatusProjection:
-    def __init__(self, messages: MessageRepository, updates: UpdatePublisher, clock: Clock) -> None:
+    def __init__(self, messages: MessageRepository, parked: ParkedStatusRepository, updates: UpdatePublisher,
+                 clock: Clock) -> None:
         self._messages = messages
+        self._parked = parked
         self._updates = updates
         self._clock = clock
 
     async def on_status(self, event: DeliveryStatusReported) -> None:
-        reported = from_provider(event.status)
-        if reported is None:
+        if from_provider(event.status) is None or await self._apply(event):
             return
+        # No message has this provider id yet: the webhook may have beaten our write after the send call. Park it;
+        # the sender replays it once it records the id. Checking again closes the race with that replay.
+        await self._parked.park(event, self._clock.now())
+        if await self._messages.by_provider_id(event.tenant_id, event.channel_id, event.provider_message_id):
+            await self.apply_parked(event.tenant_id, event.channel_id, event.provider_message_id)
+
+    async def apply_parked(self, tenant_id: str, channel_id: str, provider_message_id: str) -> None:
+        """Replay parked statuses through the same monotonic machine (a duplicate or stale one changes nothing)."""
+        parked = await self._parked.parked(tenant_id, channel_id, provider_message_id)
+        for doc in parked:
+            await self._apply(DeliveryStatusReported.model_validate(doc["event"]))
+        await self._parked.remove([doc["_id"] for doc in parked])
+
+    async def _apply(self, event: DeliveryStatusReported) -> bool:
+        """False when no message of ours has this provider id (not stored yet, or sent by another system)."""
+        reported = from_provider(event.status)
         for _ in range(MAX_STATUS_RACES):  # the sender may move the same message at the same time
             doc = await self._messages.by_provider_id(event.tenant_id, event.channel_id, event.provider_message_id)
             if doc is None:
-                return  # not ours (sent by another system on the same number)
-            current = State(doc["state"])
-            new = advance(current, reported)
+                return False
+            new = advance(State(doc["state"]), reported) if reported else None
             if new is None:
-                return
-            error = event.errors[0] if event.errors and new is State.FAILED else None
-            reason = _failure_reason(event.channel_type, error.code) if error else None
-            fields: dict[str, Any] = {"error": error.model_dump()} if error else {}
-            if reason:
-                fields["reason"] = reason
-            if await self._messages.transition(doc["tenant_id"], doc["_id"], current, new, event.provider_timestamp,
-                                               **fields):
-                await self._updates.state_changed(doc, new, event.provider_timestamp, reason=reason, error=error)
-                return
+                return True
+            if await self._transition(doc, event, new):
+                return True
+        return True
+
+    async def _transition(self, doc: dict[str, Any], event: DeliveryStatusReported, new: State) -> bool:
+        error = event.errors[0] if event.errors and new is State.FAILED else None
+        reason = _failure_reason(event.channel_type, error.code) if error else None
+        fields: dict[str, Any] = {"error": error.model_dump()} if error else {}
+        if reason:
+            fields["reason"] = reason
+        if not await self._messages.transition(doc["tenant_id"], doc["_id"], State(doc["state"]), new,
+                                               event.provider_timestamp, **fields):
+            return False
+        await self._updates.state_changed(doc, new, event.provider_timestamp, reason=reason, error=error)
+        return True
 
 
 def _failure_reason(channel_type: ChannelType, code: str) -> str:

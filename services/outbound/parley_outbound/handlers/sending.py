@@ -7,6 +7,7 @@ as `queued`): one database write fewer on the hot path, and still recorded befor
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any
@@ -56,13 +57,17 @@ class Accepted:
     field: str | None = None
 
 
+ApplyParked = Callable[[str, str, str], Awaitable[None]]  # (tenant, channel, provider message id)
+
+
 class Sender:
     def __init__(self, *, messages: MessageRepository, projections: WindowStore,
                  templates: TemplateRepository, media: MediaStore, updates: UpdatePublisher,
                  saved_replies: SavedReplyRepository, contact_fields: ContactFieldsStore,
                  channels: Channels, delivery: Delivery, clock: Clock, media_base_url: str,
                  stuck_after: timedelta = timedelta(seconds=60),
-                 templates_mandatory: frozenset[str] = frozenset()) -> None:
+                 templates_mandatory: frozenset[str] = frozenset(),
+                 apply_parked_statuses: ApplyParked | None = None) -> None:
         self.messages = messages
         self.projections = projections
         self.templates = templates
@@ -76,6 +81,7 @@ class Sender:
         self.media_base_url = media_base_url.rstrip("/")
         self.stuck_after = stuck_after
         self.templates_mandatory = templates_mandatory
+        self.apply_parked_statuses = apply_parked_statuses
 
     async def handle(self, command: SendMessage) -> None:
         """The requests-topic consumer: accept unless already accepted (HTTP), then deliver."""
@@ -151,11 +157,17 @@ class Sender:
             error = ProviderError(code=failure.code, title=failure.outcome.reason, detail=failure.detail)
             await self._move(doc, State.SENDING, State.FAILED, reason=failure.outcome.reason, error=error)
             return
-        await self._move(doc, State.SENDING, State.SENT, provider_message_id=result.provider_message_id)
+        await self.record_sent(doc, result.provider_message_id)
         if decision.opens_free_entry_window:
             await self.projections.start_free_entry_window(command.conversation_key, self.clock.now())
         if command.channel_type is not ChannelType.EMAIL:  # email goes out "closed": no thread to act on
             await self.updates.after_send(command, self.clock.now())
+
+    async def record_sent(self, doc: dict[str, Any], provider_message_id: str) -> None:
+        """Store the provider's id, then apply the statuses whose webhook beat this write (parked until now)."""
+        await self._move(doc, State.SENDING, State.SENT, provider_message_id=provider_message_id)
+        if self.apply_parked_statuses is not None:
+            await self.apply_parked_statuses(doc["tenant_id"], doc["channel_id"], provider_message_id)
 
     async def _decide(self, command: SendMessage, category: PricingCategory | None) -> Decision:
         facts = (WindowFacts() if command.channel_type is ChannelType.EMAIL
