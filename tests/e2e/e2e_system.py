@@ -117,9 +117,6 @@ def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports
         "PARLEY_OUTBOUND_MEDIA_BASE_URL": f"http://127.0.0.1:{ports['media']}",
         "PARLEY_MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['media']}",
         "PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": "1",
-        # Contacts' group id is a setting but not namespaced by default: another namespace's contacts on the
-        # same Kafka would share (and keep rebalancing) the group. Outbound and media hard-code theirs.
-        "PARLEY_CONTACTS_CONSUMER_GROUP": f"{namespace}.parley-contacts",
     })
     for name, port in ports.items():
         env[f"PARLEY_{name.upper()}_PORT"] = str(port)

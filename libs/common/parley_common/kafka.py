@@ -193,15 +193,25 @@ def subscribe(
         await consume(message, topic, handle, publisher, service)
 
     on_record.__name__ = f"{service}_{topic.base_name.replace('.', '_')}"
+    _register(broker, topic, group_id, namespace, on_record, **options)
+
+
+def _register(broker: KafkaBroker, topic: Topic, group_id: str, namespace: str,
+              handler: Callable[..., Awaitable[None]], **options: Any) -> None:
+    """Subscribe `handler` from the earliest offset, committing only after it returned (NACK redelivers).
+
+    Consumer groups are cluster-wide like topics, so the namespace prefixes them too: deployments (and test runs)
+    sharing a cluster must never join each other's groups and keep rebalancing them."""
+    group = f"{namespace}.{group_id}" if namespace else group_id
     broker.subscriber(
         topic.name(namespace),
-        group_id=group_id,
+        group_id=group,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{topic.name(namespace)}:{group_id}",
+        title=f"{topic.name(namespace)}:{group}",
         description=topic.description,
         **options,
-    )(on_record)
+    )(handler)
 
 
 @dataclass(frozen=True)
@@ -252,14 +262,5 @@ def subscribe_batch(
             raise failures[0]
 
     on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batch"
-    broker.subscriber(
-        topic.name(namespace),
-        group_id=group_id,
-        batch=True,
-        max_records=max_records,
-        batch_timeout_ms=batch_timeout_ms,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{topic.name(namespace)}:{group_id}",
-        description=topic.description,
-    )(on_batch)
+    _register(broker, topic, group_id, namespace, on_batch, batch=True, max_records=max_records,
+              batch_timeout_ms=batch_timeout_ms)

@@ -35,9 +35,8 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAP
                         vocabulary=vocabulary)
     inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
-    namespace = settings.infra.namespace
-    group = f"{namespace}.{settings.consumer_group}" if namespace else settings.consumer_group  # groups are global
-    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group, namespace=namespace, handle=inbound,
+    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=settings.consumer_group,
+                    namespace=settings.infra.namespace, handle=inbound,
                     publisher=runtime.publisher, service=SERVICE, max_records=settings.batch_max,
                     concurrency=settings.consumer_concurrency)
     app = build_service(

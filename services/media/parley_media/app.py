@@ -59,7 +59,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     # One consumer group per topic (three consumers sharing one group would rebalance each other), named
     # within the namespace: deployments (and test runs) sharing a cluster must not share consumer groups.
     def group(topic: Topic) -> str:
-        return topic.name(settings.infra.namespace).replace(topic.base_name, f"{GROUP}.{topic.base_name[7:]}")
+        return f"{GROUP}.{topic.base_name.removeprefix('parley.')}"  # subscribe() adds the namespace
 
     options = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
     subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group(INBOUND_MESSAGES), handle=fetcher.on_message,

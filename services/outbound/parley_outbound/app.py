@@ -115,10 +115,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
 def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender, windows: WindowProjection,
                    statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection) -> None:
     def group(name: str) -> str:
-        # Consumer groups are cluster-wide: namespace them like topics, or deployments sharing a cluster
-        # (and parallel test runs) would rebalance each other.
-        prefix = settings.infra.namespace
-        return f"{prefix}.outbound-{name}" if prefix else f"outbound-{name}"
+        return f"outbound-{name}"  # subscribe() adds the namespace
 
     common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
     subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)

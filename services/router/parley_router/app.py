@@ -55,8 +55,6 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -
     for topic, handle in handlers.items():
         # one group per topic: subscribers of different topics never make each other rebalance
         group = f"{settings.consumer_group}.{topic.base_name}"
-        if settings.infra.namespace:
-            group = f"{settings.infra.namespace}.{group}"
         subscribe(runtime.broker, topic, group_id=group, namespace=settings.infra.namespace,
                   handle=handle, publisher=runtime.publisher, service=SERVICE)
 
