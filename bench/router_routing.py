@@ -1,18 +1,21 @@
 """Router benchmark on one process against the local servers (test profile).
 
-Setup: `--agents` agents online in one round-robin team (capacity 5 each) and `--open` open conversations
-seeded straight into the database (bulk insert), so queries run against a realistic collection size.
+Setup: `--agents` agents online in one round-robin team (capacity 5 each; the worst case for dispatch, which
+reads live state of every candidate) and `--open` open bot conversations seeded straight into the database
+(bulk insert), their last activity spread over the past week, so queries run against a realistic collection.
 
 1. handler: new customers' `MessageReceived` given straight to the inbound handler (open → route → offer →
    publish), sequentially: messages/s and per-message p50/p99.
-2. end to end: `--count` messages published to Kafka at `--rate` msg/s while the router app consumes them;
+2. end to end, burst: `--burst` new customers' messages published to Kafka at once while the router app
+   consumes them (batches, concurrent conversations, coalesced offers): routed msg/s on one process, and
    latency from publishing `MessageReceived` to reading the `offered` ConversationChanged back from Kafka.
-3. inbox: `GET /v1/conversations?limit=50` as a manager and as an agent, p50/p99.
+3. end to end at a rate: `--count` messages at `--rate` msg/s: the latency under a steady load.
+4. inbox: `GET /v1/conversations?limit=50` as a manager and as an agent, p50/p99.
 
 Run:
   eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
   export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI PARLEY_REDIS_URL
-  .venv/bin/python bench/router_routing.py --agents 1000 --open 100000 --count 1000 --rate 50
+  .venv/bin/python bench/router_routing.py --agents 1000 --open 100000 --burst 2000 --count 1000 --rate 50
 """
 
 from __future__ import annotations
@@ -49,7 +52,6 @@ from parley_router.handlers.inbound import InboundHandler
 from parley_router.settings import RouterSettings
 
 TENANT = "bench"
-T0 = datetime(2026, 11, 23, 10, tzinfo=UTC)  # a Monday morning
 
 
 def message(n: int, prefix: str) -> MessageReceived:
@@ -81,11 +83,12 @@ async def seed(engine: Engine, db: Any, agents: int, open_count: int) -> None:
     for i in range(agents):
         await presence.heartbeat(TENANT, f"agent{i:04d}", Presence.ONLINE)
     started = time.perf_counter()
+    now = datetime.now(UTC)
     for start in range(0, open_count, 5000):
         convs, pointers = [], []
         for n in range(start, min(open_count, start + 5000)):
             conv = open_conversation(f"seed{n}", TENANT, "wa-main", "whatsapp", f"seed{n:08d}",
-                                     T0 + timedelta(seconds=n))
+                                     now - timedelta(seconds=6 * n))  # 100k spread over the last week
             conv = conv.__class__(**{**conv.__dict__, "status": Status.BOT,
                                      "assignee": Assignee(AssigneeKind.BOT, "bot"), "team_id": "default"})
             convs.append(to_doc(conv))
@@ -109,28 +112,31 @@ async def handler_phase(engine: Engine, count: int) -> None:
     print(f"handler, sequential: {count / elapsed:.0f} msg/s; " + summary("per message", durations))
 
 
-async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: float) -> None:
+async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: float | None, prefix: str) -> None:
+    """`rate` None: a burst, published as fast as the producer goes (the consumer's throughput)."""
     topic = CONVERSATIONS_EVENTS.name(infra.namespace)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="earliest",
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="latest",
                                 group_id=f"bench-{uuid.uuid4().hex}")
     await consumer.start()
-    await asyncio.sleep(2)
+    await consumer.seek_to_end()
     sent: dict[str, float] = {}
     latencies: list[float] = []
     seen: dict[str, int] = {}
 
     async def produce() -> None:
-        for n in range(count):
-            event = message(n, "e")
-            sent[event.external_user_id] = time.perf_counter()
-            await engine.publisher.publish(event, INBOUND_MESSAGES)
-            await asyncio.sleep(1 / rate)
+        for start in range(0, count, 1 if rate else 500):
+            events = [message(n, prefix) for n in range(start, min(count, start + (1 if rate else 500)))]
+            for event in events:
+                sent[event.external_user_id] = time.perf_counter()
+            await asyncio.gather(*(engine.publisher.publish(event, INBOUND_MESSAGES) for event in events))
+            if rate:
+                await asyncio.sleep(1 / rate)
 
     producer = asyncio.create_task(produce())
     started = time.perf_counter()
-    deadline = started + count / rate + 300
+    deadline = started + count / (rate or 1000) + 300
     while len(latencies) < count and time.perf_counter() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
+        batch = await consumer.getmany(timeout_ms=200)
         now = time.perf_counter()
         for records in batch.values():
             for record in records:
@@ -141,9 +147,10 @@ async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: flo
     await producer
     elapsed = time.perf_counter() - started
     await consumer.stop()
-    print(f"changes read back: {seen}")
-    print(f"end to end at {rate:.0f} msg/s offered: {len(latencies)}/{count} in {elapsed:.1f} s "
-          f"({len(latencies) / elapsed:.0f}/s); " + summary("MessageReceived → offered", latencies))
+    label = f"at {rate:.0f} msg/s offered" if rate else "burst"
+    print(f"end to end {label}: {len(latencies)}/{count} routed in {elapsed:.1f} s "
+          f"({len(latencies) / elapsed:.0f} msg/s); " + summary("MessageReceived → offered", latencies)
+          + f"; changes read back: {seen}")
 
 
 async def inbox_phase(client: httpx.AsyncClient, secret: str, rounds: int) -> None:
@@ -165,6 +172,7 @@ async def main() -> None:
     parser.add_argument("--open", type=int, default=100_000)
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--burst", type=int, default=2000, help="messages published at once: throughput")
     parser.add_argument("--inbox-rounds", type=int, default=200)
     args = parser.parse_args()
     namespace = "benchrouter" + uuid.uuid4().hex[:6]
@@ -178,8 +186,10 @@ async def main() -> None:
         async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
             engine: Engine = app.state.engine
             await seed(engine, db, args.agents, args.open)
-            await handler_phase(engine, min(args.count, args.agents * 2))
-            await end_to_end(engine, infra, min(args.count, args.agents * 2), args.rate)
+            await handler_phase(engine, min(args.count, 300))
+            capacity = args.agents * 5 - 300  # every routed conversation holds a slot: more would only queue
+            await end_to_end(engine, infra, min(args.burst, capacity // 2), None, "b")
+            await end_to_end(engine, infra, min(args.count, capacity // 2), args.rate, "e")
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
                 await inbox_phase(client, app.state.jwt_secret, args.inbox_rounds)
     finally:

@@ -11,7 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe
+from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import (
@@ -30,6 +30,7 @@ from parley_router.handlers import http_actions, http_conversations, http_direct
 from parley_router.handlers.engine import Engine, Stores
 from parley_router.handlers.events_in import CommandsHandler, ContactsHandler, MediaHandler, OutboundHandler
 from parley_router.handlers.inbound import InboundHandler
+from parley_router.handlers.upkeep import Upkeep, build_upkeep
 from parley_router.settings import RouterSettings
 
 SERVICE = "router"
@@ -45,8 +46,14 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
 
 
 def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -> None:
+    # inbound messages are the hot path: batches, different conversations concurrently (one in order), and
+    # the new ones offered together (handlers/coalescing.py)
+    subscribe_batch(runtime.broker, INBOUND_MESSAGES,
+                    group_id=f"{settings.consumer_group}.{INBOUND_MESSAGES.base_name}",
+                    namespace=settings.infra.namespace, handle=InboundHandler(engine).handle,
+                    publisher=runtime.publisher, service=SERVICE, max_records=settings.inbound_batch_max,
+                    concurrency=settings.inbound_concurrency)
     handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
-        INBOUND_MESSAGES: InboundHandler(engine).handle,
         OUTBOUND_MESSAGES: OutboundHandler(engine).handle,
         MEDIA_EVENTS: MediaHandler(engine),
         CONTACTS_EVENTS: ContactsHandler(engine),
@@ -72,15 +79,17 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     """`consume=False` serves HTTP and publishes without joining the consumer group (tests, API-only pods)."""
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
     engine = build_engine(runtime, settings, clock or SystemClock())
-    hub = live.LiveHub()
+    hub = live.LiveHub(engine.stores.timeline)
     if consume:
         wire_consumers(runtime, engine, settings)
         live.follow_changes(runtime.broker, hub, settings.infra.namespace)
     sweeper: list[asyncio.Task[None]] = []
+    upkeep: Upkeep = build_upkeep(runtime, engine, settings)
 
     async def start() -> None:
         await engine.stores.ensure_indexes()
         sweeper.append(asyncio.create_task(sweep_forever(engine, settings.sweep_interval_seconds)))
+        sweeper.append(asyncio.create_task(upkeep.run_forever(settings)))
 
     async def stop() -> None:
         for task in sweeper:
@@ -102,6 +111,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     )
     app.state.engine = engine
     app.state.live_hub = hub
+    app.state.upkeep = upkeep
     app.state.brands = dict(settings.brands)
     return app
 

@@ -15,6 +15,15 @@ class RouterSettings(ServiceSettings):
     consumer_group: str = "parley-router"
     presence_ttl_seconds: int = Field(default=60, ge=2, description="no heartbeat for this long → offline")
     sweep_interval_seconds: float = Field(default=5.0, gt=0, description="how often expired offers / snoozes move")
+    inbound_batch_max: int = Field(default=256, ge=1, description="inbound messages taken per consumer batch")
+    inbound_concurrency: int = Field(default=64, ge=1,
+                                     description="conversations of one batch handled at the same time")
+    capacity_reconcile_interval_seconds: float = Field(
+        default=30.0, gt=0, description="how often capacity slot sets in Redis are reconciled with MongoDB")
+    capacity_reconcile_grace_seconds: float = Field(
+        default=10.0, ge=1, description="a slot taken this recently is never removed (its save may be in flight)")
+    offline_check_interval_seconds: float = Field(
+        default=5.0, gt=0, description="how often agents whose heartbeat expired are handled as gone offline")
     brands: dict[str, str] = Field(
         default_factory=dict,
         description="channel id -> the tenant's company/brand it speaks for (inbox `brand` filter); JSON in "

@@ -82,7 +82,9 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) 
 @asynccontextmanager
 async def running_router(infra: InfraSettings, consume: bool, **overrides: Any) -> AsyncIterator[Router]:
     clock = FixedClock(T0)
-    settings = RouterSettings(infra=infra, sweep_interval_seconds=3600, **overrides)
+    background = {"sweep_interval_seconds": 3600, "capacity_reconcile_interval_seconds": 3600,
+                  "offline_check_interval_seconds": 3600}  # tests run sweeps and upkeep themselves
+    settings = RouterSettings(infra=infra, **{**background, **overrides})
     app = create_app(settings, clock=clock, consume=consume)
     async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
         transport = httpx.ASGITransport(app=app)

@@ -126,6 +126,22 @@ async def test_presence_expires_without_heartbeat(router: Router, redis: Any) ->
     assert (await store.presence_of("acme", ["ann"]))["ann"] is Presence.OFFLINE
 
 
+async def test_a_slot_goes_back_only_from_the_take_that_stamped_it_last(router: Router) -> None:
+    """Replica A takes ann's slot for a conversation and loses the save; replica B, which won, had taken the same
+    slot for the same agent (a re-take). A's give-back must leave the slot to B; B's own give-back works."""
+    store = router.engine.stores.presence
+    outcome_a, stamp_a = await store.take("acme", "ann", "whatsapp", "c1", 3)
+    outcome_b, stamp_b = await store.take("acme", "ann", "whatsapp", "c1", 3)
+    assert (outcome_a, outcome_b) == (Take.TAKEN, Take.ALREADY_HELD)
+    assert stamp_b > stamp_a  # even within one millisecond
+    assert not await store.release_if("acme", "ann", "whatsapp", "c1", stamp_a)
+    assert (await store.active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 1),)
+    assert await store.stamp_of("acme", "ann", "whatsapp", "c1") == stamp_b
+    assert await store.release_if("acme", "ann", "whatsapp", "c1", stamp_b)
+    assert (await store.active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 0),)
+    assert await store.stamp_of("acme", "ann", "whatsapp", "c1") is None
+
+
 async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: Any) -> None:
     """200 concurrent takes on one agent with capacity 3, over separate connections: exactly 3 win."""
     from parley_common.redis import redis_client
@@ -133,16 +149,17 @@ async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: 
     clients = [redis_client(router.infra.redis_url) for _ in range(8)]
     stores = [PresenceStore(client, router.infra.redis_prefix(), 60) for client in clients]
     try:
-        results = await asyncio.gather(*(stores[i % 8].take("acme", "ann", "whatsapp", f"c{i}", 3)
-                                         for i in range(200)))
+        results = [outcome for outcome, _ in await asyncio.gather(
+            *(stores[i % 8].take("acme", "ann", "whatsapp", f"c{i}", 3) for i in range(200)))]
         assert sum(results) == 3
         winner = next(f"c{i}" for i, won in enumerate(results) if won)
-        assert await stores[1].take("acme", "ann", "whatsapp", winner, 3) is Take.ALREADY_HELD  # replay: same slot
+        replay, _ = await stores[1].take("acme", "ann", "whatsapp", winner, 3)
+        assert replay is Take.ALREADY_HELD  # replay: same slot
         assert (await stores[0].active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 3),)
         await stores[2].release("acme", "ann", "whatsapp", winner)
         again = await asyncio.gather(*(store.take("acme", "ann", "whatsapp", f"n{i}", 3)
                                        for i, store in enumerate(stores)))
-        assert sum(again) == 1
+        assert sum(outcome for outcome, _ in again) == 1
     finally:
         for client in clients:
             await client.aclose()

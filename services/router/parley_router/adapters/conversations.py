@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import asdict, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING
+from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
+from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
 
 Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+ACTIVITY_WINDOWS = (timedelta(hours=1), timedelta(hours=8), timedelta(hours=64))
+WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
 
 
 def to_doc(conv: Conversation) -> Doc:
@@ -26,8 +32,14 @@ def to_doc(conv: Conversation) -> Doc:
     return doc
 
 
+def _write_error(error: Doc) -> Exception:
+    if error.get("code") == DUPLICATE_KEY:
+        return DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error)
+    return OperationFailure(error.get("errmsg", "write failed"), error.get("code"), error)
+
+
 def from_doc(doc: Doc) -> Conversation:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "assignee_agent")}
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "assignee_agent", WRITE_TOKEN)}
     assignee = fields.get("assignee")
     fields.update(
         id=doc["_id"], status=Status(doc["status"]), labels=tuple(doc.get("labels", ())),
@@ -44,6 +56,12 @@ class ConversationRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._conversations = db["conversations"]
         self._open = db["open_conversations"]  # _id = conversation key: at most one open conversation
+        # concurrent handlers of a consumer batch share one query / one bulk write (parley_common.batching)
+        self._gets: TickBatcher[str, Doc | None] = TickBatcher(self._get_many_docs)
+        self._pointers: TickBatcher[str, Doc | None] = TickBatcher(self._pointers_of)
+        self._claims: TickBatcher[Doc, None] = TickBatcher(self._insert_pointers)
+        self._inserts: TickBatcher[Doc, None] = TickBatcher(self._upsert_conversations)
+        self._saves: TickBatcher[tuple[int, Doc], bool] = TickBatcher(self._save_many)
 
     async def ensure_indexes(self) -> None:
         await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
@@ -55,35 +73,65 @@ class ConversationRepository:
         await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING)])
 
     async def get(self, tenant_id: str, conversation_id: str) -> Conversation | None:
-        doc = await self._conversations.find_one({"_id": conversation_id})  # by key alone: the fastest lookup
+        doc = await self._gets.submit(conversation_id)  # by key alone: the fastest lookup
         return from_doc(doc) if doc and doc["tenant_id"] == tenant_id else None
 
+    async def _get_many_docs(self, conversation_ids: list[str]) -> list[Doc | None]:
+        found = {doc["_id"]: doc async for doc in self._conversations.find({"_id": {"$in": conversation_ids}})}
+        return [found.get(conversation_id) for conversation_id in conversation_ids]
+
+    async def _pointers_of(self, keys: list[str]) -> list[Doc | None]:
+        found = {doc["_id"]: doc async for doc in self._open.find({"_id": {"$in": keys}})}
+        return [found.get(key) for key in keys]
+
+    async def _insert_pointers(self, pointers: list[Doc]) -> list[BaseException | None]:
+        """One insert for many; a key that already has an open conversation fails only its own item."""
+        try:
+            await self._open.insert_many(pointers, ordered=False)
+        except BulkWriteError as exc:
+            failed = {error["index"]: error for error in exc.details.get("writeErrors", ())}
+            return [_write_error(failed[index]) if index in failed else None for index in range(len(pointers))]
+        return [None] * len(pointers)
+
+    async def _upsert_conversations(self, docs: list[Doc]) -> list[None]:
+        await self._conversations.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs],
+                                             ordered=False)
+        return [None] * len(docs)
+
+    async def get_many(self, tenant_id: str, conversation_ids: list[str]) -> list[Conversation]:
+        found = await asyncio.gather(*(self.get(tenant_id, conversation_id) for conversation_id in conversation_ids))
+        return [conv for conv in found if conv is not None]
+
     async def open_for(self, key: ConversationKey) -> Conversation | None:
-        pointer = await self._open.find_one({"_id": str(key)})
+        pointer = await self._pointers.submit(str(key))
         conv = await self.get(key.tenant_id, pointer["conversation_id"]) if pointer else None
         if pointer and (conv is None or not conv.is_open):  # a reopen that lost its race left it behind
             await self._open.delete_one({"_id": str(key), "conversation_id": pointer["conversation_id"]})
             return None
         return conv
 
-    async def last_agent_for(self, key: ConversationKey) -> str | None:
-        doc = await self._conversations.find_one(
-            {"tenant_id": key.tenant_id, "channel_id": key.channel_id, "external_user_id": key.external_user_id,
-             "assignee_agent": {"$ne": None}},
-            sort=[("opened_at", DESCENDING)], projection={"assignee_agent": 1})
-        return doc["assignee_agent"] if doc else None
+    async def last_agent_for(self, key: ConversationKey, lookback: int = 20) -> str | None:
+        """The agent of the customer's latest conversation that had one, among the last `lookback`: equality on
+        the index prefix and its sort only (a `$ne` on the agent made the local database scan the collection)."""
+        cursor = self._conversations.find(
+            {"tenant_id": key.tenant_id, "channel_id": key.channel_id, "external_user_id": key.external_user_id},
+            sort=[("opened_at", DESCENDING)], projection={"assignee_agent": 1}, limit=lookback)
+        async for doc in cursor:
+            if doc.get("assignee_agent"):
+                return str(doc["assignee_agent"])
+        return None
 
     async def create(self, conv: Conversation) -> Conversation:
         """Insert a new open conversation; if another one won the race for this key, return that one."""
         key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
         try:
-            await self._open.insert_one({"_id": str(key), "conversation_id": conv.id, "tenant_id": conv.tenant_id})
+            await self._claims.submit({"_id": str(key), "conversation_id": conv.id, "tenant_id": conv.tenant_id})
         except DuplicateKeyError:
             existing = await self.open_for(key)
             if existing is not None:
                 return existing
             raise
-        await self._conversations.replace_one({"_id": conv.id}, to_doc(conv), upsert=True)
+        await self._inserts.submit(to_doc(conv))
         return conv
 
     async def claim_open(self, conv: Conversation) -> bool:
@@ -99,13 +147,25 @@ class ConversationRepository:
     async def save(self, conv: Conversation) -> Conversation:
         """Store `conv` if nobody saved since it was read (same version); returns it with the next version."""
         saved = replace(conv, version=conv.version + 1)
-        result = await self._conversations.replace_one({"_id": conv.id, "version": conv.version}, to_doc(saved))
-        if result.matched_count == 0:
+        if not await self._saves.submit((conv.version, {**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex})):
             raise StaleVersion(conv.id)
         key = str(ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id))
         if saved.status is Status.CLOSED:
             await self._open.delete_one({"_id": key, "conversation_id": conv.id})
         return saved
+
+    async def _save_many(self, saves: list[tuple[int, Doc]]) -> list[bool]:
+        """One versioned replace per save in one bulk write. A bulk result only counts matches, so when some
+        lost to a concurrent writer, each save's token, read back, tells which ones did. (A save that matched
+        and was overwritten before the read-back reads as lost: its caller retries or gives its capacity slot
+        back, and the capacity reconciler repairs the slot.)"""
+        result = await self._conversations.bulk_write(
+            [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for version, doc in saves], ordered=False)
+        if result.matched_count == len(saves):
+            return [True] * len(saves)
+        stored = {doc["_id"]: doc.get(WRITE_TOKEN) async for doc in self._conversations.find(
+            {"_id": {"$in": [doc["_id"] for _, doc in saves]}}, projection={WRITE_TOKEN: 1})}
+        return [stored.get(doc["_id"]) == doc[WRITE_TOKEN] for _, doc in saves]
 
     async def queued(self, tenant_id: str, limit: int) -> list[Conversation]:
         cursor = self._conversations.find({"tenant_id": tenant_id, "status": Status.QUEUED.value,
@@ -124,6 +184,19 @@ class ConversationRepository:
 
     async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int) -> list[Conversation]:
         return [from_doc(doc) async for doc in self._conversations.find(query, sort=sort, limit=limit)]
+
+    async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
+        """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
+        windows of activity (1 h, 8 h, 64 h, then all): a server that sorts every match in memory, as the local
+        database does, sorts an inbox page's worth instead of the tenant's whole history; MongoDB walks the
+        `(tenant_id, last_activity_at)` index either way."""
+        order = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
+        for window in ACTIVITY_WINDOWS:
+            windowed = {"$and": [query, {"last_activity_at": {"$gte": until - window}}]}
+            found = await self.find(windowed, order, limit)
+            if len(found) >= limit:
+                return found
+        return await self.find(query, order, limit)
 
     async def count(self, query: Doc) -> int:
         return await self._conversations.count_documents(query)

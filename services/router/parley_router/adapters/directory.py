@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
@@ -35,6 +36,9 @@ class TeamSpec(BaseModel):
     name: str | None = None
     strategy: Strategy = Strategy.ROUND_ROBIN
     offer_timeout_seconds: int = Field(default=300, ge=5, le=86_400)
+    requeue_on_offline: bool = Field(
+        default=False, description="when an agent goes offline, also return their accepted conversations of this "
+                                   "team to its queue (offers always return)")
 
 
 class RuleSpec(BaseModel):
@@ -79,6 +83,9 @@ class Directory:
         self._routing = db["routing"]
         self._blocked = db["blocked_identities"]
         self._contacts = db["contacts"]
+        # concurrent handlers of a consumer batch share one query (parley_common.batching)
+        self._blocked_lookups: TickBatcher[ConversationKey, bool] = TickBatcher(self._are_blocked)
+        self._contact_lookups: TickBatcher[ConversationKey, Doc | None] = TickBatcher(self._contacts_of)
 
     async def ensure_indexes(self) -> None:
         await self._agents.create_index([("tenant_id", ASCENDING), ("teams", ASCENDING)])
@@ -108,7 +115,8 @@ class Directory:
         return {doc["team_id"]: TeamSpec.model_validate(_strip(doc, "tenant_id", "team_id")) async for doc in cursor}
 
     async def teams(self, tenant_id: str) -> dict[str, Team]:
-        return {team_id: Team(team_id, spec.strategy, spec.offer_timeout_seconds)
+        return {team_id: Team(team_id, spec.strategy, spec.offer_timeout_seconds,
+                              requeue_on_offline=spec.requeue_on_offline)
                 for team_id, spec in (await self.team_specs(tenant_id)).items()}
 
     async def put_routing(self, tenant_id: str, spec: RoutingSpec) -> None:
@@ -125,7 +133,12 @@ class Directory:
             await self._blocked.delete_one({"_id": str(key)})
 
     async def is_blocked(self, key: ConversationKey) -> bool:
-        return await self._blocked.find_one({"_id": str(key)}) is not None
+        return await self._blocked_lookups.submit(key)
+
+    async def _are_blocked(self, keys: list[ConversationKey]) -> list[bool]:
+        blocked = {doc["_id"] async for doc in self._blocked.find({"_id": {"$in": [str(key) for key in keys]}},
+                                                                  projection={"_id": 1})}
+        return [str(key) in blocked for key in keys]
 
     async def put_contact(self, tenant_id: str, contact_id: str, fields: Doc) -> None:
         await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
@@ -166,8 +179,19 @@ class Directory:
         return [identity async for doc in cursor for identity in doc.get("identities", [])]
 
     async def contact_of(self, key: ConversationKey) -> Doc | None:
-        identity = f"{key.channel_id}|{key.external_user_id}"
-        return await self._contacts.find_one({"tenant_id": key.tenant_id, "identities": identity})
+        return await self._contact_lookups.submit(key)
+
+    async def _contacts_of(self, keys: list[ConversationKey]) -> list[Doc | None]:
+        by_identity: dict[tuple[str, str], Doc] = {}
+        for tenant_id in {key.tenant_id for key in keys}:
+            identities = list({_identity(key) for key in keys if key.tenant_id == tenant_id})
+            async for doc in self._contacts.find({"tenant_id": tenant_id, "identities": {"$in": identities}}):
+                by_identity.update({(tenant_id, identity): doc for identity in doc.get("identities", ())})
+        return [by_identity.get((key.tenant_id, _identity(key))) for key in keys]
+
+
+def _identity(key: ConversationKey) -> str:
+    return f"{key.channel_id}|{key.external_user_id}"
 
 
 def _strip(doc: Doc, *extra: str) -> Doc:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
+from parley_common.batching import TickBatcher
 from parley_router.domain.timeline import EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
@@ -17,6 +18,9 @@ class TimelineRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._entries = db["timeline"]
         self._media = db["media_links"]
+        # concurrent handlers of a consumer batch share one bulk write / one query (parley_common.batching)
+        self._puts: TickBatcher[UpdateOne, bool] = TickBatcher(self._put_many)
+        self._lookups: TickBatcher[tuple[str, str], str | None] = TickBatcher(self._conversations_of)
 
     async def ensure_indexes(self) -> None:
         await self._entries.create_index([("conversation_id", ASCENDING), ("at", ASCENDING),
@@ -26,15 +30,18 @@ class TimelineRepository:
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
                   body: Doc) -> bool:
         """Insert or refresh one entry (same id → same document); True when it is new."""
-        result = await self._entries.update_one(
+        return await self._puts.submit(UpdateOne(
             {"_id": f"{conversation_id}|{entry_id}"},
             {"$set": {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
                       "kind": kind},
              # the first sighting fixes the entry's place in the order; later updates never move it
              "$setOnInsert": {"at": at, "rank": tiebreak_rank(EntryKind(kind))}},
             upsert=True,
-        )
-        return result.upserted_id is not None
+        ))
+
+    async def _put_many(self, puts: list[UpdateOne]) -> list[bool]:
+        upserted = (await self._entries.bulk_write(puts, ordered=False)).upserted_ids or {}
+        return [index in upserted for index in range(len(puts))]
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str, rank: int) -> None:
         """Statuses arrive unordered: keep the furthest one (read after delivered, never back)."""
@@ -55,9 +62,16 @@ class TimelineRepository:
         return {doc["_id"].split("|", 1)[1]: doc.get("media", {}) async for doc in cursor}
 
     async def conversation_of_provider_message(self, tenant_id: str, provider_message_id: str) -> str | None:
-        doc = await self._entries.find_one({"tenant_id": tenant_id, "provider_message_id": provider_message_id},
-                                           projection={"conversation_id": 1})
-        return doc["conversation_id"] if doc else None
+        return await self._lookups.submit((tenant_id, provider_message_id))
+
+    async def _conversations_of(self, keys: list[tuple[str, str]]) -> list[str | None]:
+        found: dict[tuple[str, str], str] = {}
+        for tenant_id in {tenant_id for tenant_id, _ in keys}:
+            ids = list({pmid for tenant, pmid in keys if tenant == tenant_id})
+            cursor = self._entries.find({"tenant_id": tenant_id, "provider_message_id": {"$in": ids}},
+                                        projection={"conversation_id": 1, "provider_message_id": 1})
+            found.update({(tenant_id, doc["provider_message_id"]): doc["conversation_id"] async for doc in cursor})
+        return [found.get(key) for key in keys]
 
     async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
         cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
@@ -70,6 +84,16 @@ class TimelineRepository:
             if doc.get("provider_message_id") in media:
                 doc["media"] = list(media[doc["provider_message_id"]].values())
         return entries
+
+    async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
+        """One entry as `entries` shows it (media joined): what a live update carries."""
+        doc = await self._entries.find_one({"_id": f"{conversation_id}|{entry_id}", "tenant_id": tenant_id},
+                                           projection={"_id": 0})
+        if doc and doc.get("provider_message_id"):
+            media = await self._media_of(tenant_id, [doc["provider_message_id"]])
+            if doc["provider_message_id"] in media:
+                doc["media"] = list(media[doc["provider_message_id"]].values())
+        return doc
 
 
 class ProcessedEvents:

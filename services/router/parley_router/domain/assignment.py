@@ -63,6 +63,7 @@ class Team:
     strategy: Strategy = Strategy.ROUND_ROBIN
     offer_timeout_seconds: int = 300
     members: frozenset[str] = frozenset()
+    requeue_on_offline: bool = False  # an agent going offline returns their accepted conversations too
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,24 @@ def queue_order(entries: list[Waiting]) -> list[Waiting]:
     return sorted(entries, key=lambda w: (-w.priority, w.waiting_since, w.conversation_id))
 
 
-def eligible(agents: list[Agent], target: Assignee, channel_type: str) -> list[Agent]:
-    def in_scope(agent: Agent) -> bool:
-        if target.kind is AssigneeKind.TEAM:
-            return target.id in agent.teams
-        if target.kind is AssigneeKind.SKILL:
-            return target.id in agent.skills
-        if target.kind is AssigneeKind.AGENT:
-            return agent.login == target.id
-        return False
+def in_scope(agent: Agent, target: Assignee) -> bool:
+    if target.kind is AssigneeKind.TEAM:
+        return target.id in agent.teams
+    if target.kind is AssigneeKind.SKILL:
+        return target.id in agent.skills
+    if target.kind is AssigneeKind.AGENT:
+        return agent.login == target.id
+    return False
 
-    return [agent for agent in agents if in_scope(agent) and agent.can_take(channel_type)]
+
+def could_serve(agent: Agent, queue: list[Waiting]) -> bool:
+    """Whether the agent is a candidate for any of these conversations (presence and capacity aside): the
+    dispatcher reads live state only for these."""
+    return any(in_scope(agent, waiting.target) or agent.login == waiting.sticky_agent for waiting in queue)
+
+
+def eligible(agents: list[Agent], target: Assignee, channel_type: str) -> list[Agent]:
+    return [agent for agent in agents if in_scope(agent, target) and agent.can_take(channel_type)]
 
 
 def choose(candidates: list[Agent], strategy: Strategy, last_login: str | None,

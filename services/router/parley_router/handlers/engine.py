@@ -3,7 +3,8 @@ publish, and the dispatcher that hands queued conversations to free agents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -21,9 +22,10 @@ from parley_router.adapters.directory_cache import DirectoryCache
 from parley_router.adapters.presence import PresenceStore, Take
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
 from parley_router.domain import conversation as conv_rules
-from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Presence, Team, Waiting, drain
+from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Presence, Team, Waiting, could_serve, drain
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
 from parley_router.domain.timeline import EntryKind
+from parley_router.handlers.coalescing import DispatchCoalescer
 
 log = structlog.get_logger(__name__)
 CHANNEL_TYPES = [channel.value for channel in ChannelType]
@@ -59,44 +61,51 @@ class Engine:
         self.publisher = publisher
         self.clock = clock
         self._correlation = correlation
+        self._coalescer = DispatchCoalescer(lambda tenant_id, convs: self.dispatch(tenant_id, only=convs))
+
+    async def offer_soon(self, conv: Conversation) -> None:
+        """Offer this queued conversation to a free agent, planned together with others queued meanwhile."""
+        await self._coalescer.offer(conv)
 
     async def change(self, conv: Conversation, transition: Transition, change: str, actor: str,
                      comment: str | None = None, now: datetime | None = None,
-                     *, dispatch_after: bool = True) -> Conversation:
-        """Apply one transition and make it durable: capacity, store, activity entry, event."""
+                     *, dispatch_after: bool = True, entry_id: str | None = None) -> Conversation:
+        """Apply one transition and make it durable: capacity, store, activity entry, event. `entry_id`: the
+        message entry a `message_appended` is about (live screens show it without fetching)."""
         now = now or self.clock.now()
         after = transition(conv)
         if after == conv:
             return conv
         if not conv.is_open and after.is_open and not await self.stores.conversations.claim_open(after):
             raise TransitionError("another_conversation_open", "the customer already has an open conversation")
+        presence = self.stores.presence
         newcomer = _holder(after) if _holder(after) != _holder(conv) else None
-        taken = await self._take(after, newcomer) if newcomer is not None else None
+        leaving = _holder(conv) if _holder(conv) != _holder(after) else None
+        taken, stamp = await self._take(after, newcomer) if newcomer is not None else (None, None)
         if taken is Take.FULL:
             raise TransitionError("agent_at_capacity", f"{newcomer} has no free capacity on {conv.channel_type}")
+        # read before the save: a take of the same slot after it (the conversation given straight back to the
+        # same agent by another replica) stamps it anew, and then the slot is not ours to give back
+        leaving_stamp = await presence.stamp_of(conv.tenant_id, leaving, conv.channel_type, conv.id) if (
+            leaving is not None) else None
         try:
             saved = await self.stores.conversations.save(after)
         except StaleVersion:
-            # only a slot this call added goes back, and not when the replica that won the race gave the
-            # conversation to the same agent (its take saw ALREADY_HELD: the slot is now the winner's)
-            if newcomer is not None and taken is Take.TAKEN and not await self._held_by(conv, newcomer):
-                await self.stores.presence.release(conv.tenant_id, newcomer, conv.channel_type, conv.id)
+            # only a slot this call added goes back, and only if no other replica's take stamped it since
+            if newcomer is not None and taken is Take.TAKEN:
+                await presence.release_if(conv.tenant_id, newcomer, conv.channel_type, conv.id, stamp)
             raise
-        freed = _holder(conv) is not None and _holder(conv) != _holder(saved)
-        if freed:
-            await self.stores.presence.release(conv.tenant_id, _holder(conv) or "", conv.channel_type, conv.id)
-        await self.record(saved, change, actor, comment, now, previous=conv)
+        if leaving is not None:
+            await presence.release_if(conv.tenant_id, leaving, conv.channel_type, conv.id, leaving_stamp)
+        freed = leaving is not None
+        await self.record(saved, change, actor, comment, now, previous=conv, entry_id=entry_id)
         if dispatch_after and freed:
             await self.dispatch(conv.tenant_id)  # the freed slot may serve the longest-waiting conversation
         elif dispatch_after and conv_rules.queue_target(saved) is not None:
-            await self.dispatch(saved.tenant_id, only=saved)
+            await self.offer_soon(saved)
         return saved
 
-    async def _held_by(self, conv: Conversation, login: str) -> bool:
-        current = await self.stores.conversations.get(conv.tenant_id, conv.id)
-        return current is not None and _holder(current) == login
-
-    async def _take(self, conv: Conversation, login: str) -> Take:
+    async def _take(self, conv: Conversation, login: str) -> tuple[Take, int]:
         agent = (await self.cache.agents(conv.tenant_id)).get(login)
         # a login router has no profile for yet (e.g. replying from another tool) gets the default capacity
         capacity = agent.max_for(conv.channel_type) if agent else DEFAULT_CAPACITY
@@ -125,35 +134,46 @@ class Engine:
         )
         await self.publisher.publish(event, CONVERSATIONS_EVENTS)
 
-    async def dispatch(self, tenant_id: str, only: Conversation | None = None, limit: int = 200) -> int:
-        """Offer queued conversations (or just `only`) to free agents; returns how many were offered.
+    async def dispatch(self, tenant_id: str, only: Sequence[Conversation] | None = None, limit: int = 200) -> int:
+        """Offer queued conversations (the tenant's queue, or just `only`) to free agents; returns how many were
+        offered.
 
         When another replica dispatches at the same time, some planned offers lose the race (the conversation
         or the slot was taken meanwhile) and the slot they planned may still be free: plan again from fresh
         state, a bounded number of times, so no free agent is left idle while conversations wait."""
         offered = 0
+        pending = list(only) if only is not None else None
         for _ in range(DISPATCH_PASSES):
-            made, skipped = await self._dispatch_pass(tenant_id, only, limit)
+            queue = pending if pending is not None else await self.stores.conversations.queued(tenant_id, limit)
+            made, lost = await self._dispatch_pass(tenant_id, queue)
             offered += made
-            if skipped == 0 or only is not None:
+            if not lost:
                 break
+            if pending is not None:  # re-read: a lost conversation may have moved on meanwhile
+                pending = await self.stores.conversations.get_many(tenant_id, [conv.id for conv in lost])
         return offered
 
-    async def _dispatch_pass(self, tenant_id: str, only: Conversation | None, limit: int) -> tuple[int, int]:
-        queue = [only] if only is not None else await self.stores.conversations.queued(tenant_id, limit)
+    async def _dispatch_pass(self, tenant_id: str, queue: list[Conversation]) -> tuple[int, list[Conversation]]:
+        """One plan against one snapshot of live state; offers run concurrently. Returns how many were made and
+        the conversations whose planned offer lost a race."""
         waiting = [w for w in (self._waiting(conv) for conv in queue) if w is not None]
         if not waiting:
-            return 0, 0
+            return 0, []
         team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
         channel_types = sorted({w.channel_type for w in waiting})
-        agents, cursors = await self._available_agents(tenant_id, channel_types, team_ids)
+        agents, cursors = await self._available_agents(tenant_id, waiting, channel_types, team_ids)
         teams = await self.cache.teams(tenant_id)
+        before = dict(cursors)
         plan = drain(waiting, agents, teams, cursors)
         by_id = {conv.id: conv for conv in queue}
-        offered = 0
-        for conversation_id, login in plan.assignments:
-            offered += await self._offer(by_id[conversation_id], login, teams)
-        return offered, len(plan.assignments) - offered
+        results = await asyncio.gather(*(self._offer(by_id[conversation_id], login, teams)
+                                         for conversation_id, login in plan.assignments))
+        # the round-robin cursor moves once per team, to where this plan left it
+        await self.stores.presence.set_cursors(tenant_id, {team_id: login for team_id, login in cursors.items()
+                                                           if team_id in teams and before.get(team_id) != login})
+        lost = [by_id[conversation_id] for (conversation_id, _), made in zip(plan.assignments, results, strict=True)
+                if not made]
+        return len(plan.assignments) - len(lost), lost
 
     def _waiting(self, conv: Conversation) -> Waiting | None:
         target = conv_rules.queue_target(conv)
@@ -162,18 +182,18 @@ class Engine:
         return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
                        conv.sticky_agent)
 
-    async def _available_agents(self, tenant_id: str, channel_types: list[str],
+    async def _available_agents(self, tenant_id: str, waiting: list[Waiting], channel_types: list[str],
                                 team_ids: list[str]) -> tuple[list[Agent], dict[str, str]]:
-        """Online agents with their live active counts on the channel types that matter now, and the teams'
-        round-robin cursors: one Redis round trip."""
-        agents = list((await self.cache.agents(tenant_id)).values())
+        """Online candidates for these conversations with their live active counts on the channel types that
+        matter now, and the teams' round-robin cursors: one Redis round trip."""
+        agents = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
         presence, counts, cursors = await self.stores.presence.snapshot(
             tenant_id, [agent.login for agent in agents], channel_types, team_ids)
         online = [replace(agent, presence=Presence.ONLINE, active=counts[agent.login])
                   for agent in agents if presence[agent.login] is Presence.ONLINE]
         return online, cursors
 
-    async def _offer(self, conv: Conversation, login: str, teams: dict[str, Team]) -> int:
+    async def _offer(self, conv: Conversation, login: str, teams: dict[str, Team]) -> bool:
         now = self.clock.now()
         team = teams.get(conv.team_id or "")
         expires = now + timedelta(seconds=team.offer_timeout_seconds if team else 300)
@@ -183,10 +203,8 @@ class Engine:
                               "offered", "system", now=now, dispatch_after=False)
         except (TransitionError, StaleVersion) as exc:  # capacity taken meanwhile, or the conversation moved
             log.info("offer_skipped", conversation_id=conv.id, reason=type(exc).__name__)
-            return 0
-        if conv.team_id:
-            await self.stores.presence.set_last_served(conv.tenant_id, conv.team_id, login)
-        return 1
+            return False
+        return True
 
     async def sweep(self) -> int:
         """Expired offers go back to the queue; snoozes that ran out wake up. Returns how many moved."""

@@ -56,17 +56,19 @@ class OutboundHandler:
             return
         if event.sender.kind is SenderKind.HUMAN and event.sender.login:
             login = event.sender.login
-            await self._apply(conv, lambda c: conv_rules.agent_replied(c, login, event.status_at), login)
+            await self._apply(conv, lambda c: conv_rules.agent_replied(c, login, event.status_at), login, entry_id)
         elif is_new:
-            await self._apply(conv, lambda c: conv_rules.bot_replied(c, event.status_at), "bot")
+            await self._apply(conv, lambda c: conv_rules.bot_replied(c, event.status_at), "bot", entry_id)
 
-    async def _apply(self, conv: Conversation, transition: Transition, actor: str) -> None:
+    async def _apply(self, conv: Conversation, transition: Transition, actor: str, entry_id: str) -> None:
         took_it = transition(conv).agent != conv.agent  # KAON: replying to an unassigned thread takes it
         try:
-            await self.engine.change(conv, transition, "assigned" if took_it else "message_appended", actor)
+            await self.engine.change(conv, transition, "assigned" if took_it else "message_appended", actor,
+                                     entry_id=entry_id)
         except TransitionError as exc:  # e.g. the agent has no capacity left: the reply stays, unassigned
             answered = conv_rules.mark(conv, False, self.engine.clock.now())
-            await self.engine.change(conv, lambda _: answered, "message_appended", actor, comment=exc.code)
+            await self.engine.change(conv, lambda _: answered, "message_appended", actor, comment=exc.code,
+                                     entry_id=entry_id)
 
     async def _first_contact(self, event: OutboundMessageUpdated) -> Conversation:
         """The business wrote first (template, campaign): a conversation starts, answered, not waiting."""

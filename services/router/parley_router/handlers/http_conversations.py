@@ -19,6 +19,7 @@ from parley_router.handlers.inbox import (
     SortKey,
     brand_channels,
     conversation_json,
+    decode_cursor,
     encode_cursor,
     filter_query,
     page_query,
@@ -40,7 +41,11 @@ async def list_conversations(principal: Caller, request: Request, wanted: Annota
     base = scope(principal, await teams_of(engine, principal))
     identities = await engine.stores.directory.identities_matching(principal.tenant_id, wanted.q) if wanted.q else []
     query, order = page_query(filter_query(base, wanted, identities, brands_of(request)), sort, cursor)
-    found = await engine.stores.conversations.find(query, order, limit + 1)
+    repo = engine.stores.conversations
+    if sort == "last_activity":
+        found = await repo.find_latest(query, limit + 1, decode_cursor(cursor)[0] if cursor else engine.clock.now())
+    else:
+        found = await repo.find(query, order, limit + 1)
     page = found[:limit]
     more = len(found) > limit
     return {"items": [conversation_json(conv) for conv in page],

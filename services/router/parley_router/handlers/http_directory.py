@@ -50,6 +50,8 @@ async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dic
     engine = engine_of(request)
     before = await engine.stores.presence.heartbeat(principal.tenant_id, principal.login, body.presence)
     offered = 0
+    if body.presence is Presence.OFFLINE:  # always: an expired key may not have been handled yet
+        await request.app.state.upkeep.agent_went_offline(principal.tenant_id, principal.login)
     if body.presence is Presence.ONLINE and before is not Presence.ONLINE:
         offered = await engine.dispatch(principal.tenant_id)  # the moment an agent comes online
     return {"presence": body.presence.value, "previous": before.value, "offered": offered}

@@ -37,7 +37,7 @@ class InboundHandler:
             conv = await self._open(event, key, blocked)
         elif event.direction == "inbound":
             conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), "message_appended",
-                                            "customer", now=at)
+                                            "customer", now=at, entry_id=inbound_entry_id(event.provider_message_id))
         await self.stores.timeline.put(event.tenant_id, conv.id, inbound_entry_id(event.provider_message_id),
                                        EntryKind.INBOUND.value, at, {
                                            "provider_message_id": event.provider_message_id,
@@ -65,9 +65,10 @@ class InboundHandler:
         created = await self.stores.conversations.create(conv)
         if created.id != conv.id:
             return created  # another delivery opened it first
-        await self.engine.publish(conv, "opened", "customer", comment, at)
+        await self.engine.publish(conv, "opened", "customer", comment, at,
+                                  entry_id=inbound_entry_id(event.provider_message_id))
         if conv_rules.queue_target(conv) is not None:
-            await self.engine.dispatch(conv.tenant_id, only=conv)
+            await self.engine.offer_soon(conv)
         return conv
 
     async def _route(self, conv: Conversation, event: MessageReceived, labels: tuple[str, ...],

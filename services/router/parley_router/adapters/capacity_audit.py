@@ -1,0 +1,120 @@
+"""Reads and repairs for the capacity reconciler: the Redis slot sets (with their take stamps) and the
+conversations MongoDB says are held by an agent.
+
+Slot set: `{prefix}router:active:{tenant}:{login}:{channel type}` (see presence.py); every take stamps the
+conversation id with the Redis server time (ms) in the zset `<set>:taken_at`. Repairs are one Lua script per
+set: compare-and-delete (only slots stamped before the cutoff), re-add, and pruning of stamps left behind by
+released slots. Like presence.py, the stamp key is derived inside the script (single-instance Redis)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from pymongo.asynchronous.database import AsyncDatabase
+from redis.asyncio import Redis
+
+from parley_router.domain.capacity import SlotKey, SlotRepair
+from parley_router.domain.conversation import Status
+
+Doc = dict[str, Any]
+
+# KEYS[1] = slot set; ARGV[1] = cutoff (ms, server time): only slots stamped before it may go; ARGV[2] = n;
+# ARGV[3..2+n] = stale candidates; the rest = missing conversations to put back.
+# A stale member without a stamp (taken by a path that does not stamp) is stamped now and left for a later
+# round: removal always needs a stamp older than the grace period.
+# Returns {removed ids, restored ids, set size after}.
+_HEAL = """
+local set, stamps = KEYS[1], KEYS[1] .. ':taken_at'
+local cutoff, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = redis.call('TIME')
+local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+local removed, restored = {}, {}
+for i = 3, 2 + n do
+  local stamp = redis.call('ZSCORE', stamps, ARGV[i])
+  if not stamp then
+    if redis.call('SISMEMBER', set, ARGV[i]) == 1 then redis.call('ZADD', stamps, at, ARGV[i]) end
+  elseif tonumber(stamp) < cutoff and redis.call('SREM', set, ARGV[i]) == 1 then
+    redis.call('ZREM', stamps, ARGV[i])
+    table.insert(removed, ARGV[i])
+  end
+end
+for i = 3 + n, #ARGV do
+  if redis.call('SADD', set, ARGV[i]) == 1 then
+    redis.call('ZADD', stamps, at, ARGV[i])
+    table.insert(restored, ARGV[i])
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', stamps, '-inf', '(' .. cutoff)) do
+  if redis.call('SISMEMBER', set, id) == 0 then redis.call('ZREM', stamps, id) end
+end
+return {removed, restored, redis.call('SCARD', set)}
+"""
+
+HELD_STATUSES = [Status.ASSIGNED.value, Status.SNOOZED.value]
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class CapacityAudit:
+    def __init__(self, redis: Redis, prefix: str, db: AsyncDatabase[Doc]) -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._conversations = db["conversations"]
+        self._agents = db["agents"]
+        self._heal = redis.register_script(_HEAL)
+
+    def _slot_key(self, tenant_id: str, login: str, channel_type: str) -> str:
+        return f"{self._prefix}router:active:{tenant_id}:{login}:{channel_type}"
+
+    async def server_time_ms(self) -> int:
+        seconds, micros = await self._redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def tenants(self) -> list[str]:
+        """Tenants with agents in the directory or with conversations held by an agent."""
+        with_agents = await self._agents.distinct("tenant_id")
+        holding = await self._conversations.distinct(
+            "tenant_id", {"status": {"$in": HELD_STATUSES}, "assignee_agent": {"$ne": None}})
+        return sorted(set(with_agents) | set(holding))
+
+    async def directory_logins(self, tenant_id: str) -> list[str]:
+        return [doc["login"] async for doc in self._agents.find({"tenant_id": tenant_id}, projection={"login": 1})]
+
+    async def held(self, tenant_id: str) -> dict[SlotKey, set[str]]:
+        """What MongoDB says: per (agent, channel type) the conversations holding a slot."""
+        cursor = self._conversations.find(
+            {"tenant_id": tenant_id, "status": {"$in": HELD_STATUSES}, "assignee_agent": {"$ne": None}},
+            projection={"assignee_agent": 1, "channel_type": 1})
+        held: dict[SlotKey, set[str]] = defaultdict(set)
+        async for doc in cursor:
+            held[(doc["assignee_agent"], doc["channel_type"])].add(doc["_id"])
+        return dict(held)
+
+    async def slots(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> dict[SlotKey, set[str]]:
+        """What Redis says: the slot sets of these agents (one pipelined round trip)."""
+        keys = [(login, channel_type) for login in logins for channel_type in channel_types]
+        pipe = self._redis.pipeline(transaction=False)
+        for login, channel_type in keys:
+            pipe.smembers(self._slot_key(tenant_id, login, channel_type))
+        results = await pipe.execute()
+        return {key: {_text(member) for member in members} for key, members in zip(keys, results, strict=True)
+                if members}
+
+    async def heal(self, tenant_id: str, repairs: list[SlotRepair], cutoff_ms: int) -> list[tuple[
+            SlotRepair, list[str], list[str], int]]:
+        """Apply the repairs (pipelined, each set atomically); per repair: removed, restored, set size after."""
+        pipe = self._redis.pipeline(transaction=False)
+        for repair in repairs:
+            await self._heal(keys=[self._slot_key(tenant_id, repair.login, repair.channel_type)],
+                             args=[cutoff_ms, len(repair.stale), *repair.stale, *repair.missing], client=pipe)
+        results = await pipe.execute() if repairs else []
+        return [(repair, [_text(i) for i in removed], [_text(i) for i in restored], int(size))
+                for repair, (removed, restored, size) in zip(repairs, results, strict=True)]
+
+    async def try_lead(self, name: str, seconds: float) -> bool:
+        """One replica per period does the work (the others skip): a lease that simply expires."""
+        return bool(await self._redis.set(f"{self._prefix}router:upkeep:{name}", "1", nx=True,
+                                          px=max(1, int(seconds * 1000))))

@@ -1,0 +1,145 @@
+"""Background upkeep of the router: capacity slots reconciled with the stored conversations, and agents who
+went offline (explicitly or by heartbeat expiry) handing back what they cannot serve.
+
+Both run on every replica on their own interval; a short Redis lease lets one replica do each round."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from functools import partial
+
+import structlog
+
+from parley_common.runtime import Runtime
+from parley_router.adapters.capacity_audit import CapacityAudit
+from parley_router.adapters.conversations import StaleVersion
+from parley_router.domain import conversation as conv_rules
+from parley_router.domain.assignment import DEFAULT_CAPACITY, Team
+from parley_router.domain.capacity import over_capacity, repairs
+from parley_router.domain.conversation import Conversation, TransitionError
+from parley_router.domain.offline import OFFLINE_COMMENT, offline_move
+from parley_router.handlers.engine import CHANNEL_TYPES, Engine
+from parley_router.settings import RouterSettings
+
+log = structlog.get_logger(__name__)
+MOVE_ATTEMPTS = 3  # a conversation changed meanwhile is re-read and decided again
+
+
+@dataclass
+class Healed:
+    removed: int = 0
+    restored: int = 0
+
+
+class Upkeep:
+    def __init__(self, engine: Engine, audit: CapacityAudit, grace_seconds: float) -> None:
+        self.engine = engine
+        self.audit = audit
+        self.grace_ms = int(grace_seconds * 1000)
+
+    # --- capacity -------------------------------------------------------------------------------------------
+    async def reconcile_capacity(self) -> Healed:
+        """Make every agent's slot sets agree with MongoDB (all tenants)."""
+        total = Healed()
+        for tenant_id in await self.audit.tenants():
+            healed = await self.reconcile_tenant(tenant_id)
+            total.removed += healed.removed
+            total.restored += healed.restored
+        return total
+
+    async def reconcile_tenant(self, tenant_id: str) -> Healed:
+        # the cutoff is fixed before anything is read: a slot stamped after it may have its save in flight and
+        # is left alone; one stamped before it had its save done (or failed and released) before the reads
+        cutoff = await self.audit.server_time_ms() - self.grace_ms
+        logins = set(await self.audit.directory_logins(tenant_id))
+        slots = await self.audit.slots(tenant_id, sorted(logins), CHANNEL_TYPES)  # Redis first, then MongoDB
+        held = await self.audit.held(tenant_id)
+        extra = {login for login, _ in held} - logins  # holders router has no profile for
+        if extra:
+            slots |= await self.audit.slots(tenant_id, sorted(extra), CHANNEL_TYPES)
+            held = await self.audit.held(tenant_id)
+        healed = Healed()
+        agents = await self.engine.cache.agents(tenant_id)
+        for repair, removed, restored, size in await self.audit.heal(tenant_id, repairs(slots, held), cutoff):
+            healed.removed += len(removed)
+            healed.restored += len(restored)
+            if removed or restored:
+                log.warning("capacity_healed", tenant_id=tenant_id, login=repair.login,
+                            channel_type=repair.channel_type, removed=removed, restored=restored)
+            agent = agents.get(repair.login)
+            over = over_capacity(size, agent.max_for(repair.channel_type) if agent else DEFAULT_CAPACITY)
+            if over:
+                log.warning("capacity_overrun_found", tenant_id=tenant_id, login=repair.login,
+                            channel_type=repair.channel_type, over_by=over)
+        if healed.removed:
+            await self.engine.dispatch(tenant_id)  # freed slots may serve the queue
+        return healed
+
+    # --- agents going offline -------------------------------------------------------------------------------
+    async def agent_went_offline(self, tenant_id: str, login: str) -> int:
+        """Offers of `login` back to the queue at once; accepted conversations too when their team says so.
+        Returns how many conversations moved; the queue is dispatched afterwards."""
+        teams = await self.engine.cache.teams(tenant_id)
+        moved = 0
+        for conv in await self.engine.stores.conversations.active_of_agent(tenant_id, login):
+            moved += await self._hand_back(conv, login, teams)
+        if moved:
+            await self.engine.dispatch(tenant_id)
+        return moved
+
+    async def _hand_back(self, conv: Conversation, login: str, teams: dict[str, Team]) -> int:
+        current: Conversation | None = conv
+        for _ in range(MOVE_ATTEMPTS):
+            if current is None:
+                return 0
+            team = teams.get(current.team_id or "")
+            move = offline_move(current, login, team.requeue_on_offline if team else False)
+            if move is None:
+                return 0
+            now = self.engine.clock.now()
+            try:
+                await self.engine.change(current, partial(conv_rules.return_to_queue, now=now), move.value,
+                                         "system", OFFLINE_COMMENT, now=now, dispatch_after=False)
+                return 1
+            except StaleVersion:
+                current = await self.engine.stores.conversations.get(conv.tenant_id, conv.id)
+            except TransitionError:
+                return 0
+        log.warning("offline_hand_back_gave_up", conversation_id=conv.id, login=login)
+        return 0
+
+    async def check_offline(self) -> int:
+        """Agents believed online whose heartbeat expired: handle them as gone offline. Returns moved count."""
+        presence = self.engine.stores.presence
+        moved = 0
+        for tenant_id in await presence.tenants_with_online_agents():
+            expired = await presence.expired_logins(tenant_id)
+            for login in expired:
+                moved += await self.agent_went_offline(tenant_id, login)
+            # only after the hand-back: a crash before this line makes the next check do it again
+            await presence.forget_expired(tenant_id, expired)
+            await presence.forget_tenant_if_empty(tenant_id)
+        return moved
+
+    # --- scheduling -----------------------------------------------------------------------------------------
+    async def run_forever(self, settings: RouterSettings) -> None:
+        await asyncio.gather(
+            _every(settings.capacity_reconcile_interval_seconds, "capacity", self.audit, self.reconcile_capacity),
+            _every(settings.offline_check_interval_seconds, "offline", self.audit, self.check_offline))
+
+
+def build_upkeep(runtime: Runtime, engine: Engine, settings: RouterSettings) -> Upkeep:
+    audit = CapacityAudit(runtime.redis, settings.infra.redis_prefix(), runtime.db)
+    return Upkeep(engine, audit, settings.capacity_reconcile_grace_seconds)
+
+
+async def _every(interval: float, name: str, audit: CapacityAudit, work: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            if await audit.try_lead(name, interval * 0.8):
+                await work()
+        except Exception:  # upkeep must survive a passing database or cache error
+            log.exception("upkeep_failed", work=name)

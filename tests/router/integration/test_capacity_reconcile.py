@@ -1,0 +1,147 @@
+"""The capacity reconciler over real Redis and MongoDB: leaked slots removed, missing ones restored, in-flight
+slots kept, and several engines racing on the same conversations end with Redis agreeing with MongoDB."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from functools import partial
+from typing import Any
+
+from parley_router.adapters.conversations import StaleVersion
+from parley_router.adapters.presence import Take
+from parley_router.domain import conversation as conv_rules
+from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
+from parley_router.handlers.engine import Engine
+from parley_router.handlers.upkeep import Upkeep
+
+from .conftest import T0, Router
+from .test_assignment_flow import new_conv
+
+
+def upkeep_of(router: Router, grace_seconds: float = 10.0) -> Upkeep:
+    upkeep: Upkeep = router.app.state.upkeep
+    return Upkeep(upkeep.engine, upkeep.audit, grace_seconds)
+
+
+async def slots(router: Router, redis: Any, login: str) -> set[str]:
+    key = f"{router.infra.redis_prefix()}router:active:acme:{login}:whatsapp"
+    return {str(member) for member in await redis.smembers(key)}
+
+
+async def backdate(router: Router, redis: Any, login: str, conversation_id: str) -> None:
+    """Make a slot look taken long ago (as a leak older than the grace period is)."""
+    key = f"{router.infra.redis_prefix()}router:active:acme:{login}:whatsapp:taken_at"
+    await redis.zadd(key, {conversation_id: 0})
+
+
+async def stored(router: Router, cid: str) -> Conversation:
+    conv = await router.engine.stores.conversations.get("acme", cid)
+    assert conv is not None
+    return conv
+
+
+async def test_reconciler_removes_leaks_restores_undercount_and_keeps_in_flight(router: Router, redis: Any) -> None:
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    await router.agent("ann", ["default"], capacity=3)
+    await router.agent("bob", ["default"], capacity=3)
+    held, queued, other, closed, in_flight = [(await new_conv(router, f"u{i}"))["id"] for i in range(5)]
+    presence = router.engine.stores.presence
+    await router.ok("POST", f"/v1/conversations/{held}/take", login="ann", roles=["agent"])
+    await router.ok("POST", f"/v1/conversations/{other}/take", login="bob", roles=["agent"])
+    await router.ok("POST", f"/v1/conversations/{closed}/take", login="ann", roles=["agent"])
+    await router.ok("POST", f"/v1/conversations/{closed}/close", json={"note": "done"})
+    # leaks: a queued one, another agent's, a closed one; an undercount: ann's held one lost its slot
+    for cid in (queued, other, closed):
+        assert (await presence.take("acme", "ann", "whatsapp", cid, 10))[0] is Take.TAKEN
+        await backdate(router, redis, "ann", cid)
+    await presence.release("acme", "ann", "whatsapp", held)
+    await presence.release("acme", "bob", "whatsapp", other)
+    # in flight: taken just now, its save not done yet; and a slot added by a path that does not stamp
+    assert (await presence.take("acme", "ann", "whatsapp", in_flight, 10))[0] is Take.TAKEN
+    await redis.sadd(f"{router.infra.redis_prefix()}router:active:acme:ann:whatsapp", "ghost")
+
+    healed = await upkeep_of(router).reconcile_tenant("acme")
+
+    assert (healed.removed, healed.restored) == (3, 2)
+    assert await slots(router, redis, "ann") == {held, in_flight, "ghost"}  # unstamped: stamped, kept for now
+    assert await slots(router, redis, "bob") == {other}
+    # the in-flight save lands; once the grace is over, only the unstamped leak goes
+    conv = await stored(router, in_flight)
+    await router.engine.stores.conversations.save(
+        conv_rules.assign(conv, Assignee(AssigneeKind.AGENT, "ann"), T0))
+    await asyncio.sleep(0.01)
+    again = await upkeep_of(router, grace_seconds=0).reconcile_tenant("acme")
+    assert (again.removed, again.restored) == (1, 0)
+    assert await slots(router, redis, "ann") == {held, in_flight}
+
+
+async def test_restoring_above_capacity_counts_the_truth_and_hands_out_nothing_more(
+        router: Router, redis: Any) -> None:
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin"})
+    await router.agent("ann", ["default"], capacity=1)
+    first = (await new_conv(router, "u1"))["id"]
+    assert (await stored(router, first)).agent == "ann"
+    # the undercount let a second conversation through: ann holds two with capacity one
+    await router.engine.stores.presence.release("acme", "ann", "whatsapp", first)
+    second = (await new_conv(router, "u2"))["id"]
+    assert (await stored(router, second)).agent == "ann"
+    third = (await new_conv(router, "u3"))["id"]
+
+    healed = await upkeep_of(router).reconcile_tenant("acme")
+
+    assert healed.restored == 1
+    assert await slots(router, redis, "ann") == {first, second}
+    await router.engine.dispatch("acme")
+    assert (await stored(router, third)).status.value == "queued"  # no more work while over capacity
+    await router.ok("POST", f"/v1/conversations/{first}/close", json={})
+    await router.ok("POST", f"/v1/conversations/{second}/close", json={})
+    assert (await stored(router, third)).agent == "ann"  # back under capacity: the queue is served
+
+
+async def _race(engine: Engine, cid: str, target: str | None, rng: random.Random) -> None:
+    """Read fresh and move, a few times with jitter, so replicas interleave at every step of `change`."""
+    for _ in range(3):
+        conv = await engine.stores.conversations.get("acme", cid)
+        assert conv is not None
+        try:
+            if target is None:
+                await engine.change(conv, partial(conv_rules.return_to_queue, now=T0), "status_changed", "x",
+                                    dispatch_after=False)
+            else:
+                await engine.change(conv, partial(conv_rules.assign, target=Assignee(AssigneeKind.AGENT, target),
+                                                  now=T0), "assigned", "x", dispatch_after=False)
+        except (StaleVersion, TransitionError):
+            pass
+        await asyncio.sleep(rng.random() * 0.003)
+
+
+async def test_engines_racing_on_the_same_conversations_end_consistent(router: Router, redis: Any) -> None:
+    """Four engines (replicas) apply different moves to the same read of each conversation, round after round,
+    while reconcilers run; afterwards one reconcile makes every slot set equal the stored truth."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    capacity = 6
+    for login in ("ann", "bob"):
+        await router.agent(login, ["default"], capacity=capacity)
+    ids = [(await new_conv(router, f"u{i}"))["id"] for i in range(4)]
+    replicas = [Engine(router.engine.stores, router.engine.publisher, router.clock) for _ in range(4)]
+    upkeep = upkeep_of(router)  # grace 10 s: during the race every slot is fresh, so nothing is removed
+    moves = ["ann", "bob", "ann", None]
+    rng = random.Random(7)
+    for round_no in range(3):
+        races = [_race(replicas[i], cid, moves[(i + round_no) % 4], rng) for cid in ids for i in range(4)]
+        await asyncio.gather(*races, upkeep.reconcile_tenant("acme"))
+        for login in ("ann", "bob"):
+            assert len(await slots(router, redis, login)) <= capacity
+
+    await asyncio.sleep(0.05)
+    await upkeep_of(router, grace_seconds=0).reconcile_tenant("acme")
+
+    truth: dict[str, set[str]] = {"ann": set(), "bob": set()}
+    for cid in ids:
+        conv = await stored(router, cid)
+        if conv.agent and conv.status.value in ("assigned", "snoozed"):
+            truth[conv.agent].add(cid)
+    for login in ("ann", "bob"):
+        assert await slots(router, redis, login) == truth[login]
+        assert len(truth[login]) <= capacity

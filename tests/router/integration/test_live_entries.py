@@ -1,0 +1,68 @@
+"""Live updates carry the message: an inbound message published on the real broker reaches an SSE client
+(a real HTTP connection to the app served by uvicorn) with its text, read once per event by the replica."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+import uvicorn
+
+from parley_common.topics import INBOUND_MESSAGES
+
+from .conftest import Router, eventually, inbound, later
+
+
+@asynccontextmanager
+async def served(app: Any) -> AsyncIterator[str]:
+    """The (already started) app on a real local port; its lifespan is the test fixture's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    try:
+        await eventually(lambda: asyncio.sleep(0, server.started), within=10)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 10)
+
+
+async def next_event(lines: AsyncIterator[str], change: str) -> dict[str, Any]:
+    event = None
+    async for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: ")
+        elif line.startswith("data: ") and event == f"conversation.{change}":
+            data: dict[str, Any] = json.loads(line.removeprefix("data: "))
+            return data
+    raise AssertionError("stream ended")
+
+
+async def test_inbound_message_reaches_the_sse_client_with_its_text(consuming_router: Router) -> None:
+    router = consuming_router
+    await router.agent("ann", ["default"], capacity=3)
+    async with served(router.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        headers = router.auth("ann", ["agent"])
+        async with client.stream("GET", "/v1/conversations/stream", headers=headers) as response:
+            lines = response.aiter_lines()
+            assert await asyncio.wait_for(lines.__anext__(), 10) == ": connected"
+            await router.engine.publisher.publish(inbound(text="where is my order?", message_id="m1"),
+                                                  INBOUND_MESSAGES)
+            opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+            assert opened["entry"]["text"] == "where is my order?"
+            assert [(p["kind"], p["text"]) for p in opened["entry"]["parts"]] == [("text", "where is my order?")]
+            assert (opened["entry"]["kind"], opened["entry"]["sender"]) == ("inbound", "customer")
+
+            await router.engine.publisher.publish(inbound(text="order 42", message_id="m2", at=later(1)),
+                                                  INBOUND_MESSAGES)
+            appended = await asyncio.wait_for(next_event(lines, "message_appended"), 30)
+            assert appended["conversation_id"] == opened["conversation_id"]
+            assert (appended["entry_id"], appended["entry"]["text"]) == ("in:m2", "order 42")
+            assert appended["entry"]["at"].startswith(later(1).isoformat()[:19])

@@ -1,0 +1,72 @@
+"""The live hub reads a message's timeline entry once per event (not per watcher, not when nobody may see
+it) and sends it along in the SSE data; activity entries are not read."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from parley_common.auth import Principal, Role
+from parley_common.events.conversations import ConversationChanged
+from parley_router.handlers.live import LiveHub, Watcher
+
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+
+
+class CountingEntries:
+    def __init__(self) -> None:
+        self.reads: list[str] = []
+
+    async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> dict[str, Any] | None:
+        self.reads.append(entry_id)
+        return {"entry_id": entry_id, "kind": "inbound", "text": "hi", "at": NOW, "tenant_id": tenant_id,
+                "rank": 0}
+
+
+def changed(entry_id: str | None, team: str = "sales", tenant: str = "acme") -> ConversationChanged:
+    return ConversationChanged(occurred_at=NOW, tenant_id=tenant, correlation_id="c", channel_id="wa-1",
+                               external_user_id="u1", conversation_id="c1", change="message_appended",
+                               status="queued", changed_at=NOW, team_id=team, entry_id=entry_id)
+
+
+def watcher(login: str, roles: list[Role], teams: set[str], tenant: str = "acme") -> Watcher:
+    return Watcher(Principal(tenant_id=tenant, login=login, roles=frozenset(roles)), frozenset(teams))
+
+
+async def test_entry_read_once_for_all_watchers_who_may_see_it() -> None:
+    source = CountingEntries()
+    hub = LiveHub(source)
+    sales, boss, support, stranger = (watcher("ann", [Role.AGENT], {"sales"}), watcher("boss", [Role.MANAGER], set()),
+                                      watcher("bob", [Role.AGENT], {"support"}),
+                                      watcher("eve", [Role.MANAGER], set(), tenant="other"))
+    for one in (sales, boss, support, stranger):
+        hub.watch(one)
+
+    await hub.deliver(changed("in:m1"))
+    await hub.deliver(changed("act:00000003"))
+    await hub.deliver(changed("in:m2", team="nobody", tenant="third"))  # nobody may see it: not read
+
+    assert source.reads == ["in:m1"]
+    assert support.queue.empty() and stranger.queue.empty()
+    frames = [sales.queue.get_nowait(), boss.queue.get_nowait()]
+    assert frames[0] == frames[1]
+    data = json.loads(frames[0].split("data: ", 1)[1])
+    assert data["entry"] == {"entry_id": "in:m1", "kind": "inbound", "text": "hi", "at": NOW.isoformat()}
+    activity = json.loads(sales.queue.get_nowait().split("data: ", 1)[1])
+    assert "entry" not in activity and activity["entry_id"] == "act:00000003"
+
+
+async def test_stream_sends_the_frames_and_forgets_the_watcher_when_closed() -> None:
+    hub = LiveHub()
+    one = watcher("boss", [Role.MANAGER], set())
+    stream = hub.stream(one)
+    assert await stream.__anext__() == ": connected\n\n"
+    await hub.deliver(changed("in:m1"))
+    frame = await asyncio.wait_for(stream.__anext__(), 5)
+    assert frame.startswith("id: ") and "event: conversation.message_appended\n" in frame
+    assert "entry" not in json.loads(frame.split("data: ", 1)[1])  # no entry source: the event alone
+    await stream.aclose()
+    await hub.deliver(changed("in:m2"))
+    assert one.queue.empty()

@@ -1,0 +1,80 @@
+"""Pure decisions of the router's upkeep: what the capacity reconciler heals, and which conversations an
+agent going offline hands back."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parley_router.domain.capacity import SlotKey, over_capacity, repairs
+from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, open_conversation
+from parley_router.domain.offline import OfflineMove, offline_move
+
+NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
+keys = st.tuples(st.sampled_from(["ann", "bob", "cid"]), st.sampled_from(["whatsapp", "telegram"]))
+sets = st.dictionaries(keys, st.frozensets(st.sampled_from([f"c{i}" for i in range(8)])), max_size=6)
+
+
+def test_repairs_find_leaks_and_undercounts() -> None:
+    slots: dict[SlotKey, frozenset[str]] = {("ann", "whatsapp"): frozenset({"c1", "c2"}),
+                                            ("bob", "whatsapp"): frozenset({"c3"})}
+    held: dict[SlotKey, frozenset[str]] = {("ann", "whatsapp"): frozenset({"c1", "c4"}),
+                                           ("bob", "whatsapp"): frozenset({"c3"})}
+    found = {(r.login, r.channel_type): (r.stale, r.missing) for r in repairs(slots, held)}
+    assert found == {("ann", "whatsapp"): (("c2",), ("c4",)), ("bob", "whatsapp"): ((), ())}
+
+
+@given(sets, sets)
+def test_applying_repairs_makes_the_slots_equal_the_truth(slots: dict[SlotKey, frozenset[str]],
+                                                          held: dict[SlotKey, frozenset[str]]) -> None:
+    healed = {key: set(members) for key, members in slots.items()}
+    for repair in repairs(slots, held):
+        key = (repair.login, repair.channel_type)
+        current = healed.setdefault(key, set())
+        assert not set(repair.stale) & held.get(key, frozenset())  # a held conversation is never removed
+        current -= set(repair.stale)
+        current |= set(repair.missing)
+    assert {k: v for k, v in healed.items() if v} == {k: set(v) for k, v in held.items() if v}
+
+
+@given(st.integers(0, 50), st.integers(0, 50))
+def test_over_capacity_is_the_excess_only(count: int, capacity: int) -> None:
+    assert over_capacity(count, capacity) == (count - capacity if count > capacity else 0)
+
+
+def _conv(**changes: object) -> Conversation:
+    base = open_conversation("c1", "acme", "wa-1", "whatsapp", "u1", NOW)
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+ANN = Assignee(AssigneeKind.AGENT, "ann")
+OFFER = {"status": Status.ASSIGNED, "assignee": ANN, "team_id": "sales", "offer_expires_at": NOW + timedelta(5)}
+ACCEPTED = {"status": Status.ASSIGNED, "assignee": ANN, "team_id": "sales"}
+
+
+def test_offline_move_decision_table() -> None:
+    assert offline_move(_conv(**OFFER), "ann", requeue_assigned=False) is OfflineMove.WITHDRAW_OFFER
+    assert offline_move(_conv(**OFFER), "ann", requeue_assigned=True) is OfflineMove.WITHDRAW_OFFER
+    assert offline_move(_conv(**ACCEPTED), "ann", requeue_assigned=False) is None
+    assert offline_move(_conv(**ACCEPTED), "ann", requeue_assigned=True) is OfflineMove.RETURN_TO_TEAM
+    assert offline_move(_conv(**{**ACCEPTED, "team_id": None}), "ann", requeue_assigned=True) is None  # no queue
+    assert offline_move(_conv(**OFFER), "bob", requeue_assigned=True) is None  # not hers
+    assert offline_move(_conv(**{**ACCEPTED, "status": Status.SNOOZED}), "ann", requeue_assigned=True) is None
+    assert offline_move(_conv(**{**ACCEPTED, "status": Status.CLOSED}), "ann", requeue_assigned=True) is None
+
+
+@given(st.sampled_from(list(Status)), st.booleans(), st.booleans(), st.sampled_from(["ann", "bob"]))
+def test_offline_moves_only_the_agents_assigned_conversations(status: Status, offered: bool, requeue: bool,
+                                                              login: str) -> None:
+    conv = _conv(status=status, assignee=ANN, team_id="sales",
+                 offer_expires_at=NOW + timedelta(minutes=5) if offered else None)
+    move = offline_move(conv, login, requeue)
+    if login != "ann" or status is not Status.ASSIGNED:
+        assert move is None
+    elif offered:
+        assert move is OfflineMove.WITHDRAW_OFFER  # an unaccepted offer always returns
+    else:
+        assert move is (OfflineMove.RETURN_TO_TEAM if requeue else None)
