@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import time
@@ -52,6 +53,7 @@ from parley_router.handlers.inbound import InboundHandler
 from parley_router.settings import RouterSettings
 
 TENANT = "bench"
+SERVER_PIDS = [Path(__file__).resolve().parents[1] / f".run/test/{name}.pid" for name in ("mongo", "kafka", "redis")]
 
 
 def message(n: int, prefix: str) -> MessageReceived:
@@ -61,6 +63,22 @@ def message(n: int, prefix: str) -> MessageReceived:
         occurred_at=now, tenant_id=TENANT, correlation_id="bench", channel_id="wa-main", external_user_id=user,
         channel_type="whatsapp", customer=Customer(wa_id=user), provider_message_id=f"wamid.{uuid.uuid4()}",
         provider_timestamp=now, received_at=now, parts=(TextPart(text="hello, I need help"),))
+
+
+def server_cpu_seconds(pid_files: list[Path]) -> dict[str, float]:
+    """CPU time used so far by the local servers and their children (noida-db runs under a launcher), from
+    /proc: shows where a routed message's cost lies."""
+    ticks = os.sysconf("SC_CLK_TCK")
+
+    def cpu_of(pid: str) -> float:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / ticks + sum(cpu_of(child) for child in children)
+
+    return {pid_file.stem: cpu_of(pid_file.read_text().strip()) for pid_file in pid_files if pid_file.exists()}
 
 
 def pct(values: list[float], q: float) -> float:
@@ -134,6 +152,7 @@ async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: flo
 
     producer = asyncio.create_task(produce())
     started = time.perf_counter()
+    cpu_before, servers_before = time.process_time(), server_cpu_seconds(SERVER_PIDS)
     deadline = started + count / (rate or 1000) + 300
     while len(latencies) < count and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=200)
@@ -146,11 +165,16 @@ async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: flo
                     latencies.append(now - sent.pop(event.external_user_id))
     await producer
     elapsed = time.perf_counter() - started
+    cpu = {"this process (router + load)": time.process_time() - cpu_before}
+    cpu.update({name: used - servers_before.get(name, used) for name, used in server_cpu_seconds(SERVER_PIDS).items()})
     await consumer.stop()
     label = f"at {rate:.0f} msg/s offered" if rate else "burst"
     print(f"end to end {label}: {len(latencies)}/{count} routed in {elapsed:.1f} s "
           f"({len(latencies) / elapsed:.0f} msg/s); " + summary("MessageReceived → offered", latencies)
           + f"; changes read back: {seen}")
+    routed = max(1, len(latencies))
+    print("  CPU per routed message: " + ", ".join(f"{name} {seconds / routed * 1000:.1f} ms"
+                                                 for name, seconds in cpu.items()))
 
 
 async def inbox_phase(client: httpx.AsyncClient, secret: str, rounds: int) -> None:

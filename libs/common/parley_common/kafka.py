@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any, TypeVar, cast
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.consumer.fetcher import Fetcher
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -29,8 +31,40 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E")
 
 
-def make_broker(bootstrap_servers: str, client_id: str, **options: Any) -> KafkaBroker:
+IDLE_FETCH_BACKOFF_MS = 10
+_idle_fetch_backoff = {"seconds": 0.0}
+
+
+def pace_idle_fetches(milliseconds: int) -> None:
+    """After a fetch that brought no records, wait `milliseconds` before the next fetch to that broker.
+
+    Kafka holds an empty fetch for `fetch_max_wait_ms` (a long poll); the local broker (noida-db) answers it at
+    once, so an idle aiokafka consumer re-fetched ~2,400 times a second and burned half a core — the router's six
+    consumers a whole core while idle (measured; docs/benchmarks.md). Against Kafka the pause follows a long poll
+    that already waited, so it costs nothing; against the local broker 10 ms cuts an idle consumer to ~7 % CPU
+    and adds at most 10 ms to a record that arrives while its consumer is idle. aiokafka 0.14's fetcher is
+    pinned; tests/common/integration checks the effect, so an upgrade that moves this seam fails loudly."""
+    _idle_fetch_backoff["seconds"] = milliseconds / 1000
+    original = getattr(Fetcher._proc_fetch_request, "__wrapped__", Fetcher._proc_fetch_request)
+
+    @functools.wraps(original)
+    async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
+        has_new_data: bool = await original(self, *args)
+        pause = _idle_fetch_backoff["seconds"]
+        if not has_new_data and pause:
+            try:
+                await asyncio.sleep(pause)
+            except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error
+                return False
+        return has_new_data
+
+    Fetcher._proc_fetch_request = fetch_then_pace
+
+
+def make_broker(bootstrap_servers: str, client_id: str, *, idle_fetch_backoff_ms: int = IDLE_FETCH_BACKOFF_MS,
+                **options: Any) -> KafkaBroker:
     """A FastStream Kafka broker whose producer waits for all in-sync replicas and never duplicates on retry."""
+    pace_idle_fetches(idle_fetch_backoff_ms)
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,

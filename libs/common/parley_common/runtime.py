@@ -27,7 +27,8 @@ class Runtime:
     def __init__(self, service: str, infra: InfraSettings, *, use_mongo: bool, use_redis: bool) -> None:
         self.service = service
         self.infra = infra
-        self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}")
+        self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}",
+                                  idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms)
         self.publisher = EventPublisher(self.broker, infra.namespace)
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = (
             mongo_client(infra.mongo_uri, f"parley-{service}") if use_mongo else None

@@ -33,6 +33,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     runtime = Runtime(SERVICE, settings.infra, use_mongo=False, use_redis=True)  # its broker stays unused
     # Email attachments travel as events up to the attachments topic's limit: the producer must allow them.
     broker = make_broker(settings.infra.kafka_bootstrap, client_id=f"parley-{SERVICE}",
+                         idle_fetch_backoff_ms=settings.infra.kafka_idle_fetch_backoff_ms,
                          max_request_size=INBOUND_ATTACHMENTS.max_message_bytes)
     for topic in PRODUCED:  # declared for the AsyncAPI document; publishing goes through AckedPublisher
         broker.publisher(topic.name(settings.infra.namespace), title=topic.name(settings.infra.namespace),
