@@ -13,7 +13,6 @@ from parley_router.domain.assignment import (
     Strategy,
     Team,
     Waiting,
-    choose,
     drain,
     eligible,
     pick_agent,
@@ -48,12 +47,18 @@ def test_capacity_is_per_channel_type() -> None:
 
 
 def test_round_robin_rotates_and_least_busy_picks_fewest() -> None:
-    agents = [agent("a", active=1), agent("b"), agent("c", active=1)]
-    assert choose(agents, Strategy.ROUND_ROBIN, None, "whatsapp").login == "a"  # type: ignore[union-attr]
-    assert choose(agents, Strategy.ROUND_ROBIN, "a", "whatsapp").login == "b"  # type: ignore[union-attr]
-    assert choose(agents, Strategy.ROUND_ROBIN, "c", "whatsapp").login == "a"  # type: ignore[union-attr]
-    assert choose(agents, Strategy.LEAST_BUSY, None, "whatsapp").login == "b"  # type: ignore[union-attr]
-    assert choose(agents, Strategy.MANUAL, None, "whatsapp") is None
+    agents = [agent("a", active=1), agent("b"), agent("c", active=1), agent("d", active=2)]  # d is full
+
+    def picked(strategy: Strategy, last: str | None) -> str | None:
+        chosen = pick_agent(waiting("c1"), agents, Team("sales", strategy), last)
+        return chosen.login if chosen else None
+
+    assert picked(Strategy.ROUND_ROBIN, None) == "a"
+    assert picked(Strategy.ROUND_ROBIN, "a") == "b"
+    assert picked(Strategy.ROUND_ROBIN, "c") == "a"  # d has no room: wraps around
+    assert picked(Strategy.ROUND_ROBIN, "zz") == "a"  # a cursor on someone who left the team
+    assert picked(Strategy.LEAST_BUSY, None) == "b"
+    assert picked(Strategy.MANUAL, None) is None
 
 
 def test_sticky_agent_preferred_when_available_else_strategy() -> None:
@@ -157,3 +162,40 @@ def test_a_waiting_conversation_is_never_skipped_for_a_later_one_it_could_take(
         manual = team is not None and team.strategy is Strategy.MANUAL
         if not manual:
             assert eligible(list(final.values()), left.target, left.channel_type) == []
+
+
+def reference_drain(queue: list[Waiting], agents: list[Agent], teams: dict[str, Team]) -> list[tuple[str, str]]:
+    """The plan spelled out naively (every agent checked for every conversation): the oracle for the indexed
+    Roster, which must choose exactly the same agents."""
+    by_login = {a.login: a for a in agents}
+    cursors: dict[str, str] = {}
+    assignments = []
+    for w in queue_order(queue):
+        team = teams.get(w.target.id) if w.target.kind is AssigneeKind.TEAM else None
+        ordered = sorted(eligible(list(by_login.values()), w.target, w.channel_type), key=lambda a: a.login)
+        sticky = by_login.get(w.sticky_agent or "")
+        chosen: Agent | None
+        if sticky and sticky.can_take(w.channel_type) and (
+                team is None or w.target.kind is not AssigneeKind.TEAM or w.target.id in sticky.teams):
+            chosen = sticky
+        elif w.target.kind is AssigneeKind.AGENT or not ordered:
+            chosen = ordered[0] if ordered else None
+        elif (team.strategy if team else Strategy.LEAST_BUSY) is Strategy.LEAST_BUSY:
+            chosen = min(ordered, key=lambda a: (a.active_on(w.channel_type), a.total_active))
+        elif team is not None and team.strategy is Strategy.MANUAL:
+            chosen = None
+        else:
+            last = cursors.get(w.target.id)
+            chosen = ([a for a in ordered if last is not None and a.login > last] or ordered)[0]
+        if chosen is not None:
+            by_login[chosen.login] = chosen.took(w.channel_type)
+            cursors[w.target.id] = chosen.login
+            assignments.append((w.conversation_id, chosen.login))
+    return assignments
+
+
+@settings(max_examples=300, deadline=None)
+@given(queue=queue_strategy, agents=agents_strategy, teams=teams_strategy)
+def test_the_indexed_plan_chooses_what_the_naive_one_does(
+        queue: list[Waiting], agents: list[Agent], teams: dict[str, Team]) -> None:
+    assert drain(queue, agents, teams).assignments == reference_drain(queue, agents, teams)
