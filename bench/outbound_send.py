@@ -5,13 +5,18 @@ POST /v1/messages, and the measured send rate against a configured per-sender li
     .venv/bin/python deploy/local/infra.py start --profile test
     eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
     export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI PARLEY_REDIS_URL
-    .venv/bin/python bench/outbound_send.py [SENDS] [ACCEPTS] [RATE]
-"""
+    .venv/bin/python bench/outbound_send.py [SENDS] [ACCEPTS] [RATE]     # defaults 5000 500 30
+
+Prints the machine's load average with the numbers (the servers share the cores with everything else) and this
+process's CPU time during the send phase (where the time goes when the pipeline is CPU-bound). The rate phase
+sends 10 * RATE messages on one channel limited to RATE/s."""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import os
 import statistics
 import subprocess
 import sys
@@ -78,7 +83,7 @@ async def seed_windows(app: Any, channel_id: str, users: list[str]) -> None:
 
 async def run(port: int) -> None:
     sends, accepts, rate = (int(sys.argv[i]) if len(sys.argv) > i else default
-                            for i, default in ((1, 2000), (2, 300), (3, 100)))
+                            for i, default in ((1, 5000), (2, 500), (3, 30)))
     infra = InfraSettings(namespace="bench" + uuid.uuid4().hex[:8], log_level="WARNING")
     configure_logging("bench", "WARNING", False)
     logging.getLogger("faststream").setLevel(logging.WARNING)
@@ -94,27 +99,37 @@ async def run(port: int) -> None:
             await asyncio.sleep(3.0)  # consumer group joins
             users = [f"u{i}" for i in range(sends)]
             await seed_windows(app, "tg-fast", users)
-            await seed_windows(app, "tg-limited", users[:rate * 3])
+            await seed_windows(app, "tg-limited", users[:rate * 10])
+            print(f"load average before: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
 
+            cpu_started = time.process_time()
             started = time.perf_counter()
             await publish_all(app, [command("tg-fast", user) for user in users])
             published = time.perf_counter() - started
             elapsed = published + await wait_sent(collection, "tg-fast", sends)
+            cpu = time.process_time() - cpu_started
             print(f"send pipeline: {sends} sends in {elapsed:.2f} s = {sends / elapsed:,.0f} sends/s "
-                  f"(publish of the commands took {published:.2f} s; provider latency 50 ms)")
+                  f"(publish of the commands took {published:.2f} s; provider latency 50 ms; CPU of this process "
+                  f"{cpu:.1f} s = {cpu / sends * 1000:.2f} ms per send)")
 
             latencies = await measure_accepts(app, infra, users[:accepts])
             print(f"accept latency (POST /v1/messages, {accepts} sequential): p50 {latencies[0]:.1f} ms, "
                   f"p99 {latencies[1]:.1f} ms")
             await wait_sent(collection, "tg-fast", sends + accepts)  # drained before the rate is measured
 
-            await publish_all(app, [command("tg-limited", user) for user in users[:rate * 3]])
-            await wait_sent(collection, "tg-limited", rate * 3)
+            await publish_all(app, [command("tg-limited", user) for user in users[:rate * 10]])
+            await wait_sent(collection, "tg-limited", rate * 10)
             times = sorted([doc["history"]["sent"] async for doc in collection.find({"channel_id": "tg-limited"})])
             span = (times[-1] - times[0]).total_seconds()
             measured = (len(times) - 1) / span
             print(f"rate limit: configured {rate}/s, measured {measured:.1f}/s over {len(times)} sends "
                   f"({(measured / rate - 1) * 100:+.1f} %)")
+            gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(times)]
+            pauses = [gap for gap in gaps if gap > 5 / rate]  # the channel idled: between consumer batches
+            active = (len(gaps) - len(pauses)) / (span - sum(pauses))
+            print(f"  of which {len(pauses)} pauses between consumer batches, {sum(pauses):.2f} s in all; "
+                  f"while sending {active:.1f}/s ({(active / rate - 1) * 100:+.1f} %)")
+            print(f"load average after: {' '.join(f'{value:.2f}' for value in os.getloadavg())}")
     finally:
         await mongo.drop_database(infra.database_name("outbound"))
         await mongo.close()

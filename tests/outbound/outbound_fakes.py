@@ -6,6 +6,11 @@ The recipient picks the behaviour, so one server serves every test:
                          Viber status)
   `flaky-<code>-<n>`   → that error for the first n calls to this recipient, then success
   anything else        → success
+
+Uploads (WhatsApp `/{phone}/media`, Messenger `/{page}/message_attachments`, Telegram multipart send*) are
+parsed and recorded in `uploads` with their bytes; `fail_uploads` queues Graph error codes for the next uploads.
+Sends that name an uploaded id are checked against what was uploaded. `/media/...` is a fake of the media
+service's read API (docs/media.md): metadata with a signed link on a public host, and the signed content.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from collections import Counter
 from typing import Any
 
 import uvicorn
+from fake_uploads import FakeMedia, Upload, check_upload, graph_error, media_refs, telegram_file_object
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import UploadFile
 
 
 class FakeProvider:
@@ -28,6 +35,10 @@ class FakeProvider:
         self.latency = latency_seconds
         self.requests: list[tuple[str, dict[str, Any]]] = []
         self.calls: Counter[str] = Counter()
+        self.uploads: list[Upload] = []
+        self.fail_uploads: list[int] = []  # Graph error codes answered to the next uploads, in order
+        self.media = FakeMedia()
+        self._uploaded: dict[str, Upload] = {}  # provider id → what was uploaded under it
         self._ids = itertools.count(1)
         self.app = self._build()
         self.port = free_port()
@@ -58,6 +69,9 @@ class FakeProvider:
     def bodies_for(self, recipient: str) -> list[dict[str, Any]]:
         return [body for _, body in self.requests if _recipient(body) == recipient]
 
+    def uploaded(self, provider_id: str) -> Upload:
+        return self._uploaded[provider_id]
+
     # --- behaviour -----------------------------------------------------------------------------------
     def _failure(self, recipient: str) -> str | None:
         self.calls[recipient] += 1
@@ -84,12 +98,19 @@ class FakeProvider:
 
         @app.post("/telegram/bot{token}/{method}")
         async def telegram(token: str, method: str, request: Request) -> JSONResponse:
-            body = await self._receive(f"telegram:{method}", request)
+            body, files = await self._receive_any(f"telegram:{method}", request)
             code = self._failure(str(body.get("chat_id", "")))
             if code is not None:
                 return _telegram_error(int(code))
-            return JSONResponse({"ok": True, "result": {"message_id": next(self._ids), "date": int(time.time()),
-                                                        "chat": {"id": body.get("chat_id"), "type": "private"}}})
+            result: dict[str, Any] = {"message_id": next(self._ids), "date": int(time.time()),
+                                      "chat": {"id": body.get("chat_id"), "type": "private"}}
+            field = TELEGRAM_FILE_FIELDS.get(method)
+            if field is not None:
+                sent = await self._telegram_file(method, field, body.get(field), files.get(field))
+                if isinstance(sent, JSONResponse):
+                    return sent
+                result[field] = sent
+            return JSONResponse({"ok": True, "result": result})
 
         @app.post("/graph/{account}/messages")
         async def graph(account: str, request: Request) -> JSONResponse:
@@ -103,12 +124,30 @@ class FakeProvider:
             if code is not None:
                 status = 429 if code in ("130429", "613") else 400
                 return _graph_error(int(code), status, retry_after=code == "130429")
+            unknown = [ref for ref in media_refs(body) if ref not in self._uploaded]
+            if unknown:  # an id we never handed out: Meta answers a media error
+                return _graph_error(131053 if whatsapp else 100, 400)
             number = next(self._ids)
             if whatsapp:
                 return JSONResponse({"messaging_product": "whatsapp",
                                      "contacts": [{"input": body["to"], "wa_id": body["to"].lstrip("+")}],
                                      "messages": [{"id": f"wamid.FAKE{number:08d}"}]})
             return JSONResponse({"recipient_id": body["recipient"]["id"], "message_id": f"m_FAKE{number:08d}"})
+
+        @app.post("/graph/{phone_number_id}/media")
+        async def whatsapp_upload(phone_number_id: str, request: Request) -> JSONResponse:
+            if request.headers.get("authorization") is None:
+                return _graph_error(190, 401)
+            return await self._upload("whatsapp", phone_number_id, request, "file", "id", 1037000000000000)
+
+        @app.post("/graph/{account}/message_attachments")
+        async def messenger_upload(account: str, request: Request) -> JSONResponse:
+            if "access_token" not in request.query_params:
+                return _graph_error(190, 401)
+            return await self._upload("messenger", account, request, "filedata", "attachment_id",
+                                      2230000000000000)
+
+        app.include_router(self.media.router(), prefix="/media")
 
         @app.get("/graph/{waba_id}/message_templates")
         async def templates(waba_id: str, request: Request) -> JSONResponse:
@@ -120,6 +159,48 @@ class FakeProvider:
             return JSONResponse({"data": TEMPLATES[1:], "paging": {"cursors": {"before": "page2"}}})
 
         return app
+
+    async def _upload(self, provider: str, account: str, request: Request, file_field: str, id_field: str,
+                      first_id: int) -> JSONResponse:
+        fields, files = await _form(request)
+        upload = await _upload_of(f"{provider}:{account}", fields, files.get(file_field))
+        problem = self._forced_failure() or check_upload(provider, fields, upload)
+        if problem is not None:
+            return problem
+        return JSONResponse({id_field: self._keep(upload, str(first_id + next(self._ids)))})
+
+    def _forced_failure(self) -> JSONResponse | None:
+        if not self.fail_uploads:
+            return None
+        code = self.fail_uploads.pop(0)
+        return graph_error(code, 500 if code in (1, 2, 131000) else 429 if code == 130429 else 400)
+
+    def _keep(self, upload: Upload, provider_id: str) -> str:
+        self.uploads.append(upload)
+        self._uploaded[provider_id] = upload
+        return provider_id
+
+    async def _telegram_file(self, method: str, field: str, given: Any,
+                             file: UploadFile | None) -> Any:
+        """The sent file's object in the Message; a multipart upload gets new file ids, a file_id must be ours."""
+        if file is None:
+            if isinstance(given, str) and (given.startswith("http") or given in self._uploaded):
+                return telegram_file_object(field, given, self._uploaded.get(given))
+            return JSONResponse({"ok": False, "error_code": 400,
+                                 "description": "Bad Request: wrong file identifier/HTTP URL specified"}, 400)
+        upload = await _upload_of(f"telegram:{method}", {}, file)
+        if upload.size > (10 if field == "photo" else 50) * 1024 * 1024:
+            return JSONResponse({"ok": False, "error_code": 413, "description": "Request Entity Too Large"}, 413)
+        file_id = self._keep(upload, f"AgAC{next(self._ids):012d}")
+        return telegram_file_object(field, file_id, upload)
+
+    async def _receive_any(self, endpoint: str, request: Request) -> tuple[dict[str, Any], dict[str, UploadFile]]:
+        """A JSON body, or multipart fields and files (Telegram takes both)."""
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            fields, files = await _form(request)
+            self.requests.append((endpoint, dict(fields)))
+            return dict(fields), files
+        return await self._receive(endpoint, request), {}
 
     async def _receive(self, endpoint: str, request: Request) -> dict[str, Any]:
         body: dict[str, Any] = await request.json()
@@ -141,6 +222,23 @@ TEMPLATES: list[dict[str, Any]] = [
 ]
 
 
+TELEGRAM_FILE_FIELDS = {"sendPhoto": "photo", "sendDocument": "document", "sendVideo": "video",
+                        "sendAudio": "audio", "sendSticker": "sticker"}
+
+
+async def _form(request: Request) -> tuple[dict[str, str], dict[str, UploadFile]]:
+    form = await request.form()
+    fields = {key: value for key, value in form.items() if isinstance(value, str)}
+    files = {key: value for key, value in form.items() if isinstance(value, UploadFile)}
+    return fields, files
+
+
+async def _upload_of(endpoint: str, fields: dict[str, str], file: UploadFile | None) -> Upload:
+    data = await file.read() if file is not None else b""
+    return Upload(endpoint, dict(fields), file.filename if file else None,
+                  file.content_type if file else None, data, file is not None)
+
+
 def _recipient(body: dict[str, Any]) -> str:
     if "to" in body:
         return str(body["to"]).lstrip("+")
@@ -152,11 +250,7 @@ def _recipient(body: dict[str, Any]) -> str:
 
 
 def _graph_error(code: int, status: int, retry_after: bool = False) -> JSONResponse:
-    headers = {"Retry-After": "0"} if retry_after else None
-    body = {"error": {"message": f"(#{code}) fake error", "type": "OAuthException", "code": code,
-                      "error_data": {"messaging_product": "whatsapp", "details": f"fake {code}"},
-                      "fbtrace_id": "AFakeTrace"}}
-    return JSONResponse(body, status_code=status, headers=headers)
+    return graph_error(code, status, retry_after=retry_after)
 
 
 def _telegram_error(code: int) -> JSONResponse:

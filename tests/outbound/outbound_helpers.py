@@ -57,6 +57,16 @@ async def window_open(client: httpx.AsyncClient, channel_id: str, user: str) -> 
     await eventually(seen)
 
 
+async def post_when_media_known(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    """POST /v1/messages, again while the media projection has not yet seen the attachment's MediaStored."""
+    for _ in range(100):
+        response = await client.post("/v1/messages", json=body)
+        if response.status_code == 202 or response.json()["error"]["code"] != "media_not_found":
+            return response
+        await asyncio.sleep(0.1)
+    return response
+
+
 async def status_of(client: httpx.AsyncClient, message_id: str, wanted: str) -> dict[str, Any]:
     result: dict[str, Any] = {}
 

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe, subscribe_batch
+from parley_common.kafka import subscribe
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import (
@@ -23,10 +23,12 @@ from parley_common.topics import (
     OUTBOUND_REQUESTS,
 )
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
+from parley_outbound.adapters.http_transport import AiohttpTransport
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
-from parley_outbound.adapters.providers.registry import adapters
+from parley_outbound.adapters.pending_messages import PendingMessages
+from parley_outbound.adapters.providers.registry import adapters, provider_media
 from parley_outbound.adapters.ratelimit import RateLimiter
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
@@ -42,6 +44,7 @@ from parley_outbound.handlers.projections import (
     StatusProjection,
     WindowProjection,
 )
+from parley_outbound.handlers.send_consumer import subscribe_send_batches
 from parley_outbound.handlers.sending import Sender
 from parley_outbound.handlers.updates import UpdatePublisher
 from parley_outbound.settings import OutboundSettings
@@ -49,17 +52,24 @@ from parley_outbound.settings import OutboundSettings
 SERVICE = "outbound"
 
 
+def provider_client(settings: OutboundSettings) -> httpx.AsyncClient:
+    """The providers' HTTP client: httpx for the adapters over aiohttp's pool (adapters/http_transport.py), a
+    connection per concurrent call kept alive between batches, plus room for template syncs and media uploads."""
+    return httpx.AsyncClient(timeout=settings.provider_timeout_seconds,
+                             transport=AiohttpTransport(max_connections=settings.send_concurrency + 50))
+
+
 def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                clock: Clock | None = None) -> FastAPI:
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
     channels = channels or load_channels_or_exit(settings.infra.channels_file, "parley-outbound")
     clock = clock or SystemClock()
-    http = httpx.AsyncClient(timeout=settings.provider_timeout_seconds,
-                             limits=httpx.Limits(max_connections=500, max_keepalive_connections=200))
+    http = provider_client(settings)
     messages = MessageRepository(runtime.db)
     projections = WindowStore(runtime.redis, settings.infra.redis_prefix())
     updates = UpdatePublisher(runtime.publisher)
-    delivery = Delivery(adapters(http), RateLimiter(runtime.redis, settings.infra.redis_prefix()), settings)
+    delivery = Delivery(adapters(http, provider_media(settings, http, runtime.redis)),
+                        RateLimiter(runtime.redis, settings.infra.redis_prefix()), settings)
     templates = TemplateRepository(runtime.db)
     media = MediaStore(runtime.redis, settings.infra.redis_prefix())
     saved_replies = SavedReplyRepository(runtime.db)
@@ -71,7 +81,9 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                     delivery=delivery, clock=clock, media_base_url=settings.media_base_url,
                     stuck_after=timedelta(seconds=settings.stuck_after_seconds),
                     templates_mandatory=frozenset(settings.templates_mandatory_channels),
-                    apply_parked_statuses=statuses.apply_parked)
+                    apply_parked_statuses=statuses.apply_parked, find_parked=parked.with_parked,
+                    pending=PendingMessages(runtime.redis, settings.infra.redis_prefix()),
+                    send_concurrency=settings.send_concurrency, write_chunk=settings.write_chunk_records)
     _subscribe_all(runtime, settings, sender, WindowProjection(projections),
                    statuses, MediaProjection(media),
                    ContactFieldsProjection(contact_fields))
@@ -100,7 +112,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         title="Parley outbound",
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
-        routers=[messages_router(sender, runtime.publisher), windows_router(sender),
+        routers=[messages_router(sender), windows_router(sender),
                  templates_router(templates, channels, http), saved_replies_router(saved_replies, clock)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
@@ -128,8 +140,8 @@ def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender,
     subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=on_contact_event, **common)
     subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
     subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
-    subscribe_batch(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle,
-                    max_records=settings.batch_records, concurrency=settings.send_concurrency, **common)
+    subscribe_send_batches(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle_batch,
+                           max_records=settings.batch_records, consumers=settings.send_consumers, **common)
 
 
 def main() -> None:

@@ -13,7 +13,8 @@ class OutboundSettings(ServiceSettings):
 
     port: int = 8004
     media_base_url: str = Field(default="http://127.0.0.1:8005",
-                                description="public base URL the providers fetch attachments from")
+                                description="the media service inside the cluster: outbound reads attachment "
+                                "bytes from it and uploads them to the providers")
     rate_per_second: dict[str, float] = Field(
         default={"whatsapp": 80.0, "messenger": 40.0, "instagram": 40.0, "telegram": 30.0, "viber": 50.0,
                  "email": 20.0},
@@ -28,6 +29,11 @@ class OutboundSettings(ServiceSettings):
     stuck_after_seconds: float = Field(default=60.0, gt=0,
                                        description="a queued/sending message this old is reconciled at start")
     batch_records: int = Field(default=500, ge=1, le=5000,
-                               description="send commands fetched at once; different conversations go concurrently")
-    send_concurrency: int = Field(default=64, ge=1, le=90, description="conversations sent concurrently (each "
-                                  "holds a connection of the Redis pool of 100)")
+                               description="send commands fetched at once; stored, and their outcomes recorded, "
+                               "with one bulk write each")
+    send_consumers: int = Field(default=4, ge=1, le=12, description="consumers of the requests topic in one "
+                                "process (one group; the partitions are shared out, their batches overlap)")
+    write_chunk_records: int = Field(default=100, ge=1, le=5000, description="a consumer batch is handled in "
+                                     "chunks of this many commands at once: one chunk's writes overlap another's calls")
+    send_concurrency: int = Field(default=128, ge=1, le=1000, description="conversations whose provider calls run "
+                                  "at once (one HTTP connection each)")

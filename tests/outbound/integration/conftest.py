@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from outbound_fakes import FakeProvider
 from outbound_helpers import TENANT
 
 from parley_common.auth import issue_token
@@ -38,9 +39,12 @@ def module_infra(infra_endpoints: dict[str, str]) -> InfraSettings:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def app(module_infra: InfraSettings, channels: Channels) -> AsyncIterator[FastAPI]:
+async def app(module_infra: InfraSettings, channels: Channels, fake_provider: FakeProvider) -> AsyncIterator[FastAPI]:
     await ensure_topics(module_infra.kafka_bootstrap, module_infra.namespace)
-    settings = OutboundSettings(infra=module_infra, backoff_base_seconds=0.01, max_attempts=2)
+    # One send consumer: each more member of the group adds seconds of rebalancing to every module's start
+    # (the reconcile test's app runs the default several).
+    settings = OutboundSettings(infra=module_infra, backoff_base_seconds=0.01, max_attempts=2,
+                                media_base_url=f"{fake_provider.base_url}/media", send_consumers=1)
     application = create_app(settings, channels=channels)
     try:
         async with LifespanManager(application, startup_timeout=90, shutdown_timeout=60):

@@ -30,12 +30,33 @@ class OutboundMedia(Frozen):
     caption: str | None = None
 
 
+class TemplateHeaderMedia(Frozen):
+    """A template's media header given as a public link (a stored attachment goes in `media_id` instead)."""
+
+    format: Literal["image", "video", "document"]
+    link: str = Field(min_length=1, max_length=2048)
+    filename: str | None = Field(default=None, max_length=240, description="shown for a document header")
+
+
+class TemplateButtonParameter(Frozen):
+    """The send-time value of one of the template's buttons, by its 0-based position in the template."""
+
+    index: int = Field(ge=0, le=9)
+    sub_type: Literal["quick_reply", "url", "copy_code"]
+    value: str = Field(min_length=1, max_length=2000,
+                       description="quick_reply: the payload; url: the dynamic URL suffix; copy_code: the coupon code")
+
+
 class TemplateContent(Frozen):
     kind: Literal["template"] = "template"
     name: str
     language: str
-    variables: dict[str, str] = Field(default_factory=dict)
-    media_id: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict, description="the body's variables")
+    media_id: str | None = Field(default=None, description="the media header, stored by media")
+    header_variables: dict[str, str] = Field(default_factory=dict,
+                                             description="the text header's variables (WhatsApp: its own {{1}})")
+    header_media: TemplateHeaderMedia | None = Field(default=None, description="the media header by public link")
+    buttons: tuple[TemplateButtonParameter, ...] = Field(default=(), max_length=10)
 
 
 class SavedReplyContent(Frozen):

@@ -2,16 +2,37 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING
+from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from parley_outbound.domain.status import State
 
 Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class Move:
+    """A compare-and-set state change of one message, for a bulk write."""
+
+    tenant_id: str
+    message_id: str
+    expected: State
+    new: State
+    at: datetime
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Written:
+    inserted: set[str]  # ids of the new documents stored (a duplicate id was not)
+    moved: set[str]  # ids of the messages this write moved (another writer moved the rest first)
 
 
 class MessageRepository:
@@ -40,6 +61,36 @@ class MessageRepository:
             return False
         return True
 
+    async def get_many(self, message_ids: list[str]) -> dict[str, Doc]:
+        """One query for a batch (no `_id` hint: with `$in` it makes the local server walk the whole index)."""
+        if not message_ids:
+            return {}
+        return {doc["_id"]: doc async for doc in self._messages.find({"_id": {"$in": message_ids}})}
+
+    async def write_batch(self, inserts: list[Doc], moves: list[Move]) -> Written:
+        """New documents and compare-and-set moves in ONE bulk write. A bulk result only counts the updates, so
+        every move also stamps a token for this write: when fewer matched than asked, the token tells which."""
+        if not inserts and not moves:
+            return Written(set(), set())
+        token = uuid.uuid4().hex
+        operations: list[InsertOne[Doc] | UpdateOne] = [InsertOne(doc) for doc in inserts]
+        operations += [UpdateOne({"_id": move.message_id, "tenant_id": move.tenant_id, "state": move.expected.value},
+                                 {"$set": {**_move_fields(move), "write_token": token}}) for move in moves]
+        result: dict[str, Any]
+        try:
+            result = dict((await self._messages.bulk_write(operations, ordered=False)).bulk_api_result)
+        except BulkWriteError as error:
+            if any(item["code"] != DUPLICATE_KEY for item in error.details["writeErrors"]):
+                raise
+            result = dict(error.details)
+        failed = {item["index"] for item in result.get("writeErrors", [])}
+        inserted = {doc["_id"] for index, doc in enumerate(inserts) if index not in failed}
+        moved = {move.message_id for move in moves}
+        if result["nModified"] < len(moves):
+            cursor = self._messages.find({"_id": {"$in": list(moved)}, "write_token": token}, {"_id": 1})
+            moved = {doc["_id"] async for doc in cursor}
+        return Written(inserted, moved)
+
     async def get(self, tenant_id: str, message_id: str) -> Doc | None:
         return await self._messages.find_one({"_id": message_id, "tenant_id": tenant_id})
 
@@ -52,7 +103,7 @@ class MessageRepository:
         """Compare-and-set: move from `expected` to `new` only if nobody moved it meanwhile."""
         result = await self._messages.update_one(
             {"_id": message_id, "tenant_id": tenant_id, "state": expected.value},
-            {"$set": {"state": new.value, "updated_at": at, f"history.{new.value}": at, **fields}},
+            {"$set": _move_fields(Move(tenant_id, message_id, expected, new, at, fields))},
         )
         return result.modified_count == 1
 
@@ -60,3 +111,7 @@ class MessageRepository:
         """Messages whose provider call may have happened but whose outcome was never recorded."""
         cursor = self._messages.find({"state": State.SENDING.value, "updated_at": {"$lt": older_than}}).limit(limit)
         return [doc async for doc in cursor]
+
+
+def _move_fields(move: Move) -> dict[str, Any]:
+    return {"state": move.new.value, "updated_at": move.at, f"history.{move.new.value}": move.at, **move.fields}

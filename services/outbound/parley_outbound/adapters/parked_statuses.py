@@ -42,5 +42,11 @@ class ParkedStatusRepository:
                                     "provider_message_id": provider_message_id}).sort("provider_timestamp", ASCENDING)
         return [doc async for doc in cursor]
 
+    async def with_parked(self, tenant_id: str, channel_id: str, provider_message_ids: list[str]) -> set[str]:
+        """Which of these provider ids have parked statuses: one query for a batch of sends (usually none)."""
+        cursor = self._parked.find({"tenant_id": tenant_id, "channel_id": channel_id,
+                                    "provider_message_id": {"$in": provider_message_ids}}, {"provider_message_id": 1})
+        return {doc["provider_message_id"] async for doc in cursor}
+
     async def remove(self, keys: list[str]) -> None:
         await self._parked.delete_many({"_id": {"$in": keys}})

@@ -61,16 +61,25 @@ class WindowStore:
         await self._redis.hset(self._key(key), "blocked", "1" if blocked else "0")
 
     async def facts(self, key: ConversationKey) -> WindowFacts:
+        return _window_facts(await self._fields(key))
+
+    async def views(self, keys: list[ConversationKey]) -> list[tuple[WindowFacts, ThreadFacts]]:
+        """Window and thread facts of many conversations in one round trip (a pipeline of one read each)."""
+        if not keys:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipeline:
+            for key in keys:
+                pipeline.hgetall(self._key(key))
+            rows = await pipeline.execute()
+        views = []
+        for raw in rows:
+            fields = {str(name): str(value) for name, value in raw.items()}
+            views.append((_window_facts(fields), _thread_facts(fields)))
+        return views
+
+    async def _fields(self, key: ConversationKey) -> dict[str, str]:
         raw = await self._redis.hgetall(self._key(key))  # decode_responses: str keys and values
-        fields = {str(name): str(value) for name, value in raw.items()}
-        subscribed = fields.get("sub")
-        return WindowFacts(
-            last_customer_at=_moment(fields.get("last")),
-            free_entry_at=_moment(fields.get("fe")),
-            free_entry_window_started_at=_moment(fields.get("fep")),
-            subscribed=None if subscribed is None else subscribed == "1",
-            blocked=fields.get("blocked") == "1",
-        )
+        return {str(name): str(value) for name, value in raw.items()}
 
     async def set_thread(self, key: ConversationKey, status: str, assignee_kind: str | None,
                          assignee_id: str | None) -> None:
@@ -79,6 +88,20 @@ class WindowStore:
                                                         "t_id": assignee_id or ""})
 
     async def thread(self, key: ConversationKey) -> ThreadFacts:
-        values = await self._redis.hmget(self._key(key), ["t_status", "t_kind", "t_id"])
-        status, kind, assignee = (str(value) if value else None for value in values)
-        return ThreadFacts(status=status, assignee_kind=kind, assignee_id=assignee)
+        return _thread_facts(await self._fields(key))
+
+
+def _window_facts(fields: dict[str, str]) -> WindowFacts:
+    subscribed = fields.get("sub")
+    return WindowFacts(
+        last_customer_at=_moment(fields.get("last")),
+        free_entry_at=_moment(fields.get("fe")),
+        free_entry_window_started_at=_moment(fields.get("fep")),
+        subscribed=None if subscribed is None else subscribed == "1",
+        blocked=fields.get("blocked") == "1",
+    )
+
+
+def _thread_facts(fields: dict[str, str]) -> ThreadFacts:
+    return ThreadFacts(status=fields.get("t_status") or None, assignee_kind=fields.get("t_kind") or None,
+                       assignee_id=fields.get("t_id") or None)

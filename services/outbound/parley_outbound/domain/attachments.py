@@ -67,6 +67,12 @@ def media_rule(channel_type: ChannelType, mime_type: str, size_bytes: int) -> Me
     return None
 
 
+def size_limit(channel_type: ChannelType, kind: str) -> int:
+    """The most bytes the channel takes for this kind of attachment: what outbound fetches and uploads at most."""
+    rules = RULES[channel_type]
+    return max((rule.max_bytes for rule in rules if rule.kind == kind), default=max(rule.max_bytes for rule in rules))
+
+
 @dataclass(frozen=True, slots=True)
 class MediaFacts:
     """What media told us about an attachment (parley.media.events.v1)."""

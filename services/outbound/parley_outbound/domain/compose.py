@@ -10,7 +10,7 @@ from parley_common.events.outbound import (
     SendMessage,
     TemplateContent,
 )
-from parley_outbound.domain.outgoing import Outgoing, TemplateCall
+from parley_outbound.domain.outgoing import ButtonCall, HeaderCall, Outgoing, TemplateCall
 from parley_outbound.domain.window import Decision, MessageKind, PricingCategory, SendIntent
 
 
@@ -22,11 +22,32 @@ def intent_for(command: SendMessage, template_category: PricingCategory | None =
     return SendIntent(command.channel_type, command.sender.kind, message_kind(command.content), template_category)
 
 
-def ordered_parameters(variables: dict[str, str]) -> tuple[str, ...]:
+def ordered_names(variables: dict[str, str]) -> tuple[str, ...]:
     """Positional template variables {{1}}, {{2}}… in numeric order (a plain sort puts "10" before "2")."""
     def position(name: str) -> tuple[int, str]:
         return (int(name), "") if name.isdigit() else (1 << 30, name)
-    return tuple(variables[name] for name in sorted(variables, key=position))
+    return tuple(sorted(variables, key=position))
+
+
+def ordered_parameters(variables: dict[str, str]) -> tuple[str, ...]:
+    return tuple(variables[name] for name in ordered_names(variables))
+
+
+def template_call(content: TemplateContent, media_kind: str) -> TemplateCall:
+    """The provider's view of a template send: body values, the header (text values, the attachment, or a
+    link), and the button values in template order. The media kind is the provider's word for the attachment."""
+    header = None
+    if content.header_variables:
+        header = HeaderCall("text", ordered_parameters(content.header_variables))
+    elif content.header_media is not None:
+        header = HeaderCall(content.header_media.format, link=content.header_media.link,
+                            filename=content.header_media.filename)
+    elif content.media_id is not None:
+        header = HeaderCall(media_kind, from_attachment=True)
+    buttons = tuple(ButtonCall(button.index, button.sub_type, button.value)
+                    for button in sorted(content.buttons, key=lambda button: button.index))
+    return TemplateCall(content.name, content.language, ordered_parameters(content.variables), header, buttons,
+                        ordered_names(content.variables))
 
 
 def attachment_of(content: OutboundContent) -> str | None:
@@ -50,7 +71,7 @@ def outgoing(command: SendMessage, decision: Decision, media_url: str | None, me
     content = command.content
     template = None
     if isinstance(content, TemplateContent):
-        template = TemplateCall(content.name, content.language, ordered_parameters(content.variables))
+        template = template_call(content, media_kind)
     if isinstance(content, SavedReplyContent):
         raise ValueError("saved replies are rendered to text before composing")
     email = command.email
@@ -60,6 +81,7 @@ def outgoing(command: SendMessage, decision: Decision, media_url: str | None, me
         text=text if text is not None else text_of(content),
         media_url=media_url,
         media_kind=media_kind,
+        media_id=attachment_of(content),
         template=template,
         tag=decision.tag,
         subject=email.subject if email else None,

@@ -19,8 +19,6 @@ from parley_common.events.outbound import (
     SendMessage,
 )
 from parley_common.ids import new_id
-from parley_common.kafka import EventPublisher
-from parley_common.topics import OUTBOUND_REQUESTS
 from parley_outbound.domain.status import State
 from parley_outbound.domain.validation import InvalidRequest, check_single_attachment, phone_digits_to_write_first
 from parley_outbound.handlers.sending import Sender as Pipeline
@@ -61,7 +59,7 @@ class SendAccepted(BaseModel):
     free: bool | None = None
 
 
-def messages_router(pipeline: Pipeline, publisher: EventPublisher) -> APIRouter:
+def messages_router(pipeline: Pipeline) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
     @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)")
@@ -69,13 +67,11 @@ def messages_router(pipeline: Pipeline, publisher: EventPublisher) -> APIRouter:
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
         command = _command(body, principal, request.state.correlation_id, idempotency_header, pipeline)
-        accepted = await pipeline.accept(command)
+        accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
         if accepted.state is State.REFUSED:
             details = {"message_id": accepted.message_id, **({"field": accepted.field} if accepted.field else {})}
             raise ApiError(422, accepted.reason or "refused", accepted.message or _refusal_message(accepted.reason),
                            details)
-        if not accepted.duplicate:
-            await publisher.publish(accepted.command or command, OUTBOUND_REQUESTS)
         decision = accepted.decision or {}
         return SendAccepted(message_id=accepted.message_id, status=accepted.state.value,
                             duplicate=accepted.duplicate, pricing_category=decision.get("pricing_category"),
@@ -83,12 +79,10 @@ def messages_router(pipeline: Pipeline, publisher: EventPublisher) -> APIRouter:
 
     @router.get("/{message_id}", summary="One outbound message and its status")
     async def get(message_id: str, principal: Principal = Depends(require_roles(*SENDERS))) -> dict[str, Any]:
-        doc = await pipeline.messages.get(principal.tenant_id, message_id)
-        if doc is None:
+        view = await pipeline.view(principal.tenant_id, message_id)
+        if view is None:
             raise ApiError(404, "not_found", "no such message")
-        return {"message_id": doc["_id"], "status": doc["state"], "reason": doc.get("reason"),
-                "provider_message_id": doc.get("provider_message_id"), "channel_id": doc["channel_id"],
-                "decision": doc.get("decision"), "sender": doc["command"]["sender"]}
+        return view
 
     return router
 

@@ -14,7 +14,7 @@ from parley_common.errors import ApiError
 from parley_outbound.adapters.providers.base import ProviderFailure
 from parley_outbound.adapters.providers.whatsapp_templates import fetch_templates
 from parley_outbound.adapters.templates_repo import TemplateRepository
-from parley_outbound.domain.templates import Template, TemplateStatus, VariableSpec, VariableType
+from parley_outbound.domain.templates import ButtonSpec, Template, TemplateStatus, VariableSpec, VariableType
 from parley_outbound.domain.window import PricingCategory
 
 
@@ -34,9 +34,11 @@ class HeaderModel(BaseModel):
 
 class ButtonModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    type: str
-    text: str
+    type: str = Field(description="quick_reply, url (a {{1}} in the url takes a suffix at send), copy_code, "
+                                  "phone_number, otp, flow, …")
+    text: str = ""
     url: str | None = None
+    phone_number: str | None = None
 
 
 class TemplateModel(BaseModel):
@@ -61,6 +63,8 @@ def to_domain(doc: dict[str, Any]) -> Template:
         body=model.body, header_text=model.header.text if model.header and model.header.format == "text" else None,
         footer=model.footer,
         variables=tuple(VariableSpec(v.name, v.type, tuple(v.options), v.max_length) for v in model.variables),
+        header_format=model.header.format if model.header else None,
+        buttons=tuple(ButtonSpec(button.type.lower(), button.text, button.url) for button in model.buttons),
     )
 
 

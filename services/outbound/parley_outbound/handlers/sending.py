@@ -3,12 +3,14 @@ record `sending`, call the provider, record the outcome). HTTP and the requests 
 so nothing the policy refuses is ever sent, whatever path it came by.
 
 A command that arrives on the topic without an HTTP accept is stored directly as `sending` (it is published
-as `queued`): one database write fewer on the hot path, and still recorded before the provider call."""
+as `queued`): one database write fewer on the hot path, and still recorded before the provider call. The topic
+consumer works a batch at a time (handlers/send_batches.py); this module holds the checks and the single-message
+steps (HTTP accept, reconcile at start)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -22,25 +24,26 @@ from parley_common.events.outbound import OutboundText, SavedReplyContent, SendM
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
-from parley_outbound.adapters.providers.base import ProviderFailure
+from parley_outbound.adapters.pending_messages import PendingMessages
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.attachments import check_attachment
 from parley_outbound.domain.compose import attachment_of, intent_for, outgoing
+from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.saved_replies import applies_to, render_saved_reply
 from parley_outbound.domain.status import State
-from parley_outbound.domain.templates import render_template
-from parley_outbound.domain.threads import held_by_another_agent
+from parley_outbound.domain.templates import render_template_content
+from parley_outbound.domain.threads import ThreadFacts, held_by_another_agent
 from parley_outbound.domain.validation import InvalidRequest, placeholders
 from parley_outbound.domain.window import Decision, PricingCategory, Verdict, WindowFacts, decide
 from parley_outbound.handlers.checks import check_command
 from parley_outbound.handlers.delivery import Delivery
 from parley_outbound.handlers.http_templates import to_domain
+from parley_outbound.handlers.send_batches import UNKNOWN_OUTCOME, SendBatches
 from parley_outbound.handlers.updates import UpdatePublisher, message_doc
 
 log = structlog.get_logger(__name__)
-UNKNOWN_OUTCOME = "send_outcome_unknown"
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,27 @@ class Accepted:
     reason: str | None
     duplicate: bool = False
     decision: dict[str, Any] | None = None
-    doc: dict[str, Any] | None = None
-    verdict: Decision | None = None
-    command: SendMessage | None = None  # as accepted: a saved reply rendered to text
     message: str | None = None  # why an invalid request was refused, for the API's answer
     field: str | None = None
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    """The verdict on a new command before it is stored: checks, templates, saved reply and window policy."""
+
+    command: SendMessage  # as accepted: a saved reply rendered to text
+    state: State
+    reason: str | None
+    decision: dict[str, Any]
+    rendered: str | None = None
+    verdict: Decision | None = None
+    message: str | None = None
+    field: str | None = None
+
+
 ApplyParked = Callable[[str, str, str], Awaitable[None]]  # (tenant, channel, provider message id)
+FindParked = Callable[[str, str, list[str]], Awaitable[set[str]]]  # (tenant, channel, provider ids) → parked ones
+View = tuple[WindowFacts, ThreadFacts]
 
 
 class Sender:
@@ -67,8 +83,10 @@ class Sender:
                  channels: Channels, delivery: Delivery, clock: Clock, media_base_url: str,
                  stuck_after: timedelta = timedelta(seconds=60),
                  templates_mandatory: frozenset[str] = frozenset(),
-                 apply_parked_statuses: ApplyParked | None = None) -> None:
+                 apply_parked_statuses: ApplyParked | None = None, find_parked: FindParked | None = None,
+                 pending: PendingMessages, send_concurrency: int = 128, write_chunk: int = 100) -> None:
         self.messages = messages
+        self.pending = pending
         self.projections = projections
         self.templates = templates
         self.media = media
@@ -82,60 +100,83 @@ class Sender:
         self.stuck_after = stuck_after
         self.templates_mandatory = templates_mandatory
         self.apply_parked_statuses = apply_parked_statuses
+        self.find_parked = find_parked
+        self.batches = SendBatches(self, send_concurrency, write_chunk)
 
-    async def handle(self, command: SendMessage) -> None:
-        """The requests-topic consumer: accept unless already accepted (HTTP), then deliver."""
-        doc = await self.messages.get(command.tenant_id, command.message_id)
-        if doc is not None:
-            if isinstance(command.content, SavedReplyContent):  # deliver the text rendered when accepted
-                command = SendMessage.model_validate(doc["command"])
-            await self.deliver(command, doc)
-            return
-        accepted = await self.accept(command, start_sending=True)
-        if accepted.state is State.SENDING and accepted.doc is not None and accepted.verdict is not None:
-            command = accepted.command or command
-            await self._call_provider(accepted.doc, command, self._channel(command), accepted.verdict)
+    async def handle_batch(self, commands: list[SendMessage]) -> None:
+        """The requests-topic consumer: accept what HTTP did not accept yet, then deliver, a batch at a time."""
+        await self.batches.handle(commands)
 
-    async def accept(self, command: SendMessage, *, start_sending: bool = False) -> Accepted:
+    async def deliver(self, command: SendMessage, doc: dict[str, Any]) -> None:
+        """Deliver one stored message (the batch path with one record)."""
+        await self.batches.handle([command], known={command.message_id: doc})
+
+    async def accept(self, command: SendMessage, *, forward: bool = False) -> Accepted:
+        """Policy and checks now; a refusal is stored and answered at once. With `forward` (the HTTP API) an
+        accepted command goes to the send consumer, which stores it with its batch, and the answer waits only
+        for Kafka to have it; without, it is stored here as `queued`."""
         if command.idempotency_key:
             owner = await self.messages.claim(command.tenant_id, command.idempotency_key, command.message_id)
             if owner != command.message_id:
                 return await self._existing(command.tenant_id, owner)
+        evaluation = await self.evaluate(command, start_sending=False)
+        accepted = Accepted(command.message_id, evaluation.state, evaluation.reason, decision=evaluation.decision,
+                            message=evaluation.message, field=evaluation.field)
+        if forward and evaluation.state is State.QUEUED:
+            await self._forward(evaluation)
+            return accepted
+        doc = message_doc(evaluation.command, evaluation.state, self.clock.now(), evaluation.decision,
+                          evaluation.reason, evaluation.rendered)
+        if not await self.messages.insert(doc):
+            return await self._existing(command.tenant_id, command.message_id)
+        await self.updates.state_changed(doc, evaluation.state, self.clock.now(), reason=evaluation.reason,
+                                         command=evaluation.command)
+        log.info("outbound_accepted", message_id=command.message_id, state=evaluation.state.value)
+        return accepted
+
+    async def _forward(self, evaluation: Evaluation) -> None:
+        command = evaluation.command
+        await self.pending.remember(command.tenant_id, command.message_id, {
+            "message_id": command.message_id, "status": State.QUEUED.value, "reason": None,
+            "provider_message_id": None, "channel_id": command.channel_id, "decision": evaluation.decision,
+            "sender": command.sender.model_dump(mode="json")})
         try:
-            self._channel(command)
+            await self.updates.command(command)
+        except BaseException:
+            await self.pending.forget(command.tenant_id, command.message_id)  # never promised: no `queued` note
+            raise
+
+    async def view(self, tenant_id: str, message_id: str) -> dict[str, Any] | None:
+        """GET /v1/messages/{id}: the stored message, or the accepted one the send consumer has not stored yet."""
+        doc = await self.messages.get(tenant_id, message_id)
+        if doc is None:
+            return await self.pending.get(tenant_id, message_id)
+        return {"message_id": doc["_id"], "status": doc["state"], "reason": doc.get("reason"),
+                "provider_message_id": doc.get("provider_message_id"), "channel_id": doc["channel_id"],
+                "decision": doc.get("decision"), "sender": doc["command"]["sender"]}
+
+    async def evaluate(self, command: SendMessage, *, start_sending: bool, view: View | None = None) -> Evaluation:
+        """Every check and the window policy, from the window/thread facts (read now unless given)."""
+        if view is None:
+            view = (await self.projections.views([command.conversation_key]))[0]
+        facts, thread = view
+        try:
+            self.channel(command)
             command = await self._render_saved_reply(command)
             check_command(command)
-            await self._check_thread(command)
+            self._check_thread(command, thread)
             self._check_template_mode(command)
             media_kind = await self._attachment(command)
             rendered, category = await self._template(command)
         except InvalidRequest as invalid:
-            refused = await self._record(command, State.REFUSED, invalid.code, {})
-            return replace(refused, message=invalid.message, field=invalid.field) if not refused.duplicate else refused
-        decision = await self._decide(command, category)
+            return Evaluation(command, State.REFUSED, invalid.code, {}, message=invalid.message, field=invalid.field)
+        decision = self.decide(command, category, facts)
         if decision.allowed:
             state, reason = (State.SENDING if start_sending else State.QUEUED), None
         else:
-            state, reason = State.REFUSED, await self._refusal_code(command, decision)
+            state, reason = State.REFUSED, await self.refusal_code(command, decision)
         decision_fields = {**_decision_dict(decision), "media_kind": media_kind}
-        return await self._record(command, state, reason, decision_fields, rendered, decision)
-
-    async def deliver(self, command: SendMessage, doc: dict[str, Any]) -> None:
-        state = State(doc["state"])
-        if state is State.SENDING:  # we crashed between the provider call and recording it: never send twice
-            await self._move(doc, State.SENDING, State.FAILED, reason=UNKNOWN_OUTCOME)
-            return
-        if state is not State.QUEUED:
-            return
-        category = (doc.get("decision") or {}).get("pricing_category")
-        decision = await self._decide(command, PricingCategory(category) if category else None)
-        if not decision.allowed:  # e.g. blocked, or the window closed while it waited
-            await self._move(doc, State.QUEUED, State.REFUSED, reason=await self._refusal_code(command, decision))
-            return
-        channel = self._channel(command)
-        if not await self._move(doc, State.QUEUED, State.SENDING):
-            return
-        await self._call_provider(doc, command, channel, decision)
+        return Evaluation(command, state, reason, decision_fields, rendered, decision)
 
     async def reconcile(self) -> int:
         """At start: messages left `sending` by a crash fail as outcome-unknown (never re-sent)."""
@@ -145,23 +186,11 @@ class Sender:
             await self._move(doc, State.SENDING, State.FAILED, reason=UNKNOWN_OUTCOME)
         return len(stuck)
 
-    async def _call_provider(self, doc: dict[str, Any], command: SendMessage, channel: AnyChannel,
-                             decision: Decision) -> None:
+    def outgoing_for(self, doc: dict[str, Any], command: SendMessage, decision: Decision) -> Outgoing:
         media_id = attachment_of(command.content)
         media_url = f"{self.media_base_url}/v1/media/{media_id}/content" if media_id else None
         media_kind = (doc.get("decision") or {}).get("media_kind") or "document"
-        message = outgoing(command, decision, media_url, media_kind, text=doc.get("rendered_text"))
-        try:
-            result = await self.delivery.send(channel, message)
-        except ProviderFailure as failure:
-            error = ProviderError(code=failure.code, title=failure.outcome.reason, detail=failure.detail)
-            await self._move(doc, State.SENDING, State.FAILED, reason=failure.outcome.reason, error=error)
-            return
-        await self.record_sent(doc, result.provider_message_id)
-        if decision.opens_free_entry_window:
-            await self.projections.start_free_entry_window(command.conversation_key, self.clock.now())
-        if command.channel_type is not ChannelType.EMAIL:  # email goes out "closed": no thread to act on
-            await self.updates.after_send(command, self.clock.now())
+        return outgoing(command, decision, media_url, media_kind, text=doc.get("rendered_text"))
 
     async def record_sent(self, doc: dict[str, Any], provider_message_id: str) -> None:
         """Store the provider's id, then apply the statuses whose webhook beat this write (parked until now)."""
@@ -169,13 +198,12 @@ class Sender:
         if self.apply_parked_statuses is not None:
             await self.apply_parked_statuses(doc["tenant_id"], doc["channel_id"], provider_message_id)
 
-    async def _decide(self, command: SendMessage, category: PricingCategory | None) -> Decision:
-        facts = (WindowFacts() if command.channel_type is ChannelType.EMAIL
-                 else await self.projections.facts(command.conversation_key))
+    def decide(self, command: SendMessage, category: PricingCategory | None, facts: WindowFacts) -> Decision:
+        if command.channel_type is ChannelType.EMAIL:  # no window
+            facts = WindowFacts(blocked=facts.blocked)
         return decide(intent_for(command, category), facts, self.clock.now())
 
-    async def _check_thread(self, command: SendMessage) -> None:
-        thread = await self.projections.thread(command.conversation_key)
+    def _check_thread(self, command: SendMessage, thread: ThreadFacts) -> None:
         if held_by_another_agent(command.channel_type, command.sender.kind, command.sender.login, thread):
             raise InvalidRequest("thread_held_by_another_agent",
                                  f"the active thread is assigned to {thread.assignee_id}", "recipient")
@@ -203,7 +231,7 @@ class Sender:
             raise InvalidRequest("template_not_found",
                                  f"no template {content.name!r} in {content.language} on this channel", "content.name")
         template = to_domain(doc)
-        return render_template(template, content.variables), template.category
+        return render_template_content(template, content), template.category
 
     async def _render_saved_reply(self, command: SendMessage) -> SendMessage:
         """A saved reply becomes the free-form text it renders to with the contact's custom fields."""
@@ -222,30 +250,19 @@ class Sender:
         rendered = OutboundText(text=render_saved_reply(text, fields), media_id=reply.get("media_id"))
         return command.model_copy(update={"content": rendered})
 
-    async def _refusal_code(self, command: SendMessage, decision: Decision) -> str:
+    async def refusal_code(self, command: SendMessage, decision: Decision) -> str:
         if decision.verdict is not Verdict.TEMPLATE_REQUIRED:
             return decision.reason.value
         # edna: say so plainly when the channel needs a template and none is approved
         has_one = await self.templates.has_approved(command.tenant_id, command.channel_id)
         return "template_required" if has_one else "no_approved_template"
 
-    def _channel(self, command: SendMessage) -> AnyChannel:
+    def channel(self, command: SendMessage) -> AnyChannel:
         channel = self.channels.get(command.channel_id)
         if channel is None or channel.tenant_id != command.tenant_id or channel.type != command.channel_type:
             raise InvalidRequest("unknown_channel", f"no {command.channel_type} channel {command.channel_id!r}",
                                  "channel_id")
         return channel
-
-    async def _record(self, command: SendMessage, state: State, reason: str | None, decision: dict[str, Any],
-                      rendered: str | None = None, verdict: Decision | None = None) -> Accepted:
-        doc = message_doc(command, state, self.clock.now(), decision, reason, rendered)
-        if not await self.messages.insert(doc):
-            return await self._existing(command.tenant_id, command.message_id)
-        published = State.QUEUED if state is State.SENDING else state  # `sending` is internal
-        await self.updates.state_changed(doc, published, self.clock.now(), reason=reason)
-        log.info("outbound_accepted", message_id=command.message_id, state=state.value)
-        return Accepted(command.message_id, state, reason, decision=decision, doc=doc, verdict=verdict,
-                        command=command)
 
     async def _existing(self, tenant_id: str, message_id: str) -> Accepted:
         doc = await self.messages.get(tenant_id, message_id)

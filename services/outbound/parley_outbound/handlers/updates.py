@@ -10,7 +10,7 @@ from parley_common.events.conversations import Assignee, ConversationActionReque
 from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SendMessage
 from parley_common.kafka import EventPublisher
-from parley_common.topics import CONVERSATIONS_COMMANDS, OUTBOUND_MESSAGES
+from parley_common.topics import CONVERSATIONS_COMMANDS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 from parley_outbound.domain.status import State
 
 
@@ -31,10 +31,12 @@ class UpdatePublisher:
         self._publisher = publisher
 
     async def state_changed(self, doc: dict[str, Any], state: State, at: datetime, *, reason: str | None = None,
-                            provider_message_id: str | None = None, error: ProviderError | None = None) -> None:
+                            provider_message_id: str | None = None, error: ProviderError | None = None,
+                            command: SendMessage | None = None) -> None:
+        """`command`: the stored command when the caller has it parsed already (saves a validation per event)."""
         if state is State.SENDING:
             return  # internal only
-        command = SendMessage.model_validate(doc["command"])
+        command = command or SendMessage.model_validate(doc["command"])
         decision = doc.get("decision") or {}
         event = OutboundMessageUpdated(
             occurred_at=at, tenant_id=command.tenant_id, correlation_id=command.correlation_id,
@@ -47,6 +49,10 @@ class UpdatePublisher:
             rendered_text=doc.get("rendered_text"),
         )
         await self._publisher.publish(event, OUTBOUND_MESSAGES)
+
+    async def command(self, command: SendMessage) -> None:
+        """Hand an accepted command to the send consumer (and to every replica's batch)."""
+        await self._publisher.publish(command, OUTBOUND_REQUESTS)
 
     async def after_send(self, command: SendMessage, at: datetime) -> None:
         option = command.after_send

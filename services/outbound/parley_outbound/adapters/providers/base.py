@@ -32,8 +32,18 @@ class ChannelAdapter(Protocol):
 async def post_json(client: httpx.AsyncClient, url: str, body: dict[str, Any],
                     headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> httpx.Response:
     """POST; a timeout or connection error is a retryable failure like a 5xx."""
+    return await _post(client, url, json=body, headers=headers, params=params)
+
+
+async def post_form(client: httpx.AsyncClient, url: str, data: dict[str, str], files: dict[str, Any],
+                    headers: dict[str, str] | None = None, params: dict[str, str] | None = None) -> httpx.Response:
+    """A multipart upload (fields + files); failures classified like post_json."""
+    return await _post(client, url, data=data, files=files, headers=headers, params=params)
+
+
+async def _post(client: httpx.AsyncClient, url: str, **request: Any) -> httpx.Response:
     try:
-        return await client.post(url, json=body, headers=headers, params=params)
+        return await client.post(url, **request)
     except httpx.TimeoutException as exc:
         raise ProviderFailure(Outcome(True, "provider_timeout"), "timeout", type(exc).__name__) from None
     except httpx.TransportError as exc:

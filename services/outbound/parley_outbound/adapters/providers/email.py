@@ -8,17 +8,26 @@ from email.utils import make_msgid
 import aiosmtplib
 
 from parley_common.channels import EmailChannel
+from parley_outbound.adapters.media_fetch import FetchedMedia
 from parley_outbound.adapters.providers.base import ProviderFailure, SendResult
+from parley_outbound.adapters.providers.uploads import ProviderMedia
+from parley_outbound.domain.attachments import size_limit
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.provider_errors import Outcome
 
 
 class EmailAdapter:
-    def __init__(self, timeout_seconds: float = 10.0) -> None:
+    def __init__(self, timeout_seconds: float = 10.0, media: ProviderMedia | None = None) -> None:
         self._timeout = timeout_seconds
+        self._media = media
 
     async def send(self, channel: EmailChannel, message: Outgoing) -> SendResult:
-        mail = build_email(channel, message)
+        if self._media is not None and message.media_id is not None:
+            limit = size_limit(channel.type, message.media_kind)
+            async with self._media.fetcher.fetch(channel.tenant_id, message.media_id, limit) as fetched:
+                mail = build_email(channel, message, fetched)
+        else:
+            mail = build_email(channel, message)
         recipients = [message.recipient, *message.cc, *message.bcc]  # bcc only in the envelope
         password = channel.smtp_password.get_secret_value() if channel.smtp_password else None
         try:
@@ -35,7 +44,8 @@ class EmailAdapter:
         return SendResult(str(mail["Message-ID"]))
 
 
-def build_email(channel: EmailChannel, message: Outgoing) -> EmailMessage:
+def build_email(channel: EmailChannel, message: Outgoing, attachment: FetchedMedia | None = None) -> EmailMessage:
+    """The mail; a stored attachment becomes a real MIME part (file name, content type), not a link."""
     mail = EmailMessage()
     mail["From"] = channel.address
     mail["To"] = message.recipient
@@ -44,7 +54,11 @@ def build_email(channel: EmailChannel, message: Outgoing) -> EmailMessage:
     mail["Subject"] = message.subject or ""
     mail["Message-ID"] = make_msgid(idstring=message.message_id, domain=channel.address.split("@", 1)[1])
     body = message.text or ""
-    if message.media_url:
+    if attachment is None and message.media_url:  # no media source configured: the link, as before
         body = f"{body}\n\n{message.media_url}" if body else message.media_url
     mail.set_content(body)
+    if attachment is not None:
+        maintype, _, subtype = attachment.info.mime_type.partition("/")
+        mail.add_attachment(attachment.read(), maintype=maintype, subtype=subtype or "octet-stream",
+                            filename=attachment.info.file_name)
     return mail

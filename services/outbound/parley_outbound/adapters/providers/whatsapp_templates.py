@@ -49,6 +49,11 @@ def from_meta(item: dict[str, Any]) -> dict[str, Any]:
         elif kind == "FOOTER":
             template["footer"] = component.get("text")
         elif kind == "BUTTONS":
-            template["buttons"] = [{"type": str(button.get("type", "")).lower(), "text": button.get("text", ""),
-                                    "url": button.get("url")} for button in component.get("buttons", [])]
+            template["buttons"] = [from_meta_button(button) for button in component.get("buttons", [])]
     return template
+
+
+def from_meta_button(button: dict[str, Any]) -> dict[str, Any]:
+    """A button definition: its type decides the value it takes at send (a url with {{1}}: the suffix)."""
+    return {"type": str(button.get("type", "")).lower(), "text": button.get("text", ""), "url": button.get("url"),
+            "phone_number": button.get("phone_number")}

@@ -1,0 +1,123 @@
+"""The send consumer's batch path on the real broker, database and cache: per-conversation order inside a batch,
+one failing or poison record not holding back the others, a crash after the bulk `sending` write, the
+compare-and-set of the bulk writes, and the 202 answered before the message is stored."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from outbound_fakes import FakeProvider
+from outbound_helpers import TENANT, eventually, publisher, read_topic, status_of
+
+from parley_common.events.outbound import OutboundText, Sender, SendMessage
+from parley_common.ids import ConversationKey
+from parley_common.settings import InfraSettings
+from parley_common.topics import DEAD_LETTERS, OUTBOUND_REQUESTS
+from parley_outbound.adapters.messages_repo import Move
+from parley_outbound.domain.status import State
+from parley_outbound.handlers.updates import message_doc
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+def command(user: str, message_id: str, text: str = "hi") -> SendMessage:
+    return SendMessage(occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-batch", channel_id="tg-bot",
+                       external_user_id=user, message_id=message_id, channel_type="telegram",
+                       sender=Sender(kind="bot", bot_id="b"), content=OutboundText(text=text))
+
+
+async def open_windows(app: FastAPI, *users: str) -> None:
+    at = datetime.now(UTC) - timedelta(minutes=1)
+    for user in users:
+        await app.state.sender.projections.record_customer_message(ConversationKey(TENANT, "tg-bot", user), at,
+                                                                   False, None)
+
+
+async def states(app: FastAPI, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    docs = await app.state.sender.messages.get_many(ids)
+    return {message_id: (doc["state"], doc.get("reason")) for message_id, doc in docs.items()}
+
+
+async def test_one_conversation_in_order_others_at_once(app: FastAPI, fake_provider: FakeProvider) -> None:
+    await open_windows(app, "tg-order-1", "tg-order-2")
+    batch = [command("tg-order-1", f"order-1-{n}", f"first {n}") for n in range(4)]
+    batch.insert(2, command("tg-order-2", "order-2-0", "other"))
+    await asyncio.wait_for(app.state.sender.handle_batch(batch), 20)
+    assert [body["text"] for body in fake_provider.bodies_for("tg-order-1")] == [f"first {n}" for n in range(4)]
+    stored = await states(app, [c.message_id for c in batch])
+    assert set(stored.values()) == {("sent", None)} and len(stored) == 5
+
+
+async def test_a_failing_or_poison_record_does_not_hold_back_the_batch(
+        app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProvider, module_infra: InfraSettings) -> None:
+    users = ["tg-batch-ok-1", "fail-403", "tg-batch-ok-2"]
+    await open_windows(app, *users)
+    topic = OUTBOUND_REQUESTS.name(module_infra.namespace)
+    await app.state.publisher._broker.publish(b'{"broken": true}', topic=topic, key=b"acme|tg-bot|broken")
+    await asyncio.gather(*(publisher(app).publish(command(user, f"mixed-{user}"), OUTBOUND_REQUESTS)
+                           for user in users))
+    await status_of(client, "mixed-tg-batch-ok-1", "sent")
+    await status_of(client, "mixed-tg-batch-ok-2", "sent")
+    failed = await status_of(client, "mixed-fail-403", "failed")
+    assert failed["reason"] == "user_blocked_business"
+    letters = await read_topic(module_infra, DEAD_LETTERS, lambda seen: len(seen) >= 1,
+                               where=lambda letter: letter.reason == "invalid_event")
+    assert letters[0].service == "outbound"
+
+
+async def test_a_crash_after_the_bulk_sending_write_never_sends(app: FastAPI, client: httpx.AsyncClient,
+                                                                fake_provider: FakeProvider) -> None:
+    sender = app.state.sender
+    users = ["tg-crash-batch-1", "tg-crash-batch-2"]
+    await open_windows(app, *users)
+    batch = [command(user, f"crash-{user}") for user in users]
+    original = sender.delivery.send
+
+    async def killed_before_call(*args: Any) -> Any:
+        raise asyncio.CancelledError  # the process dies after the `sending` write, before any provider call
+    sender.delivery.send = killed_before_call
+    try:
+        with pytest.raises(asyncio.CancelledError):
+            await sender.handle_batch(batch)
+    finally:
+        sender.delivery.send = original
+    assert set((await states(app, [c.message_id for c in batch])).values()) == {("sending", None)}
+    await asyncio.gather(*(publisher(app).publish(c, OUTBOUND_REQUESTS) for c in batch))  # redelivered
+    for c in batch:
+        assert (await status_of(client, c.message_id, "failed"))["reason"] == "send_outcome_unknown"
+    assert all(fake_provider.bodies_for(user) == [] for user in users)
+
+
+async def test_bulk_moves_report_only_what_they_moved(app: FastAPI) -> None:
+    messages = app.state.sender.messages
+    now = datetime.now(UTC)
+    docs = [message_doc(command("tg-cas", f"cas-{n}"), State.SENDING, now, {}) for n in range(3)]
+    written = await messages.write_batch(docs, [])
+    assert written.inserted == {"cas-0", "cas-1", "cas-2"}
+    assert await messages.transition(TENANT, "cas-1", State.SENDING, State.FAILED, now)  # another writer wins
+    again = await messages.write_batch([docs[0]], [Move(TENANT, f"cas-{n}", State.SENDING, State.SENT, now)
+                                                   for n in range(3)])
+    assert again.inserted == set() and again.moved == {"cas-0", "cas-2"}
+    assert (await states(app, ["cas-1"]))["cas-1"] == ("failed", None)
+
+
+async def test_accepted_message_is_visible_before_the_consumer_stores_it(app: FastAPI,
+                                                                          client: httpx.AsyncClient) -> None:
+    await open_windows(app, "tg-pending-1")
+    response = await client.post("/v1/messages", json={"channel_id": "tg-bot", "recipient": {
+        "external_user_id": "tg-pending-1"}, "content": {"kind": "text", "text": "soon"}})
+    assert response.status_code == 202
+    message_id = response.json()["message_id"]
+    first = await client.get(f"/v1/messages/{message_id}")  # stored or not yet: never a 404
+    assert first.status_code == 200 and first.json()["status"] in ("queued", "sending", "sent")
+    await status_of(client, message_id, "sent")
+
+    async def stored() -> bool:
+        return await app.state.sender.messages.get(TENANT, message_id) is not None
+    await eventually(stored)
+
