@@ -28,6 +28,8 @@ def _outbound_fakes() -> ModuleType:
     assert spec is not None and spec.loader is not None, f"cannot load {OUTBOUND_FAKES}"
     module = importlib.util.module_from_spec(spec)
     sys.modules[MODULE_NAME] = module
+    if str(OUTBOUND_FAKES.parent) not in sys.path:  # its helpers (fake_uploads) live beside it
+        sys.path.insert(0, str(OUTBOUND_FAKES.parent))
     spec.loader.exec_module(module)
     return module
 
