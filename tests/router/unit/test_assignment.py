@@ -199,3 +199,11 @@ def reference_drain(queue: list[Waiting], agents: list[Agent], teams: dict[str, 
 def test_the_indexed_plan_chooses_what_the_naive_one_does(
         queue: list[Waiting], agents: list[Agent], teams: dict[str, Team]) -> None:
     assert drain(queue, agents, teams).assignments == reference_drain(queue, agents, teams)
+
+
+def test_an_agent_full_on_every_channel_in_question_is_no_candidate() -> None:
+    profile = Agent("a", teams=frozenset({"sales"}), capacity=(("whatsapp", 2),), default_capacity=1)
+    full = profile.live(ON, (("whatsapp", 2), ("email", 1)))
+    assert not full.has_room_on_any()
+    assert profile.live(ON, (("whatsapp", 2), ("email", 0))).has_room_on_any()
+    assert full.teams == profile.teams and full.presence is ON

@@ -54,6 +54,15 @@ class Agent:
     def can_take(self, channel_type: str) -> bool:
         return self.presence is Presence.ONLINE and self.has_room(channel_type)
 
+    def live(self, presence: Presence, active: tuple[tuple[str, int], ...]) -> Agent:
+        """This profile with its live state (the constructor: `dataclasses.replace` costs ~3 times more, and the
+        dispatcher does this for every candidate of a plan)."""
+        return Agent(self.login, self.teams, self.skills, self.capacity, self.default_capacity, presence, active)
+
+    def has_room_on_any(self) -> bool:
+        """Room on any channel type of `active` (those the plan is about): an agent without is no candidate."""
+        return any(count < self.max_for(channel_type) for channel_type, count in self.active)
+
     def took(self, channel_type: str) -> Agent:
         counts = dict(self.active)
         counts[channel_type] = counts.get(channel_type, 0) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
@@ -189,9 +189,9 @@ class Engine:
         agents = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
         presence, counts, cursors = await self.stores.presence.snapshot(
             tenant_id, [agent.login for agent in agents], channel_types, team_ids)
-        online = [replace(agent, presence=Presence.ONLINE, active=counts[agent.login])
-                  for agent in agents if presence[agent.login] is Presence.ONLINE]
-        return online, cursors
+        live = (agent.live(Presence.ONLINE, counts[agent.login]) for agent in agents
+                if presence[agent.login] is Presence.ONLINE)
+        return [agent for agent in live if agent.has_room_on_any()], cursors
 
     async def _offer(self, conv: Conversation, login: str, teams: dict[str, Team]) -> bool:
         now = self.clock.now()
