@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,6 +14,7 @@ from parley_router.domain.assignment import (
     Strategy,
     Team,
     Waiting,
+    candidate_logins,
     drain,
     eligible,
     pick_agent,
@@ -207,3 +209,51 @@ def test_an_agent_full_on_every_channel_in_question_is_no_candidate() -> None:
     assert not full.has_room_on_any()
     assert profile.live(ON, (("whatsapp", 2), ("email", 0))).has_room_on_any()
     assert full.teams == profile.teams and full.presence is ON
+
+
+def team_of(size: int, active: int = 0) -> list[Agent]:
+    return [agent(f"a{i:03d}", active=active, cap=5) for i in range(size)]
+
+
+def test_a_large_round_robin_team_reads_a_window_after_its_cursor_wrapping_around() -> None:
+    rr = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
+    logins, complete = candidate_logins(team_of(100), [waiting("c1")], rr, {"sales": "a090"})
+    assert not complete
+    assert logins == sorted([f"a{i:03d}" for i in range(91, 100)] + [f"a{i:03d}" for i in range(23)])
+    many = [waiting(f"c{n}") for n in range(20)]  # twice the waiting ones when that is more than 32
+    assert len(candidate_logins(team_of(100), many, rr, {})[0]) == 40
+
+
+def test_other_strategies_small_teams_and_sticky_agents() -> None:
+    assert candidate_logins(team_of(100), [waiting("c1")], {"sales": Team("sales", Strategy.LEAST_BUSY)}, {}) == (
+        [f"a{i:03d}" for i in range(100)], True)
+    assert candidate_logins(team_of(10), [waiting("c1")], {"sales": Team("sales")}, {}) == (
+        [f"a{i:03d}" for i in range(10)], True)
+    manual = {"sales": Team("sales", Strategy.MANUAL)}
+    assert candidate_logins(team_of(100), [waiting("c1", sticky="a077")], manual, {}) == (["a077"], True)
+    rr = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
+    assert "a077" in candidate_logins(team_of(100), [waiting("c1", sticky="a077")], rr, {})[0]
+
+
+@settings(max_examples=200, deadline=None)
+@given(size=st.integers(33, 120), waiting_count=st.integers(1, 40), cursor=st.none() | st.integers(0, 119),
+       busy=st.lists(st.integers(0, 119), max_size=15))
+def test_a_window_plans_like_the_whole_team_while_it_has_room(size: int, waiting_count: int, cursor: int | None,
+                                                              busy: list[int]) -> None:
+    """Round robin over the window chooses what it would over everyone, as long as the window serves every
+    waiting conversation without coming back to its start (the dispatcher re-plans with everyone otherwise)."""
+    agents = [agent(f"a{i:03d}", active=5 if i in busy else 0, cap=5) for i in range(size)]
+    queue = [waiting(f"c{n:02d}", minutes=n) for n in range(waiting_count)]
+    teams = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
+    cursors = {"sales": f"a{cursor:03d}"} if cursor is not None else {}
+    logins, complete = candidate_logins(agents, queue, teams, cursors)
+    window = [a for a in agents if a.login in set(logins)]
+    windowed = drain(queue, window, teams, dict(cursors))
+    full = drain(queue, agents, teams, dict(cursors))
+    rotation = [a.login for a in sorted(window, key=lambda a: a.login)]
+    start = sum(1 for login in rotation if cursor is not None and login <= f"a{cursor:03d}")
+    ordered = rotation[start:] + rotation[:start]
+    picks = [login for _, login in windowed.assignments]
+    wrapped = any(ordered.index(b) < ordered.index(a) for a, b in pairwise(picks))
+    if complete or not (windowed.still_waiting or wrapped):
+        assert windowed.assignments == full.assignments

@@ -235,6 +235,13 @@ class PresenceStore:
         cursors = {team_id: _text(value) for team_id, value in zip(team_ids, values, strict=True) if _text(value)}
         return presence, counts, cursors
 
+    async def cursors(self, tenant_id: str, team_ids: list[str]) -> dict[str, str]:
+        """Where each team's round robin continues (teams without a cursor are left out)."""
+        if not team_ids:
+            return {}
+        values = await self._redis.mget([f"{self._prefix}router:rr:{tenant_id}:{team_id}" for team_id in team_ids])
+        return {team_id: _text(value) for team_id, value in zip(team_ids, values, strict=True) if value}
+
     async def set_cursors(self, tenant_id: str, cursors: dict[str, str]) -> None:
         """Where each team's round robin continues: the login that got its latest conversation."""
         if cursors:

@@ -4,6 +4,7 @@ skill), team strategies (manual, round robin, least busy), sticky agents, and th
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -181,6 +182,35 @@ class Roster:
     @staticmethod
     def _load(agent: Agent, channel_type: str) -> tuple[int, int, str]:
         return agent.active_on(channel_type), agent.total_active, agent.login
+
+
+ROTATION_WINDOW_MIN = 32
+
+
+def candidate_logins(agents: list[Agent], queue: list[Waiting], teams: dict[str, Team],
+                     cursors: dict[str, str]) -> tuple[list[str], bool]:
+    """Whose live state a plan for `queue` needs, and whether that is everyone in scope. A round-robin team
+    needs only the agents after its cursor, in rotation order, as many as could take its conversations (twice
+    its waiting ones, at least 32): with 1,000 agents in a team, a plan for one new conversation reads 32, not
+    1,000. A manual team needs nobody (sticky agents aside); other targets need all their agents. When such a
+    plan leaves a conversation waiting, the dispatcher plans again with everyone (`False` says so)."""
+    roster = Roster(agents)
+    needed = {w.sticky_agent for w in queue if w.sticky_agent in roster.by_login}
+    complete = True
+    for target, count in Counter(w.target for w in queue).items():
+        logins = roster.logins_for(target)
+        team = teams.get(target.id) if target.kind is AssigneeKind.TEAM else None
+        strategy = team.strategy if team is not None else None
+        if strategy is Strategy.MANUAL:
+            continue
+        window = max(ROTATION_WINDOW_MIN, 2 * count)
+        if strategy is Strategy.ROUND_ROBIN and len(logins) > window:
+            start = bisect_right(logins, cursors[target.id]) if target.id in cursors else 0
+            needed.update((logins[start:] + logins[:start])[:window])
+            complete = False
+        else:
+            needed.update(logins)
+    return sorted(login for login in needed if login is not None), complete
 
 
 def pick_agent(waiting: Waiting, agents: list[Agent], team: Team | None, last_login: str | None) -> Agent | None:

@@ -22,7 +22,17 @@ from parley_router.adapters.directory_cache import DirectoryCache
 from parley_router.adapters.presence import PresenceStore, Take
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
 from parley_router.domain import conversation as conv_rules
-from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Presence, Team, Waiting, could_serve, drain
+from parley_router.domain.assignment import (
+    DEFAULT_CAPACITY,
+    Agent,
+    Plan,
+    Presence,
+    Team,
+    Waiting,
+    candidate_logins,
+    could_serve,
+    drain,
+)
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
 from parley_router.domain.timeline import EntryKind
 from parley_router.handlers.coalescing import DispatchCoalescer
@@ -91,8 +101,11 @@ class Engine:
         try:
             saved = await self.stores.conversations.save(after)
         except StaleVersion:
-            # only a slot this call added goes back, and only if no other replica's take stamped it since
-            if newcomer is not None and taken is Take.TAKEN:
+            # the slot goes back only if no other replica's take stamped it since ours; a slot that was already
+            # there (ALREADY_HELD) may be a stored assignment to this agent: it goes back only if the stored
+            # conversation is not this agent's (a take after that read re-stamps it, and then it stays)
+            if newcomer is not None and (taken is Take.TAKEN or (
+                    taken is Take.ALREADY_HELD and not await self._held_by(conv, newcomer))):
                 await presence.release_if(conv.tenant_id, newcomer, conv.channel_type, conv.id, stamp)
             raise
         if leaving is not None:
@@ -104,6 +117,10 @@ class Engine:
         elif dispatch_after and conv_rules.queue_target(saved) is not None:
             await self.offer_soon(saved)
         return saved
+
+    async def _held_by(self, conv: Conversation, login: str) -> bool:
+        current = await self.stores.conversations.get(conv.tenant_id, conv.id)
+        return current is not None and _holder(current) == login
 
     async def _take(self, conv: Conversation, login: str) -> tuple[Take, int]:
         agent = (await self.cache.agents(conv.tenant_id)).get(login)
@@ -159,12 +176,8 @@ class Engine:
         waiting = [w for w in (self._waiting(conv) for conv in queue) if w is not None]
         if not waiting:
             return 0, []
-        team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
-        channel_types = sorted({w.channel_type for w in waiting})
-        agents, cursors = await self._available_agents(tenant_id, waiting, channel_types, team_ids)
         teams = await self.cache.teams(tenant_id)
-        before = dict(cursors)
-        plan = drain(waiting, agents, teams, cursors)
+        plan, before, cursors = await self._plan(tenant_id, waiting, teams)
         by_id = {conv.id: conv for conv in queue}
         results = await asyncio.gather(*(self._offer(by_id[conversation_id], login, teams)
                                          for conversation_id, login in plan.assignments))
@@ -175,6 +188,26 @@ class Engine:
                 if not made]
         return len(plan.assignments) - len(lost), lost
 
+    async def _plan(self, tenant_id: str, waiting: list[Waiting],
+                    teams: dict[str, Team]) -> tuple[Plan, dict[str, str], dict[str, str]]:
+        """The plan, with the round-robin cursors before and after it. Live state is read for the candidates
+        `candidate_logins` names (a rotation window for a large round-robin team); when that leaves a
+        conversation waiting, again for everyone in scope, so nobody with room stays idle while work waits.
+        (Within a window round robin may come back to its first agents before reaching those past the window:
+        only when more than half the window has no room.)"""
+        team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
+        channel_types = sorted({w.channel_type for w in waiting})
+        profiles = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
+        logins, complete = candidate_logins(profiles, waiting, teams,
+                                            await self.stores.presence.cursors(tenant_id, team_ids))
+        while True:
+            agents, before = await self._live(tenant_id, profiles, logins, channel_types, team_ids)
+            cursors = dict(before)
+            plan = drain(waiting, agents, teams, cursors)
+            if complete or not plan.still_waiting:
+                return plan, before, cursors
+            logins, complete = [agent.login for agent in profiles], True
+
     def _waiting(self, conv: Conversation) -> Waiting | None:
         target = conv_rules.queue_target(conv)
         if target is None:
@@ -182,14 +215,15 @@ class Engine:
         return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
                        conv.sticky_agent)
 
-    async def _available_agents(self, tenant_id: str, waiting: list[Waiting], channel_types: list[str],
-                                team_ids: list[str]) -> tuple[list[Agent], dict[str, str]]:
-        """Online candidates for these conversations with their live active counts on the channel types that
-        matter now, and the teams' round-robin cursors: one Redis round trip."""
-        agents = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
+    async def _live(self, tenant_id: str, profiles: list[Agent], logins: list[str], channel_types: list[str],
+                    team_ids: list[str]) -> tuple[list[Agent], dict[str, str]]:
+        """These agents with their presence and live active counts on the channel types that matter now (online
+        ones with room only), and the teams' round-robin cursors: one Redis round trip."""
+        wanted = set(logins)
+        chosen = [agent for agent in profiles if agent.login in wanted]
         presence, counts, cursors = await self.stores.presence.snapshot(
-            tenant_id, [agent.login for agent in agents], channel_types, team_ids)
-        live = (agent.live(Presence.ONLINE, counts[agent.login]) for agent in agents
+            tenant_id, [agent.login for agent in chosen], channel_types, team_ids)
+        live = (agent.live(Presence.ONLINE, counts[agent.login]) for agent in chosen
                 if presence[agent.login] is Presence.ONLINE)
         return [agent for agent in live if agent.has_room_on_any()], cursors
 
