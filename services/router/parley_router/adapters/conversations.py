@@ -18,7 +18,9 @@ from parley_router.domain.conversation import Assignee, AssigneeKind, Conversati
 
 Doc = dict[str, Any]
 DUPLICATE_KEY = 11000
-ACTIVITY_WINDOWS = (timedelta(hours=1), timedelta(hours=8), timedelta(hours=64))
+ACTIVITY_WINDOWS = tuple(timedelta(minutes=10 * 6 ** step) for step in range(5))  # 10 min, 1 h, 6 h, 36 h, 9 d
+ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("last_activity_at", DESCENDING)]
+STATUS_ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("status", ASCENDING), ("last_activity_at", DESCENDING)]
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
 
 
@@ -66,7 +68,8 @@ class ConversationRepository:
     async def ensure_indexes(self) -> None:
         await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
                                                 ("priority", DESCENDING), ("waiting_since", ASCENDING)])
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("last_activity_at", DESCENDING)])
+        await self._conversations.create_index(ACTIVITY_INDEX)
+        await self._conversations.create_index(STATUS_ACTIVITY_INDEX)  # an inbox tab, most recent first
         await self._conversations.create_index([("tenant_id", ASCENDING), ("channel_id", ASCENDING),
                                                 ("external_user_id", ASCENDING), ("opened_at", DESCENDING)])
         await self._conversations.create_index([("status", ASCENDING), ("offer_expires_at", ASCENDING)])
@@ -187,15 +190,20 @@ class ConversationRepository:
 
     async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
         """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
-        windows of activity (1 h, 8 h, 64 h, then all): a server that sorts every match in memory, as the local
-        database does, sorts an inbox page's worth instead of the tenant's whole history; MongoDB walks the
-        `(tenant_id, last_activity_at)` index either way."""
+        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all): a server that sorts every match in memory, as the local
+        database does, sorts an inbox page's worth instead of the tenant's whole history. The window is a
+        top-level condition with an index hint — `(tenant_id, status, last_activity_at)` for a status tab, else
+        `(tenant_id, last_activity_at)` — because the local database derives index bounds only from top-level
+        conditions and otherwise scans; MongoDB walks the same indexes."""
         order = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
-        for window in ACTIVITY_WINDOWS:
-            windowed = {"$and": [query, {"last_activity_at": {"$gte": until - window}}]}
-            found = await self.find(windowed, order, limit)
-            if len(found) >= limit:
-                return found
+        if "last_activity_at" not in query:  # a cursor page carries its own bound on the field
+            hint = STATUS_ACTIVITY_INDEX if isinstance(query.get("status"), str) else ACTIVITY_INDEX
+            for window in ACTIVITY_WINDOWS:
+                windowed = {**query, "last_activity_at": {"$gte": until - window}}
+                found = [from_doc(doc) async for doc in self._conversations.find(windowed, sort=order, limit=limit,
+                                                                                  hint=hint)]
+                if len(found) >= limit:
+                    return found
         return await self.find(query, order, limit)
 
     async def count(self, query: Doc) -> int:
