@@ -235,21 +235,23 @@ def subscribe(
 
 
 def _register(broker: KafkaBroker, topic: Topic, group_id: str, namespace: str,
-              handler: Callable[..., Awaitable[None]], **options: Any) -> None:
-    """Subscribe `handler` from the earliest offset, committing only after it returned (NACK redelivers).
+              handler: Callable[..., Awaitable[None]], consumers: int = 1, **options: Any) -> None:
+    """Subscribe `handler` from the earliest offset, committing only after it returned (NACK redelivers);
+    `consumers` members of the group in this process share out the topic's partitions.
 
     Consumer groups are cluster-wide like topics, so the namespace prefixes them too: deployments (and test runs)
     sharing a cluster must never join each other's groups and keep rebalancing them."""
     group = f"{namespace}.{group_id}" if namespace else group_id
-    broker.subscriber(
-        topic.name(namespace),
-        group_id=group,
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{topic.name(namespace)}:{group}",
-        description=topic.description,
-        **options,
-    )(handler)
+    for number in range(1, consumers + 1):
+        broker.subscriber(
+            topic.name(namespace),
+            group_id=group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            title=f"{topic.name(namespace)}:{group}" + (f"#{number}" if consumers > 1 else ""),
+            description=topic.description,
+            **options,
+        )(handler)
 
 
 @dataclass(frozen=True)
@@ -302,3 +304,40 @@ def subscribe_batch(
     on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batch"
     _register(broker, topic, group_id, namespace, on_batch, batch=True, max_records=max_records,
               batch_timeout_ms=batch_timeout_ms)
+
+
+def subscribe_whole_batches(
+    broker: KafkaBroker,
+    topic: Topic,
+    *,
+    group_id: str,
+    namespace: str,
+    handle: Callable[[list[Any]], Awaitable[None]],
+    publisher: EventPublisher,
+    service: str,
+    max_records: int = 64,
+    batch_timeout_ms: int = 50,
+    consumers: int = 1,
+) -> None:
+    """For handlers that write a batch in bulk: `handle` gets the batch's parsed events in one call (records that
+    do not parse are dead-lettered with their bytes, as `consume` does, and the rest goes on). The batch is
+    committed only after `handle` returned; any exception redelivers the whole batch, which an idempotent
+    handler absorbs. Several `consumers` overlap one batch's slow tail with the next batches' work."""
+
+    async def on_batch(message: KafkaMessageAnnotation) -> None:
+        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        events: list[Any] = []
+
+        async def collect(event: Any) -> None:
+            events.append(event)
+
+        for record in records:
+            view = _RecordView(record.value or b"", dict(record.headers or ()), record,
+                               f"{record.topic}-{record.partition}-{record.offset}")
+            await consume(cast(KafkaMessage, view), topic, collect, publisher, service)
+        if events:
+            await handle(events)
+
+    on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batches"
+    _register(broker, topic, group_id, namespace, on_batch, consumers=consumers, batch=True,
+              max_records=max_records, batch_timeout_ms=batch_timeout_ms)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe
+from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import (
@@ -44,7 +44,6 @@ from parley_outbound.handlers.projections import (
     StatusProjection,
     WindowProjection,
 )
-from parley_outbound.handlers.send_consumer import subscribe_send_batches
 from parley_outbound.handlers.sending import Sender
 from parley_outbound.handlers.updates import UpdatePublisher
 from parley_outbound.settings import OutboundSettings
@@ -140,8 +139,10 @@ def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender,
     subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=on_contact_event, **common)
     subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
     subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
-    subscribe_send_batches(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle_batch,
-                           max_records=settings.batch_records, consumers=settings.send_consumers, **common)
+    # whole batches: the send pipeline writes them in bulk; several consumers of one group overlap one batch's
+    # recording and announcing with the next batches' provider calls (a rate-limited channel never idles)
+    subscribe_whole_batches(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle_batch,
+                            max_records=settings.batch_records, consumers=settings.send_consumers, **common)
 
 
 def main() -> None:
