@@ -264,6 +264,12 @@ class _RecordView:
     message_id: str
 
 
+def _view_of(record: Any) -> KafkaMessage:
+    view = _RecordView(record.value or b"", dict(record.headers or ()), record,
+                       f"{record.topic}-{record.partition}-{record.offset}")
+    return cast(KafkaMessage, view)
+
+
 def subscribe_batch(
     broker: KafkaBroker,
     topic: Topic,
@@ -287,9 +293,7 @@ def subscribe_batch(
     async def in_order(records: list[Any]) -> None:
         async with slots:
             for record in records:
-                view = _RecordView(record.value or b"", dict(record.headers or ()), record,
-                                   f"{record.topic}-{record.partition}-{record.offset}")
-                await consume(cast(KafkaMessage, view), topic, handle, publisher, service)
+                await consume(_view_of(record), topic, handle, publisher, service)
 
     async def on_batch(message: KafkaMessageAnnotation) -> None:
         records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
@@ -332,9 +336,7 @@ def subscribe_whole_batches(
             events.append(event)
 
         for record in records:
-            view = _RecordView(record.value or b"", dict(record.headers or ()), record,
-                               f"{record.topic}-{record.partition}-{record.offset}")
-            await consume(cast(KafkaMessage, view), topic, collect, publisher, service)
+            await consume(_view_of(record), topic, collect, publisher, service)
         if events:
             await handle(events)
 
