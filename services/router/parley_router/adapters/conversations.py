@@ -190,8 +190,9 @@ class ConversationRepository:
 
     async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
         """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
-        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all): a server that sorts every match in memory, as the local
-        database does, sorts an inbox page's worth instead of the tenant's whole history. The window is a
+        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all): a server that sorts every match in
+        memory, as the local database does, sorts an inbox page's worth instead of the tenant's whole history.
+        The window is a
         top-level condition with an index hint — `(tenant_id, status, last_activity_at)` for a status tab, else
         `(tenant_id, last_activity_at)` — because the local database derives index bounds only from top-level
         conditions and otherwise scans; MongoDB walks the same indexes."""
