@@ -123,7 +123,7 @@ async def test_presence_expires_without_heartbeat(router: Router, redis: Any) ->
     assert await store.heartbeat("acme", "ann", Presence.ONLINE) is Presence.OFFLINE
     assert await store.heartbeat("acme", "ann", Presence.ONLINE) is Presence.ONLINE
     await asyncio.sleep(1.2)
-    assert (await store.presence_of("acme", ["ann"]))["ann"] is Presence.OFFLINE
+    assert (await store.snapshot("acme", ["ann"], []))[0]["ann"] is Presence.OFFLINE
 
 
 async def test_a_slot_goes_back_only_from_the_take_that_stamped_it_last(router: Router) -> None:
@@ -135,10 +135,10 @@ async def test_a_slot_goes_back_only_from_the_take_that_stamped_it_last(router: 
     assert (outcome_a, outcome_b) == (Take.TAKEN, Take.ALREADY_HELD)
     assert stamp_b > stamp_a  # even within one millisecond
     assert not await store.release_if("acme", "ann", "whatsapp", "c1", stamp_a)
-    assert (await store.active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 1),)
+    assert (await store.snapshot("acme", ["ann"], ["whatsapp"]))[1]["ann"] == (("whatsapp", 1),)
     assert await store.stamp_of("acme", "ann", "whatsapp", "c1") == stamp_b
     assert await store.release_if("acme", "ann", "whatsapp", "c1", stamp_b)
-    assert (await store.active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 0),)
+    assert (await store.snapshot("acme", ["ann"], ["whatsapp"]))[1]["ann"] == (("whatsapp", 0),)
     assert await store.stamp_of("acme", "ann", "whatsapp", "c1") is None
 
 
@@ -155,7 +155,7 @@ async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: 
         winner = next(f"c{i}" for i, won in enumerate(results) if won)
         replay, _ = await stores[1].take("acme", "ann", "whatsapp", winner, 3)
         assert replay is Take.ALREADY_HELD  # replay: same slot
-        assert (await stores[0].active_counts("acme", ["ann"], ["whatsapp"]))["ann"] == (("whatsapp", 3),)
+        assert (await stores[0].snapshot("acme", ["ann"], ["whatsapp"]))[1]["ann"] == (("whatsapp", 3),)
         await stores[2].release("acme", "ann", "whatsapp", winner)
         again = await asyncio.gather(*(store.take("acme", "ann", "whatsapp", f"n{i}", 3)
                                        for i, store in enumerate(stores)))

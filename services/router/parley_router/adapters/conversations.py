@@ -185,8 +185,10 @@ class ConversationRepository:
         ]}, limit=limit)
         return [from_doc(doc) async for doc in cursor]
 
-    async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int) -> list[Conversation]:
-        return [from_doc(doc) async for doc in self._conversations.find(query, sort=sort, limit=limit)]
+    async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int,
+                   hint: list[tuple[str, int]] | None = None) -> list[Conversation]:
+        cursor = self._conversations.find(query, sort=sort, limit=limit, **({"hint": hint} if hint else {}))
+        return [from_doc(doc) async for doc in cursor]
 
     async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
         """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
@@ -201,8 +203,7 @@ class ConversationRepository:
             hint = STATUS_ACTIVITY_INDEX if isinstance(query.get("status"), str) else ACTIVITY_INDEX
             for window in ACTIVITY_WINDOWS:
                 windowed = {**query, "last_activity_at": {"$gte": until - window}}
-                found = [from_doc(doc) async for doc in self._conversations.find(windowed, sort=order, limit=limit,
-                                                                                  hint=hint)]
+                found = await self.find(windowed, order, limit, hint)
                 if len(found) >= limit:
                     return found
         return await self.find(query, order, limit)

@@ -85,23 +85,19 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-# No KEYS: the agents' key names are built here from ARGV = prefix, tenant, n, channel types…, m, team ids…,
-# logins…; returns per login its presence ('' when expired) and active count per channel type, then the
-# teams' round-robin cursors ('' when none). Single-instance Redis (or one shard per tenant) only.
+# No KEYS: the agents' key names are built here from ARGV = prefix, tenant, n, channel types…, logins…; returns
+# per login its presence ('' when expired) and active count per channel type. Single-instance Redis (or one
+# shard per tenant) only.
 _SNAPSHOT = """
 local prefix, tenant = ARGV[1], ARGV[2]
 local n = tonumber(ARGV[3])
-local m = tonumber(ARGV[4 + n])
 local out = {}
-for i = 5 + n + m, #ARGV do
+for i = 4 + n, #ARGV do
   local login = ARGV[i]
   out[#out + 1] = redis.call('GET', prefix .. 'presence:' .. tenant .. ':' .. login) or ''
   for c = 4, 3 + n do
     out[#out + 1] = redis.call('SCARD', prefix .. 'active:' .. tenant .. ':' .. login .. ':' .. ARGV[c])
   end
-end
-for t = 5 + n, 4 + n + m do
-  out[#out + 1] = redis.call('GET', prefix .. 'rr:' .. tenant .. ':' .. ARGV[t]) or ''
 end
 return out
 """
@@ -177,13 +173,6 @@ class PresenceStore:
         await self._redis.eval("if redis.call('SCARD', KEYS[1]) == 0 then redis.call('SREM', KEYS[2], ARGV[1]) end",
                                2, self._online_key(tenant_id), self._tenants_key(), tenant_id)
 
-    async def presence_of(self, tenant_id: str, logins: list[str]) -> dict[str, Presence]:
-        if not logins:
-            return {}
-        values = await self._redis.mget([self._presence_key(tenant_id, login) for login in logins])
-        return {login: Presence(str(value)) if value else Presence.OFFLINE for login, value in zip(logins, values,
-                                                                                                strict=True)}
-
     async def take(self, tenant_id: str, login: str, channel_type: str, conversation_id: str,
                    capacity: int) -> tuple[Take, int]:
         """The outcome and the slot's stamp (which `release_if` compares)."""
@@ -208,23 +197,14 @@ class PresenceStore:
         return bool(await self._release_if(keys=[self._active_key(tenant_id, login, channel_type)],
                                            args=[conversation_id, stamp]))
 
-    async def active_counts(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> dict[
-            str, tuple[tuple[str, int], ...]]:
-        pipe = self._redis.pipeline(transaction=False)
-        for login in logins:
-            for channel_type in channel_types:
-                pipe.scard(self._active_key(tenant_id, login, channel_type))
-        counts = iter(await pipe.execute())
-        return {login: tuple((channel_type, int(next(counts))) for channel_type in channel_types)
-                for login in logins}
-
-    async def snapshot(self, tenant_id: str, logins: list[str], channel_types: list[str],
-                       team_ids: list[str]) -> tuple[dict[str, Presence], dict[str, tuple[tuple[str, int], ...]],
-                                                     dict[str, str]]:
-        """Presence, active counts and round-robin cursors of `logins` in one server-side script: the dispatch
-        hot path, where a pipeline of one command per agent and channel cost ~35 ms for 1,000 agents."""
+    async def snapshot(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> tuple[
+            dict[str, Presence], dict[str, tuple[tuple[str, int], ...]]]:
+        """Presence and active counts per channel type of `logins` in one server-side script (the dispatch hot
+        path, where a pipeline of one command per agent and channel cost ~35 ms for 1,000 agents)."""
+        if not logins:
+            return {}, {}
         flat = await self._snapshot(args=[f"{self._prefix}router:", tenant_id, len(channel_types), *channel_types,
-                                          len(team_ids), *team_ids, *logins])
+                                          *logins])
         values = iter(flat)
         presence: dict[str, Presence] = {}
         counts: dict[str, tuple[tuple[str, int], ...]] = {}
@@ -232,8 +212,7 @@ class PresenceStore:
             state = _text(next(values))
             presence[login] = Presence(state) if state else Presence.OFFLINE
             counts[login] = tuple((channel_type, int(next(values))) for channel_type in channel_types)
-        cursors = {team_id: _text(value) for team_id, value in zip(team_ids, values, strict=True) if _text(value)}
-        return presence, counts, cursors
+        return presence, counts
 
     async def cursors(self, tenant_id: str, team_ids: list[str]) -> dict[str, str]:
         """Where each team's round robin continues (teams without a cursor are left out)."""

@@ -198,12 +198,11 @@ class Engine:
         team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
         channel_types = sorted({w.channel_type for w in waiting})
         profiles = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
-        logins, complete = candidate_logins(profiles, waiting, teams,
-                                            await self.stores.presence.cursors(tenant_id, team_ids))
+        before = await self.stores.presence.cursors(tenant_id, team_ids)
+        logins, complete = candidate_logins(profiles, waiting, teams, before)
         while True:
-            agents, before = await self._live(tenant_id, profiles, logins, channel_types, team_ids)
             cursors = dict(before)
-            plan = drain(waiting, agents, teams, cursors)
+            plan = drain(waiting, await self._live(tenant_id, profiles, logins, channel_types), teams, cursors)
             if complete or not plan.still_waiting:
                 return plan, before, cursors
             logins, complete = [agent.login for agent in profiles], True
@@ -215,17 +214,17 @@ class Engine:
         return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
                        conv.sticky_agent)
 
-    async def _live(self, tenant_id: str, profiles: list[Agent], logins: list[str], channel_types: list[str],
-                    team_ids: list[str]) -> tuple[list[Agent], dict[str, str]]:
-        """These agents with their presence and live active counts on the channel types that matter now (online
-        ones with room only), and the teams' round-robin cursors: one Redis round trip."""
+    async def _live(self, tenant_id: str, profiles: list[Agent], logins: list[str],
+                    channel_types: list[str]) -> list[Agent]:
+        """These agents with their presence and live active counts on the channel types that matter now: the
+        online ones with room, one Redis round trip."""
         wanted = set(logins)
         chosen = [agent for agent in profiles if agent.login in wanted]
-        presence, counts, cursors = await self.stores.presence.snapshot(
-            tenant_id, [agent.login for agent in chosen], channel_types, team_ids)
+        presence, counts = await self.stores.presence.snapshot(tenant_id, [agent.login for agent in chosen],
+                                                               channel_types)
         live = (agent.live(Presence.ONLINE, counts[agent.login]) for agent in chosen
                 if presence[agent.login] is Presence.ONLINE)
-        return [agent for agent in live if agent.has_room_on_any()], cursors
+        return [agent for agent in live if agent.has_room_on_any()]
 
     async def _offer(self, conv: Conversation, login: str, teams: dict[str, Team]) -> bool:
         now = self.clock.now()

@@ -37,8 +37,7 @@ async def list_agents(principal: Anyone, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     agents = await engine.stores.directory.agents(principal.tenant_id)
     logins = [agent.login for agent in agents]
-    presence = await engine.stores.presence.presence_of(principal.tenant_id, logins)
-    active = await engine.stores.presence.active_counts(principal.tenant_id, logins, CHANNEL_TYPES)
+    presence, active = await engine.stores.presence.snapshot(principal.tenant_id, logins, CHANNEL_TYPES)
     return {"items": [{"login": agent.login, "teams": sorted(agent.teams), "skills": sorted(agent.skills),
                        "presence": presence[agent.login].value,
                        "active": {channel: count for channel, count in active[agent.login] if count}}
