@@ -29,9 +29,16 @@ class GridFSBlobStore:
         try:
             await self._upload(key, source, content_type)
         except PyMongoError:
+            if await self._holds_whole(key, size):
+                return  # another replica wrote this content first (keys name content, so the bytes are ours)
             # A crashed earlier attempt left chunks (or a whole file) under this id: clear it and write again.
             await self.delete(key)
             await self._upload(key, source, content_type)
+
+    async def _holds_whole(self, key: str, size: int) -> bool:
+        async for stored in self._bucket.find({"_id": key, "length": size}, limit=1):
+            return stored is not None
+        return False
 
     async def _upload(self, key: str, source: BinaryIO, content_type: str) -> None:
         source.seek(0)

@@ -92,6 +92,7 @@ class MediaPipeline:
         self.publisher = publisher
         self.clock = clock
         self.retention_days = retention_days
+        self._writing: dict[str, asyncio.Future[bool]] = {}
 
     async def open(self, origin: Origin) -> dict[str, Any]:
         return await self.repo.open_pending(origin.media_id, origin.record_fields(self.retention_days))
@@ -109,6 +110,17 @@ class MediaPipeline:
         return fields
 
     async def _write_blob(self, ref: BlobRef, source: BinaryIO, seen: Inspection) -> bool:
+        """Write the blob once per process even when several records of one content arrive together (the same
+        key written twice at once makes the two uploads' chunks collide); later callers wait for the first."""
+        running = self._writing.get(ref.key)
+        if running is not None:
+            return await asyncio.shield(running)
+        writing = asyncio.ensure_future(self._write_blob_once(ref, source, seen))
+        self._writing[ref.key] = writing
+        writing.add_done_callback(lambda _: self._writing.pop(ref.key, None))
+        return await asyncio.shield(writing)  # a cancelled caller leaves the write going for the others
+
+    async def _write_blob_once(self, ref: BlobRef, source: BinaryIO, seen: Inspection) -> bool:
         await self.blobs.put(ref.key, source, seen.size, seen.mime)
         thumbnail = await asyncio.to_thread(make_thumbnail, source) if seen.mime.startswith("image/") else None
         if thumbnail is not None:
