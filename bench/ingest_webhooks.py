@@ -28,11 +28,10 @@ from pathlib import Path
 
 import aiohttp
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.asyncio import Redis
 
-from parley_common.kafka import ensure_topics
-from parley_common.topics import ALL_TOPICS, INBOUND_MESSAGES
+from parley_common.kafka import drop_namespace_topics, ensure_topics
+from parley_common.topics import INBOUND_MESSAGES
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "bench-app-secret"
@@ -175,12 +174,7 @@ async def clean_up(infra: dict[str, str], namespace: str) -> None:
     async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
         await redis.delete(key)
     await redis.aclose()
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra["PARLEY_KAFKA_BOOTSTRAP"])
-    await admin.start()
-    try:
-        await admin.delete_topics([topic.name(namespace) for topic in ALL_TOPICS])
-    finally:
-        await admin.close()
+    await drop_namespace_topics(infra["PARLEY_KAFKA_BOOTSTRAP"], namespace)
 
 
 async def run(target: str, env: dict[str, str], args: argparse.Namespace, seed: int) -> dict[str, float]:

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from parley_common.kafka import ensure_topics
+from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
@@ -75,13 +74,7 @@ async def kafka_topics(infra_settings: InfraSettings) -> AsyncIterator[InfraSett
     """Every registry topic created under this test's namespace, deleted afterwards so the broker stays small."""
     await ensure_topics(infra_settings.kafka_bootstrap, infra_settings.namespace)
     yield infra_settings
-    admin = AIOKafkaAdminClient(bootstrap_servers=infra_settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        prefix = f"{infra_settings.namespace}."
-        await admin.delete_topics([name for name in await admin.list_topics() if name.startswith(prefix)])
-    finally:
-        await admin.close()
+    await drop_namespace_topics(infra_settings.kafka_bootstrap, infra_settings.namespace)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from aiokafka.admin import AIOKafkaAdminClient
 from e2e_provider import E2EProvider
 
 from parley_common.auth import issue_token
+from parley_common.kafka import drop_namespace_topics
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 
@@ -196,14 +196,7 @@ def stop_all(services: dict[str, Service]) -> list[str]:
 
 
 async def drop_namespace(endpoints: dict[str, str], namespace: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints["PARLEY_KAFKA_BOOTSTRAP"])
-    await admin.start()
-    try:
-        mine = [name for name in await admin.list_topics() if name.startswith(f"{namespace}.")]
-        if mine:
-            await admin.delete_topics(mine)
-    finally:
-        await admin.close()
+    await drop_namespace_topics(endpoints["PARLEY_KAFKA_BOOTSTRAP"], namespace)
     mongo = mongo_client(endpoints["PARLEY_MONGO_URI"], "parley-e2e")
     try:
         for name in await mongo.list_database_names():

@@ -18,11 +18,12 @@ from typing import Annotated, Any, Protocol
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 from pymongo.errors import PyMongoError
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.events.conversations import ConversationChanged
+from parley_common.kafka import follow_from_now
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.handlers.deps import engine_of, teams_of
 
@@ -122,9 +123,9 @@ def follow_changes(broker: KafkaBroker, hub: LiveHub, namespace: str) -> None:
         await hub.deliver(event)
 
     on_change.__name__ = "router_live_updates"
-    broker.subscriber(CONVERSATIONS_EVENTS.name(namespace), auto_offset_reset="latest",
-                      title=f"{CONVERSATIONS_EVENTS.name(namespace)}:live",
-                      description="fan-out to server-sent event streams")(on_change)
+    follow_from_now(broker, CONVERSATIONS_EVENTS, namespace, on_change,
+                    title=f"{CONVERSATIONS_EVENTS.name(namespace)}:live",
+                    description="fan-out to server-sent event streams")
 
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
