@@ -39,7 +39,7 @@ from asgi_lifespan import LifespanManager
 
 from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
-from parley_common.kafka import ensure_topics
+from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES
@@ -219,6 +219,7 @@ async def main() -> None:
     finally:
         await mongo.drop_database(infra.database_name("router"))
         await mongo.close()
+        await drop_namespace_topics(infra.kafka_bootstrap, namespace)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,7 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -
                     group_id=f"{settings.consumer_group}.{INBOUND_MESSAGES.base_name}",
                     namespace=settings.infra.namespace, handle=InboundHandler(engine).handle,
                     publisher=runtime.publisher, service=SERVICE, max_records=settings.inbound_batch_max,
-                    concurrency=settings.inbound_concurrency)
+                    concurrency=settings.inbound_concurrency, consumers=settings.inbound_consumers)
     handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
         OUTBOUND_MESSAGES: OutboundHandler(engine).handle,
         MEDIA_EVENTS: MediaHandler(engine),

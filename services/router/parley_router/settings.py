@@ -17,7 +17,9 @@ class RouterSettings(ServiceSettings):
     sweep_interval_seconds: float = Field(default=5.0, gt=0, description="how often expired offers / snoozes move")
     inbound_batch_max: int = Field(default=256, ge=1, description="inbound messages taken per consumer batch")
     inbound_concurrency: int = Field(default=64, ge=1,
-                                     description="conversations of one batch handled at the same time")
+                                     description="conversations handled at the same time (all inbound consumers)")
+    inbound_consumers: int = Field(default=2, ge=1, description="inbound consumers in this process; each takes "
+                                   "its next batch when its last is done, so more overlap one batch's slow tail")
     capacity_reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="how often capacity slot sets in Redis are reconciled with MongoDB")
     capacity_reconcile_grace_seconds: float = Field(

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from parley_router.domain.assignment import (
     Agent,
     Presence,
+    Roster,
     Strategy,
     Team,
     Waiting,
@@ -217,22 +218,31 @@ def team_of(size: int, active: int = 0) -> list[Agent]:
 
 def test_a_large_round_robin_team_reads_a_window_after_its_cursor_wrapping_around() -> None:
     rr = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
-    logins, complete = candidate_logins(team_of(100), [waiting("c1")], rr, {"sales": "a090"})
+    logins, complete = candidate_logins(Roster(team_of(100)), [waiting("c1")], rr, {"sales": "a090"})
     assert not complete
     assert logins == sorted([f"a{i:03d}" for i in range(91, 100)] + [f"a{i:03d}" for i in range(23)])
     many = [waiting(f"c{n}") for n in range(20)]  # twice the waiting ones when that is more than 32
-    assert len(candidate_logins(team_of(100), many, rr, {})[0]) == 40
+    assert len(candidate_logins(Roster(team_of(100)), many, rr, {})[0]) == 40
 
 
 def test_other_strategies_small_teams_and_sticky_agents() -> None:
-    assert candidate_logins(team_of(100), [waiting("c1")], {"sales": Team("sales", Strategy.LEAST_BUSY)}, {}) == (
+    least_busy = {"sales": Team("sales", Strategy.LEAST_BUSY)}
+    assert candidate_logins(Roster(team_of(100)), [waiting("c1")], least_busy, {}) == (
         [f"a{i:03d}" for i in range(100)], True)
-    assert candidate_logins(team_of(10), [waiting("c1")], {"sales": Team("sales")}, {}) == (
+    assert candidate_logins(Roster(team_of(10)), [waiting("c1")], {"sales": Team("sales")}, {}) == (
         [f"a{i:03d}" for i in range(10)], True)
     manual = {"sales": Team("sales", Strategy.MANUAL)}
-    assert candidate_logins(team_of(100), [waiting("c1", sticky="a077")], manual, {}) == (["a077"], True)
+    assert candidate_logins(Roster(team_of(100)), [waiting("c1", sticky="a077")], manual, {}) == (["a077"], True)
     rr = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
-    assert "a077" in candidate_logins(team_of(100), [waiting("c1", sticky="a077")], rr, {})[0]
+    assert "a077" in candidate_logins(Roster(team_of(100)), [waiting("c1", sticky="a077")], rr, {})[0]
+
+
+def test_everyone_in_scope_is_the_targets_agents_and_the_sticky_ones_once_each() -> None:
+    others = [Agent("z1", teams=frozenset({"support"})), Agent("z2", skills=frozenset({"french"}))]
+    roster = Roster(team_of(3) + others)
+    queue = [waiting("c1"), waiting("c2", sticky="z1"), waiting("c3", sticky="gone")]
+    assert roster.in_scope_of(queue) == ["a000", "a001", "a002", "z1"]
+    assert roster.in_scope_of([waiting("c4", target=Assignee(AssigneeKind.SKILL, "french"))]) == ["z2"]
 
 
 @settings(max_examples=200, deadline=None)
@@ -246,7 +256,7 @@ def test_a_window_plans_like_the_whole_team_while_it_has_room(size: int, waiting
     queue = [waiting(f"c{n:02d}", minutes=n) for n in range(waiting_count)]
     teams = {"sales": Team("sales", Strategy.ROUND_ROBIN)}
     cursors = {"sales": f"a{cursor:03d}"} if cursor is not None else {}
-    logins, complete = candidate_logins(agents, queue, teams, cursors)
+    logins, complete = candidate_logins(Roster(agents), queue, teams, cursors)
     window = [a for a in agents if a.login in set(logins)]
     windowed = drain(queue, window, teams, dict(cursors))
     full = drain(queue, agents, teams, dict(cursors))

@@ -106,12 +106,6 @@ def in_scope(agent: Agent, target: Assignee) -> bool:
     return False
 
 
-def could_serve(agent: Agent, queue: list[Waiting]) -> bool:
-    """Whether the agent is a candidate for any of these conversations (presence and capacity aside): the
-    dispatcher reads live state only for these."""
-    return any(in_scope(agent, waiting.target) or agent.login == waiting.sticky_agent for waiting in queue)
-
-
 def eligible(agents: list[Agent], target: Assignee, channel_type: str) -> list[Agent]:
     return [agent for agent in agents if in_scope(agent, target) and agent.can_take(channel_type)]
 
@@ -132,6 +126,13 @@ class Roster:
             logins = sorted(login for login, agent in self.by_login.items() if in_scope(agent, target))
             self._scopes[target] = logins
         return logins
+
+    def in_scope_of(self, queue: list[Waiting]) -> list[str]:
+        """Everyone who could serve any of these conversations (presence and capacity aside), sorted."""
+        logins = {waiting.sticky_agent for waiting in queue if waiting.sticky_agent in self.by_login}
+        for target in {waiting.target for waiting in queue}:
+            logins.update(self.logins_for(target))
+        return sorted(login for login in logins if login is not None)
 
     def took(self, login: str, channel_type: str) -> None:
         self.by_login[login] = self.by_login[login].took(channel_type)
@@ -187,14 +188,14 @@ class Roster:
 ROTATION_WINDOW_MIN = 32
 
 
-def candidate_logins(agents: list[Agent], queue: list[Waiting], teams: dict[str, Team],
+def candidate_logins(roster: Roster, queue: list[Waiting], teams: dict[str, Team],
                      cursors: dict[str, str]) -> tuple[list[str], bool]:
     """Whose live state a plan for `queue` needs, and whether that is everyone in scope. A round-robin team
     needs only the agents after its cursor, in rotation order, as many as could take its conversations (twice
     its waiting ones, at least 32): with 1,000 agents in a team, a plan for one new conversation reads 32, not
     1,000. A manual team needs nobody (sticky agents aside); other targets need all their agents. When such a
-    plan leaves a conversation waiting, the dispatcher plans again with everyone (`False` says so)."""
-    roster = Roster(agents)
+    plan leaves a conversation waiting, the dispatcher plans again with everyone (`False` says so). `roster`:
+    the tenant's whole directory, built once per directory load (its scopes are cached)."""
     needed = {w.sticky_agent for w in queue if w.sticky_agent in roster.by_login}
     complete = True
     for target, count in Counter(w.target for w in queue).items():

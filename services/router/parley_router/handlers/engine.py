@@ -27,10 +27,10 @@ from parley_router.domain.assignment import (
     Agent,
     Plan,
     Presence,
+    Roster,
     Team,
     Waiting,
     candidate_logins,
-    could_serve,
     drain,
 )
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
@@ -72,6 +72,7 @@ class Engine:
         self.clock = clock
         self._correlation = correlation
         self._coalescer = DispatchCoalescer(lambda tenant_id, convs: self.dispatch(tenant_id, only=convs))
+        self._rosters: dict[str, tuple[dict[str, Agent], Roster]] = {}  # tenant → (agents it indexes, index)
 
     async def offer_soon(self, conv: Conversation) -> None:
         """Offer this queued conversation to a free agent, planned together with others queued meanwhile."""
@@ -197,15 +198,25 @@ class Engine:
         only when more than half the window has no room.)"""
         team_ids = sorted({w.target.id for w in waiting if w.target.kind is AssigneeKind.TEAM})
         channel_types = sorted({w.channel_type for w in waiting})
-        profiles = [agent for agent in (await self.cache.agents(tenant_id)).values() if could_serve(agent, waiting)]
+        directory = await self._directory_roster(tenant_id)
         before = await self.stores.presence.cursors(tenant_id, team_ids)
-        logins, complete = candidate_logins(profiles, waiting, teams, before)
+        logins, complete = candidate_logins(directory, waiting, teams, before)
         while True:
             cursors = dict(before)
-            plan = drain(waiting, await self._live(tenant_id, profiles, logins, channel_types), teams, cursors)
+            plan = drain(waiting, await self._live(tenant_id, directory, logins, channel_types), teams, cursors)
             if complete or not plan.still_waiting:
                 return plan, before, cursors
-            logins, complete = [agent.login for agent in profiles], True
+            logins, complete = directory.in_scope_of(waiting), True
+
+    async def _directory_roster(self, tenant_id: str) -> Roster:
+        """The tenant's agents indexed by team and skill, rebuilt only when the directory cache loaded them anew:
+        scanning 1,000 agents on every plan cost ~1.7 ms per routed message at low rates (py-spy)."""
+        agents = await self.cache.agents(tenant_id)
+        indexed = self._rosters.get(tenant_id)
+        if indexed is None or indexed[0] is not agents:
+            indexed = (agents, Roster(list(agents.values())))
+            self._rosters[tenant_id] = indexed
+        return indexed[1]
 
     def _waiting(self, conv: Conversation) -> Waiting | None:
         target = conv_rules.queue_target(conv)
@@ -214,12 +225,11 @@ class Engine:
         return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
                        conv.sticky_agent)
 
-    async def _live(self, tenant_id: str, profiles: list[Agent], logins: list[str],
+    async def _live(self, tenant_id: str, directory: Roster, logins: list[str],
                     channel_types: list[str]) -> list[Agent]:
         """These agents with their presence and live active counts on the channel types that matter now: the
         online ones with room, one Redis round trip."""
-        wanted = set(logins)
-        chosen = [agent for agent in profiles if agent.login in wanted]
+        chosen = [directory.by_login[login] for login in logins]
         presence, counts = await self.stores.presence.snapshot(tenant_id, [agent.login for agent in chosen],
                                                                channel_types)
         live = (agent.live(Presence.ONLINE, counts[agent.login]) for agent in chosen
