@@ -81,6 +81,7 @@ class Directory:
         self._agents = db["agents"]
         self._teams = db["teams"]
         self._routing = db["routing"]
+        self._versions = db["directory_versions"]  # one counter per tenant, moved by every directory write
         self._blocked = db["blocked_identities"]
         self._contacts = db["contacts"]
         # concurrent handlers of a consumer batch share one query (parley_common.batching)
@@ -91,9 +92,19 @@ class Directory:
         await self._agents.create_index([("tenant_id", ASCENDING), ("teams", ASCENDING)])
         await self._contacts.create_index([("tenant_id", ASCENDING), ("identities", ASCENDING)])
 
+    async def version(self, tenant_id: str) -> int:
+        """How many times the tenant's agents, teams or routing were written: caches compare it instead of
+        reloading everything (1,000 agents took 40-60 ms of the event loop every 2 s)."""
+        doc = await self._versions.find_one({"_id": tenant_id})
+        return int(doc["version"]) if doc else 0
+
+    async def _written(self, tenant_id: str) -> None:
+        await self._versions.update_one({"_id": tenant_id}, {"$inc": {"version": 1}}, upsert=True)
+
     async def put_agent(self, tenant_id: str, login: str, spec: AgentSpec) -> None:
         await self._agents.replace_one({"_id": f"{tenant_id}|{login}"},
                                        {**spec.model_dump(), "tenant_id": tenant_id, "login": login}, upsert=True)
+        await self._written(tenant_id)
 
     async def agent(self, tenant_id: str, login: str) -> Agent | None:
         doc = await self._agents.find_one({"_id": f"{tenant_id}|{login}"})
@@ -109,6 +120,7 @@ class Directory:
         await self._teams.replace_one({"_id": f"{tenant_id}|{team_id}"},
                                       {**spec.model_dump(), "tenant_id": tenant_id, "team_id": team_id},
                                       upsert=True)
+        await self._written(tenant_id)
 
     async def team_specs(self, tenant_id: str) -> dict[str, TeamSpec]:
         cursor = self._teams.find({"tenant_id": tenant_id})
@@ -121,6 +133,7 @@ class Directory:
 
     async def put_routing(self, tenant_id: str, spec: RoutingSpec) -> None:
         await self._routing.replace_one({"_id": tenant_id}, spec.model_dump(), upsert=True)
+        await self._written(tenant_id)
 
     async def routing(self, tenant_id: str) -> RoutingSpec:
         doc = await self._routing.find_one({"_id": tenant_id})

@@ -2,14 +2,14 @@
 
 These change rarely and are read on every routed message; with many agents per team, reading them from the
 database each time would dominate. Changes made through this process are visible at once (invalidate);
-changes made through another replica within `ttl_seconds`."""
+changes made through another replica within `ttl_seconds` (each write moves the tenant's directory version)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -28,14 +28,25 @@ class CompiledRouting:
     hours: BusinessHours
 
 
-class DirectoryCache:
-    """Past `ttl_seconds` an entry is still served while one background load refreshes it: a reload of a
-    large tenant (~70 ms for 1,000 agents here) never sits in a routed message's latency."""
+@dataclass(frozen=True)
+class _Entry:
+    value: Any
+    version: int  # the tenant's directory version read before the value was loaded
+    fresh_until: float  # monotonic: past it, the next read checks the version in the background
+    loaded_at: float
 
-    def __init__(self, directory: Directory, ttl_seconds: float = 2.0) -> None:
+
+class DirectoryCache:
+    """Past `ttl_seconds` an entry is still served while a background check compares the tenant's directory
+    version (one tiny read) and reloads only when it moved, or when the entry is older than `max_age_seconds`
+    (edits made straight in the database). Reloading 1,000 agents every 2 s took 40-60 ms of the event loop
+    each time, which showed as the router's latency spikes under a steady load."""
+
+    def __init__(self, directory: Directory, ttl_seconds: float = 2.0, max_age_seconds: float = 60.0) -> None:
         self._directory = directory
         self._ttl = ttl_seconds
-        self._entries: dict[tuple[str, str], tuple[float, Any]] = {}
+        self._max_age = max_age_seconds
+        self._entries: dict[tuple[str, str], _Entry] = {}
         self._refreshing: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._generation: dict[str, int] = {}  # a load begun before an invalidation must not store its result
 
@@ -46,25 +57,33 @@ class DirectoryCache:
 
     async def _cached(self, tenant_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> T:
         key = (tenant_id, kind)
-        hit = self._entries.get(key)
-        if hit is None:
+        entry = self._entries.get(key)
+        if entry is None:
             return await self._load(key, load)
-        if hit[0] <= time.monotonic() and key not in self._refreshing:
-            task = asyncio.create_task(self._refresh(key, load))
+        if entry.fresh_until <= time.monotonic() and key not in self._refreshing:
+            task = asyncio.create_task(self._refresh(key, entry, load))
             self._refreshing[key] = task
             task.add_done_callback(lambda _: self._refreshing.pop(key, None))
-        value: T = hit[1]
+        value: T = entry.value
         return value
 
     async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[T]]) -> T:
         generation = self._generation.get(key[0], 0)
+        version = await self._directory.version(key[0])  # before the load: a write during it reloads next time
         loaded = await load()
         if generation == self._generation.get(key[0], 0):
-            self._entries[key] = (time.monotonic() + self._ttl, loaded)
+            now = time.monotonic()
+            self._entries[key] = _Entry(loaded, version, now + self._ttl, now)
         return loaded
 
-    async def _refresh(self, key: tuple[str, str], load: Callable[[], Awaitable[T]]) -> None:
+    async def _refresh(self, key: tuple[str, str], entry: _Entry, load: Callable[[], Awaitable[T]]) -> None:
         try:
+            generation = self._generation.get(key[0], 0)
+            now = time.monotonic()
+            if now - entry.loaded_at < self._max_age and await self._directory.version(key[0]) == entry.version:
+                if generation == self._generation.get(key[0], 0):
+                    self._entries[key] = replace(entry, fresh_until=time.monotonic() + self._ttl)
+                return
             await self._load(key, load)
         except Exception:  # the stale entry keeps serving; the next read past the TTL tries again
             log.warning("directory_refresh_failed", tenant_id=key[0], kind=key[1], exc_info=True)

@@ -1,0 +1,66 @@
+"""The directory cache of two replicas over the real database: a write through one is seen by the other once
+its entry is past the TTL; with no writes the other only checks the version, and reloads after the maximum age
+(edits made straight in the database)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from parley_common.settings import InfraSettings
+from parley_router.adapters.directory import AgentSpec, Directory
+from parley_router.adapters.directory_cache import DirectoryCache
+from parley_router.domain.assignment import Agent
+
+TTL = 0.05
+
+
+class CountingDirectory(Directory):
+    """The real adapter, counting full loads of the agents."""
+
+    loads = 0
+
+    async def agents(self, tenant_id: str, team_id: str | None = None) -> list[Agent]:
+        self.loads += 1
+        return await super().agents(tenant_id, team_id)
+
+
+async def settled(cache: DirectoryCache, tenant_id: str) -> set[str]:
+    """Read past the TTL: the first read starts the background check, the one after it sees its outcome."""
+    await asyncio.sleep(TTL * 2)
+    await cache.agents(tenant_id)
+    await asyncio.sleep(TTL)
+    return set(await cache.agents(tenant_id))
+
+
+async def test_a_write_on_one_replica_reaches_the_other_and_no_write_means_no_reload(
+        mongo: Any, infra_settings: InfraSettings) -> None:
+    db = mongo[infra_settings.database_name("router")]
+    writer, reader = Directory(db), CountingDirectory(db)
+    await writer.put_agent("acme", "ann", AgentSpec(teams=["sales"]))
+    here, there = DirectoryCache(writer, TTL), DirectoryCache(reader, TTL)
+    assert set(await here.agents("acme")) == set(await there.agents("acme")) == {"ann"}
+
+    for _ in range(3):
+        assert await settled(there, "acme") == {"ann"}
+    assert reader.loads == 1  # only versions were read since the first load
+
+    await writer.put_agent("acme", "bob", AgentSpec(teams=["sales"]))
+    here.invalidate("acme")
+    assert set(await here.agents("acme")) == {"ann", "bob"}  # the writing replica at once
+    assert await settled(there, "acme") == {"ann", "bob"}  # the other one after its TTL
+    assert reader.loads == 2
+
+
+async def test_an_edit_straight_in_the_database_shows_after_the_maximum_age(
+        mongo: Any, infra_settings: InfraSettings) -> None:
+    db = mongo[infra_settings.database_name("router")]
+    directory = Directory(db)
+    await directory.put_agent("acme", "ann", AgentSpec())
+    cache = DirectoryCache(directory, TTL, max_age_seconds=0.3)
+    assert set(await cache.agents("acme")) == {"ann"}
+
+    await db["agents"].insert_one({"_id": "acme|cid", "tenant_id": "acme", "login": "cid", **AgentSpec().model_dump()})
+    assert await settled(cache, "acme") == {"ann"}  # the version did not move
+    await asyncio.sleep(0.3)
+    assert await settled(cache, "acme") == {"ann", "cid"}
