@@ -41,6 +41,7 @@ from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.mongo import mongo_client
+from parley_common.service import FREEZE_HEAP
 from parley_common.settings import InfraSettings
 from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES
 from parley_router.adapters.conversations import to_doc
@@ -204,6 +205,7 @@ async def main() -> None:
     await ensure_topics(infra.kafka_bootstrap, namespace)
     # a long presence TTL: seeding takes longer than a real heartbeat interval
     app = create_app(RouterSettings(infra=infra, sweep_interval_seconds=3600, presence_ttl_seconds=3600))
+    setattr(app.state, FREEZE_HEAP, True)  # as `serve` does in the service's own process
     mongo = mongo_client(infra.mongo_uri, "bench")
     db = mongo[infra.database_name("router")]
     try:

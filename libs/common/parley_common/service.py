@@ -3,6 +3,7 @@ health and readiness, AsyncAPI and OpenAPI documents, error handlers, correlatio
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -23,6 +24,7 @@ from parley_common.ids import new_id
 from parley_common.settings import InfraSettings
 
 CORRELATION_HEADER = "X-Correlation-Id"
+FREEZE_HEAP = "freeze_heap_after_start"  # app.state flag: `serve` sets it
 Hook = Callable[[], Awaitable[None]]
 log = structlog.get_logger(__name__)
 
@@ -42,11 +44,13 @@ def build_service(
     """`on_startup` hooks run before the broker starts consuming; `on_shutdown` hooks after it stopped."""
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
         if broker is not None:
             await broker.start()
+        if getattr(started.state, FREEZE_HEAP, False):
+            freeze_heap()
         log.info("service_started", service=service)
         try:
             yield
@@ -108,5 +112,15 @@ def _mount_asyncapi(app: FastAPI, broker: KafkaBroker, title: str) -> None:
         return asyncapi_document(broker, title)
 
 
+def freeze_heap() -> None:
+    """Move what startup built (modules, schemas, clients) out of the collector's sight: a full collection of
+    the router's heap paused the event loop ~60 ms (the p99 of a steady load); frozen, it skips those objects.
+    Only in a service's own process (`serve`): tests start many apps in one process, and what a freeze holds
+    is never collected."""
+    gc.collect()
+    gc.freeze()
+
+
 def serve(app: FastAPI, host: str, port: int) -> None:
+    setattr(app.state, FREEZE_HEAP, True)
     uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30)

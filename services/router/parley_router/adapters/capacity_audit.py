@@ -8,6 +8,7 @@ released slots. Like presence.py, the stamp key is derived inside the script (si
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any
 
@@ -58,6 +59,13 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+# The audit reads in slices so the routing it runs beside keeps its turn: 7,000 slot sets in one pipeline held
+# the event loop ~60 ms, and the held conversations in one reply held the local database's single core ~200 ms
+# (a routed message waited 227 ms behind them; bench/router_routing.py with the stall trace in docs/benchmarks.md).
+AUDIT_BATCH = 500
+AUDIT_PAUSE = 0.005
+
+
 class CapacityAudit:
     def __init__(self, redis: Redis, prefix: str, db: AsyncDatabase[Doc]) -> None:
         self._redis = redis
@@ -87,21 +95,26 @@ class CapacityAudit:
         """What MongoDB says: per (agent, channel type) the conversations holding a slot."""
         cursor = self._conversations.find(
             {"tenant_id": tenant_id, "status": {"$in": HELD_STATUSES}, "assignee_agent": {"$ne": None}},
-            projection={"assignee_agent": 1, "channel_type": 1})
+            projection={"assignee_agent": 1, "channel_type": 1}, batch_size=AUDIT_BATCH)
         held: dict[SlotKey, set[str]] = defaultdict(set)
         async for doc in cursor:
             held[(doc["assignee_agent"], doc["channel_type"])].add(doc["_id"])
         return dict(held)
 
     async def slots(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> dict[SlotKey, set[str]]:
-        """What Redis says: the slot sets of these agents (one pipelined round trip)."""
+        """What Redis says: the slot sets of these agents (pipelined, `AUDIT_BATCH` sets per round trip)."""
         keys = [(login, channel_type) for login in logins for channel_type in channel_types]
-        pipe = self._redis.pipeline(transaction=False)
-        for login, channel_type in keys:
-            pipe.smembers(self._slot_key(tenant_id, login, channel_type))
-        results = await pipe.execute()
-        return {key: {_text(member) for member in members} for key, members in zip(keys, results, strict=True)
-                if members}
+        found: dict[SlotKey, set[str]] = {}
+        for start in range(0, len(keys), AUDIT_BATCH):
+            chunk = keys[start:start + AUDIT_BATCH]
+            pipe = self._redis.pipeline(transaction=False)
+            for login, channel_type in chunk:
+                pipe.smembers(self._slot_key(tenant_id, login, channel_type))
+            for key, members in zip(chunk, await pipe.execute(), strict=True):
+                if members:
+                    found[key] = {_text(member) for member in members}
+            await asyncio.sleep(AUDIT_PAUSE)  # routing first: the audit is not in a hurry
+        return found
 
     async def heal(self, tenant_id: str, repairs: list[SlotRepair], cutoff_ms: int) -> list[tuple[
             SlotRepair, list[str], list[str], int]]:
