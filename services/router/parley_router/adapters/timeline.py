@@ -7,11 +7,13 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from parley_common.batching import TickBatcher
 from parley_router.domain.timeline import EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
+DUPLICATE_KEY = 11000
 
 
 class TimelineRepository:
@@ -19,7 +21,7 @@ class TimelineRepository:
         self._entries = db["timeline"]
         self._media = db["media_links"]
         # concurrent handlers of a consumer batch share one bulk write / one query (parley_common.batching)
-        self._puts: TickBatcher[UpdateOne, bool] = TickBatcher(self._put_many)
+        self._puts: TickBatcher[tuple[str, Doc, Doc], bool] = TickBatcher(self._put_many)
         self._lookups: TickBatcher[tuple[str, str], str | None] = TickBatcher(self._conversations_of)
 
     async def ensure_indexes(self) -> None:
@@ -30,18 +32,28 @@ class TimelineRepository:
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
                   body: Doc) -> bool:
         """Insert or refresh one entry (same id → same document); True when it is new."""
-        return await self._puts.submit(UpdateOne(
-            {"_id": f"{conversation_id}|{entry_id}"},
-            {"$set": {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
-                      "kind": kind},
-             # the first sighting fixes the entry's place in the order; later updates never move it
-             "$setOnInsert": {"at": at, "rank": tiebreak_rank(EntryKind(kind))}},
-            upsert=True,
-        ))
+        fields = {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
+                  "kind": kind}
+        # the first sighting fixes the entry's place in the order; later updates never move it
+        placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind))}
+        return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed))
 
-    async def _put_many(self, puts: list[UpdateOne]) -> list[bool]:
-        upserted = (await self._entries.bulk_write(puts, ordered=False)).upserted_ids or {}
-        return [index in upserted for index in range(len(puts))]
+    async def _put_many(self, puts: list[tuple[str, Doc, Doc]]) -> list[bool]:
+        """Inserted first (almost every entry is new, and an insert costs the local database half an upsert);
+        the ones already there are refreshed by an upsert that leaves their place alone."""
+        docs = [{"_id": entry_id, **_nested(fields), **placed} for entry_id, fields, placed in puts]
+        try:
+            await self._entries.insert_many(docs, ordered=False)
+            return [True] * len(puts)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", ())
+            existing = {error["index"] for error in errors if error.get("code") == DUPLICATE_KEY}
+            if len(existing) != len(errors):
+                raise
+        refreshes = [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
+                               upsert=True) for index in sorted(existing)]
+        await self._entries.bulk_write(refreshes, ordered=False)
+        return [index not in existing for index in range(len(puts))]
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str, rank: int) -> None:
         """Statuses arrive unordered: keep the furthest one (read after delivered, never back)."""
@@ -113,3 +125,15 @@ class ProcessedEvents:
 def _field_name(key: str) -> str:
     """A provider id as one MongoDB field name: WhatsApp ids ('wamid.HBg…:0') hold dots, which would nest."""
     return key.replace("%", "%25").replace(".", "%2E").replace("$", "%24")
+
+
+def _nested(fields: Doc) -> Doc:
+    """The document an upsert's `$set` of these fields creates: dotted paths ("statuses.read") become nested."""
+    doc: Doc = {}
+    for path, value in fields.items():
+        *parents, name = path.split(".")
+        target = doc
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[name] = value
+    return doc
