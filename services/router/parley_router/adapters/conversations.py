@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import asdict, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
@@ -50,6 +50,19 @@ def from_doc(doc: Doc) -> Conversation:
     return Conversation(**fields)
 
 
+class OpeningInProgress(Exception):
+    """The key's pointer was claimed moments ago and its conversation is not stored yet: another delivery of the
+    same message is opening it (a consumer group rebalancing hands a record still in progress to a second
+    consumer). Handled like any passing failure, by delivering again: by then the conversation is there. Before,
+    this delivery took the pointer for one left by a crash, deleted it, and the retry opened a second
+    conversation (seen as a flaky journey test once inbound had two consumers)."""
+
+
+# A pointer without its conversation older than this was left by an attempt that died between the two writes.
+OPENING_GRACE = timedelta(seconds=30)
+_LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # pointers written before claim times were recorded
+
+
 class StaleVersion(Exception):
     """Someone saved the conversation since it was read; read again and retry."""
 
@@ -62,7 +75,7 @@ class ConversationRepository:
         self._gets: TickBatcher[str, Doc | None] = TickBatcher(self._get_many_docs)
         self._pointers: TickBatcher[str, Doc | None] = TickBatcher(self._pointers_of)
         self._claims: TickBatcher[Doc, None] = TickBatcher(self._insert_pointers)
-        self._inserts: TickBatcher[Doc, None] = TickBatcher(self._upsert_conversations)
+        self._inserts: TickBatcher[Doc, None] = TickBatcher(self._insert_conversations)
         self._saves: TickBatcher[tuple[int, Doc], bool] = TickBatcher(self._save_many)
 
     async def ensure_indexes(self) -> None:
@@ -96,9 +109,14 @@ class ConversationRepository:
             return [_write_error(failed[index]) if index in failed else None for index in range(len(pointers))]
         return [None] * len(pointers)
 
-    async def _upsert_conversations(self, docs: list[Doc]) -> list[None]:
-        await self._conversations.bulk_write([ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs],
-                                             ordered=False)
+    async def _insert_conversations(self, docs: list[Doc]) -> list[None]:
+        """Inserts (the local database spends half as long on one as on a replace-upsert); ids are new, so a
+        duplicate is this same document written by an earlier attempt."""
+        try:
+            await self._conversations.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", ())):
+                raise
         return [None] * len(docs)
 
     async def get_many(self, tenant_id: str, conversation_ids: list[str]) -> list[Conversation]:
@@ -108,7 +126,9 @@ class ConversationRepository:
     async def open_for(self, key: ConversationKey) -> Conversation | None:
         pointer = await self._pointers.submit(str(key))
         conv = await self.get(key.tenant_id, pointer["conversation_id"]) if pointer else None
-        if pointer and (conv is None or not conv.is_open):  # a reopen that lost its race left it behind
+        if pointer and conv is None and datetime.now(UTC) - pointer.get("claimed_at", _LONG_AGO) < OPENING_GRACE:
+            raise OpeningInProgress(str(key))
+        if pointer and (conv is None or not conv.is_open):  # left by a crash, or by a reopen that lost its race
             await self._open.delete_one({"_id": str(key), "conversation_id": pointer["conversation_id"]})
             return None
         return conv
@@ -128,7 +148,8 @@ class ConversationRepository:
         """Insert a new open conversation; if another one won the race for this key, return that one."""
         key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
         try:
-            await self._claims.submit({"_id": str(key), "conversation_id": conv.id, "tenant_id": conv.tenant_id})
+            await self._claims.submit({"_id": str(key), "conversation_id": conv.id, "tenant_id": conv.tenant_id,
+                                       "claimed_at": datetime.now(UTC)})
         except DuplicateKeyError:
             existing = await self.open_for(key)
             if existing is not None:

@@ -1,0 +1,66 @@
+"""One message handled by two consumers at the same moment (a consumer group rebalancing hands a record still in
+progress to another consumer, or another replica): whatever the interleaving, one conversation, one inbound
+entry, and the key's pointer names that conversation. A delivery that finds the other one mid-way is retried,
+as a redelivery would be."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from parley_common.settings import InfraSettings
+from parley_router.adapters.conversations import OpeningInProgress
+from parley_router.handlers.inbound import InboundHandler
+
+from .conftest import Router, inbound, running_router
+
+ROUNDS = 8
+
+
+async def _handle_until_done(handler: InboundHandler, message: Any) -> None:
+    for _ in range(200):
+        try:
+            await handler.handle(message)
+            return
+        except OpeningInProgress:
+            await asyncio.sleep(0.01)  # redelivered a moment later
+    raise AssertionError("never settled")
+
+
+async def test_two_replicas_handling_one_message_at_once_open_one_conversation(
+        kafka_topics: InfraSettings, mongo: Any, redis: Any) -> None:
+    async with running_router(kafka_topics, consume=False) as one, running_router(kafka_topics, consume=False) as two:
+        for n in range(ROUNDS):
+            message = inbound(user=f"u{n}", text=f"hello {n}")
+            await asyncio.gather(_handle_until_done(InboundHandler(one.engine), message),
+                                 _handle_until_done(InboundHandler(two.engine), message))
+        db = mongo[kafka_topics.database_name("router")]
+        for n in range(ROUNDS):
+            convs = [doc async for doc in db["conversations"].find({"external_user_id": f"u{n}"})]
+            assert len(convs) == 1, f"u{n}: {len(convs)} conversations"
+            pointer = await db["open_conversations"].find_one({"_id": f"acme|wa-1|u{n}"})
+            assert pointer is not None and pointer["conversation_id"] == convs[0]["_id"]
+            assert await db["timeline"].count_documents({"conversation_id": convs[0]["_id"], "kind": "inbound"}) == 1
+
+
+async def test_a_delivery_finding_another_one_mid_way_waits_for_it_instead_of_opening_a_second(
+        router: Router, mongo: Any) -> None:
+    db = mongo[router.infra.database_name("router")]
+    # the other delivery claimed the key and has not stored its conversation yet
+    await db["open_conversations"].insert_one({"_id": "acme|wa-1|u1", "conversation_id": "theirs", "tenant_id": "acme",
+                                               "claimed_at": datetime.now(UTC)})
+    with pytest.raises(OpeningInProgress):
+        await InboundHandler(router.engine).handle(inbound(user="u1"))
+    assert (await db["open_conversations"].find_one({"_id": "acme|wa-1|u1"}))["conversation_id"] == "theirs"
+    assert await db["conversations"].count_documents({}) == 0
+
+
+async def test_a_pointer_left_by_a_crashed_attempt_is_cleared_once_old(router: Router, mongo: Any) -> None:
+    db = mongo[router.infra.database_name("router")]
+    await db["open_conversations"].insert_one({"_id": "acme|wa-1|u1", "conversation_id": "gone", "tenant_id": "acme"})
+    await InboundHandler(router.engine).handle(inbound(user="u1"))  # no claim time: an old pointer
+    [conv] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
+    assert (await db["open_conversations"].find_one({"_id": "acme|wa-1|u1"}))["conversation_id"] == conv["_id"]
