@@ -122,11 +122,6 @@ class EventPublisher:
             headers=headers_for(event),
         )
 
-    async def publish_many(self, events: Iterable[tuple[Envelope, Topic]]) -> None:
-        """Publish a batch and wait until every message is acknowledged by the broker."""
-        for event, topic in events:
-            await self.publish(event, topic)
-
 
 class PermanentFailure(Exception):
     """The message can never be processed (bad reference, rule violation): dead-letter it and move on.
