@@ -10,7 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from pymongo.errors import AutoReconnect
 
+from parley_common.batching import TickBatcher
 from parley_common.settings import InfraSettings
 from parley_router.adapters.conversations import OpeningInProgress
 from parley_router.handlers.inbound import InboundHandler
@@ -64,3 +66,21 @@ async def test_a_pointer_left_by_a_crashed_attempt_is_cleared_once_old(router: R
     await InboundHandler(router.engine).handle(inbound(user="u1"))  # no claim time: an old pointer
     [conv] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
     assert (await db["open_conversations"].find_one({"_id": "acme|wa-1|u1"}))["conversation_id"] == conv["_id"]
+
+
+async def test_a_failed_insert_gives_its_claim_back_so_the_redelivery_opens_at_once(router: Router, mongo: Any) -> None:
+    db = mongo[router.infra.database_name("router")]
+    conversations = router.engine.stores.conversations
+
+    async def database_down(docs: list[Any]) -> list[None]:
+        raise AutoReconnect("connection refused")
+
+    working = conversations._inserts
+    conversations._inserts = TickBatcher(database_down)  # fault injected into our own adapter, the rest is real
+    with pytest.raises(AutoReconnect):
+        await InboundHandler(router.engine).handle(inbound(user="u1"))
+    assert await db["open_conversations"].find_one({"_id": "acme|wa-1|u1"}) is None
+
+    conversations._inserts = working
+    await InboundHandler(router.engine).handle(inbound(user="u1"))  # the redelivery
+    assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1

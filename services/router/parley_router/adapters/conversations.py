@@ -155,7 +155,12 @@ class ConversationRepository:
             if existing is not None:
                 return existing
             raise
-        await self._inserts.submit(to_doc(conv))
+        try:
+            await self._inserts.submit(to_doc(conv))
+        except Exception:
+            # our claim without its conversation would hold the key's redeliveries off for the whole grace
+            await self._open.delete_one({"_id": str(key), "conversation_id": conv.id})
+            raise
         return conv
 
     async def claim_open(self, conv: Conversation) -> bool:
