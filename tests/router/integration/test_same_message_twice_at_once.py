@@ -60,6 +60,25 @@ async def test_a_delivery_finding_another_one_mid_way_waits_for_it_instead_of_op
     assert await db["conversations"].count_documents({}) == 0
 
 
+async def test_a_delivery_finding_another_one_mid_way_joins_it_once_it_is_stored(router: Router, mongo: Any) -> None:
+    db = mongo[router.infra.database_name("router")]
+    first = inbound(user="u1", text="first", message_id="m1")
+    await InboundHandler(router.engine).handle(first)
+    [theirs] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
+    # as if the other delivery had just claimed the key and were about to store its conversation
+    await db["conversations"].delete_one({"_id": theirs["_id"]})
+    await db["open_conversations"].update_one({"_id": "acme|wa-1|u1"}, {"$set": {"claimed_at": datetime.now(UTC)}})
+
+    async def store_theirs_a_moment_later() -> None:
+        await asyncio.sleep(0.06)
+        await db["conversations"].insert_one(theirs)
+
+    await asyncio.gather(store_theirs_a_moment_later(),
+                         InboundHandler(router.engine).handle(inbound(user="u1", text="second", message_id="m2")))
+    assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
+    assert await db["timeline"].count_documents({"conversation_id": theirs["_id"], "kind": "inbound"}) == 2
+
+
 async def test_a_pointer_left_by_a_crashed_attempt_is_cleared_once_old(router: Router, mongo: Any) -> None:
     db = mongo[router.infra.database_name("router")]
     await db["open_conversations"].insert_one({"_id": "acme|wa-1|u1", "conversation_id": "gone", "tenant_id": "acme"})

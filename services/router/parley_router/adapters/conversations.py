@@ -53,13 +53,15 @@ def from_doc(doc: Doc) -> Conversation:
 class OpeningInProgress(Exception):
     """The key's pointer was claimed moments ago and its conversation is not stored yet: another delivery of the
     same message is opening it (a consumer group rebalancing hands a record still in progress to a second
-    consumer). Handled like any passing failure, by delivering again: by then the conversation is there. Before,
-    this delivery took the pointer for one left by a crash, deleted it, and the retry opened a second
-    conversation (seen as a flaky journey test once inbound had two consumers)."""
+    consumer). `open_for` waits up to 200 ms for it first; then this is handled like any passing failure, by
+    delivering again: by then the conversation is there. Before, this delivery took the pointer for one left by
+    a crash, deleted it, and the retry opened a second conversation (seen as a flaky journey test once inbound
+    had two consumers)."""
 
 
 # A pointer without its conversation older than this was left by an attempt that died between the two writes.
 OPENING_GRACE = timedelta(seconds=30)
+OPENING_WAITS, OPENING_WAIT_SECONDS = 4, 0.05  # before giving up to a redelivery
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # pointers written before claim times were recorded
 
 
@@ -127,7 +129,12 @@ class ConversationRepository:
         pointer = await self._pointers.submit(str(key))
         conv = await self.get(key.tenant_id, pointer["conversation_id"]) if pointer else None
         if pointer and conv is None and datetime.now(UTC) - pointer.get("claimed_at", _LONG_AGO) < OPENING_GRACE:
-            raise OpeningInProgress(str(key))
+            for _ in range(OPENING_WAITS):  # the other delivery is usually a few milliseconds from storing it
+                await asyncio.sleep(OPENING_WAIT_SECONDS)
+                if (conv := await self.get(key.tenant_id, pointer["conversation_id"])) is not None:
+                    break
+            else:
+                raise OpeningInProgress(str(key))
         if pointer and (conv is None or not conv.is_open):  # left by a crash, or by a reopen that lost its race
             await self._open.delete_one({"_id": str(key), "conversation_id": pointer["conversation_id"]})
             return None
