@@ -13,9 +13,10 @@ from typing import Any
 import httpx
 import uvicorn
 
-from parley_common.topics import INBOUND_MESSAGES
+from parley_common.topics import INBOUND_MESSAGES, OUTBOUND_MESSAGES
 
 from .conftest import Router, eventually, inbound, later
+from .test_consumers import reply
 
 
 @asynccontextmanager
@@ -66,3 +67,40 @@ async def test_inbound_message_reaches_the_sse_client_with_its_text(consuming_ro
             assert appended["conversation_id"] == opened["conversation_id"]
             assert (appended["entry_id"], appended["entry"]["text"]) == ("in:m2", "order 42")
             assert appended["entry"]["at"].startswith(later(1).isoformat()[:19])
+
+
+async def test_delivery_ticks_of_an_agent_reply_reach_the_sse_client(consuming_router: Router) -> None:
+    router = consuming_router
+    await router.agent("ann", ["default"], capacity=3)
+    async with served(router.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        headers = router.auth("ann", ["agent"])
+        async with client.stream("GET", "/v1/conversations/stream", headers=headers) as response:
+            lines = response.aiter_lines()
+            assert await asyncio.wait_for(lines.__anext__(), 10) == ": connected"
+            await router.engine.publisher.publish(inbound(text="hello", message_id="m1"), INBOUND_MESSAGES)
+            opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+
+            publish = router.engine.publisher.publish
+            await publish(reply("sent", minutes=2), OUTBOUND_MESSAGES)
+            await publish(reply("read", minutes=4), OUTBOUND_MESSAGES)
+            await publish(reply("delivered", minutes=3), OUTBOUND_MESSAGES)  # late: moves nothing, says nothing
+            await publish(reply("sent", message_id="m2", minutes=5), OUTBOUND_MESSAGES)  # same partition: a marker
+
+            seen = await asyncio.wait_for(_changes_until(lines, "out:m2"), 30)
+    ticks = [data for change, data in seen if change == "message_status"]
+    assert [(t["conversation_id"], t["entry_id"], t["entry"]["status"]) for t in ticks] == [
+        (opened["conversation_id"], "out:m1", "read")]
+    assert ticks[0]["assignee"] == {"kind": "agent", "id": "ann"}
+
+
+async def _changes_until(lines: AsyncIterator[str], entry_id: str) -> list[tuple[str, dict[str, Any]]]:
+    seen, event = [], None
+    async for line in lines:
+        if line.startswith("event: "):
+            event = line.removeprefix("event: conversation.")
+        elif line.startswith("data: ") and event:
+            data = json.loads(line.removeprefix("data: "))
+            seen.append((event, data))
+            if data.get("entry_id") == entry_id:
+                return seen
+    raise AssertionError("stream ended")

@@ -24,7 +24,8 @@ class ConversationChanged(ConversationScoped):
     schema_version: Literal[1] = 1
     conversation_id: str
     change: str = Field(description="opened, message_appended, assigned, offered, offer_expired, transferred, "
-                                    "status_changed, closed (comment = closing note), reopened, note_added, …")
+                                    "status_changed, closed (comment = closing note), reopened, note_added, "
+                                    "message_status (an outbound message's delivery status moved on), …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")
@@ -39,12 +40,13 @@ class ConversationChanged(ConversationScoped):
     channel_type: str | None = None
     offer_expires_at: AwareDatetime | None = None
     snoozed_until: AwareDatetime | None = None
-    entry_id: str | None = Field(default=None, description="timeline entry, for message_appended / note_added")
+    entry_id: str | None = Field(default=None,
+                                 description="timeline entry, for message_appended / note_added / message_status")
 
 
 CONVERSATION_CHANGES = (
     "opened", "message_appended", "assigned", "offered", "offer_expired", "transferred", "status_changed",
-    "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed",
+    "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed", "message_status",
 )
 
 

@@ -51,7 +51,10 @@ class OutboundHandler:
                                                     f"statuses.{event.status.value}": event.status_at,
                                                     "error": event.error.model_dump() if event.error else None,
                                                     "reason": event.reason})
-        await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value, STATUS_RANK[event.status])
+        advanced = await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value,
+                                                             STATUS_RANK[event.status])
+        if advanced and not is_new:  # the ticks on agents' screens (the message itself was announced when new)
+            await self._announce_status(conv, entry_id, event.status_at)
         if event.status in NOT_SENT or not conv.is_open:
             return
         if event.sender.kind is SenderKind.HUMAN and event.sender.login:
@@ -59,6 +62,11 @@ class OutboundHandler:
             await self._apply(conv, lambda c: conv_rules.agent_replied(c, login, event.status_at), login, entry_id)
         elif is_new:
             await self._apply(conv, lambda c: conv_rules.bot_replied(c, event.status_at), "bot", entry_id)
+
+    async def _announce_status(self, conv: Conversation, entry_id: str, at: datetime) -> None:
+        # read again: the event carries the conversation's state, and subscribers keep projections from it
+        current = await self.stores.conversations.get(conv.tenant_id, conv.id) or conv
+        await self.engine.publish(current, "message_status", "system", None, at, entry_id=entry_id)
 
     async def _apply(self, conv: Conversation, transition: Transition, actor: str, entry_id: str) -> None:
         took_it = transition(conv).agent != conv.agent  # KAON: replying to an unassigned thread takes it
