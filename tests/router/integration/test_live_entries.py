@@ -46,47 +46,48 @@ async def next_event(lines: AsyncIterator[str], change: str) -> dict[str, Any]:
     raise AssertionError("stream ended")
 
 
-async def test_inbound_message_reaches_the_sse_client_with_its_text(consuming_router: Router) -> None:
-    router = consuming_router
+@asynccontextmanager
+async def ann_watching(router: Router) -> AsyncIterator[AsyncIterator[str]]:
+    """Agent ann (team default) connected to the stream over real HTTP: the stream's lines."""
     await router.agent("ann", ["default"], capacity=3)
     async with served(router.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
         headers = router.auth("ann", ["agent"])
         async with client.stream("GET", "/v1/conversations/stream", headers=headers) as response:
             lines = response.aiter_lines()
             assert await asyncio.wait_for(lines.__anext__(), 10) == ": connected"
-            await router.engine.publisher.publish(inbound(text="where is my order?", message_id="m1"),
-                                                  INBOUND_MESSAGES)
-            opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
-            assert opened["entry"]["text"] == "where is my order?"
-            assert [(p["kind"], p["text"]) for p in opened["entry"]["parts"]] == [("text", "where is my order?")]
-            assert (opened["entry"]["kind"], opened["entry"]["sender"]) == ("inbound", "customer")
+            yield lines
 
-            await router.engine.publisher.publish(inbound(text="order 42", message_id="m2", at=later(1)),
-                                                  INBOUND_MESSAGES)
-            appended = await asyncio.wait_for(next_event(lines, "message_appended"), 30)
-            assert appended["conversation_id"] == opened["conversation_id"]
-            assert (appended["entry_id"], appended["entry"]["text"]) == ("in:m2", "order 42")
-            assert appended["entry"]["at"].startswith(later(1).isoformat()[:19])
+
+async def test_inbound_message_reaches_the_sse_client_with_its_text(consuming_router: Router) -> None:
+    router = consuming_router
+    async with ann_watching(router) as lines:
+        await router.engine.publisher.publish(inbound(text="where is my order?", message_id="m1"), INBOUND_MESSAGES)
+        opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+        assert opened["entry"]["text"] == "where is my order?"
+        assert [(p["kind"], p["text"]) for p in opened["entry"]["parts"]] == [("text", "where is my order?")]
+        assert (opened["entry"]["kind"], opened["entry"]["sender"]) == ("inbound", "customer")
+
+        await router.engine.publisher.publish(inbound(text="order 42", message_id="m2", at=later(1)),
+                                              INBOUND_MESSAGES)
+        appended = await asyncio.wait_for(next_event(lines, "message_appended"), 30)
+        assert appended["conversation_id"] == opened["conversation_id"]
+        assert (appended["entry_id"], appended["entry"]["text"]) == ("in:m2", "order 42")
+        assert appended["entry"]["at"].startswith(later(1).isoformat()[:19])
 
 
 async def test_delivery_ticks_of_an_agent_reply_reach_the_sse_client(consuming_router: Router) -> None:
     router = consuming_router
-    await router.agent("ann", ["default"], capacity=3)
-    async with served(router.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
-        headers = router.auth("ann", ["agent"])
-        async with client.stream("GET", "/v1/conversations/stream", headers=headers) as response:
-            lines = response.aiter_lines()
-            assert await asyncio.wait_for(lines.__anext__(), 10) == ": connected"
-            await router.engine.publisher.publish(inbound(text="hello", message_id="m1"), INBOUND_MESSAGES)
-            opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+    async with ann_watching(router) as lines:
+        await router.engine.publisher.publish(inbound(text="hello", message_id="m1"), INBOUND_MESSAGES)
+        opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
 
-            publish = router.engine.publisher.publish
-            await publish(reply("sent", minutes=2), OUTBOUND_MESSAGES)
-            await publish(reply("read", minutes=4), OUTBOUND_MESSAGES)
-            await publish(reply("delivered", minutes=3), OUTBOUND_MESSAGES)  # late: moves nothing, says nothing
-            await publish(reply("sent", message_id="m2", minutes=5), OUTBOUND_MESSAGES)  # same partition: a marker
+        publish = router.engine.publisher.publish
+        await publish(reply("sent", minutes=2), OUTBOUND_MESSAGES)
+        await publish(reply("read", minutes=4), OUTBOUND_MESSAGES)
+        await publish(reply("delivered", minutes=3), OUTBOUND_MESSAGES)  # late: moves nothing, says nothing
+        await publish(reply("sent", message_id="m2", minutes=5), OUTBOUND_MESSAGES)  # same partition: a marker
 
-            seen = await asyncio.wait_for(_changes_until(lines, "out:m2"), 30)
+        seen = await asyncio.wait_for(_changes_until(lines, "out:m2"), 30)
     ticks = [data for change, data in seen if change == "message_status"]
     assert [(t["conversation_id"], t["entry_id"], t["entry"]["status"]) for t in ticks] == [
         (opened["conversation_id"], "out:m1", "read")]
