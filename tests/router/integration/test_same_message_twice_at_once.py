@@ -103,3 +103,30 @@ async def test_a_failed_insert_gives_its_claim_back_so_the_redelivery_opens_at_o
     conversations._inserts = working
     await InboundHandler(router.engine).handle(inbound(user="u1"))  # the redelivery
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
+
+
+async def test_a_conversation_stored_by_an_attempt_that_stopped_there_is_offered_by_the_redelivery(
+        router: Router, mongo: Any) -> None:
+    await router.agent("ann", ["default"], capacity=2)
+    message = inbound(user="u1", text="hello", message_id="m1")
+    # the first attempt stored the routed conversation and stopped (process gone): no event, no offer, no entry
+    handler = InboundHandler(router.engine)
+    announced: list[str] = []
+
+    async def crash_before_announcing(*_: Any) -> None:
+        announced.append("stopped")
+        raise asyncio.CancelledError
+
+    handler._announce = crash_before_announcing  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await handler.handle(message)
+    db = mongo[router.infra.database_name("router")]
+    [stored] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
+    assert (announced, stored["status"], stored["opened_by"]) == (["stopped"], "queued", "m1")
+
+    await InboundHandler(router.engine).handle(message)  # the redelivery
+
+    got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
+    assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
+    assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
+    assert await db["timeline"].count_documents({"conversation_id": stored["_id"], "kind": "inbound"}) == 1

@@ -70,6 +70,7 @@ class Conversation:
     customer_name: str | None = None  # as the channel last described the customer (for search)
     customer_phone: str | None = None
     sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
+    opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
 
     @property

@@ -35,6 +35,10 @@ class InboundHandler:
         conv = await self.stores.conversations.open_for(key)
         if conv is None:
             conv = await self._open(event, key, blocked)
+        elif conv.opened_by == event.provider_message_id:
+            # stored by an attempt that stopped before its entry was written: it may never have been announced
+            # or offered (a repeated `opened` is harmless; an offer of a conversation already placed is skipped)
+            await self._announce(conv, None, event)
         elif event.direction == "inbound":
             conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), "message_appended",
                                             "customer", now=at, entry_id=inbound_entry_id(event.provider_message_id))
@@ -58,18 +62,21 @@ class InboundHandler:
         fields = contact_fields.as_facts(contact.get("custom_fields", {})) if contact else ()
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, at, blocked=blocked)
-        conv = _with_customer(replace(conv, labels=labels), event)
+        conv = _with_customer(replace(conv, labels=labels, opened_by=event.provider_message_id), event)
         comment = None
         if not blocked:
             conv, comment = await self._route(conv, event, labels, fields)
         created = await self.stores.conversations.create(conv)
         if created.id != conv.id:
             return created  # another delivery opened it first
-        await self.engine.publish(conv, "opened", "customer", comment, at,
+        await self._announce(conv, comment, event)
+        return conv
+
+    async def _announce(self, conv: Conversation, comment: str | None, event: MessageReceived) -> None:
+        await self.engine.publish(conv, "opened", "customer", comment, event.provider_timestamp,
                                   entry_id=inbound_entry_id(event.provider_message_id))
         if conv_rules.queue_target(conv) is not None:
             await self.engine.offer_soon(conv)
-        return conv
 
     async def _route(self, conv: Conversation, event: MessageReceived, labels: tuple[str, ...],
                      fields: tuple[tuple[str, str], ...]) -> tuple[Conversation, str]:
