@@ -2,12 +2,30 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.errors import BulkWriteError
+
+DUPLICATE_KEY = 11000
 
 
 def mongo_client(uri: str, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
     """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote."""
     return AsyncMongoClient(uri, tz_aware=True, uuidRepresentation="standard", appname=app_name,
                             serverSelectionTimeoutMS=5000)
+
+
+async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:
+    """Insert `docs` in one unordered write; answers the indexes of those already there (a duplicate key), which
+    the caller treats as it must. Any other write error raises."""
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", ())
+        if any(error.get("code") != DUPLICATE_KEY for error in errors):
+            raise
+        return {error["index"] for error in errors}
+    return set()

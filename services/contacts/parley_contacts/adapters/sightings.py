@@ -11,11 +11,11 @@ from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from parley_common.ids import new_id
+from parley_common.mongo import DUPLICATE_KEY
 from parley_contacts.adapters.collections import BY_ID, Collections, Doc
 from parley_contacts.domain.card import Card, activity_key
 from parley_contacts.domain.inbound import Sighting, first_message_card, platform_name_refresh
 
-DUPLICATE_KEY = 11000
 CustomerKey = tuple[str, str, str]
 
 

@@ -15,11 +15,11 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from parley_common.ids import new_id
+from parley_common.mongo import insert_new
 from parley_media.adapters.coalescer import Coalescer
 from parley_media.domain.model import MediaState, blob_ref_id
 
 Doc = dict[str, Any]
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -55,14 +55,9 @@ class MediaRepository:
         return await self._inserts.submit(doc)
 
     async def _insert_pending_many(self, docs: list[Doc]) -> list[Doc]:
-        try:
-            await self._media.insert_many(docs, ordered=False)
+        existed = {docs[index]["_id"] for index in await insert_new(self._media, docs)}
+        if not existed:
             return docs
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(error.get("code") != DUPLICATE_KEY for error in errors):
-                raise
-            existed = {docs[error["index"]]["_id"] for error in errors}
         current = {doc["_id"]: doc async for doc in self._media.find({"_id": {"$in": list(existed)}})}
         return [current.get(doc["_id"], doc) if doc["_id"] in existed else doc for doc in docs]
 

@@ -11,10 +11,10 @@ from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from parley_common.mongo import DUPLICATE_KEY
 from parley_outbound.domain.status import State
 
 Doc = dict[str, Any]
-DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
+from parley_common.mongo import DUPLICATE_KEY, insert_new
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
 
 Doc = dict[str, Any]
-DUPLICATE_KEY = 11000
 ACTIVITY_WINDOWS = tuple(timedelta(minutes=10 * 6 ** step) for step in range(5))  # 10 min, 1 h, 6 h, 36 h, 9 d
 ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("last_activity_at", DESCENDING)]
 STATUS_ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("status", ASCENDING), ("last_activity_at", DESCENDING)]
@@ -114,11 +114,7 @@ class ConversationRepository:
     async def _insert_conversations(self, docs: list[Doc]) -> list[None]:
         """Inserts (the local database spends half as long on one as on a replace-upsert); ids are new, so a
         duplicate is this same document written by an earlier attempt."""
-        try:
-            await self._conversations.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", ())):
-                raise
+        await insert_new(self._conversations, docs)
         return [None] * len(docs)
 
     async def get_many(self, tenant_id: str, conversation_ids: list[str]) -> list[Conversation]:
