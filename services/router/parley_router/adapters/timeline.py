@@ -7,13 +7,12 @@ from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 from parley_common.batching import TickBatcher
+from parley_common.mongo import insert_new
 from parley_router.domain.timeline import EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
-DUPLICATE_KEY = 11000
 
 
 class TimelineRepository:
@@ -41,18 +40,12 @@ class TimelineRepository:
     async def _put_many(self, puts: list[tuple[str, Doc, Doc]]) -> list[bool]:
         """Inserted first (almost every entry is new, and an insert costs the local database half an upsert);
         the ones already there are refreshed by an upsert that leaves their place alone."""
-        docs = [{"_id": entry_id, **_nested(fields), **placed} for entry_id, fields, placed in puts]
-        try:
-            await self._entries.insert_many(docs, ordered=False)
-            return [True] * len(puts)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", ())
-            existing = {error["index"] for error in errors if error.get("code") == DUPLICATE_KEY}
-            if len(existing) != len(errors):
-                raise
-        refreshes = [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
-                               upsert=True) for index in sorted(existing)]
-        await self._entries.bulk_write(refreshes, ordered=False)
+        existing = await insert_new(self._entries, [{"_id": entry_id, **_nested(fields), **placed}
+                                                    for entry_id, fields, placed in puts])
+        if existing:
+            refreshes = [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
+                                   upsert=True) for index in sorted(existing)]
+            await self._entries.bulk_write(refreshes, ordered=False)
         return [index not in existing for index in range(len(puts))]
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str, rank: int) -> bool:
@@ -91,23 +84,21 @@ class TimelineRepository:
         cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
                                     sort=[("at", ASCENDING), ("rank", ASCENDING), ("entry_id", ASCENDING)], limit=limit,
                                     projection={"_id": 0})
-        entries = [doc async for doc in cursor]
+        return await self._with_media(tenant_id, [doc async for doc in cursor])
+
+    async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
+        """One entry as `entries` shows it (media joined): what a live update carries."""
+        doc = await self._entries.find_one({"_id": f"{conversation_id}|{entry_id}", "tenant_id": tenant_id},
+                                           projection={"_id": 0})
+        return (await self._with_media(tenant_id, [doc]))[0] if doc else None
+
+    async def _with_media(self, tenant_id: str, entries: list[Doc]) -> list[Doc]:
         provider_ids = [doc["provider_message_id"] for doc in entries if doc.get("provider_message_id")]
         media = await self._media_of(tenant_id, provider_ids) if provider_ids else {}
         for doc in entries:
             if doc.get("provider_message_id") in media:
                 doc["media"] = list(media[doc["provider_message_id"]].values())
         return entries
-
-    async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
-        """One entry as `entries` shows it (media joined): what a live update carries."""
-        doc = await self._entries.find_one({"_id": f"{conversation_id}|{entry_id}", "tenant_id": tenant_id},
-                                           projection={"_id": 0})
-        if doc and doc.get("provider_message_id"):
-            media = await self._media_of(tenant_id, [doc["provider_message_id"]])
-            if doc["provider_message_id"] in media:
-                doc["media"] = list(media[doc["provider_message_id"]].values())
-        return doc
 
 
 class ProcessedEvents:
