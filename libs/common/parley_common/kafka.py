@@ -314,6 +314,11 @@ class _RecordView:
     message_id: str
 
 
+def _records_of(batch: KafkaMessage) -> tuple[Any, ...]:
+    raw = batch.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
+
+
 def _view_of(record: Any) -> KafkaMessage:
     view = _RecordView(record.value or b"", dict(record.headers or ()), record,
                        f"{record.topic}-{record.partition}-{record.offset}")
@@ -349,7 +354,7 @@ def subscribe_batch(
                 await consume(_view_of(record), topic, handle, publisher, service)
 
     async def on_batch(message: KafkaMessage) -> None:
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        records = _records_of(message)
         by_key: dict[bytes, list[Any]] = {}
         for record in records:
             by_key.setdefault(record.key or b"", []).append(record)
@@ -382,7 +387,7 @@ def subscribe_whole_batches(
     handler absorbs. Several `consumers` overlap one batch's slow tail with the next batches' work."""
 
     async def on_batch(message: KafkaMessage) -> None:
-        records = message.raw_message if isinstance(message.raw_message, tuple) else (message.raw_message,)
+        records = _records_of(message)
         events: list[Any] = []
 
         async def collect(event: Any) -> None:
