@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from collections import defaultdict
@@ -41,6 +42,15 @@ async def test_whatsapp_batch_is_published_exactly_with_correlation_id_and_key(c
     assert sorted((e.provider_message_id, e.status) for e in status_events) == [
         ("wamid.EXAMPLEoutbound0042", DeliveryStatus.DELIVERED), ("wamid.EXAMPLEoutbound0043", DeliveryStatus.FAILED)]
     assert {e.correlation_id for e in status_events} == {"corr-wa-1"}
+
+
+async def test_one_payload_delivered_five_times_at_once_is_published_once(client, kit, topics) -> None:
+    payload = kit.whatsapp([kit.fixture("whatsapp_messages.json")["image"]],
+                           statuses=[kit.fixture("whatsapp_statuses.json")["read"]])
+    answers = await asyncio.gather(*(post_meta(client, kit, WA, payload) for _ in range(5)))
+    assert sorted((a.json()["published"], a.json()["duplicates"]) for a in answers) == [(0, 2)] * 4 + [(2, 0)]
+    assert len(await topics.records(INBOUND_MESSAGES)) == 1
+    assert len(await topics.records(INBOUND_STATUSES)) == 1
 
 
 async def test_one_meta_app_url_serves_all_its_numbers(client, kit, topics, redis: Redis) -> None:

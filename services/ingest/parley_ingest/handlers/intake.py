@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import time
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import structlog
 
@@ -47,22 +50,62 @@ def topic_for(event: Envelope) -> Topic:
     return INBOUND_MESSAGES
 
 
+@dataclass
+class _Turn:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    holders: int = 0  # holding or waiting
+
+
+class KeyTurns:
+    """Requests of this process that share a key take turns: when a provider delivered one webhook twice at
+    once, both copies passed the check before either was marked, and both were published (a flaky journey test
+    showed it). Keys are taken in sorted order, so no two requests wait for each other in a circle. (Replicas
+    still race each other: a copy published twice is a duplicate that every consumer ignores.)"""
+
+    def __init__(self) -> None:
+        self._turns: dict[str, _Turn] = {}
+
+    @asynccontextmanager
+    async def of(self, keys: Iterable[str]) -> AsyncIterator[None]:
+        counted: list[str] = []  # waiting or holding
+        holding: list[str] = []
+        try:
+            for key in sorted(set(keys)):
+                turn = self._turns.setdefault(key, _Turn())
+                turn.holders += 1
+                counted.append(key)
+                await turn.lock.acquire()
+                holding.append(key)
+            yield
+        finally:
+            for key in holding:
+                self._turns[key].lock.release()
+            for key in counted:
+                turn = self._turns[key]
+                turn.holders -= 1
+                if not turn.holders:
+                    del self._turns[key]
+
+
 class Intake:
     def __init__(self, link: KafkaLink, dedup: DedupStore, redis_prefix: str) -> None:
         self._link = link
         self._dedup = dedup
         self._prefix = redis_prefix
+        self._turns = KeyTurns()
 
     async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
         """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then)."""
         items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in batch.events]
         items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]
-        seen = await self._dedup.already_seen([item.dedup_key for item in items])
-        fresh = [item for item, was_seen in zip(items, seen, strict=True) if not was_seen]
-        started = time.perf_counter()
-        await self._link.publish_all([(item.event, item.topic) for item in fresh])
-        metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-        await self._dedup.mark([item.dedup_key for item in fresh])
+        keys = [item.dedup_key for item in items]
+        async with self._turns.of(keys):
+            seen = await self._dedup.already_seen(keys)
+            fresh = [item for item, was_seen in zip(items, seen, strict=True) if not was_seen]
+            started = time.perf_counter()
+            await self._link.publish_all([(item.event, item.topic) for item in fresh])
+            metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+            await self._dedup.mark([item.dedup_key for item in fresh])
         return self._count(ctx, fresh, duplicates=len(items) - len(fresh))
 
     def _item(self, ctx: RequestContext, event: Envelope, kind: str, provider_id: str) -> _Item:
