@@ -15,6 +15,7 @@ from pymongo.errors import AutoReconnect
 from parley_common.batching import TickBatcher
 from parley_common.settings import InfraSettings
 from parley_router.adapters.conversations import OpeningInProgress
+from parley_router.domain.assignment import Presence
 from parley_router.handlers.inbound import InboundHandler
 
 from .conftest import Router, inbound, running_router
@@ -105,28 +106,64 @@ async def test_a_failed_insert_gives_its_claim_back_so_the_redelivery_opens_at_o
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
 
 
-async def test_a_conversation_stored_by_an_attempt_that_stopped_there_is_offered_by_the_redelivery(
+class ProcessGone(Exception):
+    pass
+
+
+def _stop_at_first_event(router: Router) -> list[str]:
+    """The attempt stops (process gone) right after storing its conversation: before its first event."""
+    published: list[str] = []
+    working = router.engine.publish
+
+    async def publish(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
+        if not published:
+            published.append("stopped")
+            raise ProcessGone
+        published.append(change)
+        await working(conv, change, *args, **kwargs)
+
+    router.engine.publish = publish  # type: ignore[method-assign]
+    return published
+
+
+async def test_a_conversation_stored_already_offered_by_an_attempt_that_stopped_there_is_announced_by_the_redelivery(
         router: Router, mongo: Any) -> None:
     await router.agent("ann", ["default"], capacity=2)
     message = inbound(user="u1", text="hello", message_id="m1")
-    # the first attempt stored the routed conversation and stopped (process gone): no event, no offer, no entry
-    handler = InboundHandler(router.engine)
-    announced: list[str] = []
-
-    async def crash_before_announcing(*_: Any) -> None:
-        announced.append("stopped")
-        raise asyncio.CancelledError
-
-    handler._announce = crash_before_announcing  # type: ignore[method-assign]
-    with pytest.raises(asyncio.CancelledError):
-        await handler.handle(message)
+    published = _stop_at_first_event(router)
+    with pytest.raises(ProcessGone):
+        await InboundHandler(router.engine).handle(message)
     db = mongo[router.infra.database_name("router")]
     [stored] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
-    assert (announced, stored["status"], stored["opened_by"]) == (["stopped"], "queued", "m1")
+    assert (published, stored["status"], stored["assignee"]["id"], stored["opened_by"]) == (
+        ["stopped"], "assigned", "ann", "m1")
+
+    await InboundHandler(router.engine).handle(message)  # the redelivery
+
+    assert published == ["stopped", "opened", "offered"]
+    got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
+    assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
+    entries = await router.ok("GET", f"/v1/conversations/{stored['_id']}/timeline")
+    assert [(entry["kind"], entry.get("change")) for entry in entries["items"]] == [
+        ("inbound", None), ("activity", "offered")]
+
+
+async def test_a_conversation_stored_queued_by_an_attempt_that_stopped_there_is_offered_by_the_redelivery(
+        router: Router, mongo: Any) -> None:
+    message = inbound(user="u1", text="hello", message_id="m1")
+    published = _stop_at_first_event(router)
+    with pytest.raises(ProcessGone):
+        await InboundHandler(router.engine).handle(message)  # nobody online: stored queued
+    db = mongo[router.infra.database_name("router")]
+    [stored] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
+    assert (published, stored["status"], stored["opened_by"]) == (["stopped"], "queued", "m1")
+    await router.agent("ann", ["default"], capacity=2, online=False)
+    await router.engine.stores.presence.heartbeat("acme", "ann", Presence.ONLINE)  # online, without a dispatch
 
     await InboundHandler(router.engine).handle(message)  # the redelivery
 
     got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
     assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
+    assert published == ["stopped", "opened", "offered"]
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
     assert await db["timeline"].count_documents({"conversation_id": stored["_id"], "kind": "inbound"}) == 1

@@ -149,6 +149,18 @@ class ConversationRepository:
 
     async def create(self, conv: Conversation) -> Conversation:
         """Insert a new open conversation; if another one won the race for this key, return that one."""
+        if (existing := await self.claim_key(conv)) is not None:
+            return existing
+        try:
+            return await self.insert(conv)
+        except Exception:
+            await self.release_claim(conv)
+            raise
+
+    async def claim_key(self, conv: Conversation) -> Conversation | None:
+        """Make the new `conv` its key's open conversation before it is stored; returns the open conversation
+        of another delivery that won the race (None: the key is ours, and `insert` must follow, or
+        `release_claim`: a claim without its conversation holds the key's redeliveries off for the grace)."""
         key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
         try:
             await self._claims.submit({"_id": str(key), "conversation_id": conv.id, "tenant_id": conv.tenant_id,
@@ -158,13 +170,16 @@ class ConversationRepository:
             if existing is not None:
                 return existing
             raise
-        try:
-            await self._inserts.submit(to_doc(conv))
-        except Exception:
-            # our claim without its conversation would hold the key's redeliveries off for the whole grace
-            await self._open.delete_one({"_id": str(key), "conversation_id": conv.id})
-            raise
+        return None
+
+    async def insert(self, conv: Conversation) -> Conversation:
+        await self._inserts.submit(to_doc(conv))
         return conv
+
+    async def release_claim(self, conv: Conversation) -> None:
+        """The key is free again (not yet stored, or closed): a new message opens a new conversation."""
+        key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
+        await self._open.delete_one({"_id": str(key), "conversation_id": conv.id})
 
     async def claim_open(self, conv: Conversation) -> bool:
         """Make `conv` its key's open conversation again (reopen); False when another one is open."""
@@ -181,9 +196,8 @@ class ConversationRepository:
         saved = replace(conv, version=conv.version + 1)
         if not await self._saves.submit((conv.version, {**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex})):
             raise StaleVersion(conv.id)
-        key = str(ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id))
         if saved.status is Status.CLOSED:
-            await self._open.delete_one({"_id": key, "conversation_id": conv.id})
+            await self.release_claim(conv)
         return saved
 
     async def _save_many(self, saves: list[tuple[int, Doc]]) -> list[bool]:

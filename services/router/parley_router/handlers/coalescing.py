@@ -47,6 +47,9 @@ class DispatchCoalescer:
             while (round_ := self._next.pop(tenant_id, None)) is not None:
                 try:
                     await self._dispatch(tenant_id, list(round_.conversations.values()))
+                except asyncio.CancelledError:
+                    round_.done.cancel()  # its callers are not left waiting
+                    raise
                 except Exception as exc:  # noqa: BLE001 - handed to every caller of the round (redelivery)
                     round_.done.set_exception(exc)
                 else:

@@ -4,8 +4,8 @@ publish, and the dispatcher that hands queued conversations to free agents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -43,6 +43,7 @@ HOLDS_CAPACITY = (Status.ASSIGNED, Status.SNOOZED)
 # Re-plans after offers lost to a concurrent dispatcher; each pass re-reads the queue and live capacity.
 DISPATCH_PASSES = 3
 Transition = Callable[[Conversation], Conversation]
+Announce = Callable[[Conversation], Awaitable[None]]
 
 
 @dataclass
@@ -59,6 +60,13 @@ class Stores:
         await self.directory.ensure_indexes()
 
 
+@dataclass
+class _Opening:
+    """A new conversation whose key this process claimed, not stored yet: an offer made to it stores it."""
+    announce: Announce
+    stored: Conversation | None = None
+
+
 def _holder(conv: Conversation) -> str | None:
     return conv.agent if conv.status in HOLDS_CAPACITY else None
 
@@ -73,6 +81,29 @@ class Engine:
         self._correlation = correlation
         self._coalescer = DispatchCoalescer(lambda tenant_id, convs: self.dispatch(tenant_id, only=convs))
         self._rosters: dict[str, tuple[dict[str, Agent], Roster]] = {}  # tenant → (agents it indexes, index)
+        self._opening: dict[str, _Opening] = {}  # conversation id → its opening, while it is planned
+
+    async def open_new(self, conv: Conversation, announce: Announce) -> Conversation:
+        """Store a new conversation whose key was just claimed, then `announce` it (its `opened` event). A queued
+        one is planned first, with the others queued meanwhile, and when an agent has room it is stored already
+        offered: one insert instead of an insert and an update (that update was half of the local database's
+        work per routed message). Returns it as stored; a failure before it was stored gives the key back."""
+        opening = _Opening(announce)
+        try:
+            if conv_rules.queue_target(conv) is not None:
+                self._opening[conv.id] = opening
+                try:
+                    await self.offer_soon(conv)
+                finally:
+                    del self._opening[conv.id]
+            if opening.stored is None:  # a bot's, a blocked customer's, or nobody has room: offered when room frees
+                opening.stored = await self.stores.conversations.insert(conv)
+                await announce(conv)
+        except Exception:
+            if opening.stored is None:
+                await self.stores.conversations.release_claim(conv)
+            raise
+        return opening.stored
 
     async def offer_soon(self, conv: Conversation) -> None:
         """Offer this queued conversation to a free agent, planned together with others queued meanwhile."""
@@ -100,7 +131,7 @@ class Engine:
         leaving_stamp = await presence.stamp_of(conv.tenant_id, leaving, conv.channel_type, conv.id) if (
             leaving is not None) else None
         try:
-            saved = await self.stores.conversations.save(after)
+            saved = await self._store(conv, after)
         except StaleVersion:
             # the slot goes back only if no other replica's take stamped it since ours; a slot that was already
             # there (ALREADY_HELD) may be a stored assignment to this agent: it goes back only if the stored
@@ -118,6 +149,14 @@ class Engine:
         elif dispatch_after and conv_rules.queue_target(saved) is not None:
             await self.offer_soon(saved)
         return saved
+
+    async def _store(self, before: Conversation, after: Conversation) -> Conversation:
+        opening = self._opening.get(before.id)
+        if opening is None or opening.stored is not None:
+            return await self.stores.conversations.save(after)
+        opening.stored = await self.stores.conversations.insert(replace(after, version=before.version + 1))
+        await opening.announce(before)  # `opened` goes first, as it was before the offer
+        return opening.stored
 
     async def _held_by(self, conv: Conversation, login: str) -> bool:
         current = await self.stores.conversations.get(conv.tenant_id, conv.id)
@@ -167,9 +206,16 @@ class Engine:
             offered += made
             if not lost:
                 break
-            if pending is not None:  # re-read: a lost conversation may have moved on meanwhile
-                pending = await self.stores.conversations.get_many(tenant_id, [conv.id for conv in lost])
+            if pending is not None:
+                pending = await self._current(tenant_id, lost)
         return offered
+
+    async def _current(self, tenant_id: str, convs: list[Conversation]) -> list[Conversation]:
+        """These conversations as stored now (one may have moved on meanwhile); one being opened is not stored
+        yet, and nothing else knows it to change it."""
+        unstored = [conv for conv in convs if conv.id in self._opening and self._opening[conv.id].stored is None]
+        stored = [conv.id for conv in convs if conv not in unstored]
+        return unstored + await self.stores.conversations.get_many(tenant_id, stored)
 
     async def _dispatch_pass(self, tenant_id: str, queue: list[Conversation]) -> tuple[int, list[Conversation]]:
         """One plan against one snapshot of live state; offers run concurrently. Returns how many were made and

@@ -36,9 +36,7 @@ class InboundHandler:
         if conv is None:
             conv = await self._open(event, key, blocked)
         elif conv.opened_by == event.provider_message_id:
-            # stored by an attempt that stopped before its entry was written: it may never have been announced
-            # or offered (a repeated `opened` is harmless; an offer of a conversation already placed is skipped)
-            await self._announce(conv, None, event)
+            await self._announce_again(conv, event)
         elif event.direction == "inbound":
             conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), "message_appended",
                                             "customer", now=at, entry_id=inbound_entry_id(event.provider_message_id))
@@ -66,17 +64,26 @@ class InboundHandler:
         comment = None
         if not blocked:
             conv, comment = await self._route(conv, event, labels, fields)
-        created = await self.stores.conversations.create(conv)
-        if created.id != conv.id:
-            return created  # another delivery opened it first
-        await self._announce(conv, comment, event)
-        return conv
+        if (existing := await self.stores.conversations.claim_key(conv)) is not None:
+            return existing  # another delivery opened it first
 
-    async def _announce(self, conv: Conversation, comment: str | None, event: MessageReceived) -> None:
-        await self.engine.publish(conv, "opened", "customer", comment, event.provider_timestamp,
+        async def announce(opened: Conversation) -> None:
+            await self.engine.publish(opened, "opened", "customer", comment, at,
+                                      entry_id=inbound_entry_id(event.provider_message_id))
+
+        return await self.engine.open_new(conv, announce)
+
+    async def _announce_again(self, conv: Conversation, event: MessageReceived) -> None:
+        """The events of a conversation stored by an attempt that stopped before its entry was written: it may
+        never have been announced, or offered (repeated events are harmless; an offer of a conversation already
+        placed is skipped)."""
+        at = event.provider_timestamp
+        await self.engine.publish(conv, "opened", "customer", None, at,
                                   entry_id=inbound_entry_id(event.provider_message_id))
         if conv_rules.queue_target(conv) is not None:
             await self.engine.offer_soon(conv)
+        elif conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
+            await self.engine.record(conv, "offered", "system", None, self.engine.clock.now())
 
     async def _route(self, conv: Conversation, event: MessageReceived, labels: tuple[str, ...],
                      fields: tuple[tuple[str, str], ...]) -> tuple[Conversation, str]:

@@ -1,0 +1,84 @@
+"""A new conversation an agent has room for is stored once, already offered (its insert carries the offer); one
+nobody has room for is stored queued and offered by an update when room frees. Its `opened` event always comes
+before its `offered` one."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from parley_router.handlers.inbound import InboundHandler
+
+from .conftest import Router, inbound
+
+
+def _count_writes(router: Router) -> dict[str, int]:
+    """Calls of the conversation store's insert and versioned save (our own adapter, over the real database)."""
+    conversations = router.engine.stores.conversations
+    writes = {"insert": 0, "save": 0}
+    insert, save = conversations.insert, conversations.save
+
+    async def counted_insert(conv: Any) -> Any:
+        writes["insert"] += 1
+        return await insert(conv)
+
+    async def counted_save(conv: Any) -> Any:
+        writes["save"] += 1
+        return await save(conv)
+
+    conversations.insert, conversations.save = counted_insert, counted_save  # type: ignore[method-assign]
+    return writes
+
+
+def _record_events(router: Router) -> list[tuple[str, str, str]]:
+    events: list[tuple[str, str, str]] = []
+    publish = router.engine.publish
+
+    async def recorded(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
+        events.append((conv.external_user_id, change, conv.status.value))
+        await publish(conv, change, *args, **kwargs)
+
+    router.engine.publish = recorded  # type: ignore[method-assign]
+    return events
+
+
+async def test_customers_arriving_together_are_stored_once_each_offered_while_room_lasts(
+        router: Router, mongo: Any) -> None:
+    await router.agent("ann", ["default"], capacity=3)
+    await router.agent("bob", ["default"], capacity=2)
+    writes, events = _count_writes(router), _record_events(router)
+    users = [f"u{n}" for n in range(8)]
+
+    await asyncio.gather(*(InboundHandler(router.engine).handle(inbound(user=user, message_id=f"m-{user}"))
+                           for user in users))
+
+    db = mongo[router.infra.database_name("router")]
+    stored = {doc["external_user_id"]: doc async for doc in db["conversations"].find({})}
+    offered = sorted(user for user, doc in stored.items() if doc["status"] == "assigned")
+    assert len(stored) == 8 and len(offered) == 5  # the five free slots
+    assert sorted(doc["assignee"]["id"] for doc in stored.values() if doc["status"] == "assigned") == [
+        "ann", "ann", "ann", "bob", "bob"]
+    assert {doc["status"] for user, doc in stored.items() if user not in offered} == {"queued"}
+    assert writes == {"insert": 8, "save": 0}  # one write per conversation
+    for user in users:
+        mine = [(change, status) for who, change, status in events if who == user]
+        assert mine == ([("opened", "queued"), ("offered", "assigned")] if user in offered
+                        else [("opened", "queued")])
+    assert {doc["version"] for user, doc in stored.items() if user in offered} == {1}
+    timeline = await router.ok("GET", f"/v1/conversations/{stored[offered[0]]['_id']}/timeline")
+    assert [(entry["kind"], entry.get("change")) for entry in timeline["items"]] == [
+        ("inbound", None), ("activity", "offered")]
+
+
+async def test_a_queued_conversation_is_offered_by_an_update_when_room_frees(router: Router, mongo: Any) -> None:
+    writes, events = _count_writes(router), _record_events(router)
+    await InboundHandler(router.engine).handle(inbound(user="u1", message_id="m1"))
+    assert (writes, events) == ({"insert": 1, "save": 0}, [("u1", "opened", "queued")])
+
+    await router.agent("ann", ["default"], capacity=1)  # comes online: the queue is dispatched
+
+    db = mongo[router.infra.database_name("router")]
+    doc = await db["conversations"].find_one({"external_user_id": "u1"})
+    assert (doc["status"], doc["assignee"]["id"], doc["version"]) == ("assigned", "ann", 1)
+    assert writes == {"insert": 1, "save": 1}
+    assert events[-1] == ("u1", "offered", "assigned")
