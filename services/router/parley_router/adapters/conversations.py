@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Iterable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,8 +20,15 @@ from parley_router.domain.conversation import Assignee, AssigneeKind, Conversati
 
 Doc = dict[str, Any]
 ACTIVITY_WINDOWS = tuple(timedelta(minutes=10 * 6 ** step) for step in range(5))  # 10 min, 1 h, 6 h, 36 h, 9 d
-ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("last_activity_at", DESCENDING)]
-STATUS_ACTIVITY_INDEX = [("tenant_id", ASCENDING), ("status", ASCENDING), ("last_activity_at", DESCENDING)]
+# Inbox pages, most recently active first: equality fields, then the sort field (MongoDB's ESR rule). One index
+# per shape of a default inbox query — the tenant's (managers), a team's, an agent's own, each with or without a
+# status tab — because the local database uses an index only when every field of the filter is in it; else it
+# scans the collection (and it walks a hinted index whole: the hints of before cost ~35 µs per conversation).
+INBOX_SCOPES: tuple[tuple[str, ...], ...] = ((), ("team_id",), ("assignee_agent",))
+INBOX_INDEXES = [[("tenant_id", ASCENDING), ("archived", ASCENDING), ("blocked", ASCENDING),
+                  *[(field, ASCENDING) for field in scope], *tab, ("last_activity_at", DESCENDING)]
+                 for scope in INBOX_SCOPES for tab in ((), (("status", ASCENDING),))]
+RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last_activity_at_-1")
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
 
 
@@ -48,6 +56,30 @@ def from_doc(doc: Doc) -> Conversation:
         assignee=Assignee(AssigneeKind(assignee["kind"]), assignee["id"]) if assignee else None,
     )
     return Conversation(**fields)
+
+
+def equality_parts(query: Doc) -> list[Doc]:
+    """Queries of equalities whose union matches what `query` matches: its `$or` of single-field equalities (or
+    `$in` lists) becomes one query per value. [] when no value can match; `[query]` when it cannot be split so
+    (other operators, several fields in a branch, a field also constrained another way)."""
+    branches = query.get("$or")
+    if branches is None:
+        return [query]
+    rest = {field: condition for field, condition in query.items() if field != "$or"}
+    parts: list[Doc] = []
+    for branch in branches:
+        if len(branch) != 1:
+            return [query]
+        [(field, condition)] = branch.items()
+        values = condition["$in"] if isinstance(condition, dict) and set(condition) == {"$in"} else [condition]
+        if any(isinstance(value, dict | list) for value in values) or isinstance(rest.get(field), dict | list):
+            return [query]
+        parts += [{**rest, field: value} for value in values if rest.get(field, value) == value]
+    return parts
+
+
+def _newest_first(convs: Iterable[Conversation]) -> list[Conversation]:
+    return sorted(convs, key=lambda conv: (conv.last_activity_at, conv.id), reverse=True)
 
 
 class OpeningInProgress(Exception):
@@ -83,8 +115,12 @@ class ConversationRepository:
     async def ensure_indexes(self) -> None:
         await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
                                                 ("priority", DESCENDING), ("waiting_since", ASCENDING)])
-        await self._conversations.create_index(ACTIVITY_INDEX)
-        await self._conversations.create_index(STATUS_ACTIVITY_INDEX)  # an inbox tab, most recent first
+        for index in INBOX_INDEXES:
+            await self._conversations.create_index(index)
+        existing = await self._conversations.index_information()
+        for name in RETIRED_INDEXES:
+            if name in existing:  # replaced by INBOX_INDEXES: every write kept them up for nothing
+                await self._conversations.drop_index(name)
         await self._conversations.create_index([("tenant_id", ASCENDING), ("channel_id", ASCENDING),
                                                 ("external_user_id", ASCENDING), ("opened_at", DESCENDING)])
         await self._conversations.create_index([("status", ASCENDING), ("offer_expires_at", ASCENDING)])
@@ -228,27 +264,26 @@ class ConversationRepository:
         ]}, limit=limit)
         return [from_doc(doc) async for doc in cursor]
 
-    async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int,
-                   hint: list[tuple[str, int]] | None = None) -> list[Conversation]:
-        cursor = self._conversations.find(query, sort=sort, limit=limit, **({"hint": hint} if hint else {}))
+    async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int) -> list[Conversation]:
+        cursor = self._conversations.find(query, sort=sort, limit=limit)
         return [from_doc(doc) async for doc in cursor]
 
     async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
         """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
-        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all): a server that sorts every match in
-        memory, as the local database does, sorts an inbox page's worth instead of the tenant's whole history.
-        The window is a
-        top-level condition with an index hint — `(tenant_id, status, last_activity_at)` for a status tab, else
-        `(tenant_id, last_activity_at)` — because the local database derives index bounds only from top-level
-        conditions and otherwise scans; MongoDB walks the same indexes."""
+        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all), as the union of equality-only queries
+        (`equality_parts`): each then walks one inbox index within its window, on MongoDB as on the local
+        database, which otherwise sorts every match of the tenant's history in memory."""
         order = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
         if "last_activity_at" not in query:  # a cursor page carries its own bound on the field
-            hint = STATUS_ACTIVITY_INDEX if isinstance(query.get("status"), str) else ACTIVITY_INDEX
+            parts = equality_parts(query)
+            if not parts:
+                return []
             for window in ACTIVITY_WINDOWS:
-                windowed = {**query, "last_activity_at": {"$gte": until - window}}
-                found = await self.find(windowed, order, limit, hint)
-                if len(found) >= limit:
-                    return found
+                since = {"last_activity_at": {"$gte": until - window}}
+                found = await asyncio.gather(*(self.find({**part, **since}, order, limit) for part in parts))
+                latest = _newest_first({conv.id: conv for convs in found for conv in convs}.values())[:limit]
+                if len(latest) >= limit:
+                    return latest
         return await self.find(query, order, limit)
 
     async def count(self, query: Doc) -> int:
