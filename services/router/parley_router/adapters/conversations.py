@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
-from parley_common.mongo import DUPLICATE_KEY, insert_new
+from parley_common.mongo import DUPLICATE_KEY, find_each, insert_new
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
 
 Doc = dict[str, Any]
@@ -28,7 +28,10 @@ INBOX_SCOPES: tuple[tuple[str, ...], ...] = ((), ("team_id",), ("assignee_agent"
 INBOX_INDEXES = [[("tenant_id", ASCENDING), ("archived", ASCENDING), ("blocked", ASCENDING),
                   *[(field, ASCENDING) for field in scope], *tab, ("last_activity_at", DESCENDING)]
                  for scope in INBOX_SCOPES for tab in ((), (("status", ASCENDING),))]
-RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last_activity_at_-1")
+# replaced by indexes holding every field of their queries (see INBOX_INDEXES): every write kept them up for nothing
+RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last_activity_at_-1",
+                   "tenant_id_1_status_1_priority_-1_waiting_since_1", "tenant_id_1_assignee_agent_1")
+OPEN_STATUSES = [status.value for status in Status if status is not Status.CLOSED]
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
 
 
@@ -114,17 +117,20 @@ class ConversationRepository:
 
     async def ensure_indexes(self) -> None:
         await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
-                                                ("priority", DESCENDING), ("waiting_since", ASCENDING)])
+                                                ("blocked", ASCENDING), ("priority", DESCENDING),
+                                                ("waiting_since", ASCENDING)])  # the queue
         for index in INBOX_INDEXES:
             await self._conversations.create_index(index)
         existing = await self._conversations.index_information()
         for name in RETIRED_INDEXES:
-            if name in existing:  # replaced by INBOX_INDEXES: every write kept them up for nothing
+            if name in existing:
                 await self._conversations.drop_index(name)
         await self._conversations.create_index([("tenant_id", ASCENDING), ("channel_id", ASCENDING),
                                                 ("external_user_id", ASCENDING), ("opened_at", DESCENDING)])
         await self._conversations.create_index([("status", ASCENDING), ("offer_expires_at", ASCENDING)])
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING)])
+        await self._conversations.create_index([("status", ASCENDING), ("snoozed_until", ASCENDING)])
+        await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING),
+                                                ("status", ASCENDING)])
 
     async def get(self, tenant_id: str, conversation_id: str) -> Conversation | None:
         doc = await self._gets.submit(conversation_id)  # by key alone: the fastest lookup
@@ -257,14 +263,14 @@ class ConversationRepository:
         return [from_doc(doc) async for doc in cursor]
 
     async def due(self, now: datetime, limit: int = 500) -> list[Conversation]:
-        """Offers past their timeout and snoozes that ran out, over all tenants."""
-        cursor = self._conversations.find({"$or": [
-            {"status": Status.ASSIGNED.value, "offer_expires_at": {"$lte": now}},
-            {"status": Status.SNOOZED.value, "snoozed_until": {"$lte": now}},
-        ]}, limit=limit)
-        return [from_doc(doc) async for doc in cursor]
+        """Offers past their timeout and snoozes that ran out, over all tenants (two queries, each served by one
+        index: the local database scans the collection for an `$or`)."""
+        offers, snoozes = await asyncio.gather(
+            self.find({"status": Status.ASSIGNED.value, "offer_expires_at": {"$lte": now}}, None, limit),
+            self.find({"status": Status.SNOOZED.value, "snoozed_until": {"$lte": now}}, None, limit))
+        return [*offers, *snoozes][:limit]
 
-    async def find(self, query: Doc, sort: list[tuple[str, int]], limit: int) -> list[Conversation]:
+    async def find(self, query: Doc, sort: list[tuple[str, int]] | None, limit: int) -> list[Conversation]:
         cursor = self._conversations.find(query, sort=sort, limit=limit)
         return [from_doc(doc) async for doc in cursor]
 
@@ -290,5 +296,6 @@ class ConversationRepository:
         return await self._conversations.count_documents(query)
 
     async def active_of_agent(self, tenant_id: str, login: str) -> list[Conversation]:
-        return await self.find({"tenant_id": tenant_id, "assignee_agent": login,
-                                "status": {"$ne": Status.CLOSED.value}}, [("_id", ASCENDING)], 10_000)
+        docs = await find_each(self._conversations, {"tenant_id": tenant_id, "assignee_agent": login}, "status",
+                               OPEN_STATUSES)
+        return sorted((from_doc(doc) for doc in docs), key=lambda conv: conv.id)
