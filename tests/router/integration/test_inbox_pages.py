@@ -49,3 +49,16 @@ async def test_pages_run_newest_first_and_an_agent_sees_their_teams_and_their_ow
     queued = await router.ok("GET", "/v1/conversations", params={"status": "queued", "limit": 2},
                              login="ann", roles=["agent"])
     assert [item["external_user_id"] for item in queued["items"]] == ["u0", "u1"]
+
+
+async def test_conversations_active_at_the_same_instant_are_paged_by_id_none_twice_none_missed(
+        router: Router) -> None:
+    for n in range(7):  # five at one instant, between a newer and an older one
+        at = T0 - timedelta(minutes=1 if n == 0 else 30 if n == 6 else 5)
+        await InboundHandler(router.engine).handle(inbound(user=f"u{n}", text=f"hi {n}", at=at))
+
+    pages = await _pages(router, 2)
+
+    seen = [user for page in pages for user in page]
+    assert sorted(seen) == [f"u{n}" for n in range(7)] and len(pages) == 4
+    assert (seen[0], seen[-1]) == ("u0", "u6")

@@ -274,23 +274,37 @@ class ConversationRepository:
         cursor = self._conversations.find(query, sort=sort, limit=limit)
         return [from_doc(doc) async for doc in cursor]
 
-    async def find_latest(self, query: Doc, limit: int, until: datetime) -> list[Conversation]:
-        """The `limit` most recently active matches at or before `until`, newest first. Asked in growing
-        windows of activity (10 min, 1 h, 6 h, 36 h, 9 days, then all), as the union of equality-only queries
-        (`equality_parts`): each then walks one inbox index within its window, on MongoDB as on the local
-        database, which otherwise sorts every match of the tenant's history in memory."""
+    async def find_latest(self, query: Doc, limit: int, now: datetime,
+                          after: tuple[datetime, str] | None = None) -> list[Conversation]:
+        """The `limit` most recently active matches, newest first (by last activity, then id); `after` (the last
+        activity and id of a previous page's last item) asks for the page after it. Asked in growing windows of
+        activity (10 min, 1 h, 6 h, 36 h, 9 days, then all) back from `now` or from `after`, as the union of
+        equality-only queries (`equality_parts`): each walks one inbox index within its window, on MongoDB as on
+        the local database, which otherwise sorts every match of the tenant's history in memory."""
+        parts = equality_parts(query)
+        if not parts:
+            return []
         order = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
-        if "last_activity_at" not in query:  # a cursor page carries its own bound on the field
-            parts = equality_parts(query)
-            if not parts:
-                return []
-            for window in ACTIVITY_WINDOWS:
-                since = {"last_activity_at": {"$gte": until - window}}
-                found = await asyncio.gather(*(self.find({**part, **since}, order, limit) for part in parts))
-                latest = _newest_first({conv.id: conv for convs in found for conv in convs}.values())[:limit]
-                if len(latest) >= limit:
-                    return latest
-        return await self.find(query, order, limit)
+        until = now
+        tied: list[Conversation] = []
+        older: Doc = {}
+        if after is not None:  # the conversations active at the same instant as the last one shown, then older
+            until, last_id = after
+            same_instant = await asyncio.gather(*(self.find({**part, "last_activity_at": until}, order, 0)
+                                                  for part in parts))
+            tied = [conv for convs in same_instant for conv in convs if conv.id < last_id]
+            older = {"$lt": until}
+
+        async def newest(window: timedelta | None) -> list[Conversation]:
+            since = {**older, **({"$gte": until - window} if window else {})}
+            found = await asyncio.gather(*(self.find({**part, **({"last_activity_at": since} if since else {})},
+                                                     order, limit) for part in parts))
+            return _newest_first({conv.id: conv for convs in (tied, *found) for conv in convs}.values())[:limit]
+
+        for window in ACTIVITY_WINDOWS:
+            if len(latest := await newest(window)) >= limit:
+                return latest
+        return await newest(None)
 
     async def count(self, query: Doc) -> int:
         return await self._conversations.count_documents(query)

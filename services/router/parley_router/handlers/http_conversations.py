@@ -40,12 +40,13 @@ async def list_conversations(principal: Caller, request: Request, wanted: Annota
     engine = engine_of(request)
     base = scope(principal, await teams_of(engine, principal))
     identities = await engine.stores.directory.identities_matching(principal.tenant_id, wanted.q) if wanted.q else []
-    query, order = page_query(filter_query(base, wanted, identities, brands_of(request)), sort, cursor)
+    filtered = filter_query(base, wanted, identities, brands_of(request))
     repo = engine.stores.conversations
     if sort == "last_activity":
-        found = await repo.find_latest(query, limit + 1, decode_cursor(cursor)[0] if cursor else engine.clock.now())
+        found = await repo.find_latest(filtered, limit + 1, engine.clock.now(),
+                                       after=decode_cursor(cursor) if cursor else None)
     else:
-        found = await repo.find(query, order, limit + 1)
+        found = await repo.find(*page_query(filtered, sort, cursor), limit + 1)
     page = found[:limit]
     more = len(found) > limit
     return {"items": [conversation_json(conv) for conv in page],
