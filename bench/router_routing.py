@@ -2,13 +2,16 @@
 
 Setup: `--agents` agents online in one round-robin team (capacity 5 each; the worst case for dispatch, which
 reads live state of every candidate) and `--open` open bot conversations seeded straight into the database
-(bulk insert), their last activity spread over the past week, so queries run against a realistic collection.
+(bulk insert) with the inbound entry of the message that opened each, their last activity spread over the past
+week, so queries run against realistic collections.
 
 1. handler: new customers' `MessageReceived` given straight to the inbound handler (open → route → offer →
    publish), sequentially: messages/s and per-message p50/p99.
 2. end to end, burst: `--burst` new customers' messages published to Kafka at once while the router app
    consumes them (batches, concurrent conversations, coalesced offers): routed msg/s on one process, and
    latency from publishing `MessageReceived` to reading the `offered` ConversationChanged back from Kafka.
+   The load (publisher and reader) runs in a process of its own: the CPU time per routed message of the
+   router's process, of the load and of each local server shows where the time goes.
 3. end to end at a rate: `--count` messages at `--rate` msg/s: the latency under a steady load.
 4. inbox: `GET /v1/conversations?limit=50` as a manager and as an agent, p50/p99.
 
@@ -22,12 +25,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import statistics
 import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +44,7 @@ from asgi_lifespan import LifespanManager
 
 from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
-from parley_common.kafka import drop_namespace_topics, ensure_topics
+from parley_common.kafka import EventPublisher, drop_namespace_topics, ensure_topics, make_broker
 from parley_common.mongo import mongo_client
 from parley_common.service import FREEZE_HEAP
 from parley_common.settings import InfraSettings
@@ -49,6 +54,7 @@ from parley_router.adapters.directory import AgentSpec, TeamSpec
 from parley_router.app import create_app
 from parley_router.domain.assignment import Presence
 from parley_router.domain.conversation import Assignee, AssigneeKind, Status, open_conversation
+from parley_router.domain.timeline import EntryKind, inbound_entry_id, tiebreak_rank
 from parley_router.handlers.engine import Engine
 from parley_router.handlers.inbound import InboundHandler
 from parley_router.settings import RouterSettings
@@ -104,7 +110,7 @@ async def seed(engine: Engine, db: Any, agents: int, open_count: int) -> None:
     started = time.perf_counter()
     now = datetime.now(UTC)
     for start in range(0, open_count, 5000):
-        convs, pointers = [], []
+        convs, pointers, entries = [], [], []
         for n in range(start, min(open_count, start + 5000)):
             conv = open_conversation(f"seed{n}", TENANT, "wa-main", "whatsapp", f"seed{n:08d}",
                                      now - timedelta(seconds=6 * n))  # 100k spread over the last week
@@ -113,9 +119,15 @@ async def seed(engine: Engine, db: Any, agents: int, open_count: int) -> None:
             convs.append(to_doc(conv))
             pointers.append({"_id": f"{TENANT}|wa-main|seed{n:08d}", "conversation_id": conv.id,
                              "tenant_id": TENANT})
+            entry_id = inbound_entry_id(f"wamid.seed{n}")  # the message that opened it
+            entries.append({"_id": f"{conv.id}|{entry_id}", "tenant_id": TENANT, "conversation_id": conv.id,
+                            "entry_id": entry_id, "kind": EntryKind.INBOUND.value, "at": conv.opened_at,
+                            "rank": tiebreak_rank(EntryKind.INBOUND), "provider_message_id": f"wamid.seed{n}",
+                            "direction": "inbound", "text": "hello", "sender": "customer", "blocked": False})
         await db["conversations"].insert_many(convs, ordered=False)
         await db["open_conversations"].insert_many(pointers, ordered=False)
-    print(f"seeded {agents} agents online and {open_count} open conversations in "
+        await db["timeline"].insert_many(entries, ordered=False)
+    print(f"seeded {agents} agents online and {open_count} open conversations (with their first message) in "
           f"{time.perf_counter() - started:.1f} s")
 
 
@@ -131,13 +143,17 @@ async def handler_phase(engine: Engine, count: int) -> None:
     print(f"handler, sequential: {count / elapsed:.0f} msg/s; " + summary("per message", durations))
 
 
-async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: float | None, prefix: str) -> None:
-    """`rate` None: a burst, published as fast as the producer goes (the consumer's throughput)."""
-    topic = CONVERSATIONS_EVENTS.name(infra.namespace)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=infra.kafka_bootstrap, auto_offset_reset="latest",
+async def _load(bootstrap: str, namespace: str, count: int, rate: float | None, prefix: str) -> dict[str, Any]:
+    """The load, in its own process: publishes `count` new customers' messages and reads the `offered` events
+    back; the latencies, the changes seen and its own CPU time."""
+    topic = CONVERSATIONS_EVENTS.name(namespace)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest",
                                 group_id=f"bench-{uuid.uuid4().hex}")
+    broker = make_broker(bootstrap, "bench-load")
+    await broker.start()
     await consumer.start()
     await consumer.seek_to_end()
+    publisher = EventPublisher(broker, namespace)
     sent: dict[str, float] = {}
     latencies: list[float] = []
     seen: dict[str, int] = {}
@@ -147,14 +163,13 @@ async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: flo
             events = [message(n, prefix) for n in range(start, min(count, start + (1 if rate else 500)))]
             for event in events:
                 sent[event.external_user_id] = time.perf_counter()
-            await asyncio.gather(*(engine.publisher.publish(event, INBOUND_MESSAGES) for event in events))
+            await asyncio.gather(*(publisher.publish(event, INBOUND_MESSAGES) for event in events))
             if rate:
                 await asyncio.sleep(1 / rate)
 
+    cpu_before = time.process_time()
     producer = asyncio.create_task(produce())
-    started = time.perf_counter()
-    cpu_before, servers_before = time.process_time(), server_cpu_seconds(SERVER_PIDS)
-    deadline = started + count / (rate or 1000) + 300
+    deadline = time.perf_counter() + count / (rate or 1000) + 300
     while len(latencies) < count and time.perf_counter() < deadline:
         batch = await consumer.getmany(timeout_ms=200)
         now = time.perf_counter()
@@ -165,16 +180,38 @@ async def end_to_end(engine: Engine, infra: InfraSettings, count: int, rate: flo
                 if event.change == "offered" and event.external_user_id in sent:
                     latencies.append(now - sent.pop(event.external_user_id))
     await producer
-    elapsed = time.perf_counter() - started
-    cpu = {"this process (router + load)": time.process_time() - cpu_before}
-    cpu.update({name: used - servers_before.get(name, used) for name, used in server_cpu_seconds(SERVER_PIDS).items()})
+    cpu = time.process_time() - cpu_before
     await consumer.stop()
+    await broker.stop()
+    return {"latencies": latencies, "seen": seen, "cpu": cpu}
+
+
+def _load_process(bootstrap: str, namespace: str, count: int, rate: float | None, prefix: str,
+                  results: Connection) -> None:
+    results.send(asyncio.run(_load(bootstrap, namespace, count, rate, prefix)))
+
+
+async def end_to_end(infra: InfraSettings, count: int, rate: float | None, prefix: str) -> None:
+    """`rate` None: a burst, published as fast as the producer goes (the consumer's throughput). The load runs
+    in a process of its own, so this process's CPU time is the router's alone."""
+    receiving, sending = multiprocessing.Pipe(duplex=False)
+    load = multiprocessing.get_context("spawn").Process(
+        target=_load_process, args=(infra.kafka_bootstrap, infra.namespace, count, rate, prefix, sending))
+    started = time.perf_counter()
+    cpu_before, servers_before = time.process_time(), server_cpu_seconds(SERVER_PIDS)
+    load.start()
+    outcome = await asyncio.to_thread(receiving.recv)
+    elapsed = time.perf_counter() - started
+    cpu = {"router (this process)": time.process_time() - cpu_before, "load (its own process)": outcome["cpu"]}
+    cpu.update({name: used - servers_before.get(name, used) for name, used in server_cpu_seconds(SERVER_PIDS).items()})
+    await asyncio.to_thread(load.join)
+    latencies = outcome["latencies"]
     label = f"at {rate:.0f} msg/s offered" if rate else "burst"
     print(f"end to end {label}: {len(latencies)}/{count} routed in {elapsed:.1f} s "
           f"({len(latencies) / elapsed:.0f} msg/s); " + summary("MessageReceived → offered", latencies)
-          + f"; changes read back: {seen}")
+          + f"; changes read back: {outcome['seen']}")
     routed = max(1, len(latencies))
-    print("  CPU per routed message: " + ", ".join(f"{name} {seconds / routed * 1000:.1f} ms"
+    print("  CPU per routed message: " + ", ".join(f"{name} {seconds / routed * 1000:.2f} ms"
                                                  for name, seconds in cpu.items()))
 
 
@@ -214,8 +251,8 @@ async def main() -> None:
             await seed(engine, db, args.agents, args.open)
             await handler_phase(engine, min(args.count, 300))
             capacity = args.agents * 5 - 300  # every routed conversation holds a slot: more would only queue
-            await end_to_end(engine, infra, min(args.burst, capacity // 2), None, "b")
-            await end_to_end(engine, infra, min(args.count, capacity // 2), args.rate, "e")
+            await end_to_end(infra, min(args.burst, capacity // 2), None, "b")
+            await end_to_end(infra, min(args.count, capacity // 2), args.rate, "e")
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
                 await inbox_phase(client, app.state.jwt_secret, args.inbox_rounds)
     finally:
