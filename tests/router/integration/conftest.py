@@ -67,6 +67,27 @@ def inbound(user: str = "u1", text: str = "hello", tenant: str = "acme", channel
     )
 
 
+class ProcessGone(Exception):
+    """Stands for the process dying at that point."""
+
+
+def published_events(router: Router, *, stop_at_first: bool = False) -> list[tuple[str, str, str]]:
+    """What the engine publishes from now on, as (customer, change, status). `stop_at_first`: the first publish
+    raises ProcessGone instead, recorded as a "stopped" change (an attempt that stopped right after storing)."""
+    events: list[tuple[str, str, str]] = []
+    publish = router.engine.publish
+
+    async def recorded(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
+        if stop_at_first and not events:
+            events.append((conv.external_user_id, "stopped", conv.status.value))
+            raise ProcessGone
+        events.append((conv.external_user_id, change, conv.status.value))
+        await publish(conv, change, *args, **kwargs)
+
+    router.engine.publish = recorded  # type: ignore[method-assign]
+    return events
+
+
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) -> Any:
     """Poll until `check` returns something truthy (consumers run asynchronously)."""
     deadline = asyncio.get_running_loop().time() + within

@@ -9,7 +9,7 @@ from typing import Any
 
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import Router, inbound
+from .conftest import Router, inbound, published_events
 
 
 def _count_writes(router: Router) -> dict[str, int]:
@@ -26,27 +26,15 @@ def _count_writes(router: Router) -> dict[str, int]:
         writes["save"] += 1
         return await save(conv)
 
-    conversations.insert, conversations.save = counted_insert, counted_save  # type: ignore[method-assign]
+    conversations.insert, conversations.save = counted_insert, counted_save
     return writes
-
-
-def _record_events(router: Router) -> list[tuple[str, str, str]]:
-    events: list[tuple[str, str, str]] = []
-    publish = router.engine.publish
-
-    async def recorded(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
-        events.append((conv.external_user_id, change, conv.status.value))
-        await publish(conv, change, *args, **kwargs)
-
-    router.engine.publish = recorded  # type: ignore[method-assign]
-    return events
 
 
 async def test_customers_arriving_together_are_stored_once_each_offered_while_room_lasts(
         router: Router, mongo: Any) -> None:
     await router.agent("ann", ["default"], capacity=3)
     await router.agent("bob", ["default"], capacity=2)
-    writes, events = _count_writes(router), _record_events(router)
+    writes, events = _count_writes(router), published_events(router)
     users = [f"u{n}" for n in range(8)]
 
     await asyncio.gather(*(InboundHandler(router.engine).handle(inbound(user=user, message_id=f"m-{user}"))
@@ -71,7 +59,7 @@ async def test_customers_arriving_together_are_stored_once_each_offered_while_ro
 
 
 async def test_a_queued_conversation_is_offered_by_an_update_when_room_frees(router: Router, mongo: Any) -> None:
-    writes, events = _count_writes(router), _record_events(router)
+    writes, events = _count_writes(router), published_events(router)
     await InboundHandler(router.engine).handle(inbound(user="u1", message_id="m1"))
     assert (writes, events) == ({"insert": 1, "save": 0}, [("u1", "opened", "queued")])
 

@@ -18,7 +18,7 @@ from parley_router.adapters.conversations import OpeningInProgress
 from parley_router.domain.assignment import Presence
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import Router, inbound, running_router
+from .conftest import ProcessGone, Router, inbound, published_events, running_router
 
 ROUNDS = 8
 
@@ -106,41 +106,25 @@ async def test_a_failed_insert_gives_its_claim_back_so_the_redelivery_opens_at_o
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
 
 
-class ProcessGone(Exception):
-    pass
-
-
-def _stop_at_first_event(router: Router) -> list[str]:
-    """The attempt stops (process gone) right after storing its conversation: before its first event."""
-    published: list[str] = []
-    working = router.engine.publish
-
-    async def publish(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
-        if not published:
-            published.append("stopped")
-            raise ProcessGone
-        published.append(change)
-        await working(conv, change, *args, **kwargs)
-
-    router.engine.publish = publish  # type: ignore[method-assign]
-    return published
+def changes(published: list[tuple[str, str, str]]) -> list[str]:
+    return [change for _, change, _ in published]
 
 
 async def test_a_conversation_stored_already_offered_by_an_attempt_that_stopped_there_is_announced_by_the_redelivery(
         router: Router, mongo: Any) -> None:
     await router.agent("ann", ["default"], capacity=2)
     message = inbound(user="u1", text="hello", message_id="m1")
-    published = _stop_at_first_event(router)
+    published = published_events(router, stop_at_first=True)
     with pytest.raises(ProcessGone):
         await InboundHandler(router.engine).handle(message)
     db = mongo[router.infra.database_name("router")]
     [stored] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
-    assert (published, stored["status"], stored["assignee"]["id"], stored["opened_by"]) == (
+    assert (changes(published), stored["status"], stored["assignee"]["id"], stored["opened_by"]) == (
         ["stopped"], "assigned", "ann", "m1")
 
     await InboundHandler(router.engine).handle(message)  # the redelivery
 
-    assert published == ["stopped", "opened", "offered"]
+    assert changes(published) == ["stopped", "opened", "offered"]
     got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
     assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
     entries = await router.ok("GET", f"/v1/conversations/{stored['_id']}/timeline")
@@ -151,12 +135,12 @@ async def test_a_conversation_stored_already_offered_by_an_attempt_that_stopped_
 async def test_a_conversation_stored_queued_by_an_attempt_that_stopped_there_is_offered_by_the_redelivery(
         router: Router, mongo: Any) -> None:
     message = inbound(user="u1", text="hello", message_id="m1")
-    published = _stop_at_first_event(router)
+    published = published_events(router, stop_at_first=True)
     with pytest.raises(ProcessGone):
         await InboundHandler(router.engine).handle(message)  # nobody online: stored queued
     db = mongo[router.infra.database_name("router")]
     [stored] = [doc async for doc in db["conversations"].find({"external_user_id": "u1"})]
-    assert (published, stored["status"], stored["opened_by"]) == (["stopped"], "queued", "m1")
+    assert (changes(published), stored["status"], stored["opened_by"]) == (["stopped"], "queued", "m1")
     await router.agent("ann", ["default"], capacity=2, online=False)
     await router.engine.stores.presence.heartbeat("acme", "ann", Presence.ONLINE)  # online, without a dispatch
 
@@ -164,6 +148,6 @@ async def test_a_conversation_stored_queued_by_an_attempt_that_stopped_there_is_
 
     got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
     assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
-    assert published == ["stopped", "opened", "offered"]
+    assert changes(published) == ["stopped", "opened", "offered"]
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
     assert await db["timeline"].count_documents({"conversation_id": stored["_id"], "kind": "inbound"}) == 1
