@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from pymongo import AsyncMongoClient
@@ -30,16 +29,3 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
             raise
         return {error["index"] for error in errors}
     return set()
-
-
-async def find_each(collection: AsyncCollection[dict[str, Any]], query: dict[str, Any], field: str,
-                    values: Iterable[Any], projection: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The documents matching `query` whose `field` equals one of `values`, asked as one equality query per value,
-    all at once (a document matching several values comes once per value). The local database (SecantusDB)
-    answers `$in` on any field but `_id` by scanning the whole collection (~35 µs a document, growing with the
-    data), an equality from its index; MongoDB answers both from the index."""
-    async def matching(value: Any) -> list[dict[str, Any]]:
-        return [doc async for doc in collection.find({**query, field: value}, projection=projection)]
-
-    found = await asyncio.gather(*(matching(value) for value in dict.fromkeys(values)))
-    return [doc for docs in found for doc in docs]

@@ -10,7 +10,6 @@ from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
-from parley_common.mongo import find_each, insert_new
 from parley_common.runtime import Runtime
 from parley_common.service import build_service
 from parley_common.settings import InfraSettings
@@ -26,20 +25,6 @@ async def test_mongo_round_trip_keeps_aware_datetimes(mongo: AsyncMongoClient[An
     documents = await collection.find({"tenant_id": "acme"}).to_list()
     assert len(documents) == 1
     assert documents[0]["at"] == moment
-
-
-async def test_find_each_asks_one_equality_per_value_and_new_inserts_tell_the_ones_already_there(
-        mongo: AsyncMongoClient[Any], infra_settings: InfraSettings) -> None:
-    collection = mongo[infra_settings.database_name("common")]["tagged"]
-    await collection.create_index("tags")
-    assert await insert_new(collection, [{"_id": 1, "t": "x", "tags": ["a", "b"]}, {"_id": 2, "t": "x", "tags": ["c"]},
-                                         {"_id": 3, "t": "y", "tags": ["a"]}]) == set()
-    assert await insert_new(collection, [{"_id": 4, "t": "x", "tags": []}, {"_id": 1}]) == {1}
-
-    found = await find_each(collection, {"t": "x"}, "tags", ["a", "b", "a", "z"], projection={"_id": 1})
-    assert sorted(doc["_id"] for doc in found) == [1, 1]  # once per value it matches; "a" asked once
-    assert found[0] == {"_id": 1}
-    assert await find_each(collection, {"t": "x"}, "tags", []) == []
 
 
 async def test_redis_round_trip_with_namespace_prefix(redis: Redis, infra_settings: InfraSettings) -> None:

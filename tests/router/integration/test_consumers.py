@@ -116,7 +116,9 @@ async def _listed(router: Router, **params: Any) -> list[dict[str, Any]]:
 
 
 async def _count(router: Router, wanted: int) -> bool:
-    return len(await conversations(router)) + len(await conversations(router, status="closed")) == wanted
+    """`wanted` conversations in all (the list shows closed ones too: counted once)."""
+    listed = [*await conversations(router), *await conversations(router, status="closed")]
+    return len({conv["id"] for conv in listed}) == wanted
 
 
 async def _inbound_entries(router: Router, cid: str, wanted: int) -> list[dict[str, Any]] | None:

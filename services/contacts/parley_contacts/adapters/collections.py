@@ -13,9 +13,16 @@ Doc = dict[str, Any]
 SEARCH_INDEX = "tenant_search_keys"
 ACTIVITY_INDEX = "tenant_activity"
 IDENTITY_INDEX = "tenant_channel_external_user_unique"
-# Queries by _id also filter on the tenant (isolation). MongoDB answers those from the _id index on its own;
-# SecantusDB 0.7 plans `{_id, tenant_id}` as a collection scan unless told, so every by-id query names it.
+# Writes by _id also filter on the tenant (isolation). MongoDB answers those from the _id index on its own;
+# SecantusDB 0.7 plans `{_id, tenant_id}` as a collection scan unless told, so every by-id write names it.
 BY_ID = [("_id", ASCENDING)]
+
+
+def of_tenant(doc: Doc | None, tenant_id: str) -> Doc | None:
+    """A document read by `_id` alone, kept only when it is this tenant's (isolation). Reads ask by `_id` alone:
+    SecantusDB walks a hinted index whole (213 ms per read with 20,000 contacts) and scans the collection for
+    `_id` with another field (1.5 s for a batch's `$in`), but answers `_id` alone from the index (~0.6 ms)."""
+    return doc if doc is not None and doc.get("tenant_id") == tenant_id else None
 
 
 class Collections:

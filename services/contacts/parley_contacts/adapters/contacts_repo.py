@@ -9,7 +9,7 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING
 from pymongo.errors import DuplicateKeyError
 
-from parley_contacts.adapters.collections import BY_ID, Collections, Doc
+from parley_contacts.adapters.collections import BY_ID, Collections, Doc, of_tenant
 from parley_contacts.domain.card import Card, Key
 from parley_contacts.domain.search import Condition, matches
 
@@ -50,11 +50,11 @@ class ContactsRepository:
         self._c = collections
 
     async def get(self, tenant_id: str, contact_id: str) -> Card | None:
-        return await self._c.contacts.find_one({"_id": contact_id, "tenant_id": tenant_id}, hint=BY_ID)
+        return of_tenant(await self._c.contacts.find_one({"_id": contact_id}), tenant_id)
 
     async def merged_into(self, tenant_id: str, contact_id: str) -> str | None:
-        doc = await self._c.history.find_one({"_id": contact_id, "tenant_id": tenant_id}, {"merged_into": 1},
-                                             hint=BY_ID)
+        doc = of_tenant(await self._c.history.find_one({"_id": contact_id}, {"merged_into": 1, "tenant_id": 1}),
+                        tenant_id)
         return str(doc["merged_into"]) if doc else None
 
     async def owner_of(self, tenant_id: str, channel_id: str, external_user_id: str) -> str | None:
@@ -188,8 +188,8 @@ class CommentsRepository:
         await self._c.comments.insert_one(comment)
 
     async def get(self, tenant_id: str, contact_id: str, comment_id: str) -> Doc | None:
-        return await self._c.comments.find_one({"_id": comment_id, "tenant_id": tenant_id, "contact_id": contact_id},
-                                               hint=BY_ID)
+        doc = of_tenant(await self._c.comments.find_one({"_id": comment_id}), tenant_id)
+        return doc if doc and doc.get("contact_id") == contact_id else None
 
     async def list(self, tenant_id: str, contact_id: str, limit: int = 200) -> list[Doc]:
         cursor = self._c.comments.find({"tenant_id": tenant_id, "contact_id": contact_id})

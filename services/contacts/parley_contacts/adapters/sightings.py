@@ -12,7 +12,7 @@ from pymongo.errors import BulkWriteError
 
 from parley_common.ids import new_id
 from parley_common.mongo import DUPLICATE_KEY
-from parley_contacts.adapters.collections import BY_ID, Collections, Doc
+from parley_contacts.adapters.collections import BY_ID, Collections, Doc, of_tenant
 from parley_contacts.domain.card import Card, activity_key
 from parley_contacts.domain.inbound import Sighting, first_message_card, platform_name_refresh
 
@@ -116,8 +116,9 @@ class SightingsStore:
             by_tenant[sighting.event.tenant_id].append(contact_ids[sighting.key])
         cards: dict[str, Card] = {}
         for tenant_id, ids in by_tenant.items():
-            async for card in self._c.contacts.find({"tenant_id": tenant_id, "_id": {"$in": ids}}, hint=BY_ID):
-                cards[card["_id"]] = card
+            async for card in self._c.contacts.find({"_id": {"$in": ids}}):  # see `of_tenant`
+                if of_tenant(card, tenant_id) is not None:
+                    cards[card["_id"]] = card
         return cards
 
 

@@ -11,7 +11,6 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
-from parley_common.mongo import find_each
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
 from parley_router.domain.conversation import Assignee, AssigneeKind
@@ -198,8 +197,8 @@ class Directory:
     async def _contacts_of(self, keys: list[ConversationKey]) -> list[Doc | None]:
         by_identity: dict[tuple[str, str], Doc] = {}
         for tenant_id in {key.tenant_id for key in keys}:
-            identities = (_identity(key) for key in keys if key.tenant_id == tenant_id)
-            for doc in await find_each(self._contacts, {"tenant_id": tenant_id}, "identities", identities):
+            identities = list({_identity(key) for key in keys if key.tenant_id == tenant_id})
+            async for doc in self._contacts.find({"tenant_id": tenant_id, "identities": {"$in": identities}}):
                 by_identity.update({(tenant_id, identity): doc for identity in doc.get("identities", ())})
         return [by_identity.get((key.tenant_id, _identity(key))) for key in keys]
 

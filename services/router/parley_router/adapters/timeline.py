@@ -9,7 +9,7 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
-from parley_common.mongo import find_each, insert_new
+from parley_common.mongo import insert_new
 from parley_router.domain.timeline import EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
@@ -74,10 +74,10 @@ class TimelineRepository:
     async def _conversations_of(self, keys: list[tuple[str, str]]) -> list[str | None]:
         found: dict[tuple[str, str], str] = {}
         for tenant_id in {tenant_id for tenant_id, _ in keys}:
-            docs = await find_each(self._entries, {"tenant_id": tenant_id}, "provider_message_id",
-                                   (pmid for tenant, pmid in keys if tenant == tenant_id),
-                                   projection={"conversation_id": 1, "provider_message_id": 1})
-            found.update({(tenant_id, doc["provider_message_id"]): doc["conversation_id"] for doc in docs})
+            ids = list({pmid for tenant, pmid in keys if tenant == tenant_id})
+            cursor = self._entries.find({"tenant_id": tenant_id, "provider_message_id": {"$in": ids}},
+                                        projection={"conversation_id": 1, "provider_message_id": 1})
+            found.update({(tenant_id, doc["provider_message_id"]): doc["conversation_id"] async for doc in cursor})
         return [found.get(key) for key in keys]
 
     async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
