@@ -174,7 +174,7 @@ class ConversationRepository:
             else:
                 raise OpeningInProgress(str(key))
         if pointer and (conv is None or not conv.is_open):  # left by a crash, or by a reopen that lost its race
-            await self._open.delete_one({"_id": str(key), "conversation_id": pointer["conversation_id"]})
+            await self._drop_pointer(key, pointer["conversation_id"])
             return None
         return conv
 
@@ -220,8 +220,11 @@ class ConversationRepository:
 
     async def release_claim(self, conv: Conversation) -> None:
         """The key is free again (not yet stored, or closed): a new message opens a new conversation."""
-        key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
-        await self._open.delete_one({"_id": str(key), "conversation_id": conv.id})
+        await self._drop_pointer(ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id), conv.id)
+
+    async def _drop_pointer(self, key: ConversationKey, conversation_id: str) -> None:
+        """Only while it still names that conversation: another one may have claimed the key since."""
+        await self._open.delete_one({"_id": str(key), "conversation_id": conversation_id})
 
     async def claim_open(self, conv: Conversation) -> bool:
         """Make `conv` its key's open conversation again (reopen); False when another one is open."""

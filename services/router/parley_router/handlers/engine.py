@@ -213,9 +213,10 @@ class Engine:
     async def _current(self, tenant_id: str, convs: list[Conversation]) -> list[Conversation]:
         """These conversations as stored now (one may have moved on meanwhile); one being opened is not stored
         yet, and nothing else knows it to change it."""
-        unstored = [conv for conv in convs if conv.id in self._opening and self._opening[conv.id].stored is None]
-        stored = [conv.id for conv in convs if conv not in unstored]
-        return unstored + await self.stores.conversations.get_many(tenant_id, stored)
+        unstored = {conv.id: conv for conv in convs
+                    if conv.id in self._opening and self._opening[conv.id].stored is None}
+        stored = [conv.id for conv in convs if conv.id not in unstored]
+        return [*unstored.values(), *await self.stores.conversations.get_many(tenant_id, stored)]
 
     async def _dispatch_pass(self, tenant_id: str, queue: list[Conversation]) -> tuple[int, list[Conversation]]:
         """One plan against one snapshot of live state; offers run concurrently. Returns how many were made and

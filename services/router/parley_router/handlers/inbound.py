@@ -52,8 +52,8 @@ class InboundHandler:
         return replace(conv_rules.customer_wrote(conv, at), blocked=blocked)
 
     async def _open(self, event: MessageReceived, key: ConversationKey, blocked: bool) -> Conversation:
-        """A new conversation (also after a closed one), routed by the tenant's rules before it is stored
-        (one write), then offered to a free agent; a blocked customer's is stored and routed nowhere."""
+        """A new conversation (also after a closed one), routed by the tenant's rules, then stored once: already
+        offered when an agent has room (`Engine.open_new`); a blocked customer's is stored and routed nowhere."""
         at = event.provider_timestamp
         contact = await self.stores.directory.contact_of(key)
         labels = tuple(contact.get("labels", ())) if contact else ()
@@ -68,18 +68,19 @@ class InboundHandler:
             return existing  # another delivery opened it first
 
         async def announce(opened: Conversation) -> None:
-            await self.engine.publish(opened, "opened", "customer", comment, at,
-                                      entry_id=inbound_entry_id(event.provider_message_id))
+            await self._opened(opened, comment, event)
 
         return await self.engine.open_new(conv, announce)
+
+    async def _opened(self, conv: Conversation, comment: str | None, event: MessageReceived) -> None:
+        await self.engine.publish(conv, "opened", "customer", comment, event.provider_timestamp,
+                                  entry_id=inbound_entry_id(event.provider_message_id))
 
     async def _announce_again(self, conv: Conversation, event: MessageReceived) -> None:
         """The events of a conversation stored by an attempt that stopped before its entry was written: it may
         never have been announced, or offered (repeated events are harmless; an offer of a conversation already
         placed is skipped)."""
-        at = event.provider_timestamp
-        await self.engine.publish(conv, "opened", "customer", None, at,
-                                  entry_id=inbound_entry_id(event.provider_message_id))
+        await self._opened(conv, None, event)
         if conv_rules.queue_target(conv) is not None:
             await self.engine.offer_soon(conv)
         elif conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
