@@ -16,9 +16,8 @@ class OutboundSettings(ServiceSettings):
                                 description="the media service inside the cluster: outbound reads attachment "
                                 "bytes from it and uploads them to the providers")
     rate_per_second: dict[str, float] = Field(
-        default={"whatsapp": 80.0, "messenger": 40.0, "instagram": 40.0, "telegram": 30.0, "viber": 50.0,
-                 "email": 20.0},
-        description="default send rate per sender (channel) by channel type; WhatsApp 80 msg/s per number")
+        default={}, description="send rate per sender (channel) by channel type, overriding the channel "
+        "catalogue's default (WhatsApp 80 msg/s per number)")
     channel_rate_per_second: dict[str, float] = Field(default={}, description="per channel id overrides")
     templates_mandatory_channels: list[str] = Field(
         default=[], description="channel ids that send approved templates only (edna: mandatory templates)")

@@ -5,9 +5,11 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_media.domain.limits import DANGEROUS_TYPES, INBOUND, MB, OUTBOUND, Direction, check, max_size
+from parley_common.channel_catalogue import MB
+from parley_common.events.common import ChannelType
+from parley_media.domain.limits import DANGEROUS_TYPES, Direction, check, max_size
 
-CHANNELS = sorted(OUTBOUND)
+CHANNELS = sorted(ChannelType)
 
 
 def test_whatsapp_images_are_capped_at_five_megabytes_outbound() -> None:
@@ -24,6 +26,14 @@ def test_whatsapp_refuses_types_it_cannot_send() -> None:
 def test_viber_pictures_are_small_but_files_may_be_large() -> None:
     assert not check("viber", Direction.OUTBOUND, "image/jpeg", 2 * MB).ok
     assert check("viber", Direction.OUTBOUND, "application/pdf", 40 * MB).ok
+
+
+def test_viber_and_instagram_limits_are_the_documented_ones() -> None:
+    assert check("viber", Direction.OUTBOUND, "image/gif", MB).ok
+    assert check("viber", Direction.OUTBOUND, "video/mp4", 26 * MB).ok
+    assert check("viber", Direction.OUTBOUND, "video/mp4", 26 * MB + 1).reason == "too_large"
+    assert check("instagram", Direction.OUTBOUND, "image/png", 8 * MB + 1).reason == "too_large"
+    assert check("instagram", Direction.OUTBOUND, "application/pdf", 20 * MB).ok
 
 
 def test_empty_files_are_refused() -> None:
@@ -43,6 +53,6 @@ def test_nothing_above_the_channel_ceiling_is_accepted(channel: str, direction: 
         assert not verdict.ok
 
 
-@given(st.sampled_from(sorted(INBOUND)), st.integers(min_value=1, max_value=20 * MB))
+@given(st.sampled_from(CHANNELS), st.integers(min_value=1, max_value=20 * MB))
 def test_inbound_keeps_any_safe_type_within_the_ceiling(channel: str, size: int) -> None:
     assert check(channel, Direction.INBOUND, "application/octet-stream", size).ok

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from parley_common.channel_catalogue import MB, send_size_limit
 from parley_common.events.common import ChannelType
 from parley_common.events.outbound import TemplateButtonParameter, TemplateContent, TemplateHeaderMedia
 from parley_outbound.adapters.providers.whatsapp import whatsapp_body
 from parley_outbound.adapters.providers.whatsapp_templates import from_meta
-from parley_outbound.domain.attachments import MB, size_limit
 from parley_outbound.domain.compose import template_call
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.templates import ButtonSpec, Template, TemplateStatus, render_template_content
@@ -124,8 +124,9 @@ def test_sync_keeps_header_format_and_button_definitions() -> None:
 
 
 def test_fetch_limits_follow_the_channel_table() -> None:
-    assert size_limit(ChannelType.WHATSAPP, "image") == 5 * MB
-    assert size_limit(ChannelType.WHATSAPP, "document") == 100 * MB
-    assert size_limit(ChannelType.TELEGRAM, "image") == 10 * MB
-    assert size_limit(ChannelType.EMAIL, "file") == 25 * MB
-    assert size_limit(ChannelType.VIBER, "video") == 50 * MB  # no such kind: the channel's largest
+    assert send_size_limit(ChannelType.WHATSAPP, "image") == 5 * MB
+    assert send_size_limit(ChannelType.WHATSAPP, "document") == 100 * MB
+    assert send_size_limit(ChannelType.TELEGRAM, "image") == 10 * MB
+    assert send_size_limit(ChannelType.EMAIL, "file") == 25 * MB
+    assert send_size_limit(ChannelType.VIBER, "video") == 26 * MB
+    assert send_size_limit(ChannelType.VIBER, "sticker") == 50 * MB  # no such kind: the channel's largest

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from parley_common.channel_catalogue import MB, attachment_rule
 from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.inbound import DeliveryStatus
-from parley_outbound.domain.attachments import MB, media_rule
 from parley_outbound.domain.provider_errors import (
     backoff_seconds,
     classify_meta,
@@ -167,7 +167,7 @@ def test_backoff_is_bounded_and_grows(attempt: int, jitter: float) -> None:
     (ChannelType.EMAIL, "application/zip", 26 * MB, None),
 ])
 def test_attachment_rules(channel: ChannelType, mime: str, size: int, kind: str | None) -> None:
-    rule = media_rule(channel, mime, size)
+    rule = attachment_rule(channel, mime, size)
     assert (rule.kind if rule else None) == kind
 
 
@@ -217,3 +217,15 @@ def test_active_thread_of_another_agent(channel: ChannelType, sender: SenderKind
                                         thread: tuple[str | None, str | None, str | None], held: bool) -> None:
     from parley_outbound.domain.threads import ThreadFacts, held_by_another_agent
     assert held_by_another_agent(channel, sender, login, ThreadFacts(*thread)) is held
+
+
+def test_viber_sends_a_video_as_a_video_with_its_size() -> None:
+    from parley_common.channels import ViberChannel
+    from parley_outbound.adapters.media_fetch import MediaInfo
+    from parley_outbound.adapters.providers.viber import viber_body
+    from parley_outbound.domain.outgoing import Outgoing
+
+    channel = ViberChannel(id="vb", tenant_id="t", auth_token="x", sender_name="Acme")  # type: ignore[arg-type]
+    info = MediaInfo("m1", "video/mp4", "clip.mp4", 3 * MB, "https://media.example/clip.mp4")
+    body = viber_body(channel, Outgoing("msg-1", "viber-user", text="look", media_kind="video"), info)
+    assert (body["type"], body["size"], body["media"], body["text"]) == ("video", 3 * MB, info.download_url, "look")

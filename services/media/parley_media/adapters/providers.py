@@ -1,4 +1,5 @@
-"""Downloading an attachment's bytes from the channel that references it (one function per provider).
+"""Downloading an attachment's bytes from the channel that references it: one function per way of fetching,
+found by channel type through `ProviderFetcher.routes` (a channel type without a route is refused).
 
 Every download streams into a spooled temporary file (memory up to 1 MB, then disk) and stops as soon as the
 channel's inbound size ceiling is passed, so a huge file never sits in memory."""
@@ -6,6 +7,7 @@ channel's inbound size ceiling is passed, so a huge file never sits in memory.""
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -19,6 +21,7 @@ from parley_common.channels import (
     ViberChannel,
     WhatsAppChannel,
 )
+from parley_common.events.common import ChannelType
 from parley_common.events.inbound import MediaPart
 from parley_media.domain.retry import is_retryable_status
 
@@ -45,19 +48,37 @@ class Downloaded:
         self.file.close()
 
 
+Route = Callable[[Any, MediaPart, int], Awaitable[Downloaded]]
+
+
 class ProviderFetcher:
     def __init__(self, client: httpx.AsyncClient) -> None:
         self._client = client
+        self.routes: dict[ChannelType, Route] = {
+            ChannelType.WHATSAPP: self._whatsapp,
+            ChannelType.TELEGRAM: self._telegram,
+            ChannelType.MESSENGER: self._signed_url,
+            ChannelType.INSTAGRAM: self._signed_url,
+            ChannelType.VIBER: self._signed_url,
+            ChannelType.EMAIL: self._nothing_to_fetch,  # the bytes travel on the attachments topic
+            ChannelType.SANDBOX: self._nothing_to_fetch,  # the fake sends no files
+        }
 
     async def fetch(self, channel: AnyChannel, part: MediaPart, max_bytes: int) -> Downloaded:
         if part.source == "email_attachment":
             raise FetchError("not_downloadable", "email attachments arrive on the attachments topic", False)
-        if isinstance(channel, WhatsAppChannel):
-            return await self._whatsapp(channel, part, max_bytes)
-        if isinstance(channel, TelegramChannel):
-            return await self._telegram(channel, part, max_bytes)
-        if isinstance(channel, MessengerChannel | InstagramChannel | ViberChannel) and part.source == "url":
-            return await self._download(part.reference, {}, max_bytes)  # signed CDN URLs: no credentials
+        route = self.routes.get(channel.type)
+        if route is None:
+            raise FetchError("unknown_channel_type", f"no way to fetch media of {channel.type}", False)
+        return await route(channel, part, max_bytes)
+
+    async def _signed_url(self, channel: MessengerChannel | InstagramChannel | ViberChannel, part: MediaPart,
+                          max_bytes: int) -> Downloaded:
+        if part.source != "url":
+            raise FetchError("unsupported_source", f"{channel.type} cannot fetch a {part.source} reference", False)
+        return await self._download(part.reference, {}, max_bytes)  # signed CDN URLs: no credentials
+
+    async def _nothing_to_fetch(self, channel: AnyChannel, part: MediaPart, max_bytes: int) -> Downloaded:
         raise FetchError("unsupported_source", f"{channel.type} cannot fetch a {part.source} reference", False)
 
     async def _whatsapp(self, channel: WhatsAppChannel, part: MediaPart, max_bytes: int) -> Downloaded:

@@ -1,21 +1,23 @@
 """The messaging-window policy: may this message go to this customer now, and what will it cost?
 
 Pure: every fact (last customer message time in *provider* time, entry point, subscription, block) is an
-input, and so is `now`. The rules are the channels' documented ones (shared/reference/channels.md §1.13,
-§2.5, §3.7, §4.8); the window is half-open: at exactly 24:00:00 it is already closed.
+input, and so is `now`. Which rule a channel follows, and its lengths, are the channel catalogue's
+(parley_common.channel_catalogue); a channel type without catalogue facts is refused. The rules are the channels'
+documented ones (shared/reference/channels.md §1.13, §2.5, §3.7, §4.8); the window is half-open: at exactly
+24:00:00 it is already closed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from parley_common import channel_catalogue
+from parley_common.channel_catalogue import UnknownChannelType, WindowKind, WindowRule
 from parley_common.events.common import ChannelType, SenderKind
 
-SERVICE_WINDOW = timedelta(hours=24)
-HUMAN_AGENT_WINDOW = timedelta(days=7)
-FREE_ENTRY_WINDOW = timedelta(hours=72)
 HUMAN_AGENT_TAG = "HUMAN_AGENT"
 
 
@@ -51,6 +53,7 @@ class Reason(StrEnum):
     CUSTOMER_NEVER_WROTE = "customer_never_wrote"
     NOT_SUBSCRIBED = "not_subscribed"
     CUSTOMER_BLOCKED = "customer_blocked"
+    UNKNOWN_CHANNEL = "unknown_channel"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +98,34 @@ def within(start: datetime | None, length: timedelta, now: datetime) -> bool:
 def decide(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
     if facts.blocked:
         return _refuse(Reason.CUSTOMER_BLOCKED)
-    channel = intent.channel_type
-    if channel is ChannelType.WHATSAPP:
-        return _whatsapp(intent, facts, now)
-    if channel in (ChannelType.MESSENGER, ChannelType.INSTAGRAM):
-        return _meta_messaging(intent, facts, now)
-    if channel is ChannelType.TELEGRAM:
-        # No window, but a bot cannot start a conversation: the user must have written first.
-        if facts.last_customer_at is None:
-            return _refuse(Reason.CUSTOMER_NEVER_WROTE)
-        return _free_service(Reason.NO_WINDOW)
-    if channel is ChannelType.VIBER:
-        return _free_service(Reason.SUBSCRIBED) if facts.subscribed else _refuse(Reason.NOT_SUBSCRIBED)
-    return _free_service(Reason.NO_WINDOW)  # email and sandbox: always allowed
+    try:
+        rule = channel_catalogue.facts(intent.channel_type).window
+    except UnknownChannelType:
+        return _refuse(Reason.UNKNOWN_CHANNEL)
+    return RULES[rule.kind](rule, intent, facts, now)
 
 
-def _whatsapp(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
-    window_open = within(facts.last_customer_at, SERVICE_WINDOW, now)
-    in_free_entry = within(facts.free_entry_window_started_at, FREE_ENTRY_WINDOW, now)
+def _customer_first(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
+    """No window, but a bot cannot start a conversation: the user must have written first (Telegram)."""
+    if facts.last_customer_at is None:
+        return _refuse(Reason.CUSTOMER_NEVER_WROTE)
+    return _free_service(Reason.NO_WINDOW)
+
+
+def _subscription(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
+    return _free_service(Reason.SUBSCRIBED) if facts.subscribed else _refuse(Reason.NOT_SUBSCRIBED)
+
+
+def _any_time(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
+    return _free_service(Reason.NO_WINDOW)
+
+
+def _templates_outside(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
+    window_open = within(facts.last_customer_at, _length(rule.service_window), now)
+    in_free_entry = within(facts.free_entry_window_started_at, _length(rule.free_entry_window), now)
     # Replying within 24 h of a free-entry-point message is free and opens the 72 h window (pricing only).
     opens_free_entry = (
-        facts.free_entry_window_started_at is None and within(facts.free_entry_at, SERVICE_WINDOW, now)
+        facts.free_entry_window_started_at is None and within(facts.free_entry_at, _length(rule.service_window), now)
     )
     free_entry = in_free_entry or opens_free_entry
     if intent.message_kind is MessageKind.FREE_FORM:
@@ -136,17 +146,31 @@ def _whatsapp(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision
     return Decision(Verdict.ALLOWED, reason, category, free, opens_free_entry_window=opens_free_entry)
 
 
-def _meta_messaging(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
+def _human_agent_tag(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
     if facts.last_customer_at is None:
         return _refuse(Reason.CUSTOMER_NEVER_WROTE)
-    if within(facts.last_customer_at, SERVICE_WINDOW, now):
+    if within(facts.last_customer_at, _length(rule.service_window), now):
         return _free_service(Reason.WITHIN_WINDOW)
     if intent.sender_kind is not SenderKind.HUMAN:
         return _refuse(Reason.AUTOMATION_WINDOW_CLOSED)  # HUMAN_AGENT must never be used by bots
-    if within(facts.last_customer_at, HUMAN_AGENT_WINDOW, now):
+    if within(facts.last_customer_at, _length(rule.human_agent_window), now):
         return Decision(Verdict.ALLOWED, Reason.HUMAN_AGENT_TAG, PricingCategory.SERVICE, True,
                         tag=HUMAN_AGENT_TAG)
     return _refuse(Reason.HUMAN_AGENT_WINDOW_CLOSED)
+
+
+RULES: dict[WindowKind, Callable[[WindowRule, SendIntent, WindowFacts, datetime], Decision]] = {
+    WindowKind.TEMPLATES_OUTSIDE: _templates_outside,
+    WindowKind.HUMAN_AGENT_TAG: _human_agent_tag,
+    WindowKind.CUSTOMER_FIRST: _customer_first,
+    WindowKind.SUBSCRIPTION: _subscription,
+    WindowKind.NONE: _any_time,
+}
+
+
+def _length(window: timedelta | None) -> timedelta:
+    """A window the rule needs; a catalogue entry without it is a closed window, never an open one."""
+    return window if window is not None else timedelta(0)
 
 
 def _free_service(reason: Reason) -> Decision:

@@ -6,17 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from parley_common import channel_catalogue
+from parley_common.channel_catalogue import UnknownChannelType, WindowRule
 from parley_common.events.common import ChannelType, SenderKind
-from parley_outbound.domain.window import (
-    HUMAN_AGENT_WINDOW,
-    SERVICE_WINDOW,
-    MessageKind,
-    SendIntent,
-    WindowFacts,
-    decide,
-)
-
-TIMED_CHANNELS = (ChannelType.WHATSAPP, ChannelType.MESSENGER, ChannelType.INSTAGRAM)
+from parley_outbound.domain.window import MessageKind, SendIntent, WindowFacts, decide
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +34,15 @@ class WindowView:
 
 
 def window_view(channel_type: ChannelType, facts: WindowFacts, now: datetime) -> WindowView:
-    timed = channel_type in TIMED_CHANNELS
+    try:
+        rule = channel_catalogue.facts(channel_type).window
+    except UnknownChannelType:
+        rule = WindowRule(channel_catalogue.WindowKind.NONE)  # shown closed: decide() refuses every kind
+    timed = rule.service_window is not None
     last = facts.last_customer_at
-    closes_at = last + SERVICE_WINDOW if timed and last is not None else None
+    closes_at = last + rule.service_window if rule.service_window is not None and last is not None else None
     is_open = closes_at is not None and now < closes_at
-    human_closes = (
-        last + HUMAN_AGENT_WINDOW
-        if last is not None and channel_type in (ChannelType.MESSENGER, ChannelType.INSTAGRAM) else None
-    )
+    human_closes = last + rule.human_agent_window if last is not None and rule.human_agent_window else None
     allowed = tuple(
         AllowedKind(sender, kind, decision.verdict.value, decision.reason.value, decision.tag)
         for sender in (SenderKind.HUMAN, SenderKind.BOT)

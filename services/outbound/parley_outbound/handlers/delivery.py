@@ -7,6 +7,7 @@ import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from parley_common.channel_catalogue import facts as channel_facts
 from parley_common.channels import AnyChannel
 from parley_common.events.common import ChannelType
 from parley_outbound.adapters.providers.base import ChannelAdapter, ProviderFailure, SendResult
@@ -27,7 +28,8 @@ class Delivery:
 
     def rate_for(self, channel: AnyChannel) -> float:
         overrides = self.settings.channel_rate_per_second
-        return overrides.get(channel.id) or self.settings.rate_per_second.get(channel.type.value, 50.0)
+        by_type = self.settings.rate_per_second.get(channel.type.value)
+        return overrides.get(channel.id) or by_type or channel_facts(channel.type).send_rate_per_second
 
     async def send(self, channel: AnyChannel, message: Outgoing) -> SendResult:
         """The provider's result, or the last ProviderFailure once retries are exhausted or pointless."""

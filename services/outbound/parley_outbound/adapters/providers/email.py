@@ -7,11 +7,11 @@ from email.utils import make_msgid
 
 import aiosmtplib
 
+from parley_common.channel_catalogue import send_size_limit
 from parley_common.channels import EmailChannel
 from parley_outbound.adapters.media_fetch import FetchedMedia
 from parley_outbound.adapters.providers.base import ProviderFailure, SendResult
 from parley_outbound.adapters.providers.uploads import ProviderMedia
-from parley_outbound.domain.attachments import size_limit
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.provider_errors import Outcome
 
@@ -23,7 +23,7 @@ class EmailAdapter:
 
     async def send(self, channel: EmailChannel, message: Outgoing) -> SendResult:
         if self._media is not None and message.media_id is not None:
-            limit = size_limit(channel.type, message.media_kind)
+            limit = send_size_limit(channel.type, message.media_kind)
             async with self._media.fetcher.fetch(channel.tenant_id, message.media_id, limit) as fetched:
                 mail = build_email(channel, message, fetched)
         else:

@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 
 import httpx
 
+from parley_common.channel_catalogue import send_size_limit
 from parley_common.channels import InstagramChannel, MessengerChannel
 from parley_outbound.adapters.media_fetch import FetchedMedia
 from parley_outbound.adapters.providers.base import (
@@ -22,7 +23,6 @@ from parley_outbound.adapters.providers.base import (
     retry_after,
 )
 from parley_outbound.adapters.providers.uploads import MESSENGER_TTL, ProviderMedia, Uploaded
-from parley_outbound.domain.attachments import size_limit
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.provider_errors import classify_meta
 
@@ -66,7 +66,7 @@ class MessengerAdapter:
 
         async def upload() -> Uploaded:
             async with media.fetcher.fetch(channel.tenant_id, media_id,
-                                           size_limit(channel.type, message.media_kind)) as fetched:
+                                           send_size_limit(channel.type, message.media_kind)) as fetched:
                 return await self._upload(channel, attachment_type(message.media_kind), fetched)
 
         uploaded = await media.uploads.once(channel.id, media_id, MESSENGER_TTL, upload)

@@ -9,11 +9,11 @@ from typing import Any
 
 import httpx
 
+from parley_common.channel_catalogue import send_size_limit
 from parley_common.channels import TelegramChannel
 from parley_outbound.adapters.media_fetch import FetchedMedia
 from parley_outbound.adapters.providers.base import ProviderFailure, SendResult, json_body, post_form, post_json
 from parley_outbound.adapters.providers.uploads import TELEGRAM_TTL, ProviderMedia, Uploaded
-from parley_outbound.domain.attachments import size_limit
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.provider_errors import classify_telegram
 
@@ -39,7 +39,7 @@ class TelegramAdapter:
         sent: list[SendResult] = []
 
         async def upload_and_send() -> Uploaded:
-            limit = size_limit(channel.type, message.media_kind)
+            limit = send_size_limit(channel.type, message.media_kind)
             async with media.fetcher.fetch(channel.tenant_id, media_id, limit) as fetched:
                 result, file_id = await self._upload(channel, message, fetched)
             sent.append(result)

@@ -51,6 +51,8 @@ def viber_body(channel: ViberChannel, message: Outgoing, info: MediaInfo | None 
         body.update(type="text", text=message.text or "")
     elif message.media_kind == "image":
         body.update(type="picture", media=link, text=message.text or "")
+    elif message.media_kind == "video" and info is not None:  # Viber needs the video's size (§4.5)
+        body.update(type="video", media=link, size=info.size_bytes, text=message.text or "")
     else:
         name = info.file_name if info is not None else link.split("?", 1)[0].rsplit("/", 1)[-1]
         body.update(type="file", media=link, file_name=name, size=info.size_bytes if info is not None else 0)

@@ -8,12 +8,12 @@ from typing import Any
 
 import httpx
 
+from parley_common.channel_catalogue import send_size_limit
 from parley_common.channels import WhatsAppChannel
 from parley_outbound.adapters.media_fetch import FetchedMedia
 from parley_outbound.adapters.providers.base import SendResult, json_body, post_form, post_json
 from parley_outbound.adapters.providers.meta import raise_graph_error
 from parley_outbound.adapters.providers.uploads import WHATSAPP_TTL, ProviderMedia, Uploaded
-from parley_outbound.domain.attachments import size_limit
 from parley_outbound.domain.outgoing import HeaderCall, Outgoing, TemplateCall
 
 MediaRef = dict[str, str]  # {"id": …} or {"link": …}, plus "filename" for documents
@@ -41,7 +41,7 @@ class WhatsAppAdapter:
             return {"link": message.media_url} if message.media_url else None
 
         async def upload() -> Uploaded:
-            limit = size_limit(channel.type, message.media_kind)
+            limit = send_size_limit(channel.type, message.media_kind)
             async with media.fetcher.fetch(channel.tenant_id, media_id, limit) as fetched:
                 return await self._upload(channel, fetched)
 
