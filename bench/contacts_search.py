@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import secrets
 import statistics
 import sys
 import time
@@ -20,6 +21,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pydantic import SecretStr
 
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
@@ -87,7 +90,7 @@ def queries(sample: list[dict[str, object]], rng: random.Random) -> dict[str, li
 
 
 async def main(args: argparse.Namespace) -> None:
-    infra = InfraSettings(namespace=f"bench{uuid.uuid4().hex[:8]}")
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)), namespace=f"bench{uuid.uuid4().hex[:8]}")
     client = mongo_client(infra.mongo_uri, "bench")
     collections = Collections(client[infra.database_name("contacts")])
     await collections.ensure_indexes()

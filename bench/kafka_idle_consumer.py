@@ -9,6 +9,7 @@ long-polling for `fetch_max_wait_ms`.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sys
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
+from pydantic import SecretStr
 
 from parley_common.kafka import ensure_topics, pace_idle_fetches
 from parley_common.settings import InfraSettings
@@ -58,7 +60,7 @@ async def idle_cpu(bootstrap: str, topic: str, pause_ms: int) -> None:
 
 
 async def main() -> None:
-    infra = InfraSettings()
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)))  # only the broker's address is used
     namespace = f"idle{uuid.uuid4().hex[:6]}"
     await ensure_topics(infra.kafka_bootstrap, namespace)
     count_fetches()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -41,7 +42,8 @@ def settings_for(args: argparse.Namespace) -> MediaSettings:
         extra = {"storage": "s3", "s3_endpoint_url": args.s3_endpoint, "s3_bucket": infra.namespace,
                  "s3_access_key": args.s3_access_key, "s3_secret_key": SecretStr(args.s3_secret_key),
                  "s3_create_bucket": True}
-    return MediaSettings(infra=infra, sweeper_enabled=False, **extra)
+    return MediaSettings(infra=infra, sweeper_enabled=False, signing_secret=SecretStr(secrets.token_hex(32)),
+                         id_secret=SecretStr(secrets.token_hex(32)), **extra)
 
 
 async def throughput(app: Any, settings: MediaSettings, base_url: str, count: int) -> float:

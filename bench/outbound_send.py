@@ -17,6 +17,7 @@ import asyncio
 import itertools
 import logging
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from typing import Any
 
 import httpx
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from parley_common.auth import issue_token
 from parley_common.channels import Channels
@@ -84,7 +86,8 @@ async def seed_windows(app: Any, channel_id: str, users: list[str]) -> None:
 async def run(port: int) -> None:
     sends, accepts, rate = (int(sys.argv[i]) if len(sys.argv) > i else default
                             for i, default in ((1, 5000), (2, 500), (3, 30)))
-    infra = InfraSettings(namespace="bench" + uuid.uuid4().hex[:8], log_level="WARNING")
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)),
+                          namespace="bench" + uuid.uuid4().hex[:8], log_level="WARNING")
     configure_logging("bench", "WARNING", False)
     logging.getLogger("faststream").setLevel(logging.WARNING)
     await ensure_topics(infra.kafka_bootstrap, infra.namespace)

@@ -17,10 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import SecretStr
 
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
@@ -61,7 +64,8 @@ async def reconcile_once(audit: CapacityAudit) -> str:
 
 
 async def main(agents: int, held: int) -> None:
-    infra = InfraSettings(kafka_bootstrap=os.environ["PARLEY_KAFKA_BOOTSTRAP"],
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)),
+                          kafka_bootstrap=os.environ["PARLEY_KAFKA_BOOTSTRAP"],
                           mongo_uri=os.environ["PARLEY_MONGO_URI"], redis_url=os.environ["PARLEY_REDIS_URL"],
                           namespace="b" + uuid.uuid4().hex[:10])
     client = mongo_client(infra.mongo_uri, "bench")

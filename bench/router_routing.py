@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import multiprocessing
 import os
+import secrets
 import statistics
 import sys
 import time
@@ -41,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 from aiokafka import AIOKafkaConsumer
 from asgi_lifespan import LifespanManager
+from pydantic import SecretStr
 
 from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
@@ -238,7 +240,7 @@ async def main() -> None:
     parser.add_argument("--inbox-rounds", type=int, default=200)
     args = parser.parse_args()
     namespace = "benchrouter" + uuid.uuid4().hex[:6]
-    infra = InfraSettings(namespace=namespace, log_level="WARNING")
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)), namespace=namespace, log_level="WARNING")
     await ensure_topics(infra.kafka_bootstrap, namespace)
     # a long presence TTL: seeding takes longer than a real heartbeat interval
     app = create_app(RouterSettings(infra=infra, sweep_interval_seconds=3600, presence_ttl_seconds=3600))

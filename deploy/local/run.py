@@ -71,8 +71,14 @@ def customer_writes(channels_file: Path) -> str:
             f"-H 'X-Telegram-Bot-Api-Secret-Token: {secret}' -d '{TELEGRAM_UPDATE % time.time()}'")
 
 
-def jwt_secret() -> str:
-    path = RUN_DIR / "jwt-secret"
+# Every secret a service refuses to start without: random, generated once into .run/ (kept, so tokens,
+# signed links and media ids stay valid from one `make run` to the next).
+SECRETS = {"PARLEY_JWT_SECRET": "jwt-secret", "PARLEY_MEDIA_SIGNING_SECRET": "media-signing-secret",
+           "PARLEY_MEDIA_ID_SECRET": "media-id-secret"}
+
+
+def local_secret(file_name: str) -> str:
+    path = RUN_DIR / file_name
     if not path.exists():
         path.write_text(secrets.token_hex(32))
         path.chmod(0o600)
@@ -138,8 +144,8 @@ def main() -> None:
     asyncio.run(ensure_topics(endpoints["PARLEY_KAFKA_BOOTSTRAP"]))
     channels_file = RUN_DIR / "channels.yaml"
     sample_channels(channels_file)
-    secret = jwt_secret()
-    env = {**os.environ, **endpoints, "PARLEY_CHANNELS_FILE": str(channels_file), "PARLEY_JWT_SECRET": secret}
+    keys = {variable: local_secret(file_name) for variable, file_name in SECRETS.items()}
+    env = {**os.environ, **endpoints, "PARLEY_CHANNELS_FILE": str(channels_file), **keys}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -166,7 +172,7 @@ def main() -> None:
             for server in infra.servers("run"):
                 infra.stop(server)
         raise
-    token = issue_token(secret, "demo", "alice", ["owner", "agent"])
+    token = issue_token(keys["PARLEY_JWT_SECRET"], "demo", "alice", ["owner", "agent"])
     print(f"\nParley is up in {time.monotonic() - started:.1f}s. APIs (OpenAPI at /docs, AsyncAPI at /asyncapi.json):")
     for name, port in SERVICES.items():
         print(f"  {name:9} http://127.0.0.1:{port}")

@@ -24,6 +24,7 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[2]
+KEY = "k" * 32
 CHANNELS = REPO / "deploy" / "k8s" / "overlays" / "dev" / "channels.dev.yaml"
 SERVICE_NAMES = ["ingest", "contacts", "router", "outbound", "media"]
 
@@ -68,7 +69,9 @@ def built() -> dict[str, Built]:
             patch.setattr(parley_common.runtime, "make_broker", catch)
             patch.setattr(parley_common.runtime, "mongo_client", noting("mongodb", mongo_client))
             patch.setattr(parley_common.runtime, "redis_client", noting("redis", redis_client))
-            settings = settings_type(service)(infra=InfraSettings(channels_file=CHANNELS))
+            infra = InfraSettings(channels_file=CHANNELS, jwt_secret=KEY)  # type: ignore[arg-type]
+            keys = {"signing_secret": KEY, "id_secret": KEY} if service == "media" else {}
+            settings = settings_type(service)(infra=infra, **keys)
             app = importlib.import_module(f"parley_{service}.app").create_app(settings)
             assert len(brokers) == 1
             result[service] = Built(app, brokers[0], stores)

@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -112,6 +113,8 @@ def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports
         "PARLEY_REDIS_URL": endpoints["PARLEY_REDIS_URL"],
         "PARLEY_NAMESPACE": namespace,
         "PARLEY_JWT_SECRET": JWT_SECRET,
+        "PARLEY_MEDIA_SIGNING_SECRET": secrets.token_hex(32),
+        "PARLEY_MEDIA_ID_SECRET": secrets.token_hex(32),
         "PARLEY_CHANNELS_FILE": str(channels),
         "PARLEY_LOG_JSON": "true",
         "PARLEY_OUTBOUND_MEDIA_BASE_URL": f"http://127.0.0.1:{ports['media']}",

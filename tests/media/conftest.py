@@ -32,6 +32,7 @@ from parley_media.settings import MediaSettings
 from tests.media.fake_provider import TG_TOKEN, WA_TOKEN, FakeProvider, free_port, serve_fake_provider
 
 S3_ACCESS, S3_SECRET = "parleytest", "parleytestsecret"
+LINK_SECRET, ID_SECRET = "media-link-secret-of-32-bytes-or-more", "media-id-secret-of-32-bytes-or-more"
 
 
 def png(width: int = 64, height: int = 48, color: str = "red") -> bytes:
@@ -100,7 +101,8 @@ def clock() -> FixedClock:
 @pytest.fixture
 def media_settings(kafka_topics: InfraSettings) -> MediaSettings:
     return MediaSettings(infra=kafka_topics, sweeper_enabled=False, retry_base_seconds=0.05,
-                         retry_max_seconds=0.2, retry_max_attempts=3, signing_secret="link-secret")  # type: ignore[arg-type]
+                         retry_max_seconds=0.2, retry_max_attempts=3, signing_secret=LINK_SECRET,  # type: ignore[arg-type]
+                         id_secret=ID_SECRET)
 
 
 class MediaHarness:
@@ -109,6 +111,7 @@ class MediaHarness:
         self.app = app
         self.settings = settings
         self.clock = clock
+        self.id_key = settings.id_secret.get_secret_value().encode()
 
     def auth(self, tenant: str = "acme", roles: tuple[str, ...] = ("agent",)) -> dict[str, str]:
         token = issue_token(self.settings.infra.jwt_secret.get_secret_value(), tenant, "alice", list(roles))

@@ -5,10 +5,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
-from pydantic import Field, SecretStr, ValidationError
+from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MIN_KEY_LENGTH = 32
+
+
+def _long_enough(key: SecretStr) -> SecretStr:
+    if len(key.get_secret_value()) < MIN_KEY_LENGTH:
+        raise ValueError(f"a key needs at least {MIN_KEY_LENGTH} characters (e.g. `openssl rand -hex 32`)")
+    return key
+
+
+# An HMAC key from the environment. Never given a default: a service without its keys refuses to start
+# (a built-in key is public, and lets anyone mint tokens or download links).
+Key = Annotated[SecretStr, AfterValidator(_long_enough)]
 
 
 class InfraSettings(BaseSettings):
@@ -28,7 +41,7 @@ class InfraSettings(BaseSettings):
         description="isolates a deployment on shared infrastructure: topic prefix, Redis key prefix, database suffix",
     )
     channels_file: Path = Path(".run/channels.yaml")
-    jwt_secret: SecretStr = SecretStr("change-me-local-only")
+    jwt_secret: Key = Field(description="HS256 key of the bearer tokens")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool | None = None
 

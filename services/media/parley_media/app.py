@@ -50,8 +50,9 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     http = httpx.AsyncClient(timeout=settings.download_timeout_seconds, follow_redirects=True,
                              limits=httpx.Limits(max_connections=100, max_keepalive_connections=50))
     backoff = Backoff(settings.retry_base_seconds, settings.retry_max_seconds, settings.retry_max_attempts)
-    fetcher = Fetcher(pipeline, ProviderFetcher(http), channels, backoff)
-    attachments = EmailAttachments(pipeline, channels)
+    id_key = settings.id_secret.get_secret_value().encode()
+    fetcher = Fetcher(pipeline, ProviderFetcher(http), channels, backoff, id_key)
+    attachments = EmailAttachments(pipeline, channels, id_key)
     sweeper = Sweeper(pipeline, settings.sweep_lease_seconds, settings.pending_timeout_seconds)
     links = Links(settings.signing_secret.get_secret_value().encode(), settings.link_ttl_seconds,
                   settings.public_base_url, clock)

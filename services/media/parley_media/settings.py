@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from parley_common.settings import ServiceSettings
+from parley_common.settings import Key, ServiceSettings
 
 
 class MediaSettings(ServiceSettings):
@@ -22,7 +22,9 @@ class MediaSettings(ServiceSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_create_bucket: bool = Field(default=False, description="create the bucket at start (local runs)")
 
-    signing_secret: SecretStr = SecretStr("change-me-media-links")
+    signing_secret: Key = Field(description="HMAC key of the signed download links")
+    id_secret: Key = Field(description="HMAC key deriving inbound media ids (keep it stable: a new key gives a "
+                                       "redelivered attachment a new id)")
     link_ttl_seconds: int = Field(default=300, ge=5, le=3600)
     public_base_url: str = Field(default="", description="prefix of signed links, e.g. https://media.example.com")
 

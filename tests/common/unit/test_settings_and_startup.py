@@ -4,18 +4,43 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from parley_common.channels import load_channels_or_exit
 from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[3]
+SECRET = "s" * 32
+KEYS = {"PARLEY_JWT_SECRET": SECRET, "PARLEY_MEDIA_SIGNING_SECRET": SECRET, "PARLEY_MEDIA_ID_SECRET": SECRET}
+SERVICES = ("ingest", "contacts", "router", "outbound", "media")
 
 
-def run_service(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    binary = Path(sys.executable).parent / "parley-ingest"
+def run_service(env: dict[str, str], service: str = "ingest", keys: dict[str, str] = KEYS
+                ) -> subprocess.CompletedProcess[str]:
+    binary = Path(sys.executable).parent / f"parley-{service}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("PARLEY_")}
-    return subprocess.run([str(binary)], env={**clean, **env}, capture_output=True, text=True, timeout=60,
+    return subprocess.run([str(binary)], env={**clean, **keys, **env}, capture_output=True, text=True, timeout=60,
                           check=False)
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_starts_without_the_token_key(service: str) -> None:
+    result = run_service({}, service, keys={})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"parley-{service}: refusing to start: invalid setting PARLEY_JWT_SECRET: Field required"]
+
+
+@pytest.mark.parametrize("variable", ["PARLEY_MEDIA_SIGNING_SECRET", "PARLEY_MEDIA_ID_SECRET"])
+def test_media_does_not_start_without_its_link_and_id_keys(variable: str) -> None:
+    missing = run_service({}, "media", keys={key: value for key, value in KEYS.items() if key != variable})
+    short = run_service({variable: "change-me-media-links"}, "media")
+    assert (missing.returncode, short.returncode) == (2, 2)
+    assert missing.stderr.strip().splitlines() == [
+        f"parley-media: refusing to start: invalid setting {variable}: Field required"]
+    assert short.stderr.strip().splitlines() == [
+        f"parley-media: refusing to start: invalid setting {variable}: Value error, a key needs at least 32 "
+        "characters (e.g. `openssl rand -hex 32`)"]
 
 
 def test_a_bad_setting_stops_the_service_with_one_line_naming_it() -> None:
@@ -49,6 +74,9 @@ def test_a_bad_channel_file_stops_the_service_with_one_line(tmp_path: Path,
 
 
 def test_namespace_isolates_database_and_redis_keys() -> None:
-    assert InfraSettings(namespace="").database_name("router") == "parley_router"
-    assert InfraSettings(namespace="t1").database_name("router") == "parley_router_t1"
-    assert InfraSettings(namespace="t1").redis_prefix() == "t1:"
+    def infra(namespace: str) -> InfraSettings:
+        return InfraSettings(namespace=namespace, jwt_secret=SecretStr(SECRET))
+
+    assert infra("").database_name("router") == "parley_router"
+    assert infra("t1").database_name("router") == "parley_router_t1"
+    assert infra("t1").redis_prefix() == "t1:"

@@ -47,7 +47,7 @@ async def test_every_provider_is_fetched_stored_once_and_announced(media_app: An
     assert records["tg-bot"]["mime_type"] == "image/jpeg"
     assert records["vb-bot"]["mime_type"] == "application/pdf"
     wa_event = next(event for event in stored if event.channel_id == "wa-main")
-    assert wa_event.media_id == inbound_media_id("acme", "wa-main", "wamid.1.0")
+    assert wa_event.media_id == inbound_media_id(media.id_key, "acme", "wa-main", "wamid.1.0")
     assert wa_event.provider_message_id == "m-wa-main" and wa_event.attachment_id == "wamid.1.0"
     assert wa_event.has_thumbnail and wa_event.media_kind == "image"
     assert wa_event.expires_at - records["wa-main"]["received_at"] == timedelta(days=30)
@@ -108,5 +108,5 @@ async def test_email_attachments_arrive_inside_the_cluster_in_either_order(media
         await publish(media.settings.infra, (mail, INBOUND_MESSAGES), (attachment, INBOUND_ATTACHMENTS))
         [event] = await read_topic(media.settings.infra, MEDIA_EVENTS, 1)
         record = await media.wait_stored(event.media_id)
-    assert event.media_id == inbound_media_id("acme", "mail", "<msg@x>.1")
+    assert event.media_id == inbound_media_id(media.id_key, "acme", "mail", "<msg@x>.1")
     assert (record["mime_type"], record["size_bytes"], record["file_name"]) == ("application/pdf", 2009, "invoice.pdf")

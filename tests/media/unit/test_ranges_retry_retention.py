@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -54,6 +55,12 @@ def test_retention_is_thirty_days_by_default_arithmetic() -> None:
     assert expires_at(start, 30) == start + timedelta(days=30)
 
 
-def test_media_ids_are_stable_and_tenant_scoped() -> None:
-    assert inbound_media_id("a", "wa", "x.0") == inbound_media_id("a", "wa", "x.0")
-    assert inbound_media_id("a", "wa", "x.0") != inbound_media_id("b", "wa", "x.0")
+def test_media_ids_are_stable_tenant_scoped_and_keyed() -> None:
+    key = b"k" * 32
+    assert inbound_media_id(key, "a", "wa", "x.0") == inbound_media_id(key, "a", "wa", "x.0")
+    assert inbound_media_id(key, "a", "wa", "x.0") != inbound_media_id(key, "b", "wa", "x.0")
+    assert inbound_media_id(key, "a|wa", "", "x.0") != inbound_media_id(key, "a", "wa|", "x.0")
+    # Without the key the id cannot be computed from what a provider or a customer knows.
+    assert inbound_media_id(key, "a", "wa", "x.0") != inbound_media_id(b"j" * 32, "a", "wa", "x.0")
+    unkeyed = hashlib.sha256(b"a|wa|x.0").hexdigest()[:32]
+    assert inbound_media_id(key, "a", "wa", "x.0") != f"m_{unkeyed}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -15,10 +16,12 @@ class MediaState(StrEnum):
     EXPIRED = "expired"  # tombstone: metadata kept, bytes gone
 
 
-def inbound_media_id(tenant_id: str, channel_id: str, attachment_id: str) -> str:
-    """Deterministic, so a redelivered message or a retry lands on the same record (idempotency)."""
-    digest = hashlib.sha256(f"{tenant_id}|{channel_id}|{attachment_id}".encode()).hexdigest()
-    return f"m_{digest[:32]}"
+def inbound_media_id(key: bytes, tenant_id: str, channel_id: str, attachment_id: str) -> str:
+    """Deterministic, so a redelivered message or a retry lands on the same record (idempotency); keyed
+    (HMAC with the service's id secret), so knowing a provider's attachment id does not tell the media id."""
+    fields = (tenant_id, channel_id, attachment_id)
+    payload = b"".join(f"{len(field)}:{field};".encode() for field in fields)  # no two tuples share a payload
+    return f"m_{hmac.new(key, payload, hashlib.sha256).hexdigest()[:32]}"
 
 
 def blob_ref_id(tenant_id: str, sha256: str) -> str:

@@ -1,7 +1,7 @@
 """Inbound email attachments: ingest hands the bytes over on parley.inbound.attachments.v1 (inside the
 cluster, base64 in the event, topic max 36 MB), keyed like the message, so nothing is fetched from outside.
 The message's MediaPart (source=email_attachment) and these bytes may arrive in either order: both land on
-the same media id, derived from (tenant, channel, attachment id)."""
+the same media id, derived from (tenant, channel, attachment id) with the service's id key."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from parley_media.handlers.pipeline import MediaPipeline, Origin
 
 
 class EmailAttachments:
-    def __init__(self, pipeline: MediaPipeline, channels: Channels) -> None:
+    def __init__(self, pipeline: MediaPipeline, channels: Channels, id_key: bytes) -> None:
         self.pipeline = pipeline
+        self.id_key = id_key
         self.channels = channels
 
     async def on_attachment(self, event: EmailAttachmentReceived) -> None:
@@ -31,7 +32,7 @@ class EmailAttachments:
         except binascii.Error:
             raise PermanentFailure("invalid_content", "content_base64 is not base64") from None
         origin = Origin(
-            media_id=inbound_media_id(event.tenant_id, event.channel_id, event.attachment_id),
+            media_id=inbound_media_id(self.id_key, event.tenant_id, event.channel_id, event.attachment_id),
             tenant_id=event.tenant_id, channel_id=event.channel_id, channel_type=channel.type.value,
             direction=limits.Direction.INBOUND, received_at=event.occurred_at, correlation_id=event.correlation_id,
             external_user_id=event.external_user_id, provider_message_id=event.provider_message_id,

@@ -29,8 +29,10 @@ MAX_RETRY_WAIT = 120.0
 
 
 class Fetcher:
-    def __init__(self, pipeline: MediaPipeline, providers: ProviderFetcher, channels: Channels, backoff: Backoff):
+    def __init__(self, pipeline: MediaPipeline, providers: ProviderFetcher, channels: Channels, backoff: Backoff,
+                 id_key: bytes):
         self.pipeline = pipeline
+        self.id_key = id_key
         self.providers = providers
         self.channels = channels
         self.backoff = backoff
@@ -44,7 +46,7 @@ class Fetcher:
         job = RetryMediaFetch(
             occurred_at=event.occurred_at, tenant_id=event.tenant_id, correlation_id=event.correlation_id,
             channel_id=event.channel_id, external_user_id=event.external_user_id,
-            media_id=inbound_media_id(event.tenant_id, event.channel_id, part.attachment_id),
+            media_id=inbound_media_id(self.id_key, event.tenant_id, event.channel_id, part.attachment_id),
             channel_type=event.channel_type, provider_message_id=event.provider_message_id, part=part,
             attempt=1, not_before=event.received_at, received_at=event.received_at,
         )
