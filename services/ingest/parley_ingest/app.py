@@ -16,6 +16,7 @@ from parley_common.service import asyncapi_document, build_service
 from parley_common.settings import load_settings
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES
 from parley_ingest.adapters.dedup import DedupStore
+from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
 from parley_ingest.domain.providers import plugins_for
 from parley_ingest.handlers.intake import Intake
@@ -39,7 +40,9 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
         broker.publisher(topic.name(settings.infra.namespace), title=topic.name(settings.infra.namespace),
                          description=topic.description, schema=topic.payload)
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
-    intake = Intake(link, DedupStore(runtime.redis, settings.dedup_ttl_seconds), settings.infra.redis_prefix())
+    prefix = settings.infra.redis_prefix()
+    intake = Intake(link, DedupStore(runtime.redis, settings.dedup_ttl_seconds), IdentityStore(runtime.redis, prefix),
+                    prefix)
 
     async def connect_kafka() -> None:
         # Not fatal: while Kafka is away the service stays up and answers 503, so providers keep retrying.

@@ -36,7 +36,7 @@ async def test_503_when_the_broker_is_unreachable_and_the_retry_is_not_lost(kafk
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "broker_unavailable"
         assert (await unlucky.get("/readyz")).status_code == 503
-    assert [key async for key in redis.scan_iter(match=f"{kafka_topics.redis_prefix()}ingest:*")] == []
+    assert [key async for key in redis.scan_iter(match=f"{kafka_topics.redis_prefix()}ingest:dedup:*")] == []
     # The provider retries against a healthy ingest: the event is stored, not taken for a duplicate.
     retried = await client.post(WA, content=body, headers=kit.meta_headers(body))
     assert retried.json()["published"] == 1

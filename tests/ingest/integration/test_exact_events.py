@@ -1,5 +1,6 @@
 """Every documented payload, posted signed through the app, reaches Kafka as exactly the event the channel's
-normaliser makes of it (same stable event id, same content); and the logs never show texts or phones."""
+normaliser makes of it (same stable event id, same content), under the customer's one key (the fixtures'
+WhatsApp customer comes by phone and by business-scoped id); and the logs never show texts or phones."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from parley_common.events.common import ChannelType
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_STATUSES
 from parley_ingest.domain.providers import PLUGINS
 
-VOLATILE = {"occurred_at", "received_at", "correlation_id"}
+VOLATILE = {"occurred_at", "received_at", "correlation_id", "external_user_id"}  # keys: compared on their own
+DANA = {"447700900123", "GB.28391746502938475612"}  # one WhatsApp customer: phone and business-scoped id
 
 
 def requests(kit: Any) -> list[tuple[ChannelType, str, bytes, dict[str, str]]]:
@@ -41,8 +43,13 @@ def comparable(event: Any) -> dict[str, Any]:
     return event.model_dump(mode="json", exclude=VOLATILE | ({"provider_timestamp"} if untimed else set()))
 
 
+def keyed(events: Any) -> dict[str, str]:
+    return {str(event.event_id): event.external_user_id for event in events}
+
+
 async def test_every_payload_reaches_kafka_exactly_as_normalised(client, kit, topics) -> None:
     expected: dict[str, dict[str, Any]] = {}
+    normalised_keys: dict[str, str] = {}
     with capture_logs() as logs:
         for channel_type, channel_id, body, headers in requests(kit):
             response = await client.post(f"/webhooks/{channel_type.value}/{channel_id}", content=body,
@@ -51,7 +58,13 @@ async def test_every_payload_reaches_kafka_exactly_as_normalised(client, kit, to
             batch = PLUGINS[channel_type].normalise(kit.channels.get(channel_id), body,
                                                     kit.context(channel_type, channel_id))
             expected.update({str(n.event.event_id): comparable(n.event) for n in batch.events})
+            normalised_keys.update(keyed(n.event for n in batch.events))
     published = [*await topics.events(INBOUND_MESSAGES), *await topics.events(INBOUND_STATUSES)]
+    published_keys = keyed(published)
+    dana = {published_keys[event_id] for event_id, key in normalised_keys.items() if key in DANA}
+    assert len(dana) == 1 and dana <= DANA
+    others = {event_id for event_id, key in normalised_keys.items() if key not in DANA}
+    assert {event_id: published_keys[event_id] for event_id in others} == {i: normalised_keys[i] for i in others}
     assert {str(event.event_id): comparable(event) for event in published} == expected
     assert len(published) == len(expected) == 60
 

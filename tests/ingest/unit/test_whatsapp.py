@@ -124,7 +124,9 @@ def test_statuses_with_pricing_conversation_and_errors(kit) -> None:
     assert all(isinstance(e, DeliveryStatusReported) for e in (delivered, failed, sent))
     assert [n.dedup_id for n in batch.events] == [
         "wamid.EXAMPLEoutbound0042:delivered", "wamid.EXAMPLEoutbound0043:failed", "wamid.EXAMPLEoutbound0044:sent"]
-    assert delivered.external_user_id == "GB.28391746502938475612"
+    # a status answers our send: the phone we wrote to is its preferred key, the BSUID an identifier beside it
+    assert delivered.external_user_id == "447700900123"
+    assert batch.events[0].identity.identifiers == ("bsuid:GB.28391746502938475612", "wa:447700900123")
     assert delivered.status == DeliveryStatus.DELIVERED
     assert delivered.pricing.category == "service" and delivered.pricing.pricing_type == "free_customer_service"
     assert delivered.pricing.billable is False and delivered.pricing.pricing_model == "PMP"

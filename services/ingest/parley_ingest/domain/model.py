@@ -17,6 +17,7 @@ from parley_common.events.inbound import (
     EmailAttachmentReceived,
     MessageReceived,
 )
+from parley_ingest.domain.identities import IdentityClaim
 
 InboundEvent = MessageReceived | DeliveryStatusReported | EmailAttachmentReceived
 # Stable event ids: a provider retry that slips past de-duplication carries the same event_id, so
@@ -49,6 +50,16 @@ class Normalised:
     event: InboundEvent
     dedup_kind: str  # "message", "status", "attachment", … : part of the Redis de-dup key
     dedup_id: str
+    identity: IdentityClaim | None = None  # the customer's identifiers: the event is published under their key
+
+
+@dataclass(frozen=True)
+class IdentityLink:
+    """Identifiers that name one customer, learnt from a webhook that carries no conversation event."""
+
+    tenant_id: str
+    channel_id: str
+    claim: IdentityClaim
 
 
 @dataclass(frozen=True)
@@ -62,10 +73,12 @@ class Rejected:
 class Batch:
     events: list[Normalised] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
+    links: list[IdentityLink] = field(default_factory=list)
 
     def extend(self, other: Batch) -> None:
         self.events.extend(other.events)
         self.rejected.extend(other.rejected)
+        self.links.extend(other.links)
 
 
 def bounded_raw(obj: Any, body_size: int | None = None) -> tuple[dict[str, Any] | None, bool]:
@@ -114,6 +127,7 @@ def message_event(
     external_user_id: str,
     raw: Any,
     dedup_id: str | None = None,
+    identity: IdentityClaim | None = None,
     **fields: Any,
 ) -> Normalised:
     """A MessageReceived (customer, provider_message_id, provider_timestamp, parts, … in `fields`); raw bounded."""
@@ -123,7 +137,7 @@ def message_event(
         **envelope_fields(ctx, "message", dedup, external_user_id),
         channel_type=ctx.channel_type, received_at=ctx.received_at, raw=bounded, raw_truncated=truncated, **fields,
     )
-    return Normalised(event, "message", dedup)
+    return Normalised(event, "message", dedup, identity)
 
 
 def status_event(
@@ -132,6 +146,7 @@ def status_event(
     external_user_id: str,
     status: DeliveryStatus,
     raw: Any,
+    identity: IdentityClaim | None = None,
     **fields: Any,
 ) -> Normalised:
     """A DeliveryStatusReported; de-duplicated on (provider message id, status)."""
@@ -140,7 +155,7 @@ def status_event(
         **envelope_fields(ctx, "status", dedup, external_user_id),
         channel_type=ctx.channel_type, status=status, raw=bounded_raw(raw, ctx.body_size)[0], **fields,
     )
-    return Normalised(event, "status", dedup)
+    return Normalised(event, "status", dedup, identity)
 
 
 def guarded(batch: Batch, item: Any, build: Any) -> None:

@@ -8,7 +8,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -18,9 +18,10 @@ from parley_common.events.inbound import DeliveryStatusReported, EmailAttachment
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES, Topic
 from parley_ingest import metrics
 from parley_ingest.adapters.dedup import DedupStore
+from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import KafkaLink
 from parley_ingest.domain.dedup import dedup_key
-from parley_ingest.domain.model import Batch, Rejected, RequestContext, stable_event_id
+from parley_ingest.domain.model import Batch, Normalised, Rejected, RequestContext, stable_event_id
 
 SERVICE = "ingest"
 log = structlog.get_logger(__name__)
@@ -88,15 +89,18 @@ class KeyTurns:
 
 
 class Intake:
-    def __init__(self, link: KafkaLink, dedup: DedupStore, redis_prefix: str) -> None:
+    def __init__(self, link: KafkaLink, dedup: DedupStore, identities: IdentityStore, redis_prefix: str) -> None:
         self._link = link
         self._dedup = dedup
+        self._identities = identities
         self._prefix = redis_prefix
         self._turns = KeyTurns()
 
     async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
-        """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then)."""
-        items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in batch.events]
+        """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then), and
+        IdentityStoreUnavailable when the customers' keys could not be looked up (nothing is published then)."""
+        events = await self._keyed(batch)
+        items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in events]
         items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]
         keys = [item.dedup_key for item in items]
         async with self._turns.of(keys):
@@ -107,6 +111,18 @@ class Intake:
             metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
             await self._dedup.mark([item.dedup_key for item in fresh])
         return self._count(ctx, fresh, duplicates=len(items) - len(fresh))
+
+    async def _keyed(self, batch: Batch) -> list[Normalised]:
+        """The batch's events, each under its customer's key (identity links only recorded)."""
+        claimed = [n for n in batch.events if n.identity is not None]
+        claims = [(n.event.tenant_id, n.event.channel_id, n.identity) for n in claimed if n.identity is not None]
+        claims += [(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
+        keys = dict(zip(map(id, claimed), await self._identities.keys_for(claims), strict=False))
+        return [
+            replace(n, event=n.event.model_copy(update={"external_user_id": keys[id(n)]}))
+            if keys.get(id(n), n.event.external_user_id) != n.event.external_user_id else n
+            for n in batch.events
+        ]
 
     def _item(self, ctx: RequestContext, event: Envelope, kind: str, provider_id: str) -> _Item:
         # The event's own channel: one WhatsApp webhook may carry changes for several numbers (channels).

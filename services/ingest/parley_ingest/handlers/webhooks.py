@@ -14,6 +14,7 @@ from parley_common.channels import AnyChannel, Channels, InstagramChannel, Messe
 from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
 from parley_ingest import metrics
+from parley_ingest.adapters.identities import IdentityStoreUnavailable
 from parley_ingest.adapters.kafka_link import BrokerUnavailable, EventTooLarge
 from parley_ingest.domain.model import Batch, MalformedPayload, Rejected, RequestContext, raw_bytes
 from parley_ingest.domain.providers.base import ChannelPlugin
@@ -107,6 +108,8 @@ async def _publish(intake: Intake, ctx: RequestContext, batch: Batch) -> dict[st
         outcome = await intake.accept(ctx, batch)
     except BrokerUnavailable:
         raise ApiError(503, "broker_unavailable", "events could not be stored; retry later") from None
+    except IdentityStoreUnavailable:
+        raise ApiError(503, "identity_store_unavailable", "customer keys could not be looked up; retry later") from None
     except EventTooLarge:
         raise ApiError(413, "event_too_large", "an event of this request exceeds the broker's size limit") from None
     return {"published": outcome.published, "duplicates": outcome.duplicates,

@@ -12,8 +12,10 @@ from parley_common.channels import AnyChannel, WhatsAppChannel
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import Customer, DeliveryStatus, Pricing, ProviderError
 from parley_common.phones import InvalidPhoneNumber, to_e164
+from parley_ingest.domain.identities import BSUID, PHONE, USERNAME, IdentityClaim, claim, identifier
 from parley_ingest.domain.model import (
     Batch,
+    IdentityLink,
     MalformedPayload,
     Normalised,
     Rejected,
@@ -78,6 +80,13 @@ class WhatsAppPlugin:
 def _change(change: dict[str, Any], ctx: RequestContext) -> Batch:
     batch = Batch()
     value = as_dict(change.get("value"))
+    if change.get("field") == "user_id_update":
+        updates = _id_updates(value)
+        batch.links.extend(IdentityLink(ctx.tenant_id, ctx.channel_id, update) for update in updates)
+        if not updates:
+            batch.rejected.append(Rejected("unrecognised_payload", "user_id_update without user_id.previous/current",
+                                           raw_bytes(change)))
+        return batch
     if change.get("field") != "messages":
         # Template, account and quality updates are not conversation events: kept on the DLQ, not lost.
         batch.rejected.append(Rejected("unhandled_provider_event", f"field={change.get('field')}", raw_bytes(change)))
@@ -127,12 +136,15 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], ctx: Reque
         raise ValueError("message without from / from_user_id")
     context = as_dict(message.get("context"))
     forwarded = bool(context.get("forwarded") or context.get("frequently_forwarded"))
+    username = opt_str(profile.get("username"))
     return message_event(
         ctx,
+        identity=claim(external, identifier(BSUID, bsuid), identifier(PHONE, wa_id), identifier(USERNAME, username),
+                       *_changed_identifiers(message)),
         external_user_id=external,
         customer=Customer(
             phone_e164=_phone(wa_id), wa_id=wa_id, business_scoped_user_id=bsuid,
-            username=opt_str(profile.get("username")), profile_name=opt_str(profile.get("name")),
+            username=username, profile_name=opt_str(profile.get("name")),
         ),
         provider_message_id=str(message["id"]),
         provider_timestamp=from_unix_seconds(message["timestamp"]),
@@ -144,8 +156,35 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], ctx: Reque
     )
 
 
+def _changed_identifiers(message: dict[str, Any]) -> tuple[str | None, ...]:
+    """A system message announcing a new phone number or BSUID names the old ids (the sender) and the new ones:
+    the new ids join the customer's existing key (reference §1.5)."""
+    system = as_dict(message.get("system"))
+    if message.get("type") != "system" or not system:
+        return ()
+    return (identifier(BSUID, opt_str(system.get("previous_user_id"))), identifier(PHONE, opt_str(system.get("wa_id"))),
+            identifier(BSUID, opt_str(system.get("user_id"))))
+
+
+def _id_updates(value: dict[str, Any]) -> list[IdentityClaim]:
+    """`user_id_update`: a customer's BSUID changed (`user_id.previous` → `user_id.current`, reference §1.5); the
+    items are read from `value.user_id_update[]` or `value` itself, beside the customer's `wa_id` if given."""
+    items = [as_dict(item) for item in as_list(value.get("user_id_update"))] or [value]
+    claims = []
+    for item in items:
+        ids = as_dict(item.get("user_id"))
+        previous, current = opt_str(ids.get("previous")), opt_str(ids.get("current"))
+        if previous and current:
+            claims.append(claim(current, identifier(BSUID, previous), identifier(BSUID, current),
+                                identifier(PHONE, opt_str(item.get("wa_id")))))
+    return claims
+
+
 def _status(status: dict[str, Any], ctx: RequestContext) -> Normalised:
-    external = opt_str(status.get("recipient_user_id") or status.get("recipient_id"))
+    bsuid, wa_id = opt_str(status.get("recipient_user_id")), opt_str(status.get("recipient_id"))
+    # Statuses answer our sends: the address we wrote to (the phone, when the status names it) keys a customer
+    # heard of here for the first time, so a conversation opened by phone keeps its key.
+    external = wa_id or bsuid
     if external is None:
         raise ValueError("status without recipient_id / recipient_user_id")
     errors = tuple(
@@ -157,6 +196,7 @@ def _status(status: dict[str, Any], ctx: RequestContext) -> Normalised:
     )
     return status_event(
         ctx,
+        identity=claim(external, identifier(BSUID, bsuid), identifier(PHONE, wa_id)),
         external_user_id=external,
         provider_message_id=str(status["id"]),
         status=DeliveryStatus(status["status"]),
