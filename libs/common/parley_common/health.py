@@ -1,4 +1,5 @@
-"""Liveness (`/healthz`: the process answers) and readiness (`/readyz`: its broker, database and cache answer)."""
+"""Liveness (`/healthz`: the process answers), readiness (`/readyz`: its broker, database and cache answer) and
+Prometheus metrics (`/metrics`, served at exactly that path: a mounted app answered it 307 to `/metrics/`)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -53,6 +55,10 @@ def health_router(checks: Mapping[str, Check]) -> APIRouter:
         ready = all(result == "ok" for result in report.values())
         return JSONResponse({"status": "ready" if ready else "not_ready", "checks": report},
                             status_code=200 if ready else 503)
+
+    @router.get("/metrics", response_class=Response, summary="Prometheus metrics of this process (text format)")
+    async def metrics() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -13,7 +13,6 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
-from prometheus_client import make_asgi_app
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
@@ -70,7 +69,6 @@ def build_service(
         app.include_router(router)
     if broker is not None:
         _mount_asyncapi(app, broker, title)
-    app.mount("/metrics", make_asgi_app())
 
     app.add_middleware(CorrelationMiddleware, service=service)
     return app

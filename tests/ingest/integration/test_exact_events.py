@@ -72,5 +72,5 @@ async def test_every_payload_reaches_kafka_exactly_as_normalised(client, kit, to
     logged = repr(logs)
     for secret in ("where is my parcel", "447700900123", "Damaged box", kit.app_secret, kit.telegram_secret):
         assert secret not in logged
-    metrics = (await client.get("/metrics/")).text
+    metrics = (await client.get("/metrics")).text
     assert 'parley_ingest_requests_total{channel_type="viber",outcome="accepted"}' in metrics

@@ -74,7 +74,7 @@ async def test_same_payload_three_times_gives_one_event(client, kit, topics, red
     keys = [key async for key in redis.scan_iter(match=f"{topics.infra.redis_prefix()}ingest:dedup:*")]
     assert len(keys) == 2
     assert all([await redis.ttl(key) >= 7 * 24 * 3600 for key in keys])
-    metrics = (await client.get("/metrics/")).text
+    metrics = (await client.get("/metrics")).text
     assert 'parley_ingest_duplicates_dropped_total{channel_type="whatsapp"}' in metrics
 
 
@@ -88,7 +88,7 @@ async def test_wrong_or_missing_signature_is_refused_and_nothing_published(clien
         assert response.json()["error"]["code"] == "invalid_signature"
     assert await topics.records(INBOUND_MESSAGES) == []
     assert await topics.records(DEAD_LETTERS) == []
-    metrics = (await client.get("/metrics/")).text
+    metrics = (await client.get("/metrics")).text
     assert 'parley_ingest_signature_failures_total{channel_type="whatsapp"}' in metrics
     assert 'parley_ingest_requests_total{channel_type="whatsapp",outcome="invalid_signature"}' in metrics
 
