@@ -29,6 +29,8 @@ class MediaStored(MediaEvent):
     # Added (optional, backward compatible).
     media_kind: str | None = Field(default=None, description="image, audio, video or document (from the bytes)")
     has_thumbnail: bool = False
+    uploaded_by: str | None = Field(default=None, description="the login that uploaded it (POST /v1/media); an "
+                                    "upload has no customer: its external_user_id is `upload:<media_id>`")
 
 
 class MediaFailed(MediaEvent):

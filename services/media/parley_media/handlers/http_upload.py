@@ -58,8 +58,9 @@ async def _accept(pipeline: MediaPipeline, principal: Principal, channel_id: str
         direction=limits.Direction.OUTBOUND, received_at=pipeline.clock.now(), correlation_id=new_id(),
         file_name=upload.filename, declared_mime=declared, uploaded_by=principal.login,
     )
-    await pipeline.open(origin)
+    record = await pipeline.open(origin)
     fields = await pipeline.store(origin, upload.file, seen)
+    await pipeline.announce_stored({**record, **fields})  # outbound sends only media it was told of
     return {"id": origin.media_id, "state": MediaState.STORED.value, "channel_id": channel_id,
             "file_name": upload.filename, "mime_type": fields["mime_type"], "media_kind": fields["media_kind"],
             "size_bytes": fields["size_bytes"], "sha256": fields["sha256"],

@@ -26,6 +26,7 @@ from parley_media.domain.model import MediaState, expires_at
 from parley_media.domain.sniffing import SNIFF_BYTES, kind_of, sniff
 
 HASH_CHUNK = 1024 * 1024
+UPLOAD_KEY_PREFIX = "upload:"  # the event key of an upload, which has no customer
 
 
 def thumbnail_key(blob_key: str) -> str:
@@ -129,12 +130,13 @@ class MediaPipeline:
         return thumbnail is not None
 
     async def announce_stored(self, record: dict[str, Any]) -> None:
-        if not record.get("external_user_id"):
-            return  # an upload for sending: no conversation to tell yet
+        """`MediaStored`; an upload (no customer yet: a file to send, a saved reply's or a template header's) is
+        keyed `upload:<media id>` so outbound learns it can send it."""
         await self.publisher.publish(MediaStored(
             occurred_at=self.clock.now(), tenant_id=record["tenant_id"],
             correlation_id=record.get("correlation_id") or record["_id"], channel_id=record["channel_id"],
-            external_user_id=record["external_user_id"], media_id=record["_id"],
+            external_user_id=record.get("external_user_id") or f"{UPLOAD_KEY_PREFIX}{record['_id']}",
+            media_id=record["_id"], uploaded_by=record.get("uploaded_by"),
             provider_message_id=record.get("provider_message_id"), attachment_id=record.get("attachment_id"),
             file_name=record.get("file_name"), mime_type=record["mime_type"], size_bytes=record["size_bytes"],
             sha256=record["sha256"], expires_at=record["expires_at"], media_kind=record.get("media_kind"),

@@ -29,10 +29,12 @@ class TemplateRepository:
     async def get(self, tenant_id: str, channel_id: str, name: str, language: str) -> Doc | None:
         return await self._templates.find_one({"_id": self._id(tenant_id, channel_id, name, language)})
 
-    async def list(self, tenant_id: str, channel_id: str | None = None) -> list[Doc]:
+    async def list(self, tenant_id: str, channel_id: str | None = None, status: str | None = None) -> list[Doc]:
         query: Doc = {"tenant_id": tenant_id}
         if channel_id:
             query["channel_id"] = channel_id
+        if status:
+            query["status"] = status
         return [doc async for doc in self._templates.find(query).sort("_id", ASCENDING).limit(1000)]
 
     async def has_approved(self, tenant_id: str, channel_id: str) -> bool:

@@ -1,4 +1,5 @@
-"""/v1/templates (managers and owners): register, list, read, and sync templates from WhatsApp."""
+"""/v1/templates: managers and owners register, list, read and sync templates from WhatsApp; agents and
+integrations list and read the approved ones (to pick one when the window is closed), and change nothing."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import httpx
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from parley_common.auth import MANAGERS, Principal, require_roles
+from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.channels import Channels, WhatsAppChannel
 from parley_common.errors import ApiError
 from parley_outbound.adapters.providers.base import ProviderFailure
@@ -71,6 +72,7 @@ def to_domain(doc: dict[str, Any]) -> Template:
 def templates_router(templates: TemplateRepository, channels: Channels, http: httpx.AsyncClient) -> APIRouter:
     router = APIRouter(prefix="/v1/templates", tags=["templates"])
     managers = Depends(require_roles(*MANAGERS))
+    readers = Depends(require_roles(*MANAGERS, Role.AGENT, Role.INTEGRATION))
 
     def own_channel(principal: Principal, channel_id: str) -> None:
         channel = channels.get(channel_id)
@@ -83,15 +85,23 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
         await templates.upsert(principal.tenant_id, channel_id, body.model_dump(mode="json"))
         return body
 
-    @router.get("", summary="Templates of the tenant, optionally of one channel")
-    async def list_all(channel_id: str | None = None, principal: Principal = managers) -> list[dict[str, Any]]:
-        docs = await templates.list(principal.tenant_id, channel_id)
+    @router.get("", summary="Templates of the tenant, optionally of one channel or status (agents and "
+                            "integrations: approved ones only)")
+    async def list_all(channel_id: str | None = None, status: TemplateStatus | None = None,
+                       principal: Principal = readers) -> list[dict[str, Any]]:
+        wanted = status.value if status else None
+        if not principal.has_any(MANAGERS):
+            if wanted not in (None, TemplateStatus.APPROVED.value):
+                return []
+            wanted = TemplateStatus.APPROVED.value
+        docs = await templates.list(principal.tenant_id, channel_id, wanted)
         return [{key: value for key, value in doc.items() if key not in ("_id", "tenant_id")} for doc in docs]
 
-    @router.get("/{channel_id}/{name}/{language}", summary="One template")
-    async def get(channel_id: str, name: str, language: str, principal: Principal = managers) -> dict[str, Any]:
+    @router.get("/{channel_id}/{name}/{language}",
+                summary="One template (agents and integrations: an approved one; others answer 404)")
+    async def get(channel_id: str, name: str, language: str, principal: Principal = readers) -> dict[str, Any]:
         doc = await templates.get(principal.tenant_id, channel_id, name, language)
-        if doc is None:
+        if doc is None or not (principal.has_any(MANAGERS) or doc.get("status") == TemplateStatus.APPROVED.value):
             raise ApiError(404, "not_found", "no such template")
         return {key: value for key, value in doc.items() if key not in ("_id", "tenant_id")}
 

@@ -44,6 +44,8 @@ from parley_outbound.handlers.send_batches import UNKNOWN_OUTCOME, SendBatches
 from parley_outbound.handlers.updates import UpdatePublisher, message_doc
 
 log = structlog.get_logger(__name__)
+# How long a send waits for an attachment's MediaStored (an upload answered a moment ago) before media_not_found.
+MEDIA_CATCH_UP_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,7 @@ class Sender:
         media_id = attachment_of(command.content)
         if media_id is None:
             return None
-        facts = await self.media.get(command.tenant_id, media_id)
+        facts = await self.media.get_soon(command.tenant_id, media_id, MEDIA_CATCH_UP_SECONDS)
         return check_attachment(command.channel_type, facts, self.clock.now()).kind
 
     async def _template(self, command: SendMessage) -> tuple[str | None, PricingCategory | None]:
