@@ -267,3 +267,16 @@ def test_a_window_plans_like_the_whole_team_while_it_has_room(size: int, waiting
     wrapped = any(ordered.index(b) < ordered.index(a) for a, b in pairwise(picks))
     if complete or not (windowed.still_waiting or wrapped):
         assert windowed.assignments == full.assignments
+
+
+def test_an_agent_who_declined_is_never_picked_for_that_conversation() -> None:
+    agents = [agent("a"), agent("b", active=1), agent("c")]
+    declined = Waiting("c1", "whatsapp", SALES, 0, T0, "a", frozenset({"a"}))
+    for strategy in Strategy:
+        chosen = pick_agent(declined, agents, Team("sales", strategy), None)
+        assert chosen is None if strategy is Strategy.MANUAL else chosen is not None and chosen.login != "a"
+    assert pick_agent(declined, agents, Team("sales", Strategy.LEAST_BUSY), None).login == "c"  # type: ignore[union-attr]
+    only_a = Waiting("c2", "whatsapp", Assignee(AssigneeKind.AGENT, "a"), 0, T0, None, frozenset({"a"}))
+    assert pick_agent(only_a, agents, None, None) is None
+    everyone = Waiting("c3", "whatsapp", SALES, 0, T0, None, frozenset({"a", "b", "c"}))
+    assert drain([everyone], agents, {"sales": Team("sales")}).still_waiting == [everyone]

@@ -154,3 +154,33 @@ def test_timeline_orders_by_time_then_messages_before_activity_then_id() -> None
     entries = [Entry("act:1", EntryKind.ACTIVITY, T0), late, Entry("out:z", EntryKind.OUTBOUND, T0),
                Entry("in:a", EntryKind.INBOUND, T0)]
     assert [e.id for e in ordered(entries)] == ["in:a", "out:z", "act:1", "in:b"]
+
+
+def offered_to(login: str, conv: c.Conversation | None = None) -> c.Conversation:
+    return c.assign(c.assign(conv or new(), TEAM, T0), Assignee(AssigneeKind.AGENT, login), T0,
+                    offer_expires_at=T0 + timedelta(minutes=5))
+
+
+def test_accepting_an_offer_keeps_it_and_stops_its_timeout() -> None:
+    accepted = c.accept_offer(offered_to("ann"), "ann", T0 + timedelta(seconds=30))
+    assert (accepted.status, accepted.agent, accepted.offer_expires_at) == (Status.ASSIGNED, "ann", None)
+    assert not c.offer_expired(accepted, T0 + timedelta(hours=1))
+
+
+def test_declining_returns_it_to_the_team_queue_and_remembers_who_declined() -> None:
+    declined = c.decline_offer(offered_to("ann"), "ann", T0)
+    assert (declined.status, declined.assignee, declined.declined_by) == (Status.QUEUED, TEAM, ("ann",))
+    again = c.decline_offer(offered_to("bob", declined), "bob", T0)
+    assert again.declined_by == ("ann", "bob")  # an offer keeps who declined before
+    taken = c.assign(again, Assignee(AssigneeKind.AGENT, "cy"), T0)
+    assert taken.declined_by == ()  # a firm assignment forgets them
+
+
+@pytest.mark.parametrize("case", ["someone_else", "already_accepted", "queued", "closed"])
+def test_only_the_offered_agent_accepts_or_declines_a_pending_offer(case: str) -> None:
+    conv = {"someone_else": offered_to("bob"), "already_accepted": c.accept_offer(offered_to("ann"), "ann", T0),
+            "queued": c.assign(new(), TEAM, T0), "closed": c.close(offered_to("ann"), T0)}[case]
+    for action in (c.accept_offer, c.decline_offer):
+        with pytest.raises(TransitionError) as err:
+            action(conv, "ann", T0)
+        assert err.value.code == ("conversation_closed" if case == "closed" else "no_pending_offer")

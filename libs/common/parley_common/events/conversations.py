@@ -23,9 +23,12 @@ class ConversationChanged(ConversationScoped):
     type: Literal["parley.conversation.changed"] = "parley.conversation.changed"
     schema_version: Literal[1] = 1
     conversation_id: str
-    change: str = Field(description="opened, message_appended, assigned, offered, offer_expired, transferred, "
-                                    "status_changed, closed (comment = closing note), reopened, note_added, "
-                                    "message_status (an outbound message's delivery status moved on), …")
+    change: str = Field(description="opened, message_appended, assigned, offered, offer_accepted (the offered "
+                                    "agent keeps it; the offer no longer times out), offer_declined (back in the "
+                                    "queue, previous_assignee = who declined; offered to someone else), "
+                                    "offer_expired, transferred, status_changed, closed (comment = closing note), "
+                                    "reopened, note_added, message_status (an outbound message's delivery status "
+                                    "moved on), …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")
@@ -45,7 +48,8 @@ class ConversationChanged(ConversationScoped):
 
 
 CONVERSATION_CHANGES = (
-    "opened", "message_appended", "assigned", "offered", "offer_expired", "transferred", "status_changed",
+    "opened", "message_appended", "assigned", "offered", "offer_accepted", "offer_declined", "offer_expired",
+    "transferred", "status_changed",
     "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed", "message_status",
 )
 

@@ -42,6 +42,7 @@ def to_doc(conv: Conversation) -> Doc:
     doc["assignee"] = {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None
     doc["assignee_agent"] = conv.agent  # indexed lookups of an agent's conversations
     doc["labels"] = list(conv.labels)
+    doc["declined_by"] = list(conv.declined_by)
     return doc
 
 
@@ -56,6 +57,7 @@ def from_doc(doc: Doc) -> Conversation:
     assignee = fields.get("assignee")
     fields.update(
         id=doc["_id"], status=Status(doc["status"]), labels=tuple(doc.get("labels", ())),
+        declined_by=tuple(doc.get("declined_by", ())),
         assignee=Assignee(AssigneeKind(assignee["kind"]), assignee["id"]) if assignee else None,
     )
     return Conversation(**fields)

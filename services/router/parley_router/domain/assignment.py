@@ -89,6 +89,7 @@ class Waiting:
     priority: int
     waiting_since: datetime
     sticky_agent: str | None = None
+    declined_by: frozenset[str] = frozenset()  # agents who declined it: never picked for it
 
 
 def queue_order(entries: list[Waiting]) -> list[Waiting]:
@@ -140,23 +141,27 @@ class Roster:
     def pick(self, waiting: Waiting, team: Team | None, last_login: str | None) -> Agent | None:
         """Sticky agent first (when online with room), then the team's or skill's strategy; an explicit agent
         target only ever goes to that agent. `last_login`: who got the team's previous round-robin one."""
-        channel_type, target = waiting.channel_type, waiting.target
+        channel_type, target, declined = waiting.channel_type, waiting.target, waiting.declined_by
         sticky = self.by_login.get(waiting.sticky_agent or "")
-        if sticky is not None and sticky.can_take(channel_type) and (
+        if sticky is not None and sticky.can_take(channel_type) and sticky.login not in declined and (
                 team is None or target.kind is not AssigneeKind.TEAM or target.id in sticky.teams):
             return sticky
         if target.kind is AssigneeKind.AGENT:
             agent = self.by_login.get(target.id)
-            return agent if agent is not None and agent.can_take(channel_type) else None
+            return agent if agent is not None and agent.can_take(channel_type) and target.id not in declined else None
         strategy = team.strategy if team is not None else Strategy.LEAST_BUSY
         if strategy is Strategy.MANUAL:
             return None
         logins = self.logins_for(target)
         if strategy is Strategy.LEAST_BUSY:
+            if declined:  # rare: the shared heap must not lose the decliners, so a plain scan
+                free = [self.by_login[login] for login in logins
+                        if login not in declined and self.by_login[login].can_take(channel_type)]
+                return min(free, key=lambda agent: self._load(agent, channel_type), default=None)
             return self._least_busy(target, channel_type)
         start = bisect_right(logins, last_login) if last_login is not None else 0
         for login in chain(logins[start:], logins[:start]):  # the next one after the last, wrapping around
-            if self.by_login[login].can_take(channel_type):
+            if login not in declined and self.by_login[login].can_take(channel_type):
                 return self.by_login[login]
         return None
 

@@ -71,6 +71,7 @@ class Conversation:
     customer_phone: str | None = None
     sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
     opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
+    declined_by: tuple[str, ...] = ()  # agents who declined its offer: not offered it again while it waits
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
 
     @property
@@ -119,8 +120,26 @@ def agent_replied(conv: Conversation, login: str, now: datetime) -> Conversation
     if conv.status in (Status.QUEUED, Status.BOT) or (conv.status is Status.ASSIGNED and conv.agent is None):
         conv = replace(conv, status=Status.ASSIGNED, assignee=Assignee(AssigneeKind.AGENT, login))
     if conv.agent == login:
-        conv = replace(conv, offer_expires_at=None)
+        conv = replace(conv, offer_expires_at=None, declined_by=())
     return conv
+
+
+def accept_offer(conv: Conversation, login: str, now: datetime) -> Conversation:
+    """The offered agent accepts: the conversation is theirs, and the offer no longer times out."""
+    _require_pending_offer(conv, login)
+    return replace(conv, offer_expires_at=None, declined_by=(), last_activity_at=max(conv.last_activity_at, now))
+
+
+def decline_offer(conv: Conversation, login: str, now: datetime) -> Conversation:
+    """The offered agent declines: back in the queue, never offered to them again while it waits there."""
+    _require_pending_offer(conv, login)
+    return replace(return_to_queue(conv, now), declined_by=tuple(sorted({*conv.declined_by, login})))
+
+
+def _require_pending_offer(conv: Conversation, login: str) -> None:
+    _require_open(conv)
+    if conv.status is not Status.ASSIGNED or conv.agent != login or conv.offer_expires_at is None:
+        raise TransitionError("no_pending_offer", f"no pending offer of this conversation to {login}")
 
 
 def bot_replied(conv: Conversation, now: datetime) -> Conversation:
@@ -138,7 +157,8 @@ def assign(conv: Conversation, target: Assignee, now: datetime, *, offer_expires
     if target.kind in (AssigneeKind.TEAM, AssigneeKind.SKILL):
         return enqueue(conv, target, now)  # waits in the team's / skill's queue until an agent takes it
     status = Status.BOT if target.kind is AssigneeKind.BOT else Status.ASSIGNED
-    return replace(conv, status=status, assignee=target, offer_expires_at=offer_expires_at,
+    declined = conv.declined_by if offer_expires_at is not None else ()  # an offer keeps who declined before
+    return replace(conv, status=status, assignee=target, offer_expires_at=offer_expires_at, declined_by=declined,
                    team_id=team_id if team_id is not None else conv.team_id,
                    snoozed_until=None, last_activity_at=max(conv.last_activity_at, now))
 
@@ -175,7 +195,8 @@ def close(conv: Conversation, now: datetime, note: str | None = None) -> Convers
     if conv.status is Status.CLOSED:
         raise TransitionError("already_closed", "the conversation is already closed")
     return replace(conv, status=Status.CLOSED, closed_at=now, closing_note=note, offer_expires_at=None,
-                   snoozed_until=None, waiting_since=None, last_activity_at=max(conv.last_activity_at, now))
+                   declined_by=(), snoozed_until=None, waiting_since=None,
+                   last_activity_at=max(conv.last_activity_at, now))
 
 
 def reopen(conv: Conversation, now: datetime) -> Conversation:

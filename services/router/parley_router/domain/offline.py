@@ -1,4 +1,5 @@
-"""What happens to an agent's conversations when the agent goes offline (explicitly or by heartbeat expiry).
+"""What happens to an agent's conversations when the agent goes offline (explicitly or by heartbeat expiry), or
+away (finishing: no new offers, the accepted conversations stay to be finished; `requeue_assigned` is False).
 
 An offer not yet accepted returns to the queue at once (no need to wait for the offer timeout: nobody will
 accept it). An accepted conversation stays with the agent, unless the team asks for it back
@@ -11,6 +12,7 @@ from enum import StrEnum
 from parley_router.domain.conversation import Conversation, Status
 
 OFFLINE_COMMENT = "returned to queue: agent offline"
+AWAY_COMMENT = "returned to queue: agent away"
 
 
 class OfflineMove(StrEnum):

@@ -270,7 +270,7 @@ class Engine:
         if target is None:
             return None
         return Waiting(conv.id, conv.channel_type, target, conv.priority, conv.waiting_since or conv.opened_at,
-                       conv.sticky_agent)
+                       conv.sticky_agent, frozenset(conv.declined_by))
 
     async def _live(self, tenant_id: str, directory: Roster, logins: list[str],
                     channel_types: list[str]) -> list[Agent]:

@@ -1,5 +1,5 @@
-"""HTTP actions on conversations: assign, take, transfer, close, reopen, snooze, archive, mark, priority,
-status, private notes, bulk. Invalid transitions answer 409/422 with the domain's code."""
+"""HTTP actions on conversations: assign, take, accept / decline an offer, transfer, close, reopen, snooze,
+archive, mark, priority, status, private notes, bulk. Invalid transitions answer 409/422 with the domain's code."""
 
 from __future__ import annotations
 
@@ -154,6 +154,8 @@ async def add_note(conversation_id: str, body: NoteBody, principal: Caller, requ
 
 class SimpleAction(StrEnum):
     TAKE = "take"
+    ACCEPT = "accept"
+    DECLINE = "decline"
     REOPEN = "reopen"
     ARCHIVE = "archive"
 
@@ -161,6 +163,8 @@ class SimpleAction(StrEnum):
 SIMPLE: dict[SimpleAction, tuple[str, Builder]] = {
     SimpleAction.TAKE: ("assigned", lambda now, login: lambda c: conv_rules.assign(
         c, Assignee(AssigneeKind.AGENT, login), now)),
+    SimpleAction.ACCEPT: ("offer_accepted", lambda now, login: lambda c: conv_rules.accept_offer(c, login, now)),
+    SimpleAction.DECLINE: ("offer_declined", lambda now, login: lambda c: conv_rules.decline_offer(c, login, now)),
     SimpleAction.REOPEN: ("reopened", lambda now, _: lambda c: conv_rules.reopen(c, now)),
     SimpleAction.ARCHIVE: ("archived", lambda now, _: lambda c: conv_rules.archive(c, now)),
 }
@@ -205,7 +209,9 @@ _BULK_FIELD = {"status": "status", "priority": "priority", "mark": "unanswered"}
 
 
 @router.post("/{conversation_id}/{action}",
-             summary="take (assign to me), reopen (back to the queue), archive (hidden until someone writes)")
+             summary="take (assign to me), accept / decline the offer made to me (409 no_pending_offer when "
+                     "there is none; a declined one is offered to someone else), reopen (back to the queue), "
+                     "archive (hidden until someone writes)")
 async def simple_action(conversation_id: str, action: SimpleAction, principal: Caller,
                         request: Request) -> dict[str, Any]:
     change, build = SIMPLE[action]

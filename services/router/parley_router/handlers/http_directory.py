@@ -44,13 +44,17 @@ async def list_agents(principal: Anyone, request: Request) -> dict[str, Any]:
                       for agent in agents]}
 
 
-@router.post("/v1/agents/me/heartbeat", summary="Presence heartbeat; expires after the TTL (then offline)")
+@router.post("/v1/agents/me/heartbeat",
+             summary="Presence heartbeat: online (offered work), away (finishing: no new offers, pending offers "
+                     "go back to the queue, accepted conversations stay), offline; expires after the TTL")
 async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     before = await engine.stores.presence.heartbeat(principal.tenant_id, principal.login, body.presence)
     offered = 0
-    if body.presence is Presence.OFFLINE:  # always: an expired key may not have been handled yet
-        await request.app.state.upkeep.agent_went_offline(principal.tenant_id, principal.login)
+    # offline always (an expired key may not have been handled yet); away once, when the agent steps away
+    if body.presence is Presence.OFFLINE or (body.presence is Presence.AWAY and before is not Presence.AWAY):
+        await request.app.state.upkeep.agent_went_offline(principal.tenant_id, principal.login,
+                                                          away=body.presence is Presence.AWAY)
     if body.presence is Presence.ONLINE and before is not Presence.ONLINE:
         offered = await engine.dispatch(principal.tenant_id)  # the moment an agent comes online
     return {"presence": body.presence.value, "previous": before.value, "offered": offered}

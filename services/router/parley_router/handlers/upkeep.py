@@ -19,7 +19,7 @@ from parley_router.domain import conversation as conv_rules
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Team
 from parley_router.domain.capacity import over_capacity, repairs
 from parley_router.domain.conversation import Conversation, TransitionError
-from parley_router.domain.offline import OFFLINE_COMMENT, offline_move
+from parley_router.domain.offline import AWAY_COMMENT, OFFLINE_COMMENT, offline_move
 from parley_router.handlers.engine import CHANNEL_TYPES, Engine
 from parley_router.settings import RouterSettings
 
@@ -78,30 +78,32 @@ class Upkeep:
         return healed
 
     # --- agents going offline -------------------------------------------------------------------------------
-    async def agent_went_offline(self, tenant_id: str, login: str) -> int:
-        """Offers of `login` back to the queue at once; accepted conversations too when their team says so.
-        Returns how many conversations moved; the queue is dispatched afterwards."""
+    async def agent_went_offline(self, tenant_id: str, login: str, *, away: bool = False) -> int:
+        """Offers of `login` back to the queue at once; accepted conversations too when their team says so, unless
+        the agent is only `away` (finishing what they accepted). Returns how many conversations moved; the queue
+        is dispatched afterwards."""
         teams = await self.engine.cache.teams(tenant_id)
         moved = 0
         for conv in await self.engine.stores.conversations.active_of_agent(tenant_id, login):
-            moved += await self._hand_back(conv, login, teams)
+            moved += await self._hand_back(conv, login, teams, away)
         if moved:
             await self.engine.dispatch(tenant_id)
         return moved
 
-    async def _hand_back(self, conv: Conversation, login: str, teams: dict[str, Team]) -> int:
+    async def _hand_back(self, conv: Conversation, login: str, teams: dict[str, Team], away: bool) -> int:
         current: Conversation | None = conv
         for _ in range(MOVE_ATTEMPTS):
             if current is None:
                 return 0
             team = teams.get(current.team_id or "")
-            move = offline_move(current, login, team.requeue_on_offline if team else False)
+            move = offline_move(current, login, not away and team is not None and team.requeue_on_offline)
             if move is None:
                 return 0
             now = self.engine.clock.now()
             try:
                 await self.engine.change(current, partial(conv_rules.return_to_queue, now=now), move.value,
-                                         "system", OFFLINE_COMMENT, now=now, dispatch_after=False)
+                                         "system", AWAY_COMMENT if away else OFFLINE_COMMENT, now=now,
+                                         dispatch_after=False)
                 return 1
             except StaleVersion:
                 current = await self.engine.stores.conversations.get(conv.tenant_id, conv.id)
