@@ -20,7 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_provider import E2EProvider, free_port
+from e2e_provider import E2EProvider, SmtpServer, free_port
 from e2e_system import (
     SERVICES,
     STOP_WITHIN,
@@ -46,7 +46,14 @@ def provider() -> Iterator[E2EProvider]:
 
 
 @pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider,
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     tmp = tmp_path_factory.mktemp("e2e")
     namespace = "e2e" + uuid.uuid4().hex[:10]
@@ -54,7 +61,8 @@ def system(infra_endpoints: dict[str, str], provider: E2EProvider,
     ports = {name: free_port() for name in SERVICES}
     services = {name: Service(name, ports[name], tmp / f"{name}.log") for name in SERVICES}
     system = System(namespace, provider, services, tmp)
-    env = service_env(infra_endpoints, namespace, channel_file(tmp / "channels.json", provider.base_url), ports)
+    channels = channel_file(tmp / "channels.json", provider.base_url, smtp.port)
+    env = service_env(infra_endpoints, namespace, channels, ports)
     try:
         for service in services.values():
             start(service, env)

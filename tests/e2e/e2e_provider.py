@@ -14,6 +14,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -36,6 +37,22 @@ def _outbound_fakes() -> ModuleType:
 
 _fakes = _outbound_fakes()
 free_port = _fakes.free_port
+
+
+class SmtpServer:
+    """A local SMTP server (aiosmtpd): `inbox.messages` holds every mail with its envelope recipients."""
+
+    def __init__(self) -> None:
+        self.inbox = _fakes.CollectingHandler()
+        self.port = free_port()
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+
+    def start(self) -> SmtpServer:
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        self._controller.stop()
 
 
 class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]

@@ -53,6 +53,16 @@ class TelegramChannel:
 TELEGRAM = TelegramChannel(id="tg-e2e", bot_token="123:e2e-bot", webhook_secret="e2e-telegram-secret")
 
 
+@dataclass(frozen=True)
+class EmailChannel:
+    id: str
+    address: str
+    inbound_secret: str
+
+
+EMAIL = EmailChannel(id="mail-e2e", address="support@e2e.example", inbound_secret="e2e-mail-relay-secret")
+
+
 @dataclass
 class Service:
     name: str
@@ -91,7 +101,7 @@ class System:
         return "\n".join(parts)
 
 
-def channel_file(path: Path, provider_base: str) -> Path:
+def channel_file(path: Path, provider_base: str, smtp_port: int) -> Path:
     channels = {"channels": [{
         "id": WHATSAPP.id, "type": "whatsapp", "tenant_id": TENANT, "name": "E2E WhatsApp",
         "phone_number_id": WHATSAPP.phone_number_id, "waba_id": "102290129340398",
@@ -100,6 +110,9 @@ def channel_file(path: Path, provider_base: str) -> Path:
     }, {
         "id": TELEGRAM.id, "type": "telegram", "tenant_id": TENANT, "bot_token": TELEGRAM.bot_token,
         "webhook_secret": TELEGRAM.webhook_secret, "api_base": f"{provider_base}/telegram",
+    }, {
+        "id": EMAIL.id, "type": "email", "tenant_id": TENANT, "address": EMAIL.address,
+        "inbound_secret": EMAIL.inbound_secret, "smtp_host": "127.0.0.1", "smtp_port": smtp_port,
     }]}
     path.write_text(json.dumps(channels, indent=2))
     return path

@@ -1,18 +1,24 @@
 """An agent's first hour through the public HTTP APIs and topics only (all five services as real processes, the
 fake provider behind them; no injected event, no write into a store): offers accepted and declined, away while
-finishing, an uploaded file sent, templates an agent can pick, /metrics on every service."""
+finishing, an uploaded file sent, templates an agent can pick, what the customer received on the timeline
+(a template as rendered, an email's subject, cc and bcc), /metrics on every service."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
 
 import httpx
 import pytest
 from e2e_customer import AGENT, Journey
 from e2e_desk import MANAGER, Desk, published_changes
-from e2e_journey import png_bytes
-from e2e_system import SERVICES, WHATSAPP, System
+from e2e_journey import NotYet, eventually, png_bytes
+from e2e_provider import SmtpServer
+from e2e_system import EMAIL, SERVICES, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -157,3 +163,58 @@ async def test_agents_read_the_approved_templates_and_only_managers_change_them(
     everything = await desk.ok("GET", "outbound", "/v1/templates", MANAGER, "manager",
                                params={"channel_id": WHATSAPP.id})
     assert {t["name"] for t in everything} >= {"delivery_slot", "delivery_draft"}
+
+
+async def test_the_timeline_shows_the_template_as_the_customer_received_it(
+        system: System, http: httpx.AsyncClient, desk: Desk) -> None:
+    await desk.ok("PUT", "outbound", f"/v1/templates/{WHATSAPP.id}", json={
+        "name": "order_news", "language": "en_US", "category": "utility", "status": "approved",
+        "header": {"format": "text", "text": "Order news"}, "body": "Hi {{1}}, your total is {{2}}.",
+        "footer": "Parley demo", "variables": [{"name": "1"}, {"name": "2"}]})
+    journey = Journey(system, http)
+    wamid, _ = await journey.customer_writes("What do I owe?")
+    conversation, _ = await journey.open_conversation_with(wamid)
+    sent = await http.post(f"{system.url('outbound')}/v1/messages", headers=system.auth(AGENT, "agent"), json={
+        "channel_id": WHATSAPP.id, "recipient": {"external_user_id": journey.phone},
+        "content": {"kind": "template", "name": "order_news", "language": "en_US",
+                    "variables": {"1": "Dana", "2": "12 GBP"}}})
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["message_id"]
+    entry = await journey.timeline_entry(conversation["id"], lambda e: e.get("message_id") == message_id
+                                         and e.get("status") == "sent", what="the template on the timeline")
+    assert entry["text"] == "Order news\nHi Dana, your total is 12 GBP.\nParley demo"
+    assert entry["content"]["name"] == "order_news"
+
+
+async def test_the_timeline_shows_an_emails_subject_cc_and_bcc(system: System, http: httpx.AsyncClient,
+                                                                smtp: SmtpServer, desk: Desk) -> None:
+    customer = f"dana.{uuid.uuid4().hex[:8]}@customer.example"
+    mail = (f"From: Dana Li <{customer}>\r\nTo: {EMAIL.address}\r\nSubject: Invoice question\r\n"
+            f"Message-ID: <{uuid.uuid4().hex}@customer.example>\r\nDate: {format_datetime(datetime.now(UTC))}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nWhere is my invoice?\r\n").encode()
+    relayed = await http.post(f"{system.url('ingest')}/webhooks/email/{EMAIL.id}", content=mail, headers={
+        "Authorization": f"Bearer {EMAIL.inbound_secret}", "Content-Type": "message/rfc822"})
+    assert relayed.status_code == 200, relayed.text
+
+    async def opened() -> dict[str, Any]:
+        listed = await desk.ok("GET", "router", "/v1/conversations", params={"channel_id": EMAIL.id})
+        mine = [c for c in listed["items"] if c["external_user_id"] == customer]
+        if not mine:
+            raise NotYet(str(listed["items"]))
+        return mine[0]
+
+    conversation = await eventually(opened, what="the email conversation")
+    options = {"subject": "Re: Invoice question", "cc": ["accounts@customer.example"],
+               "bcc": ["audit@e2e.example"]}
+    sent = await http.post(f"{system.url('outbound')}/v1/messages", headers=system.auth(AGENT, "agent"), json={
+        "channel_id": EMAIL.id, "recipient": {"external_user_id": customer},
+        "content": {"kind": "text", "text": "Attached again."}, "email": options})
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["message_id"]
+    journey = Journey(system, http)
+    entry = await journey.timeline_entry(conversation["id"], lambda e: e.get("message_id") == message_id
+                                         and e.get("status") == "sent", what="the email on the timeline")
+    assert entry["email"] == options
+    assert entry["text"] == "Attached again."
+    [(received, recipients)] = [(m, r) for m, r in smtp.inbox.messages if m["To"] == customer]
+    assert received["Subject"] == "Re: Invoice question" and "audit@e2e.example" in recipients

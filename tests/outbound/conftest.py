@@ -6,32 +6,17 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Message
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from outbound_fakes import FakeProvider, free_port
+from outbound_fakes import CollectingHandler, FakeProvider, free_port
 
 from parley_common.channels import Channels
 
 TENANT = "acme"
-
-
-class CollectingHandler(Message):
-    def __init__(self) -> None:
-        super().__init__()
-        self.messages: list[tuple[Any, list[str]]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        self.messages.append((self.prepare_message(session, envelope), list(envelope.rcpt_tos)))
-        return "250 OK"
-
-    def handle_message(self, message: Any) -> None:  # pragma: no cover - handle_DATA replaces it
-        pass
 
 
 @pytest.fixture(scope="session")

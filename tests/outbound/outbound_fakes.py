@@ -11,6 +11,7 @@ Uploads (WhatsApp `/{phone}/media`, Messenger `/{page}/message_attachments`, Tel
 parsed and recorded in `uploads` with their bytes; `fail_uploads` queues Graph error codes for the next uploads.
 Sends that name an uploaded id are checked against what was uploaded. `/media/...` is a fake of the media
 service's read API (docs/media.md): metadata with a signed link on a public host, and the signed content.
+`CollectingHandler` is the SMTP side: an aiosmtpd handler keeping every mail with its envelope recipients.
 """
 
 from __future__ import annotations
@@ -24,10 +25,24 @@ from collections import Counter
 from typing import Any
 
 import uvicorn
+from aiosmtpd.handlers import Message
 from fake_uploads import FakeMedia, Upload, check_upload, graph_error, media_refs, telegram_file_object
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.datastructures import UploadFile
+
+
+class CollectingHandler(Message):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[tuple[Any, list[str]]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append((self.prepare_message(session, envelope), list(envelope.rcpt_tos)))
+        return "250 OK"
+
+    def handle_message(self, message: Any) -> None:  # pragma: no cover - handle_DATA replaces it
+        pass
 
 
 class FakeProvider:

@@ -127,3 +127,4 @@ class OutboundMessageUpdated(ConversationScoped):
         default=None, description="the channel's pricing category this message falls into (WhatsApp)")
     free: bool | None = Field(default=None, description="whether the channel charges nothing for it")
     rendered_text: str | None = Field(default=None, description="the text as the customer sees it (timeline)")
+    email: EmailOptions | None = Field(default=None, description="an email's subject, cc and bcc as sent")

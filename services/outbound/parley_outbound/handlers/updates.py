@@ -46,7 +46,7 @@ class UpdatePublisher:
             provider_message_id=provider_message_id or doc.get("provider_message_id"),
             status_at=at, error=error, reason=reason if reason is not None else doc.get("reason"),
             pricing_category=decision.get("pricing_category"), free=decision.get("free"),
-            rendered_text=doc.get("rendered_text"),
+            rendered_text=doc.get("rendered_text"), email=command.email,
         )
         await self._publisher.publish(event, OUTBOUND_MESSAGES)
 

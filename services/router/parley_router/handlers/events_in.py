@@ -29,6 +29,12 @@ STATUS_RANK = {OutboundStatus.QUEUED: 0, OutboundStatus.SENT: 1, OutboundStatus.
 NOT_SENT = (OutboundStatus.FAILED, OutboundStatus.REFUSED)
 
 
+def shown_text(event: OutboundMessageUpdated) -> str | None:
+    """What the customer received: a template as rendered (header, body, footer), else the text or caption."""
+    content = event.content
+    return event.rendered_text or getattr(content, "text", None) or getattr(content, "caption", None)
+
+
 class OutboundHandler:
     """Outbound messages on the timeline (status, sender login); an agent's reply answers the conversation
     and, when nobody has it yet, assigns it to that agent."""
@@ -48,6 +54,9 @@ class OutboundHandler:
                                                     "provider_message_id": event.provider_message_id,
                                                     "sender": event.sender.model_dump(mode="json"),
                                                     "content": event.content.model_dump(mode="json"),
+                                                    "text": shown_text(event),
+                                                    "email": event.email.model_dump(mode="json") if event.email
+                                                    else None,
                                                     f"statuses.{event.status.value}": event.status_at,
                                                     "error": event.error.model_dump() if event.error else None,
                                                     "reason": event.reason})
