@@ -20,7 +20,7 @@ from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
 from parley_ingest.domain.providers import plugins_for
 from parley_ingest.handlers.intake import Intake
-from parley_ingest.handlers.webhooks import Limits, webhook_router
+from parley_ingest.handlers.webhooks import Limits, Normaliser, webhook_router
 from parley_ingest.settings import IngestSettings
 
 SERVICE = "ingest"
@@ -43,6 +43,10 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     prefix = settings.infra.redis_prefix()
     intake = Intake(link, DedupStore(runtime.redis, settings.dedup_ttl_seconds), IdentityStore(runtime.redis, prefix),
                     prefix)
+    normaliser = Normaliser(settings.parse_budget_seconds)
+
+    async def stop_parsing() -> None:
+        normaliser.close()
 
     async def connect_kafka() -> None:
         # Not fatal: while Kafka is away the service stays up and answers 503, so providers keep retrying.
@@ -55,10 +59,10 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
         description="webhook receivers: verify, normalise, de-duplicate, publish",
         infra=settings.infra,
         routers=[webhook_router(channels, intake, Limits(settings.max_body_bytes, settings.max_email_bytes),
-                                plugins_for(channels))],
+                                plugins_for(channels), normaliser)],
         readiness={"kafka": link.check, "redis": redis_check(runtime.redis)},
         on_startup=[connect_kafka],
-        on_shutdown=[link.close, runtime.close],
+        on_shutdown=[link.close, runtime.close, stop_parsing],
     )
 
     @app.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the topics ingest produces")

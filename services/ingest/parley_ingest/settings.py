@@ -20,6 +20,9 @@ class IngestSettings(ServiceSettings):
     max_email_bytes: int = Field(default=25 * MIB, ge=1024,
                                  description="raw RFC 822 messages; an attachment travels base64-encoded (+33 %) "
                                              "on parley.inbound.attachments.v1, whose limit is 36 MiB")
+    parse_budget_seconds: float = Field(default=10.0, gt=0,
+                                        description="an email (or a large body) still parsing after this is "
+                                                    "answered 413 and dead-lettered")
     dedup_ttl_seconds: int = Field(default=8 * DAY_SECONDS, ge=7 * DAY_SECONDS,
                                    description="longer than WhatsApp's 7 days of retries")
     publish_timeout_seconds: float = Field(default=10.0, gt=0,

@@ -25,9 +25,9 @@ class AckedPublisher(EventPublisher):
     """EventPublisher (same encoding, key and CloudEvents headers, acks=all producer) that can hand an event to
     the producer without waiting: the returned future resolves when Kafka acknowledged it."""
 
-    async def enqueue(self, event: Envelope, topic: Topic) -> asyncio.Future[Any]:
+    async def enqueue(self, event: Envelope, topic: Topic, encoded: bytes) -> asyncio.Future[Any]:
         future = await self._broker.publish(
-            event.model_dump_json().encode(),
+            encoded,
             topic=self.topic_name(topic),
             key=event.partition_key(),
             headers=headers_for(event),
@@ -38,6 +38,10 @@ class AckedPublisher(EventPublisher):
 
 class BrokerUnavailable(Exception):
     """Kafka did not acknowledge in time: the provider must retry (HTTP 503)."""
+
+
+class UnpublishableEvent(Exception):
+    """An event cannot be serialised (e.g. a provider value nested too deep): retrying cannot help."""
 
 
 class EventTooLarge(Exception):
@@ -80,18 +84,22 @@ class KafkaLink:
         their order on its partition), then all acknowledgements are awaited together."""
         if not items:
             return
+        try:
+            encoded = [(event, topic, event.model_dump_json().encode()) for event, topic in items]
+        except (ValueError, RecursionError) as exc:  # pydantic's serialisation errors are ValueErrors
+            raise UnpublishableEvent(f"{type(exc).__name__}: {exc}"[:300]) from exc
         if not await self.connect():
             raise BrokerUnavailable("kafka is not connected")
         try:
-            await asyncio.wait_for(self._send_all(items), self._timeout)
+            await asyncio.wait_for(self._send_all(encoded), self._timeout)
         except MessageSizeTooLargeError as exc:
             raise EventTooLarge(str(exc)) from exc
         except Exception as exc:
             log.warning("kafka_publish_failed", error=type(exc).__name__, events=len(items))
             raise BrokerUnavailable(type(exc).__name__) from exc
 
-    async def _send_all(self, items: Sequence[tuple[Envelope, Topic]]) -> None:
-        acks = [await self._publisher.enqueue(event, topic) for event, topic in items]
+    async def _send_all(self, items: Sequence[tuple[Envelope, Topic, bytes]]) -> None:
+        acks = [await self._publisher.enqueue(event, topic, encoded) for event, topic, encoded in items]
         await asyncio.gather(*acks)
 
     async def close(self) -> None:

@@ -26,11 +26,13 @@ _EVENT_ID_NAMESPACE = uuid.UUID("5b0e2a52-7a8f-4c55-9d3e-2f3c1f0a9e11")
 
 
 class MalformedPayload(ValueError):
-    """The body is not what this channel sends at all (not JSON, not an email, wrong envelope): 400."""
+    """The body is not what this channel sends at all (not JSON, not an email, wrong envelope): 400; or it is
+    beyond what ingest parses (too deep, too many parts, over the time budget): 413. Never retryable."""
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.code = code
+        self.status = status
 
 
 @dataclass(frozen=True)

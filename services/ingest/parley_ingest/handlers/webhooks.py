@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NoReturn
 
 import structlog
 from fastapi import APIRouter, Request
@@ -15,7 +18,7 @@ from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
 from parley_ingest import metrics
 from parley_ingest.adapters.identities import IdentityStoreUnavailable
-from parley_ingest.adapters.kafka_link import BrokerUnavailable, EventTooLarge
+from parley_ingest.adapters.kafka_link import BrokerUnavailable, EventTooLarge, UnpublishableEvent
 from parley_ingest.domain.model import Batch, MalformedPayload, Rejected, RequestContext, raw_bytes
 from parley_ingest.domain.providers.base import ChannelPlugin
 from parley_ingest.domain.signatures import secret_matches
@@ -25,14 +28,41 @@ log = structlog.get_logger(__name__)
 PATH = "/webhooks/{channel_type}/{channel_id}"
 
 
+# Bodies from this size on (and every email) are parsed in a worker thread: the event loop keeps answering.
+OFF_LOOP_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class Limits:
     max_body_bytes: int
     max_email_bytes: int
 
 
+class Normaliser:
+    """Runs a plugin's normaliser: small JSON bodies inline (a thread hop would cost more than the parse), emails
+    and large bodies in a small pool of worker threads with a time budget. A parse over its budget is answered
+    413 and dead-lettered; its thread cannot be stopped, but the limits checked before parsing bound it."""
+
+    def __init__(self, budget_seconds: float, workers: int = 2) -> None:
+        self.budget = budget_seconds
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ingest-parse")
+
+    async def normalise(self, plugin: ChannelPlugin, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
+        if channel.type != ChannelType.EMAIL and len(body) < OFF_LOOP_BYTES:
+            return plugin.normalise(channel, body, ctx)
+        work = asyncio.get_running_loop().run_in_executor(self.pool, plugin.normalise, channel, body, ctx)
+        try:
+            return await asyncio.wait_for(work, self.budget)
+        except TimeoutError:
+            raise MalformedPayload("parse_budget_exceeded", f"parsing took longer than {self.budget:g} s",
+                                   status=413) from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
 def webhook_router(channels: Channels, intake: Intake, limits: Limits,
-                   plugins: Mapping[ChannelType, ChannelPlugin]) -> APIRouter:
+                   plugins: Mapping[ChannelType, ChannelPlugin], normaliser: Normaliser) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
 
     @router.get(PATH, summary="Meta webhook subscription handshake (WhatsApp, Messenger, Instagram)")
@@ -55,7 +85,7 @@ def webhook_router(channels: Channels, intake: Intake, limits: Limits,
             metrics.REQUESTS.labels(channel_type if channel_type in plugins else "unknown", error.code).inc()
             raise
         try:
-            outcome = await _receive(channel, plugin, request, intake, limits)
+            outcome = await _receive(channel, plugin, request, intake, limits, normaliser)
         except ApiError as error:
             metrics.REQUESTS.labels(channel.type.value, error.code).inc()
             raise
@@ -80,7 +110,7 @@ def _resolve(channels: Channels, plugins: Mapping[ChannelType, ChannelPlugin], c
 
 
 async def _receive(channel: AnyChannel, plugin: ChannelPlugin, request: Request, intake: Intake,
-                   limits: Limits) -> dict[str, int]:
+                   limits: Limits, normaliser: Normaliser) -> dict[str, int]:
     limit = limits.max_email_bytes if channel.type == ChannelType.EMAIL else limits.max_body_bytes
     body = await _read_body(request, limit)
     if not plugin.verify(channel, request.headers, body):
@@ -93,14 +123,21 @@ async def _receive(channel: AnyChannel, plugin: ChannelPlugin, request: Request,
     ctx = RequestContext(channel.tenant_id, channel.id, channel.type, request.state.correlation_id,
                          datetime.now(UTC), body_size=len(body))
     try:
-        batch = plugin.normalise(channel, body, ctx)
+        batch = await normaliser.normalise(plugin, channel, body, ctx)
     except MalformedPayload as bad:
-        # Authentic but unreadable: keep its bytes on the DLQ (bounded) before refusing it.
-        await _publish(intake, ctx, Batch(rejected=[Rejected(bad.code, str(bad), raw_bytes(body))]))
-        raise ApiError(400, bad.code, str(bad)) from None
-    outcome = await _publish(intake, ctx, batch)
+        await _refuse(intake, ctx, body, bad)
+    try:
+        outcome = await _publish(intake, ctx, batch)
+    except UnpublishableEvent as bad:  # can never be published: retrying cannot help, so no 503
+        await _refuse(intake, ctx, body, MalformedPayload("unpublishable_event", str(bad)))
     log.info("webhook_accepted", channel_id=channel.id, channel_type=channel.type.value, **outcome)
     return outcome
+
+
+async def _refuse(intake: Intake, ctx: RequestContext, body: bytes, bad: MalformedPayload) -> NoReturn:
+    """Authentic but unreadable: keep its bytes on the DLQ (bounded) before refusing it."""
+    await _publish(intake, ctx, Batch(rejected=[Rejected(bad.code, str(bad), raw_bytes(body))]))
+    raise ApiError(bad.status, bad.code, str(bad))
 
 
 async def _publish(intake: Intake, ctx: RequestContext, batch: Batch) -> dict[str, int]:

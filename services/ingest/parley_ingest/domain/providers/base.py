@@ -26,14 +26,34 @@ class ChannelPlugin(Protocol):
         ...
 
 
+# No provider nests deeper than ~10; an event holding a much deeper value could not be serialised to Kafka.
+MAX_JSON_DEPTH = 64
+
+
 def load_json_object(body: bytes) -> dict[str, Any]:
     try:
         payload = json.loads(body)
+    except RecursionError:
+        raise MalformedPayload("payload_too_deep", f"the JSON nests deeper than {MAX_JSON_DEPTH}") from None
     except (UnicodeDecodeError, ValueError):
         raise MalformedPayload("malformed_json", "the body is not valid JSON") from None
     if not isinstance(payload, dict):
         raise MalformedPayload("unrecognised_payload", "the body is not a JSON object")
+    if json_depth(payload) > MAX_JSON_DEPTH:
+        raise MalformedPayload("payload_too_deep", f"the JSON nests deeper than {MAX_JSON_DEPTH}")
     return payload
+
+
+def json_depth(value: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion (the value may be ~1,000 deep)."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth <= MAX_JSON_DEPTH:  # past the limit the answer is known: stop walking that branch
+                pending.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def as_list(value: Any) -> list[Any]:

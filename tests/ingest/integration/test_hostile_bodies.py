@@ -1,0 +1,118 @@
+"""Authentic bodies built to stall or crash ingest (issue 13): deeply nested or huge MIME, deeply nested JSON.
+Each is refused with a 4xx before the costly work and kept on the DLQ with its reason; the event loop keeps
+answering meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from parley_common.settings import InfraSettings
+from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES
+from parley_ingest.app import create_app
+from parley_ingest.settings import IngestSettings
+
+MAIL = "/webhooks/email/mail"
+HEAD = "From: Bob <bob@example.org>\r\nTo: support@acme.example\r\nSubject: hi\r\nMessage-ID: <{id}@example.org>\r\n"
+
+
+def nested_email(depth: int) -> bytes:
+    opening = "".join(f'Content-Type: multipart/mixed; boundary="b{n}"\r\n\r\n--b{n}\r\n' for n in range(depth))
+    closing = "".join(f"\r\n--b{n}--\r\n" for n in reversed(range(depth)))
+    return (HEAD.format(id=f"deep{depth}") + "MIME-Version: 1.0\r\n" + opening
+            + "Content-Type: text/plain\r\n\r\nhello" + closing).encode()
+
+
+def email_with_attachments(count: int, size: int = 64) -> bytes:
+    attachment = ("--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n"
+                  'Content-Disposition: attachment; filename="f{n}.bin"\r\n\r\n' + "QUJD" * (size // 4) + "\r\n")
+    return (HEAD.format(id=f"many{count}") + 'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+            "--b\r\nContent-Type: text/plain\r\n\r\nsee attached\r\n"
+            + "".join(attachment.format(n=n) for n in range(count)) + "--b--\r\n").encode()
+
+
+async def refused(client: httpx.AsyncClient, kit: Any, body: bytes) -> tuple[httpx.Response, float]:
+    started = time.perf_counter()
+    response = await client.post(MAIL, content=body, headers=kit.email_headers())
+    return response, time.perf_counter() - started
+
+
+async def test_an_800_deep_email_is_refused_fast_and_dead_lettered(client, kit, topics) -> None:
+    response, took = await refused(client, kit, nested_email(800))
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_deep")
+    assert took < 1.0
+    [letter] = await topics.events(DEAD_LETTERS)
+    assert letter.reason == "email_too_deep" and letter.source_topic == "webhooks/email/mail"
+    assert await topics.records(INBOUND_MESSAGES) == []
+
+
+async def test_a_3000_deep_email_and_a_message_rfc822_chain_are_413_never_500(client, kit, topics) -> None:
+    chain = (HEAD.format(id="chain") + "Content-Type: message/rfc822\r\n\r\n" * 3000 + "hello").encode()
+    for body in (nested_email(3000), chain):
+        response, took = await refused(client, kit, body)
+        assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_deep")
+        assert took < 1.0
+    assert sorted(letter.reason for letter in await topics.events(DEAD_LETTERS)) == ["email_too_deep"] * 2
+
+
+async def test_2000_attachments_are_refused_before_parsing(client, kit, topics) -> None:
+    response, took = await refused(client, kit, email_with_attachments(2000))
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_many_parts")
+    assert took < 1.0
+    [letter] = await topics.events(DEAD_LETTERS)
+    assert letter.reason == "email_too_many_parts"
+    assert await topics.records(INBOUND_ATTACHMENTS) == []
+
+
+async def test_healthz_stays_fast_while_a_large_email_is_parsed(client, kit, topics) -> None:
+    body = email_with_attachments(450, size=40_000)  # within the limits: ~18 MB, 450 attachments
+    answered: list[float] = []  # when each /healthz answered: a blocked loop shows as a long gap
+
+    async def poll_health() -> None:
+        while True:
+            assert (await client.get("/healthz")).status_code == 200
+            answered.append(time.perf_counter())
+            await asyncio.sleep(0.01)
+
+    started = time.perf_counter()
+    poller = asyncio.create_task(poll_health())
+    try:
+        response = await client.post(MAIL, content=body, headers=kit.email_headers(), timeout=120)
+    finally:
+        poller.cancel()
+    finished = time.perf_counter()
+    assert response.status_code == 200 and response.json()["published"] == 451
+    gaps = [later - earlier for earlier, later in zip([started, *answered], [*answered, finished], strict=True)]
+    assert max(gaps) < 0.5, f"/healthz went unanswered {max(gaps):.2f} s while the email was parsed"
+
+
+async def test_an_email_over_the_parse_budget_is_413_and_dead_lettered(kafka_topics: InfraSettings, redis,
+                                                                        kit, topics) -> None:
+    app = create_app(IngestSettings(infra=kafka_topics, parse_budget_seconds=0.001), channels=kit.channels)
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest") as client:
+        response = await client.post(MAIL, content=email_with_attachments(300, size=20_000),
+                                     headers=kit.email_headers())
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "parse_budget_exceeded")
+    [letter] = await topics.events(DEAD_LETTERS)
+    assert letter.reason == "parse_budget_exceeded"
+
+
+def nested_json(depth: int) -> str:
+    return '{"a":' * depth + "1" + "}" * depth
+
+
+async def test_deeply_nested_json_is_400_and_dead_lettered_never_503(client, kit, topics) -> None:
+    messages = kit.fixture("whatsapp_messages.json")
+    for depth in (900, 5000):
+        text = json.dumps(kit.whatsapp([{**messages["text"], "context": "DEEP"}])).replace('"DEEP"', nested_json(depth))
+        body = text.encode()
+        response = await client.post("/webhooks/whatsapp/wa-main", content=body, headers=kit.meta_headers(body))
+        assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_too_deep")
+    assert [letter.reason for letter in await topics.events(DEAD_LETTERS)] == ["payload_too_deep"] * 2
+    assert await topics.records(INBOUND_MESSAGES) == []
