@@ -91,6 +91,14 @@ class Journey:
         return await self.client.post(f"{self.system.url('outbound')}/v1/messages", json=body,
                                       headers=self.system.auth(AGENT, "agent"))
 
+    async def agent_sends_order_update(self) -> httpx.Response:
+        """The approved `order_update` template (the fake Graph API's) to the customer's phone."""
+        template = {"channel_id": self.channel_id, "recipient": {"external_user_id": self.phone},
+                    "content": {"kind": "template", "name": "order_update", "language": "en_US",
+                                "variables": {"1": "Dana", "2": "12 GBP"}}}
+        return await self.client.post(f"{self.system.url('outbound')}/v1/messages", json=template,
+                                      headers=self.system.auth(AGENT, "agent"))
+
     async def outbound_message(self, message_id: str) -> dict[str, Any]:
         response = await self.get("outbound", f"/v1/messages/{message_id}", login=AGENT, role="agent")
         assert response.status_code == 200, response.text

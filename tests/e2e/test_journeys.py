@@ -145,11 +145,7 @@ async def test_outside_the_24h_window_free_form_is_refused_and_nothing_is_sent(s
     assert refused["status"] == "refused"
 
     # The approved template may still go: once it reached the provider, the refused free-form demonstrably did not.
-    template = {"channel_id": WHATSAPP.id, "recipient": {"external_user_id": journey.phone},
-                "content": {"kind": "template", "name": "order_update", "language": "en_US",
-                            "variables": {"1": "Dana", "2": "12 GBP"}}}
-    accepted = await http.post(f"{system.url('outbound')}/v1/messages", json=template,
-                               headers=system.auth(AGENT, "agent"))
+    accepted = await journey.agent_sends_order_update()
     assert accepted.status_code == 202, accepted.text
     await journey.outbound_state(accepted.json()["message_id"], "sent")
     sends = system.provider.sends_to(journey.phone)

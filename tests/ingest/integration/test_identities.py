@@ -1,5 +1,6 @@
-"""One WhatsApp customer, one key: phone, business-scoped user id (BSUID) and username, in whichever order and
-combination the webhooks bring them, and through number and BSUID changes (fixtures/whatsapp_identity.json)."""
+"""One WhatsApp customer, one key: phone and business-scoped user id (BSUID), with or without a username, in
+whichever order and combination the webhooks bring them, and through number and BSUID changes
+(fixtures/whatsapp_identity.json); a username alone links nobody."""
 
 from __future__ import annotations
 
@@ -88,3 +89,13 @@ async def test_a_user_id_update_without_ids_is_a_dead_letter(client, kit, topics
     body = kit.body(change("user_id_update", {"user_id_update": [{"user_id": {"previous": BSUID}}]}))
     response = await client.post(WA, content=body, headers=kit.meta_headers(body))
     assert response.status_code == 200 and response.json()["dead_lettered"] == 1
+
+
+async def test_a_username_someone_else_had_links_nobody(client, kit, topics) -> None:
+    await post(client, kit, "bsuid_only")  # username dana.li
+    other = {"contacts": [{"profile": {"name": "Another", "username": "dana.li"}, "user_id": "GB.777"}],
+             "messages": [{"from_user_id": "GB.777", "id": "wamid.ID-other", "timestamp": "1795939999",
+                           "type": "text", "text": {"body": "hello"}}]}
+    body = kit.body(change("messages", other))
+    assert (await client.post(WA, content=body, headers=kit.meta_headers(body))).status_code == 200
+    assert await keys(topics) == {"wamid.ID-bsuid-only": BSUID, "wamid.ID-other": "GB.777"}

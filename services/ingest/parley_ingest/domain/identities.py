@@ -1,5 +1,6 @@
 """One customer, one key: a channel may name the same person by several identifiers (WhatsApp: the
-business-scoped user id, the phone's wa_id, a username) and in any combination from one webhook to the next.
+business-scoped user id and the phone's wa_id; a username always comes with the BSUID, and as a released username
+may later name someone else it links nobody) and in any combination from one webhook to the next.
 
 A normaliser states which identifiers an event's customer carries (`IdentityClaim`); ingest keeps, per channel,
 which key each identifier already stands for, and publishes the event under that key. The first key a customer
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 BSUID = "bsuid"
 PHONE = "wa"
-USERNAME = "username"
 
 
 @dataclass(frozen=True, slots=True)

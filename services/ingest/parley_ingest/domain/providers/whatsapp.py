@@ -12,7 +12,7 @@ from parley_common.channels import AnyChannel, WhatsAppChannel
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import Customer, DeliveryStatus, Pricing, ProviderError
 from parley_common.phones import InvalidPhoneNumber, to_e164
-from parley_ingest.domain.identities import BSUID, PHONE, USERNAME, IdentityClaim, claim, identifier
+from parley_ingest.domain.identities import BSUID, PHONE, IdentityClaim, claim, identifier
 from parley_ingest.domain.model import (
     Batch,
     IdentityLink,
@@ -136,15 +136,14 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], ctx: Reque
         raise ValueError("message without from / from_user_id")
     context = as_dict(message.get("context"))
     forwarded = bool(context.get("forwarded") or context.get("frequently_forwarded"))
-    username = opt_str(profile.get("username"))
     return message_event(
         ctx,
-        identity=claim(external, identifier(BSUID, bsuid), identifier(PHONE, wa_id), identifier(USERNAME, username),
-                       *_changed_identifiers(message)),
+        # Not the username: it always comes with a BSUID, and a released username may later name someone else.
+        identity=claim(external, identifier(BSUID, bsuid), identifier(PHONE, wa_id), *_changed_identifiers(message)),
         external_user_id=external,
         customer=Customer(
             phone_e164=_phone(wa_id), wa_id=wa_id, business_scoped_user_id=bsuid,
-            username=username, profile_name=opt_str(profile.get("name")),
+            username=opt_str(profile.get("username")), profile_name=opt_str(profile.get("name")),
         ),
         provider_message_id=str(message["id"]),
         provider_timestamp=from_unix_seconds(message["timestamp"]),

@@ -1,0 +1,125 @@
+"""One WhatsApp customer stays one contact and one conversation whichever identifiers Meta's webhooks carry
+(phone `wa_id`, business-scoped user id, username) and when they change (reference §1.5; the payload shapes are
+tests/ingest/fixtures/whatsapp_identity.json's). Webhooks in through ingest; contacts, router and outbound read
+through their public HTTP APIs."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from e2e_customer import SUPERVISOR, Journey, inbound_entries, new_wamid
+from e2e_journey import NotYet, eventually
+from e2e_system import WHATSAPP, System
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        yield client
+
+
+def new_bsuid() -> str:
+    return f"GB.{random.randrange(10**19, 10**20)}"
+
+
+def change(value: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+            "display_phone_number": "15550001111", "phone_number_id": WHATSAPP.phone_number_id}, **value}}]}]}
+
+
+def messages(contacts: list[dict[str, Any]], message: dict[str, Any]) -> dict[str, Any]:
+    return change({"contacts": contacts, "messages": [message]} if contacts else {"messages": [message]})
+
+
+def text(wamid: str, body: str, phone: str | None = None, bsuid: str | None = None) -> dict[str, Any]:
+    message: dict[str, Any] = {"id": wamid, "timestamp": str(int(time.time())), "type": "text", "text": {"body": body}}
+    if phone:
+        message["from"] = phone
+    if bsuid:
+        message["from_user_id"] = bsuid
+    return message
+
+
+def contact(phone: str | None = None, bsuid: str | None = None, username: str | None = None) -> dict[str, Any]:
+    profile: dict[str, Any] = {"name": "Dana Li", **({"username": username} if username else {})}
+    return {"profile": profile, **({"wa_id": phone} if phone else {}), **({"user_id": bsuid} if bsuid else {})}
+
+
+async def timeline_shows(journey: Journey, wamids: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    async def probe() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        found = await journey.conversations()
+        if len(found) != 1:
+            raise NotYet(f"conversations: {found}")
+        entries = await journey.timeline(found[0]["id"])
+        shown = [entry["provider_message_id"] for entry in inbound_entries(entries)]
+        if not set(wamids) <= set(shown):
+            raise NotYet(f"timeline: {shown}")
+        return found[0], entries
+
+    return await eventually(probe, what=f"one conversation showing {wamids}")
+
+
+async def test_phone_then_bsuid_then_username_only_is_one_contact_and_one_conversation(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)  # keyed by the phone it first wrote from
+    bsuid = new_bsuid()
+    first, _ = await journey.customer_writes("Hi, it's Dana")
+    both, only_bsuid = new_wamid(), new_wamid()
+    await journey.deliver(messages([contact(journey.phone, bsuid)], text(both, "Any news?", journey.phone, bsuid)))
+    await journey.deliver(messages([contact(bsuid=bsuid, username=f"dana{bsuid[-6:]}")],
+                                   text(only_bsuid, "I set a username", bsuid=bsuid)))
+
+    conversation, entries = await timeline_shows(journey, [first, both, only_bsuid])
+    assert conversation["external_user_id"] == journey.phone
+    assert len(inbound_entries(entries)) == 3
+    contacts = await journey.contacts()
+    assert len(contacts) == 1
+    assert [(i["channel_id"], i["external_user_id"]) for i in contacts[0]["identities"]] == [
+        (WHATSAPP.id, journey.phone)]
+
+
+async def test_a_changed_number_keeps_the_conversation(system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    first, _ = await journey.customer_writes("Hello")
+    new_phone = f"4477008{random.randrange(10_000, 99_999)}"
+    notice, later = new_wamid(), new_wamid()
+    await journey.deliver(messages([], {
+        "from": journey.phone, "id": notice, "timestamp": str(int(time.time())), "type": "system",
+        "system": {"body": f"User Dana Li changed from {journey.phone} to {new_phone}", "wa_id": new_phone,
+                   "type": "user_changed_number"}}))
+    await journey.deliver(messages([contact(new_phone)], text(later, "New phone, same me", new_phone)))
+    _, entries = await timeline_shows(journey, [first, later])
+    assert any(entry["provider_message_id"] == notice for entry in entries)
+
+
+async def test_a_conversation_opened_by_phone_gets_the_customers_bsuid_only_reply(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    bsuid = new_bsuid()
+    synced = await http.post(f"{system.url('outbound')}/v1/templates/{WHATSAPP.id}/sync",
+                             headers=system.auth(SUPERVISOR, "manager"))
+    assert synced.status_code == 200, synced.text
+    accepted = await journey.agent_sends_order_update()
+    assert accepted.status_code == 202, accepted.text
+    sent = await journey.outbound_state(accepted.json()["message_id"], "sent")
+    # Meta's status of that send names the phone we wrote to and the customer's business-scoped id
+    await journey.deliver(change({"statuses": [{
+        "id": sent["provider_message_id"], "status": "delivered", "timestamp": str(int(time.time())),
+        "recipient_id": journey.phone, "recipient_user_id": bsuid}]}))
+    await journey.outbound_state(accepted.json()["message_id"], "delivered")
+
+    reply = new_wamid()
+    await journey.deliver(messages([contact(bsuid=bsuid, username=f"dana{bsuid[-6:]}")],
+                                   text(reply, "Thanks!", bsuid=bsuid)))
+    window = await journey.window_seen()  # the phone's window is open: the agent can answer free-form
+    assert window["open"] is True
+    conversation, _ = await timeline_shows(journey, [reply])
+    assert conversation["external_user_id"] == journey.phone
