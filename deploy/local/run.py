@@ -1,6 +1,8 @@
 """`make run`: the whole system on this machine. Starts the local broker, database and cache, creates the
 topics, writes a sample channel file on first run, starts the five services (each its own process and
-port), waits until every /readyz is green, prints where the APIs are, and on Ctrl-C stops all it started."""
+port), waits until every /readyz is green, seeds the demo tenant through the APIs (seed.py), writes
+.run/demo.env (URLs and tokens for README's "First hour"), prints where the APIs are, and on Ctrl-C stops all
+it started."""
 
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
+
 from parley_common.auth import issue_token
 from parley_common.channels import Channels, SandboxChannel, TelegramChannel
 from parley_common.kafka import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import infra
+from seed import seed_demo
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
@@ -50,11 +55,13 @@ channels:
     path.chmod(0o600)
 
 
-TELEGRAM_UPDATE = ('{"update_id":1,"message":{"message_id":1,"date":%d,"chat":{"id":42,"type":"private"},'
-                   '"from":{"id":42,"is_bot":false,"first_name":"Ann"},"text":"Hello"}}')
+# The ids come from the shell when the curl runs (`date`): a second run is a new message, never a duplicate.
+TELEGRAM_UPDATE = ('{"update_id":\'"$(date +%s)"\',"message":{"message_id":\'"$(date +%s)"\',"date":\'"$(date +%s)"\','
+                   '"chat":{"id":42,"type":"private"},"from":{"id":42,"is_bot":false,"first_name":"Ann"},'
+                   '"text":"Hello"}}')
 
 
-SANDBOX_MESSAGE = '{"type":"message","id":"m-%d","user_id":"ann","name":"Ann","text":"Hello"}'
+SANDBOX_MESSAGE = '{"type":"message","id":"m-\'"$(date +%s%N)"\'","user_id":"ann","name":"Ann","text":"Hello"}'
 
 
 def customer_writes(channels_file: Path) -> str:
@@ -65,16 +72,38 @@ def customer_writes(channels_file: Path) -> str:
     if isinstance(sandbox, SandboxChannel):
         return (f"curl -s -X POST http://127.0.0.1:8001/webhooks/sandbox/sb-demo -H 'Content-Type: application/json' "
                 f"-H 'Authorization: Bearer {sandbox.secret.get_secret_value()}' "
-                f"-d '{SANDBOX_MESSAGE % time.time()}'")
+                f"-d '{SANDBOX_MESSAGE}'")
     secret = telegram.webhook_secret.get_secret_value() if isinstance(telegram, TelegramChannel) else "<secret>"
     return (f"curl -s -X POST http://127.0.0.1:8001/webhooks/telegram/tg-demo -H 'Content-Type: application/json' "
-            f"-H 'X-Telegram-Bot-Api-Secret-Token: {secret}' -d '{TELEGRAM_UPDATE % time.time()}'")
+            f"-H 'X-Telegram-Bot-Api-Secret-Token: {secret}' -d '{TELEGRAM_UPDATE}'")
 
 
 # Every secret a service refuses to start without: random, generated once into .run/ (kept, so tokens,
 # signed links and media ids stay valid from one `make run` to the next).
 SECRETS = {"PARLEY_JWT_SECRET": "jwt-secret", "PARLEY_MEDIA_SIGNING_SECRET": "media-signing-secret",
            "PARLEY_MEDIA_ID_SECRET": "media-id-secret"}
+
+
+DEMO_ENV = RUN_DIR / "demo.env"
+
+
+def url(service: str) -> str:
+    return f"http://127.0.0.1:{SERVICES[service]}"
+
+
+def demo_tokens(jwt_secret: str) -> dict[str, str]:
+    return {"PARLEY_TOKEN": issue_token(jwt_secret, "demo", "alice", ["agent"]),
+            "PARLEY_BOB_TOKEN": issue_token(jwt_secret, "demo", "bob", ["agent"]),
+            "PARLEY_MANAGER_TOKEN": issue_token(jwt_secret, "demo", "sam", ["owner", "manager"])}
+
+
+def write_demo_env(channels_file: Path, tokens: dict[str, str]) -> None:
+    """What README's "First hour" uses: the service URLs, fresh tokens and the sandbox channel's secret."""
+    sandbox = Channels.load(channels_file).get("sb-demo")
+    values = {**{f"PARLEY_{name.upper()}": url(name) for name in SERVICES}, **tokens,
+              "SANDBOX_SECRET": sandbox.secret.get_secret_value() if isinstance(sandbox, SandboxChannel) else ""}
+    DEMO_ENV.write_text("".join(f"export {name}='{value}'\n" for name, value in values.items()))
+    DEMO_ENV.chmod(0o600)
 
 
 def local_secret(file_name: str) -> str:
@@ -134,6 +163,22 @@ def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
+def welcome(took: float, kafka: str, channels_file: Path, created: list[str]) -> None:
+    print(f"\nParley is up in {took:.1f}s. APIs (OpenAPI at /docs, AsyncAPI at /asyncapi.json):")
+    for name in SERVICES:
+        print(f"  {name:9} {url(name)}")
+    print(f"\nchannels: {channels_file}   logs: .run/logs/   kafka: {kafka}")
+    print(f"demo tenant 'demo': team support (agents alice, bob), every conversation routed to it, template "
+          f"order_update on wa-demo{' (seeded now: ' + ', '.join(created) + ')' if created else ''}")
+    print(f"{DEMO_ENV.relative_to(REPO)}: service URLs and 12 h tokens (alice and bob agents, sam owner+manager); "
+          "README.md 'First hour' walks one conversation with them:")
+    print(f"  . {DEMO_ENV.relative_to(REPO)}")
+    print("a customer writes to the sandbox channel (its replies come back delivered, then read):")
+    print(f"  {customer_writes(channels_file)}")
+    print('  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" $PARLEY_ROUTER/v1/conversations')
+    print("Ctrl-C stops everything.", flush=True)
+
+
 def main() -> None:
     started = time.monotonic()
     RUN_DIR.mkdir(exist_ok=True)
@@ -166,23 +211,19 @@ def main() -> None:
     try:
         processes.update(start_services(env))
         wait_ready(processes)
+        tokens = demo_tokens(keys["PARLEY_JWT_SECRET"])
+        try:
+            created = seed_demo(url("router"), url("outbound"), tokens["PARLEY_MANAGER_TOKEN"], "wa-demo")
+        except (RuntimeError, httpx.HTTPError) as exc:
+            raise SystemExit(f"run: seeding the demo tenant failed: {exc}") from None
     except SystemExit:
         if not stopping:
             stop_services(processes)
             for server in infra.servers("run"):
                 infra.stop(server)
         raise
-    token = issue_token(keys["PARLEY_JWT_SECRET"], "demo", "alice", ["owner", "agent"])
-    print(f"\nParley is up in {time.monotonic() - started:.1f}s. APIs (OpenAPI at /docs, AsyncAPI at /asyncapi.json):")
-    for name, port in SERVICES.items():
-        print(f"  {name:9} http://127.0.0.1:{port}")
-    print(f"\nchannels: {channels_file}   logs: .run/logs/   kafka: {endpoints['PARLEY_KAFKA_BOOTSTRAP']}")
-    print(f"a token for tenant 'demo' (owner+agent alice), valid 12 h:\n  export PARLEY_TOKEN={token}")
-    print("try: a customer writes to a demo channel, then the conversation waits in the inbox:")
-    print(f"  {customer_writes(channels_file)}")
-    print('  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" http://127.0.0.1:8003/v1/conversations')
-    print("a reply on sb-demo (POST :8004/v1/messages) comes back delivered, then read, from the sandbox provider.")
-    print("Ctrl-C stops everything.", flush=True)
+    write_demo_env(channels_file, tokens)
+    welcome(time.monotonic() - started, endpoints["PARLEY_KAFKA_BOOTSTRAP"], channels_file, created)
     while True:
         for name, process in processes.items():
             if process.poll() is not None and not stopping:

@@ -61,7 +61,7 @@ def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpSer
     ports = {name: free_port() for name in SERVICES}
     services = {name: Service(name, ports[name], tmp / f"{name}.log") for name in SERVICES}
     system = System(namespace, provider, services, tmp)
-    channels = channel_file(tmp / "channels.json", provider.base_url, smtp.port)
+    channels = channel_file(tmp / "channels.json", provider.base_url, smtp.port, f"http://127.0.0.1:{ports['ingest']}")
     env = service_env(infra_endpoints, namespace, channels, ports)
     try:
         for service in services.values():

@@ -61,6 +61,8 @@ class EmailChannel:
 
 
 EMAIL = EmailChannel(id="mail-e2e", address="support@e2e.example", inbound_secret="e2e-mail-relay-secret")
+# The channel README's "First hour" writes to, under the id `make run` gives it.
+SANDBOX_ID, SANDBOX_SECRET = "sb-demo", "e2e-sandbox-secret"
 
 
 @dataclass
@@ -101,7 +103,7 @@ class System:
         return "\n".join(parts)
 
 
-def channel_file(path: Path, provider_base: str, smtp_port: int) -> Path:
+def channel_file(path: Path, provider_base: str, smtp_port: int, ingest_url: str) -> Path:
     channels = {"channels": [{
         "id": WHATSAPP.id, "type": "whatsapp", "tenant_id": TENANT, "name": "E2E WhatsApp",
         "phone_number_id": WHATSAPP.phone_number_id, "waba_id": "102290129340398",
@@ -113,6 +115,9 @@ def channel_file(path: Path, provider_base: str, smtp_port: int) -> Path:
     }, {
         "id": EMAIL.id, "type": "email", "tenant_id": TENANT, "address": EMAIL.address,
         "inbound_secret": EMAIL.inbound_secret, "smtp_host": "127.0.0.1", "smtp_port": smtp_port,
+    }, {
+        "id": SANDBOX_ID, "type": "sandbox", "tenant_id": TENANT, "secret": SANDBOX_SECRET,
+        "ingest_base_url": ingest_url,
     }]}
     path.write_text(json.dumps(channels, indent=2))
     return path
