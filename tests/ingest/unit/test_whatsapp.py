@@ -12,6 +12,7 @@ from parley_common.events.inbound import (
     Customer,
     DeliveryStatus,
     DeliveryStatusReported,
+    FlowReplyPart,
     LocationPart,
     MediaKind,
     MediaPart,
@@ -87,7 +88,11 @@ def test_without_business_scoped_id_the_wa_id_is_the_key(kit) -> None:
     ("contacts", ContactsPart(contacts=(
         SharedContact(name="Sam Courier", phones=("+44 7700 900777",), emails=("sam@courier.example",)),))),
     ("button_reply", ReplyPart(reply_kind="button", payload="reschedule", title="Reschedule")),
-    ("list_reply", ReplyPart(reply_kind="list", payload="slot_am", title="Morning")),
+    ("list_reply", ReplyPart(reply_kind="list", payload="slot_am", title="Morning", description="08:00-12:00")),
+    ("place", LocationPart(latitude=51.5033, longitude=-0.1196, name="Depot South", address="2 Example Rd, London",
+                           url="https://depots.example/south")),
+    ("flow", FlowReplyPart(name="flow", body="Sent", response={"flow_token": "tok-1", "slot": "am",
+                                                                "notes": "ring twice"})),
     ("button", ReplyPart(reply_kind="button", payload="STOP_PROMOS", title="Stop promotions")),
     ("reaction", ReactionPart(target_provider_message_id="wamid.EXAMPLEoutbound0042", emoji="\N{THUMBS UP SIGN}")),
     ("order", OrderPart(catalog_id="cat-1", text="for the shop", items=(

@@ -69,6 +69,7 @@ class LocationPart(Frozen):
     longitude: float
     name: str | None = None
     address: str | None = None
+    url: str | None = Field(default=None, description="the chosen place's web page (WhatsApp, Telegram venues)")
 
 
 class SharedContact(Frozen):
@@ -89,6 +90,18 @@ class ReplyPart(Frozen):
     reply_kind: Literal["button", "list", "quick_reply", "postback", "callback"]
     payload: str | None = None
     title: str | None = None
+    description: str | None = Field(default=None, description="the chosen list row's description (WhatsApp)")
+
+
+class FlowReplyPart(Frozen):
+    """A completed WhatsApp Flow (`interactive.nfm_reply`): the form's answers as the customer submitted them."""
+
+    kind: Literal["flow_reply"] = "flow_reply"
+    name: str | None = Field(default=None, description="`flow` for a Flow; Meta's name for the reply kind")
+    body: str | None = Field(default=None, description="the text the customer's app showed, e.g. 'Sent'")
+    response: dict[str, Any] | None = Field(
+        default=None, description="`response_json` parsed (the Flow's answers and its `flow_token`); None when it "
+        "is not a JSON object (the event's `raw` keeps it)")
 
 
 class ReactionPart(Frozen):
@@ -121,8 +134,8 @@ class UnsupportedPart(Frozen):
 
 
 ContentPart = Annotated[
-    TextPart | MediaPart | LocationPart | ContactsPart | ReplyPart | ReactionPart | OrderPart | SystemPart
-    | UnsupportedPart,
+    TextPart | MediaPart | LocationPart | ContactsPart | ReplyPart | FlowReplyPart | ReactionPart | OrderPart
+    | SystemPart | UnsupportedPart,
     Field(discriminator="kind"),
 ]
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 from parley_common.events.inbound import (
     ContactsPart,
     ContentPart,
+    FlowReplyPart,
     LocationPart,
     MediaKind,
     MediaPart,
@@ -63,7 +65,7 @@ def _text(content: dict[str, Any], _: dict[str, Any]) -> ContentPart:
 def _location(content: dict[str, Any], _: dict[str, Any]) -> ContentPart:
     return LocationPart(
         latitude=float(content["latitude"]), longitude=float(content["longitude"]),
-        name=opt_str(content.get("name")), address=opt_str(content.get("address")),
+        name=opt_str(content.get("name")), address=opt_str(content.get("address")), url=opt_str(content.get("url")),
     )
 
 
@@ -86,8 +88,22 @@ def _interactive(content: dict[str, Any], _: dict[str, Any]) -> ContentPart:
         return ReplyPart(reply_kind="button", payload=opt_str(reply.get("id")), title=opt_str(reply.get("title")))
     if kind == "list_reply":
         reply = as_dict(content.get("list_reply"))
-        return ReplyPart(reply_kind="list", payload=opt_str(reply.get("id")), title=opt_str(reply.get("title")))
+        return ReplyPart(reply_kind="list", payload=opt_str(reply.get("id")), title=opt_str(reply.get("title")),
+                         description=opt_str(reply.get("description")))
+    if kind == "nfm_reply":
+        reply = as_dict(content.get("nfm_reply"))
+        return FlowReplyPart(name=opt_str(reply.get("name")), body=opt_str(reply.get("body")),
+                             response=_json_object(reply.get("response_json")))
     return UnsupportedPart(provider_type=f"interactive.{kind}")
+
+
+def _json_object(text: Any) -> dict[str, Any] | None:
+    """`response_json` is a JSON string (reference §1.6); anything else is left to the event's raw."""
+    try:
+        value = json.loads(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _button(content: dict[str, Any], _: dict[str, Any]) -> ContentPart:

@@ -1,7 +1,7 @@
-"""One WhatsApp customer stays one contact and one conversation whichever identifiers Meta's webhooks carry
-(phone `wa_id`, business-scoped user id, username) and when they change (reference §1.5; the payload shapes are
-tests/ingest/fixtures/whatsapp_identity.json's). Webhooks in through ingest; contacts, router and outbound read
-through their public HTTP APIs."""
+"""What WhatsApp sends, kept (payload shapes: reference §1.5-§1.6, as in tests/ingest/fixtures/). One customer
+stays one contact and one conversation whichever identifiers the webhooks carry (phone `wa_id`, business-scoped
+user id, username) and when they change; list-reply descriptions, places and Flow answers reach the timeline.
+Webhooks in through ingest; contacts, router and outbound read through their public HTTP APIs."""
 
 from __future__ import annotations
 
@@ -123,3 +123,28 @@ async def test_a_conversation_opened_by_phone_gets_the_customers_bsuid_only_repl
     assert window["open"] is True
     conversation, _ = await timeline_shows(journey, [reply])
     assert conversation["external_user_id"] == journey.phone
+
+
+async def test_list_descriptions_places_and_flow_answers_reach_the_timeline(system: System,
+                                                                           http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    choice, place, flow = new_wamid(), new_wamid(), new_wamid()
+    now = str(int(time.time()))
+    sent: list[dict[str, Any]] = [
+        {"from": journey.phone, "id": choice, "timestamp": now, "type": "interactive", "interactive": {
+            "type": "list_reply", "list_reply": {"id": "slot_am", "title": "Morning", "description": "08:00-12:00"}}},
+        {"from": journey.phone, "id": place, "timestamp": now, "type": "location", "location": {
+            "latitude": 51.5033, "longitude": -0.1196, "name": "Depot South", "address": "2 Example Rd, London",
+            "url": "https://depots.example/south"}},
+        {"from": journey.phone, "id": flow, "timestamp": now, "type": "interactive", "interactive": {
+            "type": "nfm_reply", "nfm_reply": {"name": "flow", "body": "Sent",
+                                               "response_json": '{"flow_token": "tok-1", "slot": "am"}'}}},
+    ]
+    for message in sent:
+        await journey.deliver(messages([contact(journey.phone)], message))
+    _, entries = await timeline_shows(journey, [choice, place, flow])
+    parts = {entry["provider_message_id"]: entry["parts"][0] for entry in inbound_entries(entries)}
+    assert parts[choice]["description"] == "08:00-12:00" and parts[choice]["title"] == "Morning"
+    assert (parts[place]["name"], parts[place]["address"], parts[place]["url"]) == (
+        "Depot South", "2 Example Rd, London", "https://depots.example/south")
+    assert parts[flow]["kind"] == "flow_reply" and parts[flow]["response"] == {"flow_token": "tok-1", "slot": "am"}
