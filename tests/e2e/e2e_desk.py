@@ -5,24 +5,30 @@ deadline (e2e_journey.eventually)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer
+from e2e_customer import Journey
 from e2e_journey import NotYet, eventually
 from e2e_system import System
 
 from parley_common.topics import CONVERSATIONS_EVENTS
 
 MANAGER = "sam"
+HEARTBEAT_EVERY = 15.0  # seconds; the router's presence expires after 60 without one
 
 
 class Desk:
     def __init__(self, system: System, client: httpx.AsyncClient) -> None:
         self.system = system
         self.client = client
+        self.presences: dict[str, str] = {}  # login → the presence their console last sent
 
     async def call(self, method: str, service: str, path: str, login: str, role: str, **kwargs: Any) -> httpx.Response:
         return await self.client.request(method, f"{self.system.url(service)}{path}",
@@ -44,9 +50,27 @@ class Desk:
                       json={"rules": [{"id": "everything", "target_kind": "team", "target_id": team_id}]})
 
     async def presence(self, login: str, presence: str) -> dict[str, Any]:
+        self.presences[login] = presence
         answer: dict[str, Any] = await self.ok("POST", "router", "/v1/agents/me/heartbeat", login, "agent",
                                                json={"presence": presence})
         return answer
+
+    @asynccontextmanager
+    async def heartbeating(self, every: float = HEARTBEAT_EVERY) -> AsyncIterator[None]:
+        """Each agent's console repeats their last presence, so nobody expires offline during a long walk."""
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(every)
+                for login, presence in list(self.presences.items()):
+                    await self.presence(login, presence)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def act(self, login: str, conversation_id: str, action: str, **body: Any) -> httpx.Response:
         return await self.call("POST", "router", f"/v1/conversations/{conversation_id}/{action}", login, "agent",
@@ -99,3 +123,11 @@ async def published_changes(bootstrap: str, namespace: str, conversation_id: str
     finally:
         await consumer.stop()
     return found
+
+
+async def send(desk: Desk, login: str, journey: Journey, content: dict[str, Any]) -> str:
+    """`login` sends `content` to the journey's customer; answers the message id (202 expected)."""
+    accepted = await desk.ok("POST", "outbound", "/v1/messages", login, "agent", json={
+        "channel_id": journey.channel_id, "recipient": {"external_user_id": journey.external_user_id},
+        "content": content})
+    return str(accepted["message_id"])

@@ -1,19 +1,24 @@
 """A new contact center's first hour, on all five services as real processes: `make run`'s demo seed (through
 the public APIs, idempotent), then README's "First hour" commands run exactly as written (customer writes →
-agent goes online → accepts → replies → closes)."""
+agent goes online → accepts → replies → closes), and one whole shift of two agents and a supervisor."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
-from e2e_desk import MANAGER, Desk
+from e2e_customer import Journey, TelegramJourney
+from e2e_desk import MANAGER, Desk, published_changes, send
+from e2e_journey import NotYet, eventually, png_bytes
 from e2e_system import JWT_SECRET, REPO, SANDBOX_SECRET, SERVICES, TENANT, WHATSAPP, System
 
 from parley_common.auth import issue_token
@@ -23,6 +28,9 @@ from seed import AGENTS, TEAM, TEMPLATE, seed_demo
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 README_WITHIN = 90.0
+WINDOW = 24 * 3600  # WhatsApp's customer service window
+WINDOW_LEFT = 60  # what is left of it when the shift's WhatsApp message arrives
+PNG = png_bytes(5, 5)
 
 
 @pytest.fixture
@@ -90,3 +98,104 @@ async def test_readme_first_hour_runs_as_written(system: System, http: httpx.Asy
     assert len(closed) == 2
     assert {c["closing_note"] for c in closed} == {"parcel on its way"}
     assert {c["assignee"]["id"] for c in closed} == {"alice"}
+
+
+async def test_one_whole_shift(system: System, http: httpx.AsyncClient, infra_endpoints: dict[str, str]) -> None:
+    """Seed → a customer writes on WhatsApp, then one on Telegram → alice goes online, accepts the WhatsApp one
+    and declines the Telegram one (bob gets it) → uploads a file and sends it → the window closes → she picks a
+    template and sends it → the customer replies → she transfers to bob with a comment → bob closes it with a
+    note → the supervisor sees the figures. The WhatsApp message arrives with the last minute of its 24 h window
+    left (as a late webhook delivery would): nothing here can move the services' clocks."""
+    desk = Desk(system, http)
+    seed_demo(system.url("router"), system.url("outbound"), issue_token(JWT_SECRET, TENANT, MANAGER, ["manager"]),
+              WHATSAPP.id)
+    for login in ("alice", "bob"):
+        await desk.presence(login, "offline")
+    async with desk.heartbeating():
+        wa_id, tg_id = await walk_the_shift(desk, system, http, infra_endpoints)
+        await supervisor_sees_the_figures(desk, wa_id, tg_id)
+
+
+async def walk_the_shift(desk: Desk, system: System, http: httpx.AsyncClient,
+                         infra_endpoints: dict[str, str]) -> tuple[str, str]:
+    whatsapp, telegram = Journey(system, http), TelegramJourney(system, http)
+    written_at = time.time() - WINDOW + WINDOW_LEFT
+    wamid, _ = await whatsapp.customer_writes("My parcel arrived broken, can you send the return label?",
+                                              at=written_at)
+    wa_conv, _ = await whatsapp.open_conversation_with(wamid)
+    tg_message, _ = await telegram.customer_writes("Hi, do you ship to Norway?")
+    tg_conv, _ = await telegram.open_conversation_with(tg_message)
+
+    await desk.presence("alice", "online")  # both are offered to her at once
+    assert await desk.offered(wa_conv["id"]) == "alice" and await desk.offered(tg_conv["id"]) == "alice"
+    assert (await desk.act("alice", wa_conv["id"], "accept")).status_code == 200
+    assert (await desk.act("alice", tg_conv["id"], "decline")).status_code == 200
+    await desk.presence("bob", "online")
+    assert await desk.offered(tg_conv["id"]) == "bob"
+    assert (await desk.act("bob", tg_conv["id"], "accept")).status_code == 200
+    answered = await send(desk, "bob", telegram, {"kind": "text", "text": "Yes, in 3 to 5 days."})
+    await telegram.outbound_state(answered, "sent")
+
+    label = await desk.upload("alice", WHATSAPP.id, "return-label.png", PNG, "image/png")
+    sent_file = await send(desk, "alice", whatsapp, {"kind": "media", "media_id": label["id"],
+                                                     "caption": "Your label"})
+    await whatsapp.outbound_state(sent_file, "sent")
+    assert system.provider.sends_to(whatsapp.phone)[-1]["image"]["caption"] == "Your label"
+
+    await eventually(lambda: window_closed(whatsapp), within=WINDOW_LEFT + 30, what="the WhatsApp window closing")
+    refused = await whatsapp.agent_replies("Did the label arrive?")
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "template_required")
+    [template] = await desk.ok("GET", "outbound", "/v1/templates", "alice", "agent",
+                               params={"channel_id": WHATSAPP.id})
+    assert [variable["name"] for variable in template["variables"]] == ["1", "2"]
+    sent_template = await send(desk, "alice", whatsapp, {
+        "kind": "template", "name": template["name"], "language": template["language"],
+        "variables": {"1": "Dana", "2": "#4471"}})
+    await whatsapp.outbound_state(sent_template, "sent")
+    shown = await whatsapp.timeline_entry(wa_conv["id"], lambda e: e.get("message_id") == sent_template,
+                                          what="the template on the timeline")
+    assert shown["text"] == "Order update\nHi Dana, your order #4471 is on its way.\nParley demo"
+
+    reply, _ = await whatsapp.customer_writes("Got it, thanks!")
+    await whatsapp.open_conversation_with(reply)
+    transferred = await desk.act("alice", wa_conv["id"], "transfer", kind="agent", id="bob",
+                                 comment="customer has the label; please check the refund")
+    assert transferred.status_code == 200, transferred.text
+    bobs = await desk.ok("GET", "router", "/v1/conversations", "bob", "agent", params={"assignee": "bob"})
+    assert {wa_conv["id"], tg_conv["id"]} <= {c["id"] for c in bobs["items"]}
+    for conversation_id in (wa_conv["id"], tg_conv["id"]):
+        closed = await desk.act("bob", conversation_id, "close", note="refund issued" if conversation_id ==
+                                wa_conv["id"] else "shipping info given")
+        assert (closed.status_code, closed.json()["status"]) == (200, "closed")
+    milestones = ("offered", "offer_accepted", "transferred", "closed")
+    changes = [event["change"] for event in await published_changes(
+        infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], system.namespace, wa_conv["id"], until="closed")]
+    assert [change for change in changes if change in milestones] == list(milestones)
+    timeline = await whatsapp.timeline(wa_conv["id"])
+    activity = [entry for entry in timeline if entry["kind"] == "activity"]
+    assert {"change": "transferred", "comment": "customer has the label; please check the refund"}.items() <= \
+        next(entry for entry in activity if entry["change"] == "transferred").items()
+    assert next(entry for entry in activity if entry["change"] == "closed")["comment"] == "refund issued"
+
+    return wa_conv["id"], tg_conv["id"]
+
+
+async def window_closed(journey: Journey) -> dict[str, Any]:
+    window = await journey.window()
+    if window["open"]:
+        raise NotYet(str(window))
+    return window
+
+
+async def supervisor_sees_the_figures(desk: Desk, *conversation_ids: str) -> None:
+    """What a supervisor reads today: agents' presence, and the closed conversations' first response time,
+    close time and note in the export."""
+    agents = {agent["login"]: agent for agent in (await desk.ok("GET", "router", "/v1/agents"))["items"]}
+    assert agents["alice"]["presence"] == agents["bob"]["presence"] == "online"
+    export = await desk.call("GET", "router", "/v1/conversations/export", MANAGER, "manager",
+                             params={"format": "jsonl", "status": "closed"})
+    assert export.status_code == 200, export.text
+    rows = {row["id"]: row for row in map(json.loads, export.text.splitlines()) if row["id"] in conversation_ids}
+    assert set(rows) == set(conversation_ids)
+    assert all(row["first_response_seconds"] is not None and row["closed_at"] for row in rows.values())
+    assert {row["closing_note"] for row in rows.values()} == {"refund issued", "shipping info given"}
