@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_customer import AGENT, Journey
-from e2e_desk import MANAGER, Desk, published_changes
+from e2e_desk import MANAGER, Desk, published_changes, send
 from e2e_journey import NotYet, eventually, png_bytes
 from e2e_provider import SmtpServer
 from e2e_system import EMAIL, SERVICES, WHATSAPP, System
@@ -137,6 +137,31 @@ async def test_an_uploaded_file_is_sent_to_the_customer(system: System, http: ht
     assert any(upload.data == PNG for upload in system.provider.uploads)
 
 
+async def test_an_uploaded_file_goes_out_in_a_saved_reply_and_a_template_header(
+        system: System, http: httpx.AsyncClient, desk: Desk) -> None:
+    journey = Journey(system, http)
+    wamid, _ = await journey.customer_writes("Which form do I fill in?")
+    await journey.open_conversation_with(wamid)
+    await journey.window_seen()
+    form = await desk.upload(MANAGER, WHATSAPP.id, "form.png", PNG, "image/png")
+    reply = await desk.ok("POST", "outbound", "/v1/saved-replies", json={
+        "name": f"form-{uuid.uuid4().hex[:6]}", "text": "Here is the form", "media_id": form["id"]})
+    await desk.ok("PUT", "outbound", f"/v1/templates/{WHATSAPP.id}", json={
+        "name": "form_ready", "language": "en_US", "category": "utility", "status": "approved",
+        "header": {"format": "image"}, "body": "Your form {{1}} is attached.", "variables": [{"name": "1"}]})
+
+    saved = await send(desk, AGENT, journey, {"kind": "saved_reply", "saved_reply_id": reply["id"]})
+    templated = await send(desk, AGENT, journey, {"kind": "template", "name": "form_ready", "language": "en_US",
+                                                  "variables": {"1": "B-12"}, "media_id": form["id"]})
+    for message_id in (saved, templated):
+        await journey.outbound_state(message_id, "sent")
+    sends = system.provider.sends_to(journey.phone)
+    assert [send["type"] for send in sends] == ["image", "template"]
+    assert sends[0]["image"]["caption"] == "Here is the form"
+    [header] = [c for c in sends[1]["template"]["components"] if c["type"] == "header"]
+    assert "id" in header["parameters"][0]["image"]
+
+
 async def test_agents_read_the_approved_templates_and_only_managers_change_them(
         system: System, http: httpx.AsyncClient, desk: Desk) -> None:
     approved = {"name": "delivery_slot", "language": "en_US", "category": "utility", "status": "approved",
@@ -149,8 +174,8 @@ async def test_agents_read_the_approved_templates_and_only_managers_change_them(
 
     for role, login in (("agent", AGENT), ("integration", "crm-bot")):
         listed = await desk.ok("GET", "outbound", "/v1/templates", login, role, params={"channel_id": WHATSAPP.id})
-        assert [t["name"] for t in listed] == ["delivery_slot"]
-        [shown] = listed
+        assert {t["status"] for t in listed} == {"approved"}  # the pending draft is not theirs to see
+        [shown] = [t for t in listed if t["name"] == "delivery_slot"]
         assert shown["variables"][1] == {"name": "2", "type": "dropdown", "options": ["am", "pm"],
                                          "max_length": 1024}
         assert shown["header"]["format"] == "image" and shown["buttons"][0]["text"] == "Morning"
