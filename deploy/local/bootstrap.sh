@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing for `make run` / `make test`: a Python virtualenv with every package
-# (pinned by constraints.txt) and Debian's redis-server. Safe to run again: it only does missing work.
+# (pinned by constraints.txt), Debian's redis-server, the console's web app (npm ci + npm run build from its
+# lockfile, again whenever its sources change) and Debian's chromium for the browser tests. Safe to run
+# again: it only does missing work.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -34,11 +36,37 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(inputs_hash)" ]; then
   inputs_hash > "$STAMP"
 fi
 
-if ! command -v redis-server >/dev/null 2>&1; then
-  echo "bootstrap: installing Debian's redis-server"
+apt_install() {
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends redis-server >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "bootstrap: installing Debian's redis-server"
+  apt_install redis-server
   # Debian starts a system-wide redis on 6379 after install; Parley starts its own on its own ports.
   ($SUDO systemctl disable --now redis-server >/dev/null 2>&1 || $SUDO service redis-server stop >/dev/null 2>&1 || true)
+fi
+
+# The browser the console's tests drive (Playwright is pointed at this binary: browser downloads fail here).
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "bootstrap: installing Debian's chromium"
+  apt_install chromium
+fi
+
+# The console's web app: installed from its lockfile, built into the console's package (never committed).
+WEB=services/console/web
+BUILT=services/console/parley_console/web_dist/index.html
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: installing Debian's nodejs and npm"
+  apt_install nodejs npm
+fi
+if [ ! -d "$WEB/node_modules" ] || [ "$WEB/package-lock.json" -nt "$WEB/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing the console's npm packages (npm ci)"
+  (cd "$WEB" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+if [ ! -f "$BUILT" ] || [ -n "$(find "$WEB/src" "$WEB/index.html" "$WEB/vite.config.ts" "$WEB/package-lock.json" -newer "$BUILT" -print -quit)" ]; then
+  echo "bootstrap: building the console's web app (npm run build)"
+  (cd "$WEB" && npm run build --silent >/dev/null)
 fi

@@ -1,8 +1,8 @@
 """`make run`: the whole system on this machine. Starts the local broker, database and cache, creates the
-topics, writes a sample channel file on first run, starts the five services (each its own process and
-port), waits until every /readyz is green, seeds the demo tenant through the APIs (seed.py), writes
-.run/demo.env (URLs and tokens for README's "First hour"), prints where the APIs are, and on Ctrl-C stops all
-it started."""
+topics, writes a sample channel file on first run, starts the five services and the console (each its own
+process and port), waits until every /readyz is green, seeds the demo tenant through the APIs (seed.py), writes
+.run/demo.env (URLs and tokens for README's "First hour"), prints where the APIs are and a console sign-in link
+per demo user, and on Ctrl-C stops all it started."""
 
 from __future__ import annotations
 
@@ -29,7 +29,9 @@ from seed import seed_demo
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
-SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005}
+SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005, "console": 8006}
+# Whose console sign-in link is printed, with the token of .run/demo.env it carries.
+SIGN_IN = {"alice": "PARLEY_TOKEN", "bob": "PARLEY_BOB_TOKEN", "sam": "PARLEY_MANAGER_TOKEN"}
 READY_TIMEOUT_S = 90.0
 
 
@@ -95,6 +97,11 @@ def demo_tokens(jwt_secret: str) -> dict[str, str]:
     return {"PARLEY_TOKEN": issue_token(jwt_secret, "demo", "alice", ["agent"]),
             "PARLEY_BOB_TOKEN": issue_token(jwt_secret, "demo", "bob", ["agent"]),
             "PARLEY_MANAGER_TOKEN": issue_token(jwt_secret, "demo", "sam", ["owner", "manager"])}
+
+
+def sign_in_links(tokens: dict[str, str]) -> list[str]:
+    """One console link per demo user; the token rides in the fragment, which browsers never send to a server."""
+    return [f"  {login:5} {url('console')}/#token={tokens[variable]}" for login, variable in SIGN_IN.items()]
 
 
 def write_demo_env(channels_file: Path, tokens: dict[str, str]) -> None:
@@ -163,7 +170,7 @@ def stop_services(processes: dict[str, subprocess.Popen[bytes]]) -> None:
             process.kill()
 
 
-def welcome(took: float, kafka: str, channels_file: Path, created: list[str]) -> None:
+def welcome(took: float, kafka: str, channels_file: Path, created: list[str], tokens: dict[str, str]) -> None:
     print(f"\nParley is up in {took:.1f}s. APIs (OpenAPI at /docs, AsyncAPI at /asyncapi.json):")
     for name in SERVICES:
         print(f"  {name:9} {url(name)}")
@@ -176,6 +183,8 @@ def welcome(took: float, kafka: str, channels_file: Path, created: list[str]) ->
     print("a customer writes to the sandbox channel (its replies come back delivered, then read):")
     print(f"  {customer_writes(channels_file)}")
     print('  curl -s -H "Authorization: Bearer $PARLEY_TOKEN" $PARLEY_ROUTER/v1/conversations')
+    print(f"the agent console: {url('console')}; sign in (12 h) as alice or bob (agents) or sam (owner, manager):")
+    print("\n".join(sign_in_links(tokens)))
     print("Ctrl-C stops everything.", flush=True)
 
 
@@ -223,7 +232,7 @@ def main() -> None:
                 infra.stop(server)
         raise
     write_demo_env(channels_file, tokens)
-    welcome(time.monotonic() - started, endpoints["PARLEY_KAFKA_BOOTSTRAP"], channels_file, created)
+    welcome(time.monotonic() - started, endpoints["PARLEY_KAFKA_BOOTSTRAP"], channels_file, created, tokens)
     while True:
         for name, process in processes.items():
             if process.poll() is not None and not stopping:

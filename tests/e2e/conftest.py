@@ -8,10 +8,7 @@ PARLEY_MONGO_URI and PARLEY_REDIS_URL) at a private broker, e.g. `noida-db start
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import uuid
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,22 +17,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from e2e_provider import E2EProvider, SmtpServer, free_port
-from e2e_system import (
-    SERVICES,
-    STOP_WITHIN,
-    WHATSAPP,
-    Service,
-    System,
-    channel_file,
-    drop_namespace,
-    service_env,
-    start,
-    stop_all,
-    wait_ready,
-)
-
-from parley_common.kafka import ensure_topics
+from e2e_provider import E2EProvider, SmtpServer
+from e2e_system import WHATSAPP, System, running_system
 
 
 @pytest.fixture(scope="module")
@@ -55,24 +38,8 @@ def smtp() -> Iterator[SmtpServer]:
 @pytest.fixture(scope="module")
 def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    tmp = tmp_path_factory.mktemp("e2e")
-    namespace = "e2e" + uuid.uuid4().hex[:10]
-    asyncio.run(ensure_topics(infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], namespace))
-    ports = {name: free_port() for name in SERVICES}
-    services = {name: Service(name, ports[name], tmp / f"{name}.log") for name in SERVICES}
-    system = System(namespace, provider, services, tmp)
-    channels = channel_file(tmp / "channels.json", provider.base_url, smtp.port, f"http://127.0.0.1:{ports['ingest']}")
-    env = service_env(infra_endpoints, namespace, channels, ports)
-    try:
-        for service in services.values():
-            start(service, env)
-        wait_ready(system)
+    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("e2e")) as system:
         yield system
-    finally:
-        killed = stop_all(services)
-        if killed:
-            warnings.warn(f"e2e: SIGKILLed {killed}: no exit within {STOP_WITHIN}s of SIGTERM", stacklevel=1)
-        asyncio.run(drop_namespace(infra_endpoints, namespace))
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

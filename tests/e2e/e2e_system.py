@@ -4,6 +4,7 @@ for readiness; stopping with no orphans; dropping the namespace's topics, databa
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -12,19 +13,23 @@ import secrets
 import signal
 import subprocess
 import time
+import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from e2e_provider import E2EProvider
+from e2e_provider import E2EProvider, free_port
 
 from parley_common.auth import issue_token
-from parley_common.kafka import drop_namespace_topics
+from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "contacts", "router", "outbound", "media")
+CONSOLE = "console"  # the web app's origin (tests/console start it beside the five)
 TENANT = "acme"
 JWT_SECRET = "e2e-secret-of-at-least-32-bytes-long!"
 READY_WITHIN = 60.0
@@ -103,6 +108,30 @@ class System:
         return "\n".join(parts)
 
 
+@contextlib.contextmanager
+def running_system(endpoints: dict[str, str], provider: E2EProvider, smtp_port: int, tmp: Path,
+                   names: tuple[str, ...] = SERVICES) -> Iterator[System]:
+    """The services `names` as processes on free ports in a fresh namespace, ready; stopped and the namespace
+    dropped afterwards."""
+    namespace = "e2e" + uuid.uuid4().hex[:10]
+    asyncio.run(ensure_topics(endpoints["PARLEY_KAFKA_BOOTSTRAP"], namespace))
+    ports = {name: free_port() for name in names}
+    services = {name: Service(name, ports[name], tmp / f"{name}.log") for name in names}
+    system = System(namespace, provider, services, tmp)
+    channels = channel_file(tmp / "channels.json", provider.base_url, smtp_port, f"http://127.0.0.1:{ports['ingest']}")
+    env = service_env(endpoints, namespace, channels, ports)
+    try:
+        for service in services.values():
+            start(service, env)
+        wait_ready(system)
+        yield system
+    finally:
+        killed = stop_all(services)
+        if killed:
+            warnings.warn(f"e2e: SIGKILLed {killed}: no exit within {STOP_WITHIN}s of SIGTERM", stacklevel=1)
+        asyncio.run(drop_namespace(endpoints, namespace))
+
+
 def channel_file(path: Path, provider_base: str, smtp_port: int, ingest_url: str) -> Path:
     channels = {"channels": [{
         "id": WHATSAPP.id, "type": "whatsapp", "tenant_id": TENANT, "name": "E2E WhatsApp",
@@ -142,6 +171,7 @@ def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports
     for name, port in ports.items():
         env[f"PARLEY_{name.upper()}_PORT"] = str(port)
         env[f"PARLEY_{name.upper()}_HOST"] = "127.0.0.1"
+        env[f"PARLEY_CONSOLE_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
     return env
 
 

@@ -1,0 +1,135 @@
+import { useCallback, useEffect, useState } from "react";
+import {
+  api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken,
+  type LiveEvent, type LiveState, type Session,
+} from "./api";
+import { Inbox } from "./Inbox";
+import { Supervisor } from "./Supervisor";
+import { Shortcuts } from "./Shortcuts";
+
+type View = "inbox" | "supervisor";
+type Presence = "online" | "away" | "offline";
+const HEARTBEAT_MS = 20_000;
+
+export function App() {
+  const [session, setSession] = useState<Session | null>(() => restoreSession());
+  if (session) setApiToken(session.token);
+  if (!session) return <SignIn onSignedIn={setSession} />;
+  return <Console session={session} onSignOut={() => { forgetSession(); setSession(null); }} />;
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
+  const [token, setToken] = useState("");
+  const [error, setError] = useState("");
+  return (
+    <main className="signin">
+      <h1>Parley console</h1>
+      <p>Open the sign-in link that <code>make run</code> printed, or paste a token.</p>
+      <form onSubmit={(event) => {
+        event.preventDefault();
+        const session = sessionFromToken(token.trim());
+        if (!session) { setError("This token is not valid or has expired."); return; }
+        saveSession(session);
+        setApiToken(session.token);
+        onSignedIn(session);
+      }}>
+        <label htmlFor="token">Access token</label>
+        <textarea id="token" rows={4} value={token} onChange={(e) => setToken(e.target.value)} />
+        {error && <p role="alert" className="error">{error}</p>}
+        <button type="submit" className="primary">Sign in</button>
+      </form>
+    </main>
+  );
+}
+
+function Console({ session, onSignOut }: { session: Session; onSignOut: () => void }) {
+  const manager = isManager(session);
+  const agent = session.roles.includes("agent");
+  const [view, setView] = useState<View>("inbox");
+  const [presence, setPresence] = useState<Presence>("offline");
+  const [presenceError, setPresenceError] = useState("");
+  const [live, setLive] = useState<LiveState>("connecting");
+  const [lastEvent, setLastEvent] = useState<LiveEvent | null>(null);
+  const [help, setHelp] = useState(false);
+
+  useEffect(() => followLive(setLastEvent, setLive), []);
+
+  // Start from the presence the router holds (a reload keeps an agent online).
+  useEffect(() => {
+    if (!agent) return;
+    api<{ items: { login: string; presence: Presence }[] }>("/v1/agents")
+      .then((found) => {
+        const me = found.items.find((a) => a.login === session.login);
+        if (me) setPresence(me.presence);
+      })
+      .catch(() => undefined);
+  }, [agent, session.login]);
+
+  const beat = useCallback(async (value: Presence) => {
+    try {
+      await api("/v1/agents/me/heartbeat", { method: "POST", json: { presence: value } });
+      setPresenceError("");
+    } catch (error) {
+      setPresenceError(error instanceof Error ? error.message : "presence not sent");
+    }
+  }, []);
+
+  useEffect(() => {
+    if (!agent || presence === "offline") return;
+    void beat(presence);
+    const timer = setInterval(() => void beat(presence), HEARTBEAT_MS);
+    return () => clearInterval(timer);
+  }, [agent, presence, beat]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (isTyping(event)) return;
+      if (event.key === "?") { setHelp(true); event.preventDefault(); }
+      if (event.key === "g" && manager) setView((v) => (v === "inbox" ? "supervisor" : "inbox"));
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [manager]);
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <span className="brand" aria-hidden="true">Parley</span>
+        <nav aria-label="Sections">
+          <button type="button" aria-current={view === "inbox" ? "page" : undefined} onClick={() => setView("inbox")}>Inbox</button>
+          {manager && (
+            <button type="button" aria-current={view === "supervisor" ? "page" : undefined} onClick={() => setView("supervisor")}>Supervisor</button>
+          )}
+        </nav>
+        <span className={`live live-${live}`} role="status" aria-live="polite">{live === "live" ? "Live" : live === "connecting" ? "Connecting…" : "Reconnecting…"}</span>
+        {agent && (
+          <label className="presence">
+            <span className={`dot dot-${presence}`} aria-hidden="true" />
+            <span className="sr-only">My presence</span>
+            <select value={presence} onChange={(e) => {
+              const value = e.target.value as Presence;
+              setPresence(value);
+              if (value === "offline") void beat("offline");
+            }}>
+              <option value="online">Online</option>
+              <option value="away">Away</option>
+              <option value="offline">Offline</option>
+            </select>
+          </label>
+        )}
+        {presenceError && <span className="error" role="alert">{presenceError}</span>}
+        <span className="who" title={`tenant ${session.tenant}`}>{session.login} · {session.roles.join(", ")}</span>
+        <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">?</button>
+        <button type="button" onClick={onSignOut}>Sign out</button>
+      </header>
+      {view === "inbox" ? <Inbox session={session} lastEvent={lastEvent} /> : <Supervisor lastEvent={lastEvent} />}
+      {help && <Shortcuts onClose={() => setHelp(false)} />}
+    </div>
+  );
+}
+
+export function isTyping(event: KeyboardEvent): boolean {
+  const target = event.target as HTMLElement | null;
+  if (!target) return false;
+  return target.isContentEditable || ["INPUT", "TEXTAREA", "SELECT"].includes(target.tagName) || event.ctrlKey || event.metaKey || event.altKey;
+}

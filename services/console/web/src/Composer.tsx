@@ -1,0 +1,137 @@
+import { forwardRef, useEffect, useState, type DragEvent, type KeyboardEvent } from "react";
+import { api, ApiError, type Agent, type Conversation, type Session, type Team, type Template } from "./api";
+import { TemplatePicker } from "./TemplatePicker";
+
+interface Props {
+  conversation: Conversation;
+  mode: "reply" | "note";
+  onMode: (mode: "reply" | "note") => void;
+  freeFormAllowed: boolean;
+  onSent: () => void;
+  onError: (message: string) => void;
+  agents: Agent[];
+  teams: Team[];
+  session: Session;
+}
+
+type AfterSend = "" | "close" | "assign_to_me";
+const EMOJI = ["🙂", "👍", "🙏", "🎉", "😊", "👋"];
+
+export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer(
+  { conversation, mode, onMode, freeFormAllowed, onSent, onError }, ref,
+) {
+  const [text, setText] = useState("");
+  const [file, setFile] = useState<File | null>(null);
+  const [sending, setSending] = useState(false);
+  const [afterSend, setAfterSend] = useState<AfterSend>("");
+  const [picking, setPicking] = useState(false);
+  const [dragging, setDragging] = useState(false);
+  const closedWindow = mode === "reply" && !freeFormAllowed;
+
+  useEffect(() => { if (closedWindow) setPicking(true); }, [closedWindow]);
+
+  const recipient = { external_user_id: conversation.external_user_id };
+  const after = afterSend ? { after_send: { action: afterSend } } : {};
+
+  async function upload(chosen: File): Promise<string> {
+    const form = new FormData();
+    form.append("file", chosen, chosen.name);
+    const stored = await api<{ id: string }>("/v1/media", { method: "POST", body: form, query: { channel_id: conversation.channel_id } });
+    return stored.id;
+  }
+
+  async function send() {
+    if (sending || (!text.trim() && !file)) return;
+    setSending(true);
+    try {
+      if (mode === "note") {
+        await api(`/v1/conversations/${conversation.id}/notes`, { method: "POST", json: { text: text.trim() } });
+      } else {
+        const mediaId = file ? await upload(file) : null;
+        const content = text.trim() ? { kind: "text", text: text.trim(), media_id: mediaId } : { kind: "media", media_id: mediaId };
+        await api("/v1/messages", { method: "POST", json: { channel_id: conversation.channel_id, recipient, content, ...after } });
+      }
+      setText("");
+      setFile(null);
+      onError("");
+      onSent();
+    } catch (problem) {
+      onError(problem instanceof ApiError ? `${problem.message} (${problem.code})` : "not sent");
+    } finally {
+      setSending(false);
+    }
+  }
+
+  async function sendTemplate(template: Template, variables: Record<string, string>) {
+    try {
+      await api("/v1/messages", {
+        method: "POST",
+        json: { channel_id: conversation.channel_id, recipient, content: { kind: "template", name: template.name, language: template.language, variables }, ...after },
+      });
+      setPicking(false);
+      onError("");
+      onSent();
+    } catch (problem) {
+      onError(problem instanceof ApiError ? `${problem.message} (${problem.code})` : "template not sent");
+    }
+  }
+
+  function onKeyDown(event: KeyboardEvent<HTMLTextAreaElement>) {
+    if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
+      event.preventDefault();
+      void send();
+    }
+    if (event.key === "Escape") (event.target as HTMLTextAreaElement).blur();
+  }
+
+  function onDrop(event: DragEvent<HTMLElement>) {
+    event.preventDefault();
+    setDragging(false);
+    const dropped = event.dataTransfer.files[0];
+    if (dropped) setFile(dropped);
+  }
+
+  return (
+    <section className={`composer ${mode} ${dragging ? "dragging" : ""}`} aria-label="Composer"
+             onDragOver={(e) => { e.preventDefault(); setDragging(true); }} onDragLeave={() => setDragging(false)} onDrop={onDrop}>
+      <div className="composer-modes" role="radiogroup" aria-label="Write a">
+        <label><input type="radio" name="mode" checked={mode === "reply"} onChange={() => onMode("reply")} /> Reply</label>
+        <label><input type="radio" name="mode" checked={mode === "note"} onChange={() => onMode("note")} /> Private note</label>
+        <button type="button" className="link" aria-expanded={picking} onClick={() => setPicking((v) => !v)} disabled={mode === "note"}>Templates</button>
+        <label className="after">After send
+          <select value={afterSend} onChange={(e) => setAfterSend(e.target.value as AfterSend)} disabled={mode === "note"}>
+            <option value="">nothing</option>
+            <option value="close">close</option>
+            <option value="assign_to_me">assign to me</option>
+          </select>
+        </label>
+      </div>
+      {picking && mode === "reply" && (
+        <TemplatePicker channelId={conversation.channel_id} required={closedWindow} onSend={sendTemplate} onCancel={() => setPicking(false)} />
+      )}
+      <div className="composer-row">
+        <label htmlFor="composer-text" className="sr-only">{mode === "note" ? "Private note (only your team sees it)" : "Reply to the customer"}</label>
+        <textarea id="composer-text" ref={ref} rows={2} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKeyDown}
+                  disabled={closedWindow}
+                  placeholder={closedWindow ? "The window is closed: send a template" : mode === "note" ? "Private note, never sent to the customer" : "Reply… (Enter sends, Shift+Enter new line)"} />
+        <div className="composer-tools">
+          <label className="attach" title="Attach a file">
+            <span>Attach</span>
+            <input type="file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} disabled={mode === "note" || closedWindow} />
+          </label>
+          <details className="emoji">
+            <summary>Emoji</summary>
+            <div>{EMOJI.map((e) => <button key={e} type="button" onClick={() => setText((t) => t + e)} aria-label={`Insert ${e}`}>{e}</button>)}</div>
+          </details>
+          <button type="button" className="primary" onClick={() => void send()} disabled={sending || closedWindow || (!text.trim() && !file)}>
+            {mode === "note" ? "Add note" : "Send"}
+          </button>
+        </div>
+      </div>
+      {file && (
+        <p className="file">Attached: {file.name} ({Math.ceil(file.size / 1024)} KB)
+          <button type="button" className="link" onClick={() => setFile(null)}>remove</button></p>
+      )}
+    </section>
+  );
+});

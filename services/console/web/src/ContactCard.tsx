@@ -1,0 +1,128 @@
+import { useCallback, useEffect, useState } from "react";
+import { api, ApiError, type Comment, type Contact, type Conversation, type Page } from "./api";
+import { CHANNEL_ICONS, customerLabel, since } from "./format";
+
+interface Props {
+  conversation: Conversation;
+  manager: boolean;
+  onOpen: (conversation: Conversation) => void;
+}
+
+export function ContactCard({ conversation, manager, onOpen }: Props) {
+  const [contact, setContact] = useState<Contact | null>(null);
+  const [comments, setComments] = useState<Comment[]>([]);
+  const [others, setOthers] = useState<Conversation[]>([]);
+  const [labelSuggestions, setLabelSuggestions] = useState<string[]>([]);
+  const [label, setLabel] = useState("");
+  const [comment, setComment] = useState("");
+  const [problem, setProblem] = useState("");
+
+  const load = useCallback(async () => {
+    try {
+      const found = conversation.contact_id
+        ? await api<Contact>(`/v1/contacts/${conversation.contact_id}`)
+        : (await api<Page<Contact>>("/v1/contacts/search", { query: { user_id: conversation.external_user_id } })).items[0] ?? null;
+      setContact(found);
+      if (found) setComments(await api<Comment[]>(`/v1/contacts/${found.id}/comments`));
+    } catch (error) {
+      setProblem(error instanceof Error ? error.message : "the contact could not be loaded");
+    }
+  }, [conversation.contact_id, conversation.external_user_id]);
+
+  useEffect(() => { void load(); }, [load]);
+
+  useEffect(() => {
+    const q = conversation.customer_phone ?? conversation.external_user_id;
+    void api<Page<Conversation>>("/v1/conversations", { query: { q, limit: 20 } })
+      .then((page) => setOthers(page.items.filter((c) => c.id !== conversation.id)))
+      .catch(() => setOthers([]));
+    void api<{ name: string }[]>("/v1/contacts/labels").then((items) => setLabelSuggestions(items.map((i) => i.name))).catch(() => undefined);
+  }, [conversation.id, conversation.customer_phone, conversation.external_user_id]);
+
+  async function change(path: string, json: unknown) {
+    if (!contact) return;
+    try {
+      const updated = await api<Contact>(`/v1/contacts/${contact.id}/${path}`, { method: "POST", json });
+      setContact(updated);
+      setProblem("");
+    } catch (error) {
+      setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "not saved");
+    }
+  }
+
+  async function addComment() {
+    if (!contact || !comment.trim()) return;
+    try {
+      await api(`/v1/contacts/${contact.id}/comments`, { method: "POST", json: { text: comment.trim() } });
+      setComment("");
+      setComments(await api<Comment[]>(`/v1/contacts/${contact.id}/comments`));
+    } catch (error) {
+      setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "comment not saved");
+    }
+  }
+
+  const name = contact?.display_name || contact?.platform_name || customerLabel(conversation);
+  const initials = name.split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+  return (
+    <aside className="contact-pane" aria-labelledby="contact-title">
+      <div className="avatar" aria-hidden="true">{initials}</div>
+      <h2 id="contact-title">{name}</h2>
+      {problem && <p role="alert" className="error">{problem}</p>}
+      {!contact ? <p className="muted">No contact card yet.</p> : (
+        <>
+          <dl className="facts">
+            {contact.phones.length > 0 && <><dt>Phone</dt><dd>{contact.phones.join(", ")}</dd></>}
+            {contact.emails.length > 0 && <><dt>Email</dt><dd>{contact.emails.join(", ")}</dd></>}
+            <dt>Created</dt><dd>{new Date(contact.created_at).toLocaleDateString()}</dd>
+            {contact.responsible && <><dt>Responsible</dt><dd>{contact.responsible}</dd></>}
+            {Object.entries(contact.custom_fields).map(([k, v]) => <div key={k} className="field"><dt>{k}</dt><dd>{v}</dd></div>)}
+          </dl>
+          <h3>Channels</h3>
+          <ul className="identities">
+            {contact.identities.map((identity) => (
+              <li key={`${identity.channel_id}|${identity.external_user_id}`}>
+                <span className={`chan chan-${identity.channel_type}`}>{CHANNEL_ICONS[identity.channel_type] ?? identity.channel_type}</span>
+                {" "}{identity.username ?? identity.phone ?? identity.external_user_id}
+                {identity.blocked ? (
+                  manager && <button type="button" className="link" onClick={() => void change("unblock", { channel_id: identity.channel_id })}>Unblock</button>
+                ) : (
+                  <button type="button" className="link" onClick={() => void change("block", { channel_id: identity.channel_id })}>Block</button>
+                )}
+                {identity.blocked && <span className="tag danger">blocked</span>}
+              </li>
+            ))}
+          </ul>
+          <h3>Labels</h3>
+          <ul className="labels">
+            {contact.labels.map((l) => (
+              <li key={l} className="label">{l} <button type="button" className="link" aria-label={`Remove label ${l}`} onClick={() => void change("labels", { add: [], remove: [l] })}>×</button></li>
+            ))}
+          </ul>
+          <form className="inline" onSubmit={(e) => { e.preventDefault(); if (label.trim()) { void change("labels", { add: [label.trim()], remove: [] }); setLabel(""); } }}>
+            <label htmlFor="new-label" className="sr-only">Add a label</label>
+            <input id="new-label" list="label-suggestions" placeholder="Add a label" value={label} onChange={(e) => setLabel(e.target.value)} />
+            <datalist id="label-suggestions">{labelSuggestions.map((l) => <option key={l} value={l} />)}</datalist>
+            <button type="submit">Add</button>
+          </form>
+          <h3>Comments</h3>
+          <ul className="comments">
+            {comments.map((c) => <li key={c.id}><strong>{c.author}</strong>: {c.text}</li>)}
+          </ul>
+          <form className="inline" onSubmit={(e) => { e.preventDefault(); void addComment(); }}>
+            <label htmlFor="new-comment" className="sr-only">Add a comment (use @login to mention)</label>
+            <input id="new-comment" placeholder="Comment, @mention" value={comment} onChange={(e) => setComment(e.target.value)} />
+            <button type="submit">Add</button>
+          </form>
+        </>
+      )}
+      <h3>Other conversations</h3>
+      {others.length === 0 ? <p className="muted">None.</p> : (
+        <ul className="others">
+          {others.map((c) => (
+            <li key={c.id}><button type="button" className="link" onClick={() => onOpen(c)}>{c.channel_id} · {c.status} · {since(c.last_activity_at, Date.now())} ago</button></li>
+          ))}
+        </ul>
+      )}
+    </aside>
+  );
+}

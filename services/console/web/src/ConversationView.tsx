@@ -1,0 +1,151 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import {
+  api, ApiError, type Agent, type Conversation, type Entry, type LiveEvent, type Session, type Team, type Window,
+} from "./api";
+import { isTyping } from "./App";
+import { Composer } from "./Composer";
+import { Timeline } from "./Timeline";
+import { ActionDialog, type DialogKind } from "./ActionDialog";
+import { CHANNEL_ICONS, customerLabel, duration } from "./format";
+import { useNow } from "./useNow";
+
+interface Props {
+  conversation: Conversation;
+  session: Session;
+  lastEvent: LiveEvent | null;
+  agents: Agent[];
+  teams: Team[];
+  onChanged: () => void;
+  onBack: () => void;
+}
+
+export function ConversationView({ conversation, session, lastEvent, agents, teams, onChanged, onBack }: Props) {
+  const [entries, setEntries] = useState<Entry[]>([]);
+  const [window_, setWindow] = useState<Window | null>(null);
+  const [error, setError] = useState("");
+  const [dialog, setDialog] = useState<DialogKind | null>(null);
+  const [mode, setMode] = useState<"reply" | "note">("reply");
+  const composer = useRef<HTMLTextAreaElement>(null);
+  const now = useNow(1000);
+  const c = conversation;
+  const mine = c.assignee?.kind === "agent" && c.assignee.id === session.login;
+  const offered = mine && c.status === "assigned" && !!c.offer_expires_at;
+  const closed = c.status === "closed";
+
+  const loadTimeline = useCallback(async () => {
+    try {
+      const page = await api<{ items: Entry[] }>(`/v1/conversations/${c.id}/timeline`);
+      setEntries(page.items);
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : "the timeline could not be loaded");
+    }
+  }, [c.id]);
+
+  const loadWindow = useCallback(async () => {
+    try {
+      setWindow(await api<Window>(`/v1/windows/${encodeURIComponent(c.channel_id)}/${encodeURIComponent(c.external_user_id)}`));
+    } catch {
+      setWindow(null);
+    }
+  }, [c.channel_id, c.external_user_id]);
+
+  useEffect(() => { void loadTimeline(); void loadWindow(); }, [loadTimeline, loadWindow]);
+
+  useEffect(() => {
+    if (!lastEvent || lastEvent.data.conversation_id !== c.id) return;
+    void loadTimeline();
+    if (lastEvent.data.entry?.kind === "inbound") void loadWindow();
+  }, [lastEvent, c.id, loadTimeline, loadWindow]);
+
+  const act = useCallback(async (path: string, json?: unknown) => {
+    try {
+      await api(`/v1/conversations/${c.id}/${path}`, { method: "POST", json: json ?? {} });
+      setError("");
+      onChanged();
+      void loadTimeline();
+      return true;
+    } catch (problem) {
+      setError(problem instanceof ApiError ? `${problem.message} (${problem.code})` : "the action failed");
+      return false;
+    }
+  }, [c.id, onChanged, loadTimeline]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (isTyping(event) || document.querySelector("dialog[open]")) return;
+      const keys: Record<string, () => void> = {
+        r: () => { setMode("reply"); composer.current?.focus(); },
+        n: () => { setMode("note"); composer.current?.focus(); },
+        a: () => { if (offered) void act("accept"); },
+        t: () => { if (!mine && !closed) void act("take"); },
+        x: () => { if (!closed) setDialog("transfer"); },
+        c: () => { if (!closed) setDialog("close"); },
+        e: () => { if (!c.archived) void act("archive"); },
+      };
+      const run = keys[event.key];
+      if (run) { run(); event.preventDefault(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [act, offered, mine, closed, c.archived]);
+
+  const offerLeft = c.offer_expires_at ? (Date.parse(c.offer_expires_at) - now) / 1000 : 0;
+  const windowLeft = window_?.closes_at ? (Date.parse(window_.closes_at) - now) / 1000 : null;
+  const freeFormAllowed = window_ ? window_.allowed.some((a) => a.sender_kind === "human" && a.message_kind === "free_form" && a.verdict === "allowed") : true;
+
+  return (
+    <section className="conversation-pane" aria-labelledby="conversation-title">
+      <header className="conv-head">
+        <button type="button" className="back" onClick={onBack} aria-label="Back to the list">←</button>
+        <div className="conv-title">
+          <h2 id="conversation-title">{customerLabel(c)}</h2>
+          <p className="muted">
+            <span className={`chan chan-${c.channel_type}`}>{CHANNEL_ICONS[c.channel_type] ?? c.channel_type}</span> {c.channel_id}
+            {" · "}<span className={`status status-${c.status}`}>{offered ? "offered to you" : c.status}</span>
+            {c.assignee && <> · {c.assignee.kind} {c.assignee.id}</>}
+            {c.team_id && <> · team {c.team_id}</>}
+          </p>
+        </div>
+        <div className="actions" role="toolbar" aria-label="Conversation actions">
+          {offered && (
+            <>
+              <button type="button" className="primary" onClick={() => void act("accept")} title="a">Accept <span className="countdown">{duration(offerLeft)}</span></button>
+              <button type="button" onClick={() => void act("decline")}>Decline</button>
+            </>
+          )}
+          {!mine && !closed && <button type="button" onClick={() => void act("take")} title="t">Take</button>}
+          {!closed && <button type="button" onClick={() => setDialog("transfer")} title="x">Transfer</button>}
+          {!closed && <button type="button" onClick={() => setDialog("snooze")}>Snooze</button>}
+          {!closed && <button type="button" onClick={() => setDialog("close")} title="c">Close</button>}
+          {closed && <button type="button" onClick={() => void act("reopen")}>Reopen</button>}
+          {!c.archived && <button type="button" onClick={() => void act("archive")} title="e">Archive</button>}
+          <button type="button" aria-pressed={c.unanswered} onClick={() => void act("mark", { unanswered: !c.unanswered })}>
+            {c.unanswered ? "Mark answered" : "Mark unanswered"}
+          </button>
+          <label className="prio-select">
+            <span className="sr-only">Priority</span>
+            <select value={c.priority} onChange={(e) => void act("priority", { priority: Number(e.target.value) })}>
+              <option value={0}>Normal</option><option value={1}>High</option><option value={2}>Higher</option><option value={3}>Urgent</option>
+            </select>
+          </label>
+        </div>
+      </header>
+      {window_ && (
+        <p className={`window ${window_.has_window && !window_.open ? "closed" : "open"}`} role="status">
+          {!window_.has_window ? "No messaging window on this channel: free-form messages may be sent."
+            : window_.open ? `Window open: ${duration(windowLeft ?? 0)} left · free-form messages allowed`
+            : "Window closed · only an approved template may be sent"}
+          {window_.blocked && " · customer blocked"}
+        </p>
+      )}
+      {error && <p role="alert" className="error">{error}</p>}
+      <Timeline entries={entries} />
+      <Composer ref={composer} conversation={c} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !window_?.blocked}
+                onSent={() => { void loadTimeline(); onChanged(); }} onError={setError} agents={agents} teams={teams} session={session} />
+      {dialog && (
+        <ActionDialog kind={dialog} agents={agents} teams={teams} onClose={() => setDialog(null)}
+                      onSubmit={async (path, body) => { if (await act(path, body)) setDialog(null); }} />
+      )}
+    </section>
+  );
+}

@@ -1,0 +1,267 @@
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
+import {
+  api, download, isManager, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type Session, type Team,
+} from "./api";
+import { isTyping } from "./App";
+import { ConversationView } from "./ConversationView";
+import { ContactCard } from "./ContactCard";
+import { CHANNEL_ICONS, customerLabel, since } from "./format";
+import { useNow } from "./useNow";
+
+interface Tab {
+  id: string;
+  label: string;
+  count: (counts: Counts) => number | undefined;
+  query: (login: string) => Record<string, string | boolean>;
+}
+
+const TABS: Tab[] = [
+  { id: "mine", label: "Mine", count: (c) => c.mine, query: (login) => ({ status: "assigned", assignee: login }) },
+  { id: "queued", label: "Queued", count: (c) => c.queued, query: () => ({ status: "queued" }) },
+  { id: "assigned", label: "All assigned", count: (c) => c.assigned, query: () => ({ status: "assigned" }) },
+  { id: "bot", label: "Bot", count: (c) => c.bot, query: () => ({ status: "bot" }) },
+  { id: "snoozed", label: "Snoozed", count: (c) => c.snoozed, query: () => ({ status: "snoozed" }) },
+  { id: "closed", label: "Closed", count: (c) => c.closed, query: () => ({ status: "closed" }) },
+  { id: "archived", label: "Archived", count: (c) => c.archived, query: () => ({ archived: true }) },
+];
+
+interface Filters {
+  channel_type: string;
+  team: string;
+  assignee: string;
+  label: string;
+  unanswered: boolean;
+  q: string;
+}
+
+const NO_FILTERS: Filters = { channel_type: "", team: "", assignee: "", label: "", unanswered: false, q: "" };
+const SEEN_KEY = "parley.seen";
+
+function loadSeen(): Record<string, string> {
+  try {
+    return JSON.parse(sessionStorage.getItem(SEEN_KEY) ?? "{}") as Record<string, string>;
+  } catch {
+    return {};
+  }
+}
+
+export function Inbox({ session, lastEvent }: { session: Session; lastEvent: LiveEvent | null }) {
+  const [tab, setTab] = useState("mine");
+  const [filters, setFilters] = useState<Filters>(NO_FILTERS);
+  const [search, setSearch] = useState("");
+  const [items, setItems] = useState<Conversation[]>([]);
+  const [counts, setCounts] = useState<Counts>({});
+  const [error, setError] = useState("");
+  const [loading, setLoading] = useState(true);
+  const [openId, setOpenId] = useState<string | null>(null);
+  const [opened, setOpened] = useState<Conversation | null>(null);
+  const [selected, setSelected] = useState<Set<string>>(new Set());
+  const [seen, setSeen] = useState<Record<string, string>>(loadSeen);
+  const [agents, setAgents] = useState<Agent[]>([]);
+  const [teams, setTeams] = useState<Team[]>([]);
+  const [showFilters, setShowFilters] = useState(false);
+  const [announce, setAnnounce] = useState("");
+  const searchBox = useRef<HTMLInputElement>(null);
+  const now = useNow(1000);
+  const current = TABS.find((t) => t.id === tab)!;
+
+  const query = useMemo(() => ({
+    ...current.query(session.login),
+    ...Object.fromEntries(Object.entries(filters).filter(([key, value]) => value && !(key === "q" && String(value).length < 2))),
+    limit: 100,
+  }), [current, filters, session.login]);
+
+  const reload = useCallback(async () => {
+    try {
+      const [page, tabCounts] = await Promise.all([
+        api<Page<Conversation>>("/v1/conversations", { query }),
+        api<Counts>("/v1/conversations/counts"),
+      ]);
+      setItems(page.items);
+      setCounts(tabCounts);
+      setError("");
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : "the inbox could not be loaded");
+    } finally {
+      setLoading(false);
+    }
+  }, [query]);
+
+  useEffect(() => { setLoading(true); void reload(); }, [reload]);
+
+  useEffect(() => {
+    void api<{ items: Agent[] }>("/v1/agents").then((r) => setAgents(r.items)).catch(() => undefined);
+    void api<{ items: Team[] }>("/v1/teams").then((r) => setTeams(r.items)).catch(() => undefined);
+  }, []);
+
+  // Live: any change the caller may see refreshes the list and the counts (coalesced).
+  const pending = useRef<number | null>(null);
+  useEffect(() => {
+    if (!lastEvent) return;
+    const change = lastEvent.data;
+    if (change.change === "message_appended" && change.entry?.kind === "inbound" && change.conversation_id !== openId) {
+      setAnnounce(`New message from a customer on ${change.channel_id}`);
+    }
+    if (pending.current !== null) return;
+    pending.current = window.setTimeout(() => { pending.current = null; void reload(); }, 250);
+  }, [lastEvent, reload, openId]);
+
+  useEffect(() => {
+    const timer = window.setTimeout(() => setFilters((f) => (f.q === search.trim() ? f : { ...f, q: search.trim() })), 300);
+    return () => window.clearTimeout(timer);
+  }, [search]);
+
+  const open = useCallback((conversation: Conversation | undefined) => {
+    if (!conversation) return;
+    setOpenId(conversation.id);
+    setOpened(conversation);
+    setSeen((previous) => {
+      const next = { ...previous, [conversation.id]: conversation.last_activity_at };
+      sessionStorage.setItem(SEEN_KEY, JSON.stringify(next));
+      return next;
+    });
+  }, []);
+
+  useEffect(() => {
+    const fresh = items.find((c) => c.id === openId);
+    if (fresh) open(fresh);
+  }, [items, openId, open]);
+
+  useEffect(() => {
+    const onKey = (event: KeyboardEvent) => {
+      if (isTyping(event) || document.querySelector("dialog[open]")) return;
+      const index = items.findIndex((c) => c.id === openId);
+      if (event.key === "j") { open(items[Math.min(items.length - 1, index + 1)]); event.preventDefault(); }
+      if (event.key === "k") { open(items[Math.max(0, index - 1)]); event.preventDefault(); }
+      if (event.key === "/") { searchBox.current?.focus(); event.preventDefault(); }
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [items, openId, open]);
+
+  useEffect(() => {
+    document.querySelector<HTMLElement>(`[data-conversation="${openId}"]`)?.scrollIntoView({ block: "nearest" });
+  }, [openId]);
+
+  async function bulk(action: "close" | "archive") {
+    try {
+      await api("/v1/conversations/bulk", { method: "POST", json: { ids: [...selected], action } });
+      setSelected(new Set());
+      void reload();
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : "bulk action failed");
+    }
+  }
+
+  const unread = (c: Conversation) => c.id !== openId && (!seen[c.id] || Date.parse(seen[c.id]) < Date.parse(c.last_activity_at)) && c.unanswered;
+  const teamOptions = teams.map((t) => t.id);
+  const channelTypes = Object.keys(CHANNEL_ICONS);
+
+  return (
+    <main className={`inbox ${openId ? "has-open" : ""}`} id="main">
+      <h1 className="sr-only">Inbox</h1>
+      <section className="list-pane" aria-label="Conversations">
+        <div className="search-row">
+          <label htmlFor="search" className="sr-only">Search by phone, name or user id</label>
+          <input id="search" ref={searchBox} type="search" placeholder="Search phone, name, user id  ( / )"
+                 value={search} onChange={(e) => setSearch(e.target.value)} />
+          <button type="button" aria-expanded={showFilters} aria-controls="filters" onClick={() => setShowFilters((v) => !v)}>Filters</button>
+        </div>
+        {showFilters && (
+          <fieldset id="filters" className="filters">
+            <legend className="sr-only">Filters</legend>
+            <label>Channel
+              <select value={filters.channel_type} onChange={(e) => setFilters({ ...filters, channel_type: e.target.value })}>
+                <option value="">any</option>
+                {channelTypes.map((t) => <option key={t} value={t}>{t}</option>)}
+              </select>
+            </label>
+            <label>Team
+              <select value={filters.team} onChange={(e) => setFilters({ ...filters, team: e.target.value })}>
+                <option value="">any</option>
+                {teamOptions.map((t) => <option key={t} value={t}>{t}</option>)}
+              </select>
+            </label>
+            <label>Assignee
+              <select value={filters.assignee} onChange={(e) => setFilters({ ...filters, assignee: e.target.value })}>
+                <option value="">any</option>
+                {agents.map((a) => <option key={a.login} value={a.login}>{a.login}</option>)}
+              </select>
+            </label>
+            <label>Label
+              <input value={filters.label} onChange={(e) => setFilters({ ...filters, label: e.target.value.trim() })} />
+            </label>
+            <label className="check">
+              <input type="checkbox" checked={filters.unanswered} onChange={(e) => setFilters({ ...filters, unanswered: e.target.checked })} />
+              Unanswered only
+            </label>
+            <button type="button" onClick={() => { setFilters(NO_FILTERS); setSearch(""); }}>Clear</button>
+          </fieldset>
+        )}
+        <div role="tablist" aria-label="Inbox tabs" className="tabs">
+          {TABS.map((t) => (
+            <button key={t.id} type="button" role="tab" id={`tab-${t.id}`} aria-selected={tab === t.id} aria-controls="conversation-list"
+                    onClick={() => { setTab(t.id); setSelected(new Set()); }}>
+              {t.label} <span className="count">{t.count(counts) ?? "–"}</span>
+            </button>
+          ))}
+        </div>
+        {selected.size > 0 && (
+          <div className="bulk" role="toolbar" aria-label="Selected conversations">
+            <span>{selected.size} selected</span>
+            <button type="button" onClick={() => void bulk("close")}>Close</button>
+            <button type="button" onClick={() => void bulk("archive")}>Archive</button>
+            <button type="button" onClick={() => setSelected(new Set())}>Clear</button>
+          </div>
+        )}
+        <div className="list-tools">
+          <button type="button" className="link" onClick={() => void download("/v1/conversations/export", { ...query, format: "csv", limit: undefined }, "conversations.csv")}>Export CSV</button>
+        </div>
+        {error && <p role="alert" className="error">{error}</p>}
+        <div id="conversation-list" role="tabpanel" aria-labelledby={`tab-${tab}`} className="list">
+          {loading && !items.length ? <p className="muted">Loading…</p> : null}
+          {!loading && !items.length ? <p className="muted">Nothing here.</p> : null}
+          <ul>
+            {items.map((c) => (
+              <li key={c.id} className={`item ${c.id === openId ? "current" : ""} ${unread(c) ? "unread" : ""}`} data-conversation={c.id}>
+                <input type="checkbox" aria-label={`Select ${customerLabel(c)}`} checked={selected.has(c.id)}
+                       onChange={(e) => {
+                         const next = new Set(selected);
+                         if (e.target.checked) next.add(c.id); else next.delete(c.id);
+                         setSelected(next);
+                       }} />
+                <button type="button" className="open" aria-current={c.id === openId ? "true" : undefined} onClick={() => open(c)}>
+                  <span className="row1">
+                    <span className={`chan chan-${c.channel_type}`} title={c.channel_id}>{CHANNEL_ICONS[c.channel_type] ?? c.channel_type}</span>
+                    <span className="name">{customerLabel(c)}</span>
+                    {unread(c) && <span className="unread-dot" title="Unread">new</span>}
+                    <span className="ago">{since(c.last_activity_at, now)}</span>
+                  </span>
+                  <span className="row2">
+                    <span className={`status status-${c.status}`}>{c.offer_expires_at && c.status === "assigned" ? "offered" : c.status}</span>
+                    {c.assignee && <span className="muted">{c.assignee.id}</span>}
+                    {c.priority > 0 && <span className="prio" title="priority">P{c.priority}</span>}
+                    {c.unanswered && c.waiting_since && c.status !== "closed" && (
+                      <span className="wait" title="waiting for an answer">waits {since(c.waiting_since, now)}</span>
+                    )}
+                    {c.labels.map((l) => <span key={l} className="label">{l}</span>)}
+                  </span>
+                </button>
+              </li>
+            ))}
+          </ul>
+        </div>
+      </section>
+      {opened ? (
+        <>
+          <ConversationView key={opened.id} conversation={opened} session={session} lastEvent={lastEvent}
+                            agents={agents} teams={teams} onChanged={() => void reload()} onBack={() => { setOpenId(null); setOpened(null); }} />
+          <ContactCard key={`card-${opened.id}`} conversation={opened} manager={isManager(session)} onOpen={(c) => open(c)} />
+        </>
+      ) : (
+        <section className="empty-pane" aria-label="Conversation"><p className="muted">Pick a conversation (j / k).</p></section>
+      )}
+      <div className="sr-only" aria-live="polite">{announce}</div>
+    </main>
+  );
+}

@@ -1,0 +1,103 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type Team } from "./api";
+import { customerLabel, since } from "./format";
+import { useNow } from "./useNow";
+
+type Figures = Record<string, unknown>;
+
+/** The live queue and agents now, and the router's period figures where it serves them. */
+export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
+  const [agents, setAgents] = useState<Agent[]>([]);
+  const [teams, setTeams] = useState<Team[]>([]);
+  const [queue, setQueue] = useState<Conversation[]>([]);
+  const [counts, setCounts] = useState<Counts>({});
+  const [figures, setFigures] = useState<Figures | null>(null);
+  const [problem, setProblem] = useState("");
+  const now = useNow(1000);
+
+  const load = useCallback(async () => {
+    try {
+      const [a, t, q, c] = await Promise.all([
+        api<{ items: Agent[] }>("/v1/agents"),
+        api<{ items: Team[] }>("/v1/teams"),
+        api<Page<Conversation>>("/v1/conversations", { query: { status: "queued", sort: "waiting", limit: 100 } }),
+        api<Counts>("/v1/conversations/counts"),
+      ]);
+      setAgents(a.items); setTeams(t.items); setQueue(q.items); setCounts(c); setProblem("");
+    } catch (error) {
+      setProblem(error instanceof Error ? error.message : "not loaded");
+    }
+    api<Figures>("/v1/supervisor/figures").then(setFigures).catch(() => setFigures(null));
+  }, []);
+
+  useEffect(() => { void load(); }, [load]);
+  const pending = useRef<number | null>(null);
+  useEffect(() => {
+    if (!lastEvent || pending.current !== null) return;
+    pending.current = window.setTimeout(() => { pending.current = null; void load(); }, 500);
+  }, [lastEvent, load]);
+
+  const longest = queue.reduce<string | null>((oldest, c) => (c.waiting_since && (!oldest || c.waiting_since < oldest) ? c.waiting_since : oldest), null);
+  const perAgent = (login: string) => Object.values(agents.find((a) => a.login === login)?.active ?? {}).reduce((s, n) => s + n, 0);
+  return (
+    <main className="supervisor" id="main">
+      <h1>Supervisor</h1>
+      {problem && <p role="alert" className="error">{problem}</p>}
+      <section aria-labelledby="now-title" className="cards">
+        <h2 id="now-title" className="sr-only">Now</h2>
+        <div className="card"><span className="big">{counts.queued ?? "–"}</span> queued</div>
+        <div className="card"><span className="big">{longest ? since(longest, now) : "–"}</span> longest wait</div>
+        <div className="card"><span className="big">{counts.assigned ?? "–"}</span> assigned</div>
+        <div className="card"><span className="big">{counts.unanswered ?? "–"}</span> unanswered</div>
+        <div className="card"><span className="big">{agents.filter((a) => a.presence === "online").length}</span> online</div>
+        <div className="card"><span className="big">{agents.filter((a) => a.presence === "away").length}</span> away</div>
+      </section>
+      <div className="columns">
+        <section aria-labelledby="agents-title">
+          <h2 id="agents-title">Agents</h2>
+          <table>
+            <thead><tr><th scope="col">Agent</th><th scope="col">Presence</th><th scope="col">Teams</th><th scope="col">Active</th></tr></thead>
+            <tbody>
+              {agents.map((a) => (
+                <tr key={a.login}>
+                  <th scope="row">{a.login}</th>
+                  <td><span className={`dot dot-${a.presence}`} aria-hidden="true" /> {a.presence}</td>
+                  <td>{a.teams.join(", ")}</td>
+                  <td>{perAgent(a.login)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <h2>Teams</h2>
+          <table>
+            <thead><tr><th scope="col">Team</th><th scope="col">Members</th><th scope="col">Online</th></tr></thead>
+            <tbody>
+              {teams.map((t) => (
+                <tr key={t.id}>
+                  <th scope="row">{t.name ?? t.id}</th>
+                  <td>{t.members.join(", ")}</td>
+                  <td>{t.members.filter((m) => agents.find((a) => a.login === m)?.presence === "online").length}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </section>
+        <section aria-labelledby="queue-title">
+          <h2 id="queue-title">Queue, longest wait first</h2>
+          {queue.length === 0 ? <p className="muted">The queue is empty.</p> : (
+            <table>
+              <thead><tr><th scope="col">Customer</th><th scope="col">Channel</th><th scope="col">Team</th><th scope="col">Waiting</th></tr></thead>
+              <tbody>
+                {queue.map((c) => (
+                  <tr key={c.id}><th scope="row">{customerLabel(c)}</th><td>{c.channel_id}</td><td>{c.team_id ?? "–"}</td><td>{since(c.waiting_since, now)}</td></tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+          <h2>Period figures</h2>
+          {figures ? <pre className="figures">{JSON.stringify(figures, null, 2)}</pre> : <p className="muted">The router does not serve period figures yet.</p>}
+        </section>
+      </div>
+    </main>
+  );
+}

@@ -1,0 +1,101 @@
+import { useEffect, useRef } from "react";
+import type { Entry, MediaRef } from "./api";
+import { activityText, clock, senderLogin } from "./format";
+import { MediaPreview } from "./MediaPreview";
+
+const TICKS: Record<string, [string, string]> = {
+  queued: ["◷", "queued"], accepted: ["◷", "queued"], sent: ["✓", "sent"], delivered: ["✓✓", "delivered"],
+  read: ["✓✓", "read"], failed: ["!", "failed"], refused: ["!", "refused"],
+};
+
+/** Every dict with a media_id inside an entry's `media`, however the router nests it. */
+export function mediaOf(value: unknown): MediaRef[] {
+  if (Array.isArray(value)) return value.flatMap(mediaOf);
+  if (value && typeof value === "object") {
+    if ("media_id" in value) return [value as MediaRef];
+    return Object.values(value).flatMap(mediaOf);
+  }
+  return [];
+}
+
+function failure(entry: Entry): string {
+  const error = entry.error;
+  const text = error ? [error.title, error.message, error.code].filter(Boolean).join(": ") : "";
+  return text || entry.reason || "failed";
+}
+
+function Ticks({ entry }: { entry: Entry }) {
+  const status = entry.status ?? "queued";
+  const [mark, word] = TICKS[status] ?? ["·", status];
+  const when = entry.statuses?.[status];
+  const detail = status === "failed" || status === "refused" ? `${word}: ${failure(entry)}` : `${word}${when ? " " + clock(when) : ""}`;
+  return (
+    <span className={`ticks ticks-${status}`} title={detail} data-status={status} tabIndex={0} aria-label={`Delivery: ${detail}`}>
+      {mark}
+      {(status === "failed" || status === "refused") && <span className="fail-reason"> {failure(entry)}</span>}
+    </span>
+  );
+}
+
+function MessageBody({ entry }: { entry: Entry }) {
+  const content = entry.content;
+  if (content?.kind === "template") {
+    const variables = Object.entries(content.variables ?? {}).map(([k, v]) => `{{${k}}} = ${v}`).join(", ");
+    return (
+      <div className="template">
+        <span className="tag">Template</span> <strong>{content.name}</strong> <span className="muted">({content.language})</span>
+        {(entry.rendered_text || content.rendered) && <p>{entry.rendered_text || content.rendered}</p>}
+        {variables && <p className="muted">{variables}</p>}
+      </div>
+    );
+  }
+  const text = entry.text ?? content?.text ?? content?.caption ?? null;
+  return text ? <p className="text">{text}</p> : null;
+}
+
+export function Timeline({ entries }: { entries: Entry[] }) {
+  const end = useRef<HTMLLIElement>(null);
+  useEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [entries.length]);
+  return (
+    <ol className="timeline" aria-label="Conversation timeline" tabIndex={0}>
+      {entries.map((entry) => {
+        if (entry.kind === "activity") {
+          return (
+            <li key={entry.entry_id} className="activity">
+              <span>{activityText(entry)}</span>
+              {entry.comment && <span className="comment">“{entry.comment}”</span>}
+              <time dateTime={entry.at}>{clock(entry.at)}</time>
+            </li>
+          );
+        }
+        if (entry.kind === "note") {
+          return (
+            <li key={entry.entry_id} className="note">
+              <span className="who">Private note · {entry.author}</span>
+              <p className="text">{entry.text}</p>
+              <time dateTime={entry.at}>{clock(entry.at)}</time>
+            </li>
+          );
+        }
+        const media = mediaOf(entry.media);
+        const mediaId = entry.content?.media_id;
+        if (mediaId && !media.some((m) => m.media_id === mediaId)) media.push({ media_id: mediaId });
+        const login = senderLogin(entry);
+        return (
+          <li key={entry.entry_id} className={`message ${entry.kind}`} data-entry={entry.entry_id}>
+            <span className="who" title={login ? `sent by ${login}` : undefined}>
+              {entry.kind === "inbound" ? "Customer" : login ?? "Agent"}
+            </span>
+            <MessageBody entry={entry} />
+            {media.map((m) => <MediaPreview key={m.media_id} media={m} />)}
+            <span className="meta">
+              <time dateTime={entry.at}>{clock(entry.at)}</time>
+              {entry.kind === "outbound" && <Ticks entry={entry} />}
+            </span>
+          </li>
+        );
+      })}
+      <li ref={end} className="end" aria-hidden="true" />
+    </ol>
+  );
+}
