@@ -70,12 +70,17 @@ def _envelope(phone_number_id: str, value: dict[str, Any]) -> dict[str, Any]:
                   **value}}]}]}
 
 
-async def post_meta_webhook(client: httpx.AsyncClient, ingest: str, channel_id: str, app_secret: str,
-                            payload: dict[str, Any]) -> httpx.Response:
+def meta_signed(app_secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a webhook signed as Meta signs it."""
     body = json.dumps(payload).encode()
     signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return await client.post(f"{ingest}/webhooks/whatsapp/{channel_id}", content=body,
-                             headers={"Content-Type": "application/json", "X-Hub-Signature-256": signature})
+    return body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature}
+
+
+async def post_meta_webhook(client: httpx.AsyncClient, ingest: str, channel_id: str, app_secret: str,
+                            payload: dict[str, Any]) -> httpx.Response:
+    body, headers = meta_signed(app_secret, payload)
+    return await client.post(f"{ingest}/webhooks/whatsapp/{channel_id}", content=body, headers=headers)
 
 
 def png_bytes(width: int, height: int) -> bytes:

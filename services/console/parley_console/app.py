@@ -3,6 +3,8 @@ comes from the five services' public APIs, with the signed-in user's own token."
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 from fastapi import FastAPI
 
@@ -16,6 +18,8 @@ SERVICE = "console"
 
 
 def create_app(settings: ConsoleSettings) -> FastAPI:
+    # httpx logs every request line at INFO: here those carry the inbox's search queries (phones, names).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     upstreams = {name: str(getattr(settings, f"{name}_url")).rstrip("/")
                  for name in ("contacts", "router", "outbound", "media")}
     client = httpx.AsyncClient(timeout=httpx.Timeout(settings.upstream_timeout_seconds, connect=5.0),

@@ -3,15 +3,12 @@ import { api, type Agent, type Conversation, type Counts, type LiveEvent, type P
 import { customerLabel, since } from "./format";
 import { useNow } from "./useNow";
 
-type Figures = Record<string, unknown>;
-
-/** The live queue and agents now, and the router's period figures where it serves them. */
+/** The live queue, the agents and the teams now. */
 export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
   const [agents, setAgents] = useState<Agent[]>([]);
   const [teams, setTeams] = useState<Team[]>([]);
   const [queue, setQueue] = useState<Conversation[]>([]);
   const [counts, setCounts] = useState<Counts>({});
-  const [figures, setFigures] = useState<Figures | null>(null);
   const [problem, setProblem] = useState("");
   const now = useNow(1000);
 
@@ -27,7 +24,6 @@ export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
     } catch (error) {
       setProblem(error instanceof Error ? error.message : "not loaded");
     }
-    api<Figures>("/v1/supervisor/figures").then(setFigures).catch(() => setFigures(null));
   }, []);
 
   useEffect(() => { void load(); }, [load]);
@@ -94,8 +90,6 @@ export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
               </tbody>
             </table>
           )}
-          <h2>Period figures</h2>
-          {figures ? <pre className="figures">{JSON.stringify(figures, null, 2)}</pre> : <p className="muted">The router does not serve period figures yet.</p>}
         </section>
       </div>
     </main>

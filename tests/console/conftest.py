@@ -1,0 +1,54 @@
+"""Fixtures of the browser tests: the five services and the console as real processes (tests/e2e's system), a
+demo team seeded through the console's own API pass-through, and Debian's chromium driven by Playwright (never a
+downloaded browser). Screenshots go to .run/console-screens/ (not committed)."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+sys.path.insert(0, str(Path(__file__).parent))
+
+from console_browser import Browser, open_browser
+from e2e_fixtures import provider, pytest_runtest_makereport, smtp  # noqa: F401 - registered by being imported
+from e2e_provider import E2EProvider, SmtpServer
+from e2e_system import CONSOLE, SERVICES, WHATSAPP, System, running_system
+
+TEAM = "support"
+AGENTS = ("alice", "bob")
+SUPERVISOR = "sam"
+
+
+@pytest.fixture(scope="module")
+def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,  # noqa: F811 - imported above
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    tmp = tmp_path_factory.mktemp("console")
+    with running_system(infra_endpoints, provider, smtp.port, tmp, (*SERVICES, CONSOLE)) as system:
+        seed(system)
+        yield system
+
+
+def seed(system: System) -> None:
+    """A team of two agents that gets every conversation, and the channel's approved templates: through the
+    console, as a manager's screen would."""
+    manager = system.auth(SUPERVISOR, "manager")
+    with httpx.Client(base_url=system.url(CONSOLE), headers=manager, timeout=30) as client:
+        calls: list[tuple[str, str, dict[str, object] | None]] = [
+            ("PUT", f"/v1/teams/{TEAM}", {"name": "Support", "offer_timeout_seconds": 600})]
+        calls += [("PUT", f"/v1/agents/{login}", {"teams": [TEAM]}) for login in AGENTS]
+        calls += [("PUT", "/v1/routing", {"rules": [{"id": "all", "target_kind": "team", "target_id": TEAM}]}),
+                  ("POST", f"/v1/templates/{WHATSAPP.id}/sync", None)]
+        for method, path, body in calls:
+            response = client.request(method, path, json=body)
+            assert response.status_code == 200, f"{method} {path}: {response.text}"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    with open_browser(tmp_path_factory.mktemp("chromium-profile")) as opened:
+        yield opened

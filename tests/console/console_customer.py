@@ -1,0 +1,47 @@
+"""The customer's side of the browser tests: signed WhatsApp webhooks into ingest (as Meta sends them), and
+reads through the console's API pass-through where a test needs an id the screen does not show."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+import httpx
+from e2e_journey import meta_signed, whatsapp_status, whatsapp_text
+from e2e_system import CONSOLE, WHATSAPP, System
+
+
+class Customer:
+    def __init__(self, system: System, name: str) -> None:
+        self.system = system
+        self.name = f"{name} {random.randrange(1000, 9999)}"
+        self.phone = f"4477009{random.randrange(10_000, 99_999)}"
+
+    def writes(self, text: str, at: float | None = None) -> str:
+        wamid = f"wamid.CONSOLE{uuid.uuid4().hex}"
+        payload = whatsapp_text(self.phone, wamid, text, int(at or time.time()), WHATSAPP.phone_number_id, self.name)
+        self._deliver(payload)
+        return wamid
+
+    def reports(self, provider_message_id: str, status: str) -> None:
+        """The provider's delivery receipt for a message the agent sent."""
+        self._deliver(whatsapp_status(self.phone, provider_message_id, status, int(time.time()),
+                                      WHATSAPP.phone_number_id))
+
+    def _deliver(self, payload: dict[str, Any]) -> None:
+        """Synchronously: Playwright's sync API holds the thread's event loop."""
+        body, headers = meta_signed(WHATSAPP.app_secret, payload)
+        response = httpx.post(f"{self.system.url('ingest')}/webhooks/whatsapp/{WHATSAPP.id}", content=body,
+                              headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+
+    def outbound_entries(self, login: str) -> list[dict[str, Any]]:
+        """The agent's messages on this customer's timeline, read as the agent through the console."""
+        with httpx.Client(base_url=self.system.url(CONSOLE), headers=self.system.auth(login), timeout=30) as client:
+            found = client.get("/v1/conversations", params={"q": self.phone, "limit": 10}).json()["items"]
+            entries: list[dict[str, Any]] = []
+            for conversation in found:
+                entries += client.get(f"/v1/conversations/{conversation['id']}/timeline").json()["items"]
+        return [entry for entry in entries if entry["kind"] == "outbound"]

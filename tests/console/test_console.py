@@ -1,0 +1,159 @@
+"""The agent console in a real browser (Debian's chromium) against the real system: the five services and the
+console as processes on the local Kafka, MongoDB and Redis, the providers faked over HTTP. Every screen is
+scanned with axe-core (no serious or critical violation) and saved as a screenshot; no console error anywhere."""
+
+from __future__ import annotations
+
+import re
+
+from console_browser import DESKTOP, PHONE, Browser, Screen
+from console_customer import Customer
+from e2e_system import CONSOLE, System
+from playwright.sync_api import Locator, ViewportSize, expect
+
+AGENT, OTHER_AGENT, SUPERVISOR = "alice", "bob", "sam"
+
+
+def token(system: System, login: str, role: str = "agent") -> str:
+    return system.auth(login, role)["Authorization"].removeprefix("Bearer ")
+
+
+def signed_in(browser: Browser, system: System, login: str, role: str = "agent",
+              viewport: ViewportSize = DESKTOP) -> Screen:
+    screen = browser.screen(system.url(CONSOLE), token(system, login, role), viewport)
+    expect(screen.page.locator(".topbar .who")).to_have_text(f"{login} · {role}")  # hidden on a phone
+    return screen
+
+
+def on_duty(browser: Browser, system: System, login: str, viewport: ViewportSize = DESKTOP) -> Screen:
+    """An agent signed in, online (offers come to them) and following the live stream."""
+    screen = signed_in(browser, system, login, viewport=viewport)
+    screen.page.get_by_label("My presence").select_option("online")
+    expect(screen.page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    return screen
+
+
+def assert_clean(screen: Screen, name: str) -> None:
+    assert screen.check(name) == []
+    assert screen.errors == []
+
+
+def conversation_item(screen: Screen, customer: Customer) -> Locator:
+    return screen.page.locator(".list li.item", has_text=customer.name)
+
+
+def test_sign_in_page_and_roles(system: System, browser: Browser) -> None:
+    anonymous = browser.screen(system.url(CONSOLE), None)
+    expect(anonymous.page.get_by_role("heading", name="Parley console")).to_be_visible()
+    assert_clean(anonymous, "sign-in")
+    anonymous.page.get_by_label("Access token").fill(token(system, AGENT))
+    anonymous.page.get_by_role("button", name="Sign in").click()
+    expect(anonymous.page.locator(".topbar .who")).to_have_text(f"{AGENT} · agent")
+    # Agents get the inbox only: no supervisor view, no management screens.
+    sections = anonymous.page.get_by_role("navigation", name="Sections")
+    expect(sections.get_by_role("button")).to_have_text(["Inbox"])
+    anonymous.close()
+
+    manager = signed_in(browser, system, SUPERVISOR, "manager")
+    expect(manager.page.get_by_role("navigation", name="Sections").get_by_role("button")).to_have_text(
+        ["Inbox", "Supervisor"])
+    manager.close()
+
+
+def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Dana")
+
+    # A customer writes: the conversation appears without a reload, unread, waiting, offered to alice.
+    customer.writes("Hello, my parcel never arrived")
+    item = conversation_item(alice, customer)
+    expect(item).to_be_visible(timeout=30_000)
+    expect(item.get_by_text("new")).to_be_visible()
+    expect(item.get_by_text(re.compile(r"waits \d+"))).to_be_visible()
+    expect(page.get_by_role("tab", name=re.compile("Mine"))).to_contain_text("1")
+    assert_clean(alice, "inbox")
+
+    page.keyboard.press("j")  # keyboard-first: the first conversation opens
+    expect(page.locator("#conversation-title")).to_have_text(customer.name)
+    expect(page.locator(".timeline .inbound")).to_contain_text("Hello, my parcel never arrived")
+    expect(page.get_by_role("status").filter(has_text="Window open")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("^Accept"))).to_be_visible()  # offered, with its countdown
+
+    # The reply goes out with Enter; the ticks follow the provider's receipts.
+    page.keyboard.press("r")
+    page.keyboard.type("Sorry to hear that!")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("Let me check.")
+    page.keyboard.press("Enter")
+    reply = page.locator(".timeline .outbound", has_text="Let me check.")
+    expect(reply.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    [sent] = [e for e in customer.outbound_entries(AGENT)
+              if e["content"]["text"] == "Sorry to hear that!\nLet me check."]
+    customer.reports(sent["provider_message_id"], "delivered")
+    expect(reply.locator(".ticks")).to_have_attribute("data-status", "delivered", timeout=30_000)
+    customer.reports(sent["provider_message_id"], "read")
+    expect(reply.locator(".ticks")).to_have_attribute("data-status", "read", timeout=30_000)
+
+    # A private note stays on the timeline, styled apart (Escape leaves the composer, n switches to a note).
+    page.keyboard.press("Escape")
+    page.keyboard.press("n")
+    page.keyboard.type("Parcel 4471 shows as lost by the carrier")
+    page.keyboard.press("Enter")
+    expect(page.locator(".timeline .note", has_text="Parcel 4471")).to_be_visible()
+
+    assert_clean(alice, "conversation")
+
+    # Transfer with a comment: bob sees it arrive in his inbox live, and closes it with a note.
+    bob = on_duty(browser, system, OTHER_AGENT)
+    page.bring_to_front()
+    page.keyboard.press("Escape")
+    page.keyboard.press("x")
+    dialog = page.get_by_role("dialog", name="Transfer the conversation")
+    dialog.get_by_label("To").select_option(f"agent:{OTHER_AGENT}")
+    dialog.get_by_label("Comment (shown on the timeline)").fill("Bob handles carrier claims")
+    assert_clean(alice, "transfer-dialog")
+    dialog.get_by_role("button", name="Transfer").click()
+    expect(page.locator(".timeline .activity", has_text="Bob handles carrier claims")).to_be_visible()
+    alice.close()
+
+    item = conversation_item(bob, customer)
+    expect(item).to_be_visible(timeout=30_000)
+    item.get_by_role("button").click()
+    bob.page.get_by_role("button", name="Close", exact=True).click()
+    dialog = bob.page.get_by_role("dialog", name="Close the conversation")
+    dialog.get_by_label("Closing note").fill("Refund issued")
+    dialog.get_by_role("button", name="Close").click()
+    expect(bob.page.locator(".timeline .activity", has_text="Closed")).to_be_visible()
+    expect(bob.page.locator(".timeline .activity", has_text="Refund issued")).to_be_visible()
+    assert_clean(bob, "closed")
+    bob.close()
+
+
+def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: Browser) -> None:
+    waiting = Customer(system, "Queue")
+    waiting.writes("Anyone there?")  # nobody online in a fresh screen? the queue or an agent holds it
+    sam = signed_in(browser, system, SUPERVISOR, "manager")
+    sam.page.get_by_role("button", name="Supervisor").click()
+    expect(sam.page.get_by_role("heading", name="Supervisor")).to_be_visible()
+    expect(sam.page.get_by_role("table").first.get_by_role("rowheader", name=AGENT)).to_be_visible()
+    assert_clean(sam, "supervisor")
+    sam.close()
+
+
+def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT, viewport=PHONE)
+    page = alice.page
+    customer = Customer(system, "Mobile")
+    customer.writes("Writing from my phone")
+    page.get_by_role("tab", name=re.compile("All assigned")).click()  # offered to whichever agent is free
+    item = conversation_item(alice, customer)
+    expect(item).to_be_visible(timeout=30_000)
+    assert_clean(alice, "phone-inbox")
+    item.get_by_role("button").click()
+    expect(page.locator("#conversation-title")).to_have_text(customer.name)
+    expect(page.get_by_role("region", name="Conversations")).to_be_hidden()
+    assert_clean(alice, "phone-conversation")
+    page.get_by_role("button", name="Back to the list").click()
+    expect(item).to_be_visible()
+    alice.close()
