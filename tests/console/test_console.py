@@ -127,6 +127,8 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     expect(bob.page.locator(".timeline .activity", has_text="Closed")).to_be_visible()
     expect(bob.page.locator(".timeline .activity", has_text="Refund issued")).to_be_visible()
     assert_clean(bob, "closed")
+    bob.page.get_by_label("My presence").select_option("offline")  # bob's shift ends: offers go to alice only
+    expect(bob.page.locator(".dot-offline")).to_be_visible()
     bob.close()
 
 
@@ -146,7 +148,6 @@ def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
     page = alice.page
     customer = Customer(system, "Mobile")
     customer.writes("Writing from my phone")
-    page.get_by_role("tab", name=re.compile("All assigned")).click()  # offered to whichever agent is free
     item = conversation_item(alice, customer)
     expect(item).to_be_visible(timeout=30_000)
     assert_clean(alice, "phone-inbox")

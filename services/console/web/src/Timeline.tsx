@@ -44,7 +44,7 @@ function MessageBody({ entry }: { entry: Entry }) {
     return (
       <div className="template">
         <span className="tag">Template</span> <strong>{content.name}</strong> <span className="muted">({content.language})</span>
-        {(entry.rendered_text || content.rendered) && <p>{entry.rendered_text || content.rendered}</p>}
+        {entry.text && <p className="text">{entry.text}</p>}
         {variables && <p className="muted">{variables}</p>}
       </div>
     );
