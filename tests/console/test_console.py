@@ -5,13 +5,16 @@ scanned with axe-core (no serious or critical violation) and saved as a screensh
 from __future__ import annotations
 
 import re
+import time
 
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
+from e2e_journey import png_bytes
 from e2e_system import CONSOLE, System
 from playwright.sync_api import Locator, ViewportSize, expect
 
 AGENT, OTHER_AGENT, SUPERVISOR = "alice", "bob", "sam"
+DAY = 24 * 3600
 
 
 def token(system: System, login: str, role: str = "agent") -> str:
@@ -78,7 +81,11 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     expect(page.locator("#conversation-title")).to_have_text(customer.name)
     expect(page.locator(".timeline .inbound")).to_contain_text("Hello, my parcel never arrived")
     expect(page.get_by_role("status").filter(has_text="Window open")).to_be_visible()
-    expect(page.get_by_role("button", name=re.compile("^Accept"))).to_be_visible()  # offered, with its countdown
+    accept = page.get_by_role("button", name=re.compile(r"^Accept \d+m"))  # the offer, with its countdown
+    expect(accept).to_be_visible()
+    page.keyboard.press("a")
+    expect(page.locator(".timeline .activity", has_text="Offer accepted by alice")).to_be_visible()
+    expect(accept).to_be_hidden()
 
     # The reply goes out with Enter; the ticks follow the provider's receipts.
     page.keyboard.press("r")
@@ -102,6 +109,14 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     page.keyboard.press("Enter")
     expect(page.locator(".timeline .note", has_text="Parcel 4471")).to_be_visible()
 
+    # A file goes out: uploaded through the console, sent, shown with its preview.
+    page.get_by_label("Reply", exact=True).check()
+    page.locator(".attach input[type=file]").set_input_files(
+        files=[{"name": "label.png", "mimeType": "image/png", "buffer": png_bytes(40, 30)}])
+    page.get_by_role("button", name="Send", exact=True).click()
+    with_file = page.locator(".timeline .outbound", has=page.locator(".attachment"))
+    expect(with_file.locator("img")).to_be_visible(timeout=30_000)
+    expect(with_file.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
     assert_clean(alice, "conversation")
 
     # Transfer with a comment: bob sees it arrive in his inbox live, and closes it with a note.
@@ -130,6 +145,31 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     bob.page.get_by_label("My presence").select_option("offline")  # bob's shift ends: offers go to alice only
     expect(bob.page.locator(".dot-offline")).to_be_visible()
     bob.close()
+
+
+def test_a_template_goes_out_once_the_window_has_closed(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Ravi")
+    customer.writes("Is my order ready?", at=time.time() - DAY - 3600)
+
+    item = conversation_item(alice, customer)
+    expect(item).to_be_visible(timeout=30_000)
+    item.get_by_role("button").click()
+    expect(page.get_by_role("status").filter(has_text="Window closed")).to_be_visible(timeout=30_000)
+    expect(page.get_by_label("Reply to the customer")).to_be_disabled()
+
+    picker = page.get_by_role("form", name="Template")
+    picker.get_by_label("Template").select_option("order_update/en_US")
+    picker.get_by_label(re.compile("Variable 1")).fill("Ravi")
+    picker.get_by_label(re.compile("Variable 2")).fill("12 GBP")
+    expect(picker.get_by_label("Preview")).to_contain_text("Hi Ravi, your order total is 12 GBP.")
+    assert_clean(alice, "template-picker")
+    picker.get_by_role("button", name="Send template").click()
+    sent = page.locator(".timeline .outbound", has_text="order_update")
+    expect(sent.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    assert system.provider.sends_to(customer.phone)[-1]["template"]["name"] == "order_update"
+    alice.close()
 
 
 def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: Browser) -> None:

@@ -36,7 +36,7 @@ export function senderLogin(entry: Entry): string | null {
 }
 
 const CHANGE_TEXT: Record<string, string> = {
-  opened: "Conversation opened", offered: "Offered", assigned: "Assigned", accepted: "Accepted", declined: "Declined",
+  opened: "Conversation opened", offered: "Offered", assigned: "Assigned", accepted: "Accepted", declined: "Declined", offer_accepted: "Offer accepted", offer_declined: "Offer declined",
   transferred: "Transferred", closed: "Closed", reopened: "Reopened", snoozed: "Snoozed", archived: "Archived",
   unsnoozed: "Back from snooze", requeued: "Back in the queue", offer_expired: "Offer expired",
   priority_changed: "Priority changed", marked: "Marked", status_changed: "Status changed", blocked: "Customer blocked",
