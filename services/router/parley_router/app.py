@@ -26,9 +26,10 @@ from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.adapters.presence import PresenceStore
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
-from parley_router.handlers import http_actions, http_conversations, http_directory, live
+from parley_router.handlers import http_actions, http_conversations, http_directory, http_history, live
+from parley_router.handlers.contacts_in import ContactsHandler
 from parley_router.handlers.engine import Engine, Stores
-from parley_router.handlers.events_in import CommandsHandler, ContactsHandler, MediaHandler, OutboundHandler
+from parley_router.handlers.events_in import CommandsHandler, MediaHandler, OutboundHandler
 from parley_router.handlers.inbound import InboundHandler
 from parley_router.handlers.upkeep import Upkeep, build_upkeep
 from parley_router.settings import RouterSettings
@@ -103,7 +104,8 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
         title="Parley router",
         description="conversations, assignment, queues, agents, bots",
         infra=settings.infra,
-        routers=[live.router, http_conversations.router, http_actions.router, http_directory.router],
+        routers=[live.router, http_history.router, http_conversations.router, http_actions.router,
+                 http_directory.router],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],

@@ -119,7 +119,7 @@ async def test_list_filters_counts_pagination_bulk_and_export(router: Router) ->
 
 async def test_search_by_phone_name_user_id_and_contact_summary(router: Router) -> None:
     from parley_common.events.contacts import ContactCreated, ContactUpdated, Identity
-    from parley_router.handlers.events_in import ContactsHandler
+    from parley_router.handlers.contacts_in import ContactsHandler
 
     handler = InboundHandler(router.engine)
     await handler.handle(inbound(user="u1", text="a", name="Maria Lopez", phone="+34600111222"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -184,3 +185,31 @@ def test_only_the_offered_agent_accepts_or_declines_a_pending_offer(case: str) -
         with pytest.raises(TransitionError) as err:
             action(conv, "ann", T0)
         assert err.value.code == ("conversation_closed" if case == "closed" else "no_pending_offer")
+
+
+def test_the_card_replaces_labels_fields_and_names_but_keeps_the_channels_when_it_has_none() -> None:
+    conv = replace(c.open_conversation("c1", "t", "wa", "whatsapp", "u1", T0), customer_name="Dana",
+                   customer_phone="+447700900123", labels=("old",))
+    card = c.ContactSummary("k1", labels=("vip",), fields=(("tier", "gold"),))
+    shown = c.with_contact(conv, card)
+    assert (shown.contact_id, shown.labels, shown.contact_fields) == ("k1", ("vip",), (("tier", "gold"),))
+    assert (shown.customer_name, shown.customer_phone) == ("Dana", "+447700900123")
+    renamed = c.with_contact(shown, c.ContactSummary("k1", name="Dana Li", phone="+447700900999"))
+    assert (renamed.customer_name, renamed.customer_phone, renamed.labels) == ("Dana Li", "+447700900999", ())
+    assert c.with_contact(renamed, c.ContactSummary("k1", name="Dana Li", phone="+447700900999")) == renamed
+
+
+def test_a_block_withdraws_an_offer_but_not_an_accepted_conversation() -> None:
+    queued = c.enqueue(c.open_conversation("c1", "t", "wa", "whatsapp", "u1", T0), Assignee(AssigneeKind.TEAM, "s"),
+                       T0)
+    offered = c.assign(queued, Assignee(AssigneeKind.AGENT, "ann"), T0, offer_expires_at=T0 + timedelta(minutes=5))
+    withdrawn = c.set_blocked(offered, True, T0)
+    assert (withdrawn.status, withdrawn.agent, withdrawn.blocked) == (Status.QUEUED, None, True)
+    assert c.queue_target(withdrawn) is None  # a blocked conversation waits for nobody
+    accepted = c.agent_replied(offered, "ann", T0)
+    kept = c.set_blocked(accepted, True, T0)
+    assert (kept.status, kept.agent, kept.blocked) == (Status.ASSIGNED, "ann", True)
+    unblocked = c.set_blocked(withdrawn, False, T0)
+    assert c.queue_target(unblocked) == Assignee(AssigneeKind.TEAM, "s")
+    with pytest.raises(TransitionError):
+        c.set_blocked(c.close(unblocked, T0), True, T0)

@@ -28,7 +28,7 @@ class ConversationChanged(ConversationScoped):
                                     "queue, previous_assignee = who declined; offered to someone else), "
                                     "offer_expired, transferred, status_changed, closed (comment = closing note), "
                                     "reopened, note_added, message_status (an outbound message's delivery status "
-                                    "moved on), …")
+                                    "moved on), contact_changed (the customer's card), blocked, unblocked, …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")
@@ -45,12 +45,14 @@ class ConversationChanged(ConversationScoped):
     snoozed_until: AwareDatetime | None = None
     entry_id: str | None = Field(default=None,
                                  description="timeline entry, for message_appended / note_added / message_status")
+    contact_id: str | None = Field(default=None, description="the customer's card in contacts, once known")
 
 
 CONVERSATION_CHANGES = (
     "opened", "message_appended", "assigned", "offered", "offer_accepted", "offer_declined", "offer_expired",
     "transferred", "status_changed",
     "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed", "message_status",
+    "contact_changed", "blocked", "unblocked",
 )
 
 

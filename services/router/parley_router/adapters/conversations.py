@@ -58,6 +58,7 @@ def from_doc(doc: Doc) -> Conversation:
     fields.update(
         id=doc["_id"], status=Status(doc["status"]), labels=tuple(doc.get("labels", ())),
         declined_by=tuple(doc.get("declined_by", ())),
+        contact_fields=tuple((name, value) for name, value in doc.get("contact_fields", ())),
         assignee=Assignee(AssigneeKind(assignee["kind"]), assignee["id"]) if assignee else None,
     )
     return Conversation(**fields)
@@ -133,6 +134,8 @@ class ConversationRepository:
         await self._conversations.create_index([("status", ASCENDING), ("snoozed_until", ASCENDING)])
         await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING),
                                                 ("status", ASCENDING)])
+        await self._conversations.create_index([("tenant_id", ASCENDING), ("contact_id", ASCENDING),
+                                                ("opened_at", DESCENDING)])  # a customer's history
 
     async def get(self, tenant_id: str, conversation_id: str) -> Conversation | None:
         doc = await self._gets.submit(conversation_id)  # by key alone: the fastest lookup
@@ -190,6 +193,29 @@ class ConversationRepository:
             if doc.get("assignee_agent"):
                 return str(doc["assignee_agent"])
         return None
+
+    async def of_identity(self, key: ConversationKey, limit: int = 500) -> list[Conversation]:
+        """The conversations of one channel identity, newest first (equalities on an index prefix only)."""
+        return await self.find({"tenant_id": key.tenant_id, "channel_id": key.channel_id,
+                                "external_user_id": key.external_user_id}, [("opened_at", DESCENDING)], limit)
+
+    async def of_contact(self, tenant_id: str, contact_id: str, limit: int,
+                         before: tuple[datetime, str] | None = None) -> list[Conversation]:
+        """A customer's conversations on every channel, newest first; `before` (opened_at, id of the last one
+        shown) asks for the page after it: the ones opened at that instant are read by equality, then older."""
+        query: Doc = {"tenant_id": tenant_id, "contact_id": contact_id}
+        order = [("opened_at", DESCENDING), ("_id", DESCENDING)]
+        if before is None:
+            return await self.find(query, order, limit)
+        opened_at, last_id = before
+        tied = [conv for conv in await self.find({**query, "opened_at": opened_at}, order, 0) if conv.id < last_id]
+        return (tied + await self.find({**query, "opened_at": {"$lt": opened_at}}, order, limit))[:limit]
+
+    async def set_contact_id(self, conversation_id: str, contact_id: str) -> None:
+        """Link a closed conversation to its customer's card (history); the version moves, so a save from an
+        older read fails instead of undoing it."""
+        await self._conversations.update_one({"_id": conversation_id},
+                                             {"$set": {"contact_id": contact_id}, "$inc": {"version": 1}})
 
     async def create(self, conv: Conversation) -> Conversation:
         """Insert a new open conversation; if another one won the race for this key, return that one."""

@@ -13,7 +13,7 @@ from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
-from parley_router.domain.conversation import Assignee, AssigneeKind
+from parley_router.domain.conversation import Assignee, AssigneeKind, ContactSummary
 from parley_router.domain.rules import BusinessHours, Conditions, Rule
 
 Doc = dict[str, Any]
@@ -186,10 +186,19 @@ class Directory:
     async def identities_matching(self, tenant_id: str, text: str, limit: int = 200) -> list[str]:
         """Identities of contacts whose name, phone or e-mail contains `text` (the contact summary)."""
         pattern = {"$regex": re.escape(text), "$options": "i"}
-        query = {"tenant_id": tenant_id, "$or": [{"name": pattern}, {"display_name": pattern},
-                                                 {"phone_e164": pattern}, {"email": pattern}]}
+        query = {"tenant_id": tenant_id, "$or": [{field: pattern} for field in (
+            "name", "display_name", "platform_name", "phone_e164", "phones", "email", "emails")]}
         cursor = self._contacts.find(query, projection={"identities": 1}, limit=limit)
         return [identity async for doc in cursor for identity in doc.get("identities", [])]
+
+    async def contact(self, tenant_id: str, contact_id: str) -> Doc | None:
+        """The projected card, or the one it was merged into (followed a few merges deep)."""
+        for _ in range(MERGE_HOPS):
+            doc = await self._contacts.find_one({"_id": f"{tenant_id}|{contact_id}"})
+            if doc is None or not doc.get("merged_into"):
+                return doc
+            contact_id = doc["merged_into"]
+        return None
 
     async def contact_of(self, key: ConversationKey) -> Doc | None:
         return await self._contact_lookups.submit(key)
@@ -201,6 +210,23 @@ class Directory:
             async for doc in self._contacts.find({"tenant_id": tenant_id, "identities": {"$in": identities}}):
                 by_identity.update({(tenant_id, identity): doc for identity in doc.get("identities", ())})
         return [by_identity.get((key.tenant_id, _identity(key))) for key in keys]
+
+
+MERGE_HOPS = 5
+
+
+def contact_summary(doc: Doc) -> ContactSummary:
+    """What conversations show of a projected card: the agents' name first, then the channel's."""
+    phones = doc.get("phones") or ()
+    return ContactSummary(contact_id=doc["_id"].split("|", 1)[1],
+                          name=doc.get("display_name") or doc.get("name") or doc.get("platform_name"),
+                          phone=doc.get("phone_e164") or (phones[0] if phones else None),
+                          labels=tuple(doc.get("labels", ())),
+                          fields=contact_fields.as_facts(doc.get("custom_fields", {})))
+
+
+def identity_keys(tenant_id: str, doc: Doc) -> list[ConversationKey]:
+    return [ConversationKey(tenant_id, *identity.split("|", 1)) for identity in doc.get("identities", ())]
 
 
 def _identity(key: ConversationKey) -> str:

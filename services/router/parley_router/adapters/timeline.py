@@ -48,13 +48,14 @@ class TimelineRepository:
             await self._entries.bulk_write(refreshes, ordered=False)
         return [index not in existing for index in range(len(puts))]
 
-    async def advance_status(self, conversation_id: str, entry_id: str, status: str, rank: int) -> bool:
-        """Statuses arrive unordered: keep the furthest one (read after delivered, never back). True when this
-        one moved it on."""
-        result = await self._entries.update_one(
+    async def advance_status(self, conversation_id: str, entry_id: str, status: str,
+                             rank: int) -> tuple[int, datetime] | None:
+        """Statuses arrive unordered: keep the furthest one (read after delivered, never back). When this one
+        moved it on: the rank it had before (-1: none) and the entry's time (its first status); None when not."""
+        before = await self._entries.find_one_and_update(
             {"_id": f"{conversation_id}|{entry_id}", "status_rank": {"$not": {"$gte": rank}}},
-            {"$set": {"status": status, "status_rank": rank}})
-        return result.modified_count == 1
+            {"$set": {"status": status, "status_rank": rank}}, projection={"status_rank": 1, "at": 1})
+        return None if before is None else (int(before.get("status_rank", -1)), before["at"])
 
     async def link_media(self, tenant_id: str, provider_message_id: str, attachment_key: str, media: Doc) -> None:
         """Media may arrive before its message: links are kept apart and joined when the timeline is read."""

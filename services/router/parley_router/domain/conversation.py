@@ -72,6 +72,8 @@ class Conversation:
     sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
     opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
     declined_by: tuple[str, ...] = ()  # agents who declined its offer: not offered it again while it waits
+    contact_id: str | None = None  # the customer's card in contacts (learned from its events)
+    contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
 
     @property
@@ -253,6 +255,33 @@ def set_status(conv: Conversation, status: Status, now: datetime, actor: str) ->
     if status is Status.BOT:
         raise TransitionError("bot_needs_target", "assign to a bot to hand it to a bot", status=422)
     return return_to_queue(replace(conv, team_id=conv.team_id), now)
+
+
+@dataclass(frozen=True)
+class ContactSummary:
+    """What an open conversation shows of the customer's card (the router's projection of contacts' events)."""
+    contact_id: str
+    name: str | None = None
+    phone: str | None = None
+    labels: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+
+
+def with_contact(conv: Conversation, contact: ContactSummary) -> Conversation:
+    """The card's current name, phone, labels and fields on the conversation (the channel's profile name and
+    phone stay when the card has none)."""
+    return replace(conv, contact_id=contact.contact_id, labels=contact.labels, contact_fields=contact.fields,
+                   customer_name=contact.name or conv.customer_name,
+                   customer_phone=contact.phone or conv.customer_phone)
+
+
+def set_blocked(conv: Conversation, blocked: bool, now: datetime) -> Conversation:
+    """A block takes effect at once: the conversation leaves the queue and an offer not accepted yet is withdrawn
+    (an agent who accepted it keeps it, to close it); an unblocked one that waits is routed again."""
+    _require_open(conv)
+    if blocked and conv.status is Status.ASSIGNED and conv.offer_expires_at is not None:
+        conv = return_to_queue(conv, now)
+    return replace(conv, blocked=blocked)
 
 
 def _require_open(conv: Conversation) -> None:

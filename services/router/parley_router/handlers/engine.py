@@ -14,10 +14,11 @@ from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
 from parley_common.events.conversations import Assignee as EventAssignee
 from parley_common.events.conversations import ConversationChanged
+from parley_common.ids import ConversationKey
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.adapters.conversations import ConversationRepository, StaleVersion
-from parley_router.adapters.directory import Directory
+from parley_router.adapters.directory import Directory, contact_summary
 from parley_router.adapters.directory_cache import DirectoryCache
 from parley_router.adapters.presence import PresenceStore, Take
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
@@ -105,6 +106,28 @@ class Engine:
             raise
         return opening.stored
 
+    async def with_known_contact(self, conv: Conversation) -> Conversation:
+        """`conv` showing its customer's card when the projection of contacts' events knows it already."""
+        key = ConversationKey(conv.tenant_id, conv.channel_id, conv.external_user_id)
+        contact = await self.stores.directory.contact_of(key)
+        return conv_rules.with_contact(conv, contact_summary(contact)) if contact else conv
+
+    async def learn_contact(self, conv: Conversation, attempts: int = 3) -> None:
+        """Show the customer's card on a stored conversation that has none, if the projection knows it now
+        (`contact_changed`); a concurrent save makes it read the conversation again."""
+        for _ in range(attempts):
+            known = await self.with_known_contact(conv)
+            if known == conv:
+                return
+            try:
+                await self.change(conv, _replaced_by(known), "contact_changed", "contacts", dispatch_after=False)
+                return
+            except StaleVersion:
+                current = await self.stores.conversations.get(conv.tenant_id, conv.id)
+                if current is None or current.contact_id is not None:
+                    return
+                conv = current
+
     async def offer_soon(self, conv: Conversation) -> None:
         """Offer this queued conversation to a free agent, planned together with others queued meanwhile."""
         await self._coalescer.offer(conv)
@@ -171,7 +194,7 @@ class Engine:
     async def record(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
                      previous: Conversation | None = None, entry_id: str | None = None) -> None:
         """Activity entry on the timeline (messages have their own entries) and the published event."""
-        if change not in ("message_appended", "note_added", "opened"):
+        if change not in ("message_appended", "note_added", "opened", "contact_changed"):
             entry_id = f"act:{conv.version:08d}"  # one per saved version: a repeated record overwrites
             await self.stores.timeline.put(conv.tenant_id, conv.id, entry_id, EntryKind.ACTIVITY.value, now, {
                 "change": change, "actor": actor, "comment": comment, "status": conv.status.value,
@@ -186,7 +209,7 @@ class Engine:
             change=change, status=conv.status.value, assignee=_event_assignee(conv.assignee), actor=actor,
             comment=comment, changed_at=now, team_id=conv.team_id, priority=conv.priority, archived=conv.archived,
             unanswered=conv.unanswered, channel_type=conv.channel_type, offer_expires_at=conv.offer_expires_at,
-            snoozed_until=conv.snoozed_until, entry_id=entry_id,
+            snoozed_until=conv.snoozed_until, entry_id=entry_id, contact_id=conv.contact_id,
             previous_assignee=_event_assignee(previous.assignee) if previous else None,
         )
         await self.publisher.publish(event, CONVERSATIONS_EVENTS)
@@ -315,6 +338,10 @@ class Engine:
         for tenant_id in tenants:
             await self.dispatch(tenant_id)
         return moved
+
+
+def _replaced_by(after: Conversation) -> Transition:
+    return lambda _: after
 
 
 def _event_assignee(assignee: Assignee | None) -> EventAssignee | None:

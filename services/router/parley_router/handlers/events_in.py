@@ -5,20 +5,12 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 
-from parley_common.events.contacts import (
-    ContactBlocked,
-    ContactCreated,
-    ContactLabelled,
-    ContactsMerged,
-    ContactUnblocked,
-    ContactUpdated,
-)
+from parley_common.events.common import ChannelType
 from parley_common.events.conversations import ConversationActionRequested
 from parley_common.events.media import MediaExpired, MediaFailed, MediaStored
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SenderKind
-from parley_common.ids import ConversationKey, new_id
+from parley_common.ids import new_id
 from parley_common.kafka import PermanentFailure
-from parley_router.domain import contact_fields
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.domain.timeline import EntryKind, outbound_entry_id
@@ -27,6 +19,7 @@ from parley_router.handlers.engine import Engine, Transition
 STATUS_RANK = {OutboundStatus.QUEUED: 0, OutboundStatus.SENT: 1, OutboundStatus.DELIVERED: 2,
                OutboundStatus.READ: 3, OutboundStatus.FAILED: 4, OutboundStatus.REFUSED: 4}
 NOT_SENT = (OutboundStatus.FAILED, OutboundStatus.REFUSED)
+SENT_RANK = STATUS_RANK[OutboundStatus.SENT]
 
 
 def shown_text(event: OutboundMessageUpdated) -> str | None:
@@ -36,17 +29,22 @@ def shown_text(event: OutboundMessageUpdated) -> str | None:
 
 
 class OutboundHandler:
-    """Outbound messages on the timeline (status, sender login); an agent's reply answers the conversation
-    and, when nobody has it yet, assigns it to that agent."""
+    """Outbound messages on the timeline (status, sender login). Only a message that left (sent, delivered or
+    read) touches a conversation: the first time it does, an agent's reply answers it and, when nobody has it
+    yet, assigns it to that agent; a business-first message that left opens one. Each status is published once:
+    the new entry as `message_appended`, a status that moved it on as `message_status` (or `assigned` when the
+    reply took the conversation)."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.stores = engine.stores
 
     async def handle(self, event: OutboundMessageUpdated) -> None:
+        left = STATUS_RANK[event.status] >= SENT_RANK and event.status not in NOT_SENT
         conv = await self.stores.conversations.open_for(event.conversation_key)
-        if conv is None:
-            conv = await self._first_contact(event)
+        if conv is None and not left:
+            return  # refused, failed or not sent yet, with nothing open: outbound's own record tells the sender
+        conv = conv or await self._first_contact(event)
         entry_id = outbound_entry_id(event.message_id)
         is_new = await self.stores.timeline.put(event.tenant_id, conv.id, entry_id, EntryKind.OUTBOUND.value,
                                                 event.status_at, {
@@ -60,44 +58,56 @@ class OutboundHandler:
                                                     f"statuses.{event.status.value}": event.status_at,
                                                     "error": event.error.model_dump() if event.error else None,
                                                     "reason": event.reason})
-        advanced = await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value,
-                                                             STATUS_RANK[event.status])
-        if advanced and not is_new:  # the ticks on agents' screens (the message itself was announced when new)
-            await self._announce_status(conv, entry_id, event.status_at)
-        if event.status in NOT_SENT or not conv.is_open:
-            return
-        if event.sender.kind is SenderKind.HUMAN and event.sender.login:
-            login = event.sender.login
-            await self._apply(conv, lambda c: conv_rules.agent_replied(c, login, event.status_at), login, entry_id)
-        elif is_new:
-            await self._apply(conv, lambda c: conv_rules.bot_replied(c, event.status_at), "bot", entry_id)
+        moved = await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value,
+                                                          STATUS_RANK[event.status])
+        if moved is not None and moved[0] < SENT_RANK and left and conv.is_open:
+            # answered when the agent wrote it (its first status), once it is known to have left
+            await self._reply_left(conv, event, entry_id, moved[1], "message_appended" if is_new else "message_status")
+        elif is_new or moved is not None:  # the ticks on agents' screens
+            await self._announce(conv, "message_appended" if is_new else "message_status", entry_id,
+                                 event.status_at)
 
-    async def _announce_status(self, conv: Conversation, entry_id: str, at: datetime) -> None:
+    async def _announce(self, conv: Conversation, change: str, entry_id: str, at: datetime) -> None:
         # read again: the event carries the conversation's state, and subscribers keep projections from it
         current = await self.stores.conversations.get(conv.tenant_id, conv.id) or conv
-        await self.engine.publish(current, "message_status", "system", None, at, entry_id=entry_id)
+        await self.engine.publish(current, change, "system", None, at, entry_id=entry_id)
 
-    async def _apply(self, conv: Conversation, transition: Transition, actor: str, entry_id: str) -> None:
-        took_it = transition(conv).agent != conv.agent  # KAON: replying to an unassigned thread takes it
+    async def _reply_left(self, conv: Conversation, event: OutboundMessageUpdated, entry_id: str, at: datetime,
+                          change: str) -> None:
+        login = event.sender.login if event.sender.kind is SenderKind.HUMAN else None
+        transition: Transition = (lambda c: conv_rules.agent_replied(c, login, at)) if login else (
+            lambda c: conv_rules.bot_replied(c, at))
+        actor = login or "bot"
+        after = transition(conv)
+        if after == conv:
+            await self._announce(conv, change, entry_id, at)
+            return
+        took_it = after.agent != conv.agent  # KAON: replying to an unassigned thread takes it
         try:
-            await self.engine.change(conv, transition, "assigned" if took_it else "message_appended", actor,
-                                     entry_id=entry_id)
+            await self.engine.change(conv, transition, "assigned" if took_it else change, actor, entry_id=entry_id)
         except TransitionError as exc:  # e.g. the agent has no capacity left: the reply stays, unassigned
             answered = conv_rules.mark(conv, False, self.engine.clock.now())
-            await self.engine.change(conv, lambda _: answered, "message_appended", actor, comment=exc.code,
-                                     entry_id=entry_id)
+            await self.engine.change(conv, lambda _: answered, change, actor, comment=exc.code, entry_id=entry_id)
 
     async def _first_contact(self, event: OutboundMessageUpdated) -> Conversation:
-        """The business wrote first (template, campaign): a conversation starts, answered, not waiting."""
+        """The business wrote first (template, campaign) and the message left: a conversation starts, answered,
+        not waiting: a bot's is the bot's, an agent's waits for that agent (their reply then assigns it). An
+        e-mail starts closed (the seeds: an e-mail opens no thread; it is in the customer's history)."""
         now = event.status_at
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, now)
-        conv = conv_rules.mark(conv, False, now)
-        bot = Assignee(AssigneeKind.BOT, event.sender.bot_id or "system")
-        if event.sender.kind is not SenderKind.HUMAN:
-            conv = conv_rules.assign(conv, bot, now)
+        conv = await self.engine.with_known_contact(conv_rules.mark(conv, False, now))
+        actor = event.sender.login or "system"
+        if event.channel_type is ChannelType.EMAIL:
+            conv = await self.stores.conversations.insert(conv_rules.close(conv, now))
+            await self.engine.publish(conv, "closed", actor, "sent as e-mail", now)
+            return conv
+        if event.sender.kind is SenderKind.HUMAN and event.sender.login:
+            conv = conv_rules.enqueue(conv, Assignee(AssigneeKind.AGENT, event.sender.login), now)
+        else:
+            conv = conv_rules.assign(conv, Assignee(AssigneeKind.BOT, event.sender.bot_id or "system"), now)
         conv = await self.stores.conversations.create(conv)
-        await self.engine.publish(conv, "opened", event.sender.login or "system", None, now)
+        await self.engine.publish(conv, "opened", actor, None, now)
         return conv
 
 
@@ -113,38 +123,6 @@ class MediaHandler:
 
     def __init__(self, engine: Engine) -> None:
         self.stores = engine.stores
-
-
-class ContactsHandler:
-    """Projection of contacts: blocked identities, labels, names and custom fields (for routing and search)."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.directory = engine.stores.directory
-
-    async def __call__(self, event: object) -> None:
-        if isinstance(event, ContactBlocked | ContactUnblocked):
-            key = ConversationKey(event.tenant_id, event.identity.channel_id, event.identity.external_user_id)
-            await self.directory.set_blocked(key, isinstance(event, ContactBlocked))
-        elif isinstance(event, ContactCreated | ContactsMerged):
-            identities = [f"{i.channel_id}|{i.external_user_id}" for i in event.identities]
-            await self.directory.add_identities(event.tenant_id, event.contact_id, identities)
-            if isinstance(event, ContactCreated) and event.display_name:
-                await self.directory.put_contact(event.tenant_id, event.contact_id, {"name": event.display_name})
-            if isinstance(event, ContactsMerged):
-                await self.directory.fold_merged(event.tenant_id, event.contact_id, event.merged_contact_id,
-                                                 identities)
-        elif isinstance(event, ContactLabelled):
-            await self.directory.put_contact(event.tenant_id, event.contact_id, {"labels": list(event.labels)})
-        elif isinstance(event, ContactUpdated):
-            await self._updated(event)
-
-    async def _updated(self, event: ContactUpdated) -> None:
-        wanted = {k: v for k, v in event.changed.items() if k in ("display_name", "phone_e164", "email")}
-        if wanted:
-            await self.directory.put_contact(event.tenant_id, event.contact_id, wanted)
-        to_set, to_drop = contact_fields.field_changes(event.changed)
-        if to_set or to_drop:
-            await self.directory.set_custom_fields(event.tenant_id, event.contact_id, to_set, to_drop)
 
 
 COMMAND_PATIENCE_SECONDS = 120

@@ -7,7 +7,6 @@ from datetime import datetime
 
 from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
-from parley_router.domain import contact_fields
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
 from parley_router.domain.rules import DEFAULT_TARGET, Facts, first_match
@@ -46,6 +45,10 @@ class InboundHandler:
                                            "direction": event.direction, "text": message_text(event),
                                            "parts": [part.model_dump(mode="json") for part in event.parts],
                                            "blocked": blocked, "sender": "customer"})
+        if conv.contact_id is None:
+            # contacts may have announced the customer's new card while this conversation was being stored: its
+            # event then found no conversation to show it on (read after the store, one of the two sees the other)
+            await self.engine.learn_contact(conv)
 
     @staticmethod
     def _wrote(conv: Conversation, at: datetime, blocked: bool) -> Conversation:
@@ -55,15 +58,13 @@ class InboundHandler:
         """A new conversation (also after a closed one), routed by the tenant's rules, then stored once: already
         offered when an agent has room (`Engine.open_new`); a blocked customer's is stored and routed nowhere."""
         at = event.provider_timestamp
-        contact = await self.stores.directory.contact_of(key)
-        labels = tuple(contact.get("labels", ())) if contact else ()
-        fields = contact_fields.as_facts(contact.get("custom_fields", {})) if contact else ()
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, at, blocked=blocked)
-        conv = _with_customer(replace(conv, labels=labels, opened_by=event.provider_message_id), event)
+        conv = await self.engine.with_known_contact(_with_customer(replace(conv, opened_by=event.provider_message_id),
+                                                                   event))
         comment = None
         if not blocked:
-            conv, comment = await self._route(conv, event, labels, fields)
+            conv, comment = await self._route(conv, event)
         if (existing := await self.stores.conversations.claim_key(conv)) is not None:
             return existing  # another delivery opened it first
 
@@ -86,11 +87,11 @@ class InboundHandler:
         elif conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
             await self.engine.record(conv, "offered", "system", None, self.engine.clock.now())
 
-    async def _route(self, conv: Conversation, event: MessageReceived, labels: tuple[str, ...],
-                     fields: tuple[tuple[str, str], ...]) -> tuple[Conversation, str]:
+    async def _route(self, conv: Conversation, event: MessageReceived) -> tuple[Conversation, str]:
         routing = await self.engine.cache.routing(conv.tenant_id)
         facts = Facts(channel_type=conv.channel_type, channel_id=conv.channel_id, text=message_text(event),
-                      labels=frozenset(labels), language=event.customer.language, custom_fields=fields)
+                      labels=frozenset(conv.labels), language=event.customer.language,
+                      custom_fields=conv.contact_fields)
         rule = first_match(routing.rules, facts, event.provider_timestamp, routing.hours)
         target = rule.target if rule else DEFAULT_TARGET
         comment = f"rule {rule.id}" if rule else "default route"

@@ -96,8 +96,12 @@ def page_query(query: Doc, sort: SortKey, cursor: str | None) -> tuple[Doc, list
 
 
 def encode_cursor(conv: Conversation, sort: SortKey) -> str:
-    value = conv.last_activity_at if sort == "last_activity" else conv.waiting_since
-    raw = json.dumps({"v": value.isoformat() if value else None, "id": conv.id})
+    return encode_position(conv.last_activity_at if sort == "last_activity" else conv.waiting_since, conv.id)
+
+
+def encode_position(value: datetime | None, conversation_id: str) -> str:
+    """An opaque cursor: the sort value and id of a page's last item (`decode_cursor` reads it)."""
+    raw = json.dumps({"v": value.isoformat() if value else None, "id": conversation_id})
     return base64.urlsafe_b64encode(raw.encode()).decode()
 
 
@@ -117,5 +121,6 @@ def conversation_json(conv: Conversation) -> Doc:
     doc["status"] = conv.status.value
     doc["assignee"] = {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None
     doc["labels"] = list(conv.labels)
+    doc["contact_fields"] = dict(conv.contact_fields)
     doc["first_response_seconds"] = conv.first_response_seconds
     return doc
