@@ -89,9 +89,13 @@ def ingresses() -> list[dict[str, Any]]:
         "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
         "nginx.ingress.kubernetes.io/proxy-buffering": "off",
     }
+    # The console: its pages, uploads (up to its own 101 MiB bound) and the live stream it passes through.
+    web = [(path, svc) for svc in SERVICES for path in svc.web_paths]
+    uploads = {"nginx.ingress.kubernetes.io/proxy-body-size": "110m"}
     return [
         ingress("parley-webhooks", "webhooks.parley.example.com", webhooks, big_bodies),
         ingress("parley-api", "api.parley.example.com", api, {**big_bodies, **streams}),
+        ingress("parley-console", "console.parley.example.com", web, {**uploads, **streams}),
     ]
 
 

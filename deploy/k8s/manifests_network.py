@@ -1,5 +1,6 @@
-"""NetworkPolicies: Parley pods accept traffic only from the ingress controller and Prometheus, and reach only
-DNS, Kafka, MongoDB, Redis, object storage and (outbound, media) the providers' public APIs.
+"""NetworkPolicies: Parley pods accept traffic only from the ingress controller and Prometheus (and the API
+services from the console's pods), and reach only DNS, Kafka, MongoDB, Redis, object storage, (outbound, media)
+the providers' public APIs and (the console) the services' APIs.
 
 The peers below assume the common in-cluster layout (Strimzi in namespace `kafka`, MongoDB in `mongodb`,
 Redis in `redis`, ingress-nginx, Prometheus in `monitoring`); docs/deploy.md shows how to patch them."""
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services import KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS, REDIS, Service
+from services import CONSOLE, KAFKA, MONGODB, OBJECT_STORAGE, PARLEY_APIS, PROVIDER_APIS, REDIS, SERVICES, Service
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
 
@@ -38,6 +39,19 @@ DNS = {
 }
 
 
+def _pods(*apps: str) -> dict[str, Any]:
+    return {"podSelector": {"matchExpressions": [
+        {"key": "app.kubernetes.io/name", "operator": "In", "values": list(apps)}]}}
+
+
+def _api_services() -> list[Service]:
+    return [svc for svc in SERVICES if svc.api_paths]
+
+
+EGRESS[PARLEY_APIS] = {"to": [_pods(*(svc.app for svc in _api_services()))],
+                       "ports": _ports(*(svc.port for svc in _api_services()))}
+
+
 def _egress(svc: Service) -> list[dict[str, Any]]:
     rules = [DNS]
     for peer in svc.talks_to:
@@ -49,9 +63,12 @@ def _egress(svc: Service) -> list[dict[str, Any]]:
 def _ingress(svc: Service) -> list[dict[str, Any]]:
     port = _ports(svc.port)
     scrape = {"from": [_namespace("monitoring")], "ports": port}
-    if not (svc.webhook_paths or svc.api_paths):
+    if not (svc.webhook_paths or svc.api_paths or svc.web_paths):
         return [scrape]
-    return [{"from": [_namespace("ingress-nginx")], "ports": port}, scrape]
+    rules = [{"from": [_namespace("ingress-nginx")], "ports": port}, scrape]
+    if svc.api_paths:
+        rules.append({"from": [_pods(CONSOLE.app)], "ports": port})
+    return rules
 
 
 def network_policy(svc: Service) -> dict[str, Any]:

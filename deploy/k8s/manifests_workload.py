@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services import Service
+from services import SERVICES, Service
 
 UID = 10001  # the image's non-root user (deploy/docker/Dockerfile)
 CHANNELS_DIR = "/etc/parley/channels"
@@ -51,11 +51,15 @@ def _probe(path: str, period: int, failures: int, timeout: int = 2) -> dict[str,
 
 
 def _env(svc: Service) -> list[dict[str, Any]]:
-    return [
+    env = [
         {"name": f"{svc.env_prefix}HOST", "value": "0.0.0.0"},
         {"name": f"{svc.env_prefix}PORT", "value": str(svc.port)},
         {"name": "PARLEY_CHANNELS_FILE", "value": f"{CHANNELS_DIR}/channels.yaml"},
     ]
+    if svc.web_paths:  # the console: where each API it passes calls to lives, in the cluster
+        env += [{"name": f"{svc.env_prefix}{api.name.upper()}_URL", "value": f"http://{api.app}:{api.port}"}
+                for api in SERVICES if api.api_paths]
+    return env
 
 
 def _env_from(svc: Service) -> list[dict[str, Any]]:

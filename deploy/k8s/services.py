@@ -22,6 +22,7 @@ from parley_common.topics import (
 )
 
 KAFKA, MONGODB, REDIS, OBJECT_STORAGE, PROVIDER_APIS = "kafka", "mongodb", "redis", "object-storage", "provider-apis"
+PARLEY_APIS = "parley-apis"  # the services' own HTTP APIs (the console passes its app's calls to them)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Service:
     talks_to: tuple[str, ...]
     webhook_paths: tuple[str, ...] = ()  # public: providers call them (signature-checked)
     api_paths: tuple[str, ...] = ()  # JWT-protected /v1 APIs
+    web_paths: tuple[str, ...] = ()  # pages people open in a browser (the console)
     resources: Resources = Resources()
 
     @property
@@ -113,4 +115,10 @@ SERVICES: tuple[Service, ...] = (
         talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
         resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
     ),
+    # No store and no topic: the web app, and its API calls passed to the four services above.
+    Service(
+        "console", 8006, consumes=(), talks_to=(PARLEY_APIS,), web_paths=("/",),
+        resources=Resources(cpu_request="100m", memory_request="128Mi", memory_limit="256Mi", tmp_size="64Mi"),
+    ),
 )
+CONSOLE = next(svc for svc in SERVICES if svc.name == "console")

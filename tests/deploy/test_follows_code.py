@@ -140,7 +140,7 @@ def test_network_policy_lets_each_service_reach_the_stores_it_uses(
 
 
 def setting_exists(variable: str) -> bool:
-    for service in SERVICE_NAMES:
+    for service in [*SERVICE_NAMES, "console"]:  # the console's settings: where the APIs it passes calls to are
         prefix = f"PARLEY_{service.upper()}_"
         if variable.startswith(prefix):
             return variable.removeprefix(prefix).lower() in settings_type(service).model_fields
@@ -167,3 +167,4 @@ def test_a_misspelt_variable_is_not_a_setting() -> None:
     assert setting_exists("PARLEY_MEDIA_S3_BUCKET")
     assert not setting_exists("PARLEY_MEDIA_S3_BUCKETS")
     assert not setting_exists("PARLEY_KAFKA_BOOTSTRAP_SERVERS")
+    assert setting_exists("PARLEY_CONSOLE_ROUTER_URL")

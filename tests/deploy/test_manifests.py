@@ -46,7 +46,7 @@ def test_deployments_have_probes_resources_and_a_hardened_pod(
     validate: ModuleType, rendered: dict[str, Objects], overlay: str
 ) -> None:
     deployments = validate.by_kind(rendered[overlay], "Deployment")
-    assert len(deployments) == 5
+    assert len(deployments) == 6  # five services and the console
     for deployment in deployments.values():
         pod = deployment["spec"]["template"]["spec"]
         container = _container(deployment)
@@ -114,20 +114,25 @@ def test_consumers_never_scale_above_their_topics_partitions(
 
 
 def _ingress_sources(policy: dict[str, Any]) -> set[str]:
-    return {
-        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
-        for rule in policy["spec"].get("ingress", [])
-        for peer in rule["from"]
-    }
+    """Namespaces by name, and pods of this namespace as `pod:<app>`."""
+    def source(peer: dict[str, Any]) -> str:
+        if "namespaceSelector" in peer:
+            return str(peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"])
+        [expression] = peer["podSelector"]["matchExpressions"]
+        return "pod:" + ",".join(expression["values"])
+
+    return {source(peer) for rule in policy["spec"].get("ingress", []) for peer in rule["from"]}
 
 
-def test_only_the_ingress_controller_and_prometheus_reach_the_pods(
+def test_only_the_ingress_controller_prometheus_and_the_console_reach_the_pods(
     validate: ModuleType, services: ModuleType, production: Objects
 ) -> None:
     policies = validate.by_kind(production, "NetworkPolicy")
     assert policies["parley-default-deny"]["spec"]["policyTypes"] == ["Ingress", "Egress"]
     for svc in services.SERVICES:
-        expected = {"monitoring"} | ({"ingress-nginx"} if svc.webhook_paths or svc.api_paths else set())
+        public = svc.webhook_paths or svc.api_paths or svc.web_paths
+        expected = {"monitoring"} | ({"ingress-nginx"} if public else set())
+        expected |= {"pod:parley-console"} if svc.api_paths else set()  # the console passes its app's calls on
         assert _ingress_sources(policies[svc.app]) == expected
 
 
@@ -141,6 +146,7 @@ def test_egress_only_to_what_each_service_uses(validate: ModuleType, production:
     assert ports("parley-contacts") == {53, 9092, 9093, 27017}
     assert 443 in ports("parley-outbound") and 443 in ports("parley-media")
     assert 443 not in ports("parley-router")
+    assert ports("parley-console") == {53, 8002, 8003, 8004, 8005}  # only DNS and the services' APIs
 
 
 def test_webhooks_reach_only_ingest_and_apis_reach_their_owner(
@@ -153,6 +159,7 @@ def test_webhooks_reach_only_ingest_and_apis_reach_their_owner(
         return {path["path"]: path["backend"]["service"]["name"] for path in paths}
 
     assert set(routes("parley-webhooks").values()) == {"parley-ingest"}
+    assert routes("parley-console") == {"/": "parley-console"}
     expected = {path: svc.app for svc in services.SERVICES for path in svc.api_paths}
     assert routes("parley-api") == expected
     for ingress in ingresses.values():
