@@ -244,3 +244,17 @@ async def test_the_timeline_shows_an_emails_subject_cc_and_bcc(system: System, h
     assert entry["text"] == "Attached again."
     [(received, recipients)] = [(m, r) for m, r in smtp.inbox.messages if m["To"] == customer]
     assert received["Subject"] == "Re: Invoice question" and "audit@e2e.example" in recipients
+
+
+async def test_openapi_tells_the_error_codes_of_offers_templates_and_uploads(system: System,
+                                                                               http: httpx.AsyncClient) -> None:
+    documents = {service: (await http.get(f"{system.url(service)}/openapi.json")).json()
+                 for service in ("router", "outbound", "media")}
+    action = documents["router"]["paths"]["/v1/conversations/{conversation_id}/{action}"]["post"]
+    assert "no_pending_offer" in action["responses"]["409"]["description"]
+    assert action["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")
+    assert "accept" in str(documents["router"]["components"]["schemas"]["SimpleAction"]["enum"])
+    templates = documents["outbound"]["paths"]["/v1/templates/{channel_id}"]["put"]["responses"]
+    assert "managers and owners" in templates["403"]["description"]
+    upload = documents["media"]["paths"]["/v1/media"]["post"]["responses"]
+    assert {"201", "404", "413", "422"} <= set(upload)

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 
@@ -17,6 +18,31 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.details = details
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. no_pending_offer")
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    """Every error answer of every service."""
+
+    error: ErrorDetail
+
+
+AUTHENTICATED_ERRORS = {401: "unauthorized, invalid_token, token_expired", 403: "forbidden (not the caller's role)",
+                        422: "validation_failed (details: field, message, type)"}
+
+
+def documented_errors(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` of an authenticated route: per status, the codes it answers besides those every such
+    route answers (AUTHENTICATED_ERRORS; a status given here replaces its text). The body is always
+    `ErrorEnvelope` (FastAPI's own 422 schema is not what these services answer)."""
+    merged = {**AUTHENTICATED_ERRORS, **codes}
+    return {status: {"model": ErrorEnvelope, "description": f"`error.code`: {text}"}
+            for status, text in sorted(merged.items())}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:

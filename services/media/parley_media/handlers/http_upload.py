@@ -12,7 +12,7 @@ from starlette.datastructures import UploadFile
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.channels import Channels
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import new_id
 from parley_media.domain import limits
 from parley_media.domain.model import MediaState, expires_at
@@ -25,7 +25,11 @@ MULTIPART_OVERHEAD = 64 * 1024
 def upload_router(pipeline: MediaPipeline, channels: Channels) -> APIRouter:
     router = APIRouter(prefix="/v1/media", tags=["media"])
 
-    @router.post("", status_code=201, summary="Upload a file for sending; answers the media id")
+    @router.post("", status_code=201, summary="Upload a file for sending; answers the media id (and announces it "
+                                              "with MediaStored, so outbound can send it)",
+                 responses=documented_errors({404: "channel_not_found", 413: "too_large",
+                                              422: "validation_failed, file_missing, dangerous_type, "
+                                                   "type_not_allowed, empty"}))
     async def upload(request: Request, channel_id: Annotated[str, Query(min_length=1)],
                      principal: Annotated[Principal, Depends(require_roles(*UPLOADERS))]) -> dict[str, Any]:
         channel = channels.get(channel_id)

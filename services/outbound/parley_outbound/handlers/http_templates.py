@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.channels import Channels, WhatsAppChannel
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_outbound.adapters.providers.base import ProviderFailure
 from parley_outbound.adapters.providers.whatsapp_templates import fetch_templates
 from parley_outbound.adapters.templates_repo import TemplateRepository
@@ -79,14 +79,15 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
         if channel is None or channel.tenant_id != principal.tenant_id:
             raise ApiError(404, "unknown_channel", f"no channel {channel_id!r}")
 
-    @router.put("/{channel_id}", summary="Register or replace a template (name + language)")
+    @router.put("/{channel_id}", summary="Register or replace a template (name + language)",
+                responses=documented_errors({403: "forbidden (managers and owners only)", 404: "unknown_channel"}))
     async def put(channel_id: str, body: TemplateModel, principal: Principal = managers) -> TemplateModel:
         own_channel(principal, channel_id)
         await templates.upsert(principal.tenant_id, channel_id, body.model_dump(mode="json"))
         return body
 
     @router.get("", summary="Templates of the tenant, optionally of one channel or status (agents and "
-                            "integrations: approved ones only)")
+                            "integrations: approved ones only)", responses=documented_errors({}))
     async def list_all(channel_id: str | None = None, status: TemplateStatus | None = None,
                        principal: Principal = readers) -> list[dict[str, Any]]:
         wanted = status.value if status else None
@@ -98,7 +99,8 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
         return [{key: value for key, value in doc.items() if key not in ("_id", "tenant_id")} for doc in docs]
 
     @router.get("/{channel_id}/{name}/{language}",
-                summary="One template (agents and integrations: an approved one; others answer 404)")
+                summary="One template (agents and integrations: an approved one; others answer 404)",
+                responses=documented_errors({404: "not_found"}))
     async def get(channel_id: str, name: str, language: str, principal: Principal = readers) -> dict[str, Any]:
         doc = await templates.get(principal.tenant_id, channel_id, name, language)
         if doc is None or not (principal.has_any(MANAGERS) or doc.get("status") == TemplateStatus.APPROVED.value):

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from parley_common.auth import Principal, Role, require_roles
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import new_id
 from parley_router.adapters.conversations import StaleVersion
 from parley_router.domain import conversation as conv_rules
@@ -208,7 +208,11 @@ def _bulk_builder(body: BulkBody, target: Assignee | None) -> tuple[Builder, str
 _BULK_FIELD = {"status": "status", "priority": "priority", "mark": "unanswered"}
 
 
-@router.post("/{conversation_id}/{action}",
+@router.post("/{conversation_id}/{action}", responses=documented_errors({
+                 404: "conversation_not_found",
+                 409: "no_pending_offer (accept / decline: no offer of it to you), already_assigned, "
+                      "agent_at_capacity, customer_blocked, conversation_closed, not_closed, already_archived, "
+                      "concurrent_update"}),
              summary="take (assign to me), accept / decline the offer made to me (409 no_pending_offer when "
                      "there is none; a declined one is offered to someone else), reopen (back to the queue), "
                      "archive (hidden until someone writes)")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.errors import documented_errors
 from parley_router.adapters.directory import AgentSpec, RoutingSpec, TeamSpec
 from parley_router.domain.assignment import Presence
 from parley_router.handlers.deps import engine_of
@@ -44,7 +45,7 @@ async def list_agents(principal: Anyone, request: Request) -> dict[str, Any]:
                       for agent in agents]}
 
 
-@router.post("/v1/agents/me/heartbeat",
+@router.post("/v1/agents/me/heartbeat", responses=documented_errors({}),
              summary="Presence heartbeat: online (offered work), away (finishing: no new offers, pending offers "
                      "go back to the queue, accepted conversations stay), offline; expires after the TTL")
 async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dict[str, Any]:
