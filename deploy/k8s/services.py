@@ -13,6 +13,7 @@ from parley_common.topics import (
     CONVERSATIONS_EVENTS,
     INBOUND_ATTACHMENTS,
     INBOUND_MESSAGES,
+    INBOUND_PREFERENCES,
     INBOUND_STATUSES,
     MEDIA_EVENTS,
     MEDIA_RETRIES,
@@ -84,7 +85,9 @@ def _group_per_topic(prefix: str, *topics: Topic, drop_parley: bool = False) -> 
 SERVICES: tuple[Service, ...] = (
     Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",)),
     Service(
-        "contacts", 8002, consumes=_one_group("parley-contacts", INBOUND_MESSAGES),
+        "contacts", 8002,
+        consumes=(*_one_group("parley-contacts", INBOUND_MESSAGES),
+                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences")),
         talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",),
     ),
     Service(
@@ -99,6 +102,7 @@ SERVICES: tuple[Service, ...] = (
         "outbound", 8004,
         consumes=(
             Consumer(INBOUND_MESSAGES, "outbound-windows"),
+            Consumer(INBOUND_PREFERENCES, "outbound-preferences"),
             Consumer(CONVERSATIONS_EVENTS, "outbound-threads"),
             Consumer(CONTACTS_EVENTS, "outbound-contacts"),
             Consumer(INBOUND_STATUSES, "outbound-statuses"),

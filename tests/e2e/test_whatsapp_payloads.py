@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_customer import SUPERVISOR, Journey, inbound_entries, new_wamid
+from e2e_customer import AGENT, SUPERVISOR, Journey, inbound_entries, new_wamid
 from e2e_journey import NotYet, eventually
 from e2e_system import WHATSAPP, System
 
@@ -148,3 +148,48 @@ async def test_list_descriptions_places_and_flow_answers_reach_the_timeline(syst
     assert (parts[place]["name"], parts[place]["address"], parts[place]["url"]) == (
         "Depot South", "2 Example Rd, London", "https://depots.example/south")
     assert parts[flow]["kind"] == "flow_reply" and parts[flow]["response"] == {"flow_token": "tok-1", "slot": "am"}
+
+
+async def test_a_customer_who_stopped_marketing_gets_utility_but_no_marketing_templates(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    await journey.customer_writes("Hi")
+    await journey.one_contact()
+    synced = await http.post(f"{system.url('outbound')}/v1/templates/{WHATSAPP.id}/sync",
+                             headers=system.auth(SUPERVISOR, "manager"))
+    assert synced.status_code == 200, synced.text
+
+    async def preference(choice: str, at: int) -> None:
+        payload = change({"contacts": [contact(journey.phone)], "user_preferences": [{
+            "wa_id": journey.phone, "detail": f"User requested to {choice} marketing messages",
+            "category": "marketing_messages", "value": choice, "timestamp": str(at)}]})
+        payload["entry"][0]["changes"][0]["field"] = "user_preferences"
+        await journey.deliver(payload)
+
+    async def opted_out(expected: bool) -> None:
+        async def probe() -> None:
+            window = await journey.window()
+            identity = (await journey.contacts())[0]["identities"][0]
+            if (window["marketing_opted_out"], identity.get("marketing_opted_out")) != (expected, expected):
+                raise NotYet(f"window {window['marketing_opted_out']}, contact {identity}")
+
+        await eventually(probe, what=f"marketing_opted_out={expected} on the window and the contact")
+
+    async def sale() -> httpx.Response:
+        template = {"channel_id": WHATSAPP.id, "recipient": {"external_user_id": journey.phone},
+                    "content": {"kind": "template", "name": "spring_sale", "language": "en_US"}}
+        return await http.post(f"{system.url('outbound')}/v1/messages", json=template,
+                               headers=system.auth(AGENT, "agent"))
+
+    now = int(time.time())
+    await preference("stop", now)
+    await opted_out(True)
+    refused = await sale()
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "marketing_opted_out"
+    utility = await journey.agent_sends_order_update()
+    assert utility.status_code == 202, utility.text
+
+    await preference("resume", now + 1)
+    await opted_out(False)
+    assert (await sale()).status_code == 202

@@ -234,6 +234,8 @@ TEMPLATES: list[dict[str, Any]] = [
          {"type": "BUTTONS", "buttons": [{"type": "QUICK_REPLY", "text": "Stop promotions"}]}]},
     {"id": "1689000000000002", "name": "winter_promo", "language": "en_US", "status": "REJECTED",
      "category": "MARKETING", "components": [{"type": "BODY", "text": "Sale!"}]},
+    {"id": "1689000000000003", "name": "spring_sale", "language": "en_US", "status": "APPROVED",
+     "category": "MARKETING", "components": [{"type": "BODY", "text": "Spring sale: 20% off boots"}]},
 ]
 
 

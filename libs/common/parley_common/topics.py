@@ -13,7 +13,12 @@ from pydantic import TypeAdapter
 from parley_common.events.contacts import ContactsTopicEvent
 from parley_common.events.conversations import ConversationActionRequested, ConversationChanged
 from parley_common.events.dlq import DeadLetter
-from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived, MessageReceived
+from parley_common.events.inbound import (
+    DeliveryStatusReported,
+    EmailAttachmentReceived,
+    MarketingPreferenceChanged,
+    MessageReceived,
+)
 from parley_common.events.media import MediaTopicEvent, RetryMediaFetch
 from parley_common.events.outbound import OutboundMessageUpdated, SendMessage
 
@@ -66,6 +71,11 @@ INBOUND_ATTACHMENTS = Topic(
     "Bytes of inbound email attachments, ingest to media, never leaving the cluster.",
     retention_ms=3 * DAY_MS, max_message_bytes=36 * 1024 * 1024,
 )
+INBOUND_PREFERENCES = Topic(
+    "parley.inbound.preferences.v1", MarketingPreferenceChanged, 12, CONVERSATION_KEY,
+    "Customers stopping or resuming marketing messages (ingest); contacts and outbound keep the latest.",
+    retention_ms=30 * DAY_MS,
+)
 CONTACTS_EVENTS = Topic(
     "parley.contacts.events.v1", ContactsTopicEvent, 12,
     "tenant|contact|contact_id, or the identity's conversation key",
@@ -105,5 +115,5 @@ DEAD_LETTERS = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (
     INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS,
     CONVERSATIONS_COMMANDS, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, MEDIA_EVENTS, DEAD_LETTERS,
-    MEDIA_RETRIES,
+    MEDIA_RETRIES, INBOUND_PREFERENCES,
 )

@@ -5,10 +5,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe_batch
+from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
-from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES
+from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
 from parley_contacts.adapters.sightings import SightingsStore
@@ -16,6 +16,7 @@ from parley_contacts.handlers.card_service import ContactsService
 from parley_contacts.handlers.http import Services, contacts_router
 from parley_contacts.handlers.inbound import InboundHandler
 from parley_contacts.handlers.notes import CommentsService, FieldsService
+from parley_contacts.handlers.preferences import PreferenceHandler
 from parley_contacts.settings import ContactsSettings
 
 SERVICE = "contacts"
@@ -39,6 +40,9 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAP
                     namespace=settings.infra.namespace, handle=inbound,
                     publisher=runtime.publisher, service=SERVICE, max_records=settings.batch_max,
                     concurrency=settings.consumer_concurrency)
+    subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=f"{settings.consumer_group}-preferences",
+              namespace=settings.infra.namespace, handle=PreferenceHandler(ContactsRepository(collections)),
+              publisher=runtime.publisher, service=SERVICE)
     app = build_service(
         service=SERVICE,
         title="Parley contacts",

@@ -14,7 +14,13 @@ from parley_common.logging import configure_logging
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import asyncapi_document, build_service
 from parley_common.settings import load_settings
-from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES
+from parley_common.topics import (
+    DEAD_LETTERS,
+    INBOUND_ATTACHMENTS,
+    INBOUND_MESSAGES,
+    INBOUND_PREFERENCES,
+    INBOUND_STATUSES,
+)
 from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
@@ -25,7 +31,7 @@ from parley_ingest.settings import IngestSettings
 
 SERVICE = "ingest"
 TITLE = "Parley ingest"
-PRODUCED = (INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, DEAD_LETTERS)
+PRODUCED = (INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, DEAD_LETTERS)
 log = structlog.get_logger(__name__)
 
 

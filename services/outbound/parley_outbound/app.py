@@ -18,6 +18,7 @@ from parley_common.topics import (
     CONTACTS_EVENTS,
     CONVERSATIONS_EVENTS,
     INBOUND_MESSAGES,
+    INBOUND_PREFERENCES,
     INBOUND_STATUSES,
     MEDIA_EVENTS,
     OUTBOUND_REQUESTS,
@@ -130,6 +131,8 @@ def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender,
 
     common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
     subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)
+    subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=group("preferences"), handle=windows.on_preference,
+              **common)
     subscribe(runtime.broker, CONVERSATIONS_EVENTS, group_id=group("threads"),
               handle=windows.on_conversation_changed, **common)
     async def on_contact_event(event: Any) -> None:  # one consumer group keeps both contact projections

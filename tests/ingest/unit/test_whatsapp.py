@@ -198,3 +198,20 @@ def test_raw_over_the_limit_is_dropped_and_flagged(kit) -> None:
     message = dict(kit.fixture("whatsapp_messages.json")["text"], text={"body": "x" * 70_000})
     event = normalise(kit, kit.whatsapp([message])).events[0].event
     assert event.raw is None and event.raw_truncated is True
+
+
+def test_user_preferences_become_marketing_preference_events(kit) -> None:
+    from parley_common.events.inbound import MarketingPreferenceChanged
+
+    payload = kit.whatsapp()
+    change = payload["entry"][0]["changes"][0]
+    change["field"] = "user_preferences"
+    change["value"].update(kit.fixture("whatsapp_account.json")["user_preferences_stop"])
+    batch = normalise(kit, payload)
+    assert batch.rejected == []
+    (stop,) = (n.event for n in batch.events)
+    assert isinstance(stop, MarketingPreferenceChanged)
+    assert (stop.opted_out, stop.category, stop.external_user_id) == (True, "marketing_messages",
+                                                                     "GB.28391746502938475612")
+    assert stop.detail == "User requested to stop marketing messages"
+    assert batch.events[0].identity.identifiers == ("bsuid:GB.28391746502938475612", "wa:447700900123")

@@ -127,11 +127,11 @@ async def test_templates_sync_from_whatsapp(app: FastAPI, client: httpx.AsyncCli
                                             module_infra: InfraSettings) -> None:
     async with manager(app, module_infra) as boss:
         synced = await boss.post("/v1/templates/wa-main/sync")
-        assert synced.json() == {"synced": 2, "skipped": 0}
+        assert synced.json() == {"synced": 3, "skipped": 0}
         listed = (await boss.get("/v1/templates", params={"channel_id": "wa-main"})).json()
         one = (await boss.get("/v1/templates/wa-main/order_update/en_US")).json()
     synced_names = {(t["name"], t["status"]) for t in listed if t.get("provider_id")}
-    assert synced_names == {("order_update", "approved"), ("winter_promo", "rejected")}
+    assert synced_names == {("order_update", "approved"), ("winter_promo", "rejected"), ("spring_sale", "approved")}
     assert one["header"] == {"format": "text", "text": "Order news"} and one["category"] == "utility"
     rejected = await client.post("/v1/messages", json={
         "channel_id": "wa-main", "recipient": {"phone": "447700900333"},

@@ -71,6 +71,19 @@ def test_whatsapp_template_pricing_inside_and_outside_window(category: PricingCa
     assert (first.free, first.reason) == (False, Reason.TEMPLATE_BUSINESS_INITIATED)
 
 
+@given(st.sampled_from(list(PricingCategory)), st.booleans(), st.sampled_from([None, timedelta(hours=1),
+                                                                              timedelta(days=3)]))
+def test_marketing_templates_never_go_to_a_customer_who_stopped_them(category: PricingCategory, opted_out: bool,
+                                                                     age: timedelta | None) -> None:
+    facts = WindowFacts(last_customer_at=None if age is None else ago(seconds=age.total_seconds()),
+                        marketing_opted_out=opted_out)
+    decision = run(WA, HUMAN, TEMPLATE, facts, category)
+    if opted_out and category is PricingCategory.MARKETING:
+        assert (decision.verdict, decision.reason) == (Verdict.REFUSED, Reason.MARKETING_OPTED_OUT)
+    else:  # utility and authentication still go, in or out of the window
+        assert decision.verdict is Verdict.ALLOWED
+
+
 def test_whatsapp_free_entry_point_reply_is_free_and_opens_the_72h_window() -> None:
     entry = ago(hours=2)
     decision = run(WA, HUMAN, TEMPLATE, WindowFacts(last_customer_at=entry, free_entry_at=entry),

@@ -233,6 +233,20 @@ class DeliveryStatusReported(ConversationScoped):
     )
 
 
+class MarketingPreferenceChanged(ConversationScoped):
+    """A customer stopped or resumed marketing messages on a channel (WhatsApp `user_preferences`). Marketing
+    templates to a customer who stopped fail at the provider (131050, never retried): outbound refuses them first."""
+
+    source = "parley/ingest"
+    type: Literal["parley.customer.marketing_preference_changed"] = "parley.customer.marketing_preference_changed"
+    schema_version: Literal[1] = 1
+    channel_type: ChannelType
+    opted_out: bool = Field(description="True: the customer stopped marketing messages; False: resumed them")
+    category: str = Field(default="marketing_messages", description="the provider's category of messages")
+    detail: str | None = Field(default=None, description="the provider's human-readable description")
+    provider_timestamp: AwareDatetime
+
+
 class EmailAttachmentReceived(ConversationScoped):
     """The bytes of one inbound email attachment, handed from ingest to media inside the cluster."""
 

@@ -25,6 +25,10 @@ class IdentityOut(BaseModel):
     blocked_at: datetime | None = None
     blocked_by: str | None = None
     block_reason: str | None = None
+    marketing_opted_out: bool | None = Field(
+        default=None, description="the customer stopped (true) or resumed (false) marketing messages on this "
+        "identity's channel; null when they never said")
+    marketing_preference_at: datetime | None = None
 
 
 class ContactOut(BaseModel):

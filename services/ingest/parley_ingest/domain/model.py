@@ -15,11 +15,12 @@ from parley_common.events.inbound import (
     DeliveryStatus,
     DeliveryStatusReported,
     EmailAttachmentReceived,
+    MarketingPreferenceChanged,
     MessageReceived,
 )
 from parley_ingest.domain.identities import IdentityClaim
 
-InboundEvent = MessageReceived | DeliveryStatusReported | EmailAttachmentReceived
+InboundEvent = MessageReceived | DeliveryStatusReported | EmailAttachmentReceived | MarketingPreferenceChanged
 # Stable event ids: a provider retry that slips past de-duplication carries the same event_id, so
 # consumers that are idempotent on event_id ignore it too.
 _EVENT_ID_NAMESPACE = uuid.UUID("5b0e2a52-7a8f-4c55-9d3e-2f3c1f0a9e11")

@@ -14,8 +14,15 @@ import structlog
 
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.envelope import Envelope
-from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived
-from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES, INBOUND_STATUSES, Topic
+from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived, MarketingPreferenceChanged
+from parley_common.topics import (
+    DEAD_LETTERS,
+    INBOUND_ATTACHMENTS,
+    INBOUND_MESSAGES,
+    INBOUND_PREFERENCES,
+    INBOUND_STATUSES,
+    Topic,
+)
 from parley_ingest import metrics
 from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
@@ -46,6 +53,8 @@ def topic_for(event: Envelope) -> Topic:
         return INBOUND_STATUSES
     if isinstance(event, EmailAttachmentReceived):
         return INBOUND_ATTACHMENTS
+    if isinstance(event, MarketingPreferenceChanged):
+        return INBOUND_PREFERENCES
     if isinstance(event, DeadLetter):
         return DEAD_LETTERS
     return INBOUND_MESSAGES

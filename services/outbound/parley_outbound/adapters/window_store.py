@@ -1,9 +1,11 @@
 """Redis: the window projection (last customer message per conversation key in provider time, free entry point,
-Viber subscription) and blocked identities, kept from other services' events. One hash per conversation key.
+Viber subscription, marketing opt-out) and blocked identities, kept from other services' events. One hash per
+conversation key.
 
 Redis because every send reads it (sub-millisecond; the send path must not queue on the database). It is a
 projection: production runs Redis with AOF, and it can be rebuilt by replaying parley.inbound.messages.v1
-(its 7-day retention covers the longest window, HUMAN_AGENT's 7 days) and parley.contacts.events.v1."""
+(its 7-day retention covers the longest window, HUMAN_AGENT's 7 days), parley.inbound.preferences.v1 and
+parley.contacts.events.v1."""
 
 from __future__ import annotations
 
@@ -28,6 +30,15 @@ if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'sub', ARGV[3]) end
 return 1
 """
 
+# KEYS[1] the hash; ARGV: provider time (µs), opted out ('1'/'0'). The latest preference wins.
+_MARKETING = """
+local at = tonumber(ARGV[1])
+if at >= tonumber(redis.call('HGET', KEYS[1], 'mkt_at') or '0') then
+  redis.call('HSET', KEYS[1], 'mkt', ARGV[2], 'mkt_at', at)
+end
+return 1
+"""
+
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
@@ -42,6 +53,7 @@ class WindowStore:
         self._redis = redis
         self._prefix = prefix
         self._customer_message = redis.register_script(_CUSTOMER_MESSAGE)
+        self._marketing = redis.register_script(_MARKETING)
 
     def _key(self, key: ConversationKey) -> str:
         return f"{self._prefix}outbound:window:{key}"
@@ -53,6 +65,9 @@ class WindowStore:
 
     async def record_subscription(self, key: ConversationKey, subscribed: bool) -> None:
         await self._redis.hset(self._key(key), "sub", "1" if subscribed else "0")
+
+    async def record_marketing_preference(self, key: ConversationKey, opted_out: bool, at: datetime) -> None:
+        await self._marketing(keys=[self._key(key)], args=[_micros(at), "1" if opted_out else "0"])
 
     async def start_free_entry_window(self, key: ConversationKey, at: datetime) -> None:
         await self._redis.hsetnx(self._key(key), "fep", str(_micros(at)))
@@ -99,6 +114,7 @@ def _window_facts(fields: dict[str, str]) -> WindowFacts:
         free_entry_window_started_at=_moment(fields.get("fep")),
         subscribed=None if subscribed is None else subscribed == "1",
         blocked=fields.get("blocked") == "1",
+        marketing_opted_out=fields.get("mkt") == "1",
     )
 
 

@@ -54,6 +54,7 @@ class Reason(StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     CUSTOMER_BLOCKED = "customer_blocked"
     UNKNOWN_CHANNEL = "unknown_channel"
+    MARKETING_OPTED_OUT = "marketing_opted_out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +66,7 @@ class WindowFacts:
     free_entry_window_started_at: datetime | None = None  # our first reply to it, which opens the 72 h
     subscribed: bool | None = None  # Viber only; None = never heard of them
     blocked: bool = False
+    marketing_opted_out: bool = False  # the customer stopped marketing messages (WhatsApp user_preferences)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,8 @@ def within(start: datetime | None, length: timedelta, now: datetime) -> bool:
 def decide(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
     if facts.blocked:
         return _refuse(Reason.CUSTOMER_BLOCKED)
+    if facts.marketing_opted_out and intent.template_category is PricingCategory.MARKETING:
+        return _refuse(Reason.MARKETING_OPTED_OUT)  # utility and authentication templates still go
     try:
         rule = channel_catalogue.facts(intent.channel_type).window
     except UnknownChannelType:

@@ -34,6 +34,7 @@ def windows_router(pipeline: Pipeline) -> APIRouter:
             if view.remaining is not None else None,
             "human_agent_closes_at": view.human_agent_closes_at, "last_customer_message_at": view.last_customer_at,
             "blocked": facts.blocked, "subscribed": facts.subscribed,
+            "marketing_opted_out": facts.marketing_opted_out,
             "allowed": [{"sender_kind": a.sender_kind.value, "message_kind": a.message_kind.value,
                          "verdict": a.verdict, "reason": a.reason, "tag": a.tag} for a in view.allowed],
         }

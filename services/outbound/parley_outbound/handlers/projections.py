@@ -17,7 +17,7 @@ from parley_common.events.contacts import (
     Identity,
 )
 from parley_common.events.conversations import ConversationChanged
-from parley_common.events.inbound import DeliveryStatusReported, MessageReceived, SystemPart
+from parley_common.events.inbound import DeliveryStatusReported, MarketingPreferenceChanged, MessageReceived, SystemPart
 from parley_common.events.media import MediaExpired, MediaStored
 from parley_common.ids import ConversationKey
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
@@ -61,6 +61,10 @@ class WindowProjection:
         free_entry = bool(event.referral and event.referral.free_entry_point)
         await self._projections.record_customer_message(event.conversation_key, event.provider_timestamp,
                                                         free_entry, subscribed)
+
+    async def on_preference(self, event: MarketingPreferenceChanged) -> None:
+        await self._projections.record_marketing_preference(event.conversation_key, event.opted_out,
+                                                            event.provider_timestamp)
 
     async def on_conversation_changed(self, event: ConversationChanged) -> None:
         assignee = event.assignee

@@ -10,7 +10,13 @@ from typing import Any
 
 from parley_common.channels import AnyChannel, WhatsAppChannel
 from parley_common.events.common import ChannelType
-from parley_common.events.inbound import Customer, DeliveryStatus, Pricing, ProviderError
+from parley_common.events.inbound import (
+    Customer,
+    DeliveryStatus,
+    MarketingPreferenceChanged,
+    Pricing,
+    ProviderError,
+)
 from parley_common.phones import InvalidPhoneNumber, to_e164
 from parley_ingest.domain.identities import BSUID, PHONE, IdentityClaim, claim, identifier
 from parley_ingest.domain.model import (
@@ -20,6 +26,7 @@ from parley_ingest.domain.model import (
     Normalised,
     Rejected,
     RequestContext,
+    envelope_fields,
     from_unix_seconds,
     guarded,
     message_event,
@@ -86,6 +93,11 @@ def _change(change: dict[str, Any], ctx: RequestContext) -> Batch:
         if not updates:
             batch.rejected.append(Rejected("unrecognised_payload", "user_id_update without user_id.previous/current",
                                            raw_bytes(change)))
+        return batch
+    if change.get("field") == "user_preferences":
+        contacts = [as_dict(contact) for contact in as_list(value.get("contacts"))]
+        for item in as_list(value.get("user_preferences")):
+            guarded(batch, item, lambda i: _preference(as_dict(i), contacts, ctx))
         return batch
     if change.get("field") != "messages":
         # Template, account and quality updates are not conversation events: kept on the DLQ, not lost.
@@ -177,6 +189,27 @@ def _id_updates(value: dict[str, Any]) -> list[IdentityClaim]:
             claims.append(claim(current, identifier(BSUID, previous), identifier(BSUID, current),
                                 identifier(PHONE, opt_str(item.get("wa_id")))))
     return claims
+
+
+def _preference(item: dict[str, Any], contacts: list[dict[str, Any]], ctx: RequestContext) -> Normalised:
+    """`user_preferences`: the customer stopped (`stop`) or resumed (`resume`) marketing messages (reference §1.5)."""
+    choice = item.get("value")
+    if choice not in ("stop", "resume"):
+        raise ValueError(f"user_preferences value {choice!r}")
+    wa_id = opt_str(item.get("wa_id"))
+    contact = _contact_for({"from": wa_id}, contacts) if wa_id else (contacts[0] if len(contacts) == 1 else {})
+    bsuid = opt_str(item.get("user_id") or contact.get("user_id"))
+    external = bsuid or wa_id
+    if external is None:
+        raise ValueError("user_preferences item without wa_id / user_id")
+    category = str(item.get("category") or "marketing_messages")
+    dedup = f"{external}:{category}:{choice}:{item.get('timestamp')}"
+    event = MarketingPreferenceChanged(
+        **envelope_fields(ctx, "preference", dedup, external), channel_type=ctx.channel_type,
+        opted_out=choice == "stop", category=category, detail=opt_str(item.get("detail")),
+        provider_timestamp=from_unix_seconds(item["timestamp"]),
+    )
+    return Normalised(event, "preference", dedup, claim(external, identifier(BSUID, bsuid), identifier(PHONE, wa_id)))
 
 
 def _status(status: dict[str, Any], ctx: RequestContext) -> Normalised:
