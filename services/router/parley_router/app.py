@@ -10,6 +10,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI
 
+from parley_common.auth import Principal
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
@@ -80,7 +81,10 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     """`consume=False` serves HTTP and publishes without joining the consumer group (tests, API-only pods)."""
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
     engine = build_engine(runtime, settings, clock or SystemClock())
-    hub = live.LiveHub(engine.stores.timeline)
+    async def live_counts(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
+        return await http_conversations.tab_counts(engine, principal, teams, cap=live.COUNTS_CAP)
+
+    hub = live.LiveHub(engine.stores.timeline, live_counts)
     if consume:
         wire_consumers(runtime, engine, settings)
         live.follow_changes(runtime.broker, hub, settings.infra.namespace)

@@ -70,3 +70,45 @@ async def test_stream_sends_the_frames_and_forgets_the_watcher_when_closed() -> 
     await stream.aclose()
     await hub.deliver(changed("in:m2"))
     assert one.queue.empty()
+
+
+async def test_a_reconnect_gets_what_it_may_see_after_its_last_event_and_an_unknown_id_gets_reset() -> None:
+    hub = LiveHub(CountingEntries())
+    events = [changed(f"in:m{n}", team="sales" if n != 2 else "support") for n in range(4)]
+    for event in events:
+        await hub.deliver(event)
+    ann = watcher("ann", [Role.AGENT], {"sales"})
+    missed = hub.missed(ann, str(events[0].event_id))
+    assert [event.entry_id for event in missed or []] == ["in:m1", "in:m3"]
+    assert hub.missed(ann, "not-kept") is None
+
+    stream = hub.stream(ann, keepalive=0.05, last_event_id=str(events[0].event_id))
+    assert await anext(stream) == ": connected\n\n"
+    replayed = [await anext(stream), await anext(stream)]
+    assert [json.loads(frame.split("data: ", 1)[1])["entry_id"] for frame in replayed] == ["in:m1", "in:m3"]
+    await stream.aclose()
+    lost = hub.stream(ann, keepalive=0.05, last_event_id="not-kept")
+    await anext(lost)
+    assert (await anext(lost)).startswith("event: reset\n")
+    await lost.aclose()
+
+
+async def test_tab_counts_are_pushed_on_connect_and_after_changes_shared_by_one_scope() -> None:
+    calls: list[str] = []
+
+    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
+        calls.append(principal.login)
+        return {"queued": 3, "unanswered": 1000}
+
+    hub = LiveHub(CountingEntries(), counter)
+    boss, other_boss = watcher("boss", [Role.MANAGER], set()), watcher("sue", [Role.MANAGER], set())
+    first, second = hub.stream(boss, keepalive=0.05), hub.stream(other_boss, keepalive=0.05)
+    for stream in (first, second):
+        assert await anext(stream) == ": connected\n\n"
+        frame = await anext(stream)
+        assert frame.startswith("event: counts\n")
+        assert json.loads(frame.split("data: ", 1)[1]) == {"counts": {"queued": 3, "unanswered": 1000},
+                                                           "capped": ["unanswered"]}
+    assert calls == ["boss"]  # managers of one tenant share the count
+    await first.aclose()
+    await second.aclose()

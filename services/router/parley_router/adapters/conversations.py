@@ -337,7 +337,10 @@ class ConversationRepository:
                 return latest
         return await newest(None)
 
-    async def count(self, query: Doc) -> int:
+    async def count(self, query: Doc, cap: int = 0) -> int:
+        """How many match; `cap` > 0 stops counting there."""
+        if cap:
+            return await self._conversations.count_documents(query, limit=cap)
         return await self._conversations.count_documents(query)
 
     async def active_of_agent(self, tenant_id: str, login: str) -> list[Conversation]:

@@ -194,11 +194,12 @@ class Engine:
     async def record(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
                      previous: Conversation | None = None, entry_id: str | None = None) -> None:
         """Activity entry on the timeline (messages have their own entries) and the published event."""
-        if change not in ("message_appended", "note_added", "opened", "contact_changed"):
-            entry_id = f"act:{conv.version:08d}"  # one per saved version: a repeated record overwrites
-            await self.stores.timeline.put(conv.tenant_id, conv.id, entry_id, EntryKind.ACTIVITY.value, now, {
+        if change not in ("message_appended", "note_added", "opened", "contact_changed", "message_status"):
+            activity_id = f"act:{conv.version:08d}"  # one per saved version: a repeated record overwrites
+            await self.stores.timeline.put(conv.tenant_id, conv.id, activity_id, EntryKind.ACTIVITY.value, now, {
                 "change": change, "actor": actor, "comment": comment, "status": conv.status.value,
                 "assignee": {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None})
+            entry_id = entry_id or activity_id  # a change a message caused (a reply that took it) names the message
         await self.publish(conv, change, actor, comment, now, previous, entry_id)
 
     async def publish(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,

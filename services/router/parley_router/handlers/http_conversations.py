@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from parley_common.auth import Principal, Role, require_roles
 from parley_router.domain.conversation import Status
 from parley_router.handlers.deps import brands_of, engine_of, teams_of, visible_conversation
+from parley_router.handlers.engine import Engine
 from parley_router.handlers.inbox import (
     InboxFilter,
     SortKey,
@@ -58,17 +59,25 @@ async def counts(principal: Caller, request: Request,
                  brand: Annotated[str | None, Query(description="only this company/brand's channels")] = None,
                  ) -> dict[str, int]:
     engine = engine_of(request)
-    base = {**scope(principal, await teams_of(engine, principal)), "blocked": False}
-    if brand is not None:
-        base["channel_id"] = {"$in": brand_channels(brands_of(request), brand)}
+    channels = brand_channels(brands_of(request), brand) if brand is not None else None
+    return await tab_counts(engine, principal, await teams_of(engine, principal), channels)
+
+
+async def tab_counts(engine: Engine, principal: Principal, teams: frozenset[str], channels: list[str] | None = None,
+                     cap: int = 0) -> dict[str, int]:
+    """Conversations per tab in the caller's scope; `cap` > 0 stops each count there (the live stream's pushes:
+    the local database counts by fetching every match)."""
+    base = {**scope(principal, teams), "blocked": False}
+    if channels is not None:
+        base["channel_id"] = {"$in": channels}
     repo = engine.stores.conversations
-    result = {status.value: await repo.count({**base, "status": status.value, "archived": False})
+    result = {status.value: await repo.count({**base, "status": status.value, "archived": False}, cap)
               for status in Status}
     result["unanswered"] = await repo.count({**base, "unanswered": True, "archived": False,
-                                             "status": {"$ne": Status.CLOSED.value}})
-    result["archived"] = await repo.count({**base, "archived": True})
+                                             "status": {"$ne": Status.CLOSED.value}}, cap)
+    result["archived"] = await repo.count({**base, "archived": True}, cap)
     result["mine"] = await repo.count({**base, "assignee_agent": principal.login,
-                                       "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}})
+                                       "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}}, cap)
     return result
 
 

@@ -4,18 +4,27 @@ server-sent-event streams whose caller may see that conversation.
 
 An event about a message or note (`entry_id` not an activity entry) is enriched here with the timeline entry
 itself (`entry` in the SSE data: kind, at, text, parts, sender, delivery status, media), read once per event on
-this replica and only when someone may see it — the Kafka event stays lean (no message bodies on the topic)."""
+this replica and only when someone may see it — the Kafka event stays lean (no message bodies on the topic).
+
+A reconnect resumes: the replica keeps its last `REPLAY_LIMIT` events, and a stream opened with `Last-Event-ID`
+first replays those after that id the caller may see (entries read again); an id it no longer has (older, or
+seen by another replica before this one started) gets `event: reset`: the screen refetches its lists. The
+stream also pushes the caller's tab counts (`event: counts`): on connect, then at most every
+`COUNTS_EVERY_SECONDS` while changes it may see arrive, each tab counted up to `COUNTS_CAP` and shared by the
+streams of the same scope for that long — counting a large tab on the local database fetches every match."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -31,6 +40,10 @@ KEEPALIVE_SECONDS = 15.0
 QUEUE_LIMIT = 1000  # a stalled screen loses its oldest updates rather than holding the replica's memory
 # The inbound consumer publishes `message_appended` just before it writes the message entry: wait that long.
 ENTRY_WAITS = (0.02, 0.05, 0.1, 0.2)
+REPLAY_LIMIT = 5000  # events kept per replica for streams that reconnect with Last-Event-ID
+COUNTS_EVERY_SECONDS = 2.0
+COUNTS_CAP = 1000
+Counter = Callable[[Principal, frozenset[str]], Awaitable[dict[str, int]]]
 
 
 class EntrySource(Protocol):
@@ -53,9 +66,12 @@ class Watcher:
 
 
 class LiveHub:
-    def __init__(self, entries: EntrySource | None = None) -> None:
+    def __init__(self, entries: EntrySource | None = None, counter: Counter | None = None) -> None:
         self._watchers: set[Watcher] = set()
         self._entries = entries
+        self._recent: deque[ConversationChanged] = deque(maxlen=REPLAY_LIMIT)
+        self._counter = counter
+        self._counts: dict[tuple[str, ...], tuple[float, dict[str, int]]] = {}  # scope → (when, counts)
 
     def watch(self, watcher: Watcher) -> None:
         self._watchers.add(watcher)
@@ -64,6 +80,7 @@ class LiveHub:
         self._watchers.discard(watcher)
 
     async def deliver(self, event: ConversationChanged) -> None:
+        self._recent.append(event)
         watchers = [watcher for watcher in self._watchers if watcher.may_see(event)]
         if not watchers:
             return
@@ -86,18 +103,63 @@ class LiveHub:
                 return entry
         return None  # still not written (its writer failed and will retry): the screen fetches it later
 
-    async def stream(self, watcher: Watcher, keepalive: float = KEEPALIVE_SECONDS) -> AsyncIterator[str]:
-        """Server-sent events for one watcher until the client goes away."""
-        self.watch(watcher)
+    def missed(self, watcher: Watcher, last_event_id: str) -> list[ConversationChanged] | None:
+        """The kept events after `last_event_id` the watcher may see; None when that id is not kept."""
+        ids = [str(event.event_id) for event in self._recent]
+        if last_event_id not in ids:
+            return None
+        return [event for event in list(self._recent)[ids.index(last_event_id) + 1:] if watcher.may_see(event)]
+
+    async def stream(self, watcher: Watcher, keepalive: float = KEEPALIVE_SECONDS,
+                     last_event_id: str | None = None) -> AsyncIterator[str]:
+        """Server-sent events for one watcher until the client goes away: what it missed since `last_event_id`,
+        then live changes, with its tab counts pushed now and then."""
+        self.watch(watcher)  # first: nothing that arrives while the missed ones are sent is lost
         try:
             yield ": connected\n\n"
-            while True:
-                try:
-                    yield await asyncio.wait_for(watcher.queue.get(), keepalive)
-                except TimeoutError:
-                    yield ": keepalive\n\n"
+            replayed: set[str] = set()
+            if last_event_id:
+                missed = self.missed(watcher, last_event_id)
+                if missed is None:
+                    yield f"event: reset\ndata: {json.dumps({'last_event_id': last_event_id})}\n\n"
+                for event in missed or ():
+                    replayed.add(str(event.event_id))
+                    yield _frame(event, await self._entry_of(event))
+            async for frame in self._live(watcher, keepalive, replayed):
+                yield frame
         finally:
             self.forget(watcher)
+
+    async def _live(self, watcher: Watcher, keepalive: float, replayed: set[str]) -> AsyncIterator[str]:
+        counted_at, changed = 0.0, self._counter is not None
+        while True:
+            due = counted_at + COUNTS_EVERY_SECONDS - time.monotonic()
+            if changed and due <= 0:
+                yield await self._counts_frame(watcher)
+                counted_at, changed = time.monotonic(), False
+                continue
+            try:
+                frame = await asyncio.wait_for(watcher.queue.get(), min(keepalive, due) if changed else keepalive)
+            except TimeoutError:
+                if not changed:
+                    yield ": keepalive\n\n"
+                continue
+            if _frame_id(frame) not in replayed:
+                changed = self._counter is not None
+                yield frame
+
+    async def _counts_frame(self, watcher: Watcher) -> str:
+        assert self._counter is not None
+        principal = watcher.principal
+        scope = (principal.tenant_id, "*") if principal.has_any(MANAGERS) else (
+            principal.tenant_id, principal.login, *sorted(watcher.teams))
+        cached = self._counts.get(scope)
+        if cached is None or time.monotonic() - cached[0] >= COUNTS_EVERY_SECONDS:
+            cached = (time.monotonic(), await self._counter(principal, watcher.teams))
+            self._counts[scope] = cached
+        counts = cached[1]
+        capped = sorted(tab for tab, count in counts.items() if count >= COUNTS_CAP)
+        return f"event: counts\ndata: {json.dumps({'counts': counts, 'capped': capped})}\n\n"
 
 
 def _frame(event: ConversationChanged, entry: dict[str, Any] | None) -> str:
@@ -106,6 +168,10 @@ def _frame(event: ConversationChanged, entry: dict[str, Any] | None) -> str:
         data["entry"] = {k: v for k, v in entry.items() if k not in ("tenant_id", "rank", "status_rank")}
     text = json.dumps(data, default=_iso)
     return f"id: {event.event_id}\nevent: conversation.{event.change}\ndata: {text}\n\n"
+
+
+def _frame_id(frame: str) -> str:
+    return frame.split("\n", 1)[0].removeprefix("id: ")
 
 
 def _iso(value: object) -> str:
@@ -134,8 +200,11 @@ Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Ro
 
 @router.get("/stream", summary="Server-sent events: changes to the conversations the caller may see",
             response_class=StreamingResponse)
-async def stream(principal: Caller, request: Request) -> StreamingResponse:
+async def stream(principal: Caller, request: Request,
+                 last_event_id: Annotated[str | None, Header(max_length=64, description="resume after this event "
+                                                             "(sent by EventSource on reconnect)")] = None,
+                 ) -> StreamingResponse:
     hub: LiveHub = request.app.state.live_hub
     watcher = Watcher(principal, await teams_of(engine_of(request), principal))
-    return StreamingResponse(hub.stream(watcher), media_type="text/event-stream",
+    return StreamingResponse(hub.stream(watcher, last_event_id=last_event_id), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
