@@ -102,10 +102,11 @@ async def test_readme_first_hour_runs_as_written(system: System, http: httpx.Asy
 
 async def test_one_whole_shift(system: System, http: httpx.AsyncClient, infra_endpoints: dict[str, str]) -> None:
     """Seed → a customer writes on WhatsApp, then one on Telegram → alice goes online, accepts the WhatsApp one
-    and declines the Telegram one (bob gets it) → uploads a file and sends it → the window closes → she picks a
-    template and sends it → the customer replies → she transfers to bob with a comment → bob closes it with a
-    note → the supervisor sees the figures. The WhatsApp message arrives with the last minute of its 24 h window
-    left (as a late webhook delivery would): nothing here can move the services' clocks."""
+    (and opens the customer's card) and declines the Telegram one (bob gets it) → uploads a file and sends it →
+    the window closes → she picks a template and sends it → the customer replies → she transfers to bob with a
+    comment → bob closes it with a note → the supervisor sees the figures. The WhatsApp message arrives with the
+    last minute of its 24 h window left (as a late webhook delivery would): nothing here can move the services'
+    clocks."""
     desk = Desk(system, http)
     seed_demo(system.url("router"), system.url("outbound"), issue_token(JWT_SECRET, TENANT, MANAGER, ["manager"]),
               WHATSAPP.id)
@@ -129,6 +130,8 @@ async def walk_the_shift(desk: Desk, system: System, http: httpx.AsyncClient,
     await desk.presence("alice", "online")  # both are offered to her at once
     assert await desk.offered(wa_conv["id"]) == "alice" and await desk.offered(tg_conv["id"]) == "alice"
     assert (await desk.act("alice", wa_conv["id"], "accept")).status_code == 200
+    card = await eventually(lambda: customer_card(desk, wa_conv["id"]), what="the WhatsApp customer's card")
+    assert (card["platform_name"], card["phones"]) == ("Dana Li", [f"+{whatsapp.phone}"])
     assert (await desk.act("alice", tg_conv["id"], "decline")).status_code == 200
     await desk.presence("bob", "online")
     assert await desk.offered(tg_conv["id"]) == "bob"
@@ -178,6 +181,15 @@ async def walk_the_shift(desk: Desk, system: System, http: httpx.AsyncClient,
     assert next(entry for entry in activity if entry["change"] == "closed")["comment"] == "refund issued"
 
     return wa_conv["id"], tg_conv["id"]
+
+
+async def customer_card(desk: Desk, conversation_id: str) -> dict[str, Any]:
+    """The card alice opens from the conversation (its contact id, once contacts' events told the router)."""
+    contact_id = (await desk.conversation(conversation_id)).get("contact_id")
+    if not contact_id:
+        raise NotYet("no contact_id on the conversation yet")
+    card: dict[str, Any] = await desk.ok("GET", "contacts", f"/v1/contacts/{contact_id}", "alice", "agent")
+    return card
 
 
 async def window_closed(journey: Journey) -> dict[str, Any]:
