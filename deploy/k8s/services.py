@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley_common.topics import (
+    CHANNEL_UPDATES,
     CONTACTS_EVENTS,
     CONVERSATIONS_COMMANDS,
     CONVERSATIONS_EVENTS,
@@ -103,6 +104,7 @@ SERVICES: tuple[Service, ...] = (
         consumes=(
             Consumer(INBOUND_MESSAGES, "outbound-windows"),
             Consumer(INBOUND_PREFERENCES, "outbound-preferences"),
+            Consumer(CHANNEL_UPDATES, "outbound-channel-updates"),
             Consumer(CONVERSATIONS_EVENTS, "outbound-threads"),
             Consumer(CONTACTS_EVENTS, "outbound-contacts"),
             Consumer(INBOUND_STATUSES, "outbound-statuses"),

@@ -193,3 +193,39 @@ async def test_a_customer_who_stopped_marketing_gets_utility_but_no_marketing_te
     await preference("resume", now + 1)
     await opted_out(False)
     assert (await sale()).status_code == 202
+
+
+async def test_a_template_meta_paused_is_never_sent_until_reinstated(system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    synced = await http.post(f"{system.url('outbound')}/v1/templates/{WHATSAPP.id}/sync",
+                             headers=system.auth(SUPERVISOR, "manager"))
+    assert synced.status_code == 200, synced.text
+
+    async def template_event(event: str) -> None:
+        outcome = await journey.deliver({"object": "whatsapp_business_account", "entry": [{
+            "id": "102290129340398", "time": int(time.time()), "changes": [{
+                "field": "message_template_status_update", "value": {
+                    "event": event, "message_template_id": 1689000000000001, "message_template_name": "order_update",
+                    "message_template_language": "en_US", "message_template_category": "UTILITY",
+                    "reason": "LOW_QUALITY" if event == "PAUSED" else "NONE"}}]}]})
+        assert (outcome["published"], outcome["dead_lettered"]) == (1, 0)
+
+    async def stored_as(status: str) -> None:
+        async def probe() -> None:
+            stored = (await journey.get("outbound", f"/v1/templates/{WHATSAPP.id}/order_update/en_US")).json()
+            if stored["status"] != status:
+                raise NotYet(str(stored))
+
+        await eventually(probe, what=f"order_update {status} in outbound's template store")
+
+    await template_event("PAUSED")
+    await stored_as("paused")
+    refused = await journey.agent_sends_order_update()
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["code"] == "template_not_approved"
+    await template_event("REINSTATED")
+    await stored_as("approved")
+    accepted = await journey.agent_sends_order_update()
+    assert accepted.status_code == 202, accepted.text
+    await journey.outbound_state(accepted.json()["message_id"], "sent")
+    assert [send["template"]["name"] for send in system.provider.sends_to(journey.phone)] == ["order_update"]

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
+from parley_common.events.channels import ChannelUpdate
 from parley_common.events.contacts import ContactsTopicEvent
 from parley_common.events.conversations import ConversationActionRequested, ConversationChanged
 from parley_common.events.dlq import DeadLetter
@@ -76,6 +77,12 @@ INBOUND_PREFERENCES = Topic(
     "Customers stopping or resuming marketing messages (ingest); contacts and outbound keep the latest.",
     retention_ms=30 * DAY_MS,
 )
+CHANNEL_UPDATES = Topic(
+    "parley.channels.updates.v1", ChannelUpdate, 12, "tenant|channel_id",
+    "What providers say about the channels themselves: template status and quality, account and number health "
+    "(ingest); outbound keeps its template store current.",
+    retention_ms=30 * DAY_MS,
+)
 CONTACTS_EVENTS = Topic(
     "parley.contacts.events.v1", ContactsTopicEvent, 12,
     "tenant|contact|contact_id, or the identity's conversation key",
@@ -115,5 +122,5 @@ DEAD_LETTERS = Topic(
 ALL_TOPICS: tuple[Topic, ...] = (
     INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS,
     CONVERSATIONS_COMMANDS, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, MEDIA_EVENTS, DEAD_LETTERS,
-    MEDIA_RETRIES, INBOUND_PREFERENCES,
+    MEDIA_RETRIES, INBOUND_PREFERENCES, CHANNEL_UPDATES,
 )

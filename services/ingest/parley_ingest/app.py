@@ -15,6 +15,7 @@ from parley_common.runtime import Runtime, run_service
 from parley_common.service import asyncapi_document, build_service
 from parley_common.settings import load_settings
 from parley_common.topics import (
+    CHANNEL_UPDATES,
     DEAD_LETTERS,
     INBOUND_ATTACHMENTS,
     INBOUND_MESSAGES,
@@ -31,7 +32,8 @@ from parley_ingest.settings import IngestSettings
 
 SERVICE = "ingest"
 TITLE = "Parley ingest"
-PRODUCED = (INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, DEAD_LETTERS)
+PRODUCED = (INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, CHANNEL_UPDATES,
+            DEAD_LETTERS)
 log = structlog.get_logger(__name__)
 
 

@@ -15,6 +15,7 @@ from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import (
+    CHANNEL_UPDATES,
     CONTACTS_EVENTS,
     CONVERSATIONS_EVENTS,
     INBOUND_MESSAGES,
@@ -43,6 +44,7 @@ from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
     MediaProjection,
     StatusProjection,
+    TemplateStatusProjection,
     WindowProjection,
 )
 from parley_outbound.handlers.sending import Sender
@@ -87,6 +89,9 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     _subscribe_all(runtime, settings, sender, WindowProjection(projections),
                    statuses, MediaProjection(media),
                    ContactFieldsProjection(contact_fields))
+    subscribe(runtime.broker, CHANNEL_UPDATES, group_id="outbound-channel-updates",
+              handle=TemplateStatusProjection(templates).on_channel_update, namespace=settings.infra.namespace,
+              publisher=runtime.publisher, service=SERVICE)
 
     background: list[asyncio.Task[None]] = []
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import (
     RAW_LIMIT_BYTES,
@@ -20,7 +21,8 @@ from parley_common.events.inbound import (
 )
 from parley_ingest.domain.identities import IdentityClaim
 
-InboundEvent = MessageReceived | DeliveryStatusReported | EmailAttachmentReceived | MarketingPreferenceChanged
+InboundEvent = (MessageReceived | DeliveryStatusReported | EmailAttachmentReceived | MarketingPreferenceChanged
+                | TemplateUpdated | ChannelHealthReported)
 # Stable event ids: a provider retry that slips past de-duplication carries the same event_id, so
 # consumers that are idempotent on event_id ignore it too.
 _EVENT_ID_NAMESPACE = uuid.UUID("5b0e2a52-7a8f-4c55-9d3e-2f3c1f0a9e11")

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
+from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.envelope import Envelope
 from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived, MarketingPreferenceChanged
 from parley_common.topics import (
+    CHANNEL_UPDATES,
     DEAD_LETTERS,
     INBOUND_ATTACHMENTS,
     INBOUND_MESSAGES,
@@ -55,6 +57,8 @@ def topic_for(event: Envelope) -> Topic:
         return INBOUND_ATTACHMENTS
     if isinstance(event, MarketingPreferenceChanged):
         return INBOUND_PREFERENCES
+    if isinstance(event, TemplateUpdated | ChannelHealthReported):
+        return CHANNEL_UPDATES
     if isinstance(event, DeadLetter):
         return DEAD_LETTERS
     return INBOUND_MESSAGES
@@ -126,10 +130,11 @@ class Intake:
         claimed = [n for n in batch.events if n.identity is not None]
         claims = [(n.event.tenant_id, n.event.channel_id, n.identity) for n in claimed if n.identity is not None]
         claims += [(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
+        # the links' keys come after the events' and are not needed: zip stops at the claimed events
         keys = dict(zip(map(id, claimed), await self._identities.keys_for(claims), strict=False))
         return [
             replace(n, event=n.event.model_copy(update={"external_user_id": keys[id(n)]}))
-            if keys.get(id(n), n.event.external_user_id) != n.event.external_user_id else n
+            if id(n) in keys and keys[id(n)] != getattr(n.event, "external_user_id", None) else n
             for n in batch.events
         ]
 

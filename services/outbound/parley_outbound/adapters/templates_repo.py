@@ -37,6 +37,17 @@ class TemplateRepository:
             query["status"] = status
         return [doc async for doc in self._templates.find(query).sort("_id", ASCENDING).limit(1000)]
 
+    async def set_status(self, tenant_id: str, channel_id: str, name: str, language: str | None,
+                         status: str | None, quality: str | None) -> None:
+        """What the provider's template webhook says (every language when it names none); a template the store
+        does not have yet arrives with the next sync."""
+        query: Doc = {"tenant_id": tenant_id, "channel_id": channel_id, "name": name}
+        if language:
+            query["language"] = language
+        changes = {key: value for key, value in (("status", status), ("quality", quality)) if value is not None}
+        if changes:
+            await self._templates.update_many(query, {"$set": changes})
+
     async def has_approved(self, tenant_id: str, channel_id: str) -> bool:
         return await self._templates.find_one(
             {"tenant_id": tenant_id, "channel_id": channel_id, "status": "approved"}) is not None

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from parley_common.clock import Clock
+from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
 from parley_common.events.common import ChannelType
 from parley_common.events.contacts import (
     ContactBlocked,
@@ -24,6 +25,7 @@ from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
+from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.provider_errors import classify_meta
 from parley_outbound.domain.saved_replies import custom_field_changes
@@ -76,6 +78,20 @@ class WindowProjection:
             identity = event.identity
             key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
             await self._projections.set_blocked(key, isinstance(event, ContactBlocked))
+
+
+class TemplateStatusProjection:
+    """Template status and quality from the provider's webhooks (parley.channels.updates.v1): a template Meta
+    paused or disabled is refused at once (`template_not_approved`), not only after the next sync. Channel health
+    reports concern no send: outbound leaves them to whoever watches the channels."""
+
+    def __init__(self, templates: TemplateRepository) -> None:
+        self._templates = templates
+
+    async def on_channel_update(self, event: TemplateUpdated | ChannelHealthReported) -> None:
+        if isinstance(event, TemplateUpdated):
+            await self._templates.set_status(event.tenant_id, event.channel_id, event.name, event.language,
+                                             event.status, event.quality)
 
 
 class ContactFieldsProjection:

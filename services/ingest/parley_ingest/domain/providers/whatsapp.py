@@ -34,6 +34,7 @@ from parley_ingest.domain.model import (
     status_event,
 )
 from parley_ingest.domain.providers.base import as_dict, as_list, load_json_object, opt_str
+from parley_ingest.domain.providers.whatsapp_business import BUSINESS_FIELDS, business_change
 from parley_ingest.domain.providers.whatsapp_parts import parts_of, referral_of
 from parley_ingest.domain.signatures import meta_signature_ok
 
@@ -62,8 +63,13 @@ class WhatsAppPlugin:
         if payload.get("object") != OBJECT or not isinstance(payload.get("entry"), list):
             raise MalformedPayload("unrecognised_payload", f"expected object={OBJECT} with entry[]")
         batch = Batch()
-        for entry in payload["entry"]:
-            for change in map(as_dict, as_list(as_dict(entry).get("changes"))):
+        for entry in map(as_dict, payload["entry"]):
+            for change in map(as_dict, as_list(entry.get("changes"))):
+                if change.get("field") in BUSINESS_FIELDS:
+                    for owner in self._account_channels(channel, entry):
+                        routed = replace(ctx, tenant_id=owner.tenant_id, channel_id=owner.id)
+                        guarded(batch, change, lambda c, e=entry, r=routed: business_change(e, c, r))
+                    continue
                 target = self._target(channel, change)
                 if target is None:
                     number = as_dict(as_dict(change.get("value")).get("metadata")).get("phone_number_id")
@@ -73,6 +79,15 @@ class WhatsAppPlugin:
                 routed = ctx if target is channel else replace(ctx, tenant_id=target.tenant_id, channel_id=target.id)
                 batch.extend(_change(change, routed))
         return batch
+
+    def _account_channels(self, channel: WhatsAppChannel, entry: dict[str, Any]) -> list[WhatsAppChannel]:
+        """The channels a business-side change concerns: this one, and every number of the same Meta app whose
+        configured `waba_id` is the entry's account (templates and account health are per account)."""
+        account = str(entry.get("id"))
+        secret = channel.app_secret.get_secret_value()
+        siblings = [number for number in self._numbers.values() if number.id != channel.id
+                    and number.waba_id == account and number.app_secret.get_secret_value() == secret]
+        return [channel, *siblings]
 
     def _target(self, channel: WhatsAppChannel, change: dict[str, Any]) -> WhatsAppChannel | None:
         number = as_dict(as_dict(change.get("value")).get("metadata")).get("phone_number_id")
