@@ -4,6 +4,7 @@ health and readiness, AsyncAPI and OpenAPI documents, error handlers, correlatio
 from __future__ import annotations
 
 import gc
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -17,12 +18,16 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
+from parley_common.bounds import BodySizeLimit
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
 from parley_common.settings import InfraSettings
 
 CORRELATION_HEADER = "X-Correlation-Id"
+# A caller's correlation id is kept when it is 1-128 printable ASCII characters (what events carry); any other
+# is replaced by a new id rather than refused: it only labels logs.
+_CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
 FREEZE_HEAP = "freeze_heap_after_start"  # app.state flag: `serve` sets it
 Hook = Callable[[], Awaitable[None]]
 log = structlog.get_logger(__name__)
@@ -39,8 +44,10 @@ def build_service(
     on_startup: Sequence[Hook] = (),
     on_shutdown: Sequence[Hook] = (),
     description: str = "",
+    own_body_limits: tuple[str, ...] = (),
 ) -> FastAPI:
-    """`on_startup` hooks run before the broker starts consuming; `on_shutdown` hooks after it stopped."""
+    """`on_startup` hooks run before the broker starts consuming; `on_shutdown` hooks after it stopped. Request
+    bodies are limited to `infra.max_request_body_bytes`, except on `own_body_limits` (see BodySizeLimit)."""
 
     @asynccontextmanager
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
@@ -70,6 +77,8 @@ def build_service(
     if broker is not None:
         _mount_asyncapi(app, broker, title)
 
+    app.add_middleware(BodySizeLimit, max_bytes=infra.max_request_body_bytes,
+                       own_limits=own_body_limits)
     app.add_middleware(CorrelationMiddleware, service=service)
     return app
 
@@ -87,7 +96,8 @@ class CorrelationMiddleware:
             await self.app(scope, receive, send)
             return
         clear_contextvars()
-        correlation_id = Headers(scope=scope).get(CORRELATION_HEADER) or new_id()
+        given = Headers(scope=scope).get(CORRELATION_HEADER, "")
+        correlation_id = given if _CORRELATION_ID.fullmatch(given) else new_id()
         bind_contextvars(service=self.service, correlation_id=correlation_id)
         scope.setdefault("state", {})["correlation_id"] = correlation_id
 

@@ -42,6 +42,8 @@ class InfraSettings(BaseSettings):
     )
     channels_file: Path = Path(".run/channels.yaml")
     jwt_secret: Key = Field(description="HS256 key of the bearer tokens")
+    max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024,
+                                        description="JSON request bodies (webhooks and uploads have their own limits)")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool | None = None
 

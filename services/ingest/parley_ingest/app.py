@@ -71,6 +71,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
         readiness={"kafka": link.check, "redis": redis_check(runtime.redis)},
         on_startup=[connect_kafka],
         on_shutdown=[link.close, runtime.close, stop_parsing],
+        own_body_limits=("/webhooks/",),  # 4 MiB JSON, 25 MiB email: checked while streaming (handlers/webhooks.py)
     )
 
     @app.get("/asyncapi.json", tags=["docs"], summary="AsyncAPI document of the topics ingest produces")

@@ -98,6 +98,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
         broker=runtime.broker,
         on_startup=[start],
         on_shutdown=[stop],
+        own_body_limits=("/v1/media",),  # uploads: the channel's ceiling, checked while streaming
     )
     app.state.sweeper = sweeper
     app.state.pipeline = pipeline

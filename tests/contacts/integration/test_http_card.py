@@ -77,7 +77,7 @@ async def test_bad_input_is_422_with_a_code_and_writes_nothing(kafka_topics: Inf
         cid = (await client.post("/v1/contacts", json={"phone": "+14155550123"}, headers=AGENT)).json()["id"]
         cases = [
             ("put", f"/v1/contacts/{cid}/fields/a.b", {"type": "text", "value": "x"}, "invalid_field_name"),
-            ("put", f"/v1/contacts/{cid}/fields/$where", {"type": "text", "value": "x"}, "invalid_field_name"),
+            ("put", f"/v1/contacts/{cid}/fields/$where", {"type": "text", "value": "x"}, "validation_failed"),
             ("put", f"/v1/contacts/{cid}/fields/size", {"type": "color", "value": "x"}, "unknown_field_type"),
             ("put", f"/v1/contacts/{cid}/fields/size", {"type": "number", "value": "x"}, "invalid_field_value"),
             ("post", f"/v1/contacts/{cid}/labels", {"add": ["ok", "x" * 65]}, "label_too_long"),

@@ -134,3 +134,16 @@ async def test_deeply_nested_json_is_400_and_dead_lettered_never_503(client, kit
         assert (response.status_code, response.json()["error"]["code"]) == (400, "payload_too_deep")
     assert [letter.reason for letter in await topics.events(DEAD_LETTERS)] == ["payload_too_deep"] * 2
     assert await topics.records(INBOUND_MESSAGES) == []
+
+
+async def test_non_ascii_bytes_in_a_signature_header_are_401_on_every_signed_channel(client, kit, topics) -> None:
+    body = b'{"object": "page", "entry": []}'
+    probes = {"/webhooks/whatsapp/wa-main": "x-hub-signature-256", "/webhooks/messenger/fb-page": "x-hub-signature-256",
+              "/webhooks/instagram/ig-shop": "x-hub-signature-256", "/webhooks/viber/viber-bot":
+              "x-viber-content-signature"}
+    for path, header in probes.items():
+        for signature in (b"sha256=\xff\xfe" + b"0" * 62, "sha256=é".encode(), b"\xc3\xa9" * 32):
+            response = await client.post(path, content=body,
+                                         headers={"content-type": "application/json", header: signature})
+            assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_signature"), path
+    assert await topics.records(DEAD_LETTERS) == []

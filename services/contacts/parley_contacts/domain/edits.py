@@ -25,6 +25,10 @@ def normalised_patch(patch: Mapping[str, Any]) -> dict[str, Any]:
             clean[name] = unique(validation.phone(item) for item in _bounded(value, name))
         elif name == "emails":
             clean[name] = unique(validation.email(item) for item in _bounded(value, name))
+        elif name == "avatar_url" and isinstance(value, str):
+            clean[name] = validation.avatar_url(value)
+        elif name == "display_name" and isinstance(value, str):
+            clean[name] = validation.display_text(value, name)
         else:
             clean[name] = value.strip() or None if isinstance(value, str) else value
     return clean

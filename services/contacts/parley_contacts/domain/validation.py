@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 from parley_common.phones import InvalidPhoneNumber, to_e164
 from parley_contacts.domain.errors import InvalidInput
@@ -16,6 +17,10 @@ MAX_COMMENT_LENGTH = 4000
 # edna's rule: <login>@<text>.<text2>, login of Latin letters, digits, dots, underscores, dashes; text2 ≥ 2 letters
 EMAIL = re.compile(r"^[A-Za-z0-9._+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$")
 MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9._-]{1,64})")
+# Control characters (NUL included) and the bidi embeddings, overrides and isolates that make a name or a label
+# read differently from what it is (e.g. "\u202egnp.exe").
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
+MAX_URL_LENGTH = 2048
 
 
 class FieldType(StrEnum):
@@ -39,7 +44,27 @@ def email(raw: str) -> str:
     return value.lower()
 
 
+def display_text(raw: str, field: str) -> str | None:
+    """A name shown to agents: trimmed, None when empty, without control or bidi-override characters."""
+    if UNSAFE_TEXT.search(raw):
+        raise InvalidInput("invalid_text", "control and bidi-override characters are not allowed", field)
+    return raw.strip() or None
+
+
+def avatar_url(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    parsed = urlsplit(value)
+    if (parsed.scheme.lower() not in ("http", "https") or not parsed.hostname or len(value) > MAX_URL_LENGTH
+            or UNSAFE_TEXT.search(value) or any(ch.isspace() for ch in value)):
+        raise InvalidInput("invalid_avatar_url", "an avatar is an http(s) URL", "avatar_url")
+    return value
+
+
 def label(raw: str) -> str:
+    if UNSAFE_TEXT.search(raw.replace("\t", " ").replace("\n", " ")):
+        raise InvalidInput("invalid_label", "control and bidi-override characters are not allowed", "labels")
     value = " ".join(raw.split())
     if not value:
         raise InvalidInput("invalid_label", "a label cannot be empty", "labels")

@@ -72,13 +72,14 @@ class ContactsService:
         try:
             phone = validation.phone(body["phone"])
             email = validation.email(body["email"]) if body.get("email") else None
+            name = validation.display_text(body["display_name"], "display_name") if body.get("display_name") else None
         except InvalidInput as exc:
             raise invalid(exc) from None
         contact_id = new_id()
         identities = [identity(body["channel_id"], phone.removeprefix("+"), phone=phone)] if body.get("channel_id") \
             else []
         card = new_card(contact_id, principal.tenant_id, self._clock.now(), identities=identities, phones=[phone],
-                        display_name=body.get("display_name"))
+                        display_name=name)
         card["emails"] = [email] if email else []
         card["external_id"] = body.get("external_id")
         card = with_keys(card)

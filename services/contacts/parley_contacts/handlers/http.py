@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_contacts.adapters.contacts_repo import VocabularyRepository
 from parley_contacts.domain.errors import InvalidInput
 from parley_contacts.domain.search import Condition, Criteria, conditions, decode_cursor, encode_cursor
@@ -66,44 +67,45 @@ def contacts_router(services: Services) -> APIRouter:
         return s.ContactOut.of(await svc.create(who, body.model_dump(), correlation(request)))
 
     @router.patch("/{contact_id}", response_model=s.ContactOut, summary="Edit card fields")
-    async def patch(contact_id: str, body: s.PatchContact, request: Request, who: Team) -> s.ContactOut:
+    async def patch(contact_id: PathId, body: s.PatchContact, request: Request, who: Team) -> s.ContactOut:
         changes = body.model_dump(exclude_unset=True)
         return s.ContactOut.of(await svc.patch(who, contact_id, changes, correlation(request)))
 
     @router.post("/{contact_id}/labels", response_model=s.ContactOut, summary="Add and remove labels")
-    async def labels(contact_id: str, body: s.LabelsChange, request: Request, who: Team) -> s.ContactOut:
+    async def labels(contact_id: PathId, body: s.LabelsChange, request: Request, who: Team) -> s.ContactOut:
         card = await svc.change_labels(who, contact_id, body.add, body.remove, correlation(request))
         await services.vocabulary.remember(who.tenant_id, "label", body.add)
         return s.ContactOut.of(card)
 
     @router.put("/{contact_id}/fields/{name}", response_model=s.ContactOut, summary="Set a custom field")
-    async def set_field(contact_id: str, name: str, body: s.FieldValue, request: Request, who: Team) -> s.ContactOut:
+    async def set_field(contact_id: PathId, name: PathId, body: s.FieldValue, request: Request,
+                        who: Team) -> s.ContactOut:
         card = await services.fields.set(who, contact_id, name, body.type, body.value, correlation(request))
         return s.ContactOut.of(card)
 
     @router.delete("/{contact_id}/fields/{name}", response_model=s.ContactOut, summary="Remove a custom field")
-    async def remove_field(contact_id: str, name: str, request: Request, who: Team) -> s.ContactOut:
+    async def remove_field(contact_id: PathId, name: PathId, request: Request, who: Team) -> s.ContactOut:
         return s.ContactOut.of(await services.fields.remove(who, contact_id, name, correlation(request)))
 
     @router.post("/{contact_id}/block", response_model=s.ContactOut, summary="Block identities on a channel")
-    async def block(contact_id: str, body: s.BlockRequest, request: Request,
+    async def block(contact_id: PathId, body: s.BlockRequest, request: Request,
                     who: Annotated[Principal, Depends(STAFF)]) -> s.ContactOut:
         card = await svc.set_blocked(who, contact_id, body.model_dump(), True, correlation(request))
         return s.ContactOut.of(card)
 
     @router.post("/{contact_id}/unblock", response_model=s.ContactOut, summary="Unblock (owners and managers)")
-    async def unblock(contact_id: str, body: s.BlockRequest, request: Request,
+    async def unblock(contact_id: PathId, body: s.BlockRequest, request: Request,
                       who: Annotated[Principal, Depends(SUPERVISORS)]) -> s.ContactOut:
         card = await svc.set_blocked(who, contact_id, body.model_dump(), False, correlation(request))
         return s.ContactOut.of(card)
 
     @router.post("/{contact_id}/merge", response_model=s.ContactOut, summary="Fold another contact into this one")
-    async def merge(contact_id: str, body: s.MergeRequest, request: Request,
+    async def merge(contact_id: PathId, body: s.MergeRequest, request: Request,
                     who: Annotated[Principal, Depends(STAFF)]) -> s.ContactOut:
         return s.ContactOut.of(await svc.merge(who, contact_id, body.other_contact_id, correlation(request)))
 
     @router.post("/{contact_id}/comments", status_code=201, response_model=s.CommentOut, summary="Add a comment")
-    async def comment(contact_id: str, body: s.CommentIn, who: Team) -> s.CommentOut:
+    async def comment(contact_id: PathId, body: s.CommentIn, who: Team) -> s.CommentOut:
         return _comment(await services.comments.add(who, contact_id, body.text, body.reply_to))
 
     return router
@@ -142,11 +144,11 @@ def _reads(router: APIRouter, services: Services) -> None:
         return await services.vocabulary.names(who.tenant_id, "field")
 
     @router.get("/{contact_id}", response_model=s.ContactOut, summary="The contact card")
-    async def get(contact_id: str, who: Team) -> s.ContactOut:
+    async def get(contact_id: PathId, who: Team) -> s.ContactOut:
         return s.ContactOut.of(await svc.get(who, contact_id))
 
     @router.get("/{contact_id}/comments", response_model=list[s.CommentOut], summary="Comments, oldest first")
-    async def comments(contact_id: str, who: Team) -> list[s.CommentOut]:
+    async def comments(contact_id: PathId, who: Team) -> list[s.CommentOut]:
         return [_comment(doc) for doc in await services.comments.list(who, contact_id)]
 
 

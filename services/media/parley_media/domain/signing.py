@@ -7,6 +7,8 @@ import hmac
 from dataclasses import dataclass
 from enum import StrEnum
 
+from parley_common.digests import same_secret
+
 
 class Variant(StrEnum):
     ORIGINAL = "original"
@@ -42,7 +44,7 @@ def verify(secret: bytes, link: SignedLink, now: int) -> SignatureProblem | None
     """None when the link is genuine and not yet expired. The signature is checked first, so a forged
     link learns nothing from the expiry answer."""
     expected = sign(secret, link.tenant_id, link.media_id, link.variant, link.expires).signature
-    if not hmac.compare_digest(expected, link.signature):
+    if not same_secret(expected, link.signature):
         return SignatureProblem.INVALID
     if now >= link.expires:
         return SignatureProblem.EXPIRED

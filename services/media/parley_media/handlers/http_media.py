@@ -11,6 +11,7 @@ from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.errors import ApiError
 from parley_media.adapters.blobstore import BlobNotFound, BlobStore
 from parley_media.adapters.media_repository import MediaRepository
@@ -62,7 +63,7 @@ def media_router(repo: MediaRepository, blobs: BlobStore, links: Links) -> APIRo
     router = APIRouter(prefix="/v1/media", tags=["media"])
 
     @router.get("/{media_id}", summary="Metadata and short-lived signed download links")
-    async def get_media(media_id: str, principal: Annotated[Principal, Depends(require_roles(*READERS))]
+    async def get_media(media_id: PathId, principal: Annotated[Principal, Depends(require_roles(*READERS))]
                         ) -> dict[str, Any]:
         record = await repo.get(principal.tenant_id, media_id)
         if record is None:
@@ -78,14 +79,14 @@ def media_router(repo: MediaRepository, blobs: BlobStore, links: Links) -> APIRo
         return body
 
     @router.put("/{media_id}/legal-hold", summary="Keep (or release) an attachment past its retention")
-    async def legal_hold(media_id: str, hold: LegalHold,
+    async def legal_hold(media_id: PathId, hold: LegalHold,
                          principal: Annotated[Principal, Depends(require_roles(*MANAGERS))]) -> dict[str, Any]:
         if not await repo.set_legal_hold(principal.tenant_id, media_id, hold.hold):
             raise ApiError(404, "media_not_found", "no such media")
         return {"id": media_id, "legal_hold": hold.hold}
 
     @router.get("/{media_id}/content", summary="The bytes, through a signed link (no bearer token); Range aware")
-    async def content(media_id: str, request: Request, tenant: Annotated[str, Query()],
+    async def content(media_id: PathId, request: Request, tenant: Annotated[str, Query()],
                       expires: Annotated[int, Query()], signature: Annotated[str, Query()],
                       variant: Annotated[Variant, Query()] = Variant.ORIGINAL) -> Response:
         links.check(SignedLink(tenant, media_id, variant, expires, signature))

@@ -1,6 +1,7 @@
 """POST /v1/media: an agent's (or a bot's) file for sending. The target channel is named in the query so the
-size ceiling is checked from Content-Length before the body is read; the multipart body is spooled to disk
-by the parser (not held in memory), then sniffed and checked against that channel's outbound limits."""
+size ceiling is checked from Content-Length before the body is read, and again while it streams (a chunked body
+has no Content-Length); the multipart body is spooled to disk by the parser (not held in memory), then sniffed
+and checked against that channel's outbound limits."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.datastructures import UploadFile
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.bounds import BodyTooLarge, limited
 from parley_common.channels import Channels
 from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import new_id
@@ -36,14 +38,19 @@ def upload_router(pipeline: MediaPipeline, channels: Channels) -> APIRouter:
         if channel is None or channel.tenant_id != principal.tenant_id:
             raise ApiError(404, "channel_not_found", "no such channel")
         ceiling = limits.max_size(channel.type.value, limits.Direction.OUTBOUND)
-        declared_length = int(request.headers.get("content-length") or 0)
-        if declared_length > ceiling + MULTIPART_OVERHEAD:
-            raise ApiError(413, "too_large", f"{channel.type.value} accepts files up to {ceiling} bytes")
-        async with request.form(max_files=1, max_fields=4) as form:
-            upload = form.get("file")
-            if not isinstance(upload, UploadFile):
-                raise ApiError(422, "file_missing", "send the file in a multipart field named 'file'")
-            return await _accept(pipeline, principal, channel.id, channel.type.value, upload)
+        too_large = ApiError(413, "too_large", f"{channel.type.value} accepts files up to {ceiling} bytes")
+        declared_length = request.headers.get("content-length", "")
+        if declared_length.isdigit() and int(declared_length) > ceiling + MULTIPART_OVERHEAD:
+            raise too_large
+        streamed = Request(request.scope, limited(request.receive, ceiling + MULTIPART_OVERHEAD))
+        try:
+            async with streamed.form(max_files=1, max_fields=4) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise ApiError(422, "file_missing", "send the file in a multipart field named 'file'")
+                return await _accept(pipeline, principal, channel.id, channel.type.value, upload)
+        except BodyTooLarge:
+            raise too_large from None
 
     return router
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.bounds import Identifier, PathId
 from parley_common.errors import ApiError
 from parley_common.events.common import SenderKind
 from parley_common.events.outbound import (
@@ -29,8 +30,10 @@ SENDERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
 class Recipient(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    external_user_id: str | None = Field(default=None, description="the customer's identity on the channel")
-    phone: str | None = Field(default=None, description="a phone number to write first (≥ 7 digits)")
+    # Bounded as the events that carry it are: a longer value could never be published (it was a 500).
+    external_user_id: str | None = Field(default=None, min_length=1, max_length=512,
+                                         description="the customer's identity on the channel")
+    phone: str | None = Field(default=None, max_length=32, description="a phone number to write first (≥ 7 digits)")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipient:
@@ -48,7 +51,8 @@ class SendRequest(BaseModel):
     email: EmailOptions | None = None
     after_send: AfterSend | None = None
     idempotency_key: str | None = Field(default=None, max_length=200)
-    attachments: list[str] | None = Field(default=None, description="media ids; at most one per message")
+    attachments: list[Identifier] | None = Field(default=None, max_length=10,
+                                                 description="media ids; at most one per message")
 
 
 class SendAccepted(BaseModel):
@@ -78,7 +82,7 @@ def messages_router(pipeline: Pipeline) -> APIRouter:
                             free=decision.get("free"))
 
     @router.get("/{message_id}", summary="One outbound message and its status")
-    async def get(message_id: str, principal: Principal = Depends(require_roles(*SENDERS))) -> dict[str, Any]:
+    async def get(message_id: PathId, principal: Principal = Depends(require_roles(*SENDERS))) -> dict[str, Any]:
         view = await pipeline.view(principal.tenant_id, message_id)
         if view is None:
             raise ApiError(404, "not_found", "no such message")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.clock import Clock
 from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
@@ -57,11 +58,11 @@ def saved_replies_router(replies: SavedReplyRepository, clock: Clock) -> APIRout
         return [public(doc) for doc in docs]
 
     @router.get("/{reply_id}", summary="One saved reply")
-    async def get(reply_id: str, principal: Principal = readers) -> dict[str, Any]:
+    async def get(reply_id: PathId, principal: Principal = readers) -> dict[str, Any]:
         return public(await _found(replies.get(principal.tenant_id, reply_id)))
 
     @router.put("/{reply_id}", summary="Replace a saved reply")
-    async def put(reply_id: str, body: SavedReplyModel, principal: Principal = managers) -> dict[str, Any]:
+    async def put(reply_id: PathId, body: SavedReplyModel, principal: Principal = managers) -> dict[str, Any]:
         try:
             updated = replies.replace(principal.tenant_id, reply_id, fields(body, principal))
             return public(await _found(updated))
@@ -69,7 +70,7 @@ def saved_replies_router(replies: SavedReplyRepository, clock: Clock) -> APIRout
             raise ApiError(409, "saved_reply_name_taken", f"a saved reply is already named {body.name!r}") from None
 
     @router.delete("/{reply_id}", status_code=204, summary="Delete a saved reply")
-    async def delete(reply_id: str, principal: Principal = managers) -> Response:
+    async def delete(reply_id: PathId, principal: Principal = managers) -> Response:
         if not await replies.delete(principal.tenant_id, reply_id):
             raise ApiError(404, "saved_reply_not_found", "no such saved reply")
         return Response(status_code=204)

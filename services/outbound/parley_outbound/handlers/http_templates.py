@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.channels import Channels, WhatsAppChannel
 from parley_common.errors import ApiError, documented_errors
 from parley_outbound.adapters.providers.base import ProviderFailure
@@ -81,7 +82,7 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
 
     @router.put("/{channel_id}", summary="Register or replace a template (name + language)",
                 responses=documented_errors({403: "forbidden (managers and owners only)", 404: "unknown_channel"}))
-    async def put(channel_id: str, body: TemplateModel, principal: Principal = managers) -> TemplateModel:
+    async def put(channel_id: PathId, body: TemplateModel, principal: Principal = managers) -> TemplateModel:
         own_channel(principal, channel_id)
         await templates.upsert(principal.tenant_id, channel_id, body.model_dump(mode="json"))
         return body
@@ -101,14 +102,14 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
     @router.get("/{channel_id}/{name}/{language}",
                 summary="One template (agents and integrations: an approved one; others answer 404)",
                 responses=documented_errors({404: "not_found"}))
-    async def get(channel_id: str, name: str, language: str, principal: Principal = readers) -> dict[str, Any]:
+    async def get(channel_id: PathId, name: PathId, language: PathId, principal: Principal = readers) -> dict[str, Any]:
         doc = await templates.get(principal.tenant_id, channel_id, name, language)
         if doc is None or not (principal.has_any(MANAGERS) or doc.get("status") == TemplateStatus.APPROVED.value):
             raise ApiError(404, "not_found", "no such template")
         return {key: value for key, value in doc.items() if key not in ("_id", "tenant_id")}
 
     @router.post("/{channel_id}/sync", summary="Fetch the channel's templates from the WhatsApp Business API")
-    async def sync(channel_id: str, principal: Principal = managers) -> dict[str, int]:
+    async def sync(channel_id: PathId, principal: Principal = managers) -> dict[str, int]:
         own_channel(principal, channel_id)
         channel = channels.get(channel_id)
         if not isinstance(channel, WhatsAppChannel) or not channel.waba_id:

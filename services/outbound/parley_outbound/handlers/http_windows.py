@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.errors import ApiError
 from parley_common.ids import ConversationKey
 from parley_outbound.domain.window_view import window_view
@@ -19,7 +20,7 @@ def windows_router(pipeline: Pipeline) -> APIRouter:
     router = APIRouter(prefix="/v1/windows", tags=["windows"])
 
     @router.get("/{channel_id}/{customer}", summary="The messaging window with one customer on one channel")
-    async def window(channel_id: str, customer: str,
+    async def window(channel_id: PathId, customer: PathId,
                      principal: Principal = Depends(require_roles(*READERS))) -> dict[str, Any]:
         channel = pipeline.channels.get(channel_id)
         if channel is None or channel.tenant_id != principal.tenant_id:

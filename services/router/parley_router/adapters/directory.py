@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
+from parley_common.bounds import Identifier
 from parley_common.ids import ConversationKey
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
@@ -17,14 +19,31 @@ from parley_router.domain.conversation import Assignee, AssigneeKind, ContactSum
 from parley_router.domain.rules import BusinessHours, Conditions, Rule
 
 Doc = dict[str, Any]
+# What an agent or a team may hold, bounded: a capacity over 64 bits could not even be stored.
+Capacity = Annotated[int, Field(ge=0, le=1000, strict=True)]
+Names = Annotated[list[Identifier], Field(max_length=100)]
+
+
+def _time_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name, e.g. Europe/Berlin)") from None
+    return name
+
+
+TimeZone = Annotated[str, Field(max_length=64), AfterValidator(_time_zone)]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$", description="HH:MM, 00:00-23:59")]
+Weekday = Annotated[int, Field(ge=0, le=6, strict=True, description="0 = Monday")]
 
 
 class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    teams: list[str] = Field(default_factory=list)
-    skills: list[str] = Field(default_factory=list)
-    capacity: dict[str, int] = Field(default_factory=dict, description="channel type -> max active")
-    default_capacity: int = Field(default=DEFAULT_CAPACITY, ge=0, le=1000)
+    teams: Names = Field(default_factory=list)
+    skills: Names = Field(default_factory=list)
+    capacity: dict[Identifier, Capacity] = Field(default_factory=dict, max_length=50,
+                                                 description="channel type -> max active")
+    default_capacity: Capacity = DEFAULT_CAPACITY
 
     def to_agent(self, login: str) -> Agent:
         return Agent(login, frozenset(self.teams), frozenset(self.skills), tuple(sorted(self.capacity.items())),
@@ -33,7 +52,7 @@ class AgentSpec(BaseModel):
 
 class TeamSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=200)
     strategy: Strategy = Strategy.ROUND_ROBIN
     offer_timeout_seconds: int = Field(default=300, ge=5, le=86_400)
     requeue_on_offline: bool = Field(
@@ -43,16 +62,19 @@ class TeamSpec(BaseModel):
 
 class RuleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str
+    id: Identifier
     target_kind: AssigneeKind
-    target_id: str
+    target_id: Identifier
     sticky: bool = False
-    channel_types: list[str] = Field(default_factory=list)
-    channel_ids: list[str] = Field(default_factory=list)
-    labels_any: list[str] = Field(default_factory=list)
-    keywords_any: list[str] = Field(default_factory=list)
-    languages: list[str] = Field(default_factory=list)
-    custom_fields: dict[str, str] = Field(default_factory=dict)
+    channel_types: Names = Field(default_factory=list)
+    channel_ids: Names = Field(default_factory=list)
+    labels_any: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = Field(
+        default_factory=list)
+    keywords_any: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = Field(
+        default_factory=list)
+    languages: Names = Field(default_factory=list)
+    custom_fields: dict[Identifier, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict,
+                                                                                  max_length=50)
     within_business_hours: bool | None = None
 
     def to_rule(self) -> Rule:
@@ -64,11 +86,11 @@ class RuleSpec(BaseModel):
 
 class RoutingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    rules: list[RuleSpec] = Field(default_factory=list)
-    timezone: str = "UTC"
-    weekdays: list[int] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
-    opens: str = "09:00"
-    closes: str = "18:00"
+    rules: list[RuleSpec] = Field(default_factory=list, max_length=500)
+    timezone: TimeZone = "UTC"
+    weekdays: Annotated[list[Weekday], Field(max_length=7)] = Field(default_factory=lambda: [0, 1, 2, 3, 4])
+    opens: ClockTime = "09:00"
+    closes: ClockTime = "18:00"
 
     def hours(self) -> BusinessHours:
         from datetime import time

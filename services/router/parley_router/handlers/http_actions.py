@@ -12,11 +12,20 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import AwareDatetime, BaseModel, Field
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import new_id
 from parley_router.adapters.conversations import StaleVersion
 from parley_router.domain import conversation as conv_rules
-from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
+from parley_router.domain.conversation import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
+    Assignee,
+    AssigneeKind,
+    Conversation,
+    Status,
+    TransitionError,
+)
 from parley_router.domain.timeline import EntryKind
 from parley_router.handlers.deps import engine_of, visible_conversation
 from parley_router.handlers.engine import Engine
@@ -46,7 +55,7 @@ class MarkBody(BaseModel):
 
 
 class PriorityBody(BaseModel):
-    priority: int
+    priority: int = Field(strict=True, ge=MIN_PRIORITY, le=MAX_PRIORITY, description="0 normal … 3 urgent")
 
 
 class StatusBody(BaseModel):
@@ -100,48 +109,48 @@ async def move(conversation_id: str, body: Target, principal: Principal, request
 
 
 @router.post("/{conversation_id}/assign", summary="Assign to an agent, team, skill or bot")
-async def assign(conversation_id: str, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
+async def assign(conversation_id: PathId, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
     return await move(conversation_id, body, principal, request, "assigned")
 
 
 @router.post("/{conversation_id}/transfer", summary="Transfer with a comment (shown on the timeline)")
-async def transfer(conversation_id: str, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
+async def transfer(conversation_id: PathId, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
     return await move(conversation_id, body, principal, request, "transferred")
 
 
 @router.post("/{conversation_id}/close", summary="Close, with an optional closing note")
-async def close(conversation_id: str, body: CloseBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def close(conversation_id: PathId, body: CloseBody, principal: Caller, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, _: lambda c: conv_rules.close(c, now, body.note), "closed", body.note)
 
 
 @router.post("/{conversation_id}/snooze", summary="Snooze until a time")
-async def snooze(conversation_id: str, body: SnoozeBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def snooze(conversation_id: PathId, body: SnoozeBody, principal: Caller, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, _: lambda c: conv_rules.snooze(c, body.until, now), "snoozed")
 
 
 @router.post("/{conversation_id}/mark", summary="Mark answered or unanswered")
-async def mark(conversation_id: str, body: MarkBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def mark(conversation_id: PathId, body: MarkBody, principal: Caller, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, _: lambda c: conv_rules.mark(c, body.unanswered, now), "marked")
 
 
 @router.post("/{conversation_id}/priority", summary="Set priority (0 normal … 3 urgent)")
-async def priority(conversation_id: str, body: PriorityBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def priority(conversation_id: PathId, body: PriorityBody, principal: Caller, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, _: lambda c: conv_rules.set_priority(c, body.priority), "priority_changed")
 
 
 @router.post("/{conversation_id}/status", summary="Change status by hand (takes it from a bot)")
-async def status(conversation_id: str, body: StatusBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def status(conversation_id: PathId, body: StatusBody, principal: Caller, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, login: lambda c: conv_rules.set_status(c, body.status, now, login),
                      "status_changed")
 
 
 @router.post("/{conversation_id}/notes", status_code=201, summary="Add a private note (never sent)")
-async def add_note(conversation_id: str, body: NoteBody, principal: Caller, request: Request) -> dict[str, Any]:
+async def add_note(conversation_id: PathId, body: NoteBody, principal: Caller, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
     now = engine.clock.now()
@@ -216,7 +225,7 @@ _BULK_FIELD = {"status": "status", "priority": "priority", "mark": "unanswered"}
              summary="take (assign to me), accept / decline the offer made to me (409 no_pending_offer when "
                      "there is none; a declined one is offered to someone else), reopen (back to the queue), "
                      "archive (hidden until someone writes)")
-async def simple_action(conversation_id: str, action: SimpleAction, principal: Caller,
+async def simple_action(conversation_id: PathId, action: SimpleAction, principal: Caller,
                         request: Request) -> dict[str, Any]:
     change, build = SIMPLE[action]
     return await act(engine_of(request), principal, conversation_id, build, change)

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_router.domain.conversation import Status
 from parley_router.handlers.deps import brands_of, engine_of, teams_of, visible_conversation
 from parley_router.handlers.engine import Engine
@@ -112,12 +113,12 @@ def _csv_line(values: tuple[Any, ...]) -> str:
 
 
 @router.get("/{conversation_id}", summary="One conversation")
-async def get_conversation(conversation_id: str, principal: Caller, request: Request) -> dict[str, Any]:
+async def get_conversation(conversation_id: PathId, principal: Caller, request: Request) -> dict[str, Any]:
     return conversation_json(await visible_conversation(engine_of(request), principal, conversation_id))
 
 
 @router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order")
-async def timeline(conversation_id: str, principal: Caller, request: Request) -> dict[str, Any]:
+async def timeline(conversation_id: PathId, principal: Caller, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
     entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.bounds import PathId
 from parley_common.errors import documented_errors
 from parley_router.adapters.directory import AgentSpec, RoutingSpec, TeamSpec
 from parley_router.domain.assignment import Presence
@@ -25,7 +26,7 @@ class Heartbeat(BaseModel):
 
 
 @router.put("/v1/agents/{login}", summary="Create or update an agent: teams, skills, capacity per channel")
-async def put_agent(login: str, spec: AgentSpec, principal: Manager, request: Request) -> dict[str, Any]:
+async def put_agent(login: PathId, spec: AgentSpec, principal: Manager, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     await engine.stores.directory.put_agent(principal.tenant_id, login, spec)
     engine.cache.invalidate(principal.tenant_id)
@@ -62,7 +63,7 @@ async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dic
 
 
 @router.put("/v1/teams/{team_id}", summary="Create or update a team: strategy and offer timeout")
-async def put_team(team_id: str, spec: TeamSpec, principal: Manager, request: Request) -> dict[str, Any]:
+async def put_team(team_id: PathId, spec: TeamSpec, principal: Manager, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     await engine.stores.directory.put_team(principal.tenant_id, team_id, spec)
     engine.cache.invalidate(principal.tenant_id)
