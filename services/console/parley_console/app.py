@@ -42,6 +42,7 @@ def create_app(settings: ConsoleSettings) -> FastAPI:
         routers=[proxy_router(proxy)],
         readiness={"web_app": app_built},
         on_shutdown=[stop],
+        own_body_limits=("/v1/",),  # the proxy bounds bodies itself: uploads larger than JSON calls
     )
     mount_web_app(app, settings.web_dir)
     return app
