@@ -34,18 +34,19 @@ def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpSer
 
 
 def seed(system: System) -> None:
-    """A team of two agents that gets every conversation, and the channel's approved templates: through the
-    console, as a manager's screen would."""
+    """A team of two agents that gets every conversation, the channel's approved templates and a saved reply:
+    through the console, as a manager's screen would."""
     manager = system.auth(SUPERVISOR, "manager")
     with httpx.Client(base_url=system.url(CONSOLE), headers=manager, timeout=30) as client:
         calls: list[tuple[str, str, dict[str, object] | None]] = [
             ("PUT", f"/v1/teams/{TEAM}", {"name": "Support", "offer_timeout_seconds": 600})]
         calls += [("PUT", f"/v1/agents/{login}", {"teams": [TEAM]}) for login in AGENTS]
         calls += [("PUT", "/v1/routing", {"rules": [{"id": "all", "target_kind": "team", "target_id": TEAM}]}),
-                  ("POST", f"/v1/templates/{WHATSAPP.id}/sync", None)]
+                  ("POST", f"/v1/templates/{WHATSAPP.id}/sync", None),
+                  ("POST", "/v1/saved-replies", {"name": "On it", "text": "Thanks for waiting, we are on it."})]
         for method, path, body in calls:
             response = client.request(method, path, json=body)
-            assert response.status_code == 200, f"{method} {path}: {response.text}"
+            assert response.status_code in (200, 201), f"{method} {path}: {response.text}"
 
 
 @pytest.fixture(scope="module")

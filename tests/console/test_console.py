@@ -33,12 +33,20 @@ def on_duty(browser: Browser, system: System, login: str, viewport: ViewportSize
     screen = signed_in(browser, system, login, viewport=viewport)
     screen.page.get_by_label("My presence").select_option("online")
     expect(screen.page.get_by_role("status").filter(has_text="Live")).to_be_visible()
+    expect(screen.page.get_by_role("combobox", name="My presence")).to_have_value("online")
     return screen
 
 
 def assert_clean(screen: Screen, name: str) -> None:
     assert screen.check(name) == []
     assert screen.errors == []
+
+
+def arrived(screen: Screen, customer: Customer) -> Locator:
+    """The customer's conversation in the screen's list, once it has arrived (live: the page is never reloaded)."""
+    item = conversation_item(screen, customer)
+    expect(item).to_be_visible(timeout=30_000)
+    return item
 
 
 def conversation_item(screen: Screen, customer: Customer) -> Locator:
@@ -70,8 +78,7 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
 
     # A customer writes: the conversation appears without a reload, unread, waiting, offered to alice.
     customer.writes("Hello, my parcel never arrived")
-    item = conversation_item(alice, customer)
-    expect(item).to_be_visible(timeout=30_000)
+    item = arrived(alice, customer)
     expect(item.get_by_text("new")).to_be_visible()
     expect(item.get_by_text(re.compile(r"waits \d+"))).to_be_visible()
     expect(page.get_by_role("tab", name=re.compile("Mine"))).to_contain_text("1")
@@ -132,8 +139,7 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     expect(page.locator(".timeline .activity", has_text="Bob handles carrier claims")).to_be_visible()
     alice.close()
 
-    item = conversation_item(bob, customer)
-    expect(item).to_be_visible(timeout=30_000)
+    item = arrived(bob, customer)
     item.get_by_role("button").click()
     bob.page.get_by_role("button", name="Close", exact=True).click()
     dialog = bob.page.get_by_role("dialog", name="Close the conversation")
@@ -153,8 +159,7 @@ def test_a_template_goes_out_once_the_window_has_closed(system: System, browser:
     customer = Customer(system, "Ravi")
     customer.writes("Is my order ready?", at=time.time() - DAY - 3600)
 
-    item = conversation_item(alice, customer)
-    expect(item).to_be_visible(timeout=30_000)
+    item = arrived(alice, customer)
     item.get_by_role("button").click()
     expect(page.get_by_role("status").filter(has_text="Window closed")).to_be_visible(timeout=30_000)
     expect(page.get_by_label("Reply to the customer")).to_be_disabled()
@@ -169,6 +174,57 @@ def test_a_template_goes_out_once_the_window_has_closed(system: System, browser:
     sent = page.locator(".timeline .outbound", has_text="order_update")
     expect(sent.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
     assert system.provider.sends_to(customer.phone)[-1]["template"]["name"] == "order_update"
+    alice.close()
+
+
+def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Card")
+    customer.writes("Can you check order 4471?")
+    item = arrived(alice, customer)
+    item.get_by_role("button").click()
+    card = page.get_by_role("complementary", name=customer.name)
+    expect(card.locator(".facts")).to_contain_text(f"+{customer.phone}", timeout=30_000)
+
+    card.get_by_label("Add a label").fill("vip")
+    card.get_by_role("button", name="Add").first.click()
+    expect(card.locator(".labels")).to_contain_text("vip")
+    card.get_by_label("Custom field").fill("order")
+    card.get_by_label("Value").fill("4471")
+    card.get_by_role("button", name="Set").click()
+    expect(card.locator(".facts")).to_contain_text("4471")
+    card.get_by_label("Add a comment (use @login to mention)").fill("@bob the carrier owes us this one")
+    card.get_by_role("button", name="Add").last.click()
+    expect(card.locator(".comments")).to_contain_text("@bob the carrier owes us this one")
+    assert_clean(alice, "contact-card")
+
+    page.get_by_label("Saved reply").select_option(label="On it")
+    page.get_by_role("button", name="Send saved reply").click()
+    sent = page.locator(".timeline .outbound", has_text="Thanks for waiting, we are on it.")
+    expect(sent.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    alice.close()
+
+
+def test_an_agent_writes_first_to_a_new_client_by_phone(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    phone = Customer(system, "New").phone
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Phone (with country code)").fill(f"+{phone}")
+    picker = dialog.get_by_role("form", name="Template")
+    picker.get_by_label("Template").select_option("order_update/en_US")
+    picker.get_by_label(re.compile("Variable 1")).fill("Kim")
+    picker.get_by_label(re.compile("Variable 2")).fill("30 GBP")
+    assert_clean(alice, "new-conversation")
+    picker.get_by_role("button", name="Send template").click()
+    expect(dialog).to_be_hidden()
+    deadline = time.monotonic() + 30
+    while not system.provider.sends_to(phone) and time.monotonic() < deadline:
+        page.wait_for_timeout(200)
+    [send] = system.provider.sends_to(phone)
+    assert send["template"]["name"] == "order_update"
     alice.close()
 
 
@@ -188,8 +244,7 @@ def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
     page = alice.page
     customer = Customer(system, "Mobile")
     customer.writes("Writing from my phone")
-    item = conversation_item(alice, customer)
-    expect(item).to_be_visible(timeout=30_000)
+    item = arrived(alice, customer)
     assert_clean(alice, "phone-inbox")
     item.get_by_role("button").click()
     expect(page.locator("#conversation-title")).to_have_text(customer.name)

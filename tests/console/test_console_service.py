@@ -27,10 +27,10 @@ async def console(tmp_path: Path, provider: E2EProvider) -> AsyncIterator[httpx.
     (tmp_path / "index.html").write_text("<!doctype html><title>Parley console</title>")
     (tmp_path / "assets" / "app.js").write_text("console.log('parley')")
     nowhere = f"http://127.0.0.1:{free_port()}"
-    settings = ConsoleSettings(infra=InfraSettings(jwt_secret=KEY), web_dir=tmp_path,  # type: ignore[arg-type]
-                               router_url=nowhere, contacts_url=provider.base_url,  # type: ignore[arg-type]
-                               outbound_url=nowhere,  # type: ignore[arg-type]
-                               media_url=nowhere, max_body_bytes=2048, max_upload_bytes=4096)  # type: ignore[arg-type]
+    settings = ConsoleSettings(infra=InfraSettings(jwt_secret=KEY), web_dir=tmp_path,
+                               router_url=nowhere, contacts_url=provider.base_url,
+                               outbound_url=nowhere,
+                               media_url=nowhere, max_body_bytes=2048, max_upload_bytes=4096)
     app = create_app(settings)
     async with LifespanManager(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                                        base_url="http://console") as client:

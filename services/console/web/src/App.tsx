@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import {
   api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken,
   type LiveEvent, type LiveState, type Session,
@@ -54,13 +54,14 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
 
   useEffect(() => followLive(setLastEvent, setLive), []);
 
-  // Start from the presence the router holds (a reload keeps an agent online).
+  // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one.
+  const chosen = useRef(false);
   useEffect(() => {
     if (!agent) return;
     api<{ items: { login: string; presence: Presence }[] }>("/v1/agents")
       .then((found) => {
         const me = found.items.find((a) => a.login === session.login);
-        if (me) setPresence(me.presence);
+        if (me && !chosen.current) setPresence(me.presence);
       })
       .catch(() => undefined);
   }, [agent, session.login]);
@@ -108,6 +109,7 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
             <span className="sr-only">My presence</span>
             <select value={presence} onChange={(e) => {
               const value = e.target.value as Presence;
+              chosen.current = true;
               setPresence(value);
               if (value === "offline") void beat("offline");
             }}>

@@ -1,5 +1,6 @@
 import { forwardRef, useEffect, useState, type DragEvent, type KeyboardEvent } from "react";
 import { api, ApiError, type Agent, type Conversation, type Session, type Team, type Template } from "./api";
+import { SavedReplies } from "./SavedReplies";
 import { TemplatePicker } from "./TemplatePicker";
 
 interface Props {
@@ -76,6 +77,19 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
     }
   }
 
+  async function sendSaved(savedReplyId: string) {
+    try {
+      await api("/v1/messages", {
+        method: "POST",
+        json: { channel_id: conversation.channel_id, recipient, content: { kind: "saved_reply", saved_reply_id: savedReplyId }, ...after },
+      });
+      onError("");
+      onSent();
+    } catch (problem) {
+      onError(problem instanceof ApiError ? `${problem.message} (${problem.code})` : "saved reply not sent");
+    }
+  }
+
   function onKeyDown(event: KeyboardEvent<HTMLTextAreaElement>) {
     if (event.key === "Enter" && !event.shiftKey && !event.nativeEvent.isComposing) {
       event.preventDefault();
@@ -109,6 +123,7 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
       {picking && mode === "reply" && (
         <TemplatePicker channelId={conversation.channel_id} required={closedWindow} onSend={sendTemplate} onCancel={() => setPicking(false)} />
       )}
+      {mode === "reply" && !closedWindow && <SavedReplies channelType={conversation.channel_type} onSend={sendSaved} />}
       <div className="composer-row">
         <label htmlFor="composer-text" className="sr-only">{mode === "note" ? "Private note (only your team sees it)" : "Reply to the customer"}</label>
         <textarea id="composer-text" ref={ref} rows={2} value={text} onChange={(e) => setText(e.target.value)} onKeyDown={onKeyDown}

@@ -15,6 +15,9 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
   const [labelSuggestions, setLabelSuggestions] = useState<string[]>([]);
   const [label, setLabel] = useState("");
   const [comment, setComment] = useState("");
+  const [fieldNames, setFieldNames] = useState<{ name: string; type: string | null }[]>([]);
+  const [fieldName, setFieldName] = useState("");
+  const [fieldValue, setFieldValue] = useState("");
   const [problem, setProblem] = useState("");
 
   const load = useCallback(async () => {
@@ -37,6 +40,7 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
       .then((page) => setOthers(page.items.filter((c) => c.id !== conversation.id)))
       .catch(() => setOthers([]));
     void api<{ name: string }[]>("/v1/contacts/labels").then((items) => setLabelSuggestions(items.map((i) => i.name))).catch(() => undefined);
+    void api<{ name: string; type: string | null }[]>("/v1/contacts/fields").then(setFieldNames).catch(() => undefined);
   }, [conversation.id, conversation.customer_phone, conversation.external_user_id]);
 
   async function change(path: string, json: unknown) {
@@ -47,6 +51,19 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
       setProblem("");
     } catch (error) {
       setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "not saved");
+    }
+  }
+
+  async function setField() {
+    if (!contact || !fieldName.trim() || !fieldValue.trim()) return;
+    try {
+      const updated = await api<Contact>(`/v1/contacts/${contact.id}/fields/${encodeURIComponent(fieldName.trim())}`,
+        { method: "PUT", json: { type: fieldNames.find((f) => f.name === fieldName.trim())?.type ?? "text", value: fieldValue.trim() } });
+      setContact(updated);
+      setFieldName("");
+      setFieldValue("");
+    } catch (error) {
+      setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "field not saved");
     }
   }
 
@@ -75,8 +92,16 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
             {contact.emails.length > 0 && <><dt>Email</dt><dd>{contact.emails.join(", ")}</dd></>}
             <dt>Created</dt><dd>{new Date(contact.created_at).toLocaleDateString()}</dd>
             {contact.responsible && <><dt>Responsible</dt><dd>{contact.responsible}</dd></>}
-            {Object.entries(contact.custom_fields).map(([k, v]) => <div key={k} className="field"><dt>{k}</dt><dd>{v}</dd></div>)}
+            {Object.entries(contact.custom_fields).map(([k, v]) => <div key={k} className="field"><dt>{k}</dt><dd>{String(v.value)}</dd></div>)}
           </dl>
+          <form className="inline" onSubmit={(e) => { e.preventDefault(); void setField(); }}>
+            <label htmlFor="field-name" className="sr-only">Custom field</label>
+            <input id="field-name" list="field-names" placeholder="Field" value={fieldName} onChange={(e) => setFieldName(e.target.value)} />
+            <datalist id="field-names">{fieldNames.map((f) => <option key={f.name} value={f.name} />)}</datalist>
+            <label htmlFor="field-value" className="sr-only">Value</label>
+            <input id="field-value" placeholder="Value" value={fieldValue} onChange={(e) => setFieldValue(e.target.value)} />
+            <button type="submit">Set</button>
+          </form>
           <h3>Channels</h3>
           <ul className="identities">
             {contact.identities.map((identity) => (

@@ -5,6 +5,7 @@ import {
 import { isTyping } from "./App";
 import { ConversationView } from "./ConversationView";
 import { ContactCard } from "./ContactCard";
+import { StartConversation } from "./StartConversation";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
 import { useNow } from "./useNow";
 
@@ -45,6 +46,24 @@ function loadSeen(): Record<string, string> {
   }
 }
 
+/** A short tone for a new offer (browsers allow it once the page has had a click, e.g. the presence menu). */
+function chime(): void {
+  try {
+    const audio = new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.15, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.4);
+    tone.onended = () => void audio.close();
+  } catch {
+    // no audio output: the visible offer and its countdown remain
+  }
+}
+
 export function Inbox({ session, lastEvent }: { session: Session; lastEvent: LiveEvent | null }) {
   const [tab, setTab] = useState("mine");
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
@@ -61,6 +80,7 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
   const [teams, setTeams] = useState<Team[]>([]);
   const [showFilters, setShowFilters] = useState(false);
   const [announce, setAnnounce] = useState("");
+  const [starting, setStarting] = useState(false);
   const searchBox = useRef<HTMLInputElement>(null);
   const now = useNow(1000);
   const current = TABS.find((t) => t.id === tab)!;
@@ -102,9 +122,13 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
     if (change.change === "message_appended" && change.entry?.kind === "inbound" && change.conversation_id !== openId) {
       setAnnounce(`New message from a customer on ${change.channel_id}`);
     }
+    if (change.change === "offered" && change.assignee?.kind === "agent" && change.assignee.id === session.login) {
+      setAnnounce("A conversation is offered to you");
+      chime();
+    }
     if (pending.current !== null) return;
     pending.current = window.setTimeout(() => { pending.current = null; void reload(); }, 250);
-  }, [lastEvent, reload, openId]);
+  }, [lastEvent, reload, openId, session.login]);
 
   useEffect(() => {
     const timer = window.setTimeout(() => setFilters((f) => (f.q === search.trim() ? f : { ...f, q: search.trim() })), 300);
@@ -215,6 +239,7 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
           </div>
         )}
         <div className="list-tools">
+          <button type="button" className="link" onClick={() => setStarting(true)}>New conversation</button>
           <button type="button" className="link" onClick={() => void download("/v1/conversations/export", { ...query, format: "csv", limit: undefined }, "conversations.csv")}>Export CSV</button>
         </div>
         {error && <p role="alert" className="error">{error}</p>}
@@ -262,6 +287,7 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
         <section className="empty-pane" aria-label="Conversation"><p className="muted">Pick a conversation (j / k).</p></section>
       )}
       <div className="sr-only" aria-live="polite">{announce}</div>
+      {starting && <StartConversation onClose={() => setStarting(false)} onStarted={() => { setStarting(false); void reload(); }} />}
     </main>
   );
 }

@@ -8,6 +8,9 @@ const TICKS: Record<string, [string, string]> = {
   read: ["✓✓", "read"], failed: ["!", "failed"], refused: ["!", "refused"],
 };
 
+// Activity the timeline already shows in place: a message's delivery status is its ticks.
+const QUIET_CHANGES = new Set(["message_status", "message_appended", "note_added"]);
+
 /** Every dict with a media_id inside an entry's `media`, however the router nests it. */
 export function mediaOf(value: unknown): MediaRef[] {
   if (Array.isArray(value)) return value.flatMap(mediaOf);
@@ -58,7 +61,7 @@ export function Timeline({ entries }: { entries: Entry[] }) {
   useEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [entries.length]);
   return (
     <ol className="timeline" aria-label="Conversation timeline" tabIndex={0}>
-      {entries.map((entry) => {
+      {entries.filter((entry) => !QUIET_CHANGES.has(entry.change ?? "")).map((entry) => {
         if (entry.kind === "activity") {
           return (
             <li key={entry.entry_id} className="activity">

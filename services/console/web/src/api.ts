@@ -321,7 +321,7 @@ export interface Contact {
   emails: string[];
   identities: Identity[];
   labels: string[];
-  custom_fields: Record<string, string>;
+  custom_fields: Record<string, { type: string; value: string | number | boolean }>;
   created_at: string;
   responsible?: string | null;
 }
