@@ -68,7 +68,7 @@ def _env_from(svc: Service) -> list[dict[str, Any]]:
         {"secretRef": {"name": "parley-secrets"}},  # PARLEY_JWT_SECRET, PARLEY_MONGO_URI, PARLEY_REDIS_URL
     ]
     if svc.name == "media":
-        sources.append({"secretRef": {"name": "parley-media"}})  # object storage keys, link signing secret
+        sources.append({"secretRef": {"name": "parley-media"}})  # object storage keys, link signing and media id keys
     return sources
 
 

@@ -12,11 +12,17 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
+from parley_common.events.common import ChannelType
+from parley_common.events.inbound import Customer, TextPart
+from parley_common.kafka import make_broker
 from parley_common.settings import InfraSettings
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES
+from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink, UnpublishableEvent
 from parley_ingest.app import create_app
+from parley_ingest.domain.model import message_event
 from parley_ingest.settings import IngestSettings
 
 MAIL = "/webhooks/email/mail"
@@ -147,3 +153,20 @@ async def test_non_ascii_bytes_in_a_signature_header_are_401_on_every_signed_cha
                                          headers={"content-type": "application/json", header: signature})
             assert (response.status_code, response.json()["error"]["code"]) == (401, "invalid_signature"), path
     assert await topics.records(DEAD_LETTERS) == []
+
+
+async def test_an_event_that_cannot_be_serialised_is_unpublishable_not_a_broker_outage(kafka_topics: InfraSettings,
+                                                                                       kit) -> None:
+    deep: Any = 1
+    for _ in range(300):
+        deep = {"a": deep}  # within Python's limits, past the serialiser's: it was a 503 "broker_unavailable"
+    ctx = kit.context(ChannelType.TELEGRAM, "tg-bot")
+    event = message_event(ctx, external_user_id="42", raw=deep, provider_message_id="m1", customer=Customer(),
+                          provider_timestamp=ctx.received_at, parts=(TextPart(text="hi"),)).event
+    broker = make_broker(kafka_topics.kafka_bootstrap, "ingest-test")
+    link = KafkaLink(broker, AckedPublisher(broker, kafka_topics.namespace), timeout_seconds=10)
+    try:
+        with pytest.raises(UnpublishableEvent):
+            await link.publish_all([(event, INBOUND_MESSAGES)])
+    finally:
+        await link.close()
