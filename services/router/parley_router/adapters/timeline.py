@@ -13,6 +13,7 @@ from parley_common.mongo import insert_new
 from parley_router.domain.timeline import EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
+SHOWN = {"_id": 0, "revision_event_ids": 0}  # an entry as the API shows it: not the bookkeeping of revisions
 
 
 class TimelineRepository:
@@ -69,6 +70,19 @@ class TimelineRepository:
         cursor = self._media.find({"_id": {"$in": ids}})
         return {doc["_id"].split("|", 1)[1]: doc.get("media", {}) async for doc in cursor}
 
+    async def entry_of_provider_message(self, tenant_id: str, provider_message_id: str) -> Doc | None:
+        """The entry (inbound or ours) showing this provider message, with its document id."""
+        return await self._entries.find_one({"tenant_id": tenant_id, "provider_message_id": provider_message_id})
+
+    async def revise(self, entry_key: str, event_id: str, fields: Doc, before: Doc | None) -> bool:
+        """Apply one revision once (a redelivered event finds its id recorded); `before` is kept in `revisions`."""
+        pushes: Doc = {"revision_event_ids": event_id}
+        if before is not None:
+            pushes["revisions"] = before
+        result = await self._entries.update_one({"_id": entry_key, "revision_event_ids": {"$ne": event_id}},
+                                                {"$set": fields, "$push": pushes})
+        return result.modified_count == 1
+
     async def conversation_of_provider_message(self, tenant_id: str, provider_message_id: str) -> str | None:
         return await self._lookups.submit((tenant_id, provider_message_id))
 
@@ -84,13 +98,13 @@ class TimelineRepository:
     async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
         cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
                                     sort=[("at", ASCENDING), ("rank", ASCENDING), ("entry_id", ASCENDING)], limit=limit,
-                                    projection={"_id": 0})
+                                    projection=SHOWN)
         return await self._with_media(tenant_id, [doc async for doc in cursor])
 
     async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
         """One entry as `entries` shows it (media joined): what a live update carries."""
         doc = await self._entries.find_one({"_id": f"{conversation_id}|{entry_id}", "tenant_id": tenant_id},
-                                           projection={"_id": 0})
+                                           projection=SHOWN)
         return (await self._with_media(tenant_id, [doc]))[0] if doc else None
 
     async def _with_media(self, tenant_id: str, entries: list[Doc]) -> list[Doc]:

@@ -9,6 +9,7 @@ from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
+from parley_router.domain.revisions import RevisionKind, reaction_fields, revised_fields, revision_of
 from parley_router.domain.rules import DEFAULT_TARGET, Facts, first_match
 from parley_router.domain.timeline import EntryKind, inbound_entry_id
 from parley_router.handlers.engine import Engine
@@ -25,6 +26,8 @@ class InboundHandler:
         self.stores = engine.stores
 
     async def handle(self, event: MessageReceived) -> None:
+        if await self._revised(event):
+            return
         # the inbound entry is written last: when it exists, this message was fully handled (a replay)
         if await self.stores.timeline.conversation_of_provider_message(event.tenant_id, event.provider_message_id):
             return
@@ -49,6 +52,24 @@ class InboundHandler:
             # contacts may have announced the customer's new card while this conversation was being stored: its
             # event then found no conversation to show it on (read after the store, one of the two sees the other)
             await self.engine.learn_contact(conv)
+
+    async def _revised(self, event: MessageReceived) -> bool:
+        """An edit, deletion or reaction changes the entry it refers to; False when it is a message of its own
+        (or its entry is unknown: then it is shown as its own entry)."""
+        revision = revision_of(event)
+        if revision is None:
+            return False
+        timeline = self.stores.timeline
+        entry = await timeline.entry_of_provider_message(event.tenant_id, revision.target_provider_message_id)
+        if entry is None:
+            return False
+        if revision.kind is RevisionKind.REACTION:
+            await timeline.revise(entry["_id"], str(event.event_id), reaction_fields(event), None)
+            return True
+        parts = [part.model_dump(mode="json") for part in event.parts]
+        fields, before = revised_fields(revision.kind, entry, message_text(event), parts, event.provider_timestamp)
+        await timeline.revise(entry["_id"], str(event.event_id), fields, before)
+        return True
 
     @staticmethod
     def _wrote(conv: Conversation, at: datetime, blocked: bool) -> Conversation:

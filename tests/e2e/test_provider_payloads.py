@@ -1,7 +1,8 @@
-"""What WhatsApp sends, kept (payload shapes: reference §1.5-§1.6, as in tests/ingest/fixtures/). One customer
-stays one contact and one conversation whichever identifiers the webhooks carry (phone `wa_id`, business-scoped
-user id, username) and when they change; list-reply descriptions, places and Flow answers reach the timeline.
-Webhooks in through ingest; contacts, router and outbound read through their public HTTP APIs."""
+"""What the providers send, kept (payload shapes: reference §1.4-§1.12, §3.3, as in tests/ingest/fixtures/). One
+WhatsApp customer stays one contact and one conversation whichever identifiers the webhooks carry (phone `wa_id`,
+business-scoped user id, username) and when they change; list-reply descriptions, places and Flow answers reach
+the timeline; a marketing opt-out and a paused template stop sends; reactions and edits change the entry they
+refer to. Webhooks in through ingest; contacts, router and outbound read through their public HTTP APIs."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_customer import AGENT, SUPERVISOR, Journey, inbound_entries, new_wamid
+from e2e_customer import AGENT, SUPERVISOR, Journey, TelegramJourney, inbound_entries, new_wamid
 from e2e_journey import NotYet, eventually
 from e2e_system import WHATSAPP, System
 
@@ -229,3 +230,44 @@ async def test_a_template_meta_paused_is_never_sent_until_reinstated(system: Sys
     assert accepted.status_code == 202, accepted.text
     await journey.outbound_state(accepted.json()["message_id"], "sent")
     assert [send["template"]["name"] for send in system.provider.sends_to(journey.phone)] == ["order_update"]
+
+
+async def test_a_reaction_attaches_to_the_message_it_is_for(system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    wamid, _ = await journey.customer_writes("Where is my parcel?")
+    conversation, _ = await journey.open_conversation_with(wamid)
+    reply = await journey.agent_replies("It left the depot.")
+    assert reply.status_code == 202, reply.text
+    sent = await journey.outbound_state(reply.json()["message_id"], "sent")
+
+    reaction = new_wamid()
+    await journey.deliver(messages([contact(journey.phone)], {
+        "from": journey.phone, "id": reaction, "timestamp": str(int(time.time())), "type": "reaction",
+        "reaction": {"message_id": sent["provider_message_id"], "emoji": "\N{THUMBS UP SIGN}"}}))
+    ours = sent["provider_message_id"]
+    shown = await journey.timeline_entry(
+        conversation["id"], lambda e: e.get("provider_message_id") == ours and e.get("reactions"),
+        what="the reaction on the agent's reply")
+    assert shown["kind"] == "outbound" and shown["reactions"]["customer"]["emoji"] == "\N{THUMBS UP SIGN}"
+    entries = await journey.timeline(conversation["id"])
+    assert reaction not in {entry.get("provider_message_id") for entry in entries}  # no entry of its own
+
+
+async def test_an_edited_telegram_message_changes_its_entry_and_keeps_the_original(system: System,
+                                                                                  http: httpx.AsyncClient) -> None:
+    journey = TelegramJourney(system, http)
+    sent_at = int(time.time())
+    provider_id, _ = await journey.customer_writes("See you at 5", at=sent_at)
+    conversation, _ = await journey.open_conversation_with(provider_id)
+    chat = {"id": int(journey.external_user_id), "type": "private", "first_name": "Tom"}
+    message_id = int(provider_id.split(":")[1])
+    await journey.deliver({"update_id": message_id + 7_000_000, "edited_message": {
+        "message_id": message_id, "from": {**chat, "is_bot": False}, "chat": chat, "date": sent_at,
+        "edit_date": sent_at + 30, "text": "See you at 6"}})
+    shown = await journey.timeline_entry(conversation["id"],
+                                         lambda e: e.get("provider_message_id") == provider_id and e.get("edited"),
+                                         what="the edited entry")
+    assert shown["text"] == "See you at 6"
+    assert [revision["text"] for revision in shown["revisions"]] == ["See you at 5"]
+    entries = await journey.timeline(conversation["id"])
+    assert [e["provider_message_id"] for e in inbound_entries(entries)] == [provider_id]  # one entry, changed
