@@ -68,6 +68,15 @@ def test_sign_in_page_and_roles(system: System, browser: Browser) -> None:
     manager = signed_in(browser, system, SUPERVISOR, "manager")
     expect(manager.page.get_by_role("navigation", name="Sections").get_by_role("button")).to_have_text(
         ["Inbox", "Supervisor"])
+    manager.page.get_by_role("button", name="Filters").click()
+    expect(manager.page.get_by_label("Unanswered only")).to_be_visible()
+    assert_clean(manager, "filters")
+    manager.page.keyboard.press("?")
+    shortcuts = manager.page.get_by_role("dialog", name="Keyboard shortcuts")
+    expect(shortcuts).to_contain_text("next / previous conversation")
+    assert_clean(manager, "shortcuts")
+    shortcuts.get_by_role("button", name="Close").click()
+    expect(shortcuts).to_be_hidden()
     manager.close()
 
 

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import {
   api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken,
-  type LiveEvent, type LiveState, type Session,
+  type LiveEvent, type LiveState, type PushedCounts, type Session,
 } from "./api";
 import { Inbox } from "./Inbox";
 import { Supervisor } from "./Supervisor";
@@ -50,9 +50,10 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
   const [presenceError, setPresenceError] = useState("");
   const [live, setLive] = useState<LiveState>("connecting");
   const [lastEvent, setLastEvent] = useState<LiveEvent | null>(null);
+  const [counts, setCounts] = useState<PushedCounts | null>(null);
   const [help, setHelp] = useState(false);
 
-  useEffect(() => followLive(setLastEvent, setLive), []);
+  useEffect(() => followLive(setLastEvent, setCounts, setLive), []);
 
   // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one.
   const chosen = useRef(false);
@@ -124,7 +125,9 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
         <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">?</button>
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>
-      {view === "inbox" ? <Inbox session={session} lastEvent={lastEvent} /> : <Supervisor lastEvent={lastEvent} />}
+      {view === "inbox"
+        ? <Inbox session={session} lastEvent={lastEvent} counts={counts} />
+        : <Supervisor lastEvent={lastEvent} counts={counts} />}
       {help && <Shortcuts onClose={() => setHelp(false)} />}
     </div>
   );

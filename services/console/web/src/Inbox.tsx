@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import {
-  api, download, isManager, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type Session, type Team,
+  api, download, isManager, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type PushedCounts, type Session, type Team,
 } from "./api";
 import { isTyping } from "./App";
 import { ConversationView } from "./ConversationView";
@@ -12,18 +12,18 @@ import { useNow } from "./useNow";
 interface Tab {
   id: string;
   label: string;
-  count: (counts: Counts) => number | undefined;
+  count: keyof Counts;
   query: (login: string) => Record<string, string | boolean>;
 }
 
 const TABS: Tab[] = [
-  { id: "mine", label: "Mine", count: (c) => c.mine, query: (login) => ({ status: "assigned", assignee: login }) },
-  { id: "queued", label: "Queued", count: (c) => c.queued, query: () => ({ status: "queued" }) },
-  { id: "assigned", label: "All assigned", count: (c) => c.assigned, query: () => ({ status: "assigned" }) },
-  { id: "bot", label: "Bot", count: (c) => c.bot, query: () => ({ status: "bot" }) },
-  { id: "snoozed", label: "Snoozed", count: (c) => c.snoozed, query: () => ({ status: "snoozed" }) },
-  { id: "closed", label: "Closed", count: (c) => c.closed, query: () => ({ status: "closed" }) },
-  { id: "archived", label: "Archived", count: (c) => c.archived, query: () => ({ archived: true }) },
+  { id: "mine", label: "Mine", count: "mine", query: (login) => ({ status: "assigned", assignee: login }) },
+  { id: "queued", label: "Queued", count: "queued", query: () => ({ status: "queued" }) },
+  { id: "assigned", label: "All assigned", count: "assigned", query: () => ({ status: "assigned" }) },
+  { id: "bot", label: "Bot", count: "bot", query: () => ({ status: "bot" }) },
+  { id: "snoozed", label: "Snoozed", count: "snoozed", query: () => ({ status: "snoozed" }) },
+  { id: "closed", label: "Closed", count: "closed", query: () => ({ status: "closed" }) },
+  { id: "archived", label: "Archived", count: "archived", query: () => ({ archived: true }) },
 ];
 
 interface Filters {
@@ -64,12 +64,18 @@ function chime(): void {
   }
 }
 
-export function Inbox({ session, lastEvent }: { session: Session; lastEvent: LiveEvent | null }) {
+/** A tab's count as the stream pushed it ("1000+" past the router's cap), "–" before the first push. */
+function shown(pushed: PushedCounts | null, key: string): string {
+  const value = pushed?.counts[key];
+  if (value === undefined) return "–";
+  return pushed!.capped.includes(key) ? `${value}+` : String(value);
+}
+
+export function Inbox({ session, lastEvent, counts }: { session: Session; lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
   const [tab, setTab] = useState("mine");
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [search, setSearch] = useState("");
   const [items, setItems] = useState<Conversation[]>([]);
-  const [counts, setCounts] = useState<Counts>({});
   const [error, setError] = useState("");
   const [loading, setLoading] = useState(true);
   const [openId, setOpenId] = useState<string | null>(null);
@@ -93,12 +99,8 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
 
   const reload = useCallback(async () => {
     try {
-      const [page, tabCounts] = await Promise.all([
-        api<Page<Conversation>>("/v1/conversations", { query }),
-        api<Counts>("/v1/conversations/counts"),
-      ]);
+      const page = await api<Page<Conversation>>("/v1/conversations", { query });
       setItems(page.items);
-      setCounts(tabCounts);
       setError("");
     } catch (problem) {
       setError(problem instanceof Error ? problem.message : "the inbox could not be loaded");
@@ -114,7 +116,8 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
     void api<{ items: Team[] }>("/v1/teams").then((r) => setTeams(r.items)).catch(() => undefined);
   }, []);
 
-  // Live: any change the caller may see refreshes the list and the counts (coalesced).
+  // Live: any change the caller may see (or a reset of the stream) refreshes the list, coalesced; the tab counts
+  // come pushed on the stream itself.
   const pending = useRef<number | null>(null);
   useEffect(() => {
     if (!lastEvent) return;
@@ -226,7 +229,7 @@ export function Inbox({ session, lastEvent }: { session: Session; lastEvent: Liv
           {TABS.map((t) => (
             <button key={t.id} type="button" role="tab" id={`tab-${t.id}`} aria-selected={tab === t.id} aria-controls="conversation-list"
                     onClick={() => { setTab(t.id); setSelected(new Set()); }}>
-              {t.label} <span className="count">{t.count(counts) ?? "–"}</span>
+              {t.label} <span className="count">{shown(counts, t.count)}</span>
             </button>
           ))}
         </div>

@@ -1,26 +1,24 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type Team } from "./api";
+import { api, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type PushedCounts, type Team } from "./api";
 import { customerLabel, since } from "./format";
 import { useNow } from "./useNow";
 
 /** The live queue, the agents and the teams now. */
-export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
+export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
   const [agents, setAgents] = useState<Agent[]>([]);
   const [teams, setTeams] = useState<Team[]>([]);
   const [queue, setQueue] = useState<Conversation[]>([]);
-  const [counts, setCounts] = useState<Counts>({});
   const [problem, setProblem] = useState("");
   const now = useNow(1000);
 
   const load = useCallback(async () => {
     try {
-      const [a, t, q, c] = await Promise.all([
+      const [a, t, q] = await Promise.all([
         api<{ items: Agent[] }>("/v1/agents"),
         api<{ items: Team[] }>("/v1/teams"),
         api<Page<Conversation>>("/v1/conversations", { query: { status: "queued", sort: "waiting", limit: 100 } }),
-        api<Counts>("/v1/conversations/counts"),
       ]);
-      setAgents(a.items); setTeams(t.items); setQueue(q.items); setCounts(c); setProblem("");
+      setAgents(a.items); setTeams(t.items); setQueue(q.items); setProblem("");
     } catch (error) {
       setProblem(error instanceof Error ? error.message : "not loaded");
     }
@@ -33,6 +31,7 @@ export function Supervisor({ lastEvent }: { lastEvent: LiveEvent | null }) {
     pending.current = window.setTimeout(() => { pending.current = null; void load(); }, 500);
   }, [lastEvent, load]);
 
+  const counts: Counts = pushed?.counts ?? {};
   const longest = queue.reduce<string | null>((oldest, c) => (c.waiting_since && (!oldest || c.waiting_since < oldest) ? c.waiting_since : oldest), null);
   const perAgent = (login: string) => Object.values(agents.find((a) => a.login === login)?.active ?? {}).reduce((s, n) => s + n, 0);
   return (

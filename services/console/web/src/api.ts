@@ -118,16 +118,25 @@ export async function download(path: string, query: Query, filename: string): Pr
   URL.revokeObjectURL(url);
 }
 
+/** A change to a conversation the caller may see (`event: conversation.<change>`), or `reset`: the router could
+ * not resume from the last id, so the screen refetches its lists. */
 export interface LiveEvent {
   id: string;
   type: string;
   data: ConversationChange;
 }
 
+/** Tab counts pushed on the stream (`event: counts`): each tab counted up to the router's cap. */
+export interface PushedCounts {
+  counts: Counts;
+  capped: string[];
+}
+
 export type LiveState = "connecting" | "live" | "offline";
 
 /** Follows /v1/conversations/stream until stopped; reconnects with Last-Event-ID after a drop. */
-export function followLive(onEvent: (event: LiveEvent) => void, onState: (state: LiveState) => void): () => void {
+export function followLive(onEvent: (event: LiveEvent) => void, onCounts: (counts: PushedCounts) => void,
+                           onState: (state: LiveState) => void): () => void {
   let stopped = false;
   let lastId = "";
   let controller = new AbortController();
@@ -155,7 +164,9 @@ export function followLive(onEvent: (event: LiveEvent) => void, onState: (state:
             const frame = buffer.slice(0, end);
             buffer = buffer.slice(end + 2);
             const event = parseFrame(frame);
-            if (event) {
+            if (event?.type === "counts") {
+              onCounts(event.data as unknown as PushedCounts);
+            } else if (event) {
               lastId = event.id || lastId;
               onEvent(event);
             }
