@@ -97,7 +97,7 @@ SERVICES: tuple[Service, ...] = (
             "parley-router", INBOUND_MESSAGES, OUTBOUND_MESSAGES, CONTACTS_EVENTS, MEDIA_EVENTS, CONVERSATIONS_COMMANDS
         ),
         talks_to=(KAFKA, MONGODB, REDIS),
-        api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing"),
+        api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
     ),
     Service(
         "outbound", 8004,

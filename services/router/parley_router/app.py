@@ -27,7 +27,15 @@ from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.adapters.presence import PresenceStore
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
-from parley_router.handlers import http_actions, http_conversations, http_directory, http_history, live
+from parley_router.handlers import (
+    http_actions,
+    http_conversations,
+    http_directory,
+    http_export,
+    http_history,
+    http_supervisor,
+    live,
+)
 from parley_router.handlers.contacts_in import ContactsHandler
 from parley_router.handlers.engine import Engine, Stores
 from parley_router.handlers.events_in import CommandsHandler, MediaHandler, OutboundHandler
@@ -68,6 +76,16 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -
                   handle=handle, publisher=runtime.publisher, service=SERVICE)
 
 
+async def export_floors_forever(engine: Engine, interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            for tenant_id in await engine.stores.presence.tenants_with_online_agents():
+                await http_supervisor.floor(engine, tenant_id)
+        except Exception:  # a passing database error: the gauges keep their last values
+            log.exception("supervisor_metrics_failed")
+
+
 async def sweep_forever(engine: Engine, interval: float) -> None:
     while True:
         await asyncio.sleep(interval)
@@ -95,6 +113,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
         await engine.stores.ensure_indexes()
         sweeper.append(asyncio.create_task(sweep_forever(engine, settings.sweep_interval_seconds)))
         sweeper.append(asyncio.create_task(upkeep.run_forever(settings)))
+        sweeper.append(asyncio.create_task(export_floors_forever(engine, settings.supervisor_metrics_interval_seconds)))
 
     async def stop() -> None:
         for task in sweeper:
@@ -108,8 +127,8 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
         title="Parley router",
         description="conversations, assignment, queues, agents, bots",
         infra=settings.infra,
-        routers=[live.router, http_history.router, http_conversations.router, http_actions.router,
-                 http_directory.router],
+        routers=[live.router, http_history.router, http_export.router, http_conversations.router,
+                 http_actions.router, http_directory.router, http_supervisor.router],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],

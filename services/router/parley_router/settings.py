@@ -26,6 +26,9 @@ class RouterSettings(ServiceSettings):
         default=10.0, ge=1, description="a slot taken this recently is never removed (its save may be in flight)")
     offline_check_interval_seconds: float = Field(
         default=5.0, gt=0, description="how often agents whose heartbeat expired are handled as gone offline")
+    supervisor_metrics_interval_seconds: float = Field(
+        default=15.0, gt=0, description="how often the supervisors' floor of tenants with agents online is exported "
+                                        "as Prometheus gauges")
     brands: dict[str, str] = Field(
         default_factory=dict,
         description="channel id -> the tenant's company/brand it speaks for (inbox `brand` filter); JSON in "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -136,6 +136,8 @@ class ConversationRepository:
                                                 ("status", ASCENDING)])
         await self._conversations.create_index([("tenant_id", ASCENDING), ("contact_id", ASCENDING),
                                                 ("opened_at", DESCENDING)])  # a customer's history
+        for field in ("opened_at", "closed_at"):  # supervisors' figures of a period
+            await self._conversations.create_index([("tenant_id", ASCENDING), (field, ASCENDING)])
 
     async def get(self, tenant_id: str, conversation_id: str) -> Conversation | None:
         doc = await self._gets.submit(conversation_id)  # by key alone: the fastest lookup
@@ -304,6 +306,17 @@ class ConversationRepository:
     async def find(self, query: Doc, sort: list[tuple[str, int]] | None, limit: int) -> list[Conversation]:
         cursor = self._conversations.find(query, sort=sort, limit=limit)
         return [from_doc(doc) async for doc in cursor]
+
+    async def stream(self, query: Doc, sort: list[tuple[str, int]], batch: int) -> AsyncIterator[list[Conversation]]:
+        """Every match in `sort` order, `batch` at a time (one server cursor: an export never holds them all)."""
+        page: list[Conversation] = []
+        async for doc in self._conversations.find(query, sort=sort, batch_size=batch):
+            page.append(from_doc(doc))
+            if len(page) == batch:
+                yield page
+                page = []
+        if page:
+            yield page
 
     async def find_latest(self, query: Doc, limit: int, now: datetime,
                           after: tuple[datetime, str] | None = None) -> list[Conversation]:

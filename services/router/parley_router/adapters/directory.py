@@ -222,6 +222,13 @@ class Directory:
             contact_id = doc["merged_into"]
         return None
 
+    async def cards(self, tenant_id: str, contact_ids: set[str]) -> dict[str, Doc]:
+        """Projected cards by contact id (by `_id` alone: one index lookup per id on either database)."""
+        if not contact_ids:
+            return {}
+        cursor = self._contacts.find({"_id": {"$in": [f"{tenant_id}|{contact_id}" for contact_id in contact_ids]}})
+        return {doc["_id"].split("|", 1)[1]: doc async for doc in cursor}
+
     async def contact_of(self, key: ConversationKey) -> Doc | None:
         return await self._contact_lookups.submit(key)
 

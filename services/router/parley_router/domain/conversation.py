@@ -72,6 +72,7 @@ class Conversation:
     sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
     opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
     declined_by: tuple[str, ...] = ()  # agents who declined its offer: not offered it again while it waits
+    first_assigned_at: datetime | None = None  # when an agent first had it for good (wait time; not an offer)
     contact_id: str | None = None  # the customer's card in contacts (learned from its events)
     contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
@@ -255,6 +256,14 @@ def set_status(conv: Conversation, status: Status, now: datetime, actor: str) ->
     if status is Status.BOT:
         raise TransitionError("bot_needs_target", "assign to a bot to hand it to a bot", status=422)
     return return_to_queue(replace(conv, team_id=conv.team_id), now)
+
+
+def stamp_first_assignment(conv: Conversation, now: datetime) -> Conversation:
+    """The first time an agent holds it for good (accepted, assigned, replied; not a pending offer)."""
+    if conv.first_assigned_at is None and conv.status is Status.ASSIGNED and conv.agent \
+            and conv.offer_expires_at is None:
+        return replace(conv, first_assigned_at=now)
+    return conv
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,7 @@ class Engine:
         after = transition(conv)
         if after == conv:
             return conv
+        after = conv_rules.stamp_first_assignment(after, now)
         if not conv.is_open and after.is_open and not await self.stores.conversations.claim_open(after):
             raise TransitionError("another_conversation_open", "the customer already has an open conversation")
         presence = self.stores.presence

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
@@ -30,9 +26,6 @@ from parley_router.handlers.inbox import (
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
-EXPORT_COLUMNS = ("id", "status", "channel_type", "channel_id", "external_user_id", "assignee", "team_id",
-                  "priority", "unanswered", "archived", "opened_at", "last_activity_at", "closed_at",
-                  "first_response_seconds", "closing_note")
 
 
 @router.get("", summary="Inbox list: filters, sort, cursor pagination")
@@ -80,36 +73,6 @@ async def tab_counts(engine: Engine, principal: Principal, teams: frozenset[str]
     result["mine"] = await repo.count({**base, "assignee_agent": principal.login,
                                        "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}}, cap)
     return result
-
-
-@router.get("/export", summary="Export the filtered selection as CSV or JSON Lines")
-async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
-                 format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:
-    engine = engine_of(request)
-    query = filter_query(scope(principal, await teams_of(engine, principal)), wanted, brands=brands_of(request))
-    rows = await engine.stores.conversations.find(query, [("opened_at", 1), ("_id", 1)], 100_000)
-    docs = [conversation_json(conv) for conv in rows]
-
-    async def lines() -> AsyncIterator[str]:
-        if format == "jsonl":
-            for doc in docs:
-                yield json.dumps(doc) + "\n"
-            return
-        yield _csv_line(EXPORT_COLUMNS)
-        for doc in docs:
-            assignee = doc["assignee"]
-            doc["assignee"] = f"{assignee['kind']}:{assignee['id']}" if assignee else ""
-            yield _csv_line(tuple(doc.get(column) for column in EXPORT_COLUMNS))
-
-    media = "text/csv" if format == "csv" else "application/x-ndjson"
-    return StreamingResponse(lines(), media_type=media,
-                             headers={"Content-Disposition": f"attachment; filename=conversations.{format}"})
-
-
-def _csv_line(values: tuple[Any, ...]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerow(["" if value is None else value for value in values])
-    return buffer.getvalue()
 
 
 @router.get("/{conversation_id}", summary="One conversation")
