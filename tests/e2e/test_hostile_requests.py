@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 import httpx
 import jwt
 import pytest
+from e2e_customer import AGENT, Journey, linked_media, media_records, send_image
+from e2e_journey import png_bytes
 from e2e_system import EMAIL, JWT_SECRET, TELEGRAM, TENANT, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
@@ -197,3 +199,26 @@ async def test_non_ascii_signatures_are_refused_not_500(system: System, http: ht
     link = await http.get(f"{system.url('media')}/v1/media/m_0/content", params={
         "tenant": TENANT, "expires": str(int(time.time()) + 60), "signature": "é" * 64})
     assert code(link) == (403, "invalid_signature"), link.text
+
+
+async def test_a_media_link_cannot_be_forged_from_what_a_provider_or_customer_knows(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    wamid, _ = await send_image(journey, png_bytes(3, 2), "receipt")
+    conversation, _ = await journey.open_conversation_with(wamid)
+    [media] = media_records((await linked_media(journey, conversation["id"], wamid))["media"])
+    record = await journey.get("media", f"/v1/media/{media['media_id']}", login=AGENT, role="agent")
+    assert record.status_code == 200, record.text
+    # The id is keyed: the unkeyed derivation from tenant, channel and the provider's attachment id is not it.
+    attachment = record.json()["attachment_id"]
+    unkeyed = "m_" + hashlib.sha256(f"{TENANT}|{WHATSAPP.id}|{attachment}".encode()).hexdigest()[:32]
+    assert media["media_id"] != unkeyed
+    # A link signed with the former built-in key, with any expiry, is refused; the genuine link works.
+    expires = int(time.time()) + 10 * 365 * 24 * 3600
+    fields = (TENANT, media["media_id"], "original", str(expires))
+    payload = b"".join(f"{len(field)}:{field};".encode() for field in fields)
+    forged = hmac.new(b"change-me-media-links", payload, hashlib.sha256).hexdigest()
+    minted = await http.get(f"{system.url('media')}/v1/media/{media['media_id']}/content", params={
+        "tenant": TENANT, "variant": "original", "expires": str(expires), "signature": forged})
+    assert code(minted) == (403, "invalid_signature"), minted.text
+    assert (await http.get(record.json()["download_url"])).status_code == 200
