@@ -158,10 +158,13 @@ def test_one_post_with_many_entries_changes_messages_and_statuses_gives_one_even
 def test_a_broken_item_is_rejected_alone_and_other_fields_go_to_the_dead_letter_topic(kit) -> None:
     broken = {"from": "447700900123", "id": "wamid.BROKEN", "type": "text", "text": {"body": "no timestamp"}}
     payload = kit.whatsapp([broken, kit.fixture("whatsapp_messages.json")["text"]])
+    payload["entry"][0]["changes"].append({"field": "history", "value": {"history": []}})
     payload["entry"][0]["changes"].append({"field": "message_template_status_update", "value": {"event": "APPROVED"}})
     batch = normalise(kit, payload)
     assert [n.event.provider_message_id for n in batch.events] == ["wamid.EXAMPLEinbound0001"]
-    assert [r.reason for r in batch.rejected] == ["normaliser_failed", "unhandled_provider_event"]
+    # a template update without the template's name cannot be applied: a dead letter too
+    assert [r.reason for r in batch.rejected] == ["normaliser_failed", "unhandled_provider_event",
+                                                  "normaliser_failed"]
     assert b"wamid.BROKEN" in batch.rejected[0].raw
 
 
