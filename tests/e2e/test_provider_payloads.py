@@ -271,3 +271,33 @@ async def test_an_edited_telegram_message_changes_its_entry_and_keeps_the_origin
     assert [revision["text"] for revision in shown["revisions"]] == ["See you at 5"]
     entries = await journey.timeline(conversation["id"])
     assert [e["provider_message_id"] for e in inbound_entries(entries)] == [provider_id]  # one entry, changed
+
+
+async def test_a_telegram_user_who_blocked_the_bot_is_not_written_to_until_they_return(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = TelegramJourney(system, http)
+    await journey.customer_writes("hello bot")
+    await journey.window_seen()
+    chat = {"id": int(journey.external_user_id), "type": "private", "first_name": "Tom"}
+
+    async def membership(status: str, update_id: int) -> None:
+        await journey.deliver({"update_id": update_id, "my_chat_member": {
+            "chat": chat, "from": {**chat, "is_bot": False}, "date": int(time.time()),
+            "old_chat_member": {"status": "member"}, "new_chat_member": {"status": status}}})
+
+    async def reply_answers(status: int) -> httpx.Response:
+        async def probe() -> httpx.Response:
+            if (await journey.window())["subscribed"] is not (status == 202):
+                raise NotYet("the window projection has not seen the change yet")
+            response = await journey.agent_replies("Are you still there?")
+            if response.status_code != status:
+                raise NotYet(response.text)
+            return response
+
+        return await eventually(probe, what=f"a reply answered {status}")
+
+    await membership("kicked", random.randrange(10**9, 2 * 10**9))
+    refused = await reply_answers(422)
+    assert refused.json()["error"]["code"] == "customer_blocked_bot"
+    await membership("member", random.randrange(2 * 10**9, 3 * 10**9))
+    await reply_answers(202)

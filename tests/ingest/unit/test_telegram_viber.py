@@ -79,9 +79,15 @@ def test_telegram_reply_edit_callback_and_unknown_update(kit) -> None:
     callback = telegram(kit, "callback")
     assert callback.parts == (ReplyPart(reply_kind="callback", payload="confirm:4471"),)
     assert callback.reply_to_provider_message_id == "7011223344:5520"
-    blocked = telegram(kit, "blocked")
-    assert blocked.parts == (UnsupportedPart(provider_type="my_chat_member"),)
+    blocked = telegram(kit, "blocked")  # my_chat_member in a private chat: the user blocked the bot
+    assert blocked.parts == (SystemPart(system_kind="bot_blocked"),)
+    assert blocked.external_user_id == "7011223344"
     assert blocked.raw == kit.fixture("telegram_updates.json")["blocked"]
+    group = kit.fixture("telegram_updates.json")["blocked"] | {"update_id": 1}
+    group["my_chat_member"] = group["my_chat_member"] | {"chat": {"id": -100, "type": "group"}}
+    batch = PLUGINS[ChannelType.TELEGRAM].normalise(kit.channels.get("tg-bot"), kit.body(group),
+                                                    kit.context(ChannelType.TELEGRAM, "tg-bot"))
+    assert batch.events[0].event.parts == (UnsupportedPart(provider_type="my_chat_member"),)  # not a user's block
 
 
 def test_viber_messages(kit) -> None:

@@ -151,6 +151,8 @@ def test_telegram_has_no_window_but_the_user_must_start_the_bot() -> None:
     assert run(ChannelType.TELEGRAM, BOT, FREE_FORM, WindowFacts(last_customer_at=ago(days=400))).allowed
     never = run(ChannelType.TELEGRAM, HUMAN, FREE_FORM, WindowFacts())
     assert (never.verdict, never.reason) == (Verdict.REFUSED, Reason.CUSTOMER_NEVER_WROTE)
+    blocked = run(ChannelType.TELEGRAM, HUMAN, FREE_FORM, WindowFacts(last_customer_at=ago(hours=1), subscribed=False))
+    assert (blocked.verdict, blocked.reason) == (Verdict.REFUSED, Reason.CUSTOMER_BLOCKED_BOT)
 
 
 def test_email_has_no_window() -> None:

@@ -55,6 +55,7 @@ class Reason(StrEnum):
     CUSTOMER_BLOCKED = "customer_blocked"
     UNKNOWN_CHANNEL = "unknown_channel"
     MARKETING_OPTED_OUT = "marketing_opted_out"
+    CUSTOMER_BLOCKED_BOT = "customer_blocked_bot"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ class WindowFacts:
     last_customer_at: datetime | None = None
     free_entry_at: datetime | None = None  # the customer's message that came through a free entry point
     free_entry_window_started_at: datetime | None = None  # our first reply to it, which opens the 72 h
-    subscribed: bool | None = None  # Viber only; None = never heard of them
+    subscribed: bool | None = None  # Viber subscription, Telegram not blocking the bot; None = never heard
     blocked: bool = False
     marketing_opted_out: bool = False  # the customer stopped marketing messages (WhatsApp user_preferences)
 
@@ -110,7 +111,10 @@ def decide(intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
 
 
 def _customer_first(rule: WindowRule, intent: SendIntent, facts: WindowFacts, now: datetime) -> Decision:
-    """No window, but a bot cannot start a conversation: the user must have written first (Telegram)."""
+    """No window, but a bot cannot start a conversation: the user must have written first (Telegram), and not
+    blocked the bot since."""
+    if facts.subscribed is False:
+        return _refuse(Reason.CUSTOMER_BLOCKED_BOT)
     if facts.last_customer_at is None:
         return _refuse(Reason.CUSTOMER_NEVER_WROTE)
     return _free_service(Reason.NO_WINDOW)

@@ -121,6 +121,8 @@ def _command(body: SendRequest, principal: Principal, correlation_id: str, heade
 def _refusal_message(reason: str | None) -> str:
     if reason == "template_required":
         return "outside the messaging window (or writing first) this channel accepts only an approved template"
+    if reason == "customer_blocked_bot":
+        return "the customer blocked the bot: nothing can be sent until they start it again"
     if reason == "marketing_opted_out":
         return "the customer stopped marketing messages: only utility and authentication templates may go"
     return f"the channel's rules refuse this message: {reason}"

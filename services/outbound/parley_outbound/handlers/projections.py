@@ -4,6 +4,7 @@ parley.inbound.messages.v1), blocked identities and custom fields (parley.contac
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from parley_common.clock import Clock
@@ -32,21 +33,36 @@ from parley_outbound.domain.saved_replies import custom_field_changes
 from parley_outbound.domain.status import State, advance, from_provider
 from parley_outbound.handlers.updates import UpdatePublisher
 
-VIBER_UNSUBSCRIBED = frozenset({"unsubscribed"})
-VIBER_NOT_A_SUBSCRIPTION = frozenset({"conversation_started", "delivered", "seen", "failed"})
 MAX_STATUS_RACES = 3
 
 
-def viber_subscription(event: MessageReceived) -> bool | None:
-    """Viber: the first message subscribes; an `unsubscribed` callback ends it; opening the chat does not."""
-    if event.channel_type is not ChannelType.VIBER:
+@dataclass(frozen=True, slots=True)
+class SubscriptionNotices:
+    """The system notices that end or (re)start a channel's subscription; other notices change nothing."""
+
+    ends: frozenset[str]
+    starts: frozenset[str] = frozenset()
+
+
+# Viber: the first message subscribes, `unsubscribed` ends it, opening the chat does not (reference §4.8).
+# Telegram: the user blocking the bot ends it (`my_chat_member` kicked), unblocking or writing again restarts it.
+SUBSCRIPTIONS = {
+    ChannelType.VIBER: SubscriptionNotices(frozenset({"unsubscribed"}), frozenset({"subscribed"})),
+    ChannelType.TELEGRAM: SubscriptionNotices(frozenset({"bot_blocked"}), frozenset({"bot_unblocked"})),
+}
+
+
+def subscription(event: MessageReceived) -> bool | None:
+    """What this customer event says about being allowed to write to them; None: nothing."""
+    notices = SUBSCRIPTIONS.get(event.channel_type)
+    if notices is None:
         return None
     kinds = {part.system_kind for part in event.parts if isinstance(part, SystemPart)}
-    if kinds & VIBER_UNSUBSCRIBED:
+    if kinds & notices.ends:
         return False
-    if kinds and kinds <= VIBER_NOT_A_SUBSCRIPTION:
-        return None
-    return True
+    if kinds & notices.starts:
+        return True
+    return None if kinds else True  # a message of their own subscribes; another notice says nothing
 
 
 class WindowProjection:
@@ -56,7 +72,7 @@ class WindowProjection:
     async def on_message(self, event: MessageReceived) -> None:
         if event.direction != "inbound":
             return  # an echo of the business writing elsewhere opens no window
-        subscribed = viber_subscription(event)
+        subscribed = subscription(event)
         if subscribed is False:
             await self._projections.record_subscription(event.conversation_key, False)
             return

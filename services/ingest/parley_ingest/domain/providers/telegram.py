@@ -17,6 +17,7 @@ from parley_common.events.inbound import (
     Referral,
     ReplyPart,
     SharedContact,
+    SystemPart,
     TextPart,
     UnsupportedPart,
 )
@@ -65,6 +66,10 @@ def _update(update: dict[str, Any], ctx: RequestContext) -> Batch | Normalised:
             return _message(update[key], update, ctx, dedup, edited=key.startswith("edited"))
     if isinstance(update.get("callback_query"), dict):
         return _callback(update["callback_query"], update, ctx, dedup)
+    if isinstance(update.get("my_chat_member"), dict):
+        blocked = _bot_blocking(update["my_chat_member"], update, ctx, dedup)
+        if blocked is not None:
+            return blocked
     kind = next((key for key in update if key != "update_id"), "unknown")
     item = as_dict(update.get(kind))
     user = as_dict(item.get("from") or item.get("chat") or as_dict(item.get("message")).get("chat"))
@@ -74,6 +79,25 @@ def _update(update: dict[str, Any], ctx: RequestContext) -> Batch | Normalised:
         ctx, external_user_id=str(user["id"]), customer=_customer(user), provider_message_id=dedup,
         provider_timestamp=from_unix_seconds(item.get("date") or ctx.received_at.timestamp()),
         parts=(UnsupportedPart(provider_type=kind),), raw=update, dedup_id=dedup,
+    )
+
+
+# A private chat's member status of the bot: the user blocked it (kicked) or started it again (member).
+_BOT_STATUS = {"kicked": "bot_blocked", "member": "bot_unblocked"}
+
+
+def _bot_blocking(change: dict[str, Any], update: dict[str, Any], ctx: RequestContext,
+                  dedup: str) -> Normalised | None:
+    """`my_chat_member` in a private chat (reference §3.3, §3.7): the user blocked or unblocked the bot; sends to
+    a user who blocked it fail with 403, so outbound refuses them first."""
+    chat = as_dict(change.get("chat"))
+    status = _BOT_STATUS.get(str(as_dict(change.get("new_chat_member")).get("status")))
+    if chat.get("type") != "private" or status is None:
+        return None
+    return message_event(
+        ctx, external_user_id=str(chat["id"]), customer=_customer(as_dict(change.get("from")) or chat),
+        provider_message_id=dedup, provider_timestamp=from_unix_seconds(change["date"]),
+        parts=(SystemPart(system_kind=status),), raw=update, dedup_id=dedup,
     )
 
 
