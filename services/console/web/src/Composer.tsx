@@ -1,5 +1,5 @@
 import { forwardRef, useEffect, useState, type DragEvent, type KeyboardEvent } from "react";
-import { api, ApiError, type Agent, type Conversation, type Session, type Team, type Template } from "./api";
+import { api, ApiError, type Conversation, type Template } from "./api";
 import { SavedReplies } from "./SavedReplies";
 import { TemplatePicker } from "./TemplatePicker";
 
@@ -10,9 +10,6 @@ interface Props {
   freeFormAllowed: boolean;
   onSent: () => void;
   onError: (message: string) => void;
-  agents: Agent[];
-  teams: Team[];
-  session: Session;
 }
 
 type AfterSend = "" | "close" | "assign_to_me";

@@ -21,7 +21,7 @@ interface Props {
 
 export function ConversationView({ conversation, session, lastEvent, agents, teams, onChanged, onBack }: Props) {
   const [entries, setEntries] = useState<Entry[]>([]);
-  const [window_, setWindow] = useState<Window | null>(null);
+  const [messagingWindow, setMessagingWindow] = useState<Window | null>(null);
   const [error, setError] = useState("");
   const [dialog, setDialog] = useState<DialogKind | null>(null);
   const [mode, setMode] = useState<"reply" | "note">("reply");
@@ -43,9 +43,9 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
 
   const loadWindow = useCallback(async () => {
     try {
-      setWindow(await api<Window>(`/v1/windows/${encodeURIComponent(c.channel_id)}/${encodeURIComponent(c.external_user_id)}`));
+      setMessagingWindow(await api<Window>(`/v1/windows/${encodeURIComponent(c.channel_id)}/${encodeURIComponent(c.external_user_id)}`));
     } catch {
-      setWindow(null);
+      setMessagingWindow(null);
     }
   }, [c.channel_id, c.external_user_id]);
 
@@ -90,8 +90,8 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
   }, [act, offered, mine, closed, c.archived]);
 
   const offerLeft = c.offer_expires_at ? (Date.parse(c.offer_expires_at) - now) / 1000 : 0;
-  const windowLeft = window_?.closes_at ? (Date.parse(window_.closes_at) - now) / 1000 : null;
-  const freeFormAllowed = window_ ? window_.allowed.some((a) => a.sender_kind === "human" && a.message_kind === "free_form" && a.verdict === "allowed") : true;
+  const windowLeft = messagingWindow?.closes_at ? (Date.parse(messagingWindow.closes_at) - now) / 1000 : null;
+  const freeFormAllowed = messagingWindow ? messagingWindow.allowed.some((a) => a.sender_kind === "human" && a.message_kind === "free_form" && a.verdict === "allowed") : true;
 
   return (
     <section className="conversation-pane" aria-labelledby="conversation-title">
@@ -130,18 +130,18 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
           </label>
         </div>
       </header>
-      {window_ && (
-        <p className={`window ${window_.has_window && !window_.open ? "closed" : "open"}`} role="status">
-          {!window_.has_window ? "No messaging window on this channel: free-form messages may be sent."
-            : window_.open ? `Window open: ${duration(windowLeft ?? 0)} left · free-form messages allowed`
+      {messagingWindow && (
+        <p className={`window ${messagingWindow.has_window && !messagingWindow.open ? "closed" : "open"}`} role="status">
+          {!messagingWindow.has_window ? "No messaging window on this channel: free-form messages may be sent."
+            : messagingWindow.open ? `Window open: ${duration(windowLeft ?? 0)} left · free-form messages allowed`
             : "Window closed · only an approved template may be sent"}
-          {window_.blocked && " · customer blocked"}
+          {messagingWindow.blocked && " · customer blocked"}
         </p>
       )}
       {error && <p role="alert" className="error">{error}</p>}
       <Timeline entries={entries} />
-      <Composer ref={composer} conversation={c} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !window_?.blocked}
-                onSent={() => { void loadTimeline(); onChanged(); }} onError={setError} agents={agents} teams={teams} session={session} />
+      <Composer ref={composer} conversation={c} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !messagingWindow?.blocked}
+                onSent={() => { void loadTimeline(); onChanged(); }} onError={setError} />
       {dialog && (
         <ActionDialog kind={dialog} agents={agents} teams={teams} onClose={() => setDialog(null)}
                       onSubmit={async (path, body) => { if (await act(path, body)) setDialog(null); }} />

@@ -37,6 +37,7 @@ interface Filters {
 
 const NO_FILTERS: Filters = { channel_type: "", team: "", assignee: "", label: "", unanswered: false, q: "" };
 const SEEN_KEY = "parley.seen";
+const PAGE_SIZE = 50;
 
 function loadSeen(): Record<string, string> {
   try {
@@ -72,7 +73,8 @@ function shown(pushed: PushedCounts | null, key: string): string {
 }
 
 export function Inbox({ session, lastEvent, counts }: { session: Session; lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
-  const [tab, setTab] = useState("mine");
+  // An agent starts on their own conversations; a supervisor without the agent role on the queue.
+  const [tab, setTab] = useState(() => (session.roles.includes("agent") ? "mine" : "queued"));
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [search, setSearch] = useState("");
   const [items, setItems] = useState<Conversation[]>([]);
@@ -87,6 +89,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   const [showFilters, setShowFilters] = useState(false);
   const [announce, setAnnounce] = useState("");
   const [starting, setStarting] = useState(false);
+  const [nextCursor, setNextCursor] = useState<string | null>(null);
   const searchBox = useRef<HTMLInputElement>(null);
   const now = useNow(1000);
   const current = TABS.find((t) => t.id === tab)!;
@@ -94,13 +97,14 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   const query = useMemo(() => ({
     ...current.query(session.login),
     ...Object.fromEntries(Object.entries(filters).filter(([key, value]) => value && !(key === "q" && String(value).length < 2))),
-    limit: 100,
+    limit: PAGE_SIZE,
   }), [current, filters, session.login]);
 
   const reload = useCallback(async () => {
     try {
       const page = await api<Page<Conversation>>("/v1/conversations", { query });
       setItems(page.items);
+      setNextCursor(page.next_cursor);
       setError("");
     } catch (problem) {
       setError(problem instanceof Error ? problem.message : "the inbox could not be loaded");
@@ -169,6 +173,17 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   useEffect(() => {
     document.querySelector<HTMLElement>(`[data-conversation="${openId}"]`)?.scrollIntoView({ block: "nearest" });
   }, [openId]);
+
+  async function more() {
+    if (!nextCursor) return;
+    try {
+      const page = await api<Page<Conversation>>("/v1/conversations", { query: { ...query, cursor: nextCursor } });
+      setItems((shown) => [...shown, ...page.items.filter((c) => !shown.some((s) => s.id === c.id))]);
+      setNextCursor(page.next_cursor);
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : "the next page could not be loaded");
+    }
+  }
 
   async function bulk(action: "close" | "archive") {
     try {
@@ -278,6 +293,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
               </li>
             ))}
           </ul>
+          {nextCursor && <button type="button" className="link more" onClick={() => void more()}>Load more</button>}
         </div>
       </section>
       {opened ? (

@@ -280,8 +280,7 @@ export interface Entry {
   media?: MediaRef[] | Record<string, MediaRef> | null;
   sender?: string | { kind: string; login: string | null; bot_id: string | null };
   author?: string;
-  content?: { kind: string; text?: string; media_id?: string | null; caption?: string | null; name?: string; language?: string; variables?: Record<string, string>; rendered?: string | null };
-  rendered_text?: string | null;
+  content?: { kind: string; text?: string; media_id?: string | null; caption?: string | null; name?: string; language?: string; variables?: Record<string, string> };
   status?: string;
   statuses?: Record<string, string>;
   error?: { code?: string; message?: string; title?: string } | null;
