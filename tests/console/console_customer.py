@@ -30,6 +30,17 @@ class Customer:
         self._deliver(whatsapp_status(self.phone, provider_message_id, status, int(time.time()),
                                       WHATSAPP.phone_number_id))
 
+    def never_gets(self, provider_message_id: str, title: str) -> None:
+        """The provider's receipt that a message could not be delivered, with Meta's error."""
+        payload = whatsapp_status(self.phone, provider_message_id, "failed", int(time.time()), WHATSAPP.phone_number_id)
+        [status] = payload["entry"][0]["changes"][0]["value"]["statuses"]
+        status["errors"] = [{"code": 131047, "title": title, "message": title,
+                             "error_data": {"details": "More than 24 hours have passed since the customer replied"}}]
+        self._deliver(payload)
+
+    def _console(self, login: str, role: str = "agent") -> httpx.Client:
+        return httpx.Client(base_url=self.system.url(CONSOLE), headers=self.system.auth(login, role), timeout=30)
+
     def _deliver(self, payload: dict[str, Any]) -> None:
         """Synchronously: Playwright's sync API holds the thread's event loop."""
         body, headers = meta_signed(WHATSAPP.app_secret, payload)
@@ -37,9 +48,20 @@ class Customer:
                               headers=headers, timeout=30)
         assert response.status_code == 200, response.text
 
+    def conversation_status(self, login: str, role: str) -> str:
+        """Where the router holds this customer's conversation, once it holds one."""
+        with self._console(login, role) as client:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                found = client.get("/v1/conversations", params={"q": self.phone, "limit": 1}).json()["items"]
+                if found:
+                    return str(found[0]["status"])
+                time.sleep(0.2)
+        raise AssertionError(f"no conversation of {self.name} within 30 s")
+
     def outbound_entries(self, login: str) -> list[dict[str, Any]]:
         """The agent's messages on this customer's timeline, read as the agent through the console."""
-        with httpx.Client(base_url=self.system.url(CONSOLE), headers=self.system.auth(login), timeout=30) as client:
+        with self._console(login) as client:
             found = client.get("/v1/conversations", params={"q": self.phone, "limit": 10}).json()["items"]
             entries: list[dict[str, Any]] = []
             for conversation in found:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
@@ -212,6 +213,13 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     page.get_by_role("button", name="Send saved reply").click()
     sent = page.locator(".timeline .outbound", has_text="Thanks for waiting, we are on it.")
     expect(sent.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+
+    # The provider reports it undeliverable: the tick turns to a failure with the provider's reason.
+    [entry] = [e for e in customer.outbound_entries(AGENT) if "Thanks for waiting" in (e.get("text") or "")]
+    customer.never_gets(entry["provider_message_id"], "Re-engagement message")
+    expect(sent.locator(".ticks")).to_have_attribute("data-status", "failed", timeout=30_000)
+    expect(sent.locator(".ticks")).to_have_attribute("title", re.compile("Re-engagement message"))
+    expect(sent.locator(".fail-reason")).to_contain_text("Re-engagement message")
     alice.close()
 
 
@@ -239,12 +247,28 @@ def test_an_agent_writes_first_to_a_new_client_by_phone(system: System, browser:
 
 def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: Browser) -> None:
     waiting = Customer(system, "Queue")
-    waiting.writes("Anyone there?")  # nobody online in a fresh screen? the queue or an agent holds it
+    waiting.writes("Anyone there?")  # the queue or an online agent holds it
     sam = signed_in(browser, system, SUPERVISOR, "manager")
     sam.page.get_by_role("button", name="Supervisor").click()
     expect(sam.page.get_by_role("heading", name="Supervisor")).to_be_visible()
     expect(sam.page.get_by_role("table").first.get_by_role("rowheader", name=AGENT)).to_be_visible()
     assert_clean(sam, "supervisor")
+
+    # Back in the inbox: the managers' export, and a bulk action on a selection.
+    sam.page.get_by_role("button", name="Inbox").click()
+    tab = {"queued": "Queued", "assigned": "All assigned"}[waiting.conversation_status(SUPERVISOR, "manager")]
+    sam.page.get_by_role("tab", name=re.compile(tab)).click()
+    with sam.page.expect_download() as exported:
+        sam.page.get_by_role("button", name="Export CSV").click()
+    assert Path(exported.value.path()).read_text().startswith("id,status")
+    item = arrived(sam, waiting)
+    item.get_by_role("checkbox").check()
+    toolbar = sam.page.get_by_role("toolbar", name="Selected conversations")
+    expect(toolbar).to_contain_text("1 selected")
+    toolbar.get_by_role("button", name="Archive").click()
+    expect(item).to_be_hidden()
+    sam.page.get_by_role("tab", name=re.compile("Archived")).click()
+    expect(arrived(sam, waiting)).to_be_visible()
     sam.close()
 
 

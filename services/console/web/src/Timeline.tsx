@@ -23,7 +23,7 @@ export function mediaOf(value: unknown): MediaRef[] {
 
 function failure(entry: Entry): string {
   const error = entry.error;
-  const text = error ? [error.title, error.message, error.code].filter(Boolean).join(": ") : "";
+  const text = error ? [error.title, error.detail ?? error.message, error.code].filter(Boolean).join(": ") : "";
   return text || entry.reason || "failed";
 }
 

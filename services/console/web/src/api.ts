@@ -283,7 +283,7 @@ export interface Entry {
   content?: { kind: string; text?: string; media_id?: string | null; caption?: string | null; name?: string; language?: string; variables?: Record<string, string> };
   status?: string;
   statuses?: Record<string, string>;
-  error?: { code?: string; message?: string; title?: string } | null;
+  error?: { code?: string; message?: string; title?: string; detail?: string } | null;
   reason?: string | null;
   change?: string;
   actor?: string | null;
