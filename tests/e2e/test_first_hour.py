@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +114,9 @@ async def test_one_whole_shift(system: System, http: httpx.AsyncClient, infra_en
     for login in ("alice", "bob"):
         await desk.presence(login, "offline")
     async with desk.heartbeating():
+        since = datetime.now(UTC) - timedelta(seconds=WINDOW)  # the period includes the late WhatsApp message
         wa_id, tg_id = await walk_the_shift(desk, system, http, infra_endpoints)
-        await supervisor_sees_the_figures(desk, wa_id, tg_id)
+        await supervisor_sees_the_figures(desk, since, wa_id, tg_id)
 
 
 async def walk_the_shift(desk: Desk, system: System, http: httpx.AsyncClient,
@@ -198,15 +200,29 @@ async def window_closed(journey: Journey) -> dict[str, Any]:
     return window
 
 
-async def supervisor_sees_the_figures(desk: Desk, *conversation_ids: str) -> None:
-    """What a supervisor reads today: agents' presence, and the closed conversations' first response time,
-    close time and note in the export."""
-    agents = {agent["login"]: agent for agent in (await desk.ok("GET", "router", "/v1/agents"))["items"]}
-    assert agents["alice"]["presence"] == agents["bob"]["presence"] == "online"
+async def supervisor_sees_the_figures(desk: Desk, since: datetime, whatsapp_id: str, telegram_id: str) -> None:
+    """The floor now (both agents online, nothing waiting, nothing left with them), the period's figures (bob
+    holds and closed both: two first responses, one of them a day late, and two waits) and the export with
+    the closing notes."""
+    floor = await desk.ok("GET", "router", "/v1/supervisor/now")
+    agents = {agent["login"]: agent for agent in floor["agents"]}
+    assert [(agents[login]["presence"], agents[login]["conversations"]) for login in ("alice", "bob")] == [
+        ("online", 0), ("online", 0)]
+    assert [queue for queue in floor["queues"] if queue["team_id"] == TEAM] == []
+    assert {"team_id": TEAM, "online": 2, "away": 0, "offline": 0, "at_capacity": 0} in floor["teams"]
+    scraped = await desk.client.get(f"{desk.system.url('router')}/metrics")  # the floor, for Prometheus
+    assert f'parley_router_agents{{state="online",team="{TEAM}",tenant="{TENANT}"}} 2.0' in scraped.text
+
+    period = await desk.ok("GET", "router", "/v1/supervisor/period", params={"since": since.isoformat()})
+    [bob] = [agent for agent in period["agents"] if agent["login"] == "bob"]
+    assert (bob["opened"], bob["closed"]) == (2, 2)
+    assert bob["first_response_seconds"]["count"] == bob["wait_seconds"]["count"] == 2
+    assert bob["first_response_seconds"]["p90"] > WINDOW - WINDOW_LEFT  # the WhatsApp message came a day late
+    assert period["total"]["closed"] >= 2
+
     export = await desk.call("GET", "router", "/v1/conversations/export", MANAGER, "manager",
                              params={"format": "jsonl", "status": "closed"})
     assert export.status_code == 200, export.text
-    rows = {row["id"]: row for row in map(json.loads, export.text.splitlines()) if row["id"] in conversation_ids}
-    assert set(rows) == set(conversation_ids)
-    assert all(row["first_response_seconds"] is not None and row["closed_at"] for row in rows.values())
+    rows = {row["id"]: row for row in map(json.loads, export.text.splitlines())
+            if row["id"] in (whatsapp_id, telegram_id)}
     assert {row["closing_note"] for row in rows.values()} == {"refund issued", "shipping info given"}
