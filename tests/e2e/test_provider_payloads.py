@@ -6,16 +6,21 @@ refer to. Webhooks in through ingest; contacts, router and outbound read through
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 
 import httpx
 import pytest
 from e2e_customer import AGENT, SUPERVISOR, Journey, TelegramJourney, inbound_entries, new_wamid
 from e2e_journey import NotYet, eventually
-from e2e_system import WHATSAPP, System
+from e2e_provider import SmtpServer
+from e2e_system import EMAIL, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -301,3 +306,37 @@ async def test_a_telegram_user_who_blocked_the_bot_is_not_written_to_until_they_
     assert refused.json()["error"]["code"] == "customer_blocked_bot"
     await membership("member", random.randrange(2 * 10**9, 3 * 10**9))
     await reply_answers(202)
+
+
+async def test_an_email_reply_threads_under_the_customers_mail(system: System, http: httpx.AsyncClient,
+                                                               smtp: SmtpServer) -> None:
+    customer = f"dana.{uuid.uuid4().hex[:8]}@customer.example"
+    first, latest = f"<{uuid.uuid4().hex}@customer.example>", f"<{uuid.uuid4().hex}@customer.example>"
+    mail = (f"From: Dana Li <{customer}>\r\nTo: {EMAIL.address}\r\nSubject: Re: Invoice question\r\n"
+            f"Message-ID: {latest}\r\nIn-Reply-To: {first}\r\nReferences: {first}\r\n"
+            f"Date: {format_datetime(datetime.now(UTC))}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nStill no invoice.\r\n").encode()
+    relayed = await http.post(f"{system.url('ingest')}/webhooks/email/{EMAIL.id}", content=mail, headers={
+        "Authorization": f"Bearer {EMAIL.inbound_secret}", "Content-Type": "message/rfc822"})
+    assert relayed.status_code == 200, relayed.text
+
+    async def replied() -> Any:
+        sent = await http.post(f"{system.url('outbound')}/v1/messages", headers=system.auth(AGENT, "agent"), json={
+            "channel_id": EMAIL.id, "recipient": {"external_user_id": customer},
+            "content": {"kind": "text", "text": "Sent again just now."}})
+        assert sent.status_code == 202, sent.text
+        received = [m for m, _ in smtp.inbox.messages if m["To"] == customer]
+        deadline = time.monotonic() + 20
+        while not received and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+            received = [m for m, _ in smtp.inbox.messages if m["To"] == customer]
+        if not received or received[-1]["In-Reply-To"] is None:
+            raise NotYet(f"the reply went out without the thread: {[dict(m) for m in received]}")
+        return received[-1]
+
+    # outbound learns of the mail from the bus: until it has, a reply goes out unthreaded (and is retried here)
+    reply = await eventually(replied, what="a threaded reply")
+    assert reply["Subject"] == "Re: Invoice question"
+    assert reply["In-Reply-To"] == latest
+    assert reply["References"].split() == [first, latest]
+    assert reply["Message-ID"].endswith("@e2e.example>")

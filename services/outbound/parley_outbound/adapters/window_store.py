@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from parley_common.ids import ConversationKey
+from parley_outbound.domain.email_thread import MAX_REFERENCES, EmailThread
 from parley_outbound.domain.threads import ThreadFacts
 from parley_outbound.domain.window import WindowFacts
 
@@ -69,6 +70,12 @@ class WindowStore:
     async def record_marketing_preference(self, key: ConversationKey, opted_out: bool, at: datetime) -> None:
         await self._marketing(keys=[self._key(key)], args=[_micros(at), "1" if opted_out else "0"])
 
+    async def record_email(self, key: ConversationKey, thread: EmailThread) -> None:
+        """The customer's latest email (arrival order: a mail relay keeps no provider clock worth comparing)."""
+        await self._redis.hset(self._key(key), mapping={"em_id": thread.message_id,
+                                                        "em_refs": " ".join(thread.references[-MAX_REFERENCES:]),
+                                                        "em_subj": thread.subject or ""})
+
     async def start_free_entry_window(self, key: ConversationKey, at: datetime) -> None:
         await self._redis.hsetnx(self._key(key), "fep", str(_micros(at)))
 
@@ -119,5 +126,8 @@ def _window_facts(fields: dict[str, str]) -> WindowFacts:
 
 
 def _thread_facts(fields: dict[str, str]) -> ThreadFacts:
+    email = fields.get("em_id")
     return ThreadFacts(status=fields.get("t_status") or None, assignee_kind=fields.get("t_kind") or None,
-                       assignee_id=fields.get("t_id") or None)
+                       assignee_id=fields.get("t_id") or None,
+                       email=EmailThread(email, tuple(fields.get("em_refs", "").split()), fields.get("em_subj") or None)
+                       if email else None)

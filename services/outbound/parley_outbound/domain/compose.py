@@ -67,7 +67,7 @@ def text_of(content: OutboundContent, rendered_template: str | None = None) -> s
 
 
 def outgoing(command: SendMessage, decision: Decision, media_url: str | None, media_kind: str = "document",
-             text: str | None = None) -> Outgoing:
+             text: str | None = None, headers: dict[str, str] | None = None) -> Outgoing:
     content = command.content
     template = None
     if isinstance(content, TemplateContent):
@@ -87,4 +87,5 @@ def outgoing(command: SendMessage, decision: Decision, media_url: str | None, me
         subject=email.subject if email else None,
         cc=email.cc if email else (),
         bcc=email.bcc if email else (),
+        headers=dict(headers or {}),
     )

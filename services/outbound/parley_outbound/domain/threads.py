@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from parley_common.events.common import ChannelType, SenderKind
+from parley_outbound.domain.email_thread import EmailThread
 
 ACTIVE_STATUSES = frozenset({"assigned", "snoozed"})
 
@@ -15,6 +16,7 @@ class ThreadFacts:
     status: str | None = None  # the router's conversation status: bot, queued, assigned, snoozed, closed
     assignee_kind: str | None = None
     assignee_id: str | None = None
+    email: EmailThread | None = None  # the customer's last email, which a reply threads under
 
 
 def held_by_another_agent(channel_type: ChannelType, sender_kind: SenderKind, sender_login: str | None,

@@ -28,6 +28,7 @@ from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.domain.email_thread import EmailThread
 from parley_outbound.domain.provider_errors import classify_meta
 from parley_outbound.domain.saved_replies import custom_field_changes
 from parley_outbound.domain.status import State, advance, from_provider
@@ -76,6 +77,10 @@ class WindowProjection:
         if subscribed is False:
             await self._projections.record_subscription(event.conversation_key, False)
             return
+        mail = event.email
+        if mail is not None and mail.message_id is not None and mail.message_id.startswith("<"):  # not synthetic
+            await self._projections.record_email(event.conversation_key,
+                                                 EmailThread(mail.message_id, mail.references, mail.subject))
         free_entry = bool(event.referral and event.referral.free_entry_point)
         await self._projections.record_customer_message(event.conversation_key, event.provider_timestamp,
                                                         free_entry, subscribed)

@@ -20,7 +20,7 @@ from parley_common.channels import AnyChannel, Channels
 from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import ProviderError
-from parley_common.events.outbound import OutboundText, SavedReplyContent, SendMessage, TemplateContent
+from parley_common.events.outbound import EmailOptions, OutboundText, SavedReplyContent, SendMessage, TemplateContent
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
@@ -30,6 +30,7 @@ from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.attachments import check_attachment
 from parley_outbound.domain.compose import attachment_of, intent_for, outgoing
+from parley_outbound.domain.email_thread import EmailThread, reply_headers, reply_subject
 from parley_outbound.domain.outgoing import Outgoing
 from parley_outbound.domain.saved_replies import applies_to, render_saved_reply
 from parley_outbound.domain.status import State
@@ -178,6 +179,8 @@ class Sender:
         else:
             state, reason = State.REFUSED, await self.refusal_code(command, decision)
         decision_fields = {**_decision_dict(decision), "media_kind": media_kind}
+        if command.channel_type is ChannelType.EMAIL:
+            command, decision_fields["email_headers"] = _threaded(command, thread.email)
         return Evaluation(command, state, reason, decision_fields, rendered, decision)
 
     async def reconcile(self) -> int:
@@ -192,7 +195,8 @@ class Sender:
         media_id = attachment_of(command.content)
         media_url = f"{self.media_base_url}/v1/media/{media_id}/content" if media_id else None
         media_kind = (doc.get("decision") or {}).get("media_kind") or "document"
-        return outgoing(command, decision, media_url, media_kind, text=doc.get("rendered_text"))
+        headers = (doc.get("decision") or {}).get("email_headers") or {}
+        return outgoing(command, decision, media_url, media_kind, text=doc.get("rendered_text"), headers=headers)
 
     async def record_sent(self, doc: dict[str, Any], provider_message_id: str) -> None:
         """Store the provider's id, then apply the statuses whose webhook beat this write (parked until now)."""
@@ -288,6 +292,16 @@ class Sender:
         await self.updates.state_changed(doc, new, now, reason=reason, provider_message_id=provider_message_id,
                                          error=error)
         return True
+
+
+def _threaded(command: SendMessage, thread: EmailThread | None) -> tuple[SendMessage, dict[str, str]]:
+    """An email reply under the customer's last mail: `Re:` their subject unless one is given, and the threading
+    headers the provider call adds."""
+    options = command.email or EmailOptions()
+    subject = reply_subject(thread, options.subject)
+    if subject != options.subject:
+        command = command.model_copy(update={"email": options.model_copy(update={"subject": subject})})
+    return command, reply_headers(thread)
 
 
 def _decision_dict(decision: Decision) -> dict[str, Any]:

@@ -53,6 +53,8 @@ def build_email(channel: EmailChannel, message: Outgoing, attachment: FetchedMed
         mail["Cc"] = ", ".join(message.cc)
     mail["Subject"] = message.subject or ""
     mail["Message-ID"] = make_msgid(idstring=message.message_id, domain=channel.address.split("@", 1)[1])
+    for name, value in message.headers.items():  # In-Reply-To and References of a reply (domain/email_thread.py)
+        mail[name] = value
     body = message.text or ""
     if attachment is None and message.media_url:  # no media source configured: the link, as before
         body = f"{body}\n\n{message.media_url}" if body else message.media_url
