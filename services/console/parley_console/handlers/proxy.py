@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from prometheus_client import Counter
 
+from parley_common.bounds import BodyTooLarge, limited
 from parley_common.errors import ApiError
 
 # Which service owns each API resource (the same split as the API Ingress, deploy/k8s/services.py).
@@ -38,20 +39,6 @@ def owner_of(path: str) -> str | None:
         if path == prefix or path.startswith(prefix + "/"):
             return service
     return None
-
-
-class BodyTooLarge(Exception):
-    pass
-
-
-async def bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
-    """The request body as it arrives, refused past `limit` bytes whatever Content-Length claimed."""
-    seen = 0
-    async for chunk in request.stream():
-        seen += len(chunk)
-        if seen > limit:
-            raise BodyTooLarge
-        yield chunk
 
 
 class Proxy:
@@ -100,6 +87,11 @@ class Proxy:
         return self.client.build_request(request.method, url, headers=headers,
                                          content=bounded(request, limit) if has_body else None,
                                          extensions=extensions)
+
+
+def bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body as it arrives, refused past `limit` bytes whatever Content-Length claimed."""
+    return Request(request.scope, limited(request.receive, limit)).stream()
 
 
 async def relay(response: httpx.Response) -> AsyncIterator[bytes]:
