@@ -11,8 +11,10 @@ from pathlib import Path
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
 from e2e_journey import png_bytes
-from e2e_system import CONSOLE, System
+from e2e_system import CONSOLE, TENANT, System
 from playwright.sync_api import Locator, ViewportSize, expect
+
+from parley_common.auth import issue_token
 
 AGENT, OTHER_AGENT, SUPERVISOR = "alice", "bob", "sam"
 DAY = 24 * 3600
@@ -65,6 +67,12 @@ def test_sign_in_page_and_roles(system: System, browser: Browser) -> None:
     sections = anonymous.page.get_by_role("navigation", name="Sections")
     expect(sections.get_by_role("button")).to_have_text(["Inbox"])
     anonymous.close()
+
+    # A token the services refuse (here: signed with another key) leads back to the sign-in page.
+    forged = browser.screen(system.url(CONSOLE), issue_token("another-key-of-at-least-32-bytes-long", TENANT,
+                                                             "mallory", ["owner"]))
+    expect(forged.page.get_by_role("heading", name="Parley console")).to_be_visible()
+    forged.close()
 
     manager = signed_in(browser, system, SUPERVISOR, "manager")
     expect(manager.page.get_by_role("navigation", name="Sections").get_by_role("button")).to_have_text(

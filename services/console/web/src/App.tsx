@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import {
-  api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken,
+  api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken, SIGNED_OUT,
   type LiveEvent, type LiveState, type PushedCounts, type Session,
 } from "./api";
 import { Inbox } from "./Inbox";
@@ -13,6 +13,11 @@ const HEARTBEAT_MS = 20_000;
 
 export function App() {
   const [session, setSession] = useState<Session | null>(() => restoreSession());
+  useEffect(() => {
+    const signOut = () => { forgetSession(); setSession(null); };
+    window.addEventListener(SIGNED_OUT, signOut);
+    return () => window.removeEventListener(SIGNED_OUT, signOut);
+  }, []);
   if (session) setApiToken(session.token);
   if (!session) return <SignIn onSignedIn={setSession} />;
   return <Console session={session} onSignOut={() => { forgetSession(); setSession(null); }} />;

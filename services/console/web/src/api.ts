@@ -13,6 +13,8 @@ export interface Session {
 }
 
 const TOKEN_KEY = "parley.token";
+/** Fired on the window when an API answers 401: the app goes back to the sign-in page. */
+export const SIGNED_OUT = "parley:signed-out";
 
 function decodeClaims(token: string): Record<string, unknown> | null {
   const part = token.split(".")[1];
@@ -92,6 +94,7 @@ export async function api<T>(path: string, options: { method?: string; json?: un
   if (response.status === 204) return undefined as T;
   const text = await response.text();
   const data = text ? safeJson(text) : null;
+  if (response.status === 401) window.dispatchEvent(new Event(SIGNED_OUT)); // expired or revoked: sign in again
   if (!response.ok) {
     const error = (data as { error?: { code?: string; message?: string; details?: unknown } } | null)?.error;
     throw new ApiError(response.status, error?.code ?? `http_${response.status}`, error?.message ?? response.statusText, error?.details);
