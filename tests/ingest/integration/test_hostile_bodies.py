@@ -170,3 +170,18 @@ async def test_an_event_that_cannot_be_serialised_is_unpublishable_not_a_broker_
             await link.publish_all([(event, INBOUND_MESSAGES)])
     finally:
         await link.close()
+
+
+async def test_a_chunked_webhook_body_is_stopped_at_the_limit_while_it_streams(client, kit, topics) -> None:
+    sent = 0
+
+    async def chunks() -> AsyncIterator[bytes]:
+        nonlocal sent
+        for _ in range(64):  # 64 MiB offered, no Content-Length; JSON webhooks stop at 4 MiB
+            sent += 1024 * 1024
+            yield b" " * (1024 * 1024)
+
+    response = await client.post("/webhooks/telegram/tg-bot", content=chunks(), headers=kit.telegram_headers())
+    assert (response.status_code, response.json()["error"]["code"]) == (413, "payload_too_large")
+    assert sent <= 6 * 1024 * 1024
+    assert await topics.records(DEAD_LETTERS) == []

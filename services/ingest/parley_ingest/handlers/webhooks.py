@@ -13,6 +13,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from parley_common.bounds import BodyTooLarge, limited
 from parley_common.channels import AnyChannel, Channels, InstagramChannel, MessengerChannel, WhatsAppChannel
 from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
@@ -157,11 +158,7 @@ async def _read_body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        return await Request(request.scope, limited(request.receive, limit)).body()
+    except BodyTooLarge:
+        raise ApiError(413, "payload_too_large", f"the body exceeds {limit} bytes") from None
