@@ -8,7 +8,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = re.compile(r"change-?me", re.IGNORECASE)
-KEY_VARIABLES = ("PARLEY_JWT_SECRET", "PARLEY_MEDIA_SIGNING_SECRET", "PARLEY_MEDIA_ID_SECRET")
+KEY_VARIABLES = ("PARLEY_JWT_SECRET", "PARLEY_MEDIA_SIGNING_SECRET", "PARLEY_MEDIA_ID_SECRET",
+                 "PARLEY_MEDIA_S3_ACCESS_KEY", "PARLEY_MEDIA_S3_SECRET_KEY")
 
 
 def test_no_placeholder_secret_in_services_libraries_or_deployment_files() -> None:
