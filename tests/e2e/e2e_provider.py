@@ -62,6 +62,7 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
         self.access_token = access_token
         self.media_files: dict[str, bytes] = {}
         self.media_requests: list[str] = []
+        self.media_gone: set[str] = set()  # media ids whose file answers 410 (a permanent failure)
         super().__init__()
 
     def sends_to(self, phone_digits: str) -> list[dict[str, Any]]:
@@ -85,6 +86,8 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
             self.media_requests.append(f"file:{media_id}")
             if not authorised(request):
                 return Response(status_code=401)
+            if media_id in self.media_gone:
+                return Response(status_code=410)
             if media_id not in self.media_files:
                 return Response(status_code=404)
             return Response(self.media_files[media_id], media_type="image/png")

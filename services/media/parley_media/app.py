@@ -23,6 +23,7 @@ from parley_media.domain.retry import Backoff
 from parley_media.handlers.attachments import EmailAttachments
 from parley_media.handlers.fetching import Fetcher
 from parley_media.handlers.http_media import Links, media_router
+from parley_media.handlers.http_retry import retry_router
 from parley_media.handlers.http_upload import upload_router
 from parley_media.handlers.pipeline import MediaPipeline
 from parley_media.handlers.sweeper import Sweeper
@@ -93,7 +94,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
         title="Parley media",
         description="attachments: fetch, store, serve signed, expire",
         infra=settings.infra,
-        routers=[upload_router(pipeline, channels), media_router(repo, blobs, links)],
+        routers=[upload_router(pipeline, channels), media_router(repo, blobs, links), retry_router(repo, fetcher)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],

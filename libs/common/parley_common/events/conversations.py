@@ -28,7 +28,8 @@ class ConversationChanged(ConversationScoped):
                                     "queue, previous_assignee = who declined; offered to someone else), "
                                     "offer_expired, transferred, status_changed, closed (comment = closing note), "
                                     "reopened, note_added, message_status (an outbound message's delivery status "
-                                    "moved on), contact_changed (the customer's card), blocked, unblocked, …")
+                                    "moved on), contact_changed (the customer's card), blocked, unblocked, "
+                                    "media_changed (an attachment of the message entry_id), …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")
@@ -52,7 +53,7 @@ CONVERSATION_CHANGES = (
     "opened", "message_appended", "assigned", "offered", "offer_accepted", "offer_declined", "offer_expired",
     "transferred", "status_changed",
     "closed", "reopened", "note_added", "archived", "marked", "priority_changed", "snoozed", "message_status",
-    "contact_changed", "blocked", "unblocked",
+    "contact_changed", "blocked", "unblocked", "media_changed",
 )
 
 

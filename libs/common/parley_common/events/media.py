@@ -39,6 +39,14 @@ class MediaFailed(MediaEvent):
     attempts: int
 
 
+class MediaPending(MediaEvent):
+    """Downloading again: someone asked to retry a failed attachment (`POST /v1/media/{id}/retry`)."""
+
+    type: Literal["parley.media.pending"] = "parley.media.pending"
+    reason: Literal["retry"] = "retry"
+    requested_by: str | None = Field(default=None, description="login of who asked")
+
+
 class MediaExpired(MediaEvent):
     type: Literal["parley.media.expired"] = "parley.media.expired"
     file_name: str | None = None
@@ -46,7 +54,7 @@ class MediaExpired(MediaEvent):
     size_bytes: int | None = None
 
 
-MediaTopicEvent = Annotated[MediaStored | MediaFailed | MediaExpired, Field(discriminator="type")]
+MediaTopicEvent = Annotated[MediaStored | MediaFailed | MediaPending | MediaExpired, Field(discriminator="type")]
 
 
 class RetryMediaFetch(ConversationScoped):

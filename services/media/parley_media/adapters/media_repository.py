@@ -77,6 +77,14 @@ class MediaRepository:
         await self._media.bulk_write(updates, ordered=False)
         return [None] * len(updates)
 
+    async def reopen_failed(self, tenant_id: str, media_id: str) -> Doc | None:
+        """A failed record back to pending, attempts from zero (a retry someone asked for); None when it is not
+        failed (any more: a concurrent retry won)."""
+        return await self._media.find_one_and_update(
+            {"_id": media_id, "tenant_id": tenant_id, "state": MediaState.FAILED.value},
+            {"$set": {"state": MediaState.PENDING.value, "attempts": 0},
+             "$unset": {"failure_reason": "", "last_error": ""}}, return_document=ReturnDocument.AFTER)
+
     async def mark_failed(self, media_id: str, reason: str, detail: str | None, attempts: int) -> None:
         await self._media.update_one(
             {"_id": media_id, "state": MediaState.PENDING.value},

@@ -7,14 +7,15 @@ from __future__ import annotations
 import asyncio
 import base64
 from datetime import timedelta
+from typing import Any
 
 import structlog
 
 from parley_common.channels import Channels
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.inbound import MediaPart, MessageReceived
-from parley_common.events.media import RetryMediaFetch
-from parley_common.topics import DEAD_LETTERS, MEDIA_RETRIES
+from parley_common.events.media import MediaPending, RetryMediaFetch
+from parley_common.topics import DEAD_LETTERS, MEDIA_EVENTS, MEDIA_RETRIES
 from parley_media.adapters.providers import FetchError, ProviderFetcher
 from parley_media.domain import limits
 from parley_media.domain.model import MediaState, inbound_media_id
@@ -54,6 +55,21 @@ class Fetcher:
             await self.pipeline.open(origin_of(job))  # the bytes come on parley.inbound.attachments.v1
             return
         await self.attempt(job, attempt=1)
+
+    async def retry_failed(self, record: dict[str, Any], login: str) -> None:
+        """A failed download asked for again (the record is pending again): `MediaPending`, then the fetch goes
+        through the retries topic like any other attempt, with the backoff's attempts counted afresh."""
+        now = self.pipeline.clock.now()
+        scope = {"occurred_at": now, "tenant_id": record["tenant_id"], "channel_id": record["channel_id"],
+                 "correlation_id": record.get("correlation_id") or record["_id"],
+                 "external_user_id": record["external_user_id"]}
+        await self.pipeline.publisher.publish(MediaPending(
+            **scope, media_id=record["_id"], provider_message_id=record.get("provider_message_id"),
+            attachment_id=record.get("attachment_id"), requested_by=login), MEDIA_EVENTS)
+        await self.pipeline.publisher.publish(RetryMediaFetch(
+            **scope, media_id=record["_id"], channel_type=record["channel_type"],
+            provider_message_id=record["provider_message_id"], part=MediaPart.model_validate(record["part"]),
+            attempt=1, not_before=now, received_at=record["received_at"]), MEDIA_RETRIES)
 
     async def on_retry(self, job: RetryMediaFetch) -> None:
         wait = (job.not_before - self.pipeline.clock.now()).total_seconds()
@@ -127,4 +143,5 @@ def origin_of(job: RetryMediaFetch) -> Origin:
         correlation_id=job.correlation_id,
         external_user_id=job.external_user_id, provider_message_id=job.provider_message_id,
         attachment_id=job.part.attachment_id, file_name=job.part.file_name, declared_mime=job.part.mime_type,
+        part=job.part.model_dump(mode="json"),
     )

@@ -50,6 +50,7 @@ class Origin:
     file_name: str | None = None
     declared_mime: str | None = None
     uploaded_by: str | None = None
+    part: dict[str, Any] | None = None  # the provider's reference of an inbound attachment (a retry fetches it)
 
     def record_fields(self, retention_days: float) -> dict[str, Any]:
         return {
@@ -59,6 +60,7 @@ class Origin:
                                  if self.external_user_id else None),
             "provider_message_id": self.provider_message_id, "attachment_id": self.attachment_id,
             "file_name": self.file_name, "declared_mime": self.declared_mime, "uploaded_by": self.uploaded_by,
+            "part": self.part,
             "correlation_id": self.correlation_id, "received_at": self.received_at,
             "expires_at": expires_at(self.received_at, retention_days),
         }

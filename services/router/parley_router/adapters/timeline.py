@@ -108,11 +108,17 @@ class TimelineRepository:
         return (await self._with_media(tenant_id, [doc]))[0] if doc else None
 
     async def _with_media(self, tenant_id: str, entries: list[Doc]) -> list[Doc]:
+        """Each attachment of a message with its state: as media last told (stored, failed with the reason,
+        pending again, expired), else `pending` — shown from the moment the message is, not once media is done."""
         provider_ids = [doc["provider_message_id"] for doc in entries if doc.get("provider_message_id")]
         media = await self._media_of(tenant_id, provider_ids) if provider_ids else {}
         for doc in entries:
-            if doc.get("provider_message_id") in media:
-                doc["media"] = list(media[doc["provider_message_id"]].values())
+            links = dict(media.get(doc.get("provider_message_id") or "", {}))
+            shown = [links.pop(_field_name(part["attachment_id"]), None) or _pending(part)
+                     for part in doc.get("parts") or () if part.get("kind") == "media"]
+            shown += links.values()  # linked under another key (an older link, a media id)
+            if shown:
+                doc["media"] = shown
         return entries
 
 
@@ -128,6 +134,11 @@ class ProcessedEvents:
 
     async def mark(self, consumer: str, event_id: str, at: datetime) -> None:
         await self._done.update_one({"_id": f"{consumer}:{event_id}"}, {"$set": {"at": at}}, upsert=True)
+
+
+def _pending(part: Doc) -> Doc:
+    return {"media_id": None, "state": "pending", "attachment_id": part["attachment_id"],
+            **{name: part.get(name) for name in ("media_kind", "mime_type", "file_name")}}
 
 
 def _field_name(key: str) -> str:

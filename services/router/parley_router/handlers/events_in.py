@@ -7,13 +7,13 @@ from datetime import datetime
 
 from parley_common.events.common import ChannelType
 from parley_common.events.conversations import ConversationActionRequested
-from parley_common.events.media import MediaExpired, MediaFailed, MediaStored
+from parley_common.events.media import MediaExpired, MediaFailed, MediaPending, MediaStored
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SenderKind
 from parley_common.ids import new_id
 from parley_common.kafka import PermanentFailure
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
-from parley_router.domain.timeline import EntryKind, outbound_entry_id
+from parley_router.domain.timeline import EntryKind, inbound_entry_id, outbound_entry_id
 from parley_router.handlers.engine import Engine, Transition
 
 STATUS_RANK = {OutboundStatus.QUEUED: 0, OutboundStatus.SENT: 1, OutboundStatus.DELIVERED: 2,
@@ -112,17 +112,30 @@ class OutboundHandler:
 
 
 class MediaHandler:
-    async def __call__(self, event: MediaStored | MediaFailed | MediaExpired) -> None:
+    """Attachments' states (pending again on a retry, stored, failed with the reason, expired) linked to their
+    message by provider message id; the message's screens hear of it (`media_changed` naming its entry)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.stores = engine.stores
+
+    async def __call__(self, event: MediaStored | MediaFailed | MediaPending | MediaExpired) -> None:
         if not event.provider_message_id:
             return
         media = {"media_id": event.media_id, "state": event.type.rsplit(".", 1)[-1],
-                 "mime_type": getattr(event, "mime_type", None), "size_bytes": getattr(event, "size_bytes", None),
-                 "file_name": getattr(event, "file_name", None)}
+                 "attachment_id": event.attachment_id, "at": event.occurred_at,
+                 **{name: getattr(event, name, None) for name in MEDIA_FIELDS}}
         await self.stores.timeline.link_media(event.tenant_id, event.provider_message_id,
                                               event.attachment_id or event.media_id, media)
+        conversation_id = await self.stores.timeline.conversation_of_provider_message(event.tenant_id,
+                                                                                      event.provider_message_id)
+        conv = await self.stores.conversations.get(event.tenant_id, conversation_id) if conversation_id else None
+        if conv is not None:  # else the message is not on the timeline yet: it shows the media when it is
+            await self.engine.publish(conv, "media_changed", "media", None, event.occurred_at,
+                                      entry_id=inbound_entry_id(event.provider_message_id))
 
-    def __init__(self, engine: Engine) -> None:
-        self.stores = engine.stores
+
+MEDIA_FIELDS = ("mime_type", "size_bytes", "file_name", "media_kind", "reason", "attempts")
 
 
 COMMAND_PATIENCE_SECONDS = 120
