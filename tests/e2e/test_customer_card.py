@@ -1,10 +1,12 @@
 """The conversation and the customer, through the public HTTP APIs only (issue 14): a conversation carries the
 customer's contact id, learned from contacts' events; the card opens from it; a customer's history spans their
 channels and survives a merge; card changes (labels, name, fields, block) reach the open conversation at once;
-a first message that never left opens no conversation."""
+a first message that never left opens no conversation, and an e-mail with nothing open is history, not a
+queued conversation."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +14,7 @@ import httpx
 import pytest
 from e2e_customer import AGENT, SUPERVISOR, Journey, TelegramJourney
 from e2e_journey import NotYet, eventually
-from e2e_system import TELEGRAM, WHATSAPP, System
+from e2e_system import EMAIL, TELEGRAM, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
@@ -144,3 +146,36 @@ async def test_a_refused_first_message_opens_nothing_and_the_one_that_left_opens
                                       status="assigned")
     assert conv["assignee"] == {"kind": "agent", "id": AGENT}
     assert len(await journey.conversations()) == 1
+
+
+async def test_an_email_to_someone_with_nothing_open_is_history_not_a_queued_conversation(
+        system: System, http: httpx.AsyncClient) -> None:
+    whatsapp = Journey(system, http)  # the customer is in a WhatsApp thread: an e-mail may still go (the seeds)
+    wamid, _ = await whatsapp.customer_writes("Please send me the invoice by mail")
+    thread, _ = await whatsapp.open_conversation_with(wamid)
+    address = f"dana.{uuid.uuid4().hex[:8]}@customer.example"
+    sent = await http.post(f"{system.url('outbound')}/v1/messages", headers=system.auth(AGENT, "agent"), json={
+        "channel_id": EMAIL.id, "recipient": {"external_user_id": address},
+        "content": {"kind": "text", "text": "Your invoice is attached."}, "email": {"subject": "Invoice"}})
+    assert sent.status_code == 202, sent.text
+    message_id = sent.json()["message_id"]
+
+    async def the_email() -> dict[str, Any]:
+        listed = await call(whatsapp, "GET", "router", f"/v1/conversations?channel_id={EMAIL.id}&limit=200",
+                            login=SUPERVISOR, role="manager")
+        found = [c for c in listed["items"] if c["external_user_id"] == address]
+        if not found:
+            raise NotYet("no conversation of the e-mail yet")
+        return found[0]
+
+    email = await eventually(the_email, within=30.0, what="the e-mail in the customer's history")
+    assert email["status"] == "closed" and email["assignee"] is None
+    shown = await whatsapp.timeline_entry(email["id"], lambda e: e.get("message_id") == message_id,
+                                          what="the e-mail on its timeline")
+    assert shown["email"]["subject"] == "Invoice"
+    queued = await call(whatsapp, "GET", "router", f"/v1/conversations?status=queued&channel_id={EMAIL.id}",
+                        login=SUPERVISOR, role="manager")
+    assert address not in [c["external_user_id"] for c in queued["items"]]
+    still = await call(whatsapp, "GET", "router", f"/v1/conversations/{thread['id']}", login=SUPERVISOR,
+                       role="manager")
+    assert still["status"] != "closed"
