@@ -228,6 +228,17 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     expect(sent.locator(".ticks")).to_have_attribute("data-status", "failed", timeout=30_000)
     expect(sent.locator(".ticks")).to_have_attribute("title", re.compile("Re-engagement message"))
     expect(sent.locator(".fail-reason")).to_contain_text("Re-engagement message")
+
+    # Closed, then the customer writes again: the new conversation's card lists the closed one (their history).
+    page.keyboard.press("Escape")
+    page.keyboard.press("c")
+    page.get_by_role("dialog", name="Close the conversation").get_by_role("button", name="Close").click()
+    expect(page.locator(".timeline .activity", has_text="Closed")).to_be_visible()
+    customer.writes("One more thing")
+    expect(conversation_item(alice, customer).filter(has_text="Offered")).to_be_visible(timeout=30_000)
+    conversation_item(alice, customer).filter(has_text="Offered").get_by_role("button").click()
+    history = page.get_by_role("complementary", name=customer.name).locator(".others")
+    expect(history).to_contain_text("closed", timeout=30_000)
     alice.close()
 
 

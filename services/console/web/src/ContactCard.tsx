@@ -35,13 +35,16 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
   useEffect(() => { void load(); }, [load]);
 
   useEffect(() => {
-    const q = conversation.customer_phone ?? conversation.external_user_id;
-    void api<Page<Conversation>>("/v1/conversations", { query: { q, limit: 20 } })
-      .then((page) => setOthers(page.items.filter((c) => c.id !== conversation.id)))
+    // The customer's history on every channel by their card; before the router knows the card, by phone or id.
+    const page = conversation.contact_id
+      ? api<Page<Conversation>>("/v1/conversations/history", { query: { contact_id: conversation.contact_id, limit: 20 } })
+      : api<Page<Conversation>>("/v1/conversations", { query: { q: conversation.customer_phone ?? conversation.external_user_id, limit: 20 } });
+    void page
+      .then((found) => setOthers(found.items.filter((c) => c.id !== conversation.id)))
       .catch(() => setOthers([]));
     void api<{ name: string }[]>("/v1/contacts/labels").then((items) => setLabelSuggestions(items.map((i) => i.name))).catch(() => undefined);
     void api<{ name: string; type: string | null }[]>("/v1/contacts/fields").then(setFieldNames).catch(() => undefined);
-  }, [conversation.id, conversation.customer_phone, conversation.external_user_id]);
+  }, [conversation.id, conversation.contact_id, conversation.customer_phone, conversation.external_user_id]);
 
   async function change(path: string, json: unknown) {
     if (!contact) return;
