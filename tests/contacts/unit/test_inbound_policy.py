@@ -81,3 +81,13 @@ async def test_batcher_coalesces_and_propagates_failures() -> None:
     with pytest.raises(RuntimeError):
         await asyncio.gather(batcher.submit(12), batcher.submit(13))
     await batcher.close()
+
+
+def test_the_channels_avatar_fills_a_card_without_one_and_never_replaces_another() -> None:
+    pictured = message().model_copy(update={"customer": Customer(profile_name="José",
+                                                                 avatar_url="https://media.example/a.jpg")})
+    assert first_message_card(pictured, "c1")["avatar_url"] == "https://media.example/a.jpg"
+    card = first_message_card(message(), "c1")
+    assert card["avatar_url"] is None
+    assert platform_name_refresh(card, pictured) == {"avatar_url": "https://media.example/a.jpg"}
+    assert platform_name_refresh({**card, "avatar_url": "https://agent.example/set.png"}, pictured) is None

@@ -93,7 +93,8 @@ def test_telegram_reply_edit_callback_and_unknown_update(kit) -> None:
 def test_viber_messages(kit) -> None:
     [text] = viber(kit, "text")
     assert text.external_user_id == "01234567890A=" and text.provider_message_id == "5741311803571721087"
-    assert text.customer == Customer(profile_name="Dana Li", language="en")
+    assert text.customer == Customer(profile_name="Dana Li", language="en",
+                                     avatar_url="https://media.example/avatar.jpg")  # the Viber avatar, kept
     assert text.provider_timestamp == datetime.fromtimestamp(1795940400.123, UTC)
     assert text.parts == (TextPart(text="Hi, my order 4471?"),)
     assert viber(kit, "file")[0].parts == (MediaPart(

@@ -25,6 +25,7 @@ class Customer(Frozen):
     profile_name: str | None = None
     email: str | None = None
     language: str | None = None
+    avatar_url: str | None = Field(default=None, description="the channel's profile picture (Viber `avatar`)")
 
 
 class TextPart(Frozen):

@@ -69,6 +69,7 @@ def first_message_card(event: MessageReceived, contact_id: str) -> Card:
                     phones=[phone] if phone else [], platform_name=profile_name,
                     created_by_event_id=str(event.event_id))
     card["emails"] = [event.customer.email.lower()] if event.customer.email else []
+    card["avatar_url"] = event.customer.avatar_url if event.direction == "inbound" else None
     card["last_activity_at"] = event.provider_timestamp
     card["last_seen_at"] = event.provider_timestamp if event.direction == "inbound" else None
     card["platform_name_at"] = event.provider_timestamp if profile_name else None
@@ -84,8 +85,9 @@ def platform_name_refresh(card: Mapping[str, Any], event: MessageReceived) -> di
     The display name an agent set is never touched: the card keeps both."""
     name = event.customer.profile_name
     held_at = card.get("platform_name_at")
+    avatar = event.customer.avatar_url if event.direction == "inbound" and not card.get("avatar_url") else None
     if event.direction != "inbound" or not name or name == card.get("platform_name"):
-        return None
+        return {"avatar_url": avatar} if avatar else None  # a picture the card lacks (an agent's is kept)
     if held_at is not None and event.provider_timestamp < held_at:
         return None  # an older message arriving late must not undo a newer name
     identities = [

@@ -75,7 +75,8 @@ def _callback(callback: dict[str, Any], ctx: RequestContext) -> Normalised:
     user_id = opt_str(user.get("id") or callback.get("user_id"))
     if user_id is None:
         raise ValueError(f"{event} callback without a user id")
-    customer = Customer(profile_name=opt_str(user.get("name")), language=opt_str(user.get("language")))
+    customer = Customer(profile_name=opt_str(user.get("name")), language=opt_str(user.get("language")),
+                        avatar_url=_web_url(user.get("avatar")))
     dedup = f"{event}:{token or user_id + ':' + str(callback['timestamp'])}"
     common: dict[str, Any] = {
         "external_user_id": user_id, "customer": customer, "provider_timestamp": when, "raw": callback,
@@ -113,3 +114,10 @@ def _parts(message: dict[str, Any], token: str) -> tuple[ContentPart, ...]:
     if kind == "url":
         return (TextPart(text=str(message.get("media") or text or "")),)
     return (UnsupportedPart(provider_type=kind),)
+
+
+def _web_url(value: Any) -> str | None:
+    """An avatar is kept only as an http(s) URL: anything else would be a link the console must not follow."""
+    if isinstance(value, str) and value.startswith(("https://", "http://")) and len(value) <= 2048:
+        return value
+    return None
