@@ -55,7 +55,7 @@ async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dic
     offered = 0
     # offline always (an expired key may not have been handled yet); away once, when the agent steps away
     if body.presence is Presence.OFFLINE or (body.presence is Presence.AWAY and before is not Presence.AWAY):
-        await request.app.state.upkeep.agent_went_offline(principal.tenant_id, principal.login,
+        await request.app.state.upkeep.agent_stepped_away(principal.tenant_id, principal.login,
                                                           away=body.presence is Presence.AWAY)
     if body.presence is Presence.ONLINE and before is not Presence.ONLINE:
         offered = await engine.dispatch(principal.tenant_id)  # the moment an agent comes online

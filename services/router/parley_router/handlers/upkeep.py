@@ -77,11 +77,11 @@ class Upkeep:
             await self.engine.dispatch(tenant_id)  # freed slots may serve the queue
         return healed
 
-    # --- agents going offline -------------------------------------------------------------------------------
-    async def agent_went_offline(self, tenant_id: str, login: str, *, away: bool = False) -> int:
-        """Offers of `login` back to the queue at once; accepted conversations too when their team says so, unless
-        the agent is only `away` (finishing what they accepted). Returns how many conversations moved; the queue
-        is dispatched afterwards."""
+    # --- agents going offline or away -----------------------------------------------------------------------
+    async def agent_stepped_away(self, tenant_id: str, login: str, *, away: bool = False) -> int:
+        """`login` went offline, or only `away` (finishing what they accepted): their offers back to the queue at
+        once; accepted conversations too when offline and their team says so. Returns how many conversations
+        moved; the queue is dispatched afterwards."""
         teams = await self.engine.cache.teams(tenant_id)
         moved = 0
         for conv in await self.engine.stores.conversations.active_of_agent(tenant_id, login):
@@ -119,7 +119,7 @@ class Upkeep:
         for tenant_id in await presence.tenants_with_online_agents():
             expired = await presence.expired_logins(tenant_id)
             for login in expired:
-                moved += await self.agent_went_offline(tenant_id, login)
+                moved += await self.agent_stepped_away(tenant_id, login)
             # only after the hand-back: a crash before this line makes the next check do it again
             await presence.forget_expired(tenant_id, expired)
             await presence.forget_tenant_if_empty(tenant_id)
