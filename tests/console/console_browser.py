@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, ViewportSize, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, ViewportSize, expect, sync_playwright
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -43,6 +43,8 @@ def open_browser(profile: Path) -> Iterator[Browser]:
             str(profile), executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=DESKTOP,
             bypass_csp=True, accept_downloads=True)
         context.set_default_timeout(20_000)
+        # Two cores shared with the whole system: a screen may take a few seconds to follow under load.
+        expect.set_options(timeout=15_000)
         try:
             yield Browser(context)
         finally:
