@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.errors import documented_errors
 from parley_router.adapters.directory import contact_summary
 from parley_router.domain.conversation import Conversation
 from parley_router.handlers.deps import brands_of, engine_of, teams_of
@@ -27,7 +28,8 @@ EXPORT_COLUMNS = ("id", "status", "channel_type", "channel_id", "external_user_i
 EXPORT_BATCH = 500
 
 
-@router.get("/export", summary="Export the filtered selection as CSV or JSON Lines (streamed)")
+@router.get("/export", responses=documented_errors({}),
+            summary="Export the filtered selection as CSV or JSON Lines (streamed)")
 async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
                  format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:
     """Oldest opened first. `contact_id`, `customer_name`, `customer_phone` and `labels` are the customer's card

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.errors import documented_errors
 from parley_router.handlers.deps import engine_of, teams_of
 from parley_router.handlers.inbox import can_see, conversation_json, decode_cursor, encode_position
 
@@ -15,7 +16,7 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
 
 
-@router.get("/history",
+@router.get("/history", responses=documented_errors({422: "invalid_cursor, validation_failed"}),
             summary="A customer's conversations on every channel, newest opened first (cursor pagination)")
 async def history(contact_id: Annotated[str, Query(min_length=1, max_length=128, description="contacts' card id")],
                   principal: Caller, request: Request, cursor: str | None = None,

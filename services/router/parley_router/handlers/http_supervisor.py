@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import AwareDatetime
 
 from parley_common.auth import MANAGERS, Principal, require_roles
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_router.domain.supervision import PeriodFigures, floor_now
 from parley_router.handlers import supervisor_metrics
 from parley_router.handlers.deps import engine_of
@@ -35,14 +35,17 @@ async def floor(engine: Engine, tenant_id: str) -> dict[str, Any]:
     return view
 
 
-@router.get("/now", summary="The floor now: queued and longest wait per team and channel, agents per team "
-                            "online / away / offline / at capacity, conversations per agent")
+@router.get("/now", responses=documented_errors({}),
+            summary="The floor now: queued and longest wait per team and channel, agents per team "
+                    "online / away / offline / at capacity, conversations per agent")
 async def now(principal: Manager, request: Request) -> dict[str, Any]:
     return await floor(engine_of(request), principal.tenant_id)
 
 
-@router.get("/period", summary="Figures of a period: first response and wait time (median, p90), conversations "
-                               "opened and closed, in total, per team and per agent")
+@router.get("/period", responses=documented_errors({
+    422: "invalid_period (since not before until, or longer than 31 days), validation_failed"}),
+            summary="Figures of a period: first response and wait time (median, p90), conversations "
+                    "opened and closed, in total, per team and per agent")
 async def period(principal: Manager, request: Request,
                  since: Annotated[AwareDatetime | None, Query(description="default: 24 h before `until`")] = None,
                  until: Annotated[AwareDatetime | None, Query(description="default: now")] = None,

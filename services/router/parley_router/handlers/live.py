@@ -31,6 +31,7 @@ from faststream.kafka.message import KafkaMessage
 from pymongo.errors import PyMongoError
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.errors import documented_errors
 from parley_common.events.conversations import ConversationChanged
 from parley_common.kafka import follow_from_now
 from parley_common.topics import CONVERSATIONS_EVENTS
@@ -198,7 +199,12 @@ router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
 
 
-@router.get("/stream", summary="Server-sent events: changes to the conversations the caller may see",
+@router.get("/stream", responses=documented_errors({}),
+            summary="Server-sent events: changes to the conversations the caller may see",
+            description="`conversation.<change>` events (id = the event id; data = ConversationChanged, with "
+                        "`entry` for a message or note); `counts` (data: {counts, capped}: the caller's tabs, "
+                        "each counted up to 1,000) on connect and at most every 2 s; `reset` when `Last-Event-ID` "
+                        "names an event this replica no longer keeps (refetch the lists).",
             response_class=StreamingResponse)
 async def stream(principal: Caller, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=64, description="resume after this event "
