@@ -340,3 +340,29 @@ async def test_an_email_reply_threads_under_the_customers_mail(system: System, h
     assert reply["In-Reply-To"] == latest
     assert reply["References"].split() == [first, latest]
     assert reply["Message-ID"].endswith("@e2e.example>")
+
+
+@pytest.mark.parametrize("machine_headers", [
+    "Auto-Submitted: auto-replied\r\n",
+    "Return-Path: <>\r\n",
+])
+async def test_an_auto_reply_or_a_bounce_opens_no_conversation(system: System, http: httpx.AsyncClient,
+                                                                machine_headers: str) -> None:
+    sender = f"dana.{uuid.uuid4().hex[:8]}@customer.example"
+    journey = Journey(system, http)
+    journey.channel_id, journey.external_user_id = EMAIL.id, sender
+
+    async def relay(extra: str, text: str) -> str:
+        message_id = f"<{uuid.uuid4().hex}@customer.example>"
+        mail = (f"From: {sender}\r\nTo: {EMAIL.address}\r\nSubject: Hello\r\n{extra}Message-ID: {message_id}\r\n"
+                f"Date: {format_datetime(datetime.now(UTC))}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+                f"{text}\r\n").encode()
+        relayed = await http.post(f"{system.url('ingest')}/webhooks/email/{EMAIL.id}", content=mail, headers={
+            "Authorization": f"Bearer {EMAIL.inbound_secret}", "Content-Type": "message/rfc822"})
+        assert relayed.status_code == 200, relayed.text
+        return message_id
+
+    await relay(machine_headers, "I am away until Monday.")
+    person = await relay("", "Back now: where is my invoice?")  # same customer: handled after the machine mail
+    _, entries = await timeline_shows(journey, [person])
+    assert [entry["provider_message_id"] for entry in inbound_entries(entries)] == [person]

@@ -62,3 +62,23 @@ def test_html_only_email_without_message_id_or_valid_date(kit) -> None:
 def test_an_email_without_a_sender_is_malformed(kit, raw: bytes) -> None:
     with pytest.raises(MalformedPayload):
         normalise(kit, raw)
+
+
+@pytest.mark.parametrize(("headers", "reason"), [
+    ("Auto-Submitted: auto-replied\r\n", "auto-replied"),
+    ("Auto-Submitted: auto-generated; owner-email=x@y\r\n", "auto-generated"),
+    ("Auto-Submitted: no\r\n", None),
+    ("Return-Path: <>\r\n", "null_sender"),
+    ("Precedence: bulk\r\n", "precedence_bulk"),
+    ("X-Autoreply: yes\r\n", "auto-replied"),
+    ("Content-Type: multipart/report; report-type=delivery-status; boundary=b\r\n", "delivery_report"),
+    ("", None),
+])
+def test_machine_mail_is_marked_automatic(headers: str, reason: str | None) -> None:
+    from email import policy
+    from email.parser import BytesParser
+
+    from parley_ingest.domain.providers.email import automatic_reason
+
+    raw = f"From: a@b.example\r\nTo: c@d.example\r\nSubject: x\r\n{headers}\r\nbody\r\n".encode()
+    assert automatic_reason(BytesParser(policy=policy.default).parsebytes(raw)) == reason

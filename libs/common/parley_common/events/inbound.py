@@ -161,6 +161,9 @@ class EmailHeaders(Frozen):
     references: tuple[str, ...] = ()
     to: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()
+    automatic: str | None = Field(
+        default=None, description="why this mail was sent by a machine (auto-replied, auto-generated, "
+        "delivery_report, null_sender, precedence_bulk…): it never opens a conversation or a contact")
 
 
 class MessageReceived(ConversationScoped):

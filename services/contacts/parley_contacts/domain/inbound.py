@@ -36,9 +36,11 @@ class Sighting:
 
 
 def latest_per_customer(events: list[MessageReceived]) -> list[Sighting]:
-    """One sighting per customer key (the newest by provider time), in first-seen order."""
+    """One sighting per customer key (the newest by provider time), in first-seen order; machine mail none."""
     chosen: dict[tuple[str, str, str], MessageReceived] = {}
     for event in events:
+        if event.email is not None and event.email.automatic:
+            continue  # an auto-reply or a bounce (a mailer daemon) makes no contact
         key = (event.tenant_id, event.channel_id, event.external_user_id)
         if key not in chosen or event.provider_timestamp >= chosen[key].provider_timestamp:
             chosen[key] = event

@@ -85,7 +85,10 @@ class InboundHandler:
         await self.batcher.submit(event)
 
     async def handle_batch(self, events: list[MessageReceived]) -> None:
-        recorded = await self._store.record(latest_per_customer(events))
+        sightings = latest_per_customer(events)
+        if not sightings:
+            return  # machine mail only
+        recorded = await self._store.record(sightings)
         for contact_event in self.events_of(recorded):
             await self._publisher.publish(contact_event, CONTACTS_EVENTS)
 

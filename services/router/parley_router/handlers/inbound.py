@@ -35,6 +35,8 @@ class InboundHandler:
         at = event.provider_timestamp
         blocked = await self.stores.directory.is_blocked(key)
         conv = await self.stores.conversations.open_for(key)
+        if conv is None and event.email is not None and event.email.automatic:
+            return  # an auto-reply or a bounce never opens a conversation (nor answers one: no mail loops)
         if conv is None:
             conv = await self._open(event, key, blocked)
         elif conv.opened_by == event.provider_message_id:

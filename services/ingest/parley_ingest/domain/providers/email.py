@@ -49,7 +49,7 @@ _CONTAINER = re.compile(rb"content-type:\s*(?:multipart|message)/")  # on lower-
 
 _MEDIA_KINDS = {"image": MediaKind.IMAGE, "audio": MediaKind.AUDIO, "video": MediaKind.VIDEO}
 _RAW_HEADERS = ("From", "To", "Cc", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
-                "Auto-Submitted", "Return-Path", "Authentication-Results")
+                "Auto-Submitted", "Return-Path", "Authentication-Results", "Precedence")
 
 
 class EmailPlugin:
@@ -118,8 +118,29 @@ def _headers(message: EmailMessage, message_id: str) -> EmailHeaders:
         subject=str(message["Subject"]) if message["Subject"] is not None else None,
         message_id=message_id, in_reply_to=in_reply_to,
         references=tuple(str(message["References"] or "").split()),
-        to=_addresses(message["To"]), cc=_addresses(message["Cc"]),
+        to=_addresses(message["To"]), cc=_addresses(message["Cc"]), automatic=automatic_reason(message),
     )
+
+
+_MACHINE_PRECEDENCE = frozenset({"bulk", "junk", "list", "auto_reply"})
+
+
+def automatic_reason(message: EmailMessage) -> str | None:
+    """Why a mail comes from a machine (RFC 3834 Auto-Submitted, a bounce's null sender, a delivery status
+    report, Precedence, the common auto-responder headers), or None for a person's mail (reference §5.2)."""
+    submitted = str(message["Auto-Submitted"] or "").strip().lower().split(";")[0]
+    if submitted and submitted != "no":
+        return submitted
+    if str(message["Return-Path"] or "").strip() == "<>":
+        return "null_sender"
+    if message.get_content_type() == "multipart/report":
+        return "delivery_report"
+    precedence = str(message["Precedence"] or "").strip().lower()
+    if precedence in _MACHINE_PRECEDENCE:
+        return f"precedence_{precedence}"
+    if message["X-Autoreply"] is not None or message["X-Autorespond"] is not None:
+        return "auto-replied"
+    return None
 
 
 def _sent_at(message: EmailMessage) -> datetime | None:
