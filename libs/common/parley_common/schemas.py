@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from parley_common.compatibility import breaking_changes
 from parley_common.topics import ALL_TOPICS, Topic
 
 
@@ -40,10 +41,27 @@ def _index(topics: tuple[Topic, ...]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def refusals(target: Path, documents: dict[str, str]) -> list[str]:
+    """The breaking changes writing `documents` over the committed schemas in `target` would publish: within a
+    `.vN` topic only additive changes are allowed (parley_common.compatibility); anything else is a new topic."""
+    problems = []
+    for name, content in documents.items():
+        committed = target / name
+        if name.endswith(".schema.json") and committed.exists():
+            changes = breaking_changes(json.loads(committed.read_text()), json.loads(content))
+            problems += [f"{name}: {change}" for change in changes]
+    return problems
+
+
 def main() -> None:
     target = Path(sys.argv[1] if len(sys.argv) > 1 else "docs/events")
     target.mkdir(parents=True, exist_ok=True)
-    for name, content in schema_documents().items():
+    documents = schema_documents()
+    problems = refusals(target, documents)
+    if problems:
+        sys.exit("not backward compatible within the topic's version; publish the change on a new .vN topic:\n  "
+                 + "\n  ".join(problems))
+    for name, content in documents.items():
         (target / name).write_text(content)
     print(f"wrote {len(ALL_TOPICS)} topic schemas to {target}")
 

@@ -41,11 +41,14 @@ class Topic:
         return f"{namespace}.{self.base_name}" if namespace else self.base_name
 
     def adapter(self) -> TypeAdapter[Any]:
+        """Strict: unknown fields refused, as producers build the events and docs/events publishes them."""
         return _adapter(self.base_name, self.payload)
 
     def parse(self, raw: bytes) -> Any:
-        """Validate raw JSON bytes into this topic's event model; raises pydantic.ValidationError."""
-        return self.adapter().validate_json(raw)
+        """Validate raw JSON bytes into this topic's event model as a tolerant reader: fields this version does
+        not know (a newer producer's additive change) are ignored, known ones validated as strictly as ever;
+        raises pydantic.ValidationError."""
+        return self.adapter().validate_json(raw, extra="ignore")
 
 
 _ADAPTERS: dict[str, TypeAdapter[Any]] = {}
