@@ -1,4 +1,5 @@
-"""JSON schemas for the three custom resources Parley ships (Strimzi KafkaTopic, KEDA ScaledObject, Prometheus
+"""JSON schemas for the three custom resources Parley ships (Strimzi KafkaTopic in `kafka.strimzi.io/v1`, the
+only version Strimzi 1.0 serves; KEDA ScaledObject, Prometheus
 Operator ServiceMonitor), written by hand from the operators' published CRDs: the fields Parley uses or may
 reasonably use, with the CRDs' types, minimums, enums and required fields. They are stricter than the CRDs in
 one way on purpose: unknown fields are errors here, where the API server would silently prune them.
@@ -36,7 +37,7 @@ def _resource(api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, An
 
 
 KAFKA_TOPIC = _resource(
-    "kafka.strimzi.io/v1beta2",
+    "kafka.strimzi.io/v1",
     "KafkaTopic",
     _closed({
         "partitions": {"type": "integer", "minimum": 1},
@@ -110,7 +111,7 @@ SERVICE_MONITOR = _resource(
 )
 
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("kafka.strimzi.io/v1beta2", "KafkaTopic"): KAFKA_TOPIC,
+    ("kafka.strimzi.io/v1", "KafkaTopic"): KAFKA_TOPIC,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
 }

@@ -41,7 +41,7 @@ def dump_all(docs: list[dict[str, Any]]) -> str:
 
 def kafka_topic(topic: Topic) -> dict[str, Any]:
     return {
-        "apiVersion": "kafka.strimzi.io/v1beta2",
+        "apiVersion": "kafka.strimzi.io/v1",
         "kind": "KafkaTopic",
         "metadata": {
             "name": topic.base_name.replace(".", "-"),
