@@ -366,3 +366,34 @@ async def test_an_auto_reply_or_a_bounce_opens_no_conversation(system: System, h
     person = await relay("", "Back now: where is my invoice?")  # same customer: handled after the machine mail
     _, entries = await timeline_shows(journey, [person])
     assert [entry["provider_message_id"] for entry in inbound_entries(entries)] == [person]
+
+
+async def test_a_telegram_album_is_one_timeline_entry(system: System, http: httpx.AsyncClient) -> None:
+    journey = TelegramJourney(system, http)
+    first, _ = await journey.customer_writes("two photos coming")
+    conversation, _ = await journey.open_conversation_with(first)
+    chat = {"id": int(journey.external_user_id), "type": "private", "first_name": "Tom"}
+    base = int(first.split(":")[1])
+    album = f"album{uuid.uuid4().hex[:8]}"
+    for offset, caption in ((1, "the box"), (2, None)):
+        message: dict[str, Any] = {
+            "message_id": base + offset, "from": {**chat, "is_bot": False}, "chat": chat, "date": int(time.time()),
+            "media_group_id": album, "photo": [{"file_id": f"photo-{album}-{offset}", "file_unique_id": f"u{offset}",
+                                                "width": 90, "height": 90, "file_size": 1200}]}
+        if caption:
+            message["caption"] = caption
+        await journey.deliver({"update_id": base + offset + 8_000_000, "message": message})
+    second = f"{journey.external_user_id}:{base + 2}"
+
+    async def grouped() -> dict[str, Any]:
+        entries = inbound_entries(await journey.timeline(conversation["id"]))
+        album_entries = [e for e in entries if e.get("group_id") == album]
+        if len(album_entries) != 1 or len(album_entries[0]["parts"]) != 2:
+            raise NotYet(str(album_entries))
+        return album_entries[0]
+
+    entry = await eventually(grouped, what="one entry holding both photos")
+    assert entry["provider_message_id"] == f"{journey.external_user_id}:{base + 1}"
+    assert [part["kind"] for part in entry["parts"]] == ["media", "media"] and entry["text"] == "the box"
+    entries = await journey.timeline(conversation["id"])
+    assert second not in {e.get("provider_message_id") for e in entries}

@@ -182,6 +182,9 @@ class MessageReceived(ConversationScoped):
     reply_to_provider_message_id: str | None = None
     forwarded: bool = False
     edited: bool = False
+    group_id: str | None = Field(
+        default=None, description="messages the customer sent together (a Telegram album's media_group_id): "
+        "shown as one timeline entry")
     referral: Referral | None = None
     email: EmailHeaders | None = None
     raw: dict[str, Any] | None = Field(

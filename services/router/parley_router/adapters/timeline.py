@@ -83,6 +83,19 @@ class TimelineRepository:
                                                 {"$set": fields, "$push": pushes})
         return result.modified_count == 1
 
+    async def entry_of_group(self, tenant_id: str, conversation_id: str, group_id: str) -> Doc | None:
+        return await self._entries.find_one({"tenant_id": tenant_id, "conversation_id": conversation_id,
+                                             "group_id": group_id})
+
+    async def add_to_group(self, entry_key: str, event_id: str, provider_message_id: str, parts: list[Doc],
+                           text: str) -> None:
+        """Another message of the group joins its entry: its parts appended, its media joined (once per event)."""
+        update: Doc = {"$push": {"parts": {"$each": parts}, "revision_event_ids": event_id,
+                                 "grouped_provider_message_ids": provider_message_id}}
+        if text:
+            update["$set"] = {"text": text}
+        await self._entries.update_one({"_id": entry_key, "revision_event_ids": {"$ne": event_id}}, update)
+
     async def conversation_of_provider_message(self, tenant_id: str, provider_message_id: str) -> str | None:
         return await self._lookups.submit((tenant_id, provider_message_id))
 

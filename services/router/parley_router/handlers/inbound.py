@@ -26,7 +26,7 @@ class InboundHandler:
         self.stores = engine.stores
 
     async def handle(self, event: MessageReceived) -> None:
-        if await self._revised(event):
+        if await self._revised(event) or await self._grouped(event):
             return
         # the inbound entry is written last: when it exists, this message was fully handled (a replay)
         if await self.stores.timeline.conversation_of_provider_message(event.tenant_id, event.provider_message_id):
@@ -49,7 +49,7 @@ class InboundHandler:
                                            "provider_message_id": event.provider_message_id,
                                            "direction": event.direction, "text": message_text(event),
                                            "parts": [part.model_dump(mode="json") for part in event.parts],
-                                           "blocked": blocked, "sender": "customer"})
+                                           "blocked": blocked, "sender": "customer", "group_id": event.group_id})
         if conv.contact_id is None:
             # contacts may have announced the customer's new card while this conversation was being stored: its
             # event then found no conversation to show it on (read after the store, one of the two sees the other)
@@ -71,6 +71,23 @@ class InboundHandler:
         parts = [part.model_dump(mode="json") for part in event.parts]
         fields, before = revised_fields(revision.kind, entry, message_text(event), parts, event.provider_timestamp)
         await timeline.revise(entry["_id"], str(event.event_id), fields, before)
+        return True
+
+    async def _grouped(self, event: MessageReceived) -> bool:
+        """A message sent together with earlier ones (a Telegram album) joins their entry in the open conversation;
+        False when it is the group's first (or nothing is open)."""
+        if event.group_id is None:
+            return False
+        conv = await self.stores.conversations.open_for(event.conversation_key)
+        if conv is None:
+            return False
+        timeline = self.stores.timeline
+        entry = await timeline.entry_of_group(event.tenant_id, conv.id, event.group_id)
+        if entry is None or entry.get("provider_message_id") == event.provider_message_id:
+            return False
+        text = " ".join(t for t in (entry.get("text"), message_text(event)) if t)
+        await timeline.add_to_group(entry["_id"], str(event.event_id), event.provider_message_id,
+                                    [part.model_dump(mode="json") for part in event.parts], text)
         return True
 
     @staticmethod

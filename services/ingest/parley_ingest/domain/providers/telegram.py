@@ -123,6 +123,7 @@ def _message(message: dict[str, Any], update: dict[str, Any], ctx: RequestContex
         dedup_id=dedup,
         edited=edited,
         forwarded="forward_origin" in message or "forward_from" in message,
+        group_id=opt_str(message.get("media_group_id")),
         reply_to_provider_message_id=f"{chat['id']}:{reply_to}" if reply_to is not None else None,
         referral=_start_parameter(message.get("text")),
     )
