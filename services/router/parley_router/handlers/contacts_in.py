@@ -73,8 +73,9 @@ class ContactsHandler:
 
     async def _show_on(self, conv: Conversation, summary: ContactSummary) -> None:
         if conv.is_open:
+            # no dispatch: a card changes nothing about who may take it (rules only route a new conversation)
             await self.engine.change(conv, lambda c: conv_rules.with_contact(c, summary), "contact_changed",
-                                     "contacts")
+                                     "contacts", dispatch_after=False)
         elif conv.contact_id != summary.contact_id:
             await self.conversations.set_contact_id(conv.id, summary.contact_id)
 
