@@ -36,5 +36,12 @@ if [ ! -f "$COMPOSE_SCHEMA" ] && command -v npm >/dev/null 2>&1; then
   rm -rf "$tmp"
 fi
 
+# The official AsyncAPI parser (npm @asyncapi/parser; used by tests/common/integration/test_asyncapi_documents.py).
+ASYNCAPI_PARSER=.venv/share/asyncapi-parser-3.6.6
+if [ ! -d "$ASYNCAPI_PARSER/node_modules/@asyncapi/parser" ] && command -v npm >/dev/null 2>&1; then
+  mkdir -p "$ASYNCAPI_PARSER"
+  npm install --silent --no-audit --no-fund --prefix "$ASYNCAPI_PARSER" @asyncapi/parser@3.6.6 >/dev/null 2>&1 || true
+fi
+
 if [ "${1:-}" = "--tools-only" ]; then exit 0; fi  # tests/deploy: just make sure the tools are there
 exec $PY deploy/k8s/validate.py "$@"

@@ -276,14 +276,16 @@ def _register(broker: KafkaBroker, topic: Topic, group_id: str, namespace: str,
     # document what the channel carries: the topic's event model.
     payload: Any = topic.payload
     handler.__annotations__ = {"message": list[payload] if options.get("batch") else payload, "return": None}
+    shared = f" {consumers} consumers of this group in each process share out the partitions." if consumers > 1 else ""
     for number in range(1, consumers + 1):
         broker.subscriber(
             topic.name(namespace),
             group_id=group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
-            title=f"{topic.name(namespace)}:{group}" + (f"#{number}" if consumers > 1 else ""),
-            description=topic.description,
+            title=f"{topic.name(namespace)}:{group}",
+            description=topic.description + shared,
+            include_in_schema=number == 1,  # one operation per group in the AsyncAPI document, not per consumer
             decoder=_message_itself,
             **options,
         )(handler)

@@ -18,6 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
+from parley_common import cloudevents
 from parley_common.bounds import BodySizeLimit
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
@@ -110,8 +111,15 @@ class CorrelationMiddleware:
 
 
 def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
+    """FastStream's document, told what the records really carry: the CloudEvents headers, and the correlation
+    id in `ce_correlationid` (FastStream assumes its own `correlation_id` header, which Parley never sends)."""
     spec = AsyncAPI(broker, title=title, version="1.0.0", schema_version="3.0.0").to_specification()
-    return cast(dict[str, Any], spec.to_jsonable())
+    document = cast(dict[str, Any], spec.to_jsonable())
+    for message in document.get("components", {}).get("messages", {}).values():
+        message["headers"] = cloudevents.headers_schema()
+        message["correlationId"] = {"location": f"$message.header#/{cloudevents.CORRELATION_HEADER}",
+                                    "description": cloudevents.HEADERS[cloudevents.CORRELATION_HEADER]}
+    return document
 
 
 def _mount_asyncapi(app: FastAPI, broker: KafkaBroker, title: str) -> None:
