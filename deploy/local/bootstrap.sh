@@ -32,7 +32,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(inputs_hash)" ]; then
   echo "bootstrap: installing Python packages (pinned by constraints.txt)"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
     -r requirements-dev.txt -e libs/common \
-    -e services/ingest -e services/contacts -e services/router -e "services/outbound[test]" -e "services/media[test]"
+    -e services/ingest -e services/contacts -e services/router -e "services/outbound[test]" -e "services/media[test]" \
+    -e services/console
   inputs_hash > "$STAMP"
 fi
 
