@@ -218,7 +218,7 @@ def scaled_object(svc: Service) -> dict[str, Any]:
         "spec": {
             "scaleTargetRef": scale_target(svc),
             "minReplicaCount": 2,
-            "maxReplicaCount": svc.max_consumers,
+            "maxReplicaCount": svc.max_replicas,
             "pollingInterval": 15,
             "cooldownPeriod": 300,
             "triggers": [*lag_triggers, cpu],

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic_settings import BaseSettings
+
 from parley_common.topics import (
     CHANNEL_UPDATES,
     CONTACTS_EVENTS,
@@ -22,6 +24,8 @@ from parley_common.topics import (
     OUTBOUND_REQUESTS,
     Topic,
 )
+from parley_outbound.settings import OutboundSettings
+from parley_router.settings import RouterSettings
 
 KAFKA, MONGODB, REDIS, OBJECT_STORAGE, PROVIDER_APIS = "kafka", "mongodb", "redis", "object-storage", "provider-apis"
 PARLEY_APIS = "parley-apis"  # the services' own HTTP APIs (the console passes its app's calls to them)
@@ -39,10 +43,22 @@ class Resources:
 @dataclass(frozen=True)
 class Consumer:
     """One subscription: KEDA reads the lag of `group` on `topic`. Must match the service's `subscribe(...)`
-    calls (tests/deploy/test_routes.py compares it with the service's AsyncAPI document)."""
+    calls (tests/deploy/test_routes.py compares it with the service's AsyncAPI document). `per_pod` members of
+    the group run in each pod (the service's setting, e.g. outbound's send_consumers)."""
 
     topic: Topic
     group: str
+    per_pod: int = 1
+
+    @property
+    def max_pods(self) -> int:
+        """Pods whose every member of the group gets a partition; one more would only add idle members."""
+        return max(1, self.topic.partitions // self.per_pod)
+
+
+def _setting_default(settings: type[BaseSettings], name: str) -> int:
+    """A setting's default, so the table follows the code (the manifests do not override it: tests/deploy)."""
+    return int(settings.model_fields[name].default)
 
 
 @dataclass(frozen=True)
@@ -65,9 +81,10 @@ class Service:
         return f"PARLEY_{self.name.upper()}_"
 
     @property
-    def max_consumers(self) -> int:
-        """More replicas than a consumed topic has partitions would sit idle on that topic."""
-        return min(consumer.topic.partitions for consumer in self.consumes)
+    def max_replicas(self) -> int:
+        """Partitions ÷ consumers per pod, for the tightest subscription: beyond it a pod would add only idle
+        consumers on that topic, so its lag could never come down by scaling."""
+        return min(consumer.max_pods for consumer in self.consumes)
 
 
 def _one_group(group: str, *topics: Topic) -> tuple[Consumer, ...]:
@@ -93,8 +110,11 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "router", 8003,
-        consumes=_group_per_topic(
-            "parley-router", INBOUND_MESSAGES, OUTBOUND_MESSAGES, CONTACTS_EVENTS, MEDIA_EVENTS, CONVERSATIONS_COMMANDS
+        consumes=(
+            Consumer(INBOUND_MESSAGES, "parley-router.parley.inbound.messages.v1",
+                     per_pod=_setting_default(RouterSettings, "inbound_consumers")),
+            *_group_per_topic("parley-router", OUTBOUND_MESSAGES, CONTACTS_EVENTS, MEDIA_EVENTS,
+                              CONVERSATIONS_COMMANDS),
         ),
         talks_to=(KAFKA, MONGODB, REDIS),
         api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
@@ -109,7 +129,8 @@ SERVICES: tuple[Service, ...] = (
             Consumer(CONTACTS_EVENTS, "outbound-contacts"),
             Consumer(INBOUND_STATUSES, "outbound-statuses"),
             Consumer(MEDIA_EVENTS, "outbound-media"),
-            Consumer(OUTBOUND_REQUESTS, "outbound-sender"),
+            Consumer(OUTBOUND_REQUESTS, "outbound-sender",
+                     per_pod=_setting_default(OutboundSettings, "send_consumers")),
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
         api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies"),

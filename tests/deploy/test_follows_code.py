@@ -6,6 +6,7 @@ unnoticed; and every PARLEY_* variable the manifests or the compose file set is 
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -90,15 +91,15 @@ def served_prefixes(app: FastAPI) -> set[str]:
     return prefixes
 
 
-def subscriptions(broker: KafkaBroker) -> set[tuple[str, str]]:
-    """(topic, consumer group) of every subscriber that joins a group; a group-less subscriber (each pod reads
-    everything, e.g. router's live updates) has no lag to scale on."""
-    return {
+def subscriptions(broker: KafkaBroker) -> Counter[tuple[str, str]]:
+    """(topic, consumer group) of every subscriber that joins a group, with the members one process runs; a
+    group-less subscriber (each pod reads everything, e.g. router's live updates) has no lag to scale on."""
+    return Counter(
         (topic, subscriber.group_id)
         for subscriber in broker.subscribers
         if getattr(subscriber, "group_id", None)
         for topic in subscriber.topic_names
-    }
+    )
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
@@ -117,9 +118,31 @@ def test_keda_watches_the_groups_the_service_subscribes_with(
 ) -> None:
     svc = next(s for s in services.SERVICES if s.name == service)
     declared = {(consumer.topic.base_name, consumer.group) for consumer in svc.consumes}
-    assert subscriptions(built[service].broker) == declared, (
+    assert set(subscriptions(built[service].broker)) == declared, (
         f"update {service}'s consumers in deploy/k8s/services.py and run python deploy/k8s/generate.py"
     )
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_autoscaler_counts_the_consumers_each_pod_runs(
+    services: ModuleType, built: dict[str, Built], service: str
+) -> None:
+    """maxReplicaCount divides partitions by the members of each group in one pod (outbound's senders, router's
+    intake): the table's `per_pod` must be what the service really starts."""
+    svc = next(s for s in services.SERVICES if s.name == service)
+    members = subscriptions(built[service].broker)
+    assert {(c.topic.base_name, c.group): c.per_pod for c in svc.consumes} == dict(members)
+
+
+def test_no_manifest_overrides_the_consumers_per_pod(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    """The per-pod counts come from the settings' defaults; a ConfigMap changing them would skew maxReplicaCount."""
+    per_pod_settings = {"PARLEY_OUTBOUND_SEND_CONSUMERS", "PARLEY_ROUTER_INBOUND_CONSUMERS"}
+    for objects in rendered.values():
+        for obj in objects:
+            assert not per_pod_settings & set(obj.get("data", {})), obj["metadata"]["name"]
+        for deployment in (obj for obj in objects if obj["kind"] == "Deployment"):
+            env = {item["name"] for item in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+            assert not per_pod_settings & env
 
 
 def test_prefixes_are_read_from_the_paths() -> None:

@@ -113,6 +113,21 @@ def test_consumers_never_scale_above_their_topics_partitions(
             assert scaled["spec"]["maxReplicaCount"] <= partitions
 
 
+def test_max_replicas_are_partitions_divided_by_the_consumers_per_pod(
+    validate: ModuleType, services: ModuleType, production: Objects
+) -> None:
+    """Beyond partitions ÷ consumers per pod, a new pod's consumers of that group would all sit idle."""
+    scaled = {name: obj["spec"]["maxReplicaCount"]
+              for name, obj in validate.by_kind(production, "ScaledObject").items()}
+    for svc in services.SERVICES:
+        if svc.consumes:
+            assert scaled[svc.app] == min(c.topic.partitions // c.per_pod for c in svc.consumes)
+    # outbound's 4 senders per pod on 12 partitions; router's 2 intake consumers per pod on 12; media's 6-partition
+    # topics; contacts one consumer per group on 12.
+    assert (scaled["parley-outbound"], scaled["parley-router"], scaled["parley-media"],
+            scaled["parley-contacts"]) == (3, 6, 6, 12)
+
+
 def _ingress_sources(policy: dict[str, Any]) -> set[str]:
     """Namespaces by name, and pods of this namespace as `pod:<app>`."""
     def source(peer: dict[str, Any]) -> str:
