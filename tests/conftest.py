@@ -22,6 +22,7 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (known_channels) importable by every test
 ENV_KEYS = ("PARLEY_KAFKA_BOOTSTRAP", "PARLEY_MONGO_URI", "PARLEY_REDIS_URL")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pydantic_settings import BaseSettings
 
 from parley_common.topics import (
+    AGENTS_EVENTS,
     CHANNEL_UPDATES,
     CONTACTS_EVENTS,
     CONVERSATIONS_COMMANDS,
@@ -100,12 +101,17 @@ def _group_per_topic(prefix: str, *topics: Topic, drop_parley: bool = False) -> 
     return tuple(Consumer(topic, f"{prefix}.{suffix(topic)}") for topic in topics)
 
 
+def _visibility(prefix: str) -> tuple[Consumer, ...]:
+    """The visibility projection's two groups (parley_common.visibility_store.follow_visibility)."""
+    return Consumer(CONVERSATIONS_EVENTS, f"{prefix}-visibility"), Consumer(AGENTS_EVENTS, f"{prefix}-agents")
+
+
 SERVICES: tuple[Service, ...] = (
     Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",)),
     Service(
         "contacts", 8002,
         consumes=(*_one_group("parley-contacts", INBOUND_MESSAGES),
-                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences")),
+                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences"), *_visibility("parley-contacts")),
         talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",),
     ),
     Service(
@@ -125,7 +131,7 @@ SERVICES: tuple[Service, ...] = (
             Consumer(INBOUND_MESSAGES, "outbound-windows"),
             Consumer(INBOUND_PREFERENCES, "outbound-preferences"),
             Consumer(CHANNEL_UPDATES, "outbound-channel-updates"),
-            Consumer(CONVERSATIONS_EVENTS, "outbound-threads"),
+            *_visibility("outbound"),
             Consumer(CONTACTS_EVENTS, "outbound-contacts"),
             Consumer(INBOUND_STATUSES, "outbound-statuses"),
             Consumer(MEDIA_EVENTS, "outbound-media"),
@@ -138,7 +144,7 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "media", 8005, consumes=_group_per_topic(
             "parley-media", INBOUND_MESSAGES, INBOUND_ATTACHMENTS, MEDIA_RETRIES, drop_parley=True
-        ),
+        ) + _visibility("parley-media"),
         talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
         resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
     ),

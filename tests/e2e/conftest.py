@@ -16,9 +16,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from e2e_customer import AGENT, TEAM
 from e2e_fixtures import provider, pytest_runtest_makereport, smtp  # noqa: F401 - registered by being imported
 from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import System, running_system
+from e2e_system import System, running_system, staff_the_tenant
 
 
 @pytest.fixture(scope="module")
@@ -26,3 +27,11 @@ def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpSer
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("e2e")) as system:
         yield system
+
+
+@pytest.fixture(scope="module")
+def staffed(system: System) -> System:
+    """The journeys' agent in a team that every conversation is routed to: an agent sees and answers the
+    conversations of their teams (parley_common.visibility). Modules that seed the tenant themselves skip it."""
+    staff_the_tenant(system, AGENT, TEAM)
+    return system

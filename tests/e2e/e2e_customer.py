@@ -14,6 +14,7 @@ from e2e_journey import NotYet, eventually, new_customer_phone, post_meta_webhoo
 from e2e_system import TELEGRAM, WHATSAPP, System
 
 AGENT = "alice"
+TEAM = "support"  # alice's team; every conversation is routed to it (e2e_system.staff_the_tenant)
 SUPERVISOR = "sam"
 
 

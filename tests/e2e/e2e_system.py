@@ -208,6 +208,17 @@ def wait_ready(system: System) -> None:
                 time.sleep(0.2)
 
 
+def staff_the_tenant(system: System, agent: str, team: str) -> None:
+    """Through the router's API, as a manager: `agent` in `team`, and every conversation routed to `team` — an agent
+    sees and answers the conversations of their teams (parley_common.visibility)."""
+    manager = system.auth("sam", "manager")
+    with httpx.Client(base_url=system.url("router"), headers=manager, timeout=10.0) as client:
+        for path, body in ((f"/v1/agents/{agent}", {"teams": [team]}),
+                           ("/v1/routing", {"rules": [{"id": "all", "target_kind": "team", "target_id": team}]})):
+            response = client.put(path, json=body)
+            assert response.status_code == 200, response.text
+
+
 def shared_group_hint(system: System, pending: dict[str, Service]) -> str:
     """A service that never finishes starting is most often stuck joining a consumer group that other runs on
     the same Kafka share (a group id without the namespace): name such groups."""

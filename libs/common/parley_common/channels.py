@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 
+from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
 
 _ID_PATTERN = r"^[a-zA-Z0-9_.-]{1,64}$"
@@ -113,6 +114,18 @@ class ChannelConfigError(Exception):
     """One line naming the file, the field and what is wrong with it."""
 
 
+class ChannelNotOfTenant(Exception):
+    """An event or request names a channel that does not exist, or that belongs to another tenant.
+
+    `reason` is machine-readable: `unknown_channel` or `channel_of_another_tenant` (dead letters say which; HTTP
+    answers say `unknown_channel` for both, so a caller learns nothing about other tenants' channels)."""
+
+    def __init__(self, reason: str, channel_id: str, tenant_id: str) -> None:
+        super().__init__(f"channel {channel_id!r} is not a channel of tenant {tenant_id!r} ({reason})")
+        self.reason = reason
+        self.channel_id = channel_id
+
+
 class Channels:
     """The loaded channel file, looked up by id."""
 
@@ -121,6 +134,24 @@ class Channels:
 
     def get(self, channel_id: str) -> AnyChannel | None:
         return self._by_id.get(channel_id)
+
+    def of_tenant(self, tenant_id: str, channel_id: str) -> AnyChannel:
+        """The one check every consumer and API applies: `channel_id` exists and belongs to `tenant_id`."""
+        channel = self._by_id.get(channel_id)
+        if channel is None:
+            raise ChannelNotOfTenant("unknown_channel", channel_id, tenant_id)
+        if channel.tenant_id != tenant_id:
+            raise ChannelNotOfTenant("channel_of_another_tenant", channel_id, tenant_id)
+        return channel
+
+    def for_caller(self, tenant_id: str, channel_id: str, status: int = 404) -> AnyChannel:
+        """`of_tenant` for an HTTP API: `unknown_channel` (404, or 422 where the channel is a body field) for
+        both a missing channel and another tenant's, so a caller learns nothing about other tenants."""
+        try:
+            return self.of_tenant(tenant_id, channel_id)
+        except ChannelNotOfTenant:
+            details = {"field": "channel_id"} if status == 422 else None
+            raise ApiError(status, "unknown_channel", f"no channel {channel_id!r} in this tenant", details) from None
 
     def __iter__(self) -> Iterator[AnyChannel]:
         return iter(self._by_id.values())

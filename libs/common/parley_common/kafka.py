@@ -22,6 +22,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
+from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.envelope import Envelope
@@ -134,15 +135,39 @@ class PermanentFailure(Exception):
         self.detail = detail
 
 
+def channels_named(event: Any) -> list[str]:
+    """Every channel an event names: its own (`channel_id`) and its identities' (contacts' events)."""
+    named = [event.channel_id] if isinstance(getattr(event, "channel_id", None), str) else []
+    identities = list(getattr(event, "identities", ()) or ())
+    if getattr(event, "identity", None) is not None:
+        identities.append(event.identity)
+    return named + [identity.channel_id for identity in identities]
+
+
+def check_channels(channels: Channels, event: Any) -> None:
+    """PermanentFailure when the event names a channel that is unknown or belongs to another tenant."""
+    tenant_id = getattr(event, "tenant_id", None)
+    if tenant_id is None:
+        return
+    for channel_id in channels_named(event):
+        try:
+            channels.of_tenant(tenant_id, channel_id)
+        except ChannelNotOfTenant as mismatch:
+            raise PermanentFailure(mismatch.reason, str(mismatch)) from None
+
+
 async def consume(
     message: KafkaMessage,
     topic: Topic,
     handle: Callable[[Any], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
+    channels: Channels,
 ) -> None:
-    """Parse one record of `topic` and hand it to `handle`; unparseable records and PermanentFailure go to
-    the dead-letter topic (with the original bytes) so the partition never stalls on a poison message."""
+    """Parse one record of `topic`, check the channels it names belong to its tenant, and hand it to `handle`;
+    unparseable records, a channel of another tenant (or none at all) and PermanentFailure go to the dead-letter
+    topic (with the original bytes and the reason) so the partition never stalls on a poison message and a
+    mismatched record changes nothing."""
     raw_headers = {
         key: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
         for key, value in message.headers.items()
@@ -154,6 +179,7 @@ async def consume(
         await dead_letter(publisher, message, topic, service, "invalid_event", _summary(exc), raw_headers)
         return
     try:
+        check_channels(channels, event)
         await handle(event)
     except PermanentFailure as failure:
         await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
@@ -252,13 +278,14 @@ def subscribe(
     handle: Callable[[Any], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
+    channels: Channels,
     **options: Any,
 ) -> None:
     """Register a consumer of `topic` in `group_id`: offsets are committed only after `handle` returned
     (or the record was dead-lettered); an exception leaves it uncommitted and it is delivered again."""
 
     async def on_record(message: KafkaMessage) -> None:
-        await consume(message, topic, handle, publisher, service)
+        await consume(message, topic, handle, publisher, service, channels)
 
     on_record.__name__ = f"{service}_{topic.base_name.replace('.', '_')}"
     _register(broker, topic, group_id, namespace, on_record, **options)
@@ -336,6 +363,7 @@ def subscribe_batch(
     handle: Callable[[Any], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
+    channels: Channels,
     max_records: int = 64,
     concurrency: int = 64,
     batch_timeout_ms: int = 50,
@@ -353,7 +381,7 @@ def subscribe_batch(
     async def in_order(records: list[Any]) -> None:
         async with slots:
             for record in records:
-                await consume(_view_of(record), topic, handle, publisher, service)
+                await consume(_view_of(record), topic, handle, publisher, service, channels)
 
     async def on_batch(message: KafkaMessage) -> None:
         records = _records_of(message)
@@ -379,6 +407,7 @@ def subscribe_whole_batches(
     handle: Callable[[list[Any]], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
+    channels: Channels,
     max_records: int = 64,
     batch_timeout_ms: int = 50,
     consumers: int = 1,
@@ -396,7 +425,7 @@ def subscribe_whole_batches(
             events.append(event)
 
         for record in records:
-            await consume(_view_of(record), topic, collect, publisher, service)
+            await consume(_view_of(record), topic, collect, publisher, service, channels)
         if events:
             await handle(events)
 

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from parley_common.events.channels import ChannelUpdate
 from parley_common.events.contacts import ContactsTopicEvent
-from parley_common.events.conversations import ConversationActionRequested, ConversationChanged
+from parley_common.events.conversations import AgentChanged, ConversationActionRequested, ConversationChanged
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.inbound import (
     DeliveryStatusReported,
@@ -96,6 +96,11 @@ CONVERSATIONS_EVENTS = Topic(
     "parley.conversations.events.v1", ConversationChanged, 12, CONVERSATION_KEY,
     "Conversation lifecycle: opened, assigned, transferred, closed, reopened (router).",
 )
+AGENTS_EVENTS = Topic(
+    "parley.agents.events.v1", AgentChanged, 12, "tenant|login",
+    "Agents' team memberships as the router's directory holds them (router); compacted: the latest per agent.",
+    compacted=True,
+)
 CONVERSATIONS_COMMANDS = Topic(
     "parley.conversations.commands.v1", ConversationActionRequested, 12, CONVERSATION_KEY,
     "Requests to the router from other services, e.g. outbound's after-send actions.",
@@ -123,7 +128,7 @@ DEAD_LETTERS = Topic(
 )
 
 ALL_TOPICS: tuple[Topic, ...] = (
-    INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS,
+    INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS, AGENTS_EVENTS,
     CONVERSATIONS_COMMANDS, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, MEDIA_EVENTS, DEAD_LETTERS,
     MEDIA_RETRIES, INBOUND_PREFERENCES, CHANNEL_UPDATES,
 )

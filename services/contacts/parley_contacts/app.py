@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
 from parley_contacts.adapters.sightings import SightingsStore
@@ -22,14 +24,17 @@ from parley_contacts.settings import ContactsSettings
 SERVICE = "contacts"
 
 
-def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAPI:
+def create_app(settings: ContactsSettings, clock: Clock | None = None, channels: Channels | None = None) -> FastAPI:
     clock = clock or SystemClock()
+    channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file,
+                                                                           "parley-contacts")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
     events_topic = CONTACTS_EVENTS.name(settings.infra.namespace)  # declared for the AsyncAPI document only
     runtime.broker.publisher(events_topic, title=events_topic, description=CONTACTS_EVENTS.description,
                              schema=CONTACTS_EVENTS.payload)
     collections = Collections(runtime.db)
-    contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock)
+    visibility = VisibilityProjection(runtime.db)
+    contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock, channels, visibility)
     vocabulary = VocabularyRepository(collections)
     services = Services(contacts=contacts, fields=FieldsService(contacts, vocabulary, clock),
                         comments=CommentsService(contacts, CommentsRepository(collections), clock),
@@ -38,11 +43,13 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None) -> FastAP
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
     subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=settings.consumer_group,
                     namespace=settings.infra.namespace, handle=inbound,
-                    publisher=runtime.publisher, service=SERVICE, max_records=settings.batch_max,
+                    publisher=runtime.publisher, service=SERVICE, channels=channels, max_records=settings.batch_max,
                     concurrency=settings.consumer_concurrency)
     subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=f"{settings.consumer_group}-preferences",
               namespace=settings.infra.namespace, handle=PreferenceHandler(ContactsRepository(collections)),
-              publisher=runtime.publisher, service=SERVICE)
+              publisher=runtime.publisher, service=SERVICE, channels=channels)
+    follow_visibility(runtime.broker, visibility, settings.consumer_group, namespace=settings.infra.namespace,
+                      publisher=runtime.publisher, service=SERVICE, channels=channels)
     app = build_service(
         service=SERVICE,
         title="Parley contacts",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -14,6 +15,7 @@ from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service
 from parley_common.topics import INBOUND_ATTACHMENTS, INBOUND_MESSAGES, MEDIA_RETRIES, Topic
+from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_media.adapters.blobstore import BlobStore
 from parley_media.adapters.gridfs_store import GridFSBlobStore
 from parley_media.adapters.media_repository import MediaRepository
@@ -63,14 +65,17 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     def group(topic: Topic) -> str:
         return f"{GROUP}.{topic.base_name.removeprefix('parley.')}"  # subscribe() adds the namespace
 
-    options = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
+    options: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher,
+                               "service": SERVICE, "channels": channels}
     subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group(INBOUND_MESSAGES), handle=fetcher.on_message,
-                    max_records=settings.download_concurrency, **options)  # type: ignore[arg-type]
+                    max_records=settings.download_concurrency, **options)
     subscribe(runtime.broker, INBOUND_ATTACHMENTS, group_id=group(INBOUND_ATTACHMENTS),
-              handle=attachments.on_attachment, **options)  # type: ignore[arg-type]
+              handle=attachments.on_attachment, **options)
     # Retries sleep until their time: single records, so one long wait does not hold a batch of others.
     subscribe(runtime.broker, MEDIA_RETRIES, group_id=group(MEDIA_RETRIES), handle=fetcher.on_retry,
-              **options)  # type: ignore[arg-type]
+              **options)
+    visibility = VisibilityProjection(runtime.db)
+    follow_visibility(runtime.broker, visibility, GROUP, **options)
 
     tasks: list[asyncio.Task[None]] = []
 
@@ -94,7 +99,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
         title="Parley media",
         description="attachments: fetch, store, serve signed, expire",
         infra=settings.infra,
-        routers=[upload_router(pipeline, channels), media_router(repo, blobs, links), retry_router(repo, fetcher)],
+        routers=[upload_router(pipeline, channels), media_router(repo, blobs, links, visibility), retry_router(repo, fetcher)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],

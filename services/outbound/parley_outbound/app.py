@@ -17,13 +17,13 @@ from parley_common.service import build_service
 from parley_common.topics import (
     CHANNEL_UPDATES,
     CONTACTS_EVENTS,
-    CONVERSATIONS_EVENTS,
     INBOUND_MESSAGES,
     INBOUND_PREFERENCES,
     INBOUND_STATUSES,
     MEDIA_EVENTS,
     OUTBOUND_REQUESTS,
 )
+from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.http_transport import AiohttpTransport
 from parley_outbound.adapters.media_store import MediaStore
@@ -86,12 +86,13 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                     apply_parked_statuses=statuses.apply_parked, find_parked=parked.with_parked,
                     pending=PendingMessages(runtime.redis, settings.infra.redis_prefix()),
                     send_concurrency=settings.send_concurrency, write_chunk=settings.write_chunk_records)
-    _subscribe_all(runtime, settings, sender, WindowProjection(projections),
+    visibility = VisibilityProjection(runtime.db)
+    _subscribe_all(runtime, settings, channels, visibility, sender, WindowProjection(projections),
                    statuses, MediaProjection(media),
                    ContactFieldsProjection(contact_fields))
     subscribe(runtime.broker, CHANNEL_UPDATES, group_id="outbound-channel-updates",
               handle=TemplateStatusProjection(templates).on_channel_update, namespace=settings.infra.namespace,
-              publisher=runtime.publisher, service=SERVICE)
+              publisher=runtime.publisher, service=SERVICE, channels=channels)
 
     background: list[asyncio.Task[None]] = []
 
@@ -117,7 +118,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         title="Parley outbound",
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
-        routers=[messages_router(sender), windows_router(sender),
+        routers=[messages_router(sender, visibility), windows_router(sender, visibility),
                  templates_router(templates, channels, http), saved_replies_router(saved_replies, clock)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
@@ -129,17 +130,20 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     return app
 
 
-def _subscribe_all(runtime: Runtime, settings: OutboundSettings, sender: Sender, windows: WindowProjection,
+def _subscribe_all(runtime: Runtime, settings: OutboundSettings, channels: Channels, visibility: VisibilityProjection,
+                   sender: Sender, windows: WindowProjection,
                    statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection) -> None:
     def group(name: str) -> str:
         return f"outbound-{name}"  # subscribe() adds the namespace
 
-    common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE}
+    common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE,
+                              "channels": channels}
     subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)
     subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=group("preferences"), handle=windows.on_preference,
               **common)
-    subscribe(runtime.broker, CONVERSATIONS_EVENTS, group_id=group("threads"),
-              handle=windows.on_conversation_changed, **common)
+    # one consumer of conversation events keeps both the thread facts and who may see each customer
+    follow_visibility(runtime.broker, visibility, "outbound", also_on_conversation=windows.on_conversation_changed,
+                      **common)
     async def on_contact_event(event: Any) -> None:  # one consumer group keeps both contact projections
         await windows.on_contact_event(event)
         await fields.on_contact_event(event)

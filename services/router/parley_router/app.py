@@ -11,6 +11,7 @@ import structlog
 from fastapi import FastAPI
 
 from parley_common.auth import Principal
+from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
@@ -55,13 +56,14 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
     return Engine(stores, runtime.publisher, clock)
 
 
-def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -> None:
+def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings, channels: Channels) -> None:
     # inbound messages are the hot path: batches, different conversations concurrently (one in order), and
     # the new ones offered together (handlers/coalescing.py)
     subscribe_batch(runtime.broker, INBOUND_MESSAGES,
                     group_id=f"{settings.consumer_group}.{INBOUND_MESSAGES.base_name}",
                     namespace=settings.infra.namespace, handle=InboundHandler(engine).handle,
-                    publisher=runtime.publisher, service=SERVICE, max_records=settings.inbound_batch_max,
+                    publisher=runtime.publisher, service=SERVICE, channels=channels,
+                    max_records=settings.inbound_batch_max,
                     concurrency=settings.inbound_concurrency, consumers=settings.inbound_consumers)
     handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
         OUTBOUND_MESSAGES: OutboundHandler(engine).handle,
@@ -73,7 +75,7 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings) -
         # one group per topic: subscribers of different topics never make each other rebalance
         group = f"{settings.consumer_group}.{topic.base_name}"
         subscribe(runtime.broker, topic, group_id=group, namespace=settings.infra.namespace,
-                  handle=handle, publisher=runtime.publisher, service=SERVICE)
+                  handle=handle, publisher=runtime.publisher, service=SERVICE, channels=channels)
 
 
 async def export_floors_forever(engine: Engine, interval: float) -> None:
@@ -95,8 +97,11 @@ async def sweep_forever(engine: Engine, interval: float) -> None:
             log.exception("sweep_failed")
 
 
-def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume: bool = True) -> FastAPI:
+def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume: bool = True,
+               channels: Channels | None = None) -> FastAPI:
     """`consume=False` serves HTTP and publishes without joining the consumer group (tests, API-only pods)."""
+    channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file,
+                                                                           "parley-router")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
     engine = build_engine(runtime, settings, clock or SystemClock())
     async def live_counts(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
@@ -104,7 +109,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
 
     hub = live.LiveHub(engine.stores.timeline, live_counts)
     if consume:
-        wire_consumers(runtime, engine, settings)
+        wire_consumers(runtime, engine, settings, channels)
         live.follow_changes(runtime.broker, hub, settings.infra.namespace)
     sweeper: list[asyncio.Task[None]] = []
     upkeep: Upkeep = build_upkeep(runtime, engine, settings)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+from known_channels import TEST_CHANNELS
+
 from parley_common.events.inbound import MessageReceived
 from parley_common.kafka import EventPublisher, make_broker, subscribe_batch
 from parley_common.settings import InfraSettings
@@ -27,7 +29,7 @@ async def test_records_arriving_one_by_one_wait_far_less_than_the_batch_timeout(
         arrivals[event.parts[0].text].set_result(time.monotonic())  # type: ignore[union-attr]
 
     subscribe_batch(broker, INBOUND_MESSAGES, group_id="latency", namespace=kafka_topics.namespace, handle=handle,
-                    publisher=publisher, service="test", batch_timeout_ms=BATCH_TIMEOUT_MS)
+                    publisher=publisher, service="test", channels=TEST_CHANNELS, batch_timeout_ms=BATCH_TIMEOUT_MS)
     await broker.start()
     try:
         await publisher.publish(message(text="warm-up"), INBOUND_MESSAGES)

@@ -1,10 +1,12 @@
+import contextlib
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_common.channels import ChannelConfigError, Channels, TelegramChannel, WhatsAppChannel
+from parley_common.channels import ChannelConfigError, ChannelNotOfTenant, Channels, TelegramChannel, WhatsAppChannel
+from parley_common.errors import ApiError
 
 WHATSAPP = {
     "id": "wa-main", "type": "whatsapp", "tenant_id": "acme", "phone_number_id": "1001",
@@ -72,3 +74,18 @@ def test_channel_ids_outside_the_safe_alphabet_are_refused(channel_id: str) -> N
     else:
         with pytest.raises(ChannelConfigError):
             Channels.parse({"channels": [candidate]})
+
+
+@given(st.sampled_from(["acme", "globex"]), st.sampled_from(["wa-main", "tg", "nowhere"]))
+def test_a_channel_is_accepted_only_for_its_own_tenant(tenant_id: str, channel_id: str) -> None:
+    channels = Channels.parse({"channels": [WHATSAPP, TELEGRAM]})
+    if channel_id == "nowhere":
+        expected = "unknown_channel"
+    else:
+        expected = None if tenant_id == "acme" else "channel_of_another_tenant"
+    try:
+        assert channels.of_tenant(tenant_id, channel_id).id == channel_id and expected is None
+    except ChannelNotOfTenant as mismatch:
+        assert mismatch.reason == expected
+    with pytest.raises(ApiError) if expected else contextlib.nullcontext():  # an API says the same for both
+        channels.for_caller(tenant_id, channel_id)

@@ -13,6 +13,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+from known_channels import TEST_CHANNELS
 
 from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
@@ -63,7 +64,7 @@ AGENT = auth()
 
 @asynccontextmanager
 async def running(infra: InfraSettings, **overrides: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(ContactsSettings(infra=infra, **{"consumer_concurrency": 2, **overrides}))
+    app = create_app(ContactsSettings(infra=infra, **{"consumer_concurrency": 2, **overrides}), channels=TEST_CHANNELS)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://contacts") as client:

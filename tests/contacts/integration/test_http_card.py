@@ -17,6 +17,17 @@ from parley_common.settings import InfraSettings
 AGENT = auth()
 
 
+async def test_identities_only_on_a_channel_of_the_callers_tenant(kafka_topics: InfraSettings, mongo: object) -> None:
+    async with running(kafka_topics) as (_, client):
+        for channel_id in ("wa-globex", "wa-nowhere"):  # another tenant's channel, and one that does not exist
+            refused = await client.post("/v1/contacts", json={"phone": "+44 20 7946 0958", "channel_id": channel_id},
+                                        headers=AGENT)
+            assert refused.status_code == 422, refused.text
+            assert refused.json()["error"] == {"code": "unknown_channel", "details": {"field": "channel_id"},
+                                               "message": f"no channel {channel_id!r} in this tenant"}
+        assert (await client.get("/v1/contacts/search", params={"phone": "+44"}, headers=AGENT)).json()["items"] == []
+
+
 async def test_card_lifecycle_publishes_events(kafka_topics: InfraSettings, mongo: object) -> None:
     async with running(kafka_topics) as (_, client):
         created = await client.post("/v1/contacts", json={"phone": "+44 20 7946 0958", "display_name": "Zoë",

@@ -86,7 +86,7 @@ async def test_bad_uploads_get_a_clear_4xx_and_store_nothing(media_app: Any, mon
     assert (empty.status_code, empty.json()["error"]["code"]) == (422, "empty")
     assert (too_big_viber.status_code, too_big_viber.json()["error"]["code"]) == (413, "too_large")
     assert (zip_to_whatsapp.status_code, zip_to_whatsapp.json()["error"]["code"]) == (422, "type_not_allowed")
-    assert (foreign_channel.status_code, foreign_channel.json()["error"]["code"]) == (404, "channel_not_found")
+    assert (foreign_channel.status_code, foreign_channel.json()["error"]["code"]) == (404, "unknown_channel")
     assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "media_not_found")
     assert over_header.status_code == 413
     assert stored == 0

@@ -104,15 +104,18 @@ async def test_a_poison_send_command_is_dead_lettered(app: FastAPI, module_infra
 
 async def test_thread_held_by_another_agent_refuses_humans_but_not_email(app: FastAPI, client: httpx.AsyncClient
                                                                          ) -> None:
-    from parley_common.events.conversations import Assignee, ConversationChanged
-    from parley_common.topics import CONVERSATIONS_EVENTS
+    from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged
+    from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
 
-    user = "tg-held-1"
+    user = "tg-held-1"  # held by a teammate: the caller (agent.dana) sees the conversation but may not write
+    await publisher(app).publish(AgentChanged(occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-a",
+                                              login="agent.dana", teams=("support",)), AGENTS_EVENTS)
     await publisher(app).publish(customer_message("tg-bot", "telegram", user, timedelta(minutes=2)), INBOUND_MESSAGES)
     await publisher(app).publish(ConversationChanged(
         occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-t", channel_id="tg-bot",
         external_user_id=user, conversation_id="conv-1", change="assigned", status="assigned",
-        assignee=Assignee(kind="agent", id="agent.lee"), changed_at=datetime.now(UTC)), CONVERSATIONS_EVENTS)
+        assignee=Assignee(kind="agent", id="agent.lee"), team_id="support", changed_at=datetime.now(UTC)),
+        CONVERSATIONS_EVENTS)
     await window_open(client, "tg-bot", user)
     body = {"channel_id": "tg-bot", "recipient": {"external_user_id": user}, "content": {"kind": "text", "text": "x"}}
     for _ in range(100):

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from known_channels import TEST_CHANNELS
 
 from parley_common.auth import issue_token
 from parley_common.clock import FixedClock
@@ -106,7 +107,7 @@ async def running_router(infra: InfraSettings, consume: bool, **overrides: Any) 
     background = {"sweep_interval_seconds": 3600, "capacity_reconcile_interval_seconds": 3600,
                   "offline_check_interval_seconds": 3600}  # tests run sweeps and upkeep themselves
     settings = RouterSettings(infra=infra, **{**background, **overrides})
-    app = create_app(settings, clock=clock, consume=consume)
+    app = create_app(settings, clock=clock, consume=consume, channels=TEST_CHANNELS)
     async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://router") as client:

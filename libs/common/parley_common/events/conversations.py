@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, Field
 
-from parley_common.events.envelope import ConversationScoped, Frozen
+from parley_common.events.envelope import ConversationScoped, Envelope, Frozen
 
 
 class Assignee(Frozen):
@@ -68,3 +68,18 @@ class ConversationActionRequested(ConversationScoped):
     target: Assignee | None = None
     comment: str | None = None
     related_message_id: str | None = None
+
+
+class AgentChanged(Envelope):
+    """An agent was created or changed in the router's directory: the teams they belong to now.
+
+    Services that apply the visibility rule (parley_common.visibility) keep each agent's teams from these."""
+
+    source = "parley/router"
+    type: Literal["parley.agent.changed"] = "parley.agent.changed"
+    schema_version: Literal[1] = 1
+    login: str = Field(min_length=1, description="the agent's login (the `sub` of their token)")
+    teams: tuple[str, ...] = ()
+
+    def partition_key(self) -> bytes:
+        return f"{self.tenant_id}|{self.login}".encode()

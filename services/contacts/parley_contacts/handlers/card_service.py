@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from parley_common.auth import Principal
+from parley_common.channels import Channels
 from parley_common.clock import Clock
 from parley_common.errors import ApiError
 from parley_common.events.contacts import (
@@ -19,9 +20,10 @@ from parley_common.events.contacts import (
     ContactUpdated,
     Identity,
 )
-from parley_common.ids import new_id
+from parley_common.ids import ConversationKey, new_id
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONTACTS_EVENTS
+from parley_common.visibility_store import VisibilityProjection
 from parley_contacts.adapters.contacts_repo import ContactsRepository, IdentityTaken
 from parley_contacts.domain import edits, validation
 from parley_contacts.domain.card import Card, identity, new_card, with_keys
@@ -41,11 +43,18 @@ def identities_of(card: Card) -> tuple[Identity, ...]:
                  for i in card["identities"])
 
 
+def keys_of(card: Card) -> list[ConversationKey]:
+    return [ConversationKey(card["tenant_id"], i["channel_id"], i["external_user_id"]) for i in card["identities"]]
+
+
 class ContactsService:
-    def __init__(self, repo: ContactsRepository, publisher: EventPublisher, clock: Clock) -> None:
+    def __init__(self, repo: ContactsRepository, publisher: EventPublisher, clock: Clock, channels: Channels,
+                 visibility: VisibilityProjection) -> None:
         self.repo = repo
         self._publisher = publisher
         self._clock = clock
+        self._channels = channels
+        self._visibility = visibility
 
     def now(self) -> datetime:
         return self._clock.now()
@@ -61,12 +70,20 @@ class ContactsService:
     async def get(self, principal: Principal, contact_id: str) -> Card:
         card = await self.repo.get(principal.tenant_id, contact_id)
         if card is not None:
+            # another team's customer reads as absent (parley_common.visibility)
+            await self._visibility.require(principal, keys_of(card), ApiError(404, "contact_not_found",
+                                                                               "no such contact"))
             return card
         merged_into = await self.repo.merged_into(principal.tenant_id, contact_id)
         if merged_into:
             raise ApiError(404, "contact_merged", "the contact was merged into another",
                            {"merged_into": merged_into})
         raise ApiError(404, "contact_not_found", "no such contact")
+
+    async def visible(self, principal: Principal, cards: list[Card]) -> list[Card]:
+        """The cards of a page the caller may see (a search never lists another team's customers)."""
+        shown = await self._visibility.visible_each(principal, [keys_of(card) for card in cards])
+        return [card for card, show in zip(cards, shown, strict=True) if show]
 
     async def create(self, principal: Principal, body: dict[str, Any], correlation_id: str) -> Card:
         try:
@@ -75,6 +92,8 @@ class ContactsService:
             name = validation.display_text(body["display_name"], "display_name") if body.get("display_name") else None
         except InvalidInput as exc:
             raise invalid(exc) from None
+        if body.get("channel_id"):
+            self._channels.for_caller(principal.tenant_id, body["channel_id"], status=422)
         contact_id = new_id()
         identities = [identity(body["channel_id"], phone.removeprefix("+"), phone=phone)] if body.get("channel_id") \
             else []

@@ -123,7 +123,7 @@ def _reads(router: APIRouter, services: Services) -> None:
             raise invalid(exc) from None
         cards = await svc.repo.search(who.tenant_id, where, limit + 1, after, svc.now())
         more = len(cards) > limit
-        items = [s.ContactOut.of(card) for card in cards[:limit]]
+        items = [s.ContactOut.of(card) for card in await svc.visible(who, cards[:limit])]
         return s.ContactPage(items=items, next_cursor=encode_cursor(cards[limit - 1]["activity_key"]) if more else None)
 
     @router.get("/export", summary="Export the matching contacts as JSON Lines",

@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.errors import ApiError
+from parley_common.ids import ConversationKey
+from parley_common.visibility_store import VisibilityProjection
 from parley_media.adapters.blobstore import BlobNotFound, BlobStore
 from parley_media.adapters.media_repository import MediaRepository
 from parley_media.domain.model import MediaState
@@ -59,15 +61,18 @@ def gone(record: dict[str, Any]) -> ApiError:
     return ApiError(410, "media_expired", "this attachment has expired and its bytes are deleted", details)
 
 
-def media_router(repo: MediaRepository, blobs: BlobStore, links: Links) -> APIRouter:
+def media_router(repo: MediaRepository, blobs: BlobStore, links: Links, visibility: VisibilityProjection) -> APIRouter:
     router = APIRouter(prefix="/v1/media", tags=["media"])
 
     @router.get("/{media_id}", summary="Metadata and short-lived signed download links")
     async def get_media(media_id: PathId, principal: Annotated[Principal, Depends(require_roles(*READERS))]
                         ) -> dict[str, Any]:
         record = await repo.get(principal.tenant_id, media_id)
+        not_found = ApiError(404, "media_not_found", "no such media")
         if record is None:
-            raise ApiError(404, "media_not_found", "no such media")
+            raise not_found
+        if record.get("conversation_key"):  # another team's customer's attachment reads as absent
+            await visibility.require(principal, [ConversationKey.parse(record["conversation_key"])], not_found)
         if record["state"] in (MediaState.EXPIRED.value, MediaState.EXPIRING.value):
             raise gone(record)
         body = {"id": media_id, **{key: _jsonable(record.get(key)) for key in PUBLIC_FIELDS}}

@@ -34,9 +34,7 @@ def upload_router(pipeline: MediaPipeline, channels: Channels) -> APIRouter:
                                                    "type_not_allowed, empty"}))
     async def upload(request: Request, channel_id: Annotated[str, Query(min_length=1)],
                      principal: Annotated[Principal, Depends(require_roles(*UPLOADERS))]) -> dict[str, Any]:
-        channel = channels.get(channel_id)
-        if channel is None or channel.tenant_id != principal.tenant_id:
-            raise ApiError(404, "channel_not_found", "no such channel")
+        channel = channels.for_caller(principal.tenant_id, channel_id)
         ceiling = limits.max_size(channel.type.value, limits.Direction.OUTBOUND)
         too_large = ApiError(413, "too_large", f"{channel.type.value} accepts files up to {ceiling} bytes")
         declared_length = request.headers.get("content-length", "")

@@ -19,7 +19,8 @@ from parley_common.events.outbound import (
     Sender,
     SendMessage,
 )
-from parley_common.ids import new_id
+from parley_common.ids import ConversationKey, new_id
+from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.domain.status import State
 from parley_outbound.domain.validation import InvalidRequest, check_single_attachment, phone_digits_to_write_first
 from parley_outbound.handlers.sending import Sender as Pipeline
@@ -63,7 +64,12 @@ class SendAccepted(BaseModel):
     free: bool | None = None
 
 
-def messages_router(pipeline: Pipeline) -> APIRouter:
+def hidden_customer() -> ApiError:
+    """Another team's customer: the same answer as a conversation the caller cannot see (no existence leak)."""
+    return ApiError(404, "conversation_not_found", "no conversation with this customer that you may see")
+
+
+def messages_router(pipeline: Pipeline, visibility: VisibilityProjection) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
     @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)")
@@ -71,6 +77,7 @@ def messages_router(pipeline: Pipeline) -> APIRouter:
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
         command = _command(body, principal, request.state.correlation_id, idempotency_header, pipeline)
+        await visibility.require(principal, [command.conversation_key], hidden_customer())
         accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
         if accepted.state is State.REFUSED:
             details = {"message_id": accepted.message_id, **({"field": accepted.field} if accepted.field else {})}
@@ -84,8 +91,11 @@ def messages_router(pipeline: Pipeline) -> APIRouter:
     @router.get("/{message_id}", summary="One outbound message and its status")
     async def get(message_id: PathId, principal: Principal = Depends(require_roles(*SENDERS))) -> dict[str, Any]:
         view = await pipeline.view(principal.tenant_id, message_id)
+        not_found = ApiError(404, "not_found", "no such message")
         if view is None:
-            raise ApiError(404, "not_found", "no such message")
+            raise not_found
+        key = ConversationKey(principal.tenant_id, view["channel_id"], view["external_user_id"])
+        await visibility.require(principal, [key], not_found)
         return view
 
     return router
@@ -93,9 +103,7 @@ def messages_router(pipeline: Pipeline) -> APIRouter:
 
 def _command(body: SendRequest, principal: Principal, correlation_id: str, header_key: str | None,
              pipeline: Pipeline) -> SendMessage:
-    channel = pipeline.channels.get(body.channel_id)
-    if channel is None or channel.tenant_id != principal.tenant_id:
-        raise ApiError(404, "unknown_channel", f"no channel {body.channel_id!r}")
+    channel = pipeline.channels.for_caller(principal.tenant_id, body.channel_id)
     if isinstance(body.content, SavedReplyContent) and body.attachments:
         raise ApiError(422, "attachments_with_saved_reply", "a saved reply brings its own attachment",
                        {"field": "attachments"})

@@ -76,9 +76,7 @@ def templates_router(templates: TemplateRepository, channels: Channels, http: ht
     readers = Depends(require_roles(*MANAGERS, Role.AGENT, Role.INTEGRATION))
 
     def own_channel(principal: Principal, channel_id: str) -> None:
-        channel = channels.get(channel_id)
-        if channel is None or channel.tenant_id != principal.tenant_id:
-            raise ApiError(404, "unknown_channel", f"no channel {channel_id!r}")
+        channels.for_caller(principal.tenant_id, channel_id)
 
     @router.put("/{channel_id}", summary="Register or replace a template (name + language)",
                 responses=documented_errors({403: "forbidden (managers and owners only)", 404: "unknown_channel"}))

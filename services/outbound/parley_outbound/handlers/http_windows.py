@@ -10,22 +10,24 @@ from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.errors import ApiError
 from parley_common.ids import ConversationKey
+from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.domain.window_view import window_view
 from parley_outbound.handlers.sending import Sender as Pipeline
 
 READERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
 
 
-def windows_router(pipeline: Pipeline) -> APIRouter:
+def windows_router(pipeline: Pipeline, visibility: VisibilityProjection) -> APIRouter:
     router = APIRouter(prefix="/v1/windows", tags=["windows"])
 
     @router.get("/{channel_id}/{customer}", summary="The messaging window with one customer on one channel")
     async def window(channel_id: PathId, customer: PathId,
                      principal: Principal = Depends(require_roles(*READERS))) -> dict[str, Any]:
-        channel = pipeline.channels.get(channel_id)
-        if channel is None or channel.tenant_id != principal.tenant_id:
-            raise ApiError(404, "unknown_channel", f"no channel {channel_id!r}")
-        facts = await pipeline.projections.facts(ConversationKey(principal.tenant_id, channel_id, customer))
+        channel = pipeline.channels.for_caller(principal.tenant_id, channel_id)
+        key = ConversationKey(principal.tenant_id, channel_id, customer)
+        await visibility.require(principal, [key], ApiError(404, "conversation_not_found",
+                                                            "no conversation with this customer that you may see"))
+        facts = await pipeline.projections.facts(key)
         now = pipeline.clock.now()
         view = window_view(channel.type, facts, now)
         return {

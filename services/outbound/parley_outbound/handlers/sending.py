@@ -141,7 +141,8 @@ class Sender:
         command = evaluation.command
         await self.pending.remember(command.tenant_id, command.message_id, {
             "message_id": command.message_id, "status": State.QUEUED.value, "reason": None,
-            "provider_message_id": None, "channel_id": command.channel_id, "decision": evaluation.decision,
+            "provider_message_id": None, "channel_id": command.channel_id,
+            "external_user_id": command.external_user_id, "decision": evaluation.decision,
             "sender": command.sender.model_dump(mode="json")})
         try:
             await self.updates.command(command)
@@ -156,7 +157,8 @@ class Sender:
             return await self.pending.get(tenant_id, message_id)
         return {"message_id": doc["_id"], "status": doc["state"], "reason": doc.get("reason"),
                 "provider_message_id": doc.get("provider_message_id"), "channel_id": doc["channel_id"],
-                "decision": doc.get("decision"), "sender": doc["command"]["sender"]}
+                "external_user_id": doc["command"]["external_user_id"], "decision": doc.get("decision"),
+                "sender": doc["command"]["sender"]}
 
     async def evaluate(self, command: SendMessage, *, start_sending: bool, view: View | None = None) -> Evaluation:
         """Every check and the window policy, from the window/thread facts (read now unless given)."""

@@ -11,6 +11,8 @@ from pydantic import BaseModel
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.errors import documented_errors
+from parley_common.events.conversations import AgentChanged
+from parley_common.topics import AGENTS_EVENTS
 from parley_router.adapters.directory import AgentSpec, RoutingSpec, TeamSpec
 from parley_router.domain.assignment import Presence
 from parley_router.handlers.deps import engine_of
@@ -30,6 +32,10 @@ async def put_agent(login: PathId, spec: AgentSpec, principal: Manager, request:
     engine = engine_of(request)
     await engine.stores.directory.put_agent(principal.tenant_id, login, spec)
     engine.cache.invalidate(principal.tenant_id)
+    # after storing: the other services keep the agent's teams from this for the visibility rule
+    await engine.publisher.publish(AgentChanged(
+        occurred_at=engine.clock.now(), tenant_id=principal.tenant_id, correlation_id=request.state.correlation_id,
+        login=login, teams=tuple(sorted(set(spec.teams)))), AGENTS_EVENTS)
     await engine.dispatch(principal.tenant_id)  # more capacity or new teams may serve the queue
     return {"login": login, **spec.model_dump()}
 

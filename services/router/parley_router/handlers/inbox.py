@@ -12,8 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from parley_common.auth import MANAGERS, Principal
+from parley_common.auth import Principal
 from parley_common.errors import ApiError
+from parley_common.visibility import Owner, may_see, sees_whole_tenant
 from parley_router.domain.conversation import Conversation, Status
 
 Doc = dict[str, Any]
@@ -36,15 +37,16 @@ class InboxFilter(BaseModel):
 
 
 def scope(principal: Principal, agent_teams: frozenset[str]) -> Doc:
-    """Managers and owners see the whole tenant; an agent sees their teams' conversations and their own."""
+    """The visibility rule (parley_common.visibility) as a query: the whole tenant, or an agent's teams' and
+    their own conversations."""
     query: Doc = {"tenant_id": principal.tenant_id}
-    if not principal.has_any(MANAGERS):
+    if not sees_whole_tenant(principal):
         query["$or"] = [{"team_id": {"$in": sorted(agent_teams)}}, {"assignee_agent": principal.login}]
     return query
 
 
 def can_see(principal: Principal, agent_teams: frozenset[str], conv: Conversation) -> bool:
-    return principal.has_any(MANAGERS) or conv.team_id in agent_teams or conv.agent == principal.login
+    return may_see(principal, agent_teams, Owner(conv.team_id, conv.agent))
 
 
 def search_query(text: str, identities: list[str]) -> Doc:

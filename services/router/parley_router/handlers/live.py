@@ -30,11 +30,12 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pymongo.errors import PyMongoError
 
-from parley_common.auth import MANAGERS, Principal, Role, require_roles
+from parley_common.auth import Principal, Role, require_roles
 from parley_common.errors import documented_errors
 from parley_common.events.conversations import ConversationChanged
 from parley_common.kafka import follow_from_now
 from parley_common.topics import CONVERSATIONS_EVENTS
+from parley_common.visibility import may_see, owner_of, sees_whole_tenant
 from parley_router.handlers.deps import engine_of, teams_of
 
 KEEPALIVE_SECONDS = 15.0
@@ -58,12 +59,7 @@ class Watcher:
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
 
     def may_see(self, event: ConversationChanged) -> bool:
-        if event.tenant_id != self.principal.tenant_id:
-            return False
-        if self.principal.has_any(MANAGERS):
-            return True
-        agent = event.assignee.id if event.assignee and event.assignee.kind == "agent" else None
-        return event.team_id in self.teams or agent == self.principal.login
+        return event.tenant_id == self.principal.tenant_id and may_see(self.principal, self.teams, owner_of(event))
 
 
 class LiveHub:
@@ -152,7 +148,7 @@ class LiveHub:
     async def _counts_frame(self, watcher: Watcher) -> str:
         assert self._counter is not None
         principal = watcher.principal
-        scope = (principal.tenant_id, "*") if principal.has_any(MANAGERS) else (
+        scope = (principal.tenant_id, "*") if sees_whole_tenant(principal) else (
             principal.tenant_id, principal.login, *sorted(watcher.teams))
         cached = self._counts.get(scope)
         if cached is None or time.monotonic() - cached[0] >= COUNTS_EVERY_SECONDS:
