@@ -26,7 +26,7 @@ from e2e_customer import (
 from e2e_journey import png_bytes, whatsapp_status, whatsapp_text
 from e2e_system import TELEGRAM, TENANT, WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 OPEN_STATUSES = {"bot", "queued", "assigned"}
 PNG = png_bytes(4, 3)

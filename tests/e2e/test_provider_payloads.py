@@ -22,7 +22,7 @@ from e2e_journey import NotYet, eventually
 from e2e_provider import SmtpServer
 from e2e_system import EMAIL, WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from parley_common.events.envelope import Envelope
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundText, Sender, SendMessage
 from parley_common.topics import DEAD_LETTERS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 OUTSIDER = "bruno"  # an agent of another team
 INTRUDER = "intruder"  # another tenant
