@@ -9,7 +9,8 @@ from enum import StrEnum
 from typing import Any
 
 import jwt
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from parley_common.bounds import Identifier
@@ -66,20 +67,25 @@ def decode_token(secret: str, token: str) -> Principal:
     return Principal(tenant_id=valid.tenant, login=valid.sub, roles=frozenset(valid.roles))
 
 
-async def current_principal(request: Request) -> Principal:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
+# Declared through FastAPI's security classes so every secured operation says so in its OpenAPI document (the
+# `bearer` scheme); auto_error=False: a missing or non-bearer header is answered by us, 401 in our error body.
+BEARER = HTTPBearer(auto_error=False, scheme_name="bearer",
+                    description="JWT (HS256) with `tenant`, `sub` (the user's login) and `roles`")
+
+
+def current_principal(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    if credentials is None or not credentials.credentials.strip():
         raise ApiError(401, "unauthorized", "a bearer token is required", None)
     secret: str = request.app.state.jwt_secret
-    return decode_token(secret, token.strip())
+    return decode_token(secret, credentials.credentials.strip())
 
 
-def require_roles(*roles: Role) -> Callable[[Request], Coroutine[Any, Any, Principal]]:
+def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:
     """A FastAPI dependency: the caller's principal, if it holds one of `roles`; 403 otherwise."""
 
-    async def dependency(request: Request) -> Principal:
-        principal = await current_principal(request)
+    async def dependency(request: Request,
+                         credentials: HTTPAuthorizationCredentials | None = Security(BEARER)) -> Principal:
+        principal = current_principal(request, credentials)
         if roles and not principal.has_any(roles):
             allowed = ", ".join(role.value for role in roles)
             raise ApiError(403, "forbidden", f"this action needs one of the roles: {allowed}")

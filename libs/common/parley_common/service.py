@@ -23,6 +23,7 @@ from parley_common.bounds import BodySizeLimit
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
+from parley_common.openapi import install as install_truthful_openapi
 from parley_common.settings import InfraSettings
 
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -72,6 +73,7 @@ def build_service(
     app.state.jwt_secret = infra.jwt_secret.get_secret_value()
     app.state.service = service
     install_error_handlers(app)
+    install_truthful_openapi(app)
     app.include_router(health_router(readiness))
     for router in routers:
         app.include_router(router)

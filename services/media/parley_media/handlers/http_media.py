@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, ErrorEnvelope
 from parley_common.ids import ConversationKey
 from parley_common.visibility_store import VisibilityProjection
 from parley_media.adapters.blobstore import BlobNotFound, BlobStore
@@ -27,6 +27,18 @@ PUBLIC_FIELDS = ("tenant_id", "channel_id", "channel_type", "direction", "conver
                  "attachment_id", "file_name", "mime_type", "media_kind", "size_bytes", "sha256", "state",
                  "received_at", "stored_at", "expires_at", "expired_at", "legal_hold", "has_thumbnail",
                  "failure_reason", "attempts")
+
+
+BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}  # the attachment's own type
+CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "the bytes, with the attachment's type", "content": BYTES},
+    206: {"description": "the requested byte range", "content": BYTES},
+    403: {"model": ErrorEnvelope, "description": "`error.code`: invalid_signature, signature_expired (the link)"},
+    404: {"model": ErrorEnvelope, "description": "`error.code`: media_not_found, thumbnail_not_found, blob_missing"},
+    409: {"model": ErrorEnvelope, "description": "`error.code`: media_not_ready"},
+    410: {"model": ErrorEnvelope, "description": "`error.code`: media_expired"},
+    416: {"description": "the range is outside the content (`Content-Range: bytes */size`)"},
+}
 
 
 class LegalHold(BaseModel):
@@ -90,7 +102,8 @@ def media_router(repo: MediaRepository, blobs: BlobStore, links: Links, visibili
             raise ApiError(404, "media_not_found", "no such media")
         return {"id": media_id, "legal_hold": hold.hold}
 
-    @router.get("/{media_id}/content", summary="The bytes, through a signed link (no bearer token); Range aware")
+    @router.get("/{media_id}/content", summary="The bytes, through a signed link (no bearer token); Range aware",
+                response_class=StreamingResponse, responses=CONTENT_RESPONSES)
     async def content(media_id: PathId, request: Request, tenant: Annotated[str, Query()],
                       expires: Annotated[int, Query()], signature: Annotated[str, Query()],
                       variant: Annotated[Variant, Query()] = Variant.ORIGINAL) -> Response:

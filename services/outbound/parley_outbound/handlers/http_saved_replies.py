@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.clock import Clock
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_common.events.common import ChannelType
 from parley_common.ids import new_id
 from parley_outbound.adapters.saved_replies_repo import DuplicateName, SavedReplyRepository
@@ -42,7 +42,9 @@ def saved_replies_router(replies: SavedReplyRepository, clock: Clock) -> APIRout
     def fields(body: SavedReplyModel, principal: Principal) -> dict[str, Any]:
         return {**body.model_dump(mode="json"), "updated_by": principal.login, "updated_at": clock.now()}
 
-    @router.post("", status_code=201, summary="Create a saved reply")
+    name_taken = documented_errors({409: "saved_reply_name_taken"})
+
+    @router.post("", status_code=201, summary="Create a saved reply", responses=name_taken)
     async def create(body: SavedReplyModel, principal: Principal = managers) -> dict[str, Any]:
         doc = {"_id": new_id(), "tenant_id": principal.tenant_id, **fields(body, principal)}
         try:
@@ -61,7 +63,7 @@ def saved_replies_router(replies: SavedReplyRepository, clock: Clock) -> APIRout
     async def get(reply_id: PathId, principal: Principal = readers) -> dict[str, Any]:
         return public(await _found(replies.get(principal.tenant_id, reply_id)))
 
-    @router.put("/{reply_id}", summary="Replace a saved reply")
+    @router.put("/{reply_id}", summary="Replace a saved reply", responses=name_taken)
     async def put(reply_id: PathId, body: SavedReplyModel, principal: Principal = managers) -> dict[str, Any]:
         try:
             updated = replies.replace(principal.tenant_id, reply_id, fields(body, principal))

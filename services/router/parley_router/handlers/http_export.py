@@ -28,7 +28,12 @@ EXPORT_COLUMNS = ("id", "status", "channel_type", "channel_id", "external_user_i
 EXPORT_BATCH = 500
 
 
-@router.get("/export", responses=documented_errors({}),
+EXPORT_CONTENT = {"description": "`format=csv`: text/csv; `format=jsonl`: JSON Lines",
+                  "content": {"text/csv": {"schema": {"type": "string"}},
+                              "application/x-ndjson": {"schema": {"type": "string"}}}}
+
+
+@router.get("/export", responses={200: EXPORT_CONTENT, **documented_errors({})}, response_class=StreamingResponse,
             summary="Export the filtered selection as CSV or JSON Lines (streamed)")
 async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
                  format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:

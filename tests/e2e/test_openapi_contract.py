@@ -1,0 +1,50 @@
+"""Every service's OpenAPI document tells the truth: schemathesis (all its checks: server errors, response schema,
+status code and content type conformance, and the rest) against the five services running as real processes,
+with tokens of several roles, bounded in time. Run by hand with the same command: see docs/deploy.md ("Contract
+tests")."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from e2e_system import JWT_SECRET, TENANT, System
+
+from parley_common.auth import issue_token
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400), pytest.mark.usefixtures("staffed")]
+
+ST = Path(sys.executable).parent / "st"
+CONFIG = Path(__file__).with_name("schemathesis.toml")
+MAX_SECONDS = 8  # per service and role: the whole contract run stays within about two minutes
+ROLES = {  # the roles whose view differs on each service
+    "ingest": ("none",),
+    "contacts": ("manager", "agent"),
+    "router": ("manager", "agent"),
+    "outbound": ("manager", "agent", "integration"),
+    "media": ("manager", "agent"),
+}
+# Streams that never end by design (server-sent events) are checked by their own tests, not by a fuzzer.
+EXCLUDED_PATHS = r"^/v1/conversations/stream$"
+
+
+def contract_command(system: System, service: str, role: str) -> list[str]:
+    command = [str(ST), "--config-file", str(CONFIG), "run", f"{system.url(service)}/openapi.json", "--checks", "all",
+               "--max-time", str(MAX_SECONDS), "--max-examples", "20", "--seed", "20261205", "--workers", "1",
+               "--request-timeout", "10", "--exclude-path-regex", EXCLUDED_PATHS, "--no-color",
+               "--output-truncate", "true", "--warnings", "off"]
+    if role != "none":
+        token = issue_token(JWT_SECRET, TENANT, f"contract-{role}", [role])
+        command += ["--header", f"Authorization: Bearer {token}"]
+    return command
+
+
+@pytest.mark.parametrize(("service", "role"), [(s, r) for s, roles in ROLES.items() for r in roles])
+def test_the_service_answers_what_its_openapi_document_says(system: System, service: str, role: str,
+                                                          tmp_path: Path) -> None:
+    # in a folder of its own: schemathesis keeps its example database and reports in the working directory
+    run = subprocess.run(contract_command(system, service, role), capture_output=True, text=True, timeout=120,
+                         check=False, cwd=tmp_path)
+    assert run.returncode == 0, f"schemathesis on {service} as {role}:\n{run.stdout[-12_000:]}\n{run.stderr[-2_000:]}"
