@@ -16,7 +16,7 @@ from e2e_customer import AGENT, SUPERVISOR, Journey, TelegramJourney
 from e2e_journey import NotYet, eventually
 from e2e_system import EMAIL, TELEGRAM, WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from e2e_customer import SUPERVISOR, Journey
 from e2e_journey import NotYet, eventually, whatsapp_status
 from e2e_system import WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 
 @pytest.fixture
