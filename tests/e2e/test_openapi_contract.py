@@ -1,7 +1,6 @@
 """Every service's OpenAPI document tells the truth: schemathesis (all its checks: server errors, response schema,
 status code and content type conformance, and the rest) against the five services running as real processes,
-with tokens of several roles, bounded in time. Run by hand with the same command: see docs/deploy.md ("Contract
-tests")."""
+with tokens of several roles, bounded in time. By hand against `make run`: see README (the OpenAPI paragraph)."""
 
 from __future__ import annotations
 
