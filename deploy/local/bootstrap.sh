@@ -20,7 +20,7 @@ pick_python() {
 }
 
 inputs_hash() {
-  cat constraints.txt requirements-dev.txt deploy/requirements.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1
+  cat deploy/local/bootstrap.sh constraints.txt requirements-dev.txt deploy/requirements.txt libs/common/pyproject.toml services/*/pyproject.toml | sha256sum | cut -d' ' -f1
 }
 
 if [ ! -x "$VENV/bin/python" ]; then
