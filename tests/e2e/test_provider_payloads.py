@@ -304,6 +304,13 @@ async def test_a_telegram_user_who_blocked_the_bot_is_not_written_to_until_they_
     await membership("kicked", random.randrange(10**9, 2 * 10**9))
     refused = await reply_answers(422)
     assert refused.json()["error"]["code"] == "customer_blocked_bot"
+
+    async def marked() -> None:
+        identity = (await journey.one_contact())["identities"][0]
+        if identity.get("blocked_the_bot") is not True:
+            raise NotYet(str(identity))
+
+    await eventually(marked, what="the block on the contact's identity")
     await membership("member", random.randrange(2 * 10**9, 3 * 10**9))
     await reply_answers(202)
 

@@ -91,3 +91,16 @@ def test_the_channels_avatar_fills_a_card_without_one_and_never_replaces_another
     assert card["avatar_url"] is None
     assert platform_name_refresh(card, pictured) == {"avatar_url": "https://media.example/a.jpg"}
     assert platform_name_refresh({**card, "avatar_url": "https://agent.example/set.png"}, pictured) is None
+
+
+def test_a_user_blocking_the_bot_is_marked_on_their_identity_only() -> None:
+    from parley_common.events.inbound import SystemPart
+
+    card = first_message_card(message(), "c1")
+    blocked = message(name=None).model_copy(update={"parts": (SystemPart(system_kind="bot_blocked"),)})
+    changes = platform_name_refresh(card, blocked)
+    assert changes is not None and changes["identities"][0]["blocked_the_bot"] is True
+    unblocked = blocked.model_copy(update={"parts": (SystemPart(system_kind="bot_unblocked"),)})
+    again = platform_name_refresh({**card, **changes}, unblocked)
+    assert again is not None and again["identities"][0]["blocked_the_bot"] is False
+    assert platform_name_refresh({**card, **changes}, blocked) is None  # nothing new

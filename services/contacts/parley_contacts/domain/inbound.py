@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from parley_common.events.inbound import MessageReceived
+from parley_common.events.inbound import MessageReceived, SystemPart
 from parley_common.phones import InvalidPhoneNumber, to_e164
 from parley_contacts.domain.card import Card, activity_key, identity, new_card, search_keys
 
@@ -81,23 +81,42 @@ def first_message_card(event: MessageReceived, contact_id: str) -> Card:
     return card
 
 
-def platform_name_refresh(card: Mapping[str, Any], event: MessageReceived) -> dict[str, Any] | None:
-    """The fields to set when the channel reports a new profile name newer than the one we hold, else None.
+# Telegram: the user blocked the bot, or started it again (ingest's my_chat_member notices).
+BOT_NOTICES = {"bot_blocked": True, "bot_unblocked": False}
 
-    The display name an agent set is never touched: the card keeps both."""
+
+def _bot_blocked(event: MessageReceived) -> bool | None:
+    kinds = [BOT_NOTICES[part.system_kind] for part in event.parts
+             if isinstance(part, SystemPart) and part.system_kind in BOT_NOTICES]
+    return kinds[-1] if kinds else None
+
+
+def platform_name_refresh(card: Mapping[str, Any], event: MessageReceived) -> dict[str, Any] | None:
+    """The fields to set when the channel tells something new about the customer, else None: a profile name
+    newer than the one we hold, a picture the card lacks, the user blocking or unblocking the bot (on the
+    identity: `blocked_the_bot`).
+
+    The display name and a picture an agent set are never touched: the card keeps both."""
+    ours = (event.channel_id, event.external_user_id)
+    blocked_bot = _bot_blocked(event) if event.direction == "inbound" else None
+    identities = [
+        {**item, "blocked_the_bot": blocked_bot}
+        if blocked_bot is not None and (item["channel_id"], item["external_user_id"]) == ours else item
+        for item in card.get("identities", [])
+    ]
+    notices: dict[str, Any] = {"identities": identities} if identities != card.get("identities", []) else {}
     name = event.customer.profile_name
     held_at = card.get("platform_name_at")
     avatar = event.customer.avatar_url if event.direction == "inbound" and not card.get("avatar_url") else None
+    if avatar:
+        notices["avatar_url"] = avatar
     if event.direction != "inbound" or not name or name == card.get("platform_name"):
-        return {"avatar_url": avatar} if avatar else None  # a picture the card lacks (an agent's is kept)
+        return notices or None
     if held_at is not None and event.provider_timestamp < held_at:
-        return None  # an older message arriving late must not undo a newer name
-    identities = [
-        {**item, "platform_name": name}
-        if (item["channel_id"], item["external_user_id"]) == (event.channel_id, event.external_user_id) else item
-        for item in card.get("identities", [])
-    ]
-    changes = {"platform_name": name, "platform_name_at": event.provider_timestamp, "identities": identities,
-               "platform_name_event_id": str(event.event_id)}
+        return notices or None  # an older message arriving late must not undo a newer name
+    identities = [{**item, "platform_name": name} if (item["channel_id"], item["external_user_id"]) == ours else item
+                  for item in identities]
+    changes = {**notices, "platform_name": name, "platform_name_at": event.provider_timestamp,
+               "identities": identities, "platform_name_event_id": str(event.event_id)}
     changes["search_keys"] = search_keys({**card, **changes})
     return changes

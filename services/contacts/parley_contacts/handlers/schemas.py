@@ -29,6 +29,8 @@ class IdentityOut(BaseModel):
         default=None, description="the customer stopped (true) or resumed (false) marketing messages on this "
         "identity's channel; null when they never said")
     marketing_preference_at: datetime | None = None
+    blocked_the_bot: bool | None = Field(default=None, description="Telegram: the customer blocked the bot (true) "
+                                         "or started it again (false); null when never heard")
 
 
 class ContactOut(BaseModel):
