@@ -52,6 +52,11 @@ def arrived(screen: Screen, customer: Customer) -> Locator:
     return item
 
 
+def tab_of(customer: Customer) -> str:
+    """The inbox tab that holds the customer's conversation (queued, or offered to whichever agent had room)."""
+    return {"queued": "Queued", "assigned": "All assigned"}[customer.conversation_status(SUPERVISOR, "manager")]
+
+
 def conversation_item(screen: Screen, customer: Customer) -> Locator:
     return screen.page.locator(".list li.item", has_text=customer.name)
 
@@ -264,6 +269,33 @@ def test_an_agent_writes_first_to_a_new_client_by_phone(system: System, browser:
     alice.close()
 
 
+def test_decline_take_priority_and_snooze(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Actions")
+    customer.writes("I need a hand")
+    arrived(alice, customer).get_by_role("button").click()
+    page.get_by_role("button", name="Decline").click()  # nobody else is online: back to the team's queue
+    expect(page.locator(".timeline .activity", has_text="Offer declined")).to_be_visible()
+    page.get_by_role("tab", name=re.compile("Queued")).click()
+    arrived(alice, customer).get_by_role("button").click()
+    page.keyboard.press("t")  # take it after all
+    expect(page.locator("#conversation-title + p")).to_contain_text("agent alice")
+    priority = page.get_by_role("combobox", name="Priority")
+    priority.select_option("3")
+    expect(page.locator(".timeline .activity", has_text="Priority changed")).to_be_visible()  # stored
+    page.get_by_role("tab", name=re.compile("Mine")).click()
+    expect(arrived(alice, customer).get_by_title("priority")).to_have_text("P3")
+    page.get_by_role("button", name="Snooze").click()
+    dialog = page.get_by_role("dialog", name="Snooze the conversation")
+    dialog.get_by_label("For").select_option(label="Tomorrow")
+    dialog.get_by_role("button", name="Snooze").click()
+    page.get_by_role("tab", name=re.compile("Snoozed")).click()
+    expect(arrived(alice, customer)).to_contain_text("snoozed")
+    assert_clean(alice, "snoozed")
+    alice.close()
+
+
 def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: Browser) -> None:
     waiting = Customer(system, "Queue")
     waiting.writes("Anyone there?")  # the queue or an online agent holds it
@@ -275,8 +307,7 @@ def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: B
 
     # Back in the inbox: the managers' export, and a bulk action on a selection.
     sam.page.get_by_role("button", name="Inbox").click()
-    tab = {"queued": "Queued", "assigned": "All assigned"}[waiting.conversation_status(SUPERVISOR, "manager")]
-    sam.page.get_by_role("tab", name=re.compile(tab)).click()
+    sam.page.get_by_role("tab", name=re.compile(tab_of(waiting))).click()
     with sam.page.expect_download() as exported:
         sam.page.get_by_role("button", name="Export CSV").click()
     assert Path(exported.value.path()).read_text().startswith("id,status")
@@ -296,6 +327,7 @@ def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
     page = alice.page
     customer = Customer(system, "Mobile")
     customer.writes("Writing from my phone")
+    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()  # queued once alice is at capacity
     item = arrived(alice, customer)
     assert_clean(alice, "phone-inbox")
     item.get_by_role("button").click()

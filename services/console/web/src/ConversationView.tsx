@@ -15,7 +15,7 @@ interface Props {
   lastEvent: LiveEvent | null;
   agents: Agent[];
   teams: Team[];
-  onChanged: () => void;
+  onChanged: (updated?: Conversation) => void;
   onBack: () => void;
 }
 
@@ -59,9 +59,9 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
 
   const act = useCallback(async (path: string, json?: unknown) => {
     try {
-      await api(`/v1/conversations/${c.id}/${path}`, { method: "POST", json: json ?? {} });
+      const updated = await api<Conversation>(`/v1/conversations/${c.id}/${path}`, { method: "POST", json: json ?? {} });
       setError("");
-      onChanged();
+      onChanged(updated);
       void loadTimeline();
       return true;
     } catch (problem) {
@@ -102,7 +102,7 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
           <p className="muted">
             <span className={`chan chan-${c.channel_type}`}>{CHANNEL_ICONS[c.channel_type] ?? c.channel_type}</span> {c.channel_id}
             {" · "}<span className={`status status-${c.status}`}>{offered ? "offered to you" : c.status}</span>
-            {c.assignee && <> · {c.assignee.kind} {c.assignee.id}</>}
+            {c.assignee && !(c.assignee.kind === "team" && c.assignee.id === c.team_id) && <> · {c.assignee.kind} {c.assignee.id}</>}
             {c.team_id && <> · team {c.team_id}</>}
           </p>
         </div>

@@ -100,9 +100,14 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
     limit: PAGE_SIZE,
   }), [current, filters, session.login]);
 
+  // A page asked for another tab or filter that answers after the switch is dropped (it would fill the list
+  // with the wrong conversations); pages of the current query are all kept, so frequent live reloads still land.
+  const currentQuery = useRef(query);
+  currentQuery.current = query;
   const reload = useCallback(async () => {
     try {
       const page = await api<Page<Conversation>>("/v1/conversations", { query });
+      if (query !== currentQuery.current) return;
       setItems(page.items);
       setNextCursor(page.next_cursor);
       setError("");
@@ -299,7 +304,8 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
       {opened ? (
         <>
           <ConversationView key={opened.id} conversation={opened} session={session} lastEvent={lastEvent}
-                            agents={agents} teams={teams} onChanged={() => void reload()} onBack={() => { setOpenId(null); setOpened(null); }} />
+                            agents={agents} teams={teams}
+                            onChanged={(updated) => { if (updated) setOpened(updated); void reload(); }} onBack={() => { setOpenId(null); setOpened(null); }} />
           <ContactCard key={`card-${opened.id}`} conversation={opened} manager={isManager(session)} onOpen={(c) => open(c)} />
         </>
       ) : (
