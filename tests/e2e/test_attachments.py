@@ -15,7 +15,7 @@ from e2e_customer import AGENT, Journey, new_wamid
 from e2e_journey import NotYet, eventually, png_bytes, whatsapp_image
 from e2e_system import WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 PNG = png_bytes(4, 3)
 
 

@@ -20,7 +20,7 @@ from e2e_customer import AGENT, Journey, linked_media, media_records, send_image
 from e2e_journey import png_bytes
 from e2e_system import EMAIL, JWT_SECRET, TELEGRAM, TENANT, WHATSAPP, System
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 BEARER_PROBES = {"contacts": "/v1/contacts/search", "router": "/v1/conversations", "outbound": "/v1/saved-replies",
                  "media": "/v1/media/m_0"}
