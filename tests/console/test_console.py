@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
@@ -302,8 +304,18 @@ def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: B
     sam = signed_in(browser, system, SUPERVISOR, "manager")
     sam.page.get_by_role("button", name="Supervisor").click()
     expect(sam.page.get_by_role("heading", name="Supervisor")).to_be_visible()
-    expect(sam.page.get_by_role("table").first.get_by_role("rowheader", name=AGENT)).to_be_visible()
+    expect(sam.page.get_by_role("table", name="Agents").get_by_role("rowheader", name=AGENT)).to_be_visible()
+    # The period's figures from the router: today's total counts the conversation just opened, by team too.
+    figures = sam.page.get_by_role("table", name="Figures of the period")
+    expect(figures.get_by_role("row", name=re.compile(r"^All [1-9]"))).to_be_visible()
+    expect(figures.get_by_role("rowheader", name=re.compile(r"^Team "))).not_to_have_count(0)
     assert_clean(sam, "supervisor")
+    with sam.page.expect_request(re.compile(r"/v1/supervisor/period\?since=")) as asked:
+        sam.page.get_by_role("combobox", name="Period", exact=True).select_option(label="Last 7 days")
+    since = datetime.fromisoformat(parse_qs(urlparse(asked.value.url).query)["since"][0])
+    assert timedelta(days=6, hours=23) < datetime.now(UTC) - since < timedelta(days=7, minutes=5)
+    expect(figures.get_by_role("row", name=re.compile(r"^All [1-9]"))).to_be_visible()
+    assert_clean(sam, "supervisor-week")
 
     # Back in the inbox: the managers' export, and a bulk action on a selection.
     sam.page.get_by_role("button", name="Inbox").click()

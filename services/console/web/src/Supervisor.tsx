@@ -1,7 +1,9 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 import { api, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type PushedCounts, type Team } from "./api";
 import { customerLabel, since } from "./format";
+import { SupervisorPeriod } from "./SupervisorPeriod";
 import { useNow } from "./useNow";
+import { useReloadAfter } from "./useReloadAfter";
 
 /** The live queue, the agents and the teams now. */
 export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
@@ -25,11 +27,7 @@ export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent
   }, []);
 
   useEffect(() => { void load(); }, [load]);
-  const pending = useRef<number | null>(null);
-  useEffect(() => {
-    if (!lastEvent || pending.current !== null) return;
-    pending.current = window.setTimeout(() => { pending.current = null; void load(); }, 500);
-  }, [lastEvent, load]);
+  useReloadAfter(lastEvent, load, 500);
 
   const counts: Counts = pushed?.counts ?? {};
   const longest = queue.reduce<string | null>((oldest, c) => (c.waiting_since && (!oldest || c.waiting_since < oldest) ? c.waiting_since : oldest), null);
@@ -47,10 +45,11 @@ export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent
         <div className="card"><span className="big">{agents.filter((a) => a.presence === "online").length}</span> online</div>
         <div className="card"><span className="big">{agents.filter((a) => a.presence === "away").length}</span> away</div>
       </section>
+      <SupervisorPeriod teams={teams} lastEvent={lastEvent} />
       <div className="columns">
         <section aria-labelledby="agents-title">
           <h2 id="agents-title">Agents</h2>
-          <table>
+          <table aria-labelledby="agents-title">
             <thead><tr><th scope="col">Agent</th><th scope="col">Presence</th><th scope="col">Teams</th><th scope="col">Active</th></tr></thead>
             <tbody>
               {agents.map((a) => (

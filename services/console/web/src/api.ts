@@ -359,3 +359,14 @@ export interface Team {
   name: string | null;
   members: string[];
 }
+
+/** `GET /v1/supervisor/period`: seconds as median / p90 over `count` conversations (null when none). */
+export interface Spread { count: number; median: number | null; p90: number | null }
+export interface Figures { opened: number; closed: number; first_response_seconds: Spread; wait_seconds: Spread }
+export interface PeriodFigures {
+  since: string;
+  until: string;
+  total: Figures;
+  teams: (Figures & { team_id: string })[];
+  agents: (Figures & { login: string })[];
+}
