@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
-from e2e_journey import meta_signed, whatsapp_status, whatsapp_text
+from e2e_journey import meta_signed, whatsapp_image, whatsapp_status, whatsapp_text
 from e2e_system import CONSOLE, WHATSAPP, System
 
 
@@ -24,6 +24,12 @@ class Customer:
         payload = whatsapp_text(self.phone, wamid, text, int(at or time.time()), WHATSAPP.phone_number_id, self.name)
         self._deliver(payload)
         return wamid
+
+    def sends_image(self, media_ref: str, caption: str) -> None:
+        """An image message; the fake Graph API serves (or refuses) its file under `media_ref`."""
+        wamid = f"wamid.CONSOLE{uuid.uuid4().hex}"
+        self._deliver(whatsapp_image(self.phone, wamid, media_ref, int(time.time()), WHATSAPP.phone_number_id,
+                                     caption))
 
     def reports(self, provider_message_id: str, status: str) -> None:
         """The provider's delivery receipt for a message the agent sent."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -246,6 +247,34 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     conversation_item(alice, customer).filter(has_text="Offered").get_by_role("button").click()
     history = page.get_by_role("complementary", name=customer.name).locator(".others")
     expect(history).to_contain_text("closed", timeout=30_000)
+    alice.close()
+
+
+def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Receipt")
+    customer.writes("I will send you the receipt")
+    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()
+    arrived(alice, customer).get_by_role("button").click()
+    expect(page.locator("#conversation-title")).to_have_text(customer.name)
+
+    # The provider answers 410 for the file: media gives up at once and the timeline says why.
+    media_ref = f"console{uuid.uuid4().hex[:12]}"
+    system.provider.media_gone.add(media_ref)
+    customer.sends_image(media_ref, "the receipt")
+    expect(page.locator(".timeline .inbound", has_text="the receipt")).to_be_visible(timeout=30_000)
+    failed = page.locator(".timeline .attachment.failed")
+    expect(failed).to_contain_text("Attachment failed: http_410", timeout=30_000)
+    assert_clean(alice, "attachment-failed")
+
+    # The provider serves it now: Retry downloads it again (media's retries topic) and the preview shows.
+    system.provider.media_gone.discard(media_ref)
+    system.provider.media_files[media_ref] = png_bytes(4, 3)
+    failed.get_by_role("button", name="Retry").click()
+    expect(page.locator(".timeline .attachment img")).to_be_visible(timeout=30_000)
+    expect(failed).to_have_count(0)
+    assert_clean(alice, "attachment-retried")
     alice.close()
 
 

@@ -20,9 +20,16 @@ function sameOrigin(link: string | undefined): string | undefined {
   return url.pathname + url.search;
 }
 
+// A pending attachment is asked for again while it downloads (the first attempt or a retry), for a bounded time.
+const POLL_MS = 2000;
+const POLLS = 60;
+
 export function MediaPreview({ media }: { media: MediaRef }) {
   const [info, setInfo] = useState<MediaInfo | null>(null);
   const [problem, setProblem] = useState<string>("");
+  const [polls, setPolls] = useState(0);
+  const [retryProblem, setRetryProblem] = useState("");
+  const [retrying, setRetrying] = useState(false);
 
   useEffect(() => {
     let cancelled = false;
@@ -30,14 +37,42 @@ export function MediaPreview({ media }: { media: MediaRef }) {
       .then((found) => { if (!cancelled) setInfo(found); })
       .catch((error) => { if (!cancelled) setProblem(error instanceof ApiError && error.status === 410 ? "expired" : "unavailable"); });
     return () => { cancelled = true; };
-  }, [media.media_id]);
+  }, [media.media_id, media.state, polls]);
+
+  useEffect(() => {
+    if (info?.state !== "pending" || polls >= POLLS) return;
+    const timer = window.setTimeout(() => setPolls((n) => n + 1), POLL_MS);
+    return () => window.clearTimeout(timer);
+  }, [info, polls]);
+
+  const retry = async () => {
+    setRetrying(true);
+    try {
+      await api(`/v1/media/${encodeURIComponent(media.media_id)}/retry`, { method: "POST" });
+      setRetryProblem("");
+      setPolls(0);
+      setInfo((known) => (known ? { ...known, state: "pending" } : known));
+    } catch (error) {
+      setRetryProblem(error instanceof Error ? error.message : "not retried");
+    } finally {
+      setRetrying(false);
+    }
+  };
 
   const name = info?.file_name ?? media.file_name ?? "attachment";
   if (problem === "expired") return <div className="attachment expired">Attachment expired: {name}</div>;
   if (problem) return <div className="attachment failed">Attachment unavailable: {name}</div>;
   if (!info) return <div className="attachment pending">Attachment loading…</div>;
   if (info.state === "pending") return <div className="attachment pending">Attachment downloading: {name}</div>;
-  if (info.state === "failed") return <div className="attachment failed">Attachment failed: {info.failure_reason ?? info.reason ?? "unknown reason"}</div>;
+  if (info.state === "failed") {
+    return (
+      <div className="attachment failed">
+        Attachment failed: {info.failure_reason ?? info.reason ?? "unknown reason"}{" "}
+        <button type="button" onClick={() => void retry()} disabled={retrying}>Retry</button>
+        {retryProblem && <span role="alert" className="error"> {retryProblem}</span>}
+      </div>
+    );
+  }
   const link = sameOrigin(info.download_url);
   const thumb = sameOrigin(info.thumbnail_url) ?? (info.mime_type?.startsWith("image/") ? link : undefined);
   return (
