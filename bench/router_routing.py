@@ -230,6 +230,13 @@ async def inbox_phase(client: httpx.AsyncClient, secret: str, rounds: int) -> No
         print(summary(f"inbox list ({roles[0]}, 50 per page)", durations))
 
 
+async def drop_bench_stores(mongo: Any, infra: InfraSettings) -> None:
+    """What a bench run made: the router's database and the namespace's topics."""
+    await mongo.drop_database(infra.database_name("router"))
+    await mongo.close()
+    await drop_namespace_topics(infra.kafka_bootstrap, infra.namespace)
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--agents", type=int, default=1000)
@@ -258,9 +265,7 @@ async def main() -> None:
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
                 await inbox_phase(client, app.state.jwt_secret, args.inbox_rounds)
     finally:
-        await mongo.drop_database(infra.database_name("router"))
-        await mongo.close()
-        await drop_namespace_topics(infra.kafka_bootstrap, namespace)
+        await drop_bench_stores(mongo, infra)
 
 
 if __name__ == "__main__":

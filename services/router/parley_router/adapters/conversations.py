@@ -19,7 +19,10 @@ from parley_common.mongo import DUPLICATE_KEY, insert_new
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
 
 Doc = dict[str, Any]
-ACTIVITY_WINDOWS = tuple(timedelta(minutes=10 * 6 ** step) for step in range(5))  # 10 min, 1 h, 6 h, 36 h, 9 d
+# Inbox pages look back 1 s, 6 s, 36 s, 3.6 min, 22 min, 2.2 h, 13 h, 3.2 d, 19 d, then all: the local database
+# fetches every match of a query before applying its limit, so a window must hold few more than a page (10,000
+# customers queued within the first window, 10 min before, cost 0.85-1.8 s per page; docs/benchmarks.md).
+ACTIVITY_WINDOWS = tuple(timedelta(seconds=6 ** step) for step in range(9))
 # Inbox pages, most recently active first: equality fields, then the sort field (MongoDB's ESR rule). One index
 # per shape of a default inbox query — the tenant's (managers), a team's, an agent's own, each with or without a
 # status tab — because the local database uses an index only when every field of the filter is in it; else it
@@ -322,9 +325,9 @@ class ConversationRepository:
                           after: tuple[datetime, str] | None = None) -> list[Conversation]:
         """The `limit` most recently active matches, newest first (by last activity, then id); `after` (the last
         activity and id of a previous page's last item) asks for the page after it. Asked in growing windows of
-        activity (10 min, 1 h, 6 h, 36 h, 9 days, then all) back from `now` or from `after`, as the union of
-        equality-only queries (`equality_parts`): each walks one inbox index within its window, on MongoDB as on
-        the local database, which otherwise sorts every match of the tenant's history in memory."""
+        activity (`ACTIVITY_WINDOWS`: 1 s, each 6 times longer, then all) back from `now` or from `after`, as the
+        union of equality-only queries (`equality_parts`): each walks one inbox index within its window, on MongoDB
+        as on the local database, which otherwise sorts every match of the tenant's history in memory."""
         parts = equality_parts(query)
         if not parts:
             return []
