@@ -265,7 +265,7 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     customer.sends_image(media_ref, "the receipt")
     expect(page.locator(".timeline .inbound", has_text="the receipt")).to_be_visible(timeout=30_000)
     failed = page.locator(".timeline .attachment.failed")
-    expect(failed).to_contain_text("Attachment failed: http_410", timeout=30_000)
+    expect(failed).to_contain_text("Attachment failed: http_410", timeout=60_000)  # the e2e module allows media as long
     assert_clean(alice, "attachment-failed")
 
     # The provider serves it now: Retry downloads it again (media's retries topic) and the preview shows.

@@ -199,11 +199,13 @@ async def linked_media(journey: Journey, conversation_id: str, wamid: str, withi
     async def probe() -> dict[str, Any]:
         entries = await journey.timeline(conversation_id)
         entry = next((e for e in entries if e.get("provider_message_id") == wamid), None)
-        if entry is None or not entry.get("media"):
+        # An attachment shows pending from the moment its message does; what the callers read is its outcome.
+        if entry is None or not entry.get("media") or any(
+                record.get("state") == "pending" for record in media_records(entry["media"])):
             raise NotYet(str(entry))
         return entry
 
-    return await eventually(probe, within=within, what=f"the image of {wamid} linked on the timeline")
+    return await eventually(probe, within=within, what=f"the image of {wamid} settled on the timeline")
 
 
 def media_records(value: Any) -> list[dict[str, Any]]:

@@ -78,9 +78,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def allowed_methods(app: FastAPI, path: str) -> set[str]:
-    """Every method some route of `app` answers on `path`."""
-    methods: set[str] = set()
+    """The methods of the documented path that `path` stands for: as in OpenAPI, a concrete path wins over a
+    templated one (`/v1/contacts/labels` is not `/v1/contacts/{contact_id}`), so the fewest parameters win."""
+    by_template: dict[str, set[str]] = {}
     for route in iter_route_contexts(app.routes):
-        if isinstance(route.original_route, APIRoute) and compile_path(route.path_format or "")[0].match(path):
-            methods |= set(route.methods or ())
-    return methods
+        template = route.path_format or ""
+        if isinstance(route.original_route, APIRoute) and compile_path(template)[0].match(path):
+            by_template.setdefault(template, set()).update(route.methods or ())
+    if not by_template:
+        return set()
+    return by_template[min(by_template, key=lambda template: template.count("{"))]

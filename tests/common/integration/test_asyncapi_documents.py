@@ -35,8 +35,8 @@ def apps(infra: InfraSettings) -> dict[str, FastAPI]:
     channels = Channels.parse({"channels": [{"id": "sb", "type": "sandbox", "tenant_id": "acme", "secret": SECRET}]})
     return {
         "ingest": ingest_app(IngestSettings(infra=infra), channels=channels),
-        "contacts": contacts_app(ContactsSettings(infra=infra)),
-        "router": router_app(RouterSettings(infra=infra)),
+        "contacts": contacts_app(ContactsSettings(infra=infra), channels=channels),
+        "router": router_app(RouterSettings(infra=infra), channels=channels),
         "outbound": outbound_app(OutboundSettings(infra=infra), channels=channels),
         "media": media_app(MediaSettings(infra=infra, signing_secret=SECRET, id_secret=SECRET),  # type: ignore[arg-type]
                            channels=channels),

@@ -64,3 +64,15 @@ def test_a_method_not_allowed_names_every_method_of_the_path() -> None:
     assert response.status_code == 405
     assert set(response.headers["allow"].split(", ")) >= {"GET", "PUT"}
     assert response.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_concrete_path_names_its_own_methods_not_those_of_a_template_it_also_matches() -> None:
+    app = app_with_routes()
+
+    @app.get("/v1/notes/labels")
+    async def labels() -> dict[str, Any]:
+        return {}
+
+    response = TestClient(app).patch("/v1/notes/labels")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
