@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import Identifier, PathId
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_common.events.common import SenderKind
 from parley_common.events.outbound import (
     AfterSend,
@@ -72,7 +72,10 @@ def hidden_customer() -> ApiError:
 def messages_router(pipeline: Pipeline, visibility: VisibilityProjection) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
-    @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)")
+    @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)",
+                 responses=documented_errors({
+                     404: "unknown_channel, conversation_not_found (another team's customer)",
+                     422: "validation_failed, or a refusal's reason (details: message_id, field)"}))
     async def send(body: SendRequest, request: Request,
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
