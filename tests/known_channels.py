@@ -20,4 +20,5 @@ def viber(channel_id: str, tenant_id: str) -> dict[str, Any]:
 TEST_CHANNELS = Channels.parse({"channels": [
     whatsapp("wa-main", "acme"), whatsapp("wa-1", "acme"), whatsapp("wa-2", "acme"), whatsapp("wa", "acme"),
     viber("viber-1", "acme"), whatsapp("wa-globex", "globex"),
+    {**whatsapp("wa-bot", "acme"), "bot_id": "welcome-bot", "bot_timeout_seconds": 30, "bot_fallback_team": "care"},
 ]})

@@ -23,7 +23,15 @@ class _Channel(BaseModel):
     id: str = Field(pattern=_ID_PATTERN)
     tenant_id: str = Field(pattern=_ID_PATTERN)
     name: str | None = None
-    bot_id: str | None = Field(default=None, description="a bot handles new conversations first when set")
+    bot_id: str | None = Field(default=None, pattern=_ID_PATTERN,
+                               description="the channel's default bot: it handles new conversations no routing "
+                                           "rule matches (docs/bots.md)")
+    bot_timeout_seconds: int | None = Field(default=None, ge=5, le=86_400,
+                                            description="how long the default bot may leave a customer's message "
+                                                        "unanswered (router's default: 120)")
+    bot_fallback_team: str | None = Field(default=None, pattern=_ID_PATTERN,
+                                          description="the team that takes over when the default bot does not "
+                                                      "answer in time (else `default`)")
 
 
 class _MetaChannel(_Channel):

@@ -61,7 +61,7 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings, c
     # the new ones offered together (handlers/coalescing.py)
     subscribe_batch(runtime.broker, INBOUND_MESSAGES,
                     group_id=f"{settings.consumer_group}.{INBOUND_MESSAGES.base_name}",
-                    namespace=settings.infra.namespace, handle=InboundHandler(engine).handle,
+                    namespace=settings.infra.namespace, handle=InboundHandler(engine, channels).handle,
                     publisher=runtime.publisher, service=SERVICE, channels=channels,
                     max_records=settings.inbound_batch_max,
                     concurrency=settings.inbound_concurrency, consumers=settings.inbound_consumers)

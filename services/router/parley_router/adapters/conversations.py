@@ -135,6 +135,7 @@ class ConversationRepository:
                                                 ("external_user_id", ASCENDING), ("opened_at", DESCENDING)])
         await self._conversations.create_index([("status", ASCENDING), ("offer_expires_at", ASCENDING)])
         await self._conversations.create_index([("status", ASCENDING), ("snoozed_until", ASCENDING)])
+        await self._conversations.create_index([("status", ASCENDING), ("bot_reply_due", ASCENDING)])
         await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING),
                                                 ("status", ASCENDING)])
         await self._conversations.create_index([("tenant_id", ASCENDING), ("contact_id", ASCENDING),
@@ -299,12 +300,13 @@ class ConversationRepository:
         return [from_doc(doc) async for doc in cursor]
 
     async def due(self, now: datetime, limit: int = 500) -> list[Conversation]:
-        """Offers past their timeout and snoozes that ran out, over all tenants (two queries, each served by one
-        index: the local database scans the collection for an `$or`)."""
-        offers, snoozes = await asyncio.gather(
+        """Offers past their timeout, snoozes that ran out and bots that did not answer in time, over all tenants
+        (one query each, each served by one index: the local database scans the collection for an `$or`)."""
+        offers, snoozes, bots = await asyncio.gather(
             self.find({"status": Status.ASSIGNED.value, "offer_expires_at": {"$lte": now}}, None, limit),
-            self.find({"status": Status.SNOOZED.value, "snoozed_until": {"$lte": now}}, None, limit))
-        return [*offers, *snoozes][:limit]
+            self.find({"status": Status.SNOOZED.value, "snoozed_until": {"$lte": now}}, None, limit),
+            self.find({"status": Status.BOT.value, "bot_reply_due": {"$lte": now}}, None, limit))
+        return [*offers, *snoozes, *bots][:limit]
 
     async def find(self, query: Doc, sort: list[tuple[str, int]] | None, limit: int) -> list[Conversation]:
         cursor = self._conversations.find(query, sort=sort, limit=limit)

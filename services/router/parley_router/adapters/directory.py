@@ -76,12 +76,18 @@ class RuleSpec(BaseModel):
     custom_fields: dict[Identifier, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict,
                                                                                   max_length=50)
     within_business_hours: bool | None = None
+    bot_timeout_seconds: int | None = Field(default=None, ge=5, le=86_400,
+                                            description="a bot target: how long it may leave the customer's "
+                                                        "message unanswered (default 120)")
+    fallback_team: Identifier | None = Field(default=None, description="a bot target: the team that takes over "
+                                             "when it does not answer in time (default `default`)")
 
     def to_rule(self) -> Rule:
         conditions = Conditions(frozenset(self.channel_types), frozenset(self.channel_ids),
                                 frozenset(self.labels_any), tuple(self.keywords_any), frozenset(self.languages),
                                 tuple(sorted(self.custom_fields.items())), self.within_business_hours)
-        return Rule(self.id, Assignee(self.target_kind, self.target_id), conditions, self.sticky)
+        return Rule(self.id, Assignee(self.target_kind, self.target_id), conditions, self.sticky,
+                    self.bot_timeout_seconds, self.fallback_team)
 
 
 class RoutingSpec(BaseModel):

@@ -6,7 +6,7 @@ with a machine-readable code (the HTTP layer turns it into 409/422)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -42,6 +42,9 @@ class TransitionError(Exception):
 
 
 MIN_PRIORITY, MAX_PRIORITY = 0, 3  # 0 normal … 3 urgent
+# How long a bot may leave a customer's message unanswered before its fallback team takes over, unless the routing
+# rule or the channel that gave it the conversation says otherwise (domain/bots.py).
+DEFAULT_BOT_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class Conversation:
     first_assigned_at: datetime | None = None  # when an agent first had it for good (wait time; not an offer)
     contact_id: str | None = None  # the customer's card in contacts (learned from its events)
     contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
+    bot_timeout_seconds: int | None = None  # a bot's: how long it may leave the customer waiting (domain/bots.py)
+    bot_reply_due: datetime | None = None  # a bot's with a customer message unanswered: its team takes over then
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
 
     @property
@@ -110,8 +115,13 @@ def customer_wrote(conv: Conversation, now: datetime) -> Conversation:
     if status is Status.SNOOZED:
         status = Status.ASSIGNED if conv.assignee and conv.assignee.kind is not AssigneeKind.BOT else Status.QUEUED
     waiting = conv.waiting_since or now
+    due = (conv.bot_reply_due or _bot_deadline(conv, now)) if status is Status.BOT else None
     return replace(conv, status=status, archived=False, unanswered=True, waiting_since=waiting,
-                   snoozed_until=None, last_activity_at=max(conv.last_activity_at, now))
+                   snoozed_until=None, bot_reply_due=due, last_activity_at=max(conv.last_activity_at, now))
+
+
+def _bot_deadline(conv: Conversation, now: datetime) -> datetime:
+    return now + timedelta(seconds=conv.bot_timeout_seconds or DEFAULT_BOT_TIMEOUT_SECONDS)
 
 
 def agent_replied(conv: Conversation, login: str, now: datetime) -> Conversation:
@@ -119,7 +129,7 @@ def agent_replied(conv: Conversation, login: str, now: datetime) -> Conversation
     becomes the replying agent's (and an offer is accepted by replying)."""
     first = conv.first_response_at or now
     conv = replace(conv, unanswered=False, waiting_since=None, first_response_at=first, archived=False,
-                   last_activity_at=max(conv.last_activity_at, now))
+                   bot_reply_due=None, last_activity_at=max(conv.last_activity_at, now))
     if conv.status in (Status.QUEUED, Status.BOT) or (conv.status is Status.ASSIGNED and conv.agent is None):
         conv = replace(conv, status=Status.ASSIGNED, assignee=Assignee(AssigneeKind.AGENT, login))
     if conv.agent == login:
@@ -146,12 +156,19 @@ def _require_pending_offer(conv: Conversation, login: str) -> None:
 
 
 def bot_replied(conv: Conversation, now: datetime) -> Conversation:
-    return replace(conv, unanswered=False, last_activity_at=max(conv.last_activity_at, now))
+    """A bot's message left. On a conversation a bot holds: answered, nobody waiting, and the bot's deadline waits
+    for the customer's next message (a hand-over then queues the customer from their last unanswered message).
+    On one a bot handed over (its goodbye arriving after the hand-over) or a human's: the customer still waits."""
+    if conv.status is not Status.BOT:
+        return replace(conv, last_activity_at=max(conv.last_activity_at, now))
+    return replace(conv, unanswered=False, waiting_since=None, bot_reply_due=None,
+                   last_activity_at=max(conv.last_activity_at, now))
 
 
 def assign(conv: Conversation, target: Assignee, now: datetime, *, offer_expires_at: datetime | None = None,
            team_id: str | None = None) -> Conversation:
-    """Assign to an agent, team, skill or bot. A bot target puts the conversation in `bot` status."""
+    """Assign to an agent, team, skill or bot. A bot target puts the conversation in `bot` status; while the
+    customer waits for an answer the bot has `bot_timeout_seconds` to give one (then its team takes over)."""
     _require_open(conv)
     if conv.blocked:
         raise TransitionError("customer_blocked", "the customer is blocked on this channel")
@@ -159,10 +176,12 @@ def assign(conv: Conversation, target: Assignee, now: datetime, *, offer_expires
         raise TransitionError("already_assigned", f"already assigned to {target.kind} {target.id}")
     if target.kind in (AssigneeKind.TEAM, AssigneeKind.SKILL):
         return enqueue(conv, target, now)  # waits in the team's / skill's queue until an agent takes it
-    status = Status.BOT if target.kind is AssigneeKind.BOT else Status.ASSIGNED
+    to_bot = target.kind is AssigneeKind.BOT
+    status = Status.BOT if to_bot else Status.ASSIGNED
     declined = conv.declined_by if offer_expires_at is not None else ()  # an offer keeps who declined before
+    due = _bot_deadline(conv, now) if to_bot and conv.unanswered else None
     return replace(conv, status=status, assignee=target, offer_expires_at=offer_expires_at, declined_by=declined,
-                   team_id=team_id if team_id is not None else conv.team_id,
+                   team_id=team_id if team_id is not None else conv.team_id, bot_reply_due=due,
                    snoozed_until=None, last_activity_at=max(conv.last_activity_at, now))
 
 
@@ -171,7 +190,7 @@ def enqueue(conv: Conversation, target: Assignee, now: datetime) -> Conversation
     _require_open(conv)
     team_id = target.id if target.kind is AssigneeKind.TEAM else conv.team_id
     return replace(conv, status=Status.QUEUED, assignee=target, team_id=team_id, offer_expires_at=None,
-                   snoozed_until=None, waiting_since=conv.waiting_since or now)
+                   snoozed_until=None, bot_reply_due=None, waiting_since=conv.waiting_since or now)
 
 
 def queue_target(conv: Conversation) -> Assignee | None:
@@ -185,7 +204,7 @@ def return_to_queue(conv: Conversation, now: datetime) -> Conversation:
     """An offer expired or an agent went away: back in the queue, keeping its team and waiting time."""
     _require_open(conv)
     team = Assignee(AssigneeKind.TEAM, conv.team_id) if conv.team_id else None
-    return replace(conv, status=Status.QUEUED, assignee=team, offer_expires_at=None,
+    return replace(conv, status=Status.QUEUED, assignee=team, offer_expires_at=None, bot_reply_due=None,
                    waiting_since=conv.waiting_since or now)
 
 
@@ -198,7 +217,7 @@ def close(conv: Conversation, now: datetime, note: str | None = None) -> Convers
     if conv.status is Status.CLOSED:
         raise TransitionError("already_closed", "the conversation is already closed")
     return replace(conv, status=Status.CLOSED, closed_at=now, closing_note=note, offer_expires_at=None,
-                   declined_by=(), snoozed_until=None, waiting_since=None,
+                   declined_by=(), snoozed_until=None, waiting_since=None, bot_reply_due=None,
                    last_activity_at=max(conv.last_activity_at, now))
 
 
@@ -215,7 +234,7 @@ def snooze(conv: Conversation, until: datetime, now: datetime) -> Conversation:
     _require_open(conv)
     if until <= now:
         raise TransitionError("snooze_in_past", "snooze needs a time in the future", status=422)
-    return replace(conv, status=Status.SNOOZED, snoozed_until=until, offer_expires_at=None)
+    return replace(conv, status=Status.SNOOZED, snoozed_until=until, offer_expires_at=None, bot_reply_due=None)
 
 
 def wake(conv: Conversation, now: datetime) -> Conversation:

@@ -42,6 +42,8 @@ class Rule:
     target: Assignee
     conditions: Conditions = field(default_factory=Conditions)
     sticky: bool = False  # prefer the agent who last served this customer, when available
+    bot_timeout_seconds: int | None = None  # a bot target: how long it may leave the customer unanswered
+    fallback_team: str | None = None  # a bot target: the team that takes over when it does not answer in time
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from parley_router.adapters.directory import Directory, contact_summary
 from parley_router.adapters.directory_cache import DirectoryCache
 from parley_router.adapters.presence import PresenceStore, Take
 from parley_router.adapters.timeline import ProcessedEvents, TimelineRepository
+from parley_router.domain import bots
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.assignment import (
     DEFAULT_CAPACITY,
@@ -322,17 +323,22 @@ class Engine:
         return True
 
     async def sweep(self) -> int:
-        """Expired offers go back to the queue; snoozes that ran out wake up. Returns how many moved."""
+        """Expired offers go back to the queue; snoozes that ran out wake up; a bot that did not answer in time
+        hands its conversation to its fallback team. Returns how many moved."""
         now = self.clock.now()
         moved = 0
         tenants: set[str] = set()
         for conv in await self.stores.conversations.due(now):
+            comment = None
             if conv_rules.offer_expired(conv, now):
                 transition, change = (lambda c: conv_rules.return_to_queue(c, now)), "offer_expired"
+            elif bots.is_overdue(conv, now):
+                transition, change = (lambda c: bots.fall_back(c, now)), "transferred"
+                comment = bots.fallback_comment(conv)
             else:
                 transition, change = (lambda c: conv_rules.wake(c, now)), "status_changed"
             try:
-                await self.change(conv, transition, change, "system", now=now, dispatch_after=False)
+                await self.change(conv, transition, change, "system", comment, now=now, dispatch_after=False)
             except (TransitionError, StaleVersion):
                 continue
             moved += 1

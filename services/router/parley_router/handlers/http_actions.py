@@ -27,12 +27,20 @@ from parley_router.domain.conversation import (
     TransitionError,
 )
 from parley_router.domain.timeline import EntryKind
-from parley_router.handlers.deps import engine_of, visible_conversation
+from parley_router.handlers.deps import STAFF_OR_BOT, acts_as_bot, engine_of, visible_conversation
 from parley_router.handlers.engine import Engine
 from parley_router.handlers.inbox import conversation_json
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversation actions"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
+# a bot (an `integration` token) may hand over, close and note the conversations it holds (docs/bots.md)
+StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]
+BOT_ERRORS = documented_errors({
+    403: "forbidden (a role that may not), not_bots_conversation (a bot's token: a conversation it does not hold)",
+    404: "conversation_not_found",
+    409: "conversation_closed, already_closed, already_assigned, agent_at_capacity, customer_blocked, "
+         "team_has_no_members, concurrent_update",
+    422: "validation_failed, unknown_agent, unknown_team"})
 Builder = Callable[[datetime, str], Callable[[Conversation], Conversation]]
 
 
@@ -108,18 +116,19 @@ async def move(conversation_id: str, body: Target, principal: Principal, request
                      change, body.comment)
 
 
-@router.post("/{conversation_id}/assign", summary="Assign to an agent, team, skill or bot")
-async def assign(conversation_id: PathId, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
+@router.post("/{conversation_id}/assign", summary="Assign to an agent, team, skill or bot", responses=BOT_ERRORS)
+async def assign(conversation_id: PathId, body: Target, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     return await move(conversation_id, body, principal, request, "assigned")
 
 
-@router.post("/{conversation_id}/transfer", summary="Transfer with a comment (shown on the timeline)")
-async def transfer(conversation_id: PathId, body: Target, principal: Caller, request: Request) -> dict[str, Any]:
+@router.post("/{conversation_id}/transfer", responses=BOT_ERRORS,
+             summary="Transfer with a comment (shown on the timeline); a bot's hand-over to a team or agent")
+async def transfer(conversation_id: PathId, body: Target, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     return await move(conversation_id, body, principal, request, "transferred")
 
 
-@router.post("/{conversation_id}/close", summary="Close, with an optional closing note")
-async def close(conversation_id: PathId, body: CloseBody, principal: Caller, request: Request) -> dict[str, Any]:
+@router.post("/{conversation_id}/close", summary="Close, with an optional closing note", responses=BOT_ERRORS)
+async def close(conversation_id: PathId, body: CloseBody, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     return await act(engine_of(request), principal, conversation_id,
                      lambda now, _: lambda c: conv_rules.close(c, now, body.note), "closed", body.note)
 
@@ -149,14 +158,16 @@ async def status(conversation_id: PathId, body: StatusBody, principal: Caller, r
                      "status_changed")
 
 
-@router.post("/{conversation_id}/notes", status_code=201, summary="Add a private note (never sent)")
-async def add_note(conversation_id: PathId, body: NoteBody, principal: Caller, request: Request) -> dict[str, Any]:
+@router.post("/{conversation_id}/notes", status_code=201, summary="Add a private note (never sent)",
+             responses=BOT_ERRORS)
+async def add_note(conversation_id: PathId, body: NoteBody, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
     now = engine.clock.now()
     entry_id = f"note:{new_id()}"
     await engine.stores.timeline.put(conv.tenant_id, conv.id, entry_id, EntryKind.NOTE.value, now,
-                                     {"text": body.text, "author": principal.login})
+                                     {"text": body.text, "author": principal.login,
+                                      "author_kind": "bot" if acts_as_bot(principal) else "human"})
     await engine.publish(conv, "note_added", principal.login, None, now, entry_id=entry_id)
     return {"entry_id": entry_id, "at": now.isoformat()}
 

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
+from parley_common.errors import documented_errors
 from parley_router.domain.conversation import Status
-from parley_router.handlers.deps import brands_of, engine_of, teams_of, visible_conversation
+from parley_router.handlers.deps import STAFF_OR_BOT, brands_of, engine_of, teams_of, visible_conversation
 from parley_router.handlers.engine import Engine
 from parley_router.handlers.inbox import (
     InboxFilter,
@@ -26,6 +27,9 @@ from parley_router.handlers.inbox import (
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
+StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]  # a bot: its own conversations only
+ONE_ERRORS = documented_errors({403: "forbidden, not_bots_conversation (a bot's token: a conversation it does "
+                                     "not hold)", 404: "conversation_not_found"})
 
 
 @router.get("", summary="Inbox list: filters, sort, cursor pagination")
@@ -75,13 +79,14 @@ async def tab_counts(engine: Engine, principal: Principal, teams: frozenset[str]
     return result
 
 
-@router.get("/{conversation_id}", summary="One conversation")
-async def get_conversation(conversation_id: PathId, principal: Caller, request: Request) -> dict[str, Any]:
+@router.get("/{conversation_id}", summary="One conversation", responses=ONE_ERRORS)
+async def get_conversation(conversation_id: PathId, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     return conversation_json(await visible_conversation(engine_of(request), principal, conversation_id))
 
 
-@router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order")
-async def timeline(conversation_id: PathId, principal: Caller, request: Request) -> dict[str, Any]:
+@router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order",
+            responses=ONE_ERRORS)
+async def timeline(conversation_id: PathId, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
     entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id)

@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from parley_common.channels import Channels
 from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
 from parley_router.domain import conversation as conv_rules
+from parley_router.domain.bots import ChannelBot, hand_to_bot, route_of
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
 from parley_router.domain.revisions import RevisionKind, reaction_fields, revised_fields, revision_of
-from parley_router.domain.rules import DEFAULT_TARGET, Facts, first_match
+from parley_router.domain.rules import Facts, first_match
 from parley_router.domain.timeline import EntryKind, inbound_entry_id
 from parley_router.handlers.engine import Engine
 
@@ -21,9 +23,10 @@ def message_text(event: MessageReceived) -> str:
 
 
 class InboundHandler:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, channels: Channels | None = None) -> None:
         self.engine = engine
         self.stores = engine.stores
+        self.channel_bots = _channel_bots(channels) if channels is not None else {}
 
     async def handle(self, event: MessageReceived) -> None:
         if await self._revised(event) or await self._grouped(event):
@@ -133,13 +136,18 @@ class InboundHandler:
                       labels=frozenset(conv.labels), language=event.customer.language,
                       custom_fields=conv.contact_fields)
         rule = first_match(routing.rules, facts, event.provider_timestamp, routing.hours)
-        target = rule.target if rule else DEFAULT_TARGET
-        comment = f"rule {rule.id}" if rule else "default route"
-        if target.kind is AssigneeKind.BOT:
-            return conv_rules.assign(conv, target, conv.opened_at), comment
+        route = route_of(rule, self.channel_bots.get(conv.channel_id))
+        if route.target.kind is AssigneeKind.BOT:
+            return hand_to_bot(conv, route, conv.opened_at), route.comment
         sticky = await self.stores.conversations.last_agent_for(event.conversation_key) if (
             rule and rule.sticky) else None
-        return _queued_for(conv, target, sticky, conv.opened_at), comment
+        return _queued_for(conv, route.target, sticky, conv.opened_at), route.comment
+
+
+def _channel_bots(channels: Channels) -> dict[str, ChannelBot]:
+    """channel id → its default bot, for the channels of the channel file that name one."""
+    return {channel.id: ChannelBot(channel.bot_id, channel.bot_timeout_seconds, channel.bot_fallback_team)
+            for channel in channels if channel.bot_id}
 
 
 def _queued_for(conv: Conversation, target: Assignee, sticky: str | None, now: datetime) -> Conversation:
