@@ -49,8 +49,8 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
                          description=topic.description, schema=topic.payload)
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
-    intake = Intake(link, DedupStore(runtime.redis, settings.dedup_ttl_seconds), IdentityStore(runtime.redis, prefix),
-                    prefix)
+    dedup = DedupStore(runtime.redis, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
+    intake = Intake(link, dedup, IdentityStore(runtime.redis, prefix), prefix)
     normaliser = Normaliser(settings.parse_budget_seconds)
 
     async def stop_parsing() -> None:

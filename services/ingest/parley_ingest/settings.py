@@ -25,5 +25,8 @@ class IngestSettings(ServiceSettings):
                                                     "answered 413 and dead-lettered")
     dedup_ttl_seconds: int = Field(default=8 * DAY_SECONDS, ge=7 * DAY_SECONDS,
                                    description="longer than WhatsApp's 7 days of retries")
+    dedup_check_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="the duplicate check answers within this or the webhook is answered 503 "
+                                       "before publishing (never published unchecked)")
     publish_timeout_seconds: float = Field(default=10.0, gt=0,
                                            description="wait this long for Kafka's acks, then answer 503")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 import structlog
@@ -16,22 +17,28 @@ return #KEYS
 """
 
 
+class DedupUnavailable(Exception):
+    """The duplicate check could not be made: Redis down, its connection pool exhausted, or slower than the bound.
+    The webhook is answered 503 before anything is published (the provider retries), so overload sheds load
+    instead of skipping de-duplication."""
+
+
 class DedupStore:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, check_timeout_seconds: float) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._check_timeout = check_timeout_seconds
         self._mark_all = redis.register_script(_MARK_ALL)
 
     async def already_seen(self, keys: Sequence[str]) -> list[bool]:
-        """Which keys are marked. Redis down → none are: publishing twice is safe (consumers are idempotent
-        and event ids are stable), refusing or losing a message is not."""
+        """Which keys are marked; DedupUnavailable when that cannot be known in time."""
         if not keys:
             return []
         try:
-            values = await self._redis.mget(list(keys))
-        except (RedisError, OSError) as exc:
-            log.warning("dedup_check_unavailable", error=type(exc).__name__)
-            return [False] * len(keys)
+            values = await asyncio.wait_for(self._redis.mget(list(keys)), self._check_timeout)
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("dedup_check_unavailable", error=type(exc).__name__, keys=len(keys))
+            raise DedupUnavailable(type(exc).__name__) from None
         return [value is not None for value in values]
 
     async def mark(self, keys: Sequence[str]) -> None:

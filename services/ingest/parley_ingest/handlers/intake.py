@@ -111,7 +111,8 @@ class Intake:
 
     async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
         """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then), and
-        IdentityStoreUnavailable when the customers' keys could not be looked up (nothing is published then)."""
+        IdentityStoreUnavailable or DedupUnavailable when the customers' keys or the duplicate check could not be
+        had (nothing is published then)."""
         events = await self._keyed(batch)
         items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in events]
         items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]

@@ -18,6 +18,7 @@ from parley_common.channels import AnyChannel, Channels, InstagramChannel, Messe
 from parley_common.errors import ApiError
 from parley_common.events.common import ChannelType
 from parley_ingest import metrics
+from parley_ingest.adapters.dedup import DedupUnavailable
 from parley_ingest.adapters.identities import IdentityStoreUnavailable
 from parley_ingest.adapters.kafka_link import BrokerUnavailable, EventTooLarge, UnpublishableEvent
 from parley_ingest.domain.model import Batch, MalformedPayload, Rejected, RequestContext, raw_bytes
@@ -148,6 +149,8 @@ async def _publish(intake: Intake, ctx: RequestContext, batch: Batch) -> dict[st
         raise ApiError(503, "broker_unavailable", "events could not be stored; retry later") from None
     except IdentityStoreUnavailable:
         raise ApiError(503, "identity_store_unavailable", "customer keys could not be looked up; retry later") from None
+    except DedupUnavailable:
+        raise ApiError(503, "dedup_unavailable", "the duplicate check could not be made; retry later") from None
     except EventTooLarge:
         raise ApiError(413, "event_too_large", "an event of this request exceeds the broker's size limit") from None
     return {"published": outcome.published, "duplicates": outcome.duplicates,
