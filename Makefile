@@ -5,7 +5,7 @@ bootstrap:
 	@deploy/local/bootstrap.sh
 
 run: bootstrap
-	@.venv/bin/python deploy/local/run.py
+	@.venv/bin/python deploy/local/run.py $(if $(BOT),--bot)
 
 test: bootstrap manifests
 	@deploy/local/test.sh -m "not slow_soak"
@@ -23,7 +23,7 @@ lint: bootstrap
 	@.venv/bin/ruff check .
 
 types: bootstrap
-	@.venv/bin/mypy --strict -p parley_common $(foreach s,ingest contacts router outbound media,-p parley_$(s).domain)
+	@.venv/bin/mypy --strict -p parley_common $(foreach s,ingest contacts router outbound media,-p parley_$(s).domain) -p faq_bot
 
 docs: bootstrap
 	@.venv/bin/python -m parley_common.schemas docs/events

@@ -2,7 +2,8 @@
 topics, writes a sample channel file on first run, starts the five services and the console (each its own
 process and port), waits until every /readyz is green, seeds the demo tenant through the APIs (seed.py), writes
 .run/demo.env (URLs and tokens for README's "First hour"), prints where the APIs are and a console sign-in link
-per demo user, and on Ctrl-C stops all it started."""
+per demo user, and on Ctrl-C stops all it started. `make run BOT=1` (`--bot`) also starts the example bot
+(examples/faq_bot) with an integration token and routes new conversations of the sandbox channel to it first."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from parley_common.kafka import ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import infra
-from seed import seed_demo
+from seed import seed_bot, seed_demo
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
@@ -33,6 +34,7 @@ SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, 
 # Whose console sign-in link is printed, with the token of .run/demo.env it carries.
 SIGN_IN = {"alice": "PARLEY_TOKEN", "bob": "PARLEY_BOB_TOKEN", "sam": "PARLEY_MANAGER_TOKEN"}
 READY_TIMEOUT_S = 90.0
+BOT_ID, BOT_CHANNEL = "faq-bot", "sb-demo"  # `make run BOT=1`: the example bot answers the sandbox channel first
 
 
 def sample_channels(path: Path) -> None:
@@ -144,6 +146,15 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     return processes
 
 
+def start_bot(env: dict[str, str], jwt_secret: str) -> subprocess.Popen[bytes]:
+    """The example bot (examples/faq_bot) as its own process, logging to .run/logs/faq-bot.log."""
+    bot_env = {**env, "PYTHONPATH": str(REPO / "examples" / "faq_bot"), "PARLEY_BOT_ROUTER_URL": url("router"),
+               "PARLEY_BOT_TOKEN": issue_token(jwt_secret, "demo", BOT_ID, ["integration"])}
+    with (RUN_DIR / "logs" / f"{BOT_ID}.log").open("ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "faq_bot"], env=bot_env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=REPO)
+
+
 def wait_ready(processes: dict[str, subprocess.Popen[bytes]]) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     pending = dict(SERVICES)
@@ -231,6 +242,11 @@ def main() -> None:
             for server in infra.servers("run"):
                 infra.stop(server)
         raise
+    if "--bot" in sys.argv[1:]:
+        created += seed_bot(url("router"), tokens["PARLEY_MANAGER_TOKEN"], BOT_CHANNEL, BOT_ID)
+        processes[BOT_ID] = start_bot(env, keys["PARLEY_JWT_SECRET"])
+        print(f"example bot {BOT_ID} answers new conversations of {BOT_CHANNEL} first (docs/bots.md; write "
+              "\"agent\" to be handed to support); log: .run/logs/faq-bot.log")
     write_demo_env(channels_file, tokens)
     welcome(time.monotonic() - started, endpoints["PARLEY_KAFKA_BOOTSTRAP"], channels_file, created, tokens)
     while True:

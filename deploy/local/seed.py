@@ -43,6 +43,19 @@ def seed_demo(router: str, outbound: str, manager_token: str, whatsapp_channel: 
     return created
 
 
+def seed_bot(router: str, manager_token: str, channel_id: str, bot_id: str) -> list[str]:
+    """`make run BOT=1`: a first rule giving new conversations of `channel_id` to the example bot (fallback and
+    hand-over team: support), unless the rules have it already."""
+    rule = {"id": f"{channel_id}-to-{bot_id}", "target_kind": "bot", "target_id": bot_id, "channel_ids": [channel_id],
+            "fallback_team": TEAM}
+    with httpx.Client(headers={"Authorization": f"Bearer {manager_token}"}, timeout=10.0) as http:
+        routing = _ok(http.get(f"{router}/v1/routing"))
+        if any(existing["id"] == rule["id"] for existing in routing["rules"]):
+            return []
+        _ok(http.put(f"{router}/v1/routing", json={**routing, "rules": [rule, *routing["rules"]]}))
+    return [f"rule {rule['id']}"]
+
+
 def _ok(response: httpx.Response) -> Any:
     if response.status_code != 200:
         raise RuntimeError(f"seed: {response.request.method} {response.request.url.path} answered "

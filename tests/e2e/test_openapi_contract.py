@@ -21,7 +21,7 @@ MAX_SECONDS = 8  # per service and role: the whole contract run stays within abo
 ROLES = {  # the roles whose view differs on each service
     "ingest": ("none",),
     "contacts": ("manager", "agent"),
-    "router": ("manager", "agent"),
+    "router": ("manager", "agent", "integration"),  # integration: a bot, its own conversations only
     "outbound": ("manager", "agent", "integration"),
     "media": ("manager", "agent"),
 }

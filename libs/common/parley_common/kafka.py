@@ -144,10 +144,11 @@ def channels_named(event: Any) -> list[str]:
     return named + [identity.channel_id for identity in identities]
 
 
-def check_channels(channels: Channels, event: Any) -> None:
-    """PermanentFailure when the event names a channel that is unknown or belongs to another tenant."""
+def check_channels(channels: Channels | None, event: Any) -> None:
+    """PermanentFailure when the event names a channel that is unknown or belongs to another tenant. None: a
+    subscriber without the channel file (a bot, examples/faq_bot) trusts the producers' check."""
     tenant_id = getattr(event, "tenant_id", None)
-    if tenant_id is None:
+    if tenant_id is None or channels is None:
         return
     for channel_id in channels_named(event):
         try:
@@ -162,7 +163,7 @@ async def consume(
     handle: Callable[[Any], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
-    channels: Channels,
+    channels: Channels | None,
 ) -> None:
     """Parse one record of `topic`, check the channels it names belong to its tenant, and hand it to `handle`;
     unparseable records, a channel of another tenant (or none at all) and PermanentFailure go to the dead-letter
@@ -278,7 +279,7 @@ def subscribe(
     handle: Callable[[Any], Awaitable[None]],
     publisher: EventPublisher,
     service: str,
-    channels: Channels,
+    channels: Channels | None,
     **options: Any,
 ) -> None:
     """Register a consumer of `topic` in `group_id`: offsets are committed only after `handle` returned

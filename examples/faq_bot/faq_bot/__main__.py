@@ -1,0 +1,3 @@
+from faq_bot.app import main
+
+main()

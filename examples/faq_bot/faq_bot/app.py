@@ -1,0 +1,189 @@
+"""The FAQ bot as a FastStream app (docs/bots.md, the contract it follows):
+
+- subscribes to `parley.conversations.events.v1` (its own consumer group) and keeps the events whose assignee is
+  this bot: `opened` and `message_appended` naming a customer message (`entry_id` `in:…`);
+- reads that message from the router's timeline (`GET /v1/conversations/{id}/timeline`, its integration token);
+- replies with a `SendMessage` (sender kind `bot`) on `parley.outbound.requests.v1`, keyed by the conversation;
+- follows `parley.outbound.messages.v1` for its own replies: one refused because outbound had not heard of the
+  customer's message yet (`template_required` moments after it) is sent again, a few times;
+- hands over with `POST /v1/conversations/{id}/transfer` to its team with a note when the customer asks for a
+  person.
+
+Configuration (environment): PARLEY_KAFKA_BOOTSTRAP, PARLEY_NAMESPACE, PARLEY_BOT_TOKEN (required: an
+`integration` JWT whose `sub` is the bot's id), PARLEY_BOT_ROUTER_URL, PARLEY_BOT_HANDOVER_TEAM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jwt
+import structlog
+from faststream import FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.publisher.usecase import DefaultPublisher
+
+from faq_bot import brain
+from parley_common.cloudevents import headers_for
+from parley_common.events.common import ChannelType, SenderKind
+from parley_common.events.conversations import Assignee, ConversationChanged
+from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, OutboundText, Sender, SendMessage
+from parley_common.ids import new_id
+from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.logging import configure_logging
+from parley_common.topics import CONVERSATIONS_EVENTS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
+
+log = structlog.get_logger("faq_bot")
+SERVICE = "faq-bot"
+CUSTOMER_MESSAGE = ("opened", "message_appended")
+# Older events are history (a new consumer group starts at the topic's beginning): the router has handed those
+# conversations to their team long ago.
+MAX_EVENT_AGE = timedelta(minutes=10)
+# The router publishes a message's event just before it writes its timeline entry.
+ENTRY_WAITS, ENTRY_WAIT_SECONDS = 20, 0.1
+RESENDS, RESEND_WITHIN = 5, timedelta(seconds=30)
+# What outbound answers a reply while it has not heard of the customer's message yet (its window projection
+# follows parley.inbound.messages.v1 on its own): worth sending again moments later.
+NOT_HEARD_YET = frozenset({"template_required", "no_approved_template", "customer_never_wrote"})
+
+
+class MovedOn(Exception):
+    """The conversation is no longer this bot's (handed over, closed): nothing to do."""
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    bot_id: str
+    token: str
+    router_url: str
+    handover_team: str
+    kafka_bootstrap: str
+    namespace: str
+
+    @classmethod
+    def from_env(cls) -> BotConfig:
+        token = os.environ.get("PARLEY_BOT_TOKEN", "").strip()
+        if not token:
+            sys.exit("faq-bot: PARLEY_BOT_TOKEN is required (an integration token whose sub is the bot's id)")
+        # the router checks the signature; the bot only needs to know which id its token gives it
+        claims = jwt.decode(token, options={"verify_signature": False})
+        return cls(bot_id=str(claims["sub"]), token=token,
+                   router_url=os.environ.get("PARLEY_BOT_ROUTER_URL", "http://127.0.0.1:8003"),
+                   handover_team=os.environ.get("PARLEY_BOT_HANDOVER_TEAM", "support"),
+                   kafka_bootstrap=os.environ.get("PARLEY_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+                   namespace=os.environ.get("PARLEY_NAMESPACE", ""))
+
+
+@dataclass
+class FaqBot:
+    config: BotConfig
+    requests: DefaultPublisher  # parley.outbound.requests.v1
+    router: httpx.AsyncClient
+    pending: dict[str, tuple[SendMessage, int]] = field(default_factory=dict)  # reply id → (command, resends)
+
+    @property
+    def me(self) -> Assignee:
+        return Assignee(kind="bot", id=self.config.bot_id)
+
+    async def on_conversation(self, event: ConversationChanged) -> None:
+        if event.assignee != self.me or event.change not in CUSTOMER_MESSAGE:
+            return
+        if not (event.entry_id or "").startswith("in:") or _age(event.changed_at) > MAX_EVENT_AGE \
+                or not event.channel_type:
+            return
+        try:
+            entries = await self._timeline_with(event.conversation_id, event.entry_id or "")
+        except MovedOn:
+            return
+        text = next(entry.get("text") or "" for entry in entries if entry.get("entry_id") == event.entry_id)
+        reply = brain.reply_to(text, first=event.change == "opened")
+        log.info("bot_reply", conversation_id=event.conversation_id, intent=reply.intent)
+        await self._send(event, reply.text, idempotency_key=f"{self.config.bot_id}:{event.entry_id}")
+        if reply.hand_over:
+            said = [entry.get("text") or "" for entry in entries if entry.get("kind") == "inbound"]
+            await self._hand_over(event.conversation_id, brain.hand_over_note(said))
+
+    async def on_outbound(self, event: OutboundMessageUpdated) -> None:
+        """A reply of ours refused because outbound had not yet heard of the customer's message goes again."""
+        if event.message_id not in self.pending or event.status is OutboundStatus.QUEUED:
+            return
+        if event.status is not OutboundStatus.REFUSED:  # it left (or failed for good): nothing more to do
+            self.pending.pop(event.message_id)
+            return
+        command, resends = self.pending.pop(event.message_id)
+        if event.reason not in NOT_HEARD_YET or resends >= RESENDS or _age(command.occurred_at) > RESEND_WITHIN:
+            log.warning("bot_reply_refused", message_id=event.message_id, reason=event.reason)
+            return
+        await asyncio.sleep(0.5 * (resends + 1))
+        again = command.model_copy(update={"message_id": new_id(), "occurred_at": datetime.now(UTC),
+                                           "idempotency_key": f"{command.idempotency_key}:{resends + 1}"})
+        await self._publish(again, resends + 1)
+
+    async def _timeline_with(self, conversation_id: str, entry_id: str) -> list[dict[str, Any]]:
+        for _ in range(ENTRY_WAITS):
+            response = await self.router.get(f"/v1/conversations/{conversation_id}/timeline")
+            if response.status_code in (403, 404):  # not_bots_conversation: handed over or closed meanwhile
+                raise MovedOn(conversation_id)
+            response.raise_for_status()
+            entries: list[dict[str, Any]] = response.json()["items"]
+            if any(entry.get("entry_id") == entry_id for entry in entries):
+                return entries
+            await asyncio.sleep(ENTRY_WAIT_SECONDS)
+        raise RuntimeError(f"entry {entry_id} not on the timeline yet")  # not committed: delivered again
+
+    async def _send(self, event: ConversationChanged, text: str, idempotency_key: str) -> None:
+        command = SendMessage(
+            occurred_at=datetime.now(UTC), tenant_id=event.tenant_id, correlation_id=event.correlation_id,
+            channel_id=event.channel_id, external_user_id=event.external_user_id, message_id=new_id(),
+            idempotency_key=idempotency_key, channel_type=ChannelType(event.channel_type or ""),
+            sender=Sender(kind=SenderKind.BOT, bot_id=self.config.bot_id), content=OutboundText(text=text))
+        await self._publish(command, 0)
+
+    async def _publish(self, command: SendMessage, resends: int) -> None:
+        # only young replies are ever sent again: the older ones' outcome no longer matters (bounded memory)
+        for message_id in [m for m, (sent, _) in self.pending.items() if _age(sent.occurred_at) > RESEND_WITHIN]:
+            del self.pending[message_id]
+        self.pending[command.message_id] = (command, resends)
+        # keyed by the conversation (one customer's replies in order), CloudEvents headers like every producer
+        await self.requests.publish(command.model_dump_json().encode(), key=command.partition_key(),
+                                    headers=headers_for(command))
+
+    async def _hand_over(self, conversation_id: str, note: str) -> None:
+        response = await self.router.post(f"/v1/conversations/{conversation_id}/transfer", json={
+            "kind": "team", "id": self.config.handover_team, "comment": note})
+        if response.status_code == 403:  # no longer ours: someone took it meanwhile
+            return
+        response.raise_for_status()
+        log.info("bot_handed_over", conversation_id=conversation_id, team=self.config.handover_team)
+
+
+def _age(moment: datetime) -> timedelta:
+    return datetime.now(UTC) - moment
+
+
+def create_app(config: BotConfig) -> tuple[FastStream, KafkaBroker]:
+    broker = make_broker(config.kafka_bootstrap, SERVICE)
+    publisher = EventPublisher(broker, config.namespace)
+    router = httpx.AsyncClient(base_url=config.router_url, timeout=10.0,
+                               headers={"Authorization": f"Bearer {config.token}"})
+    requests = broker.publisher(OUTBOUND_REQUESTS.name(config.namespace), title=f"{SERVICE} replies",
+                                description="the bot's replies (sender kind bot) to outbound", schema=SendMessage)
+    bot = FaqBot(config, requests, router)
+    # its own consumer groups (one per topic), named after the bot: several replicas share the work
+    for topic, handle in ((CONVERSATIONS_EVENTS, bot.on_conversation), (OUTBOUND_MESSAGES, bot.on_outbound)):
+        subscribe(broker, topic, group_id=f"{config.bot_id}.{topic.base_name}", namespace=config.namespace,
+                  handle=handle, publisher=publisher, service=SERVICE, channels=None)
+    app = FastStream(broker)
+    app.after_shutdown(router.aclose)
+    return app, broker
+
+
+def main() -> None:
+    configure_logging(SERVICE)
+    app, _ = create_app(BotConfig.from_env())
+    asyncio.run(app.run())
