@@ -1,6 +1,6 @@
-"""JSON schemas for the three custom resources Parley ships (Strimzi KafkaTopic in `kafka.strimzi.io/v1`, the
-only version Strimzi 1.0 serves; KEDA ScaledObject, Prometheus
-Operator ServiceMonitor), written by hand from the operators' published CRDs: the fields Parley uses or may
+"""JSON schemas for the custom resources Parley ships (Strimzi KafkaTopic and KafkaUser in `kafka.strimzi.io/v1`,
+the only version Strimzi 1.0 serves; KEDA ScaledObject and TriggerAuthentication, Prometheus Operator
+ServiceMonitor), written by hand from the operators' published CRDs: the fields Parley uses or may
 reasonably use, with the CRDs' types, minimums, enums and required fields. They are stricter than the CRDs in
 one way on purpose: unknown fields are errors here, where the API server would silently prune them.
 
@@ -47,6 +47,36 @@ KAFKA_TOPIC = _resource(
     }),
 )
 
+_SECRET_KEY = _closed({"name": STRING, "key": STRING}, ("name", "key"))
+_ACL = _closed(
+    {
+        "type": {"enum": ["allow", "deny"]},
+        "resource": _closed({"type": {"enum": ["topic", "group", "cluster", "transactionalId"]}, "name": STRING,
+                             "patternType": {"enum": ["literal", "prefix"]}}, ("type",)),
+        "host": STRING,
+        "operations": {"type": "array", "minItems": 1, "items": {"enum": [
+            "Read", "Write", "Create", "Delete", "Alter", "Describe", "ClusterAction", "AlterConfigs",
+            "DescribeConfigs", "IdempotentWrite", "All"]}},
+    },
+    ("resource", "operations"),
+)
+KAFKA_USER = _resource(
+    "kafka.strimzi.io/v1",
+    "KafkaUser",
+    _closed({
+        "authentication": _closed({
+            "type": {"enum": ["tls", "tls-external", "scram-sha-512"]},
+            "password": _closed({"valueFrom": _closed({"secretKeyRef": _SECRET_KEY}, ("secretKeyRef",))},
+                                ("valueFrom",)),
+        }, ("type",)),
+        "authorization": _closed({"type": {"enum": ["simple"]}, "acls": {"type": "array", "items": _ACL}},
+                                 ("type", "acls")),
+        "quotas": _closed({"producerByteRate": INT, "consumerByteRate": INT, "requestPercentage": INT,
+                           "controllerMutationRate": {"type": "number"}}),
+        "template": {"type": "object"},
+    }),
+)
+
 _TRIGGER = _closed(
     {
         "type": STRING,
@@ -83,6 +113,20 @@ SCALED_OBJECT = _resource(
     ),
 )
 
+_TARGET = {"type": "array", "items": _closed({"parameter": STRING, "name": STRING, "key": STRING},
+                                                ("parameter", "name", "key"))}
+TRIGGER_AUTHENTICATION = _resource(
+    "keda.sh/v1alpha1",
+    "TriggerAuthentication",
+    _closed({
+        "secretTargetRef": _TARGET,
+        "configMapTargetRef": _TARGET,
+        "env": {"type": "array", "items": _closed({"parameter": STRING, "name": STRING, "containerName": STRING},
+                                                   ("parameter", "name"))},
+        "podIdentity": {"type": "object"},
+    }),
+)
+
 _ENDPOINT = _closed({
     "port": STRING,
     "targetPort": {"type": ["integer", "string"]},
@@ -112,6 +156,8 @@ SERVICE_MONITOR = _resource(
 
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): KAFKA_TOPIC,
+    ("kafka.strimzi.io/v1", "KafkaUser"): KAFKA_USER,
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATION,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
 }

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from services import SERVICES, Service
+from manifests_kafka_access import TRIGGER_SECURITY, kafka_ca_volume, kafka_env
+
+from services import KAFKA, MONGODB, REDIS, SERVICES, Service
 
 UID = 10001  # the image's non-root user (deploy/docker/Dockerfile)
 CHANNELS_DIR = "/etc/parley/channels"
@@ -14,6 +16,9 @@ CHANNELS_DIR = "/etc/parley/channels"
 PRESTOP_SECONDS = 5
 GRACE_SECONDS = 75
 CPU_TARGET = {"type": "Utilization", "averageUtilization": 70}
+# The CA of each store's server certificate, from a Secret of that name (key ca.crt): TLS is on in the base.
+STORE_CAS = {MONGODB: ("parley-mongodb-ca", "PARLEY_MONGO_TLS_CA_FILE"),
+             REDIS: ("parley-redis-ca", "PARLEY_REDIS_TLS_CA_FILE")}
 
 
 def labels(svc: Service) -> dict[str, str]:
@@ -56,6 +61,10 @@ def _env(svc: Service) -> list[dict[str, Any]]:
         {"name": f"{svc.env_prefix}PORT", "value": str(svc.port)},
         {"name": "PARLEY_CHANNELS_FILE", "value": f"{CHANNELS_DIR}/channels.yaml"},
     ]
+    if KAFKA in svc.talks_to:
+        env += kafka_env(svc)
+    env += [{"name": variable, "value": f"/etc/parley/{secret}/ca.crt"}
+            for store, (secret, variable) in STORE_CAS.items() if store in svc.talks_to]
     if svc.web_paths:  # the console: where each API it passes calls to lives, in the cluster
         env += [{"name": f"{svc.env_prefix}{api.name.upper()}_URL", "value": f"http://{api.app}:{api.port}"}
                 for api in SERVICES if api.api_paths]
@@ -98,8 +107,20 @@ def _container(svc: Service) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "channels", "mountPath": CHANNELS_DIR, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
+            *(mount for _, mount in _certificate_volumes(svc)),
         ],
     }
+
+
+def _certificate_volumes(svc: Service) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(volume, mount) of every CA certificate the service's clients verify their servers with."""
+    pairs = [kafka_ca_volume()] if KAFKA in svc.talks_to else []
+    for store, (secret, _) in STORE_CAS.items():
+        if store in svc.talks_to:
+            pairs.append(({"name": secret, "secret": {"secretName": secret, "defaultMode": 0o444,
+                                                       "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                          {"name": secret, "mountPath": f"/etc/parley/{secret}", "readOnly": True}))
+    return pairs
 
 
 def _spread(svc: Service) -> list[dict[str, Any]]:
@@ -142,6 +163,7 @@ def deployment(svc: Service) -> dict[str, Any]:
                     "volumes": [
                         {"name": "channels", "secret": {"secretName": "parley-channels", "defaultMode": 0o440}},
                         {"name": "tmp", "emptyDir": {"sizeLimit": svc.resources.tmp_size}},
+                        *(volume for volume, _ in _certificate_volumes(svc)),
                     ],
                 },
             },
@@ -206,7 +228,9 @@ def scaled_object(svc: Service) -> dict[str, Any]:
                 "activationLagThreshold": "0",
                 "offsetResetPolicy": "earliest",
                 "allowIdleConsumers": "false",
+                **TRIGGER_SECURITY,
             },
+            "authenticationRef": {"name": f"{svc.app}-kafka"},
         }
         for consumer in svc.consumes
     ]

@@ -15,6 +15,7 @@ from parley_common.topics import (
     CONTACTS_EVENTS,
     CONVERSATIONS_COMMANDS,
     CONVERSATIONS_EVENTS,
+    DEAD_LETTERS,
     INBOUND_ATTACHMENTS,
     INBOUND_MESSAGES,
     INBOUND_PREFERENCES,
@@ -72,6 +73,8 @@ class Service:
     api_paths: tuple[str, ...] = ()  # JWT-protected /v1 APIs
     web_paths: tuple[str, ...] = ()  # pages people open in a browser (the console)
     resources: Resources = Resources()
+    produces: tuple[Topic, ...] = ()  # its KafkaUser may write these (tests/deploy compares with its code)
+    follows: tuple[Topic, ...] = ()  # read by every pod without a consumer group (no lag, no group ACL)
 
     @property
     def app(self) -> str:
@@ -80,6 +83,10 @@ class Service:
     @property
     def env_prefix(self) -> str:
         return f"PARLEY_{self.name.upper()}_"
+
+    @property
+    def reads(self) -> tuple[Topic, ...]:
+        return tuple(dict.fromkeys([*(consumer.topic for consumer in self.consumes), *self.follows]))
 
     @property
     def max_replicas(self) -> int:
@@ -107,12 +114,14 @@ def _visibility(prefix: str) -> tuple[Consumer, ...]:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",)),
+    Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",),
+            produces=(INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, CHANNEL_UPDATES,
+                      DEAD_LETTERS)),
     Service(
         "contacts", 8002,
         consumes=(*_one_group("parley-contacts", INBOUND_MESSAGES),
                   Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences"), *_visibility("parley-contacts")),
-        talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",),
+        talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",), produces=(CONTACTS_EVENTS, DEAD_LETTERS),
     ),
     Service(
         "router", 8003,
@@ -124,6 +133,7 @@ SERVICES: tuple[Service, ...] = (
         ),
         talks_to=(KAFKA, MONGODB, REDIS),
         api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
+        produces=(CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS), follows=(CONVERSATIONS_EVENTS,),
     ),
     Service(
         "outbound", 8004,
@@ -140,12 +150,14 @@ SERVICES: tuple[Service, ...] = (
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
         api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies"),
+        produces=(OUTBOUND_MESSAGES, OUTBOUND_REQUESTS, CONVERSATIONS_COMMANDS, DEAD_LETTERS),
     ),
     Service(
         "media", 8005, consumes=_group_per_topic(
             "parley-media", INBOUND_MESSAGES, INBOUND_ATTACHMENTS, MEDIA_RETRIES, drop_parley=True
         ) + _visibility("parley-media"),
         talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
+        produces=(MEDIA_EVENTS, MEDIA_RETRIES, DEAD_LETTERS),
         resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
     ),
     # No store and no topic: the web app, and its API calls passed to the four services above.

@@ -5,6 +5,7 @@ unnoticed; and every PARLEY_* variable the manifests or the compose file set is 
 
 from __future__ import annotations
 
+import ast
 import importlib
 from collections import Counter
 from dataclasses import dataclass
@@ -191,3 +192,37 @@ def test_a_misspelt_variable_is_not_a_setting() -> None:
     assert not setting_exists("PARLEY_MEDIA_S3_BUCKETS")
     assert not setting_exists("PARLEY_KAFKA_BOOTSTRAP_SERVERS")
     assert setting_exists("PARLEY_CONSOLE_ROUTER_URL")
+
+
+def topics_named_in_code(service: str) -> set[str]:
+    """Registry topics the service's package imports: every topic it could publish to or read."""
+    topics = importlib.import_module("parley_common.topics")
+    package = Path(importlib.import_module(f"parley_{service}").__file__ or "").parent
+    named: set[str] = set()
+    for source in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "parley_common.topics":
+                named |= {getattr(topics, alias.name).base_name for alias in node.names
+                          if isinstance(getattr(topics, alias.name, None), topics.Topic)}
+    return named
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_kafka_user_may_use_every_topic_the_code_names(services: ModuleType, service: str) -> None:
+    """The KafkaUser's ACLs (Read on `reads`, Write on `produces`) cover every registry topic the service's code
+    imports and every record it dead-letters: a topic missing here would be refused by the broker in production
+    only."""
+    svc = next(s for s in services.SERVICES if s.name == service)
+    allowed = {topic.base_name for topic in (*svc.reads, *svc.produces)}
+    assert topics_named_in_code(service) | {"parley.dlq.v1"} <= allowed, (
+        f"add the topic to {service}'s consumes/follows/produces in deploy/k8s/services.py")
+    assert "parley.dlq.v1" in {topic.base_name for topic in svc.produces}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_every_pod_wide_reader_is_allowed_to_read(services: ModuleType, built: dict[str, Built], service: str) -> None:
+    """Subscribers without a group (each pod reads everything) need Read on their topic but no group ACL."""
+    svc = next(s for s in services.SERVICES if s.name == service)
+    groupless = {topic for subscriber in built[service].broker.subscribers
+                 if not getattr(subscriber, "group_id", None) for topic in subscriber.topic_names}
+    assert groupless == {topic.base_name for topic in svc.follows}

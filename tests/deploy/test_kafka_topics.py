@@ -36,8 +36,8 @@ def test_strimzi_resources_use_the_api_current_operators_serve(
     """Strimzi 0.49 added kafka.strimzi.io/v1 and 1.0 serves nothing else: a v1beta2 object would not apply."""
     strimzi = [obj for obj in rendered[overlay] if obj["apiVersion"].startswith("kafka.strimzi.io/")]
     assert strimzi and {obj["apiVersion"] for obj in strimzi} == {"kafka.strimzi.io/v1"}
-    assert [key for key in validate.CRD_SCHEMAS if key[0].startswith("kafka.strimzi.io/")] == \
-        [("kafka.strimzi.io/v1", "KafkaTopic")]
+    assert {key for key in validate.CRD_SCHEMAS if key[0].startswith("kafka.strimzi.io/")} == \
+        {("kafka.strimzi.io/v1", "KafkaTopic"), ("kafka.strimzi.io/v1", "KafkaUser")}
 
 
 def test_production_topics_survive_a_broker_loss(validate: ModuleType, production: list[dict[str, Any]]) -> None:

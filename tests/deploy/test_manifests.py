@@ -78,9 +78,60 @@ def test_settings_come_from_the_configmap_and_channels_from_a_secret(
         assert any(name in config_maps for name in sources)
         volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
         assert volumes["channels"]["secret"]["secretName"].startswith("parley-channels")
-        env = {item["name"]: item["value"] for item in container["env"]}
+        env = {item["name"]: item.get("value") for item in container["env"]}
         mount = next(m for m in container["volumeMounts"] if m["name"] == "channels")
         assert env["PARLEY_CHANNELS_FILE"].startswith(mount["mountPath"] + "/")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_kafka_client_authenticates_as_its_own_user_over_tls(
+    validate: ModuleType, services: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    """Each Kafka client's Deployment names its own KafkaUser and that user's Secret; every CA file a service is
+    told to trust is mounted from a Secret; KEDA's lag triggers log in as the same user."""
+    objects = rendered[overlay]
+    users = validate.by_kind(objects, "KafkaUser")
+    authentications = validate.by_kind(objects, "TriggerAuthentication")
+    for svc in services.SERVICES:
+        deployment = validate.by_kind(objects, "Deployment")[svc.app]
+        container = _container(deployment)
+        env = {item["name"]: item for item in container["env"]}
+        if services.KAFKA not in svc.talks_to:
+            assert svc.app not in users and not any(name.startswith("PARLEY_KAFKA_") for name in env)
+            continue
+        assert env["PARLEY_KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+        assert env["PARLEY_KAFKA_SASL_USERNAME"]["value"] == svc.app
+        assert env["PARLEY_KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": svc.app, "key": "password"}
+        assert users[svc.app]["spec"]["authentication"]["type"] == "scram-sha-512"
+        volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        for name in (name for name in env if name.endswith("_CA_FILE")):
+            folder, _, file = env[name]["value"].rpartition("/")
+            secret = volumes[mounts[folder]]["secret"]
+            assert [item["path"] for item in secret["items"]] == [file], name
+        for trigger in validate.by_kind(objects, "ScaledObject").get(svc.app, {"spec": {"triggers": []}})[
+                "spec"]["triggers"]:
+            if trigger["type"] == "kafka":
+                assert trigger["metadata"]["sasl"] == "scram_sha512" and trigger["metadata"]["tls"] == "enable"
+                auth = authentications[trigger["authenticationRef"]["name"]]["spec"]
+                assert auth["env"] == [{"parameter": "username", "name": "PARLEY_KAFKA_SASL_USERNAME",
+                                        "containerName": container["name"]}]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_kafka_users_may_do_only_what_their_service_does(
+    validate: ModuleType, services: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    users = validate.by_kind(rendered[overlay], "KafkaUser")
+    for svc in (svc for svc in services.SERVICES if services.KAFKA in svc.talks_to):
+        granted = {(acl["resource"]["type"], acl["resource"]["name"], operation)
+                   for acl in users[svc.app]["spec"]["authorization"]["acls"] for operation in acl["operations"]}
+        expected = {("topic", topic.base_name, operation) for topic in svc.reads for operation in ("Read", "Describe")}
+        expected |= {("group", consumer.group, "Read") for consumer in svc.consumes}
+        expected |= {("topic", topic.base_name, op) for topic in svc.produces for op in ("Write", "Describe")}
+        assert granted == expected, svc.name
+        assert all(acl["resource"]["patternType"] == "literal"
+                   for acl in users[svc.app]["spec"]["authorization"]["acls"]), "no wildcard grants"
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

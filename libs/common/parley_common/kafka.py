@@ -224,10 +224,10 @@ async def dead_letter(
 
 
 async def ensure_topics(bootstrap_servers: str, namespace: str = "", topics: Iterable[Topic] = ALL_TOPICS,
-                        replication_factor: int = 1) -> None:
+                        replication_factor: int = 1, **client_options: Any) -> None:
     """Create missing topics with their partition counts and configs (local runs and tests; production
-    declares them as Strimzi KafkaTopic resources)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    declares them as Strimzi KafkaTopic resources). `client_options`: connections.kafka_client_options."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -248,11 +248,11 @@ async def ensure_topics(bootstrap_servers: str, namespace: str = "", topics: Ite
         await admin.close()
 
 
-async def drop_namespace_topics(bootstrap_servers: str, namespace: str) -> None:
+async def drop_namespace_topics(bootstrap_servers: str, namespace: str, **client_options: Any) -> None:
     """Delete every topic of a namespace (tests, benchmarks): the local broker rewrites all it holds into one
     snapshot file about twice a second, so leftovers make it slower for everyone (a 373 MB snapshot after a day
     of benchmarks cost ~15 ms of broker CPU per routed message; a fresh one 0.6 ms)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options)
     await admin.start()
     try:
         mine = [name for name in await admin.list_topics() if name.startswith(f"{namespace}.")]

@@ -12,10 +12,11 @@ from pymongo.errors import BulkWriteError
 DUPLICATE_KEY = 11000
 
 
-def mongo_client(uri: str, app_name: str) -> AsyncMongoClient[dict[str, Any]]:
-    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote."""
+def mongo_client(uri: str, app_name: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; `options` are TLS and
+    credentials (parley_common.connections.mongo_client_options)."""
     return AsyncMongoClient(uri, tz_aware=True, uuidRepresentation="standard", appname=app_name,
-                            serverSelectionTimeoutMS=5000)
+                            serverSelectionTimeoutMS=5000, **options)
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:

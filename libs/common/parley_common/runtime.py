@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from parley_common.connections import kafka_security, mongo_client_options, redis_client_options
 from parley_common.health import Check, kafka_check, mongo_check, redis_check
 from parley_common.kafka import EventPublisher, make_broker
 from parley_common.logging import configure_logging
@@ -28,12 +29,15 @@ class Runtime:
         self.service = service
         self.infra = infra
         self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}",
-                                  idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms)
+                                  idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms,
+                                  security=kafka_security(infra))
         self.publisher = EventPublisher(self.broker, infra.namespace)
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = (
-            mongo_client(infra.mongo_uri, f"parley-{service}") if use_mongo else None
+            mongo_client(infra.mongo_uri, f"parley-{service}", **mongo_client_options(infra)) if use_mongo else None
         )
-        self._redis: Redis | None = redis_client(infra.redis_url) if use_redis else None
+        self._redis: Redis | None = (
+            redis_client(infra.redis_url, **redis_client_options(infra)) if use_redis else None
+        )
 
     @property
     def db(self) -> AsyncDatabase[dict[str, Any]]:

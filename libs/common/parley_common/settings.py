@@ -10,6 +10,8 @@ from typing import Annotated, NoReturn, TypeVar
 from pydantic import AfterValidator, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from parley_common.connections import Connections
+
 MIN_KEY_LENGTH = 32
 
 
@@ -24,17 +26,12 @@ def _long_enough(key: SecretStr) -> SecretStr:
 Key = Annotated[SecretStr, AfterValidator(_long_enough)]
 
 
-class InfraSettings(BaseSettings):
-    """Where the broker, database and cache are; shared by every service (env prefix PARLEY_)."""
+class InfraSettings(Connections):
+    """Shared by every service (env prefix PARLEY_): where the broker, database and cache are and how to reach
+    them (parley_common.connections), the namespace, the token key, logging."""
 
     model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:19092"
-    kafka_idle_fetch_backoff_ms: int = Field(
-        default=10, ge=0, le=1000,
-        description="pause after an empty fetch (the local broker does not long-poll; see kafka.pace_idle_fetches)")
-    mongo_uri: str = "mongodb://127.0.0.1:27117/?retryWrites=false&directConnection=true"
-    redis_url: str = "redis://127.0.0.1:16379/0"
     namespace: str = Field(
         default="",
         pattern=r"^[a-zA-Z0-9_-]*$",
@@ -79,8 +76,10 @@ def load_settings(cls: type[S], program: str) -> S:
 def describe_validation_error(exc: ValidationError, env_prefix: str = "") -> str:
     first = exc.errors()[0]
     field = ".".join(str(part) for part in first["loc"])
-    name = f"{env_prefix}{field}".upper() if env_prefix else field
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if not field:  # a rule across settings (parley_common.connections): its message names the variables
+        return f"invalid settings: {first['msg']}{more}"
+    name = f"{env_prefix}{field}".upper() if env_prefix else field
     return f"invalid setting {name}: {first['msg']}{more}"
 
 

@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
+from parley_common.connections import kafka_security
 from parley_common.health import redis_check
 from parley_common.kafka import make_broker
 from parley_common.logging import configure_logging
@@ -43,6 +44,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     # Email attachments travel as events up to the attachments topic's limit: the producer must allow them.
     broker = make_broker(settings.infra.kafka_bootstrap, client_id=f"parley-{SERVICE}",
                          idle_fetch_backoff_ms=settings.infra.kafka_idle_fetch_backoff_ms,
+                         security=kafka_security(settings.infra),
                          max_request_size=INBOUND_ATTACHMENTS.max_message_bytes)
     for topic in PRODUCED:  # declared for the AsyncAPI document; publishing goes through AckedPublisher
         broker.publisher(topic.name(settings.infra.namespace), title=topic.name(settings.infra.namespace),
