@@ -6,6 +6,8 @@ docs/bots.md."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from e2e_customer import AGENT, Journey
 from e2e_desk import Desk
 from e2e_journey import NotYet, eventually
 from e2e_system import JWT_SECRET, REPO, TENANT, WHATSAPP, Service, System
+from test_live_stream import Screen, frames_until, read_stream
 
 from parley_common.auth import issue_token
 
@@ -74,6 +77,10 @@ async def test_the_bot_answers_then_hands_over_to_an_agent_who_replies(system: S
     assert [rule["target_kind"] for rule in rules] == ["bot", "team"]  # the bot first, then the team's rule
     await desk.presence(AGENT, "online")
     journey = Journey(system, http)
+    bot_token = {"Authorization": f"Bearer {issue_token(JWT_SECRET, TENANT, BOT_ID, ['integration'])}"}
+    bot_screen = Screen()  # the bot's live stream: its conversations only
+    watching = asyncio.create_task(read_stream(http, f"{system.url('router')}/v1/conversations/stream", bot_token,
+                                               bot_screen))
 
     await journey.customer_writes("Hello, what are your opening hours?")
     assert "9:00-18:00" in await text_sent(system, journey, 0)
@@ -90,7 +97,6 @@ async def test_the_bot_answers_then_hands_over_to_an_agent_who_replies(system: S
     handover = next(entry for entry in timeline if entry.get("change") == "transferred")
     assert handover["actor"] == BOT_ID
     assert "asked for a person" in handover["comment"] and "my refund" in handover["comment"]
-    bot_token = {"Authorization": f"Bearer {issue_token(JWT_SECRET, TENANT, BOT_ID, ['integration'])}"}
     refused = await http.get(f"{system.url('router')}/v1/conversations/{conversation['id']}", headers=bot_token)
     assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_bots_conversation")
 
@@ -100,3 +106,11 @@ async def test_the_bot_answers_then_hands_over_to_an_agent_who_replies(system: S
     assert reply.status_code == 202, reply.text
     assert await text_sent(system, journey, 2) == "Hi, this is Alice: let me look at your refund."
     assert len(system.provider.sends_to(journey.phone)) == 3  # the bot said nothing after the hand-over
+    await frames_until(bot_screen, lambda f: f.data.get("change") == "transferred", "the hand-over on the bot's stream")
+    watching.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watching
+    changes = [frame.data["change"] for frame in bot_screen.about(conversation["id"])]
+    # (connected while the customer's first message travelled: the later ones surely reach it)
+    assert "message_appended" in changes and changes[-1] == "transferred", changes  # nothing after it left
+    assert not [frame for frame in bot_screen.frames if frame.event == "counts"]

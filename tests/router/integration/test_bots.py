@@ -1,6 +1,7 @@
 """Bots on the router (docs/bots.md): a channel's default bot and a rule's bot get new conversations; a bot that
 does not answer in time hands the conversation to its fallback team; an `integration` token acts for its bot
-(`sub` = the bot's id) on the conversations that bot holds, and on nothing else."""
+(`sub` = the bot's id) on the conversations that bot holds, and on nothing else (its live stream:
+tests/router/unit/test_live_hub.py and tests/e2e/test_bot.py)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,9 @@ async def test_a_rules_bot_wins_over_the_channels_with_its_own_timeout_and_team(
     await router.ok("PUT", "/v1/routing", json={"rules": [
         {"id": "prices", "target_kind": "bot", "target_id": "faq-bot", "keywords_any": ["price"],
          "bot_timeout_seconds": 10, "fallback_team": "sales"}]})
+    not_a_bot = await router.call("PUT", "/v1/routing", json={"rules": [
+        {"id": "r", "target_kind": "team", "target_id": "sales", "fallback_team": "care"}]})
+    assert (not_a_bot.status_code, not_a_bot.json()["error"]["code"]) == (422, "validation_failed")
     conv = await customer_writes(router, "u1", "what is the price?")
     assert (conv["assignee"], conv["team_id"], conv["bot_timeout_seconds"]) == (
         {"kind": "bot", "id": "faq-bot"}, "sales", 10)
@@ -95,7 +99,7 @@ async def test_a_bot_token_acts_on_its_own_conversations_only(router: Router) ->
     assert await as_bot("GET", base, bot="other-bot") == (403, "not_bots_conversation")
     assert await as_bot("POST", f"/v1/conversations/{queued}/close", json={}) == (403, "not_bots_conversation")
     assert await as_bot("GET", "/v1/conversations/nope") == (404, "conversation_not_found")
-    for method, path, body in (("GET", "/v1/conversations", None), ("GET", "/v1/conversations/stream", None),
+    for method, path, body in (("GET", "/v1/conversations", None), ("GET", "/v1/conversations/counts", None),
                                ("POST", f"{base}/take", None), ("POST", f"{base}/priority", {"priority": 1}),
                                ("POST", f"{base}/snooze", {"until": "2027-01-01T00:00:00Z"}),
                                ("GET", "/v1/agents", None), ("PUT", "/v1/routing", {"rules": []})):

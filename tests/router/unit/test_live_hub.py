@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley_common.auth import Principal, Role
-from parley_common.events.conversations import ConversationChanged
+from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_router.handlers.live import LiveHub, Watcher
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
@@ -112,3 +112,29 @@ async def test_tab_counts_are_pushed_on_connect_and_after_changes_shared_by_one_
     assert calls == ["boss"]  # managers of one tenant share the count
     await first.aclose()
     await second.aclose()
+
+
+async def test_a_bot_sees_its_conversations_and_the_event_that_took_one_from_it_without_counts() -> None:
+    calls: list[str] = []
+
+    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
+        calls.append(principal.login)
+        return {"queued": 1}
+
+    hub = LiveHub(CountingEntries(), counter)
+    bot = watcher("faq-bot", [Role.INTEGRATION], set())
+    hub.watch(bot)
+    faq, other = Assignee(kind="bot", id="faq-bot"), Assignee(kind="bot", id="other-bot")
+    team = Assignee(kind="team", id="sales")
+    for assignee, previous, tenant in ((faq, None, "acme"), (other, None, "acme"), (team, faq, "acme"),
+                                       (team, None, "acme"), (faq, None, "globex")):
+        await hub.deliver(changed("in:m1", tenant=tenant).model_copy(
+            update={"assignee": assignee, "previous_assignee": previous}))
+    seen = [json.loads(bot.queue.get_nowait().split("data: ", 1)[1]) for _ in range(bot.queue.qsize())]
+    assert [(event["assignee"]["id"], (event["previous_assignee"] or {}).get("id")) for event in seen] == [
+        ("faq-bot", None), ("sales", "faq-bot")]
+    stream = hub.stream(watcher("faq-bot", [Role.INTEGRATION], set()), keepalive=0.05)
+    assert await anext(stream) == ": connected\n\n"
+    assert await anext(stream) == ": keepalive\n\n"  # no tab counts: a bot has no inbox
+    await stream.aclose()
+    assert calls == []

@@ -6,7 +6,7 @@ import re
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -81,6 +81,12 @@ class RuleSpec(BaseModel):
                                                         "message unanswered (default 120)")
     fallback_team: Identifier | None = Field(default=None, description="a bot target: the team that takes over "
                                              "when it does not answer in time (default `default`)")
+
+    @model_validator(mode="after")
+    def _bot_fields_for_a_bot(self) -> RuleSpec:
+        if self.target_kind is not AssigneeKind.BOT and (self.bot_timeout_seconds or self.fallback_team):
+            raise ValueError("bot_timeout_seconds and fallback_team apply to a bot target only")
+        return self
 
     def to_rule(self) -> Rule:
         conditions = Conditions(frozenset(self.channel_types), frozenset(self.channel_ids),

@@ -30,13 +30,14 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pymongo.errors import PyMongoError
 
-from parley_common.auth import Principal, Role, require_roles
+from parley_common.auth import Principal, require_roles
 from parley_common.errors import documented_errors
+from parley_common.events.conversations import Assignee as EventAssignee
 from parley_common.events.conversations import ConversationChanged
 from parley_common.kafka import follow_from_now
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_common.visibility import may_see, owner_of, sees_whole_tenant
-from parley_router.handlers.deps import engine_of, teams_of
+from parley_router.handlers.deps import STAFF_OR_BOT, acts_as_bot, engine_of, teams_of
 
 KEEPALIVE_SECONDS = 15.0
 QUEUE_LIMIT = 1000  # a stalled screen loses its oldest updates rather than holding the replica's memory
@@ -59,7 +60,17 @@ class Watcher:
     queue: asyncio.Queue[str] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
 
     def may_see(self, event: ConversationChanged) -> bool:
-        return event.tenant_id == self.principal.tenant_id and may_see(self.principal, self.teams, owner_of(event))
+        if event.tenant_id != self.principal.tenant_id:
+            return False
+        if self.bot is not None:  # its conversations, and the event that took one from it (hand-over, close…)
+            return self.bot in (event.assignee, event.previous_assignee)
+        return may_see(self.principal, self.teams, owner_of(event))
+
+    @property
+    def bot(self) -> EventAssignee | None:
+        """A bot's watcher (an integration token without a staff role) sees its own conversations, without tab
+        counts (it has no inbox)."""
+        return EventAssignee(kind="bot", id=self.principal.login) if acts_as_bot(self.principal) else None
 
 
 class LiveHub:
@@ -128,7 +139,7 @@ class LiveHub:
             self.forget(watcher)
 
     async def _live(self, watcher: Watcher, keepalive: float, replayed: set[str]) -> AsyncIterator[str]:
-        counted_at, changed = 0.0, self._counter is not None
+        counted_at, changed = 0.0, self._counter is not None and watcher.bot is None
         while True:
             due = counted_at + COUNTS_EVERY_SECONDS - time.monotonic()
             if changed and due <= 0:
@@ -142,7 +153,7 @@ class LiveHub:
                     yield ": keepalive\n\n"
                 continue
             if _frame_id(frame) not in replayed:
-                changed = self._counter is not None
+                changed = self._counter is not None and watcher.bot is None
                 yield frame
 
     async def _counts_frame(self, watcher: Watcher) -> str:
@@ -192,7 +203,7 @@ def follow_changes(broker: KafkaBroker, hub: LiveHub, namespace: str) -> None:
 
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
-Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
+StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]
 
 
 @router.get("/stream", responses=documented_errors({}),
@@ -200,9 +211,11 @@ Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Ro
             description="`conversation.<change>` events (id = the event id; data = ConversationChanged, with "
                         "`entry` for a message or note); `counts` (data: {counts, capped}: the caller's tabs, "
                         "each counted up to 1,000) on connect and at most every 2 s; `reset` when `Last-Event-ID` "
-                        "names an event this replica no longer keeps (refetch the lists).",
+                        "names an event this replica no longer keeps (refetch the lists). A bot (integration "
+                        "token) gets the events of the conversations it holds and the one that took each from it, "
+                        "without counts.",
             response_class=StreamingResponse)
-async def stream(principal: Caller, request: Request,
+async def stream(principal: StaffOrBot, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=64, description="resume after this event "
                                                              "(sent by EventSource on reconnect)")] = None,
                  ) -> StreamingResponse:
