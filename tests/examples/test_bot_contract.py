@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from faq_bot.app import BotConfig, create_app
+from parley_common.connections import Connections
 from parley_common.service import asyncapi_document
 from parley_common.topics import ALL_TOPICS
 
@@ -36,7 +37,7 @@ def _resolve(document: dict[str, Any], ref: str) -> Any:
 
 def asyncapi_rows() -> set[tuple[str, str, str]]:
     config = BotConfig(bot_id="faq-bot", token="unused", router_url="http://router", handover_team="support",
-                       kafka_bootstrap="127.0.0.1:1", namespace="")
+                       kafka=Connections(kafka_bootstrap="127.0.0.1:1"), namespace="")
     _, broker = create_app(config)
     document = asyncapi_document(broker, "faq-bot")
     rows = set()

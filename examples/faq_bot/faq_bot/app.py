@@ -9,8 +9,9 @@
 - hands over with `POST /v1/conversations/{id}/transfer` to its team with a note when the customer asks for a
   person.
 
-Configuration (environment): PARLEY_KAFKA_BOOTSTRAP, PARLEY_NAMESPACE, PARLEY_BOT_TOKEN (required: an
-`integration` JWT whose `sub` is the bot's id), PARLEY_BOT_ROUTER_URL, PARLEY_BOT_HANDOVER_TEAM."""
+Configuration (environment): PARLEY_KAFKA_BOOTSTRAP (and the PARLEY_KAFKA_* security settings every service
+reads: parley_common.connections), PARLEY_NAMESPACE, PARLEY_BOT_TOKEN (required: an `integration` JWT whose `sub`
+is the bot's id), PARLEY_BOT_ROUTER_URL, PARLEY_BOT_HANDOVER_TEAM."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from faq_bot import brain
 from parley_common.cloudevents import headers_for
+from parley_common.connections import Connections, kafka_security
 from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, OutboundText, Sender, SendMessage
@@ -62,7 +64,7 @@ class BotConfig:
     token: str
     router_url: str
     handover_team: str
-    kafka_bootstrap: str
+    kafka: Connections
     namespace: str
 
     @classmethod
@@ -75,7 +77,7 @@ class BotConfig:
         return cls(bot_id=str(claims["sub"]), token=token,
                    router_url=os.environ.get("PARLEY_BOT_ROUTER_URL", "http://127.0.0.1:8003"),
                    handover_team=os.environ.get("PARLEY_BOT_HANDOVER_TEAM", "support"),
-                   kafka_bootstrap=os.environ.get("PARLEY_KAFKA_BOOTSTRAP", "127.0.0.1:19092"),
+                   kafka=Connections(),
                    namespace=os.environ.get("PARLEY_NAMESPACE", ""))
 
 
@@ -167,7 +169,9 @@ def _age(moment: datetime) -> timedelta:
 
 
 def create_app(config: BotConfig) -> tuple[FastStream, KafkaBroker]:
-    broker = make_broker(config.kafka_bootstrap, SERVICE)
+    broker = make_broker(config.kafka.kafka_bootstrap, SERVICE,
+                         idle_fetch_backoff_ms=config.kafka.kafka_idle_fetch_backoff_ms,
+                         security=kafka_security(config.kafka))
     publisher = EventPublisher(broker, config.namespace)
     router = httpx.AsyncClient(base_url=config.router_url, timeout=10.0,
                                headers={"Authorization": f"Bearer {config.token}"})
