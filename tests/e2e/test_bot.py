@@ -1,8 +1,8 @@
 """The example bot (examples/faq_bot) on the real servers, through public HTTP APIs and topics only: the rule
 `make run BOT=1` seeds gives the WhatsApp channel's new conversations to the bot; the customer writes (a signed
 webhook), the bot answers (the fake provider receives it, sender kind bot on the timeline), the customer asks for a
-person, the bot hands over with a note, the team's agent gets the offer with that note, accepts and replies.
-docs/bots.md."""
+person, the bot hands over with a note, the team's agent gets the offer with that note, accepts and replies; and a
+bot that does not answer in time (its rule's 5 s) leaves the conversation to its fallback team. docs/bots.md."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_customer import AGENT, Journey
+from e2e_customer import AGENT, Journey, TelegramJourney
 from e2e_desk import Desk
 from e2e_journey import NotYet, eventually
-from e2e_system import JWT_SECRET, REPO, TENANT, WHATSAPP, Service, System
+from e2e_system import JWT_SECRET, REPO, TELEGRAM, TENANT, WHATSAPP, Service, System
 from test_live_stream import Screen, frames_until, read_stream
 
 from parley_common.auth import issue_token
@@ -76,6 +76,11 @@ async def test_the_bot_answers_then_hands_over_to_an_agent_who_replies(system: S
     rules = (await desk.ok("GET", "router", "/v1/routing"))["rules"]
     assert [rule["target_kind"] for rule in rules] == ["bot", "team"]  # the bot first, then the team's rule
     await desk.presence(AGENT, "online")
+    async with desk.heartbeating():  # alice stays online however slow the machine
+        await customer_bot_agent(system, desk, http)
+
+
+async def customer_bot_agent(system: System, desk: Desk, http: httpx.AsyncClient) -> None:
     journey = Journey(system, http)
     bot_token = {"Authorization": f"Bearer {issue_token(JWT_SECRET, TENANT, BOT_ID, ['integration'])}"}
     bot_screen = Screen()  # the bot's live stream: its conversations only
@@ -114,3 +119,21 @@ async def test_the_bot_answers_then_hands_over_to_an_agent_who_replies(system: S
     # (connected while the customer's first message travelled: the later ones surely reach it)
     assert "message_appended" in changes and changes[-1] == "transferred", changes  # nothing after it left
     assert not [frame for frame in bot_screen.frames if frame.event == "counts"]
+
+
+async def test_a_silent_bot_hands_over_to_its_fallback_team_in_time(system: System, http: httpx.AsyncClient) -> None:
+    """A bot that is down (nothing runs for `silent-bot`): after the rule's 5 s the team's agent is offered it."""
+    desk = Desk(system, http)
+    await desk.team(TEAM, [AGENT])
+    routing = await desk.ok("GET", "router", "/v1/routing")
+    silent = {"id": "telegram-to-silent-bot", "target_kind": "bot", "target_id": "silent-bot",
+              "channel_ids": [TELEGRAM.id], "bot_timeout_seconds": 5, "fallback_team": TEAM}
+    await desk.ok("PUT", "router", "/v1/routing", json={**routing, "rules": [silent, *routing["rules"]]})
+    await desk.presence(AGENT, "online")
+    journey = TelegramJourney(system, http)
+    message_id, _ = await journey.customer_writes("anyone there?")
+    conversation, _ = await journey.open_conversation_with(message_id)
+    assert conversation["assignee"] == {"kind": "bot", "id": "silent-bot"}
+    assert await desk.offered(conversation["id"]) == AGENT
+    moved = await journey.timeline_entry(conversation["id"], lambda e: e.get("change") == "transferred", "fallback")
+    assert (moved["actor"], moved["comment"]) == ("system", "bot silent-bot did not answer within 5 s")
