@@ -2,31 +2,37 @@
 
 Setup: `--queued` new customers' conversations as the router opens them with no agent online (queued,
 unanswered, waiting), stored through the router's document mapping (bulk insert, as bench/router_routing.py
-seeds), their last activity spread over the last `--spread-minutes` (webhooks arriving in a burst).
+seeds), their last activity spread over the last `--spread-minutes` (webhooks arriving in a burst). They are
+stored around the router, so its tab counters are then built by the counters' repair (what an upgrade to the
+counters does once: a recount), timed too.
 
-Then, `--rounds` times each, as a manager (`boss`) through the router's HTTP app:
+The router and the console then serve over real HTTP (uvicorn, in this process); `--rounds` times each, as a
+manager (`boss`):
 1. the Inbox's first call (`GET /v1/conversations?status=queued&limit=50`, the console's "Queued" tab);
 2. the Supervisor's queue (`status=queued&sort=waiting&limit=100`);
-3. the tab counts the live stream pushes on connect (`tab_counts` with the stream's cap);
-4. the first screen as the console asks it: the Inbox call while the stream counts (both at once): the
-   Inbox call's own time, and the time until both answered.
+3. the tab counts the live stream pushes on connect (summed from the tab counters);
+4. both at once, as the console asks them when it opens: the Inbox call's own time, and until both answered;
+5. with `--browser`: the console opened in Debian's chromium (Playwright) until the Queued tab shows its first
+   conversation and its count (a new page each round, the app's files cached after the first).
 
 Run (fresh servers, test profile):
   eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
   export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI PARLEY_REDIS_URL
-  .venv/bin/python bench/router_inbox.py --queued 10000 --rounds 10
+  .venv/bin/python bench/router_inbox.py --queued 10000 --rounds 10 --browser
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import secrets
+import socket
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,22 +40,25 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
-from asgi_lifespan import LifespanManager
-from pydantic import SecretStr
+import uvicorn
+from fastapi import FastAPI
+from pydantic import AnyHttpUrl, SecretStr
 
 from bench.router_routing import drop_bench_stores, summary
 from parley_common.auth import Principal, Role, issue_token
 from parley_common.kafka import ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
+from parley_console.app import create_app as create_console
+from parley_console.settings import ConsoleSettings
 from parley_router.adapters.conversations import to_doc
 from parley_router.app import create_app
 from parley_router.domain.conversation import open_conversation
 from parley_router.handlers.engine import Engine
 from parley_router.handlers.http_conversations import tab_counts
-from parley_router.handlers.live import COUNTS_CAP
 from parley_router.settings import RouterSettings
 
+CHROMIUM = "/usr/bin/chromium"
 TENANT = "bench"
 
 
@@ -76,11 +85,57 @@ async def timed(label: str, rounds: int, call: Callable[[], Awaitable[object]]) 
     print(summary(label, durations))
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` over HTTP on a free local port (with its lifespan) until the block ends; yields its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # raises why it did not start
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def in_browser(console: str, token: str, rounds: int) -> list[float]:
+    """Seconds from opening the console until the Queued tab shows its first conversation and its count."""
+    from playwright.async_api import async_playwright
+
+    durations = []
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                   args=["--no-sandbox", "--disable-gpu"])
+        context = await browser.new_context(viewport={"width": 1280, "height": 800})
+        for _ in range(rounds):
+            page = await context.new_page()
+            started = time.perf_counter()
+            await page.goto(f"{console}/#token={token}")
+            await page.locator("#conversation-list li.item").first.wait_for(timeout=30_000)
+            await page.wait_for_function(  # a dash until the stream pushed the counts
+                "document.querySelector('#tab-queued .count')?.textContent?.match(/^[0-9]+$/)", timeout=30_000)
+            durations.append(time.perf_counter() - started)
+            await page.close()
+        await browser.close()
+    return durations
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--spread-minutes", type=float, default=5)
     parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--browser", action="store_true", help="also time the console opened in chromium")
     args = parser.parse_args()
     namespace = "benchinbox" + uuid.uuid4().hex[:6]
     channels = Path(tempfile.mkdtemp()) / "channels.yaml"
@@ -93,12 +148,16 @@ async def main() -> None:
     db = mongo[infra.database_name("router")]
     manager = Principal(tenant_id=TENANT, login="boss", roles=frozenset({Role.MANAGER}))
     try:
-        async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        async with serving(app) as router_url:
             engine: Engine = app.state.engine
             await seed(db, args.queued, timedelta(minutes=args.spread_minutes))
-            headers = {"Authorization": f"Bearer {issue_token(app.state.jwt_secret, TENANT, 'boss', ['manager'])}"}
-            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r",
-                                         headers=headers, timeout=120) as client:
+            t = time.perf_counter()
+            await app.state.upkeep.repair_tab_counts()
+            print(f"tab counters built from a recount of {args.queued} conversations in "
+                  f"{time.perf_counter() - t:.2f} s (once, as on an upgrade)")
+            token = issue_token(app.state.jwt_secret, TENANT, "boss", ["manager"])
+            async with httpx.AsyncClient(base_url=router_url, headers={"Authorization": f"Bearer {token}"},
+                                         timeout=120) as client:
 
                 async def get(params: dict[str, Any]) -> None:
                     response = await client.get("/v1/conversations", params=params)
@@ -108,7 +167,7 @@ async def main() -> None:
                     return get({"status": "queued", "limit": 50})
 
                 def stream_counts() -> Awaitable[dict[str, int]]:
-                    return tab_counts(engine, manager, frozenset(), cap=COUNTS_CAP)
+                    return tab_counts(engine, manager, frozenset())
 
                 async def inbox_while_counting() -> None:
                     counting = asyncio.ensure_future(stream_counts())  # the stream connects with the first call
@@ -120,10 +179,16 @@ async def main() -> None:
                 await timed("inbox, Queued tab (manager, 50)", args.rounds, inbox)
                 await timed("supervisor queue (sort=waiting, 100)", args.rounds,
                             lambda: get({"status": "queued", "sort": "waiting", "limit": 100}))
-                await timed(f"stream's tab counts (cap {COUNTS_CAP})", args.rounds, stream_counts)
+                await timed("stream's tab counts (from the counters)", args.rounds, stream_counts)
                 waited: list[float] = []
-                await timed("first screen: inbox and counts both answered", args.rounds, inbox_while_counting)
-                print(summary("first screen: inbox call while the stream counts", waited))
+                await timed("first screen's calls: inbox and counts both answered", args.rounds,
+                            inbox_while_counting)
+                print(summary("first screen's calls: inbox call while the stream counts", waited))
+            if args.browser:
+                console = create_console(ConsoleSettings(infra=infra, router_url=AnyHttpUrl(router_url)))
+                async with serving(console) as console_url:
+                    print(summary("console in chromium: Queued tab with its first row and count",
+                                  await in_browser(console_url, token, args.rounds)))
     finally:
         await drop_bench_stores(mongo, infra)
 

@@ -105,7 +105,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
     engine = build_engine(runtime, settings, clock or SystemClock())
     async def live_counts(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
-        return await http_conversations.tab_counts(engine, principal, teams, cap=live.COUNTS_CAP)
+        return await http_conversations.tab_counts(engine, principal, teams)
 
     hub = live.LiveHub(engine.stores.timeline, live_counts)
     if consume:

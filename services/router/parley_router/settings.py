@@ -26,6 +26,9 @@ class RouterSettings(ServiceSettings):
         default=10.0, ge=1, description="a slot taken this recently is never removed (its save may be in flight)")
     offline_check_interval_seconds: float = Field(
         default=5.0, gt=0, description="how often agents whose heartbeat expired are handled as gone offline")
+    tab_counts_repair_interval_seconds: float = Field(
+        default=600.0, gt=0, description="how often the inbox tab counters are checked against a recount of the "
+                                         "conversations (each check reads every conversation of each tenant)")
     supervisor_metrics_interval_seconds: float = Field(
         default=15.0, gt=0, description="how often the supervisors' floor of tenants with agents online is exported "
                                         "as Prometheus gauges")

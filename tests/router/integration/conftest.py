@@ -105,7 +105,8 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) 
 async def running_router(infra: InfraSettings, consume: bool, **overrides: Any) -> AsyncIterator[Router]:
     clock = FixedClock(T0)
     background = {"sweep_interval_seconds": 3600, "capacity_reconcile_interval_seconds": 3600,
-                  "offline_check_interval_seconds": 3600}  # tests run sweeps and upkeep themselves
+                  "offline_check_interval_seconds": 3600,
+                  "tab_counts_repair_interval_seconds": 3600}  # tests run sweeps and upkeep themselves
     settings = RouterSettings(infra=infra, **{**background, **overrides})
     app = create_app(settings, clock=clock, consume=consume, channels=TEST_CHANNELS)
     async with LifespanManager(app, startup_timeout=120, shutdown_timeout=60):

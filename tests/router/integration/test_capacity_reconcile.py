@@ -69,7 +69,7 @@ async def test_reconciler_removes_leaks_restores_undercount_and_keeps_in_flight(
     # the in-flight save lands; once the grace is over, only the unstamped leak goes
     conv = await stored(router, in_flight)
     await router.engine.stores.conversations.save(
-        conv_rules.assign(conv, Assignee(AssigneeKind.AGENT, "ann"), T0))
+        conv_rules.assign(conv, Assignee(AssigneeKind.AGENT, "ann"), T0), conv)
     await asyncio.sleep(0.01)
     again = await upkeep_of(router, grace_seconds=0).reconcile_tenant("acme")
     assert (again.removed, again.restored) == (1, 0)

@@ -22,9 +22,9 @@ def _count_writes(router: Router) -> dict[str, int]:
         writes["insert"] += 1
         return await insert(conv)
 
-    async def counted_save(conv: Any) -> Any:
+    async def counted_save(conv: Any, previous: Any) -> Any:
         writes["save"] += 1
-        return await save(conv)
+        return await save(conv, previous)
 
     conversations.insert, conversations.save = counted_insert, counted_save
     return writes

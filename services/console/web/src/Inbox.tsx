@@ -65,11 +65,10 @@ function chime(): void {
   }
 }
 
-/** A tab's count as the stream pushed it ("1000+" past the router's cap), "–" before the first push. */
+/** A tab's count as the stream pushed it, "–" before the first push. */
 function shown(pushed: PushedCounts | null, key: string): string {
   const value = pushed?.counts[key];
-  if (value === undefined) return "–";
-  return pushed!.capped.includes(key) ? `${value}+` : String(value);
+  return value === undefined ? "–" : String(value);
 }
 
 export function Inbox({ session, lastEvent, counts }: { session: Session; lastEvent: LiveEvent | null; counts: PushedCounts | null }) {

@@ -129,10 +129,9 @@ export interface LiveEvent {
   data: ConversationChange;
 }
 
-/** Tab counts pushed on the stream (`event: counts`): each tab counted up to the router's cap. */
+/** Tab counts pushed on the stream (`event: counts`). */
 export interface PushedCounts {
   counts: Counts;
-  capped: string[];
 }
 
 export type LiveState = "connecting" | "live" | "offline";

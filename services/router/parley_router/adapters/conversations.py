@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import structlog
 from pymongo import ASCENDING, DESCENDING, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_common.mongo import DUPLICATE_KEY, insert_new
+from parley_router.adapters.tab_counters import TabCounters
+from parley_router.domain import tab_counts
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
 
 Doc = dict[str, Any]
+log = structlog.get_logger(__name__)
 # Inbox pages look back 1 s, 6 s, 36 s, 3.6 min, 22 min, 2.2 h, 13 h, 3.2 d, 19 d, then all: the local database
 # fetches every match of a query before applying its limit, so a window must hold few more than a page (10,000
 # customers queued within the first window, 10 min before, cost 0.85-1.8 s per page; docs/benchmarks.md).
@@ -113,15 +117,17 @@ class StaleVersion(Exception):
 class ConversationRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._conversations = db["conversations"]
+        self.counters = TabCounters(db)  # the inbox tabs' counts, moved by every stored transition
         self._open = db["open_conversations"]  # _id = conversation key: at most one open conversation
         # concurrent handlers of a consumer batch share one query / one bulk write (parley_common.batching)
         self._gets: TickBatcher[str, Doc | None] = TickBatcher(self._get_many_docs)
         self._pointers: TickBatcher[str, Doc | None] = TickBatcher(self._pointers_of)
         self._claims: TickBatcher[Doc, None] = TickBatcher(self._insert_pointers)
-        self._inserts: TickBatcher[Doc, None] = TickBatcher(self._insert_conversations)
-        self._saves: TickBatcher[tuple[int, Doc], bool] = TickBatcher(self._save_many)
+        self._inserts: TickBatcher[Conversation, None] = TickBatcher(self._insert_conversations)
+        self._saves: TickBatcher[tuple[Conversation, Conversation], bool] = TickBatcher(self._save_many)
 
     async def ensure_indexes(self) -> None:
+        await self.counters.ensure_indexes()
         await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
                                                 ("blocked", ASCENDING), ("priority", DESCENDING),
                                                 ("waiting_since", ASCENDING)])  # the queue
@@ -164,11 +170,21 @@ class ConversationRepository:
             return [_write_error(failed[index]) if index in failed else None for index in range(len(pointers))]
         return [None] * len(pointers)
 
-    async def _insert_conversations(self, docs: list[Doc]) -> list[None]:
+    async def _insert_conversations(self, convs: list[Conversation]) -> list[None]:
         """Inserts (the local database spends half as long on one as on a replace-upsert); ids are new, so a
-        duplicate is this same document written by an earlier attempt."""
-        await insert_new(self._conversations, docs)
-        return [None] * len(docs)
+        duplicate is this same document written by an earlier attempt (counted by that attempt)."""
+        written_before = await insert_new(self._conversations, [to_doc(conv) for conv in convs])
+        await self._count([(None, conv) for index, conv in enumerate(convs) if index not in written_before])
+        return [None] * len(convs)
+
+    async def _count(self, transitions: Sequence[tuple[Conversation | None, Conversation]]) -> None:
+        """Move the tab counters by the transitions just stored — each once: a transition is stored by exactly
+        one write (a new id, or a save over the version it was read at). Not raised: the conversations are
+        stored; a counter that missed them is set right by the repair (Upkeep.repair_tab_counts)."""
+        try:
+            await self.counters.apply(tab_counts.moves(transitions), tab_counts.arrivals(transitions))
+        except PyMongoError:
+            log.warning("tab_counts_missed", transitions=len(transitions))
 
     async def get_many(self, tenant_id: str, conversation_ids: list[str]) -> list[Conversation]:
         found = await asyncio.gather(*(self.get(tenant_id, conversation_id) for conversation_id in conversation_ids))
@@ -249,7 +265,7 @@ class ConversationRepository:
         return None
 
     async def insert(self, conv: Conversation) -> Conversation:
-        await self._inserts.submit(to_doc(conv))
+        await self._inserts.submit(conv)
         return conv
 
     async def release_claim(self, conv: Conversation) -> None:
@@ -270,27 +286,33 @@ class ConversationRepository:
             return pointer is not None and pointer["conversation_id"] == conv.id
         return True
 
-    async def save(self, conv: Conversation) -> Conversation:
-        """Store `conv` if nobody saved since it was read (same version); returns it with the next version."""
+    async def save(self, conv: Conversation, previous: Conversation) -> Conversation:
+        """Store `conv`, changed from `previous` as read, if nobody saved since it was read (same version);
+        returns it with the next version."""
         saved = replace(conv, version=conv.version + 1)
-        if not await self._saves.submit((conv.version, {**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex})):
+        if not await self._saves.submit((previous, saved)):
             raise StaleVersion(conv.id)
         if saved.status is Status.CLOSED:
             await self.release_claim(conv)
         return saved
 
-    async def _save_many(self, saves: list[tuple[int, Doc]]) -> list[bool]:
+    async def _save_many(self, saves: list[tuple[Conversation, Conversation]]) -> list[bool]:
         """One versioned replace per save in one bulk write. A bulk result only counts matches, so when some
         lost to a concurrent writer, each save's token, read back, tells which ones did. (A save that matched
         and was overwritten before the read-back reads as lost: its caller retries or gives its capacity slot
-        back, and the capacity reconciler repairs the slot.)"""
+        back, the capacity reconciler repairs the slot and the tab counters' repair its count.)"""
+        docs = [{**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex} for _, saved in saves]
         result = await self._conversations.bulk_write(
-            [ReplaceOne({"_id": doc["_id"], "version": version}, doc) for version, doc in saves], ordered=False)
+            [ReplaceOne({"_id": doc["_id"], "version": previous.version}, doc)
+             for (previous, _), doc in zip(saves, docs, strict=True)], ordered=False)
         if result.matched_count == len(saves):
+            await self._count(saves)
             return [True] * len(saves)
         stored = {doc["_id"]: doc.get(WRITE_TOKEN) async for doc in self._conversations.find(
-            {"_id": {"$in": [doc["_id"] for _, doc in saves]}}, projection={WRITE_TOKEN: 1})}
-        return [stored.get(doc["_id"]) == doc[WRITE_TOKEN] for _, doc in saves]
+            {"_id": {"$in": [doc["_id"] for doc in docs]}}, projection={WRITE_TOKEN: 1})}
+        won = [stored.get(doc["_id"]) == doc[WRITE_TOKEN] for doc in docs]
+        await self._count([save for save, ok in zip(saves, won, strict=True) if ok])
+        return won
 
     async def queued(self, tenant_id: str, limit: int) -> list[Conversation]:
         cursor = self._conversations.find({"tenant_id": tenant_id, "status": Status.QUEUED.value,
@@ -327,25 +349,28 @@ class ConversationRepository:
                           after: tuple[datetime, str] | None = None) -> list[Conversation]:
         """The `limit` most recently active matches, newest first (by last activity, then id); `after` (the last
         activity and id of a previous page's last item) asks for the page after it. Asked in growing windows of
-        activity (`ACTIVITY_WINDOWS`: 1 s, each 6 times longer, then all) back from `now` or from `after`, as the
-        union of equality-only queries (`equality_parts`): each walks one inbox index within its window, on MongoDB
-        as on the local database, which otherwise sorts every match of the tenant's history in memory."""
+        activity (`ACTIVITY_WINDOWS`: 1 s, each 6 times longer, then all) back from `after`, or for a first page
+        from the latest arrival in the tab's buckets (`TabCounters.latest_arrival`; `now` when unknown) with
+        everything since: a burst of 10,000 an hour ago is not fetched whole because its window began at `now`.
+        As the union of equality-only queries (`equality_parts`): each walks one inbox index within its window, on
+        MongoDB as on the local database, which otherwise sorts every match of the tenant's history in memory."""
         parts = equality_parts(query)
         if not parts:
             return []
         order = [("last_activity_at", DESCENDING), ("_id", DESCENDING)]
-        until = now
         tied: list[Conversation] = []
         older: Doc = {}
-        if after is not None:  # the conversations active at the same instant as the last one shown, then older
-            until, last_id = after
-            same_instant = await asyncio.gather(*(self.find({**part, "last_activity_at": until}, order, 0)
+        if after is None:
+            start = min(now, await self._latest_arrival(query) or now)
+        else:  # the conversations active at the same instant as the last one shown, then older
+            start, last_id = after
+            same_instant = await asyncio.gather(*(self.find({**part, "last_activity_at": start}, order, 0)
                                                   for part in parts))
             tied = [conv for convs in same_instant for conv in convs if conv.id < last_id]
-            older = {"$lt": until}
+            older = {"$lt": start}
 
         async def newest(window: timedelta | None) -> list[Conversation]:
-            since = {**older, **({"$gte": until - window} if window else {})}
+            since = {**older, **({"$gte": start - window} if window else {})}
             found = await asyncio.gather(*(self.find({**part, **({"last_activity_at": since} if since else {})},
                                                      order, limit) for part in parts))
             return _newest_first({conv.id: conv for convs in (tied, *found) for conv in convs}.values())[:limit]
@@ -354,6 +379,12 @@ class ConversationRepository:
             if len(latest := await newest(window)) >= limit:
                 return latest
         return await newest(None)
+
+    async def _latest_arrival(self, query: Doc) -> datetime | None:
+        tenant_id, status = query.get("tenant_id"), query.get("status")
+        if not isinstance(tenant_id, str):  # a search: its conditions are nested
+            return None
+        return await self.counters.latest_arrival(tenant_id, status if isinstance(status, str) else None)
 
     async def count(self, query: Doc, cap: int = 0) -> int:
         """How many match; `cap` > 0 stops counting there."""

@@ -178,7 +178,7 @@ class Engine:
     async def _store(self, before: Conversation, after: Conversation) -> Conversation:
         opening = self._opening.get(before.id)
         if opening is None or opening.stored is not None:
-            return await self.stores.conversations.save(after)
+            return await self.stores.conversations.save(after, before)
         opening.stored = await self.stores.conversations.insert(replace(after, version=before.version + 1))
         await opening.announce(before)  # `opened` goes first, as it was before the offer
         return opening.stored

@@ -10,7 +10,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.errors import documented_errors
+from parley_common.visibility import sees_whole_tenant
 from parley_router.domain.conversation import Status
+from parley_router.domain.tab_counts import tabs
 from parley_router.handlers.deps import STAFF_OR_BOT, brands_of, engine_of, teams_of, visible_conversation
 from parley_router.handlers.engine import Engine
 from parley_router.handlers.inbox import (
@@ -62,20 +64,22 @@ async def counts(principal: Caller, request: Request,
 
 
 async def tab_counts(engine: Engine, principal: Principal, teams: frozenset[str], channels: list[str] | None = None,
-                     cap: int = 0) -> dict[str, int]:
-    """Conversations per tab in the caller's scope; `cap` > 0 stops each count there (the live stream's pushes:
-    the local database counts by fetching every match)."""
-    base = {**scope(principal, teams), "blocked": False}
-    if channels is not None:
-        base["channel_id"] = {"$in": channels}
+                     ) -> dict[str, int]:
+    """Conversations per tab in the caller's scope: summed from the tab counters (kept per stored transition);
+    of some channels only (a brand), counted from the conversations (the counters are not kept per channel)."""
+    if channels is None:
+        counted = await engine.stores.conversations.counters.of_tenant(principal.tenant_id)
+        return tabs(((bucket, counter.n) for bucket, counter in counted.items()), principal.login, teams,
+                    sees_whole_tenant(principal))
+    base = {**scope(principal, teams), "blocked": False, "channel_id": {"$in": channels}}
     repo = engine.stores.conversations
-    result = {status.value: await repo.count({**base, "status": status.value, "archived": False}, cap)
+    result = {status.value: await repo.count({**base, "status": status.value, "archived": False})
               for status in Status}
     result["unanswered"] = await repo.count({**base, "unanswered": True, "archived": False,
-                                             "status": {"$ne": Status.CLOSED.value}}, cap)
-    result["archived"] = await repo.count({**base, "archived": True}, cap)
+                                             "status": {"$ne": Status.CLOSED.value}})
+    result["archived"] = await repo.count({**base, "archived": True})
     result["mine"] = await repo.count({**base, "assignee_agent": principal.login,
-                                       "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}}, cap)
+                                       "status": {"$in": [Status.ASSIGNED.value, Status.SNOOZED.value]}})
     return result
 
 

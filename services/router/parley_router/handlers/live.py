@@ -10,8 +10,8 @@ A reconnect resumes: the replica keeps its last `REPLAY_LIMIT` events, and a str
 first replays those after that id the caller may see (entries read again); an id it no longer has (older, or
 seen by another replica before this one started) gets `event: reset`: the screen refetches its lists. The
 stream also pushes the caller's tab counts (`event: counts`): on connect, then at most every
-`COUNTS_EVERY_SECONDS` while changes it may see arrive, each tab counted up to `COUNTS_CAP` and shared by the
-streams of the same scope for that long — counting a large tab on the local database fetches every match."""
+`COUNTS_EVERY_SECONDS` while changes it may see arrive, shared by the streams of the same scope for that long
+(summed from the tab counters the stored transitions keep: one small read)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,6 @@ QUEUE_LIMIT = 1000  # a stalled screen loses its oldest updates rather than hold
 ENTRY_WAITS = (0.02, 0.05, 0.1, 0.2)
 REPLAY_LIMIT = 5000  # events kept per replica for streams that reconnect with Last-Event-ID
 COUNTS_EVERY_SECONDS = 2.0
-COUNTS_CAP = 1000
 Counter = Callable[[Principal, frozenset[str]], Awaitable[dict[str, int]]]
 
 
@@ -165,9 +164,7 @@ class LiveHub:
         if cached is None or time.monotonic() - cached[0] >= COUNTS_EVERY_SECONDS:
             cached = (time.monotonic(), await self._counter(principal, watcher.teams))
             self._counts[scope] = cached
-        counts = cached[1]
-        capped = sorted(tab for tab, count in counts.items() if count >= COUNTS_CAP)
-        return f"event: counts\ndata: {json.dumps({'counts': counts, 'capped': capped})}\n\n"
+        return f"event: counts\ndata: {json.dumps({'counts': cached[1]})}\n\n"
 
 
 def _frame(event: ConversationChanged, entry: dict[str, Any] | None) -> str:
@@ -209,11 +206,10 @@ StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]
 @router.get("/stream", responses=documented_errors({}),
             summary="Server-sent events: changes to the conversations the caller may see",
             description="`conversation.<change>` events (id = the event id; data = ConversationChanged, with "
-                        "`entry` for a message or note); `counts` (data: {counts, capped}: the caller's tabs, "
-                        "each counted up to 1,000) on connect and at most every 2 s; `reset` when `Last-Event-ID` "
-                        "names an event this replica no longer keeps (refetch the lists). A bot (integration "
-                        "token) gets the events of the conversations it holds and the one that took each from it, "
-                        "without counts.",
+                        "`entry` for a message or note); `counts` (data: {counts}: the caller's tabs) on "
+                        "connect and at most every 2 s; `reset` when `Last-Event-ID` names an event this replica no "
+                        "longer keeps (refetch the lists). A bot (integration token) gets the events of the "
+                        "conversations it holds and the one that took each from it, without counts.",
             response_class=StreamingResponse)
 async def stream(principal: StaffOrBot, request: Request,
                  last_event_id: Annotated[str | None, Header(max_length=64, description="resume after this event "

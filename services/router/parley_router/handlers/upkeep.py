@@ -1,5 +1,6 @@
-"""Background upkeep of the router: capacity slots reconciled with the stored conversations, and agents who
-went offline (explicitly or by heartbeat expiry) handing back what they cannot serve.
+"""Background upkeep of the router: capacity slots reconciled with the stored conversations, agents who went
+offline (explicitly or by heartbeat expiry) handing back what they cannot serve, and the inbox tab counters
+checked against a recount.
 
 Both run on every replica on their own interval; a short Redis lease lets one replica do each round."""
 
@@ -20,6 +21,7 @@ from parley_router.domain.assignment import DEFAULT_CAPACITY, Team
 from parley_router.domain.capacity import over_capacity, repairs
 from parley_router.domain.conversation import Conversation, TransitionError
 from parley_router.domain.offline import AWAY_COMMENT, OFFLINE_COMMENT, offline_move
+from parley_router.domain.tab_counts import Bucket, Suspect, confirmed, suspects
 from parley_router.handlers.engine import CHANNEL_TYPES, Engine
 from parley_router.settings import RouterSettings
 
@@ -38,6 +40,7 @@ class Upkeep:
         self.engine = engine
         self.audit = audit
         self.grace_ms = int(grace_seconds * 1000)
+        self._suspects: dict[str, dict[Bucket, Suspect]] = {}  # tenant → counters the last repair doubted
 
     # --- capacity -------------------------------------------------------------------------------------------
     async def reconcile_capacity(self) -> Healed:
@@ -125,11 +128,34 @@ class Upkeep:
             await presence.forget_tenant_if_empty(tenant_id)
         return moved
 
+    # --- tab counters -----------------------------------------------------------------------------------------
+    async def repair_tab_counts(self) -> int:
+        """Set right the tab counters that missed a change (the process died between a save and its add, or the
+        add failed): a tenant without counters (conversations stored before they existed) gets them from a
+        recount at once; a counter gets its recount when two repairs in a row found it wrong the same way with
+        no change in between. Returns how many counters were set."""
+        counters = self.engine.stores.conversations.counters
+        fixed = 0
+        for tenant_id in await counters.tenants():
+            before = await counters.of_tenant(tenant_id)
+            truth, arrived = await counters.recount(tenant_id)
+            after = await counters.of_tenant(tenant_id)
+            found = suspects(before, truth, after)
+            fixes = found if not before and not after else confirmed(self._suspects.get(tenant_id, {}), found)
+            self._suspects[tenant_id] = found
+            for bucket, suspect in fixes.items():
+                if await counters.correct(bucket, suspect.seq, suspect.truth, arrived.get(bucket)):
+                    fixed += 1
+                    log.warning("tab_count_repaired", tenant_id=tenant_id, status=bucket.status,
+                                counted=after[bucket].n if bucket in after else None, truth=suspect.truth)
+        return fixed
+
     # --- scheduling -----------------------------------------------------------------------------------------
     async def run_forever(self, settings: RouterSettings) -> None:
         await asyncio.gather(
             _every(settings.capacity_reconcile_interval_seconds, "capacity", self.audit, self.reconcile_capacity),
-            _every(settings.offline_check_interval_seconds, "offline", self.audit, self.check_offline))
+            _every(settings.offline_check_interval_seconds, "offline", self.audit, self.check_offline),
+            _every(settings.tab_counts_repair_interval_seconds, "tab_counts", self.audit, self.repair_tab_counts))
 
 
 def build_upkeep(runtime: Runtime, engine: Engine, settings: RouterSettings) -> Upkeep:
