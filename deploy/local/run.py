@@ -148,7 +148,8 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
 
 def start_bot(env: dict[str, str], jwt_secret: str) -> subprocess.Popen[bytes]:
     """The example bot (examples/faq_bot) as its own process, logging to .run/logs/faq-bot.log."""
-    bot_env = {**env, "PYTHONPATH": str(REPO / "examples" / "faq_bot"), "PARLEY_BOT_ROUTER_URL": url("router"),
+    outside = {name: value for name, value in env.items() if name not in SECRETS}  # a bot holds only its token
+    bot_env = {**outside, "PYTHONPATH": str(REPO / "examples" / "faq_bot"), "PARLEY_BOT_ROUTER_URL": url("router"),
                "PARLEY_BOT_TOKEN": issue_token(jwt_secret, "demo", BOT_ID, ["integration"])}
     with (RUN_DIR / "logs" / f"{BOT_ID}.log").open("ab") as log:
         return subprocess.Popen([sys.executable, "-m", "faq_bot"], env=bot_env, stdout=log, stderr=subprocess.STDOUT,
@@ -201,6 +202,7 @@ def welcome(took: float, kafka: str, channels_file: Path, created: list[str], to
 
 def main() -> None:
     started = time.monotonic()
+    with_bot = "--bot" in sys.argv[1:]
     RUN_DIR.mkdir(exist_ok=True)
     print("infra:")
     for server in infra.servers("run"):
@@ -234,6 +236,8 @@ def main() -> None:
         tokens = demo_tokens(keys["PARLEY_JWT_SECRET"])
         try:
             created = seed_demo(url("router"), url("outbound"), tokens["PARLEY_MANAGER_TOKEN"], "wa-demo")
+            if with_bot:
+                created += seed_bot(url("router"), tokens["PARLEY_MANAGER_TOKEN"], BOT_CHANNEL, BOT_ID)
         except (RuntimeError, httpx.HTTPError) as exc:
             raise SystemExit(f"run: seeding the demo tenant failed: {exc}") from None
     except SystemExit:
@@ -242,8 +246,7 @@ def main() -> None:
             for server in infra.servers("run"):
                 infra.stop(server)
         raise
-    if "--bot" in sys.argv[1:]:
-        created += seed_bot(url("router"), tokens["PARLEY_MANAGER_TOKEN"], BOT_CHANNEL, BOT_ID)
+    if with_bot:
         processes[BOT_ID] = start_bot(env, keys["PARLEY_JWT_SECRET"])
         print(f"example bot {BOT_ID} answers new conversations of {BOT_CHANNEL} first (docs/bots.md; write "
               "\"agent\" to be handed to support); log: .run/logs/faq-bot.log")
