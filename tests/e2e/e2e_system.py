@@ -110,16 +110,16 @@ class System:
 
 @contextlib.contextmanager
 def running_system(endpoints: dict[str, str], provider: E2EProvider, smtp_port: int, tmp: Path,
-                   names: tuple[str, ...] = SERVICES) -> Iterator[System]:
+                   names: tuple[str, ...] = SERVICES, overrides: dict[str, str] | None = None) -> Iterator[System]:
     """The services `names` as processes on free ports in a fresh namespace, ready; stopped and the namespace
-    dropped afterwards."""
+    dropped afterwards. `overrides` replace or add environment variables of every service (benchmarks)."""
     namespace = "e2e" + uuid.uuid4().hex[:10]
     asyncio.run(ensure_topics(endpoints["PARLEY_KAFKA_BOOTSTRAP"], namespace))
     ports = {name: free_port() for name in names}
     services = {name: Service(name, ports[name], tmp / f"{name}.log") for name in names}
     system = System(namespace, provider, services, tmp)
     channels = channel_file(tmp / "channels.json", provider.base_url, smtp_port, f"http://127.0.0.1:{ports['ingest']}")
-    env = service_env(endpoints, namespace, channels, ports)
+    env = service_env(endpoints, namespace, channels, ports) | (overrides or {})
     try:
         for service in services.values():
             start(service, env)

@@ -22,6 +22,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
+from parley_common import round_trips
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter
@@ -116,6 +117,7 @@ class EventPublisher:
         return topic.name(self._namespace)
 
     async def publish(self, event: Envelope, topic: Topic) -> None:
+        round_trips.count(round_trips.KAFKA_PRODUCED)
         await self._broker.publish(
             event.model_dump_json().encode(),
             topic=topic.name(self._namespace),

@@ -9,6 +9,8 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
+from parley_common import round_trips
+
 DUPLICATE_KEY = 11000
 
 
@@ -16,7 +18,7 @@ def mongo_client(uri: str, app_name: str, **options: Any) -> AsyncMongoClient[di
     """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; `options` are TLS and
     credentials (parley_common.connections.mongo_client_options)."""
     return AsyncMongoClient(uri, tz_aware=True, uuidRepresentation="standard", appname=app_name,
-                            serverSelectionTimeoutMS=5000, **options)
+                            serverSelectionTimeoutMS=5000, **options, **round_trips.mongo_options())
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:

@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
+from parley_common import round_trips
 from parley_common.connections import kafka_security, mongo_client_options, redis_client_options
 from parley_common.health import Check, kafka_check, mongo_check, redis_check
 from parley_common.kafka import EventPublisher, make_broker
@@ -28,6 +29,8 @@ class Runtime:
     def __init__(self, service: str, infra: InfraSettings, *, use_mongo: bool, use_redis: bool) -> None:
         self.service = service
         self.infra = infra
+        if infra.count_round_trips:
+            round_trips.enable()
         self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}",
                                   idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms,
                                   security=kafka_security(infra))

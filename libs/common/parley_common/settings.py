@@ -43,6 +43,8 @@ class InfraSettings(Connections):
                                         description="JSON request bodies (webhooks and uploads have their own limits)")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool | None = None
+    count_round_trips: bool = Field(default=False, description="counting mode: database and cache round trips and "
+                                    "Kafka records produced, on /metrics (parley_common.round_trips)")
 
     def database_name(self, service: str) -> str:
         return f"parley_{service}_{self.namespace}" if self.namespace else f"parley_{service}"

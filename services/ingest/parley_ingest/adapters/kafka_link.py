@@ -12,6 +12,7 @@ import structlog
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
+from parley_common import round_trips
 from parley_common.cloudevents import headers_for
 from parley_common.events.envelope import Envelope
 from parley_common.kafka import EventPublisher
@@ -26,6 +27,7 @@ class AckedPublisher(EventPublisher):
     the producer without waiting: the returned future resolves when Kafka acknowledged it."""
 
     async def enqueue(self, event: Envelope, topic: Topic, encoded: bytes) -> asyncio.Future[Any]:
+        round_trips.count(round_trips.KAFKA_PRODUCED)
         future = await self._broker.publish(
             encoded,
             topic=self.topic_name(topic),

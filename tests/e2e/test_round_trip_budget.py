@@ -1,0 +1,187 @@
+"""What the standard journey costs, held to a budget (issue 17): a customer writes, becomes a contact, the
+conversation is offered to an agent, the agent replies, the provider gets the send, the delivery comes back. The
+five services run in counting mode (parley_common.round_trips): per journey and per service, database round
+trips, cache round trips and Kafka records produced must stay within BUDGET — a count, not a timing, so it does
+not depend on the machine's load.
+
+Nothing polls the services while counting: progress is read from the topics, and "the system has settled" is
+every consumer group of the run having committed up to the end of its topics (asked of the broker). Periodic
+work (sweeps, reconcilers) is pushed beyond the test's duration, so the counts are the journeys' own.
+
+When a change makes a journey cheaper, lower the budget to the new count (the failure message prints it); a
+change that makes it dearer must say why in its commit, with the budget raised in the same commit."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from e2e_customer import AGENT, Journey
+from e2e_desk import Desk
+from e2e_journey import whatsapp_status
+from e2e_provider import E2EProvider, SmtpServer
+from e2e_system import SERVICES, WHATSAPP, System, running_system
+
+from parley_common.round_trips import KINDS, read_counts
+from parley_common.topics import CONTACTS_EVENTS, CONVERSATIONS_EVENTS, OUTBOUND_MESSAGES
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+# The cheapest of CUSTOMERS journeys counts: on a loaded machine a consumer group may rebalance and a batch be
+# delivered again (idempotent, but its round trips are spent twice); a change that adds a round trip adds it to
+# every journey.
+CUSTOMERS = 3
+# Per journey (one inbound message, its contact, the offer, one reply sent and delivered), per service, as
+# measured on 2026-12-05 (bench/pipeline.py --count shows the same under load, per message).
+BUDGET: dict[str, dict[str, int]] = {
+    "ingest": {"database": 0, "cache": 8, "kafka_produced": 2},
+    "contacts": {"database": 7, "cache": 0, "kafka_produced": 1},
+    "router": {"database": 34, "cache": 3, "kafka_produced": 5},
+    "outbound": {"database": 13, "cache": 11, "kafka_produced": 4},
+    "media": {"database": 5, "cache": 0, "kafka_produced": 0},
+}
+QUIET = "3600"  # seconds: periodic work that would otherwise run while the journeys are counted
+COUNTING = {
+    "PARLEY_COUNT_ROUND_TRIPS": "true",
+    "PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": QUIET,
+    "PARLEY_ROUTER_CAPACITY_RECONCILE_INTERVAL_SECONDS": QUIET,
+    "PARLEY_ROUTER_OFFLINE_CHECK_INTERVAL_SECONDS": QUIET,
+    "PARLEY_ROUTER_SUPERVISOR_METRICS_INTERVAL_SECONDS": QUIET,
+    "PARLEY_MEDIA_SWEEP_INTERVAL_SECONDS": QUIET,
+}
+
+
+@pytest.fixture(scope="module")
+def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("budget"),
+                        overrides=COUNTING) as system:
+        yield system
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30.0) as client:
+        yield client
+
+
+async def test_the_standard_journey_stays_within_its_round_trip_budget(staffed: System, infra_endpoints: dict[str, str],
+                                                                      http: httpx.AsyncClient) -> None:
+    system, bootstrap = staffed, infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"]
+    await Desk(system, http).presence(AGENT, "online")
+    # a first journey warms what each service loads once (directory, channel caches, scripts): not counted
+    await standard_journey(Journey(system, http), bootstrap, system.namespace)
+    journeys: list[dict[str, dict[str, float]]] = []
+    for _ in range(CUSTOMERS):  # one after another: a lone message's cost, not shared with others' batches
+        before = await counts(system, http)
+        await standard_journey(Journey(system, http), bootstrap, system.namespace)
+        after = await counts(system, http)
+        journeys.append({service: {kind: after[service][kind] - before[service][kind] for kind in KINDS}
+                         for service in SERVICES})
+
+    cost = {service: {kind: min(journey[service][kind] for journey in journeys) for kind in KINDS}
+            for service in SERVICES}
+    table = "\n".join(f"  {service:9} " + "  ".join(
+        f"{kind} {cost[service][kind]:3.0f} (budget {BUDGET[service][kind]}; each "
+        f"{'/'.join(f'{journey[service][kind]:.0f}' for journey in journeys)})" for kind in KINDS)
+        for service in SERVICES)
+    print(f"round trips of the standard journey:\n{table}")
+    over = [(service, kind) for service in SERVICES for kind in KINDS if cost[service][kind] > BUDGET[service][kind]]
+    assert not over, f"over budget: {over}\nper journey:\n{table}"
+
+
+async def standard_journey(journey: Journey, bootstrap: str, namespace: str) -> None:
+    """Inbound message → contact → conversation offered → agent reply → provider sent → delivered, waiting for
+    each step on the topics and for the consumers to settle."""
+    await journey.customer_writes("Hi, where is my parcel?")
+    await settled(bootstrap, namespace)
+    offered = [event for event in await records(bootstrap, CONVERSATIONS_EVENTS.name(namespace))
+               if event["change"] == "offered" and event["external_user_id"] == journey.external_user_id]
+    assert [event["assignee"]["id"] for event in offered] == [AGENT], offered
+    created = [event for event in await records(bootstrap, CONTACTS_EVENTS.name(namespace))
+               if event["type"] == "parley.contact.created"
+               and journey.external_user_id in json.dumps(event["identities"])]
+    assert len(created) == 1, created
+
+    reply = await journey.agent_replies("It left the depot this morning.")
+    assert reply.status_code == 202, reply.text
+    message_id = reply.json()["message_id"]
+    await settled(bootstrap, namespace)
+    sent = await outbound_updates(bootstrap, namespace, "sent")
+    assert message_id in sent, f"{message_id} not sent"
+
+    status = whatsapp_status(journey.phone, sent[message_id], "delivered", int(time.time()), WHATSAPP.phone_number_id)
+    assert (await journey.webhook(status)).status_code == 200
+    await settled(bootstrap, namespace)
+    assert message_id in await outbound_updates(bootstrap, namespace, "delivered")
+
+
+async def counts(system: System, http: httpx.AsyncClient) -> dict[str, dict[str, float]]:
+    """Each service's `parley_round_trips_total{kind}` from its /metrics."""
+    found = {}
+    for service in SERVICES:
+        response = await http.get(f"{system.url(service)}/metrics")
+        assert response.status_code == 200, response.text
+        found[service] = read_counts(response.text)
+    return found
+
+
+async def settled(bootstrap: str, namespace: str, within: float = 60.0) -> None:
+    """Until every consumer group of the run has committed up to the end of every partition it reads, twice in a
+    row with the same end offsets (a consumer produces before it commits, so a quiet pass sees its records)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await reader.start()
+    deadline, last, lagging = time.monotonic() + within, None, "nothing yet"
+    try:
+        while time.monotonic() < deadline:
+            groups = [group for group, _ in await admin.list_consumer_groups() if group.startswith(f"{namespace}.")]
+            committed = {group: await admin.list_consumer_group_offsets(group) for group in groups}
+            partitions = {partition for offsets in committed.values() for partition in offsets}
+            ends = await reader.end_offsets(list(partitions)) if partitions else {}
+            lagging = [f"{group} {partition.topic}[{partition.partition}] {meta.offset}/{ends[partition]}"
+                       for group, offsets in committed.items() for partition, meta in offsets.items()
+                       if meta.offset < ends[partition]]
+            if not lagging and ends == last:
+                return
+            last = ends if not lagging else None
+            await asyncio.sleep(0.3)
+    finally:
+        await reader.stop()
+        await admin.close()
+    raise AssertionError(f"the consumers did not settle within {within}s: {lagging}")
+
+
+async def records(bootstrap: str, topic: str) -> list[dict[str, Any]]:
+    """Every record of `topic` so far, decoded (no consumer group: reading costs the services nothing)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, number) for number in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer._client.force_metadata_update()  # a consumer without a subscription
+            partitions = [TopicPartition(topic, number) for number in consumer.partitions_for_topic(topic) or ()]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        found: list[dict[str, Any]] = []
+        while any([await consumer.position(partition) < ends[partition] for partition in partitions]):
+            batches = await consumer.getmany(timeout_ms=500)
+            found += [json.loads(record.value) for batch in batches.values() for record in batch]
+        return found
+    finally:
+        await consumer.stop()
+
+
+async def outbound_updates(bootstrap: str, namespace: str, status: str) -> dict[str, str]:
+    """message id → provider message id of the outbound messages that reached `status`."""
+    return {event["message_id"]: event.get("provider_message_id") or ""
+            for event in await records(bootstrap, OUTBOUND_MESSAGES.name(namespace)) if event["status"] == status}
