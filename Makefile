@@ -23,7 +23,7 @@ lint: bootstrap
 	@.venv/bin/ruff check .
 
 types: bootstrap
-	@.venv/bin/mypy --strict -p parley_common $(foreach s,ingest contacts router outbound media,-p parley_$(s).domain) -p faq_bot
+	@.venv/bin/mypy --strict -p parley_common $(foreach s,ingest contacts router outbound media hooks,-p parley_$(s).domain) -p faq_bot
 
 docs: bootstrap
 	@.venv/bin/python -m parley_common.schemas docs/events

@@ -1,6 +1,6 @@
 """NetworkPolicies: Parley pods accept traffic only from the ingress controller and Prometheus (and the API
 services from the console's pods), and reach only DNS, Kafka, MongoDB, Redis, object storage, (outbound, media)
-the providers' public APIs and (the console) the services' APIs.
+the providers' public APIs, (hooks) the subscribers' public endpoints and (the console) the services' APIs.
 
 The peers below assume the common in-cluster layout (Strimzi in namespace `kafka`, MongoDB in `mongodb`,
 Redis in `redis`, ingress-nginx, Prometheus in `monitoring`); docs/deploy.md shows how to patch them."""
@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from services import CONSOLE, KAFKA, MONGODB, OBJECT_STORAGE, PARLEY_APIS, PROVIDER_APIS, REDIS, SERVICES, Service
+from services import (
+    CONSOLE,
+    KAFKA,
+    MONGODB,
+    OBJECT_STORAGE,
+    PARLEY_APIS,
+    PROVIDER_APIS,
+    REDIS,
+    SERVICES,
+    WEBHOOK_RECEIVERS,
+    Service,
+)
 
 PRIVATE_RANGES = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
 
@@ -32,6 +43,8 @@ EGRESS: dict[str, dict[str, Any]] = {
     REDIS: {"to": [_namespace("redis")], "ports": _ports(6379, 26379)},  # 26379: Sentinel
     OBJECT_STORAGE: {"to": [_public_internet()], "ports": _ports(443)},
     PROVIDER_APIS: {"to": [_public_internet()], "ports": _ports(443)},
+    # Subscribers choose their port; private ranges stay closed here too (hooks also refuses them itself).
+    WEBHOOK_RECEIVERS: {"to": [_public_internet()]},
 }
 DNS = {
     "to": [{**_namespace("kube-system"), "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
@@ -44,12 +57,12 @@ def _pods(*apps: str) -> dict[str, Any]:
         {"key": "app.kubernetes.io/name", "operator": "In", "values": list(apps)}]}}
 
 
-def _api_services() -> list[Service]:
-    return [svc for svc in SERVICES if svc.api_paths]
+def _console_apis() -> list[Service]:
+    return [svc for svc in SERVICES if svc.api_paths and svc.in_console]
 
 
-EGRESS[PARLEY_APIS] = {"to": [_pods(*(svc.app for svc in _api_services()))],
-                       "ports": _ports(*(svc.port for svc in _api_services()))}
+EGRESS[PARLEY_APIS] = {"to": [_pods(*(svc.app for svc in _console_apis()))],
+                       "ports": _ports(*(svc.port for svc in _console_apis()))}
 
 
 def _egress(svc: Service) -> list[dict[str, Any]]:
@@ -66,7 +79,7 @@ def _ingress(svc: Service) -> list[dict[str, Any]]:
     if not (svc.webhook_paths or svc.api_paths or svc.web_paths):
         return [scrape]
     rules = [{"from": [_namespace("ingress-nginx")], "ports": port}, scrape]
-    if svc.api_paths:
+    if svc.api_paths and svc.in_console:
         rules.append({"from": [_pods(CONSOLE.app)], "ports": port})
     return rules
 

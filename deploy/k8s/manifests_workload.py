@@ -67,7 +67,7 @@ def _env(svc: Service) -> list[dict[str, Any]]:
             for store, (secret, variable) in STORE_CAS.items() if store in svc.talks_to]
     if svc.web_paths:  # the console: where each API it passes calls to lives, in the cluster
         env += [{"name": f"{svc.env_prefix}{api.name.upper()}_URL", "value": f"http://{api.app}:{api.port}"}
-                for api in SERVICES if api.api_paths]
+                for api in SERVICES if api.api_paths and api.in_console]
     return env
 
 

@@ -26,11 +26,13 @@ from parley_common.topics import (
     OUTBOUND_REQUESTS,
     Topic,
 )
+from parley_hooks.domain.events import PUBLIC_TOPICS
 from parley_outbound.settings import OutboundSettings
 from parley_router.settings import RouterSettings
 
 KAFKA, MONGODB, REDIS, OBJECT_STORAGE, PROVIDER_APIS = "kafka", "mongodb", "redis", "object-storage", "provider-apis"
 PARLEY_APIS = "parley-apis"  # the services' own HTTP APIs (the console passes its app's calls to them)
+WEBHOOK_RECEIVERS = "webhook-receivers"  # subscribers' public HTTPS endpoints, any port (hooks)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class Service:
     webhook_paths: tuple[str, ...] = ()  # public: providers call them (signature-checked)
     api_paths: tuple[str, ...] = ()  # JWT-protected /v1 APIs
     web_paths: tuple[str, ...] = ()  # pages people open in a browser (the console)
+    in_console: bool = True  # the console passes its app's calls to this service's api_paths
     resources: Resources = Resources()
     produces: tuple[Topic, ...] = ()  # its KafkaUser may write these (tests/deploy compares with its code)
     follows: tuple[Topic, ...] = ()  # read by every pod without a consumer group (no lag, no group ACL)
@@ -159,6 +162,11 @@ SERVICES: tuple[Service, ...] = (
         talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
         produces=(MEDIA_EVENTS, MEDIA_RETRIES, DEAD_LETTERS),
         resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
+    ),
+    Service(
+        "hooks", 8007, consumes=_group_per_topic("parley-hooks", *PUBLIC_TOPICS),
+        talks_to=(KAFKA, MONGODB, WEBHOOK_RECEIVERS), api_paths=("/v1/subscriptions",), in_console=False,
+        resources=Resources(cpu_request="100m", memory_request="192Mi", memory_limit="384Mi", tmp_size="64Mi"),
     ),
     # No store and no topic: the web app, and its API calls passed to the four services above.
     Service(

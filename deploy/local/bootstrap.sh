@@ -33,7 +33,7 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$(inputs_hash)" ]; then
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
     -r requirements-dev.txt -e libs/common \
     -e services/ingest -e services/contacts -e services/router -e "services/outbound[test]" -e "services/media[test]" \
-    -e services/console
+    -e services/console -e services/hooks
   inputs_hash > "$STAMP"
 fi
 

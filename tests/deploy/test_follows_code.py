@@ -28,7 +28,7 @@ from parley_common.settings import InfraSettings
 REPO = Path(__file__).resolve().parents[2]
 KEY = "k" * 32
 CHANNELS = REPO / "deploy" / "k8s" / "overlays" / "dev" / "channels.dev.yaml"
-SERVICE_NAMES = ["ingest", "contacts", "router", "outbound", "media"]
+SERVICE_NAMES = ["ingest", "contacts", "router", "outbound", "media", "hooks"]
 
 
 def settings_type(service: str) -> type[BaseSettings]:

@@ -46,7 +46,7 @@ def test_deployments_have_probes_resources_and_a_hardened_pod(
     validate: ModuleType, rendered: dict[str, Objects], overlay: str
 ) -> None:
     deployments = validate.by_kind(rendered[overlay], "Deployment")
-    assert len(deployments) == 6  # five services and the console
+    assert len(deployments) == 7  # five services, hooks and the console
     for deployment in deployments.values():
         pod = deployment["spec"]["template"]["spec"]
         container = _container(deployment)
@@ -198,7 +198,8 @@ def test_only_the_ingress_controller_prometheus_and_the_console_reach_the_pods(
     for svc in services.SERVICES:
         public = svc.webhook_paths or svc.api_paths or svc.web_paths
         expected = {"monitoring"} | ({"ingress-nginx"} if public else set())
-        expected |= {"pod:parley-console"} if svc.api_paths else set()  # the console passes its app's calls on
+        # the console passes its app's calls on
+        expected |= {"pod:parley-console"} if svc.api_paths and svc.in_console else set()
         assert _ingress_sources(policies[svc.app]) == expected
 
 
@@ -213,6 +214,9 @@ def test_egress_only_to_what_each_service_uses(validate: ModuleType, production:
     assert 443 in ports("parley-outbound") and 443 in ports("parley-media")
     assert 443 not in ports("parley-router")
     assert ports("parley-console") == {53, 8002, 8003, 8004, 8005}  # only DNS and the services' APIs
+    receivers = [rule for rule in policies["parley-hooks"]["spec"]["egress"] if "ports" not in rule]
+    assert receivers == [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": [
+        "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]}}]}]  # subscribers' ports, public only
 
 
 def test_webhooks_reach_only_ingest_and_apis_reach_their_owner(

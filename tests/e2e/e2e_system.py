@@ -30,6 +30,7 @@ from parley_common.redis import redis_client
 REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("ingest", "contacts", "router", "outbound", "media")
 CONSOLE = "console"  # the web app's origin (tests/console start it beside the five)
+HOOKS = "hooks"  # webhook subscriptions: started where a test needs it (the OpenAPI contract)
 TENANT = "acme"
 JWT_SECRET = "e2e-secret-of-at-least-32-bytes-long!"
 READY_WITHIN = 60.0

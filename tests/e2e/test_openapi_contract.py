@@ -1,15 +1,17 @@
 """Every service's OpenAPI document tells the truth: schemathesis (all its checks: server errors, response schema,
-status code and content type conformance, and the rest) against the five services running as real processes,
+status code and content type conformance, and the rest) against the five services and hooks running as real processes,
 with tokens of several roles, bounded in time. By hand against `make run`: see README (the OpenAPI paragraph)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_system import JWT_SECRET, TENANT, System
+from e2e_provider import E2EProvider, SmtpServer
+from e2e_system import HOOKS, JWT_SECRET, SERVICES, TENANT, System, running_system
 
 from parley_common.auth import issue_token
 
@@ -24,9 +26,19 @@ ROLES = {  # the roles whose view differs on each service
     "router": ("manager", "agent", "integration"),  # integration: a bot, its own conversations only
     "outbound": ("manager", "agent", "integration"),
     "media": ("manager", "agent"),
+    HOOKS: ("manager", "agent"),
 }
 # Streams that never end by design (server-sent events) are checked by their own tests, not by a fuzzer.
 EXCLUDED_PATHS = r"^/v1/conversations/stream$"
+
+
+@pytest.fixture(scope="module")
+def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The five services and hooks (the other e2e modules do not need it)."""
+    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("e2e"),
+                        (*SERVICES, HOOKS)) as system:
+        yield system
 
 
 def contract_command(system: System, service: str, role: str) -> list[str]:

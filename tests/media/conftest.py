@@ -20,6 +20,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 from asgi_lifespan import LifespanManager
+from local_server import free_port
 from PIL import Image
 
 from parley_common.auth import issue_token
@@ -29,7 +30,7 @@ from parley_common.events.inbound import Customer, MediaKind, MediaPart, Message
 from parley_common.settings import InfraSettings
 from parley_common.topics import Topic
 from parley_media.settings import MediaSettings
-from tests.media.fake_provider import TG_TOKEN, WA_TOKEN, FakeProvider, free_port, serve_fake_provider
+from tests.media.fake_provider import TG_TOKEN, WA_TOKEN, FakeProvider, serve_fake_provider
 
 S3_ACCESS, S3_SECRET = "parleytest", "parleytestsecret"
 LINK_SECRET, ID_SECRET = "media-link-secret-of-32-bytes-or-more", "media-id-secret-of-32-bytes-or-more"

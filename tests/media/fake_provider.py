@@ -7,13 +7,11 @@ Messenger / Instagram / Viber: GET /cdn/{name} → bytes.
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-import uvicorn
+from local_server import serve_asgi
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -76,24 +74,9 @@ class FakeProvider:
         ])
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @asynccontextmanager
 async def serve_fake_provider() -> AsyncIterator[FakeProvider]:
     provider = FakeProvider()
-    port = free_port()
-    provider.base_url = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(provider.app(), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off", access_log=False))
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes only this flag
-        await asyncio.sleep(0.01)
-    try:
+    async with serve_asgi(provider.app()) as base_url:
+        provider.base_url = base_url
         yield provider
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)

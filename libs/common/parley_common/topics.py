@@ -22,6 +22,7 @@ from parley_common.events.inbound import (
 )
 from parley_common.events.media import MediaTopicEvent, RetryMediaFetch
 from parley_common.events.outbound import OutboundMessageUpdated, SendMessage
+from parley_common.events.webhooks import WebhooksTopicEvent
 
 DAY_MS = 24 * 3600 * 1000
 
@@ -126,9 +127,14 @@ DEAD_LETTERS = Topic(
     "Messages a consumer could not process: reason and original bytes. Nothing is dropped silently.",
     retention_ms=30 * DAY_MS,
 )
+WEBHOOKS_EVENTS = Topic(
+    "parley.webhooks.events.v1", WebhooksTopicEvent, 3, "tenant",
+    "Webhook subscriptions paused after repeated delivery failures, and resumed (hooks).",
+    retention_ms=30 * DAY_MS,
+)
 
 ALL_TOPICS: tuple[Topic, ...] = (
     INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, CONTACTS_EVENTS, CONVERSATIONS_EVENTS, AGENTS_EVENTS,
     CONVERSATIONS_COMMANDS, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, MEDIA_EVENTS, DEAD_LETTERS,
-    MEDIA_RETRIES, INBOUND_PREFERENCES, CHANNEL_UPDATES,
+    MEDIA_RETRIES, INBOUND_PREFERENCES, CHANNEL_UPDATES, WEBHOOKS_EVENTS,
 )

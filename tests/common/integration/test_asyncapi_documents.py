@@ -16,6 +16,8 @@ from parley_common.cloudevents import CORRELATION_HEADER, HEADERS
 from parley_common.settings import InfraSettings
 from parley_contacts.app import create_app as contacts_app
 from parley_contacts.settings import ContactsSettings
+from parley_hooks.app import create_app as hooks_app
+from parley_hooks.settings import HooksSettings
 from parley_ingest.app import create_app as ingest_app
 from parley_ingest.settings import IngestSettings
 from parley_media.app import create_app as media_app
@@ -40,6 +42,7 @@ def apps(infra: InfraSettings) -> dict[str, FastAPI]:
         "outbound": outbound_app(OutboundSettings(infra=infra), channels=channels),
         "media": media_app(MediaSettings(infra=infra, signing_secret=SECRET, id_secret=SECRET),  # type: ignore[arg-type]
                            channels=channels),
+        "hooks": hooks_app(HooksSettings(infra=infra), channels=channels),
     }
 
 
