@@ -24,6 +24,7 @@ from parley_common.topics import (
     MEDIA_RETRIES,
     OUTBOUND_MESSAGES,
     OUTBOUND_REQUESTS,
+    WEBHOOKS_EVENTS,
     Topic,
 )
 from parley_hooks.domain.events import PUBLIC_TOPICS
@@ -166,6 +167,7 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "hooks", 8007, consumes=_group_per_topic("parley-hooks", *PUBLIC_TOPICS),
         talks_to=(KAFKA, MONGODB, WEBHOOK_RECEIVERS), api_paths=("/v1/subscriptions",), in_console=False,
+        produces=(WEBHOOKS_EVENTS, DEAD_LETTERS),
         resources=Resources(cpu_request="100m", memory_request="192Mi", memory_limit="384Mi", tmp_size="64Mi"),
     ),
     # No store and no topic: the web app, and its API calls passed to the four services above.

@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
+from parley_common.connections import Connections, kafka_client_options
 from parley_common.dead_letters import (
     LetterRef,
     NotReplayable,
@@ -27,6 +28,7 @@ from parley_common.dead_letters import (
     summary_line,
 )
 from parley_common.events.dlq import DeadLetter
+from parley_common.settings import describe_validation_error
 from parley_common.topics import ALL_TOPICS, DEAD_LETTERS
 
 # A partition whose end offset is not reached after this many empty fetches in a row holds no more readable
@@ -43,10 +45,11 @@ class LetterReader:
     """Reads `parley.dlq.v1` from the start (or from `since`) to its current end, outside any consumer group: it
     commits nothing and moves no service's offsets."""
 
-    def __init__(self, bootstrap: str, namespace: str) -> None:
+    def __init__(self, kafka: Connections, namespace: str) -> None:
         self.topic = DEAD_LETTERS.name(namespace)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None,
-                                          auto_offset_reset="earliest", client_id="parley-dlq-cli")
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=kafka.kafka_bootstrap, enable_auto_commit=False,
+                                          group_id=None, auto_offset_reset="earliest", client_id="parley-dlq-cli",
+                                          **kafka_client_options(kafka))
         self.unreadable = 0
 
     async def __aenter__(self) -> LetterReader:
@@ -118,6 +121,15 @@ class LetterReader:
         return letter
 
 
+def _connections(args: argparse.Namespace) -> Connections:
+    """The broker named by --bootstrap, reached as the services reach it (PARLEY_KAFKA_SECURITY_PROTOCOL, TLS
+    files and SASL credentials from the environment, parley_common.connections)."""
+    try:
+        return Connections(kafka_bootstrap=args.bootstrap)
+    except ValidationError as exc:
+        raise UsageError(describe_validation_error(exc, "PARLEY_")) from None
+
+
 def _selection(args: argparse.Namespace, now: datetime) -> Selection:
     topic = args.topic
     if topic and args.namespace and not topic.startswith(f"{args.namespace}."):
@@ -135,7 +147,7 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     selection = _selection(args, datetime.now(UTC))
     newest: deque[tuple[LetterRef, DeadLetter]] = deque(maxlen=args.limit)
     matched = 0
-    async with LetterReader(args.bootstrap, args.namespace) as reader:
+    async with LetterReader(_connections(args), args.namespace) as reader:
         async for ref, letter in reader.letters(selection.since):
             if selection.matches(letter):
                 matched += 1
@@ -150,7 +162,7 @@ async def _list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 async def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     ref = LetterRef.parse(args.ref)
-    async with LetterReader(args.bootstrap, args.namespace) as reader:
+    async with LetterReader(_connections(args), args.namespace) as reader:
         letter = await reader.one(ref)
     if args.value:
         text = described(ref, letter)["original_value"]
@@ -166,7 +178,7 @@ async def _chosen(args: argparse.Namespace) -> list[tuple[LetterRef, DeadLetter]
     if not refs and selection.is_everything() and not args.all:
         raise UsageError("replay what? name letters (partition:offset), select them (--reason, --topic, "
                          "--tenant, --service, --since, --until), or say --all")
-    async with LetterReader(args.bootstrap, args.namespace) as reader:
+    async with LetterReader(_connections(args), args.namespace) as reader:
         if refs:
             return [(ref, await reader.one(ref)) for ref in refs]
         return [(ref, letter) async for ref, letter in reader.letters(selection.since) if selection.matches(letter)]
@@ -175,8 +187,9 @@ async def _chosen(args: argparse.Namespace) -> list[tuple[LetterRef, DeadLetter]
 async def _replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     chosen = await _chosen(args)
     known = {topic.name(args.namespace) for topic in ALL_TOPICS}
-    producer = AIOKafkaProducer(bootstrap_servers=args.bootstrap, acks="all", enable_idempotence=True,
-                                client_id="parley-dlq-cli")
+    kafka = _connections(args)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.kafka_bootstrap, acks="all", enable_idempotence=True,
+                                client_id="parley-dlq-cli", **kafka_client_options(kafka))
     skipped = 0
     await producer.start()
     try:
