@@ -9,6 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 from known_channels import TEST_CHANNELS
+from prometheus_client import REGISTRY
 
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundText, Sender
 from parley_router.handlers.events_in import OutboundHandler
@@ -66,8 +67,11 @@ async def test_a_bot_that_does_not_answer_in_time_hands_over_to_its_fallback_tea
     await bot_replies(router, answered, "welcome-bot", seconds=5)  # in time: its clock stops
     router.clock.set(T0 + timedelta(seconds=29))
     assert await router.engine.sweep() == 0
+    fallbacks = {"tenant": "acme", "bot": "welcome-bot"}
+    before = REGISTRY.get_sample_value("parley_router_bot_fallbacks_total", fallbacks) or 0
     router.clock.set(T0 + timedelta(seconds=31))
     assert await router.engine.sweep() == 1
+    assert REGISTRY.get_sample_value("parley_router_bot_fallbacks_total", fallbacks) == before + 1
     moved = await router.ok("GET", f"/v1/conversations/{silent['id']}")
     assert (moved["status"], moved["assignee"], moved["bot_reply_due"]) == (
         "assigned", {"kind": "agent", "id": "ann"}, None)  # queued for care, then offered to its agent

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
+from prometheus_client import Counter
 
 from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
@@ -40,6 +41,8 @@ from parley_router.domain.timeline import EntryKind
 from parley_router.handlers.coalescing import DispatchCoalescer
 
 log = structlog.get_logger(__name__)
+BOT_FALLBACKS = Counter("parley_router_bot_fallbacks", "Conversations a bot did not answer in time, handed to its "
+                        "fallback team", ["tenant", "bot"])
 CHANNEL_TYPES = [channel.value for channel in ChannelType]
 HOLDS_CAPACITY = (Status.ASSIGNED, Status.SNOOZED)
 # Re-plans after offers lost to a concurrent dispatcher; each pass re-reads the queue and live capacity.
@@ -329,10 +332,10 @@ class Engine:
         moved = 0
         tenants: set[str] = set()
         for conv in await self.stores.conversations.due(now):
-            comment = None
+            comment, silent_bot = None, bots.is_overdue(conv, now)
             if conv_rules.offer_expired(conv, now):
                 transition, change = (lambda c: conv_rules.return_to_queue(c, now)), "offer_expired"
-            elif bots.is_overdue(conv, now):
+            elif silent_bot:
                 transition, change = (lambda c: bots.fall_back(c, now)), "transferred"
                 comment = bots.fallback_comment(conv)
             else:
@@ -341,6 +344,10 @@ class Engine:
                 await self.change(conv, transition, change, "system", comment, now=now, dispatch_after=False)
             except (TransitionError, StaleVersion):
                 continue
+            if silent_bot:  # an operator's problem: counted and logged
+                bot = conv.assignee.id if conv.assignee else "?"
+                BOT_FALLBACKS.labels(conv.tenant_id, bot).inc()
+                log.warning("bot_fell_back", conversation_id=conv.id, bot=bot, team=conv.team_id)
             moved += 1
             tenants.add(conv.tenant_id)
         for tenant_id in tenants:
