@@ -49,7 +49,8 @@ def create_app(settings: HooksSettings, clock: Clock | None = None, channels: Ch
             handle=Intake(subscriptions, deliveries, topic.base_name, clock.now, dispatcher.wake),
             publisher=runtime.publisher, service=SERVICE, channels=channels, max_records=settings.batch_max)
     service = SubscriptionService(subscriptions, deliveries, dispatcher, runtime.publisher, policy,
-                                  set(event_types()), settings.max_subscriptions_per_tenant, clock.now)
+                                  set(event_types()), settings.max_subscriptions_per_tenant, clock.now,
+                                  timedelta(hours=settings.secret_overlap_hours))
 
     async def ensure_indexes() -> None:
         await subscriptions.ensure_indexes()

@@ -31,4 +31,7 @@ class HooksSettings(ServiceSettings):
                                 description="how often the dispatcher looks for retries that came due")
     delivered_log_days: int = Field(default=7, ge=1, le=90,
                                     description="how long delivered deliveries stay in the log (and can be replayed)")
+    secret_overlap_hours: float = Field(default=24, ge=0, le=720,
+                                        description="after a secret changes, deliveries carry a signature with "
+                                                    "the previous one too for this long (receivers switch over)")
     batch_max: int = Field(default=200, ge=1, le=5000)

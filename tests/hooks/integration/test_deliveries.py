@@ -167,6 +167,16 @@ async def test_a_failing_receiver_pauses_its_subscription_until_resumed_then_rep
         assert replayed.status_code == 202 and replayed.json()["replayed"] == 3
         await eventually(lambda: (len(receiver.accepted()) == 6))
 
+        old_secret, new_secret = receiver.secret, "a-new-secret-of-at-least-32-characters"
+        rotated = await hooks.client.patch(path, headers=hooks.manager, json={"secret": new_secret})
+        assert rotated.status_code == 200 and "secret" not in rotated.json()
+        await hooks.publish(conversation_event("u9", 2), CONVERSATIONS_EVENTS)
+        await eventually(lambda: (len(receiver.accepted()) == 7))
+        last = receiver.requests[-1]
+        stamp, signatures = last.headers["parley-timestamp"], last.headers["parley-signature"]
+        assert len(signatures.split(",")) == 2  # the new secret's and, for a while, the previous one's
+        assert all(verify(key, stamp, last.body, signatures, int(time.time())) for key in (old_secret, new_secret))
+
 
 async def test_the_api_is_the_tenants_and_managers_and_refuses_bad_targets(hooks_app: Any) -> None:
     async with hooks_app() as hooks:

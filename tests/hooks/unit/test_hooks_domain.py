@@ -14,6 +14,7 @@ from parley_hooks.domain.backoff import RetryPolicy
 from parley_hooks.domain.events import event_types, structured
 from parley_hooks.domain.signing import signature, verify
 from parley_hooks.domain.targets import TargetPolicy, TargetRefused, check_address, parse_target
+from parley_hooks.metrics import outcome_label
 
 STRICT, LOCAL = TargetPolicy(), TargetPolicy(allow_private=True, allow_plain_http=True)
 
@@ -108,3 +109,8 @@ def test_the_catalogue_and_the_structured_cloudevent() -> None:
     assert document["type"] == "parley.conversation.changed" and document["source"] == "parley/router"
     assert document["subject"] == "acme|wa|u" and document["datacontenttype"] == "application/json"
     assert ConversationChanged.model_validate(document["data"]) == event
+
+
+def test_metric_labels_stay_bounded() -> None:
+    assert [outcome_label(error) for error in (None, "http_503", "http_404", "timeout", "http_x")] == [
+        "delivered", "http_5xx", "http_4xx", "timeout", "http_x"]

@@ -1,5 +1,6 @@
 """The signature of a delivery: HMAC-SHA256, keyed with the subscription's secret, of `<timestamp>.<body>`
-(the timestamp in Unix seconds, as sent in its header), hex-encoded and sent as `v1=<hex>`.
+(the timestamp in Unix seconds, as sent in its header), hex-encoded and sent as `v1=<hex>`; for a while after the
+secret changed, a second one with the previous secret follows, comma-separated.
 
 The receiver recomputes it over the raw body it got, compares in constant time, and refuses a timestamp too far
 from its clock (a replayed capture): docs/webhooks.md shows how."""

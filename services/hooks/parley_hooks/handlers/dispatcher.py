@@ -21,6 +21,7 @@ from parley_hooks.adapters.store import ACTIVE, PAUSED, DeliveryStore, Doc, Subs
 from parley_hooks.domain.backoff import RetryPolicy
 from parley_hooks.domain.events import CONTENT_TYPE
 from parley_hooks.domain.signing import ATTEMPT_HEADER, DELIVERY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
+from parley_hooks.metrics import ATTEMPT_SECONDS, ATTEMPTS, PAUSES, outcome_label
 
 log = structlog.get_logger(__name__)
 DUE_PER_ROUND = 500
@@ -91,17 +92,23 @@ class Dispatcher:
                 return False
             attempt = int(delivery["attempts"]) + 1
             body = str(delivery["body"]).encode()
-            timestamp = int(self._now().timestamp())
+            now = self._now()
+            timestamp = int(now.timestamp())
+            keys = [subscription["secret"]]
+            if subscription.get("previous_secret") and subscription.get("previous_secret_until", now) > now:
+                keys.append(subscription["previous_secret"])  # a secret just changed: receivers may hold either
             headers = {"Content-Type": CONTENT_TYPE, "User-Agent": "parley-hooks/1.0",
                        DELIVERY_HEADER: delivery["_id"], ATTEMPT_HEADER: str(attempt),
                        TIMESTAMP_HEADER: str(timestamp),
-                       SIGNATURE_HEADER: signature(subscription["secret"], timestamp, body)}
+                       SIGNATURE_HEADER: ", ".join(signature(key, timestamp, body) for key in keys)}
             outcome = await self._sender.post(subscription["url"], headers, body)
             await self._record(subscription, delivery, attempt, outcome)
             return True
 
     async def _record(self, subscription: Doc, delivery: Doc, attempt: int, outcome: Outcome) -> None:
         now = self._now()
+        ATTEMPTS.labels(outcome_label(outcome.error)).inc()
+        ATTEMPT_SECONDS.observe(outcome.duration_ms / 1000)
         entry = {"at": now, "attempt": attempt, "status_code": outcome.status_code, "error": outcome.error,
                  "duration_ms": outcome.duration_ms}
         if outcome.error is None:
@@ -123,6 +130,7 @@ class Dispatcher:
         if paused is None:
             return None
         pending = await self._deliveries.pending_count(subscription["_id"])
+        PAUSES.labels(reason).inc()
         log.warning("subscription_paused", subscription_id=subscription["_id"], reason=reason, pending=pending)
         await self._publisher.publish(WebhookSubscriptionPaused(
             occurred_at=now, tenant_id=paused["tenant_id"], correlation_id=paused["_id"],

@@ -12,6 +12,7 @@ from parley_common.events.envelope import Envelope
 from parley_common.ids import new_id
 from parley_hooks.adapters.store import PENDING, DeliveryStore, Doc, SubscriptionStore
 from parley_hooks.domain.events import structured
+from parley_hooks.metrics import ENQUEUED
 
 
 class Intake:
@@ -31,7 +32,9 @@ class Intake:
         deliveries = [delivery(subscription, event, self._topic, now)
                       for event in events for subscription in by_tenant.get(event.tenant_id, ())
                       if event.type in subscription["event_types"] and event.occurred_at >= subscription["created_at"]]
-        if deliveries and await self._deliveries.enqueue(deliveries):
+        added = await self._deliveries.enqueue(deliveries) if deliveries else 0
+        if added:
+            ENQUEUED.inc(added)
             self._wake.set()
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from parley_common.auth import Principal
@@ -25,7 +25,7 @@ MAX_REPLAY = 1000
 class SubscriptionService:
     def __init__(self, subscriptions: SubscriptionStore, deliveries: DeliveryStore, dispatcher: Dispatcher,
                  publisher: EventPublisher, policy: TargetPolicy, known_types: set[str], max_per_tenant: int,
-                 now: Callable[[], datetime]) -> None:
+                 now: Callable[[], datetime], secret_overlap: timedelta) -> None:
         self._subscriptions = subscriptions
         self._deliveries = deliveries
         self._dispatcher = dispatcher
@@ -34,6 +34,7 @@ class SubscriptionService:
         self._known_types = known_types
         self._max_per_tenant = max_per_tenant
         self._now = now
+        self._secret_overlap = secret_overlap
 
     async def create(self, caller: Principal, body: s.SubscriptionCreate) -> s.SubscriptionCreated:
         self._check(body.url, body.event_types)
@@ -65,6 +66,8 @@ class SubscriptionService:
                                                       ("description", body.description)) if value is not None}
         if body.event_types is not None:
             changes["event_types"] = sorted(set(body.event_types))
+        if body.secret is not None and body.secret != doc["secret"]:
+            changes |= {"previous_secret": doc["secret"], "previous_secret_until": self._now() + self._secret_overlap}
         if changes:
             doc = await self._subscriptions.update(subscription_id, {**changes, "updated_at": self._now()}) or doc
         if body.status == PAUSED and doc["status"] == ACTIVE:
