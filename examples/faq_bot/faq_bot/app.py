@@ -7,7 +7,7 @@
 - follows `parley.outbound.messages.v1` for its own replies: one refused because outbound had not heard of the
   customer's message yet (`template_required` moments after it) is sent again, a few times;
 - hands over with `POST /v1/conversations/{id}/transfer` to its team with a note when the customer asks for a
-  person.
+  person, then says so (or that nobody can be reached, when the router refuses the hand-over).
 
 Configuration (environment): PARLEY_KAFKA_BOOTSTRAP (and the PARLEY_KAFKA_* security settings every service
 reads: parley_common.connections), PARLEY_NAMESPACE, PARLEY_BOT_TOKEN (required: an `integration` JWT whose `sub`
@@ -58,6 +58,10 @@ class MovedOn(Exception):
     """The conversation is no longer this bot's (handed over, closed): nothing to do."""
 
 
+class Refused(Exception):
+    """The router refused a call for good (e.g. 409 team_has_no_members, or a token it does not accept)."""
+
+
 @dataclass(frozen=True)
 class BotConfig:
     bot_id: str
@@ -100,15 +104,16 @@ class FaqBot:
             return
         try:
             entries = await self._timeline_with(event.conversation_id, event.entry_id or "")
-        except MovedOn:
+            text = next(entry.get("text") or "" for entry in entries if entry.get("entry_id") == event.entry_id)
+            reply = brain.reply_to(text, first=event.change == "opened")
+            if reply.hand_over:  # first: the goodbye is sent only once a person will really take over
+                said = [entry.get("text") or "" for entry in entries if entry.get("kind") == "inbound"]
+                if not await self._hand_over(event.conversation_id, brain.hand_over_note(said)):
+                    reply = brain.Reply(brain.NO_HAND_OVER, "hand_over_refused")
+        except (MovedOn, Refused):
             return
-        text = next(entry.get("text") or "" for entry in entries if entry.get("entry_id") == event.entry_id)
-        reply = brain.reply_to(text, first=event.change == "opened")
         log.info("bot_reply", conversation_id=event.conversation_id, intent=reply.intent)
         await self._send(event, reply.text, idempotency_key=f"{self.config.bot_id}:{event.entry_id}")
-        if reply.hand_over:
-            said = [entry.get("text") or "" for entry in entries if entry.get("kind") == "inbound"]
-            await self._hand_over(event.conversation_id, brain.hand_over_note(said))
 
     async def on_outbound(self, event: OutboundMessageUpdated) -> None:
         """A reply of ours refused because outbound had not yet heard of the customer's message goes again."""
@@ -129,9 +134,7 @@ class FaqBot:
     async def _timeline_with(self, conversation_id: str, entry_id: str) -> list[dict[str, Any]]:
         for _ in range(ENTRY_WAITS):
             response = await self.router.get(f"/v1/conversations/{conversation_id}/timeline")
-            if response.status_code in (403, 404):  # not_bots_conversation: handed over or closed meanwhile
-                raise MovedOn(conversation_id)
-            response.raise_for_status()
+            _check(response, conversation_id)
             entries: list[dict[str, Any]] = response.json()["items"]
             if any(entry.get("entry_id") == entry_id for entry in entries):
                 return entries
@@ -155,13 +158,31 @@ class FaqBot:
         await self.requests.publish(command.model_dump_json().encode(), key=command.partition_key(),
                                     headers=headers_for(command))
 
-    async def _hand_over(self, conversation_id: str, note: str) -> None:
+    async def _hand_over(self, conversation_id: str, note: str) -> bool:
+        """True once handed over; False when the router refuses it (the bot keeps the conversation)."""
         response = await self.router.post(f"/v1/conversations/{conversation_id}/transfer", json={
             "kind": "team", "id": self.config.handover_team, "comment": note})
-        if response.status_code == 403:  # no longer ours: someone took it meanwhile
-            return
-        response.raise_for_status()
+        try:
+            _check(response, conversation_id)
+        except Refused:
+            return False
         log.info("bot_handed_over", conversation_id=conversation_id, team=self.config.handover_team)
+        return True
+
+
+def _check(response: httpx.Response, conversation_id: str) -> None:
+    """MovedOn when the conversation left the bot (403 not_bots_conversation, 404); Refused, logged, for another
+    answer that will not change on a retry (409 team_has_no_members, 401 a token the router refuses); a server
+    error raises, so the event comes again."""
+    if response.status_code < 400:
+        return
+    if response.status_code < 500:
+        code = response.json().get("error", {}).get("code") if response.content else None
+        if code in ("not_bots_conversation", "conversation_not_found"):
+            raise MovedOn(conversation_id)
+        log.warning("bot_call_refused", conversation_id=conversation_id, status=response.status_code, code=code)
+        raise Refused(code)
+    response.raise_for_status()
 
 
 def _age(moment: datetime) -> timedelta:

@@ -23,6 +23,8 @@ HAND_OVER_WORDS = ("agent", "human", "person", "operator")
 GREETING = "Hi! I am the FAQ bot."
 MENU = "Ask me about our opening hours or prices, or write \"agent\" to talk to a person."
 HANDING_OVER = "I am handing you over to a colleague; they will write to you here shortly."
+NO_HAND_OVER = "Sorry, I cannot reach a colleague right now. Please write again later, or ask me about our " \
+               "opening hours or prices."
 NOTE_QUOTES, NOTE_QUOTE_CHARS = 3, 200  # the hand-over note quotes the customer's last few messages, shortened
 
 
