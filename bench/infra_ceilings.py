@@ -1,0 +1,150 @@
+"""The infrastructure alone, for bench/pipeline.py: what the local broker, database and an HTTP server do without
+Parley's code around them — the ceilings the pipeline's numbers are read against. Each measurement reports the
+server's own CPU per operation (from /proc)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from proc_cpu import ProcessGroups
+
+from parley_common.mongo import mongo_client
+
+REPO = Path(__file__).resolve().parents[1]
+RECORDS = 20_000
+SINGLE_INSERTS = 1_000
+BULK_DOCS = 20_000
+HTTP_SECONDS = 5.0
+
+
+async def measure(endpoints: dict[str, str], groups: ProcessGroups) -> dict[str, Any]:
+    found = [await broker(endpoints["PARLEY_KAFKA_BOOTSTRAP"], groups),
+             *await database(endpoints["PARLEY_MONGO_URI"], groups),
+             await bare_http()]
+    return {"infrastructure": found}
+
+
+def _cpu_ms(groups: ProcessGroups, name: str, before: dict[str, float], count: int) -> float:
+    return (groups.cpu_seconds()[name] - before[name]) * 1000 / count
+
+
+async def broker(bootstrap: str, groups: ProcessGroups) -> str:
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    topic = f"bench-ceiling-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, num_partitions=12, replication_factor=1)])
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                group_id=f"{topic}-reader")
+    await producer.start()
+    await consumer.start()
+    try:
+        before, started = groups.cpu_seconds(), time.monotonic()
+        value = b'{"event": "' + b"x" * 400 + b'"}'
+        sends = [await producer.send(topic, value, key=str(n % 5000).encode()) for n in range(RECORDS)]
+        await asyncio.gather(*sends)
+        received = 0
+        while received < RECORDS and time.monotonic() - started < 120:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            received += sum(len(records) for records in batches.values())
+        elapsed = time.monotonic() - started
+        cpu = _cpu_ms(groups, "broker", before, received)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+        await admin.delete_topics([topic])
+        await admin.close()
+    return f"broker produce → consume {received / elapsed:,.0f} records/s ({cpu:.2f} ms broker CPU per record)"
+
+
+async def database(uri: str, groups: ProcessGroups) -> list[str]:
+    client = mongo_client(uri, "bench-ceilings")
+    name = f"bench_ceiling_{uuid.uuid4().hex[:8]}"
+    collection = client[name]["docs"]
+    try:
+        before, started = groups.cpu_seconds(), time.monotonic()
+        for n in range(SINGLE_INSERTS):
+            await collection.insert_one({"n": n, "text": "hello, I need help", "tenant": "acme"})
+        single_rate = SINGLE_INSERTS / (time.monotonic() - started)
+        single_cpu = _cpu_ms(groups, "database", before, SINGLE_INSERTS)
+        before, started = groups.cpu_seconds(), time.monotonic()
+        for first in range(0, BULK_DOCS, 500):
+            await collection.insert_many([{"n": n, "text": "hello, I need help", "tenant": "acme"}
+                                          for n in range(first, first + 500)])
+        bulk_rate = BULK_DOCS / (time.monotonic() - started)
+        bulk_cpu = _cpu_ms(groups, "database", before, BULK_DOCS)
+    finally:
+        await client.drop_database(name)
+        await client.close()
+    return [f"database single insert {single_rate:,.0f}/s ({single_cpu:.2f} ms server CPU each)",
+            f"`insert_many` of 500 {bulk_rate:,.0f} docs/s ({bulk_cpu:.3f} ms per document)"]
+
+
+async def bare_http() -> str:
+    import aiohttp
+
+    port = _free_port()
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the load
+        [sys.executable, "-m", "uvicorn", "ingest_bare_app:app", "--port", str(port), "--log-level", "warning",
+         "--no-access-log", "--http", "httptools", "--loop", "uvloop"],
+        cwd=REPO / "bench", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    groups = ProcessGroups({"http": server.pid})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
+            await _wait_up(session, url)
+            body = b'{"object": "whatsapp_business_account", "entry": []}'
+            done = 0
+            before, started = groups.cpu_seconds(), time.monotonic()
+
+            async def worker() -> None:
+                nonlocal done
+                while time.monotonic() - started < HTTP_SECONDS:
+                    async with session.post(f"{url}/webhooks/whatsapp/wa", data=body) as response:
+                        await response.read()
+                    done += 1
+
+            await asyncio.gather(*(worker() for _ in range(32)))
+            elapsed = time.monotonic() - started
+            cpu = _cpu_ms(groups, "http", before, done)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=10)
+    return f"bare HTTP route (FastAPI, uvicorn) {done / elapsed:,.0f} req/s ({cpu:.2f} ms server CPU per request)"
+
+
+async def _wait_up(session: Any, url: str) -> None:
+    import aiohttp
+
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            async with session.get(f"{url}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError("the bare HTTP server did not start")
+        await asyncio.sleep(0.1)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

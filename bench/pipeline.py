@@ -1,0 +1,450 @@
+"""The cost of one message, measured from outside (issue 17): the five services as separate processes on fresh
+test-profile servers, signed WhatsApp webhooks from a separate load process, one new customer per message, in
+steps of offered load.
+
+Per step: offered and accepted webhooks, the webhook HTTP answer p50/p99, webhook → conversation `offered`
+p50/p99 (the load process reads the router's `ConversationChanged` from its topic), and CPU per accepted message
+of every process (the five services, broker, database, cache; from /proc, each process group's idle rate —
+measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
+the agents) alongside inbound load and times accepted → provider called. Then, in the same run, the
+infrastructure alone: broker produce → consume, database single inserts and `insert_many`, and a bare HTTP route.
+
+    .venv/bin/python bench/pipeline.py                        # 20,50,100,200,400 msg/s, 30 s each (~6 min)
+    .venv/bin/python bench/pipeline.py --rates 50,200 --step-seconds 10 --idle-seconds 10 --replies 100@250
+    .venv/bin/python bench/pipeline.py ... --docs             # also rewrites the section in docs/benchmarks.md
+
+The servers are the test profile's (PARLEY_LOCAL_{KAFKA,MONGO,REDIS}_PORT move them), restarted with
+`infra.py start --fresh` unless `--keep-infra`. Writes the table to stdout, the chart to `--chart`
+(docs/pipeline.png by default). `--count` also reports each service's round trips per message
+(PARLEY_COUNT_ROUND_TRIPS, see parley_common.round_trips)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+sys.path.insert(0, str(REPO / "bench"))
+
+import httpx  # noqa: E402
+from e2e_journey import meta_signed, whatsapp_text  # noqa: E402
+from e2e_provider import E2EProvider, free_port  # noqa: E402
+from e2e_system import SERVICES, WHATSAPP, System, running_system  # noqa: E402
+from fastapi import Request  # noqa: E402
+from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
+from proc_cpu import ProcessGroups  # noqa: E402
+
+from parley_common.round_trips import read_counts  # noqa: E402
+
+INFRA = ("kafka", "mongo", "redis")
+TEAM = "bench"
+HEARTBEAT_EVERY = 15.0
+
+
+@dataclass
+class Plan:
+    rates: list[float]
+    step_seconds: float
+    drain_seconds: float
+    replies: tuple[float, float] | None  # (replies/s, inbound msg/s) of the extra step
+    agents: int
+    concurrency: int
+
+
+@dataclass
+class StepResult:
+    rate: float
+    offered: int = 0
+    accepted: int = 0
+    shed: int = 0  # 503
+    refusals: dict[str, int] = field(default_factory=dict)  # error code → count, webhooks and replies
+    failed: int = 0  # other statuses, time-outs, connection errors
+    http_ms: list[float] = field(default_factory=list)
+    offered_ms: list[float] = field(default_factory=list)
+    not_offered: int = 0
+    seconds: float = 0.0
+    replies: dict[str, float] = field(default_factory=dict)  # wa_id → monotonic time the API accepted it
+    replies_refused: int = 0
+    reply_rate: float = 0.0
+
+
+# --- the load process ---------------------------------------------------------------------------------------------
+
+class Load:
+    """Posts signed webhooks at a rate (open loop: a slow answer does not slow the offered rate) and reads the
+    router's `offered` events back."""
+
+    def __init__(self, ingest: str, outbound: str, bootstrap: str, namespace: str, tokens: dict[str, str],
+                 concurrency: int) -> None:
+        self.ingest = f"{ingest}/webhooks/whatsapp/{WHATSAPP.id}"
+        self.outbound = f"{outbound}/v1/messages"
+        self.bootstrap = bootstrap
+        self.topic = f"{namespace}.parley.conversations.events.v1"
+        self.tokens = tokens
+        self.concurrency = concurrency
+        self.sent: dict[str, float] = {}  # wa_id → monotonic time its webhook was posted
+        self.offered_at: dict[str, float] = {}
+        self.offered_to: dict[str, str] = {}  # wa_id → the agent offered the conversation: only they may answer
+        self.customers = 0
+        self.reachable: list[str] = []  # customers already offered: agents may answer them
+
+    async def run(self, plan: Plan, control: Connection) -> None:
+        import aiohttp
+        from aiokafka import AIOKafkaConsumer
+
+        consumer = AIOKafkaConsumer(self.topic, bootstrap_servers=self.bootstrap, auto_offset_reset="latest",
+                                    group_id=f"bench-{uuid.uuid4().hex}")
+        await consumer.start()
+        await consumer.seek_to_end()
+        reader = asyncio.create_task(self._read(consumer))
+        connector = aiohttp.TCPConnector(limit=self.concurrency)
+        timeout = aiohttp.ClientTimeout(total=10.0)
+        try:
+            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+                steps = [(rate, None) for rate in plan.rates]
+                if plan.replies:
+                    steps.append((plan.replies[1], plan.replies[0]))
+                for rate, reply_rate in steps:
+                    control.recv()  # the orchestrator took its CPU snapshot
+                    result = await self._step(session, rate, reply_rate, plan)
+                    control.send(result)
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+            await consumer.stop()
+
+    async def _read(self, consumer: Any) -> None:
+        import json
+
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batch.values():
+                for record in records:
+                    event = json.loads(record.value)
+                    user = event.get("external_user_id")
+                    if event.get("change") == "offered" and user in self.sent and user not in self.offered_at:
+                        self.offered_at[user] = now
+                        self.offered_to[user] = (event.get("assignee") or {}).get("id", "")
+
+    async def _step(self, session: Any, rate: float, reply_rate: float | None, plan: Plan) -> StepResult:
+        result = StepResult(rate, reply_rate=reply_rate or 0.0)
+        users: list[str] = []
+        tasks: set[asyncio.Task[None]] = set()
+        reply_targets = list(self.reachable)
+        started = time.monotonic()
+        posted = replied = 0
+        while (elapsed := time.monotonic() - started) < plan.step_seconds:
+            for _ in range(int(elapsed * rate) - posted):
+                users.append(self._next_user())
+                tasks.add(asyncio.create_task(self._post(session, users[-1], result)))
+                posted += 1
+            if reply_rate:
+                for _ in range(min(int(elapsed * reply_rate), len(reply_targets)) - replied):
+                    tasks.add(asyncio.create_task(self._reply(session, reply_targets[replied], result)))
+                    replied += 1
+            tasks = {task for task in tasks if not task.done()}
+            await asyncio.sleep(0.005)
+        await asyncio.gather(*tasks)
+        result.offered = posted
+        accepted = [user for user in users if user in self.sent]
+        drain_until = time.monotonic() + plan.drain_seconds
+        while time.monotonic() < drain_until and any(user not in self.offered_at for user in accepted):  # noqa: ASYNC110 - fed by the reader task
+            await asyncio.sleep(0.1)
+        result.seconds = time.monotonic() - started
+        for user in accepted:
+            if user in self.offered_at:
+                result.offered_ms.append((self.offered_at[user] - self.sent[user]) * 1000)
+                if self.offered_to[user] in self.tokens:
+                    self.reachable.append(user)
+            else:
+                result.not_offered += 1
+        if reply_rate and replied < reply_rate * plan.step_seconds * 0.9:
+            print(f"pipeline: only {replied} customers to reply to; run inbound steps first", file=sys.stderr)
+        return result
+
+    def _next_user(self) -> str:
+        self.customers += 1
+        return f"4479{os.getpid() % 100:02d}{self.customers:07d}"
+
+    async def _post(self, session: Any, user: str, result: StepResult) -> None:
+        import aiohttp
+
+        payload = whatsapp_text(user, f"wamid.bench.{uuid.uuid4().hex}", "hello, I need help", int(time.time()),
+                                WHATSAPP.phone_number_id, name="Bench Customer")
+        body, headers = meta_signed(WHATSAPP.app_secret, payload)
+        posted = time.monotonic()
+        try:
+            async with session.post(self.ingest, data=body, headers=headers) as response:
+                answer = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, answer = 0, type(exc).__name__.encode()
+        if status != 200:
+            _note_refusal(result, "webhook", status, answer)
+        result.http_ms.append((time.monotonic() - posted) * 1000)
+        if status == 200:
+            result.accepted += 1
+            self.sent[user] = posted
+        elif status == 503:
+            result.shed += 1
+        else:
+            result.failed += 1
+
+    async def _reply(self, session: Any, user: str, result: StepResult) -> None:
+        import aiohttp
+
+        token = self.tokens[self.offered_to[user]]
+        body = {"channel_id": WHATSAPP.id, "recipient": {"external_user_id": user},
+                "content": {"kind": "text", "text": "Hello, how can I help?"}}
+        try:
+            async with session.post(self.outbound, json=body,
+                                    headers={"Authorization": f"Bearer {token}"}) as response:
+                answer = await response.read()
+                status = response.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, answer = 0, type(exc).__name__.encode()
+        if status == 202:
+            result.replies[user] = time.monotonic()
+        else:
+            result.replies_refused += 1
+            _note_refusal(result, "reply", status, answer)
+
+
+def _note_refusal(result: StepResult, what: str, status: int, answer: bytes) -> None:
+    """Counts by what was refused, status and the error's machine-readable code (or the client's exception)."""
+    import json
+
+    try:
+        code = json.loads(answer)["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        code = answer.decode(errors="replace")[:40]
+    key = f"{what} {status or 'no answer'} {code}"
+    result.refusals[key] = result.refusals.get(key, 0) + 1
+
+
+def _load_process(args: tuple[Any, ...], plan: Plan, control: Connection) -> None:
+    asyncio.run(Load(*args).run(plan, control))
+
+
+# --- the orchestrator ---------------------------------------------------------------------------------------------
+
+class TimedProvider(E2EProvider):
+    """The fake provider, noting when each WhatsApp send reached it (monotonic clock: shared by the processes)."""
+
+    def __init__(self, access_token: str) -> None:
+        self.called_at: dict[str, float] = {}
+        super().__init__(access_token)
+
+    async def _receive(self, endpoint: str, request: Request) -> dict[str, Any]:
+        body: dict[str, Any] = await super()._receive(endpoint, request)
+        self.called_at.setdefault(str(body.get("to", "")).lstrip("+"), time.monotonic())
+        return body
+
+
+def restart_infra(keep: bool) -> dict[str, str]:
+    infra = [sys.executable, str(REPO / "deploy/local/infra.py")]
+    if not keep:
+        subprocess.run([*infra, "stop", "--profile", "test"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([*infra, "start", "--profile", "test", "--fresh"], check=True)
+    output = subprocess.run([*infra, "env", "--profile", "test"], check=True, capture_output=True, text=True).stdout
+    endpoints = {}
+    for line in output.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        endpoints[key] = value.strip("'")
+    return endpoints
+
+
+def infra_pids() -> dict[str, int]:
+    names = {"kafka": "broker", "mongo": "database", "redis": "cache"}
+    return {names[name]: int((REPO / ".run/test" / f"{name}.pid").read_text()) for name in INFRA}
+
+
+def staff(system: System, agents: int) -> list[str]:
+    """A team of `agents` agents online (capacity 1,000 each, offers that never time out during the run) and one
+    rule routing every conversation to it, through the router's API as a manager would."""
+    logins = [f"bench-agent-{number:03d}" for number in range(agents)]
+    with httpx.Client(base_url=system.url("router"), headers=system.auth("sam", "manager"), timeout=30.0) as client:
+        calls: list[tuple[str, dict[str, Any]]] = [
+            (f"/v1/teams/{TEAM}", {"strategy": "round_robin", "offer_timeout_seconds": 86_400})]
+        calls += [(f"/v1/agents/{login}", {"teams": [TEAM], "default_capacity": 1000}) for login in logins]
+        calls += [("/v1/routing", {"rules": [{"id": "all", "target_kind": "team", "target_id": TEAM}]})]
+        for path, body in calls:
+            response = client.put(path, json=body)
+            response.raise_for_status()
+    heartbeat(system, logins)
+    return logins
+
+
+def heartbeat(system: System, logins: list[str]) -> None:
+    with httpx.Client(base_url=system.url("router"), timeout=30.0) as client:
+        for login in logins:
+            client.post("/v1/agents/me/heartbeat", json={"presence": "online"},
+                        headers=system.auth(login)).raise_for_status()
+
+
+@contextlib.contextmanager
+def heartbeating(system: System, logins: list[str]) -> Iterator[None]:
+    import threading
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_EVERY):
+            heartbeat(system, logins)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, round(q * 100) - 1))]
+
+
+def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, float], dict[str, Any]]:
+    endpoints = restart_infra(args.keep_infra)
+    provider = TimedProvider(WHATSAPP.access_token).start()
+    # the router's own default sweep interval (the journeys' harness shortens it to 1 s for their timeouts)
+    overrides = {"PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": "5"}
+    if args.count:
+        overrides["PARLEY_COUNT_ROUND_TRIPS"] = "true"
+    try:
+        with tempfile.TemporaryDirectory(prefix="pipeline-") as tmp, \
+                running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
+            logins = staff(system, plan.agents)
+            groups = ProcessGroups({name: system.services[name].process.pid  # type: ignore[union-attr]
+                                    for name in SERVICES} | infra_pids())
+            print(f"pipeline: measuring idle for {args.idle_seconds:.0f} s …", flush=True)
+            idle = groups.rates_over(args.idle_seconds)
+            with heartbeating(system, logins):
+                steps = drive(system, endpoints, plan, groups, idle, logins, provider)
+            ceilings = infrastructure_ceilings(endpoints, groups) if args.ceilings else {}
+            if args.count:
+                ceilings["round_trips"] = round_trips(system)
+            return steps, idle, ceilings
+    finally:
+        provider.stop()
+
+
+def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: ProcessGroups, idle: dict[str, float],
+          logins: list[str], provider: TimedProvider) -> list[Step]:
+    tokens = {login: issue_token_for(system, login) for login in logins}
+    control, theirs = multiprocessing.Pipe()
+    load_args = (system.url("ingest"), system.url("outbound"), endpoints["PARLEY_KAFKA_BOOTSTRAP"], system.namespace,
+                 tokens, plan.concurrency)
+    load = multiprocessing.get_context("spawn").Process(target=_load_process, args=(load_args, plan, theirs))
+    load.start()
+    steps = []
+    try:
+        count = len(plan.rates) + (1 if plan.replies else 0)
+        for number in range(count):
+            before = groups.cpu_seconds()
+            control.send("go")
+            result: StepResult = control.recv()
+            used = groups.cpu_seconds()
+            cpu = {name: used[name] - before[name] - idle[name] * result.seconds for name in used}
+            step = summarise(result, cpu, provider, replies_step=number >= len(plan.rates))
+            print(step.line(), flush=True)
+            steps.append(step)
+    finally:
+        load.join(timeout=30)
+        if load.is_alive():
+            load.terminate()
+    return steps
+
+
+def issue_token_for(system: System, login: str) -> str:
+    return system.auth(login)["Authorization"].removeprefix("Bearer ")
+
+
+def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider, replies_step: bool) -> Step:
+    reply_ms = [(provider.called_at[user] - accepted) * 1000 for user, accepted in result.replies.items()
+                if user in provider.called_at]
+    per_message = {name: used * 1000 / max(1, result.accepted) for name, used in cpu.items()}
+    return Step(
+        rate=result.rate, offered=result.offered, accepted=result.accepted, shed=result.shed, failed=result.failed,
+        http_p50=percentile(result.http_ms, 0.5), http_p99=percentile(result.http_ms, 0.99),
+        p50=percentile(result.offered_ms, 0.5), p99=percentile(result.offered_ms, 0.99),
+        not_offered=result.not_offered, seconds=result.seconds, cpu_ms=per_message,
+        refusals=result.refusals, reply_rate=result.reply_rate,
+        replies=len(result.replies) if replies_step else None, replies_refused=result.replies_refused,
+        reply_p50=percentile(reply_ms, 0.5), reply_p99=percentile(reply_ms, 0.99),
+        replies_unsent=len(result.replies) - len(reply_ms))
+
+
+def round_trips(system: System) -> dict[str, dict[str, float]]:
+    """Each service's counts so far (the whole run: every step's messages and the agents' setup)."""
+    with httpx.Client(timeout=10.0) as client:
+        return {name: read_counts(client.get(f"{system.url(name)}/metrics").text) for name in SERVICES}
+
+
+def infrastructure_ceilings(endpoints: dict[str, str], groups: ProcessGroups) -> dict[str, float]:
+    from infra_ceilings import measure
+
+    print("pipeline: the infrastructure alone …", flush=True)
+    return asyncio.run(measure(endpoints, groups))
+
+
+def parse_plan(args: argparse.Namespace) -> Plan:
+    replies = None
+    if args.replies:
+        reply_rate, _, inbound_rate = args.replies.partition("@")
+        replies = (float(reply_rate), float(inbound_rate or 0))
+    return Plan([float(rate) for rate in args.rates.split(",") if rate], args.step_seconds, args.drain_seconds,
+                replies, args.agents, args.concurrency)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="20,50,100,200,400", help="offered inbound msg/s per step")
+    parser.add_argument("--step-seconds", type=float, default=30.0)
+    parser.add_argument("--drain-seconds", type=float, default=15.0,
+                        help="after a step, wait up to this long for its accepted messages to be offered")
+    parser.add_argument("--idle-seconds", type=float, default=30.0)
+    parser.add_argument("--replies", default="", help="an extra step: REPLIES_PER_S@INBOUND_PER_S, e.g. 100@250")
+    parser.add_argument("--agents", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=512, help="webhook connections of the load process")
+    parser.add_argument("--keep-infra", action="store_true", help="use the running test-profile servers as they are")
+    parser.add_argument("--no-ceilings", dest="ceilings", action="store_false")
+    parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
+    parser.add_argument("--chart", type=Path, default=REPO / "docs" / "pipeline.png")
+    parser.add_argument("--docs", action="store_true", help="rewrite the pipeline section of docs/benchmarks.md")
+    args = parser.parse_args()
+    plan = parse_plan(args)
+    steps, idle, ceilings = run(plan, args)
+    markdown = render_markdown(steps, idle, ceilings, " ".join(sys.argv[1:]))
+    print(markdown)
+    render_chart(steps, args.chart)
+    print(f"pipeline: chart written to {args.chart}")
+    if args.docs:
+        update_docs(REPO / "docs" / "benchmarks.md", markdown)
+        print("pipeline: docs/benchmarks.md updated")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""What bench/pipeline.py reports: the steps as a table (stdout and docs/benchmarks.md) and a chart."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+SERVICES = ("ingest", "contacts", "router", "outbound", "media")
+SERVERS = ("broker", "database", "cache")
+BEGIN, END = "<!-- pipeline:begin -->", "<!-- pipeline:end -->"
+
+
+@dataclass(frozen=True)
+class Step:
+    rate: float
+    offered: int
+    accepted: int
+    shed: int
+    failed: int
+    http_p50: float
+    http_p99: float
+    p50: float
+    p99: float
+    not_offered: int
+    seconds: float
+    cpu_ms: dict[str, float]  # CPU per accepted message, idle subtracted, per process group
+    replies: int | None = None  # the replies step: replies accepted by the API
+    replies_refused: int = 0
+    reply_p50: float = math.nan
+    reply_p99: float = math.nan
+    replies_unsent: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+    reply_rate: float = 0.0
+
+    @property
+    def total_ms(self) -> float:
+        return sum(self.cpu_ms.values())
+
+    def line(self) -> str:
+        reply = "" if self.replies is None else (
+            f"; replies {self.replies} (refused {self.replies_refused}, not sent {self.replies_unsent}) "
+            f"accepted→provider p50 {self.reply_p50:.0f} / p99 {self.reply_p99:.0f} ms")
+        return (f"{self.rate:5.0f} msg/s offered: {self.offered} posted, {self.accepted} accepted, "
+                f"{self.shed} answered 503, {self.failed} failed; HTTP p50 {self.http_p50:.0f} / p99 "
+                f"{self.http_p99:.0f} ms; offered p50 {_ms(self.p50)} / p99 {_ms(self.p99)} ({self.not_offered} not "
+                f"offered); CPU {self.total_ms:.1f} ms/msg" + reply)
+
+
+def _ms(value: float) -> str:
+    if math.isnan(value):
+        return "n/a"
+    return f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
+
+
+def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[str, Any], command: str) -> str:
+    inbound = [step for step in steps if step.replies is None]
+    lines = [
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (load average at the end {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} cores), `.venv/bin/python bench/pipeline.py {command}`".rstrip(),
+        "",
+        "| offered msg/s | posted | accepted | 503 | failed | webhook HTTP p50 / p99 | webhook → offered p50 / p99 "
+        "| not offered | CPU ms/msg (all) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in inbound:
+        lines.append(f"| {step.rate:.0f} | {step.offered} | {step.accepted} | {step.shed} | {step.failed} | "
+                     f"{step.http_p50:.0f} / {step.http_p99:.0f} ms | {_ms(step.p50)} / {_ms(step.p99)} | "
+                     f"{step.not_offered} | {step.total_ms:.1f} |")
+    names = [name for name in (*SERVICES, *SERVERS) if name in idle]
+    lines += ["", "CPU per accepted message, idle subtracted (ms):", "",
+              "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+    for step in inbound:
+        lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{step.cpu_ms.get(name, 0):.2f}" for name in names)
+                     + f" | {step.total_ms:.2f} |")
+    lines += ["", "Idle, before any load (% of a core): " + ", ".join(
+        f"{name} {idle[name] * 100:.1f}" for name in names) + "."]
+    for step in steps:
+        if step.replies is not None:
+            lines += ["", f"Agents' replies at {step.reply_rate:.0f}/s alongside {step.rate:.0f} "
+                          f"inbound msg/s: {step.replies} accepted (202), {step.replies_refused} refused, "
+                          f"{step.replies_unsent} not sent within the step; API accepted → provider called p50 "
+                          f"{step.reply_p50:.0f} ms, p99 {step.reply_p99:.0f} ms. Inbound in that step: "
+                          f"{step.accepted}/{step.offered} accepted, offered p50 {_ms(step.p50)} / p99 "
+                          f"{_ms(step.p99)}."]
+    refused = [f"{step.rate:.0f}/s: " + ", ".join(f"{key}: {count}" for key, count in sorted(step.refusals.items()))
+               for step in steps if step.refusals]
+    if refused:
+        lines += ["", "Refusals by step (what, status, code): " + "; ".join(refused) + "."]
+    if ceilings.get("infrastructure"):
+        lines += ["", "The infrastructure alone, same run: " + "; ".join(ceilings["infrastructure"]) + "."]
+    if ceilings.get("round_trips"):
+        lines += ["", "Round trips per accepted inbound message, counted over the whole run (counting mode; the "
+                      "agents' setup and any replies step included):", "",
+                  "| service | database | cache | Kafka records produced |", "|---|---|---|---|"]
+        total = max(1, sum(step.accepted for step in steps))
+        for name, counts in ceilings["round_trips"].items():
+            lines.append(f"| {name} | {counts.get('database', 0) / total:.2f} | {counts.get('cache', 0) / total:.2f} "
+                         f"| {counts.get('kafka_produced', 0) / total:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_chart(steps: list[Step], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    inbound = [step for step in steps if step.replies is None]
+    figure, (latency, cpu) = plt.subplots(1, 2, figsize=(11, 4.2))
+    accepted = [step.accepted / step.seconds for step in inbound]
+    latency.plot([s.rate for s in inbound], [s.p50 for s in inbound], "o-", label="webhook → offered p50")
+    latency.plot([s.rate for s in inbound], [s.p99 for s in inbound], "s-", label="webhook → offered p99")
+    latency.plot([s.rate for s in inbound], [s.http_p99 for s in inbound], "^--", label="webhook HTTP p99")
+    latency.set_yscale("log")
+    latency.set_xlabel("offered inbound msg/s")
+    latency.set_ylabel("ms")
+    latency.set_title("Latency against offered load")
+    latency.grid(True, which="both", alpha=0.3)
+    latency.legend()
+    for step, rate in zip(inbound, accepted, strict=True):
+        latency.annotate(f"{rate:.0f}/s", (step.rate, step.p99), textcoords="offset points", xytext=(4, 4), fontsize=7)
+    names = [name for name in (*SERVICES, *SERVERS) if inbound and name in inbound[0].cpu_ms]
+    bottom = [0.0] * len(inbound)
+    positions = range(len(inbound))
+    for name in names:
+        values = [max(0.0, step.cpu_ms.get(name, 0.0)) for step in inbound]
+        cpu.bar(positions, values, bottom=bottom, label=name)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    cpu.set_xticks(list(positions), [f"{step.rate:.0f}" for step in inbound])
+    cpu.set_xlabel("offered inbound msg/s")
+    cpu.set_ylabel("CPU ms per accepted message (idle subtracted)")
+    cpu.set_title("Where a message's CPU goes")
+    cpu.legend(fontsize=7)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def update_docs(path: Path, markdown: str) -> None:
+    """Replace what is between the pipeline markers in docs/benchmarks.md (appended with a heading if absent)."""
+    text = path.read_text()
+    block = f"{BEGIN}\n{markdown}{END}"
+    if BEGIN in text:
+        text = re.sub(re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, text, flags=re.S)
+    else:
+        text = text.rstrip() + "\n\n## The whole pipeline (issue 17) — `bench/pipeline.py`\n\n" + block + "\n"
+    path.write_text(text)

@@ -1,0 +1,46 @@
+"""CPU time of process groups read from /proc: a service or a local server with whatever it started (noida-db
+runs under a launcher), so a benchmark can say which process a message's cost lies in."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        # the command name may hold spaces and parentheses: the fields start after the last ")"
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+class ProcessGroups:
+    """`leaders` names process-group leaders (each started in its own session); the CPU of a group is the sum of
+    user and system time of its live members."""
+
+    def __init__(self, leaders: dict[str, int]) -> None:
+        self.leaders = leaders
+
+    def cpu_seconds(self) -> dict[str, float]:
+        by_group = {pid: 0.0 for pid in self.leaders.values()}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            fields = _stat_fields(entry.name)
+            if fields is None:
+                continue
+            group = int(fields[2])  # pgrp
+            if group in by_group:
+                by_group[group] += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        return {name: by_group[pid] for name, pid in self.leaders.items()}
+
+    def rates_over(self, seconds: float) -> dict[str, float]:
+        """Cores used by each group over the next `seconds` (1.0 = one core busy all the time)."""
+        before, started = self.cpu_seconds(), time.monotonic()
+        time.sleep(seconds)
+        after, elapsed = self.cpu_seconds(), time.monotonic() - started
+        return {name: (after[name] - before[name]) / elapsed for name in after}
