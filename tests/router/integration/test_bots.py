@@ -126,3 +126,17 @@ async def test_a_bot_closes_its_conversation(router: Router) -> None:
                                  json={"note": "answered by the FAQ"})
     assert (response.status_code, response.json()["status"], response.json()["closing_note"]) == (
         200, "closed", "answered by the FAQ")
+
+
+async def test_a_bot_hands_over_to_an_agent_directly_or_to_another_bot(router: Router) -> None:
+    await router.agent("ann", ["care"])
+    first, second = (await customer_writes(router, "u1"))["id"], (await customer_writes(router, "u2"))["id"]
+    to_agent = await router.call("POST", f"/v1/conversations/{first}/transfer", login="welcome-bot", roles=BOT,
+                                 json={"kind": "agent", "id": "ann", "comment": "VIP, asked for Ann"})
+    assert (to_agent.status_code, to_agent.json()["status"], to_agent.json()["assignee"]) == (
+        200, "assigned", {"kind": "agent", "id": "ann"})
+    to_bot = await router.call("POST", f"/v1/conversations/{second}/transfer", login="welcome-bot", roles=BOT,
+                               json={"kind": "bot", "id": "billing-bot", "comment": "a billing question"})
+    assert to_bot.json()["assignee"] == {"kind": "bot", "id": "billing-bot"}
+    taken_over = await router.call("GET", f"/v1/conversations/{second}/timeline", login="billing-bot", roles=BOT)
+    assert taken_over.status_code == 200  # now the other bot's to read and act on
