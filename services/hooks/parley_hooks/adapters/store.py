@@ -105,7 +105,7 @@ class DeliveryStore:
         return await self._deliveries.find(
             {"status": PENDING, "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now},
              "subscription_id": {"$in": list(subscription_ids)}},
-            {"body": 0, "log": 0},
+            {"subscription_id": 1, "key": 1, "seq": 1},
         ).sort("next_attempt_at", ASCENDING).limit(limit).to_list(None)
 
     async def next_due_at(self, subscription_ids: Sequence[str]) -> datetime | None:

@@ -42,35 +42,39 @@ class Dispatcher:
         self._slots = asyncio.Semaphore(concurrency)
         self._poll_s = poll_s
         self._delivered_log = delivered_log
-        self.wake = asyncio.Event()
+        self._timeout_s = timeout_s
+        self.wake = asyncio.Event()  # set by new deliveries, finished ones, resumes and replays
         self._task: asyncio.Task[None] | None = None
+        self._busy: set[tuple[str, str]] = set()  # (subscription, key) with a delivery in flight
+        self._in_flight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="hooks-dispatcher")
 
     async def stop(self) -> None:
+        """Stop looking for work; let the deliveries in flight finish (each is bounded by the request timeout)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._in_flight:
+            _, unfinished = await asyncio.wait(self._in_flight, timeout=self._timeout_s + 2)
+            for task in unfinished:  # their leases expire and another pod sends them again
+                task.cancel()
 
     async def _run(self) -> None:
         while True:
+            self.wake.clear()
             try:
-                worked = await self.round()
+                await self.round()
             except Exception:  # the loop outlives a database hiccup; the next round retries
                 log.exception("dispatch_round_failed")
-                worked = False
-            if not worked:
-                await self._idle()
-
-    async def _idle(self) -> None:
-        self.wake.clear()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), self._poll_s)
+            with contextlib.suppress(TimeoutError):  # retries come due without a wake-up: look again then
+                await asyncio.wait_for(self.wake.wait(), self._poll_s)
 
     async def round(self) -> bool:
-        """Send the deliveries that are due and first of their key, at once; answers whether any went out."""
+        """Start the deliveries that are due and first of their key; a key whose delivery is in flight waits for
+        it, other keys do not (a slow receiver answer holds up only its own key). Answers whether any started."""
         active = {subscription["_id"]: subscription for subscription in await self._subscriptions.active()}
         if not active:
             return False
@@ -80,16 +84,31 @@ class Dispatcher:
             queue = (delivery["subscription_id"], delivery["key"])
             if queue not in heads or delivery["seq"] < heads[queue]["seq"]:
                 heads[queue] = delivery
-        sendable = [delivery for delivery in heads.values() if not await self._deliveries.has_earlier(delivery)]
-        results = await asyncio.gather(*(self._deliver(active[delivery["subscription_id"]], delivery["_id"])
-                                         for delivery in sendable))
-        return any(results)
+        started = 0
+        for queue, delivery in heads.items():
+            if queue in self._busy or await self._deliveries.has_earlier(delivery):
+                continue
+            self._busy.add(queue)
+            task = asyncio.create_task(self._deliver_then_free(queue, active[queue[0]], delivery["_id"]))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+            started += 1
+        return started > 0
 
-    async def _deliver(self, subscription: Doc, delivery_id: str) -> bool:
+    async def _deliver_then_free(self, queue: tuple[str, str], subscription: Doc, delivery_id: str) -> None:
+        try:
+            await self._deliver(subscription, delivery_id)
+        except Exception:  # the delivery stays pending; its lease lapses and a later round sends it again
+            log.exception("delivery_crashed", subscription_id=subscription["_id"])
+        finally:
+            self._busy.discard(queue)
+            self.wake.set()  # its key's next delivery may go now
+
+    async def _deliver(self, subscription: Doc, delivery_id: str) -> None:
         async with self._slots:
             delivery = await self._deliveries.claim(delivery_id, self._now(), self._lease)
             if delivery is None:
-                return False
+                return
             attempt = int(delivery["attempts"]) + 1
             body = str(delivery["body"]).encode()
             now = self._now()
@@ -103,7 +122,6 @@ class Dispatcher:
                        SIGNATURE_HEADER: ", ".join(signature(key, timestamp, body) for key in keys)}
             outcome = await self._sender.post(subscription["url"], headers, body)
             await self._record(subscription, delivery, attempt, outcome)
-            return True
 
     async def _record(self, subscription: Doc, delivery: Doc, attempt: int, outcome: Outcome) -> None:
         now = self._now()
@@ -113,7 +131,6 @@ class Dispatcher:
                  "duration_ms": outcome.duration_ms}
         if outcome.error is None:
             await self._deliveries.record_success(delivery["_id"], now, entry, now + self._delivered_log)
-            self.wake.set()  # the next delivery of this key may go now
             return
         failures = int(delivery.get("failures", 0)) + 1
         retry_at = now + timedelta(seconds=self._retry.delay(failures, random.random()))  # jitter, no secret
