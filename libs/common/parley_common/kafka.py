@@ -22,7 +22,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
-from parley_common import round_trips
+from parley_common import metrics, round_trips
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter
@@ -105,9 +105,10 @@ def make_broker(bootstrap_servers: str, client_id: str, *, idle_fetch_backoff_ms
 class EventPublisher:
     """Publishes envelopes to their topics with the conversation key and CloudEvents headers."""
 
-    def __init__(self, broker: KafkaBroker, namespace: str = "") -> None:
+    def __init__(self, broker: KafkaBroker, namespace: str = "", service: str = "") -> None:
         self._broker = broker
         self._namespace = namespace
+        self._service = service  # labels its metrics
 
     @property
     def namespace(self) -> str:
@@ -124,6 +125,7 @@ class EventPublisher:
             key=event.partition_key(),
             headers=headers_for(event),
         )
+        metrics.PUBLISHED.labels(self._service, topic.base_name, type(event).__name__).inc()
 
 
 class PermanentFailure(Exception):
@@ -166,6 +168,8 @@ async def consume(
     publisher: EventPublisher,
     service: str,
     channels: Channels | None,
+    *,
+    batched: bool = False,
 ) -> None:
     """Parse one record of `topic`, check the channels it names belong to its tenant, and hand it to `handle`;
     unparseable records, a channel of another tenant (or none at all) and PermanentFailure go to the dead-letter
@@ -180,13 +184,16 @@ async def consume(
         event = topic.parse(message.body)
     except ValidationError as exc:
         await dead_letter(publisher, message, topic, service, "invalid_event", _summary(exc), raw_headers)
+        metrics.count_record(service, topic.base_name, "dead_lettered")
         return
-    try:
-        check_channels(channels, event)
-        await handle(event)
-    except PermanentFailure as failure:
-        await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
-                          tenant_id=getattr(event, "tenant_id", None))
+    with metrics.handling(service, topic.base_name, batched=batched) as handled:
+        try:
+            check_channels(channels, event)
+            await handle(event)
+        except PermanentFailure as failure:
+            handled.dead_lettered()
+            await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
+                              tenant_id=getattr(event, "tenant_id", None))
 
 
 def _summary(exc: ValidationError) -> str:
@@ -223,6 +230,7 @@ async def dead_letter(
     )
     log.warning("dead_lettered", reason=reason, source_topic=letter.source_topic, offset=letter.offset)
     await publisher.publish(letter, DEAD_LETTERS)
+    metrics.DEAD_LETTERS.labels(service, topic.base_name, reason).inc()
 
 
 async def ensure_topics(bootstrap_servers: str, namespace: str = "", topics: Iterable[Topic] = ALL_TOPICS,
@@ -428,9 +436,10 @@ def subscribe_whole_batches(
             events.append(event)
 
         for record in records:
-            await consume(_view_of(record), topic, collect, publisher, service, channels)
+            await consume(_view_of(record), topic, collect, publisher, service, channels, batched=True)
         if events:
-            await handle(events)
+            with metrics.handling(service, topic.base_name, records=len(events)):
+                await handle(events)
 
     on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batches"
     _register(broker, topic, group_id, namespace, on_batch, consumers=consumers, batch=True,

@@ -10,15 +10,19 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
 
 from parley_common import round_trips
+from parley_common.metrics import MongoCommandTimer
 
 DUPLICATE_KEY = 11000
 
 
-def mongo_client(uri: str, app_name: str, **options: Any) -> AsyncMongoClient[dict[str, Any]]:
-    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; `options` are TLS and
-    credentials (parley_common.connections.mongo_client_options)."""
+def mongo_client(uri: str, app_name: str, service: str = "unknown", **options: Any) -> AsyncMongoClient[dict[str, Any]]:
+    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; every command timed
+    under `service` (parley_common.metrics); `options` are TLS and credentials
+    (parley_common.connections.mongo_client_options)."""
+    extra = round_trips.mongo_options()
+    listeners = [MongoCommandTimer(service), *extra.pop("event_listeners", [])]
     return AsyncMongoClient(uri, tz_aware=True, uuidRepresentation="standard", appname=app_name,
-                            serverSelectionTimeoutMS=5000, **options, **round_trips.mongo_options())
+                            serverSelectionTimeoutMS=5000, event_listeners=listeners, **options, **extra)
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:

@@ -34,12 +34,13 @@ class Runtime:
         self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}",
                                   idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms,
                                   security=kafka_security(infra))
-        self.publisher = EventPublisher(self.broker, infra.namespace)
+        self.publisher = EventPublisher(self.broker, infra.namespace, service)
         self._mongo: AsyncMongoClient[dict[str, Any]] | None = (
-            mongo_client(infra.mongo_uri, f"parley-{service}", **mongo_client_options(infra)) if use_mongo else None
+            mongo_client(infra.mongo_uri, f"parley-{service}", service, **mongo_client_options(infra))
+            if use_mongo else None
         )
         self._redis: Redis | None = (
-            redis_client(infra.redis_url, **redis_client_options(infra)) if use_redis else None
+            redis_client(infra.redis_url, service, **redis_client_options(infra)) if use_redis else None
         )
 
     @property

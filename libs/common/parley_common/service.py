@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
 from typing import Any, cast
 
 import structlog
@@ -23,6 +23,7 @@ from parley_common.bounds import BodySizeLimit
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
+from parley_common.metrics import HttpMetrics, lag_sampling
 from parley_common.openapi import install as install_truthful_openapi
 from parley_common.settings import InfraSettings
 
@@ -61,7 +62,8 @@ def build_service(
             freeze_heap()
         log.info("service_started", service=service)
         try:
-            yield
+            async with lag_sampling(service, broker, infra.namespace) if broker is not None else nullcontext():
+                yield
         finally:
             if broker is not None:
                 await broker.stop()  # waits for in-flight handlers, then commits their offsets
@@ -82,6 +84,7 @@ def build_service(
 
     app.add_middleware(BodySizeLimit, max_bytes=infra.max_request_body_bytes,
                        own_limits=own_body_limits)
+    app.add_middleware(HttpMetrics, service=service)
     app.add_middleware(CorrelationMiddleware, service=service)
     return app
 

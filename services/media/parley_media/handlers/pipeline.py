@@ -18,6 +18,7 @@ from parley_common.clock import Clock
 from parley_common.events.media import MediaFailed, MediaStored
 from parley_common.kafka import EventPublisher
 from parley_common.topics import MEDIA_EVENTS
+from parley_media import metrics
 from parley_media.adapters.blobstore import BlobStore
 from parley_media.adapters.media_repository import BlobRef, MediaRepository
 from parley_media.adapters.thumbnails import THUMBNAIL_MIME, make_thumbnail
@@ -134,6 +135,7 @@ class MediaPipeline:
     async def announce_stored(self, record: dict[str, Any]) -> None:
         """`MediaStored`; an upload (no customer yet: a file to send, a saved reply's or a template header's) is
         keyed `upload:<media id>` so outbound learns it can send it."""
+        metrics.STATES.labels("stored", "").inc()
         await self.publisher.publish(MediaStored(
             occurred_at=self.clock.now(), tenant_id=record["tenant_id"],
             correlation_id=record.get("correlation_id") or record["_id"], channel_id=record["channel_id"],
@@ -147,6 +149,7 @@ class MediaPipeline:
 
     async def fail(self, record: dict[str, Any], reason: str, detail: str | None, attempts: int) -> None:
         await self.repo.mark_failed(record["_id"], reason, detail, attempts)
+        metrics.STATES.labels("failed", reason).inc()
         if not record.get("external_user_id"):
             return
         await self.publisher.publish(MediaFailed(

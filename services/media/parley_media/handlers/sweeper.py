@@ -17,6 +17,7 @@ import structlog
 from parley_common.events.media import MediaExpired
 from parley_common.ids import new_id
 from parley_common.topics import MEDIA_EVENTS
+from parley_media import metrics
 from parley_media.domain.model import MediaState
 from parley_media.handlers.pipeline import MediaPipeline, thumbnail_key
 
@@ -70,6 +71,7 @@ class Sweeper:
                                     {"failure_reason": "abandoned", "blob_key": None})
             return
         if await repo.finish_claim(record["_id"], self.owner, MediaState.EXPIRED, {"expired_at": now}):
+            metrics.STATES.labels("expired", "").inc()
             await self._announce(record, now)
 
     async def _remember_key(self, record: dict[str, Any]) -> str | None:

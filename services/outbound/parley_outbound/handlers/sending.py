@@ -21,6 +21,7 @@ from parley_common.clock import Clock
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import EmailOptions, OutboundText, SavedReplyContent, SendMessage, TemplateContent
+from parley_outbound import metrics
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
@@ -209,7 +210,10 @@ class Sender:
     def decide(self, command: SendMessage, category: PricingCategory | None, facts: WindowFacts) -> Decision:
         if command.channel_type is ChannelType.EMAIL:  # no window
             facts = WindowFacts(blocked=facts.blocked)
-        return decide(intent_for(command, category), facts, self.clock.now())
+        decision = decide(intent_for(command, category), facts, self.clock.now())
+        if not decision.allowed:
+            metrics.WINDOW_REFUSALS.labels(command.channel_type.value, decision.reason.value).inc()
+        return decision
 
     def _check_thread(self, command: SendMessage, thread: ThreadFacts) -> None:
         if held_by_another_agent(command.channel_type, command.sender.kind, command.sender.login, thread):

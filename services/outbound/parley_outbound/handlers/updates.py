@@ -11,6 +11,7 @@ from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SendMessage
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONVERSATIONS_COMMANDS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
+from parley_outbound import metrics
 from parley_outbound.domain.status import State
 
 
@@ -37,6 +38,8 @@ class UpdatePublisher:
         if state is State.SENDING:
             return  # internal only
         command = command or SendMessage.model_validate(doc["command"])
+        final_reason = reason if reason is not None else doc.get("reason")
+        metrics.MESSAGES.labels(command.channel_type.value, state.value, final_reason or "").inc()
         decision = doc.get("decision") or {}
         event = OutboundMessageUpdated(
             occurred_at=at, tenant_id=command.tenant_id, correlation_id=command.correlation_id,
@@ -44,7 +47,7 @@ class UpdatePublisher:
             message_id=command.message_id, channel_type=command.channel_type, status=OutboundStatus(state.value),
             sender=command.sender, content=command.content,
             provider_message_id=provider_message_id or doc.get("provider_message_id"),
-            status_at=at, error=error, reason=reason if reason is not None else doc.get("reason"),
+            status_at=at, error=error, reason=final_reason,
             pricing_category=decision.get("pricing_category"), free=decision.get("free"),
             rendered_text=doc.get("rendered_text"), email=command.email,
         )
