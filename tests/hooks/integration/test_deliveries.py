@@ -123,6 +123,8 @@ async def test_no_event_lost_none_reordered_per_key_and_signed(hooks_app: Any) -
 async def test_a_failing_receiver_pauses_its_subscription_until_resumed_then_replay(hooks_app: Any) -> None:
     async with serve_receiver() as receiver, hooks_app(pause_after_failures=3) as hooks:
         receiver.behaviour = lambda event, seen: "fail"
+        before = conversation_event("u9", -1)
+        await hooks.publish(before, CONVERSATIONS_EVENTS)  # happened before the subscription: never delivered
         subscription = await subscribe(hooks, receiver, ["parley.conversation.changed"])
         path = f"/v1/subscriptions/{subscription['id']}"
         events = [conversation_event("u9", step) for step in range(2)]
@@ -176,6 +178,7 @@ async def test_a_failing_receiver_pauses_its_subscription_until_resumed_then_rep
         stamp, signatures = last.headers["parley-timestamp"], last.headers["parley-signature"]
         assert len(signatures.split(",")) == 2  # the new secret's and, for a while, the previous one's
         assert all(verify(key, stamp, last.body, signatures, int(time.time())) for key in (old_secret, new_secret))
+        assert str(before.event_id) not in {received.event["id"] for received in receiver.requests}
 
 
 async def test_the_api_is_the_tenants_and_managers_and_refuses_bad_targets(hooks_app: Any) -> None:
