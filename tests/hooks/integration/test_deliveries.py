@@ -205,6 +205,8 @@ async def test_the_api_is_the_tenants_and_managers_and_refuses_bad_targets(hooks
                                           json={**body, "event_types": ["parley.dlq"]})
         assert unknown.status_code == 422 and unknown.json()["error"]["details"]["unknown"] == ["parley.dlq"]
 
+        refused = await hooks.client.patch(path, headers=hooks.manager, json={"url": "ftp://crm.example.com/x"})
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "url_scheme_not_allowed")
         changed = await hooks.client.patch(path, headers=hooks.manager,
                                            json={"event_types": ["parley.media.stored"], "status": "paused"})
         assert changed.json()["event_types"] == ["parley.media.stored"] and changed.json()["status"] == "paused"

@@ -61,7 +61,7 @@ class SubscriptionService:
 
     async def update(self, caller: Principal, subscription_id: str, body: s.SubscriptionUpdate) -> s.Subscription:
         doc = await self._owned(caller, subscription_id)
-        self._check(body.url or doc["url"], body.event_types or doc["event_types"])
+        self._check(body.url, body.event_types)  # what changes; pausing never fails on what is already there
         changes: Doc = {key: value for key, value in (("url", body.url), ("secret", body.secret),
                                                       ("description", body.description)) if value is not None}
         if body.event_types is not None:
@@ -144,12 +144,13 @@ class SubscriptionService:
             raise ApiError(404, "subscription_not_found", "no such subscription")
         return doc
 
-    def _check(self, url: str, event_types: list[str]) -> None:
+    def _check(self, url: str | None, event_types: list[str] | None) -> None:
         try:
-            parse_target(url, self._policy)
+            if url is not None:
+                parse_target(url, self._policy)
         except TargetRefused as refused:
             raise ApiError(422, refused.code, str(refused), {"field": "url"}) from None
-        unknown = sorted(set(event_types) - self._known_types)
+        unknown = sorted(set(event_types or ()) - self._known_types)
         if unknown:
             raise ApiError(422, "unknown_event_type", "not an event type a subscription can receive",
                            {"field": "event_types", "unknown": unknown, "known": sorted(self._known_types)})
