@@ -333,6 +333,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
     overrides = {"PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": "5"}
     if args.count:
         overrides["PARLEY_COUNT_ROUND_TRIPS"] = "true"
+    overrides.update(setting.split("=", 1) for setting in args.env)
     try:
         with tempfile.TemporaryDirectory(prefix="pipeline-") as tmp, \
                 running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
@@ -432,6 +433,8 @@ def main() -> None:
     parser.add_argument("--keep-infra", action="store_true", help="use the running test-profile servers as they are")
     parser.add_argument("--no-ceilings", dest="ceilings", action="store_false")
     parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
+    parser.add_argument("--env", action="append", default=[], metavar="PARLEY_X=VALUE",
+                        help="a setting of every service (repeatable), e.g. PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS=10")
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "pipeline.png")
     parser.add_argument("--docs", action="store_true", help="rewrite the pipeline section of docs/benchmarks.md")
     args = parser.parse_args()

@@ -34,31 +34,44 @@ log = structlog.get_logger(__name__)
 E = TypeVar("E")
 
 
-IDLE_FETCH_BACKOFF_MS = 10
-_idle_fetch_backoff = {"seconds": 0.0}
+IDLE_FETCH_BACKOFF_MS = 40
+FIRST_IDLE_PAUSE_MS = 5
+_idle_fetch_backoff = {"longest": 0.0}
 
 
-def pace_idle_fetches(milliseconds: int) -> None:
-    """After a fetch that brought no records, wait `milliseconds` before the next fetch to that broker.
+def idle_pause(previous: float, longest: float) -> float:
+    """The pause after an empty fetch, given the one before it (0 after a fetch that brought records): it doubles
+    from FIRST_IDLE_PAUSE_MS up to `longest` (seconds), so a consumer that just emptied its partitions looks
+    again soon, and one that stays idle fetches 1/`longest` times a second."""
+    return min(longest, max(FIRST_IDLE_PAUSE_MS / 1000, previous * 2))
+
+
+def pace_idle_fetches(longest_ms: int) -> None:
+    """After a fetch that brought no records, pause before the next fetch to that broker: from 5 ms, doubling
+    while the consumer stays idle, up to `longest_ms` — the most a record arriving at an idle consumer waits.
 
     Kafka holds an empty fetch for `fetch_max_wait_ms` (a long poll); the local broker (noida-db) answers it at
     once, so an idle aiokafka consumer re-fetched ~2,400 times a second and burned half a core — the router's six
     consumers a whole core while idle (measured; docs/benchmarks.md). Against Kafka the pause follows a long poll
-    that already waited, so it costs nothing; against the local broker 10 ms cuts an idle consumer to ~7 % CPU
-    and adds at most 10 ms to a record that arrives while its consumer is idle. aiokafka 0.14's fetcher is
-    pinned; tests/common/integration checks the effect, so an upgrade that moves this seam fails loudly."""
-    _idle_fetch_backoff["seconds"] = milliseconds / 1000
+    that already waited, so it costs nothing. Against the local broker a fixed 10 ms pause left an idle consumer
+    at 3.6 % of a core (45 fetches/s on a loaded machine); 40 ms at its longest, 1.5 % (20 fetches/s), and a
+    record still read within 50 ms of arriving. aiokafka 0.14's fetcher is pinned; tests/common/integration
+    checks the effect, so an upgrade that moves this seam fails loudly."""
+    _idle_fetch_backoff["longest"] = longest_ms / 1000
     original = getattr(Fetcher._proc_fetch_request, "__wrapped__", Fetcher._proc_fetch_request)
 
     @functools.wraps(original)
     async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
         has_new_data: bool = await original(self, *args)
-        pause = _idle_fetch_backoff["seconds"]
-        if not has_new_data and pause:
-            try:
-                await asyncio.sleep(pause)
-            except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error
-                return False
+        longest = _idle_fetch_backoff["longest"]
+        if has_new_data or not longest:
+            self._parley_idle_pause = 0.0
+            return has_new_data
+        pause = self._parley_idle_pause = idle_pause(getattr(self, "_parley_idle_pause", 0.0), longest)
+        try:
+            await asyncio.sleep(pause)
+        except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error
+            return False
         return has_new_data
 
     Fetcher._proc_fetch_request = fetch_then_pace
