@@ -128,6 +128,12 @@ async def test_comments_mentions_and_replies(kafka_topics: InfraSettings, mongo:
         assert bad.json()["error"]["code"] == "unknown_comment"
         listed = await client.get(f"/v1/contacts/{cid}/comments", headers=auth(login="carol"))
         assert [c["author"] for c in listed.json()] == ["ana", "bob"]
+        # each agent's mentions, newest first, with the contact they are about
+        for login, texts in (("bob", ["@bob can you call? cc @eve."]), ("ana", ["done"]), ("carol", [])):
+            mine = await client.get("/v1/contacts/mentions", headers=auth(login=login))
+            assert mine.status_code == 200 and [m["text"] for m in mine.json()] == texts
+        [mention] = (await client.get("/v1/contacts/mentions", headers=auth(login="eve"))).json()
+        assert (mention["contact_id"], mention["author"], mention["contact_name"]) == (cid, "ana", "+14155550123")
 
 
 async def test_merge_keeps_history_and_moves_identities(kafka_topics: InfraSettings, mongo: object) -> None:

@@ -58,5 +58,7 @@ class Collections:
         await self.history.create_index([("tenant_id", ASCENDING), ("merged_into", ASCENDING)], name="tenant_into")
         await self.comments.create_index(
             [("tenant_id", ASCENDING), ("contact_id", ASCENDING), ("created_at", ASCENDING)], name="tenant_contact")
+        await self.comments.create_index(  # an agent's mentions, newest first
+            [("tenant_id", ASCENDING), ("mentions", ASCENDING), ("created_at", DESCENDING)], name="tenant_mentions")
         await self.vocabulary.create_index(
             [("tenant_id", ASCENDING), ("kind", ASCENDING), ("name", ASCENDING)], name="tenant_kind_name", unique=True)

@@ -180,6 +180,9 @@ class ContactsRepository:
         return True
 
 
+Docs = list[Doc]  # in the class below, `list` names its method
+
+
 class CommentsRepository:
     def __init__(self, collections: Collections) -> None:
         self._c = collections
@@ -194,6 +197,11 @@ class CommentsRepository:
     async def list(self, tenant_id: str, contact_id: str, limit: int = 200) -> list[Doc]:
         cursor = self._c.comments.find({"tenant_id": tenant_id, "contact_id": contact_id})
         return [doc async for doc in cursor.sort("created_at", ASCENDING).limit(limit)]
+
+    async def mentioning(self, tenant_id: str, login: str, limit: int) -> Docs:
+        """The comments that mention `login`, newest first."""
+        cursor = self._c.comments.find({"tenant_id": tenant_id, "mentions": login})
+        return [doc async for doc in cursor.sort("created_at", DESCENDING).limit(limit)]
 
 
 class VocabularyRepository:

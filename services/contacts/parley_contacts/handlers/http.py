@@ -135,6 +135,14 @@ def _reads(router: APIRouter, services: Services) -> None:
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 
+    @router.get("/mentions", response_model=list[s.MentionOut],
+                summary="Comments that mention the caller (@login), newest first, on contacts they may see")
+    async def mentions(who: Team, limit: Annotated[int, Query(ge=1, le=100)] = 50) -> list[s.MentionOut]:
+        return [s.MentionOut.model_validate({
+            **comment, "id": comment["_id"],
+            "contact_name": card.get("display_name") or next(iter(card.get("phones") or []), None)})
+            for comment, card in await services.comments.mentions_of(who, limit)]
+
     @router.get("/labels", response_model=list[s.VocabularyItem], summary="Labels used in this tenant")
     async def labels(who: Team) -> list[dict[str, Any]]:
         return await services.vocabulary.names(who.tenant_id, "label")

@@ -45,6 +45,9 @@ class FieldsService:
         return card
 
 
+Mentions = list[tuple[dict[str, Any], Card]]  # (comment, its contact)
+
+
 class CommentsService:
     """Comments are tied to the contact and visible to the whole team; a reply mentions the replied author."""
 
@@ -76,3 +79,14 @@ class CommentsService:
     async def list(self, principal: Principal, contact_id: str) -> list[dict[str, Any]]:
         await self._contacts.get(principal, contact_id)
         return await self._comments.list(principal.tenant_id, contact_id)
+
+    async def mentions_of(self, principal: Principal, limit: int) -> Mentions:
+        """The comments mentioning the caller, newest first, with their contact — only of contacts the caller
+        may still see (a mention on another team's customer, or on a contact merged away, is left out)."""
+        found: Mentions = []
+        for comment in await self._comments.mentioning(principal.tenant_id, principal.login, limit):
+            try:
+                found.append((comment, await self._contacts.get(principal, comment["contact_id"])))
+            except ApiError:
+                continue
+        return found

@@ -115,6 +115,10 @@ class CommentOut(BaseModel):
     created_at: datetime
 
 
+class MentionOut(CommentOut):
+    contact_name: str | None = Field(description="the contact's display name, else its first phone")
+
+
 class VocabularyItem(BaseModel):
     name: str
     type: str | None = None
