@@ -11,15 +11,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
 from e2e_journey import png_bytes
-from e2e_system import CONSOLE, TENANT, System
-from playwright.sync_api import Locator, ViewportSize, expect
+from e2e_system import CONSOLE, TENANT, WHATSAPP, System
+from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from parley_common.auth import issue_token
 
-AGENT, OTHER_AGENT, SUPERVISOR = "alice", "bob", "sam"
+AGENT, OTHER_AGENT, SUPERVISOR, NEW_AGENT = "alice", "bob", "sam", "carol"
 DAY = 24 * 3600
 
 
@@ -62,6 +63,24 @@ def tab_of(customer: Customer) -> str:
 
 def conversation_item(screen: Screen, customer: Customer) -> Locator:
     return screen.page.locator(".list li.item", has_text=customer.name)
+
+
+def opened(screen: Screen, customer: Customer) -> Page:
+    """The customer's conversation open on the screen, from the tab that holds it."""
+    page = screen.page
+    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()
+    arrived(screen, customer).get_by_role("button").click()
+    expect(page.locator("#conversation-title")).to_have_text(customer.name)
+    return page
+
+
+def a_customer_writes(browser: Browser, system: System, name: str, text: str) -> tuple[Screen, Customer]:
+    """Alice on duty, and a new customer's first message open on her screen."""
+    alice = on_duty(browser, system, AGENT)
+    customer = Customer(system, name)
+    customer.writes(text)
+    opened(alice, customer)
+    return alice, customer
 
 
 def test_sign_in_page_and_roles(system: System, browser: Browser) -> None:
@@ -204,12 +223,8 @@ def test_a_template_goes_out_once_the_window_has_closed(system: System, browser:
 
 
 def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) -> None:
-    alice = on_duty(browser, system, AGENT)
+    alice, customer = a_customer_writes(browser, system, "Card", "Can you check order 4471?")
     page = alice.page
-    customer = Customer(system, "Card")
-    customer.writes("Can you check order 4471?")
-    item = arrived(alice, customer)
-    item.get_by_role("button").click()
     card = page.get_by_role("complementary", name=customer.name)
     expect(card.locator(".facts")).to_contain_text(f"+{customer.phone}", timeout=30_000)
 
@@ -224,6 +239,19 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     card.get_by_role("button", name="Add").last.click()
     expect(card.locator(".comments")).to_contain_text("@bob the carrier owes us this one")
     assert_clean(alice, "contact-card")
+    # bob is told: his mentions badge counts it, the list shows who wrote it on which customer
+    bob = signed_in(browser, system, OTHER_AGENT)
+    mentions = bob.page.get_by_role("button", name="Mentions, 1 new")
+    expect(mentions).to_be_visible(timeout=30_000)
+    mentions.click()
+    listed = bob.page.get_by_role("dialog", name="Mentions")
+    expect(listed).to_contain_text(f"alice on +{customer.phone}")  # the card has no name of its own: its phone
+    expect(listed).to_contain_text("@bob the carrier owes us this one")
+    assert_clean(bob, "mentions")
+    listed.get_by_role("button", name="Close").click()
+    expect(bob.page.get_by_role("button", name="Mentions, 0 new")).to_be_visible()
+    bob.close()
+    page.bring_to_front()
 
     page.get_by_label("Saved reply").select_option(label="On it")
     page.get_by_role("button", name="Send saved reply").click()
@@ -251,13 +279,8 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
 
 
 def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, browser: Browser) -> None:
-    alice = on_duty(browser, system, AGENT)
+    alice, customer = a_customer_writes(browser, system, "Receipt", "I will send you the receipt")
     page = alice.page
-    customer = Customer(system, "Receipt")
-    customer.writes("I will send you the receipt")
-    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()
-    arrived(alice, customer).get_by_role("button").click()
-    expect(page.locator("#conversation-title")).to_have_text(customer.name)
 
     # The provider answers 410 for the file: media gives up at once and the timeline says why.
     media_ref = f"console{uuid.uuid4().hex[:12]}"
@@ -305,7 +328,7 @@ def test_decline_take_priority_and_snooze(system: System, browser: Browser) -> N
     page = alice.page
     customer = Customer(system, "Actions")
     customer.writes("I need a hand")
-    arrived(alice, customer).get_by_role("button").click()
+    arrived(alice, customer).get_by_role("button").click()  # offered to alice: in her Mine tab
     page.get_by_role("button", name="Decline").click()  # nobody else is online: back to the team's queue
     expect(page.locator(".timeline .activity", has_text="Offer declined")).to_be_visible()
     page.get_by_role("tab", name=re.compile("Queued")).click()
@@ -333,7 +356,9 @@ def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: B
     sam = signed_in(browser, system, SUPERVISOR, "manager")
     sam.page.get_by_role("button", name="Supervisor").click()
     expect(sam.page.get_by_role("heading", name="Supervisor")).to_be_visible()
-    expect(sam.page.get_by_role("table", name="Agents").get_by_role("rowheader", name=AGENT)).to_be_visible()
+    agents = sam.page.get_by_role("table", name="Agents")
+    expect(agents.get_by_role("rowheader", name=AGENT)).to_be_visible()
+    expect(agents.get_by_role("row", name=re.compile(AGENT)).locator(".load")).to_have_text(re.compile(r"\d+/\d+"))
     # The period's figures from the router: today's total counts the conversation just opened, by team too.
     figures = sam.page.get_by_role("table", name="Figures of the period")
     expect(figures.get_by_role("row", name=re.compile(r"^All [1-9]"))).to_be_visible()
@@ -345,6 +370,17 @@ def test_the_supervisor_sees_the_queue_and_the_agents(system: System, browser: B
     assert timedelta(days=6, hours=23) < datetime.now(UTC) - since < timedelta(days=7, minutes=5)
     expect(figures.get_by_role("row", name=re.compile(r"^All [1-9]"))).to_be_visible()
     assert_clean(sam, "supervisor-week")
+    # Any days up to the router's 31: the first day's midnight to the end of the last day.
+    sam.page.get_by_role("combobox", name="Period", exact=True).select_option(label="Dates…")
+    sam.page.get_by_label("From").fill("2026-01-01")
+    with sam.page.expect_request(re.compile(r"/v1/supervisor/period\?since=")) as asked:
+        sam.page.get_by_label("To (included)").fill("2026-01-10")
+    query = parse_qs(urlparse(asked.value.url).query)
+    since, until = (datetime.fromisoformat(query[key][0]) for key in ("since", "until"))
+    assert until - since == timedelta(days=10)
+    sam.page.get_by_label("From").fill("2025-11-01")
+    expect(sam.page.get_by_role("alert")).to_have_text("At most 31 days.")
+    sam.page.get_by_role("combobox", name="Period", exact=True).select_option(label="Today")
 
     # Back in the inbox: the managers' export, and a bulk action on a selection.
     sam.page.get_by_role("button", name="Inbox").click()
@@ -378,3 +414,135 @@ def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
     page.get_by_role("button", name="Back to the list").click()
     expect(item).to_be_visible()
     alice.close()
+
+
+# Counts the tones the page starts (WebAudio oscillators), without keeping the page from playing them.
+TONE_RECORDER = """
+window.__tonesPlayed = 0;
+const RealAudioContext = window.AudioContext;
+window.AudioContext = class extends RealAudioContext {
+  createOscillator() {
+    const oscillator = super.createOscillator();
+    const start = oscillator.start.bind(oscillator);
+    oscillator.start = (...args) => { window.__tonesPlayed += 1; return start(...args); };
+    return oscillator;
+  }
+};
+"""
+
+
+def test_an_offer_chimes_and_a_dropped_file_an_emoji_and_a_transfer_go_with_the_reply(
+        system: System, browser: Browser) -> None:
+    browser.context.add_init_script(TONE_RECORDER)
+    # a new agent with room for the whole queue: whatever waits is offered to her, each offer with its tone
+    with httpx.Client(base_url=system.url(CONSOLE), headers=system.auth(SUPERVISOR, "manager"), timeout=30) as api:
+        staffed = api.put(f"/v1/agents/{NEW_AGENT}", json={"teams": ["support"], "default_capacity": 100})
+        assert staffed.status_code == 200, staffed.text
+    carol = on_duty(browser, system, NEW_AGENT)
+    page = carol.page
+    page.get_by_label("My presence").click()  # a click: the browser lets the page play sound
+    customer = Customer(system, "Chime")
+    customer.writes("Is anyone there?")
+    page.wait_for_function("window.__tonesPlayed > 0", timeout=30_000)  # an offer came: its tone played
+    expect(page.locator(".my-load")).to_contain_text(re.compile(r"whatsapp \d+/100"))  # her load / capacity
+    opened(carol, customer)
+
+    # A file dropped on the composer is attached; an emoji comes from the picker's search.
+    drop = page.evaluate_handle("""bytes => {
+        const data = new DataTransfer();
+        data.items.add(new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"}));
+        return data;
+    }""", list(png_bytes(20, 20)))
+    composer = page.get_by_role("region", name="Composer")
+    composer.dispatch_event("dragover", {"dataTransfer": drop})
+    composer.dispatch_event("drop", {"dataTransfer": drop})
+    expect(composer.locator(".file")).to_contain_text("Attached: dropped.png")
+    page.get_by_label("Reply to the customer").fill("Here is your label ")
+    composer.get_by_text("Emoji", exact=True).click()
+    picker = page.locator("emoji-picker")
+    picker.get_by_role("combobox", name="Search").fill("thumbs up")
+    found = picker.get_by_role("option", name=re.compile("thumbs up")).first
+    expect(found).to_be_visible()
+    assert_clean(carol, "emoji-picker")  # the open picker is scanned too
+    found.click()
+    expect(page.get_by_label("Reply to the customer")).to_have_value(re.compile("^Here is your label 👍"))
+    expect(picker).to_be_hidden()  # picked: the picker closes
+
+    # After the send, the conversation goes to the team with a comment.
+    page.get_by_label("After send").select_option("transfer")
+    composer.get_by_label("Transfer to").select_option("team:support")
+    composer.get_by_label("Transfer comment").fill("Billing handles label refunds")
+    assert_clean(carol, "after-send-transfer")
+    composer.get_by_role("button", name="Send", exact=True).click()
+    sent = page.locator(".timeline .outbound", has=page.locator(".attachment"))
+    expect(sent).to_contain_text("Here is your label 👍", timeout=30_000)  # with the emoji's variation selector
+    expect(page.locator(".timeline .activity", has_text="Billing handles label refunds")).to_be_visible(
+        timeout=30_000)
+    assert system.provider.sends_to(customer.phone)[-1]["image"]["caption"].startswith("Here is your label 👍")
+    assert_clean(carol, "after-send-transferred")
+    page.get_by_label("My presence").select_option("offline")  # her offers go back to the queue
+    expect(page.locator(".dot-offline")).to_be_visible()
+    carol.close()
+
+
+def test_mark_close_reopen_block_and_the_filters(system: System, browser: Browser) -> None:
+    customer = Customer(system, "Flags")
+    customer.writes("Please call me back")
+    sam = signed_in(browser, system, SUPERVISOR, "manager")
+    page = opened(sam, customer)
+    item = conversation_item(sam, customer)
+    expect(item.get_by_title("waiting for an answer")).to_be_visible()
+
+    page.get_by_role("button", name="Mark answered").click()
+    expect(page.get_by_role("button", name="Mark unanswered")).to_be_visible()
+    expect(item.get_by_title("waiting for an answer")).to_be_hidden()
+    page.get_by_role("button", name="Mark unanswered").click()
+    expect(item.get_by_title("waiting for an answer")).to_be_visible()
+
+    page.get_by_role("button", name="Close", exact=True).click()
+    page.get_by_role("dialog", name="Close the conversation").get_by_role("button", name="Close").click()
+    page.get_by_role("button", name="Reopen").click()
+    expect(page.locator(".timeline .activity", has_text="Reopened")).to_be_visible()
+    expect(page.get_by_role("button", name="Close", exact=True)).to_be_visible()
+
+    # Blocked on the channel from the card, then unblocked (a manager's right).
+    card = page.get_by_role("complementary", name=customer.name)
+    card.get_by_role("button", name="Block").click()
+    expect(card.locator(".tag.danger", has_text="blocked")).to_be_visible(timeout=30_000)
+    assert_clean(sam, "blocked")
+    card.get_by_role("button", name="Unblock").click()
+    expect(card.locator(".tag.danger")).to_have_count(0, timeout=30_000)
+
+    # The filters narrow the list: by channel id, by brand (none configured: nothing matches), unanswered.
+    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()
+    page.get_by_role("button", name="Filters").click()
+    filters = page.get_by_role("group", name="Filters")
+    filters.get_by_label("Channel id").fill("no-such-channel")
+    expect(page.locator("#conversation-list")).to_contain_text("Nothing here.")
+    filters.get_by_label("Channel id").fill(WHATSAPP.id)
+    expect(item).to_be_visible()
+    filters.get_by_label("Unanswered only").check()
+    expect(item).to_be_visible()
+    filters.get_by_label("Brand").fill("no-such-brand")
+    expect(page.locator("#conversation-list")).to_contain_text("Nothing here.")
+    assert_clean(sam, "filters-applied")
+    filters.get_by_role("button", name="Clear").click()
+    expect(item).to_be_visible()
+    sam.close()
+
+
+def test_load_more_pages_past_the_first_fifty(system: System, browser: Browser) -> None:
+    crowd = [Customer(system, "Crowd") for _ in range(55)]
+    for customer in crowd:
+        customer.writes("Queued with many")
+    sam = signed_in(browser, system, SUPERVISOR, "manager")
+    page = sam.page
+    page.get_by_role("tab", name=re.compile("Queued")).click()
+    expect(page.get_by_role("tab", name=re.compile("Queued")).locator(".count")).to_have_text(
+        re.compile(r"^(5[1-9]|[6-9]\d|\d{3,})$"), timeout=60_000)  # the pushed count: more than a page
+    items = page.locator(".list li.item")
+    expect(items).to_have_count(50, timeout=30_000)
+    page.get_by_role("button", name="Load more").click()
+    expect(items).not_to_have_count(50)
+    assert items.count() > 50
+    sam.close()

@@ -82,3 +82,14 @@ def test_channel_file_mounted_into_the_services_exists_and_is_valid(compose: dic
 
 def test_topics_are_created_from_the_registry(compose: dict[str, Any]) -> None:
     assert "ensure_topics('kafka:9092')" in " ".join(compose["topics"]["entrypoint"])
+
+
+def test_the_console_is_built_hardened_and_proxies_to_the_services_by_their_compose_names(
+        compose: dict[str, Any]) -> None:
+    spec = compose["console"]
+    assert spec["build"]["args"]["SERVICE"] == "console" and spec["build"]["dockerfile"] == "deploy/docker/Dockerfile"
+    assert spec["read_only"] is True and spec["cap_drop"] == ["ALL"]
+    assert "8006:8006" in spec["ports"] and spec["environment"]["PARLEY_CONSOLE_PORT"] == "8006"
+    for service in ("contacts", "router", "outbound", "media"):
+        assert spec["environment"][f"PARLEY_CONSOLE_{service.upper()}_URL"] == f"http://{service}:{SERVICES[service]}"
+        assert service in spec["depends_on"]

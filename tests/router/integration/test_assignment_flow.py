@@ -81,6 +81,7 @@ async def test_only_online_agents_and_assignment_when_capacity_frees(router: Rou
     assert (await router.ok("GET", f"/v1/conversations/{second['id']}"))["assignee"]["id"] == "ann"
     agents = {a["login"]: a for a in (await router.ok("GET", "/v1/agents"))["items"]}
     assert (agents["away"]["presence"], agents["ann"]["active"]) == ("away", {"whatsapp": 1})
+    assert (agents["ann"]["default_capacity"], agents["ann"]["capacity"]) == (1, {})  # her load: 1 of 1
 
 
 async def test_queue_serves_highest_priority_then_longest_waiting(router: Router) -> None:

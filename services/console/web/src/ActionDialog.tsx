@@ -14,6 +14,21 @@ interface Props {
 const TITLES: Record<DialogKind, string> = { transfer: "Transfer the conversation", close: "Close the conversation", snooze: "Snooze the conversation" };
 const SNOOZES: [string, number][] = [["1 hour", 3600], ["4 hours", 4 * 3600], ["Tomorrow", 24 * 3600], ["Next week", 7 * 24 * 3600]];
 
+/** The agents and teams a conversation may go to, as options `agent:<login>` / `team:<id>`. */
+export function TransferTargets({ agents, teams }: { agents: Agent[]; teams: Team[] }) {
+  return (
+    <>
+      <option value="">choose…</option>
+      <optgroup label="Agents">
+        {agents.map((a) => <option key={a.login} value={`agent:${a.login}`}>{a.login} ({a.presence})</option>)}
+      </optgroup>
+      <optgroup label="Teams">
+        {teams.map((t) => <option key={t.id} value={`team:${t.id}`}>{t.name ?? t.id}</option>)}
+      </optgroup>
+    </>
+  );
+}
+
 export function ActionDialog({ kind, agents, teams, onClose, onSubmit }: Props) {
   const dialog = useRef<HTMLDialogElement>(null);
   const [target, setTarget] = useState("");
@@ -40,13 +55,7 @@ export function ActionDialog({ kind, agents, teams, onClose, onSubmit }: Props) 
         {kind === "transfer" && (
           <label>To
             <select required value={target} onChange={(e) => setTarget(e.target.value)}>
-              <option value="">choose…</option>
-              <optgroup label="Agents">
-                {agents.map((a) => <option key={a.login} value={`agent:${a.login}`}>{a.login} ({a.presence})</option>)}
-              </optgroup>
-              <optgroup label="Teams">
-                {teams.map((t) => <option key={t.id} value={`team:${t.id}`}>{t.name ?? t.id}</option>)}
-              </optgroup>
+              <TransferTargets agents={agents} teams={teams} />
             </select>
           </label>
         )}

@@ -1,11 +1,13 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import {
-  api, followLive, forgetSession, isManager, restoreSession, saveSession, sessionFromToken, setApiToken, SIGNED_OUT,
-  type LiveEvent, type LiveState, type PushedCounts, type Session,
+  api, followLive, forgetSession, isManager, loadOf, restoreSession, saveSession, sessionFromToken, setApiToken, SIGNED_OUT,
+  type Agent, type LiveEvent, type LiveState, type PushedCounts, type Session,
 } from "./api";
 import { Inbox } from "./Inbox";
+import { Mentions } from "./Mentions";
 import { Supervisor } from "./Supervisor";
 import { Shortcuts } from "./Shortcuts";
+import { useReloadAfter } from "./useReloadAfter";
 
 type View = "inbox" | "supervisor";
 type Presence = "online" | "away" | "offline";
@@ -60,17 +62,22 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
 
   useEffect(() => followLive(setLastEvent, setCounts, setLive), []);
 
-  // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one.
+  // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one;
+  // the agent's load (active / capacity) follows the live changes.
   const chosen = useRef(false);
-  useEffect(() => {
+  const [me, setMe] = useState<Agent | null>(null);
+  const loadMe = useCallback(async () => {
     if (!agent) return;
-    api<{ items: { login: string; presence: Presence }[] }>("/v1/agents")
-      .then((found) => {
-        const me = found.items.find((a) => a.login === session.login);
-        if (me && !chosen.current) setPresence(me.presence);
-      })
-      .catch(() => undefined);
+    try {
+      const found = (await api<{ items: Agent[] }>("/v1/agents")).items.find((a) => a.login === session.login) ?? null;
+      setMe(found);
+      if (found && !chosen.current) setPresence(found.presence as Presence);
+    } catch {
+      // the load badge waits for the next change
+    }
   }, [agent, session.login]);
+  useEffect(() => { void loadMe(); }, [loadMe]);
+  useReloadAfter(lastEvent, loadMe, 1000);
 
   const beat = useCallback(async (value: Presence) => {
     try {
@@ -125,8 +132,15 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
             </select>
           </label>
         )}
+        {me && (
+          <span className="my-load" title="My conversations now / my capacity, per channel type">
+            <span className="sr-only">My load: </span>
+            {loadOf(me).map((l) => `${l.channel} ${l.active}/${l.max}`).join(", ") || `0/${me.default_capacity}`}
+          </span>
+        )}
         {presenceError && <span className="error" role="alert">{presenceError}</span>}
         <span className="who" title={`tenant ${session.tenant}`}>{session.login} · {session.roles.join(", ")}</span>
+        <Mentions login={session.login} lastEvent={lastEvent} />
         <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">?</button>
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>

@@ -1,10 +1,14 @@
-import { forwardRef, useEffect, useState, type DragEvent, type KeyboardEvent } from "react";
-import { api, ApiError, type Conversation, type Template } from "./api";
+import { forwardRef, useEffect, useRef, useState, type DragEvent, type KeyboardEvent } from "react";
+import { TransferTargets } from "./ActionDialog";
+import { EmojiPicker } from "./EmojiPicker";
+import { api, ApiError, type Agent, type Conversation, type Team, type Template } from "./api";
 import { SavedReplies } from "./SavedReplies";
 import { TemplatePicker } from "./TemplatePicker";
 
 interface Props {
   conversation: Conversation;
+  agents: Agent[];
+  teams: Team[];
   mode: "reply" | "note";
   onMode: (mode: "reply" | "note") => void;
   freeFormAllowed: boolean;
@@ -12,24 +16,31 @@ interface Props {
   onError: (message: string) => void;
 }
 
-type AfterSend = "" | "close" | "assign_to_me";
-const EMOJI = ["🙂", "👍", "🙏", "🎉", "😊", "👋"];
+type AfterSend = "" | "close" | "assign_to_me" | "transfer";
 
 export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer(
-  { conversation, mode, onMode, freeFormAllowed, onSent, onError }, ref,
+  { conversation, agents, teams, mode, onMode, freeFormAllowed, onSent, onError }, ref,
 ) {
   const [text, setText] = useState("");
   const [file, setFile] = useState<File | null>(null);
   const [sending, setSending] = useState(false);
   const [afterSend, setAfterSend] = useState<AfterSend>("");
+  const [transferTo, setTransferTo] = useState("");
+  const [transferComment, setTransferComment] = useState("");
   const [picking, setPicking] = useState(false);
   const [dragging, setDragging] = useState(false);
+  const [emojiOpen, setEmojiOpen] = useState(false);
+  const emojiMenu = useRef<HTMLDetailsElement>(null);
   const closedWindow = mode === "reply" && !freeFormAllowed;
 
   useEffect(() => { if (closedWindow) setPicking(true); }, [closedWindow]);
 
   const recipient = { external_user_id: conversation.external_user_id };
-  const after = afterSend ? { after_send: { action: afterSend } } : {};
+  const [targetKind, targetId] = transferTo.split(":");
+  const after = afterSend === "transfer"
+    ? { after_send: { action: "transfer", target_kind: targetKind, target_id: targetId, comment: transferComment.trim() || null } }
+    : afterSend ? { after_send: { action: afterSend } } : {};
+  const afterSendReady = afterSend !== "transfer" || Boolean(targetId);
 
   async function upload(chosen: File): Promise<string> {
     const form = new FormData();
@@ -39,7 +50,7 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
   }
 
   async function send() {
-    if (sending || (!text.trim() && !file)) return;
+    if (sending || (!text.trim() && !file) || (mode === "reply" && !afterSendReady)) return;
     setSending(true);
     try {
       if (mode === "note") {
@@ -61,6 +72,7 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
   }
 
   async function sendTemplate(template: Template, variables: Record<string, string>) {
+    if (!afterSendReady) { onError("Choose who the conversation goes to after the send."); return; }
     try {
       await api("/v1/messages", {
         method: "POST",
@@ -75,6 +87,7 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
   }
 
   async function sendSaved(savedReplyId: string) {
+    if (!afterSendReady) { onError("Choose who the conversation goes to after the send."); return; }
     try {
       await api("/v1/messages", {
         method: "POST",
@@ -114,9 +127,22 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
             <option value="">nothing</option>
             <option value="close">close</option>
             <option value="assign_to_me">assign to me</option>
+            <option value="transfer">transfer…</option>
           </select>
         </label>
       </div>
+      {afterSend === "transfer" && mode === "reply" && (
+        <div className="after-transfer">
+          <label>Transfer to
+            <select value={transferTo} onChange={(e) => setTransferTo(e.target.value)} required>
+              <TransferTargets agents={agents} teams={teams} />
+            </select>
+          </label>
+          <label>Transfer comment
+            <input value={transferComment} maxLength={1000} onChange={(e) => setTransferComment(e.target.value)} />
+          </label>
+        </div>
+      )}
       {picking && mode === "reply" && (
         <TemplatePicker channelId={conversation.channel_id} required={closedWindow} onSend={sendTemplate} onCancel={() => setPicking(false)} />
       )}
@@ -131,11 +157,14 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
             <span>Attach</span>
             <input type="file" onChange={(e) => setFile(e.target.files?.[0] ?? null)} disabled={mode === "note" || closedWindow} />
           </label>
-          <details className="emoji">
+          <details className="emoji" ref={emojiMenu} onToggle={(e) => setEmojiOpen(e.currentTarget.open)}>
             <summary>Emoji</summary>
-            <div>{EMOJI.map((e) => <button key={e} type="button" onClick={() => setText((t) => t + e)} aria-label={`Insert ${e}`}>{e}</button>)}</div>
+            {emojiOpen && <EmojiPicker onPick={(emoji) => {
+              setText((t) => t + emoji);
+              if (emojiMenu.current) emojiMenu.current.open = false; // picked: the picker closes
+            }} />}
           </details>
-          <button type="button" className="primary" onClick={() => void send()} disabled={sending || closedWindow || (!text.trim() && !file)}>
+          <button type="button" className="primary" onClick={() => void send()} disabled={sending || closedWindow || (!text.trim() && !file) || (mode === "reply" && !afterSendReady)}>
             {mode === "note" ? "Add note" : "Send"}
           </button>
         </div>

@@ -140,7 +140,7 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
       )}
       {error && <p role="alert" className="error">{error}</p>}
       <Timeline entries={entries} />
-      <Composer ref={composer} conversation={c} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !messagingWindow?.blocked}
+      <Composer ref={composer} conversation={c} agents={agents} teams={teams} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !messagingWindow?.blocked}
                 onSent={() => { void loadTimeline(); onChanged(); }} onError={setError} />
       {dialog && (
         <ActionDialog kind={dialog} agents={agents} teams={teams} onClose={() => setDialog(null)}

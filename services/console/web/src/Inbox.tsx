@@ -28,6 +28,8 @@ const TABS: Tab[] = [
 
 interface Filters {
   channel_type: string;
+  channel_id: string;
+  brand: string;
   team: string;
   assignee: string;
   label: string;
@@ -35,7 +37,7 @@ interface Filters {
   q: string;
 }
 
-const NO_FILTERS: Filters = { channel_type: "", team: "", assignee: "", label: "", unanswered: false, q: "" };
+const NO_FILTERS: Filters = { channel_type: "", channel_id: "", brand: "", team: "", assignee: "", label: "", unanswered: false, q: "" };
 const SEEN_KEY = "parley.seen";
 const PAGE_SIZE = 50;
 
@@ -202,6 +204,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   const unread = (c: Conversation) => c.id !== openId && (!seen[c.id] || Date.parse(seen[c.id]) < Date.parse(c.last_activity_at)) && c.unanswered;
   const teamOptions = teams.map((t) => t.id);
   const channelTypes = Object.keys(CHANNEL_ICONS);
+  const channelIds = [...new Set(items.map((c) => c.channel_id))].sort();
 
   return (
     <main className={`inbox ${openId ? "has-open" : ""}`} id="main">
@@ -221,6 +224,13 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
                 <option value="">any</option>
                 {channelTypes.map((t) => <option key={t} value={t}>{t}</option>)}
               </select>
+            </label>
+            <label>Channel id
+              <input list="channel-ids" value={filters.channel_id} onChange={(e) => setFilters({ ...filters, channel_id: e.target.value.trim() })} />
+              <datalist id="channel-ids">{channelIds.map((id) => <option key={id} value={id} />)}</datalist>
+            </label>
+            <label>Brand
+              <input value={filters.brand} onChange={(e) => setFilters({ ...filters, brand: e.target.value.trim() })} />
             </label>
             <label>Team
               <select value={filters.team} onChange={(e) => setFilters({ ...filters, team: e.target.value })}>

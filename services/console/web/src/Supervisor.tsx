@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type PushedCounts, type Team } from "./api";
+import { api, loadOf, type Agent, type Conversation, type Counts, type LiveEvent, type Page, type PushedCounts, type Team } from "./api";
 import { customerLabel, since } from "./format";
 import { SupervisorPeriod } from "./SupervisorPeriod";
 import { useNow } from "./useNow";
@@ -31,7 +31,6 @@ export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent
 
   const counts: Counts = pushed?.counts ?? {};
   const longest = queue.reduce<string | null>((oldest, c) => (c.waiting_since && (!oldest || c.waiting_since < oldest) ? c.waiting_since : oldest), null);
-  const perAgent = (login: string) => Object.values(agents.find((a) => a.login === login)?.active ?? {}).reduce((s, n) => s + n, 0);
   return (
     <main className="supervisor" id="main">
       <h1>Supervisor</h1>
@@ -50,14 +49,14 @@ export function Supervisor({ lastEvent, counts: pushed }: { lastEvent: LiveEvent
         <section aria-labelledby="agents-title">
           <h2 id="agents-title">Agents</h2>
           <table aria-labelledby="agents-title">
-            <thead><tr><th scope="col">Agent</th><th scope="col">Presence</th><th scope="col">Teams</th><th scope="col">Active</th></tr></thead>
+            <thead><tr><th scope="col">Agent</th><th scope="col">Presence</th><th scope="col">Teams</th><th scope="col">Load (active / capacity)</th></tr></thead>
             <tbody>
               {agents.map((a) => (
                 <tr key={a.login}>
                   <th scope="row">{a.login}</th>
                   <td><span className={`dot dot-${a.presence}`} aria-hidden="true" /> {a.presence}</td>
                   <td>{a.teams.join(", ")}</td>
-                  <td>{perAgent(a.login)}</td>
+                  <td className="load">{loadOf(a).map((l) => `${l.channel} ${l.active}/${l.max}`).join(", ") || `0/${a.default_capacity}`}</td>
                 </tr>
               ))}
             </tbody>

@@ -1,19 +1,41 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Figures, type LiveEvent, type PeriodFigures, type Spread, type Team } from "./api";
 import { duration } from "./format";
 import { useReloadAfter } from "./useReloadAfter";
 
-const PERIODS = { today: "Today", week: "Last 7 days" } as const;
+const PERIODS = { today: "Today", yesterday: "Yesterday", week: "Last 7 days", month: "Last 30 days", custom: "Dates…" } as const;
 type Period = keyof typeof PERIODS;
 const NO_TEAM = "-"; // the router's group of conversations without a team
 const DAY_MS = 24 * 3600 * 1000;
+const MAX_DAYS = 31; // the router's longest period
 
-function sinceOf(period: Period, now: Date): Date {
-  if (period === "week") return new Date(now.getTime() - 7 * DAY_MS);
-  const midnight = new Date(now);
-  midnight.setHours(0, 0, 0, 0); // the supervisor's own day, in the browser's time zone
-  return midnight;
+/** Midnight of `date`'s day, in the supervisor's own time zone (the browser's). */
+function midnight(date: Date): Date {
+  const day = new Date(date);
+  day.setHours(0, 0, 0, 0);
+  return day;
 }
+
+/** The days typed in the date fields ("YYYY-MM-DD", `until` included) as local midnights. */
+function typedDays(from: string, to: string): [Date, Date] | string {
+  if (!from || !to) return "Pick the first and the last day.";
+  const since = new Date(`${from}T00:00`);
+  const until = new Date(new Date(`${to}T00:00`).getTime() + DAY_MS);
+  if (!(since < until)) return "The first day must not be after the last.";
+  if (until.getTime() - since.getTime() > MAX_DAYS * DAY_MS) return `At most ${MAX_DAYS} days.`;
+  return [since, until];
+}
+
+/** The period asked for, or why it cannot be asked. */
+function rangeOf(period: Period, now: Date, from: string, to: string): [Date, Date] | string {
+  if (period === "custom") return typedDays(from, to);
+  if (period === "yesterday") return [new Date(midnight(now).getTime() - DAY_MS), midnight(now)];
+  if (period === "week") return [new Date(now.getTime() - 7 * DAY_MS), now];
+  if (period === "month") return [new Date(now.getTime() - 30 * DAY_MS), now];
+  return [midnight(now), now];
+}
+
+const isoDay = (date: Date) => `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
 
 const seconds = (value: number | null) => (value === null ? "–" : duration(value));
 const spread = (s: Spread) => [<td key="median">{seconds(s.median)}</td>, <td key="p90">{seconds(s.p90)}</td>];
@@ -34,20 +56,31 @@ function Row({ name, figures }: { name: string; figures: Figures }) {
  * per team and per agent. Reloaded a few seconds after live changes (the router scans the period for them). */
 export function SupervisorPeriod({ teams, lastEvent }: { teams: Team[]; lastEvent: LiveEvent | null }) {
   const [period, setPeriod] = useState<Period>("today");
+  const [from, setFrom] = useState(() => isoDay(new Date(Date.now() - 6 * DAY_MS)));
+  const [to, setTo] = useState(() => isoDay(new Date()));
   const [figures, setFigures] = useState<PeriodFigures | null>(null);
   const [problem, setProblem] = useState("");
 
+  const latest = useRef(0); // an answer for a period no longer asked is dropped
   const load = useCallback(async () => {
-    const now = new Date();
+    const asked = ++latest.current;
+    const range = rangeOf(period, new Date(), from, to);
+    if (typeof range === "string") {
+      setProblem(range);
+      setFigures(null);
+      return;
+    }
     try {
-      setFigures(await api<PeriodFigures>("/v1/supervisor/period", {
-        query: { since: sinceOf(period, now).toISOString(), until: now.toISOString() },
-      }));
+      const found = await api<PeriodFigures>("/v1/supervisor/period", {
+        query: { since: range[0].toISOString(), until: range[1].toISOString() },
+      });
+      if (asked !== latest.current) return;
+      setFigures(found);
       setProblem("");
     } catch (error) {
-      setProblem(error instanceof Error ? error.message : "not loaded");
+      if (asked === latest.current) setProblem(error instanceof Error ? error.message : "not loaded");
     }
-  }, [period]);
+  }, [period, from, to]);
 
   useEffect(() => { void load(); }, [load]);
   useReloadAfter(lastEvent, load, 3000);
@@ -61,6 +94,12 @@ export function SupervisorPeriod({ teams, lastEvent }: { teams: Team[]; lastEven
         <select id="period-pick" value={period} onChange={(e) => setPeriod(e.target.value as Period)}>
           {Object.entries(PERIODS).map(([value, label]) => <option key={value} value={value}>{label}</option>)}
         </select>
+        {period === "custom" && (
+          <>
+            <label>From <input type="date" value={from} max={to} onChange={(e) => setFrom(e.target.value)} /></label>
+            <label>To (included) <input type="date" value={to} min={from} onChange={(e) => setTo(e.target.value)} /></label>
+          </>
+        )}
       </div>
       {problem && <p role="alert" className="error">{problem}</p>}
       {figures && (

@@ -351,6 +351,15 @@ export interface Agent {
   teams: string[];
   presence: string;
   active: Record<string, number>;
+  default_capacity: number;
+  capacity: Record<string, number>; // per channel type, where it differs from default_capacity
+}
+
+/** An agent's load per channel type they hold conversations on: active and their capacity there. */
+export function loadOf(agent: Agent): { channel: string; active: number; max: number }[] {
+  return Object.entries(agent.active).map(([channel, active]) => ({
+    channel, active, max: agent.capacity[channel] ?? agent.default_capacity,
+  }));
 }
 
 export interface Team {

@@ -40,7 +40,8 @@ async def put_agent(login: PathId, spec: AgentSpec, principal: Manager, request:
     return {"login": login, **spec.model_dump()}
 
 
-@router.get("/v1/agents", summary="Agents with presence and active conversations per channel")
+@router.get("/v1/agents", summary="Agents with presence, active conversations per channel type and capacity "
+                                  "(default_capacity, and per channel type where it differs)")
 async def list_agents(principal: Anyone, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
     agents = await engine.stores.directory.agents(principal.tenant_id)
@@ -48,7 +49,8 @@ async def list_agents(principal: Anyone, request: Request) -> dict[str, Any]:
     presence, active = await engine.stores.presence.snapshot(principal.tenant_id, logins, CHANNEL_TYPES)
     return {"items": [{"login": agent.login, "teams": sorted(agent.teams), "skills": sorted(agent.skills),
                        "presence": presence[agent.login].value,
-                       "active": {channel: count for channel, count in active[agent.login] if count}}
+                       "active": {channel: count for channel, count in active[agent.login] if count},
+                       "default_capacity": agent.default_capacity, "capacity": dict(agent.capacity)}
                       for agent in agents]}
 
 
