@@ -8,13 +8,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from faststream.kafka import KafkaBroker
+from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.auth import Principal
 from parley_common.errors import ApiError
 from parley_common.events.conversations import AgentChanged, ConversationChanged
 from parley_common.ids import ConversationKey
-from parley_common.kafka import subscribe
+from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
 from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_tenant
 
@@ -28,15 +29,14 @@ class VisibilityProjection:
         self._owners = db[OWNERS]
         self._agents = db[AGENTS]
 
-    async def on_conversation_changed(self, event: ConversationChanged) -> None:
-        """The key's latest conversation decides (one key's events arrive in order; a redelivery re-applies the
-        same states in the same order and ends where it was)."""
-        owner = owner_of(event)
-        await self._owners.update_one(
-            {"_id": str(event.conversation_key)},
-            {"$set": {"tenant_id": event.tenant_id, "conversation_id": event.conversation_id,
-                      "team_id": owner.team_id, "agent": owner.agent, "changed_at": event.changed_at}},
-            upsert=True)
+    async def on_conversations_changed(self, events: Sequence[ConversationChanged]) -> None:
+        """The key's latest conversation decides: one key's events arrive in order, so the last of a batch per
+        key is its state, and one bulk write stores them all (a redelivery re-applies the same states in the same
+        order and ends where it was). One write per batch instead of one per event: with five events per
+        inbound message, in three services, these were 15 database round trips per message."""
+        latest = {str(event.conversation_key): event for event in events}
+        await self._owners.bulk_write([UpdateOne({"_id": key}, {"$set": _owner_fields(event)}, upsert=True)
+                                       for key, event in latest.items()], ordered=False)
 
     async def on_agent_changed(self, event: AgentChanged) -> None:
         await self._agents.update_one(
@@ -73,16 +73,25 @@ class VisibilityProjection:
             raise not_found
 
 
+def _owner_fields(event: ConversationChanged) -> Doc:
+    owner = owner_of(event)
+    return {"tenant_id": event.tenant_id, "conversation_id": event.conversation_id, "team_id": owner.team_id,
+            "agent": owner.agent, "changed_at": event.changed_at}
+
+
 def follow_visibility(broker: KafkaBroker, projection: VisibilityProjection, group_prefix: str,
                       also_on_conversation: Callable[[ConversationChanged], Awaitable[None]] | None = None,
                       **common: Any) -> None:
     """Keep `projection` from both topics (groups `<group_prefix>-visibility` and `-agents`); a service that
-    has its own use for conversation events passes it as `also_on_conversation` (one consumer for both)."""
+    has its own use for conversation events passes it as `also_on_conversation` (one consumer for both; called
+    for each event of a batch, in order, after the projection stored the batch)."""
 
-    async def on_conversation(event: ConversationChanged) -> None:
-        await projection.on_conversation_changed(event)
+    async def on_conversations(events: list[ConversationChanged]) -> None:
+        await projection.on_conversations_changed(events)
         if also_on_conversation is not None:
-            await also_on_conversation(event)
+            for event in events:
+                await also_on_conversation(event)
 
-    subscribe(broker, CONVERSATIONS_EVENTS, group_id=f"{group_prefix}-visibility", handle=on_conversation, **common)
+    subscribe_whole_batches(broker, CONVERSATIONS_EVENTS, group_id=f"{group_prefix}-visibility",
+                            handle=on_conversations, **common)
     subscribe(broker, AGENTS_EVENTS, group_id=f"{group_prefix}-agents", handle=projection.on_agent_changed, **common)
