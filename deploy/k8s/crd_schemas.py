@@ -1,6 +1,6 @@
 """JSON schemas for the custom resources Parley ships (Strimzi KafkaTopic and KafkaUser in `kafka.strimzi.io/v1`,
 the only version Strimzi 1.0 serves; KEDA ScaledObject and TriggerAuthentication, Prometheus Operator
-ServiceMonitor), written by hand from the operators' published CRDs: the fields Parley uses or may
+ServiceMonitor and PrometheusRule), written by hand from the operators' published CRDs: the fields Parley uses or may
 reasonably use, with the CRDs' types, minimums, enums and required fields. They are stricter than the CRDs in
 one way on purpose: unknown fields are errors here, where the API server would silently prune them.
 
@@ -154,10 +154,29 @@ SERVICE_MONITOR = _resource(
     ),
 )
 
+_RULE = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {"alert": STRING, "record": STRING, "expr": {"type": ["string", "integer"]},
+                   "for": {"type": "string", "pattern": r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?"
+                                                       r"(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"},
+                   "keep_firing_for": STRING, "labels": STRING_MAP, "annotations": STRING_MAP},
+    "required": ["expr"],
+    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
+}
+PROMETHEUS_RULE = _resource(
+    "monitoring.coreos.com/v1",
+    "PrometheusRule",
+    _closed({"groups": {"type": "array", "items": _closed(
+        {"name": STRING, "interval": STRING, "limit": INT, "partial_response_strategy": STRING,
+         "rules": {"type": "array", "items": _RULE}}, ("name",))}}),
+)
+
 CRD_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("kafka.strimzi.io/v1", "KafkaTopic"): KAFKA_TOPIC,
     ("kafka.strimzi.io/v1", "KafkaUser"): KAFKA_USER,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATION,
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECT,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
+    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
 }

@@ -1,7 +1,8 @@
 """`make manifests`: check base/ is what generate.py writes, render every overlay with the pinned kubectl's
 kustomize, and validate every object offline: built-in kinds against the Kubernetes OpenAPI schemas
 (kubernetes-validate, strict: unknown fields fail) for the oldest and newest Kubernetes we support, custom
-resources against crd_schemas.py. Anything without a schema fails: nothing is skipped silently."""
+resources against crd_schemas.py. Anything without a schema fails: nothing is skipped silently. Then the alerts'
+and the dashboard's PromQL (validate_monitoring.py)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from crd_schemas import CRD_SCHEMAS  # noqa: E402
+from validate_monitoring import problems as monitoring_problems  # noqa: E402
 
 OVERLAYS = ("dev", "production")
 KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")  # oldest supported, newest the validator knows
@@ -87,7 +89,12 @@ def main() -> int:
     failures = 0 if generated.returncode == 0 else 1
     for overlay in OVERLAYS:
         failures += validate_overlay(overlay)
-    return 1 if failures else 0
+    monitoring = monitoring_problems()
+    for problem in monitoring:
+        print(f"  alerts and dashboard: {problem}")
+    print("alerts and dashboard: every expression parses and names exported metrics: "
+          + ("ok" if not monitoring else f"{len(monitoring)} problem(s)"))
+    return 1 if failures or monitoring else 0
 
 
 if __name__ == "__main__":

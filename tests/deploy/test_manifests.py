@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+import yaml
 
 Objects = list[dict[str, Any]]
 OVERLAYS = ["dev", "production"]
@@ -234,6 +238,39 @@ def test_webhooks_reach_only_ingest_and_apis_reach_their_owner(
     assert routes("parley-api") == expected
     for ingress in ingresses.values():
         assert ingress["spec"]["tls"], "production terminates TLS"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_finds_the_monitor_and_the_alerts_by_one_label(
+    validate: ModuleType, rendered: dict[str, Objects], overlay: str
+) -> None:
+    """Prometheus selects ServiceMonitors and PrometheusRules by label (kube-prometheus-stack: `release`): both
+    carry the same selector label, which the production overlay sets in one patch."""
+    monitor = validate.by_kind(rendered[overlay], "ServiceMonitor")["parley"]
+    rule = validate.by_kind(rendered[overlay], "PrometheusRule")["parley"]
+    assert monitor["metadata"]["labels"]["release"] == rule["metadata"]["labels"]["release"] != ""
+    assert {alert["alert"] for group in rule["spec"]["groups"] for alert in group["rules"]} >= {
+        "ParleyConsumerLagGrowing", "ParleyDeadLetters", "ParleyHandlerFailures", "ParleyHttpErrors",
+        "ParleyNotReady"}
+    dashboard = validate.by_kind(rendered[overlay], "ConfigMap")["parley-grafana-dashboard"]
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert '"uid": "parley-overview"' in dashboard["data"]["grafana-dashboard.json"]
+
+
+def test_the_selector_patch_changes_it(tmp_path: Path, validate: ModuleType) -> None:
+    """An overlay of the production overlay with another release name relabels both objects."""
+    overlay = tmp_path / "mine"
+    overlay.mkdir()
+    production = Path(validate.HERE) / "overlays" / "production"
+    (overlay / "release.yaml").write_text("- {op: replace, path: /metadata/labels/release, value: prom-ops}\n")
+    (overlay / "kustomization.yaml").write_text(yaml.safe_dump({
+        "resources": [os.path.relpath(production, overlay)],
+        "patches": [{"path": "release.yaml", "target": {"group": "monitoring.coreos.com", "name": "parley"}}]}))
+    out = subprocess.run([validate.kubectl(), "kustomize", "--load-restrictor", "LoadRestrictionsNone",
+                          str(overlay)], capture_output=True, text=True, check=True).stdout
+    relabelled = [doc for doc in yaml.safe_load_all(out)
+                  if doc and doc["kind"] in {"ServiceMonitor", "PrometheusRule"}]
+    assert len(relabelled) == 2 and all(doc["metadata"]["labels"]["release"] == "prom-ops" for doc in relabelled)
 
 
 def test_service_monitor_scrapes_every_service(validate: ModuleType, production: Objects) -> None:

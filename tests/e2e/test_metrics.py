@@ -2,22 +2,26 @@
 only): Kafka records handled per topic with their handler time, consumer lag, published events, MongoDB and
 Redis command latency, HTTP requests by route template, outbound's sends by state and window refusals by
 reason, media's states. The names scraped here are the ones deploy/monitoring's dashboard and alerts use
-(tests/deploy/test_monitoring.py checks those against this module's expectations)."""
+(the last test here reads their expressions and finds every metric they name on a running service)."""
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 from e2e_customer import AGENT, Journey
 from e2e_desk import Desk
 from e2e_journey import NotYet, eventually, png_bytes
-from e2e_system import WHATSAPP, System
+from e2e_system import SERVICES, WHATSAPP, System
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 Samples = dict[str, list[tuple[dict[str, str], float]]]
+K8S = str(Path(__file__).resolve().parents[2] / "deploy" / "k8s")  # the alerts and dashboard are defined there
 
 
 @pytest.fixture
@@ -91,3 +95,17 @@ async def test_each_service_exports_what_it_did(system: System, http: httpx.Asyn
     contacts = await eventually(lag_sampled, within=60, what="a lag sample")
     lag = {labels["topic"]: value for labels, value in contacts["parley_consumer_lag_records"]}
     assert inbound in lag and lag[inbound] >= 0
+
+
+async def test_the_alerts_and_the_dashboard_name_metrics_the_services_serve(system: System,
+                                                                           http: httpx.AsyncClient) -> None:
+    sys.path.insert(0, K8S)
+    from monitoring import expressions
+    from validate_monitoring import CLUSTER_METRICS, metric_names
+
+    served: set[str] = set()
+    for service in SERVICES:
+        response = await http.get(f"{system.url(service)}/metrics")
+        served |= {family.name for family in text_string_to_metric_families(response.text)}
+    named = {re.sub(r"_(total|bucket|count|sum)$", "", name) for expr in expressions() for name in metric_names(expr)}
+    assert named - CLUSTER_METRICS - served == set()

@@ -76,7 +76,7 @@ def build_service(
     app.state.service = service
     install_error_handlers(app)
     install_truthful_openapi(app)
-    app.include_router(health_router(readiness))
+    app.include_router(health_router(readiness, service))
     for router in routers:
         app.include_router(router)
     if broker is not None:
