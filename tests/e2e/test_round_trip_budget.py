@@ -39,13 +39,16 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 # every journey.
 CUSTOMERS = 3
 # Per journey (one inbound message, its contact, the offer, one reply sent and delivered), per service, as
-# measured on 2026-12-05 (bench/pipeline.py --count shows the same under load, per message).
+# measured on 2026-12-05 for a journey whose records each arrive in a batch of their own. When two records of a
+# journey share a batch it costs less (the router takes outbound's queued and sent in one go: 34 database round
+# trips and 5 events instead of 36 and 6; a visibility projection writes two events at once), which the timing of
+# a loaded machine decides, so the budget is the unshared count.
 BUDGET: dict[str, dict[str, int]] = {
-    "ingest": {"database": 0, "cache": 8, "kafka_produced": 2},
-    "contacts": {"database": 7, "cache": 0, "kafka_produced": 1},
-    "router": {"database": 34, "cache": 3, "kafka_produced": 5},
-    "outbound": {"database": 13, "cache": 11, "kafka_produced": 4},
-    "media": {"database": 5, "cache": 0, "kafka_produced": 0},
+    "ingest": {"database": 0, "cache": 6, "kafka_produced": 2},
+    "contacts": {"database": 8, "cache": 0, "kafka_produced": 1},
+    "router": {"database": 36, "cache": 3, "kafka_produced": 6},
+    "outbound": {"database": 14, "cache": 12, "kafka_produced": 4},
+    "media": {"database": 6, "cache": 0, "kafka_produced": 0},
 }
 QUIET = "3600"  # seconds: periodic work that would otherwise run while the journeys are counted
 COUNTING = {

@@ -99,3 +99,12 @@ async def test_a_username_someone_else_had_links_nobody(client, kit, topics) -> 
     body = kit.body(change("messages", other))
     assert (await client.post(WA, content=body, headers=kit.meta_headers(body))).status_code == 200
     assert await keys(topics) == {"wamid.ID-bsuid-only": BSUID, "wamid.ID-other": "GB.777"}
+
+
+async def test_keys_are_resolved_after_redis_forgot_its_scripts(client, kit, topics, redis) -> None:
+    """The resolving script runs by its SHA in one pipeline (no SCRIPT EXISTS round trip per webhook); a Redis
+    that lost its script cache (restarted, SCRIPT FLUSH) answers NOSCRIPT once and the script is loaded again."""
+    await post(client, kit, "phone_only")
+    await redis.script_flush()
+    await post(client, kit, "bsuid_and_phone")
+    assert await keys(topics) == {"wamid.ID-phone-only": PHONE, "wamid.ID-both": PHONE}

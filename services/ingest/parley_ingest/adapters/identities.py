@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from parley_ingest.domain.identities import IdentityClaim
 
@@ -41,23 +41,33 @@ class IdentityStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._resolve = redis.register_script(_RESOLVE)
+        self._resolve_sha = redis.register_script(_RESOLVE).sha
 
     async def keys_for(self, claims: Sequence[tuple[str, str, IdentityClaim]]) -> list[str]:
         """The customer key of each (tenant, channel, claim), in order."""
         if not claims:
             return []
         try:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for tenant_id, channel_id, claim in claims:
-                    scope = f"{self._prefix}ingest:identity:{tenant_id}:{channel_id}"
-                    keys = [f"{scope}:births", f"{scope}:sequence",
-                            *(self._key(scope, identifier) for identifier in claim.identifiers)]
-                    await self._resolve(keys=keys, args=[claim.preferred_key], client=pipe)
-                answers = await pipe.execute()
+            try:
+                answers = await self._resolve_all(claims)
+            except NoScriptError:  # a new or restarted Redis: load the script once, then again
+                await self._redis.script_load(_RESOLVE)
+                answers = await self._resolve_all(claims)
         except (RedisError, OSError) as exc:
             raise IdentityStoreUnavailable(type(exc).__name__) from None
         return [answer.decode() if isinstance(answer, bytes) else str(answer) for answer in answers]
+
+    async def _resolve_all(self, claims: Sequence[tuple[str, str, IdentityClaim]]) -> list[object]:
+        """One round trip: EVALSHA per claim in a pipeline. (A pipeline of redis-py Script objects first asks
+        SCRIPT EXISTS, a second round trip on every webhook.)"""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for tenant_id, channel_id, claim in claims:
+                scope = f"{self._prefix}ingest:identity:{tenant_id}:{channel_id}"
+                keys = [f"{scope}:births", f"{scope}:sequence",
+                        *(self._key(scope, identifier) for identifier in claim.identifiers)]
+                pipe.evalsha(self._resolve_sha, len(keys), *keys, claim.preferred_key)
+            answers: list[object] = await pipe.execute()
+        return answers
 
     @staticmethod
     def _key(scope: str, identifier: str) -> str:
