@@ -92,6 +92,10 @@ def replay_record(letter: DeadLetter, ref: LetterRef, dead_letter_topic: str, kn
     if letter.source_topic not in known_topics:
         raise NotReplayable(f"{ref} came from {letter.source_topic!r}, not a topic of this deployment: nothing to "
                             "replay (`parley dlq show --value` prints its bytes)")
+    if letter.original_truncated:
+        raise NotReplayable(f"{ref} holds only the first bytes of a {letter.original_size_bytes}-byte record: the "
+                            f"whole one is at {letter.source_topic} partition {letter.partition} offset "
+                            f"{letter.offset} (SHA-256 {letter.original_sha256}) until that topic's retention")
     headers = {name: value for name, value in letter.original_headers.items()
                if name not in (REPLAY_OF_HEADER, REPLAY_EVENT_HEADER, REPLAYED_AT_HEADER)}
     headers[REPLAY_OF_HEADER] = f"{dead_letter_topic}:{ref}"

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from parley_common import metrics, round_trips
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
-from parley_common.events.dlq import DeadLetter
+from parley_common.events.dlq import DeadLetter, original_value_fields
 from parley_common.events.envelope import Envelope
 from parley_common.logging import bind_correlation_id
 from parley_common.topics import ALL_TOPICS, DEAD_LETTERS, Topic
@@ -238,8 +238,8 @@ async def dead_letter(
         reason=reason,
         detail=detail,
         original_key_base64=base64.b64encode(record_key).decode() if record_key else None,
-        original_value_base64=base64.b64encode(message.body).decode(),
         original_headers=headers,
+        **original_value_fields(message.body),
     )
     log.warning("dead_lettered", reason=reason, source_topic=letter.source_topic, offset=letter.offset)
     await publisher.publish(letter, DEAD_LETTERS)

@@ -1,8 +1,12 @@
-"""Dead letters: what a consumer could not process, with the reason and the original bytes."""
+"""Dead letters: what a consumer could not process, with the reason and the original bytes — or, for a record
+too large to travel inside a letter, its first bytes, its size and its SHA-256, the original staying where
+`source_topic`/`partition`/`offset` say for that topic's retention."""
 
 from __future__ import annotations
 
-from typing import Literal
+import base64
+import hashlib
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,3 +26,23 @@ class DeadLetter(Envelope):
     original_key_base64: str | None = None
     original_value_base64: str
     original_headers: dict[str, str] = Field(default_factory=dict)
+    original_truncated: bool = Field(default=False, description="original_value_base64 holds only the first bytes")
+    original_size_bytes: int | None = Field(default=None, description="the whole original's size, when truncated")
+    original_sha256: str | None = Field(default=None, description="the whole original's SHA-256, when truncated")
+
+
+# The dead-letter topic takes 1 MiB records; base64 adds a third, and the letter carries headers and a detail.
+# An original up to 512 KiB travels whole (a ~700 KiB letter); a larger one (an e-mail, an attachment event of up
+# to 36 MiB) would make the letter unpublishable, and the record would come again forever, so the letter keeps its
+# first 16 KiB (enough to read what it was) and a reference to the whole.
+ORIGINAL_MAX_BYTES = 512 * 1024
+TRUNCATED_PREVIEW_BYTES = 16 * 1024
+
+
+def original_value_fields(raw: bytes) -> dict[str, Any]:
+    """The DeadLetter fields describing an original value of `raw` bytes."""
+    if len(raw) <= ORIGINAL_MAX_BYTES:
+        return {"original_value_base64": base64.b64encode(raw).decode()}
+    return {"original_value_base64": base64.b64encode(raw[:TRUNCATED_PREVIEW_BYTES]).decode(),
+            "original_truncated": True, "original_size_bytes": len(raw),
+            "original_sha256": hashlib.sha256(raw).hexdigest()}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -13,7 +12,7 @@ from dataclasses import dataclass, field, replace
 import structlog
 
 from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
-from parley_common.events.dlq import DeadLetter
+from parley_common.events.dlq import DeadLetter, original_value_fields
 from parley_common.events.envelope import Envelope
 from parley_common.events.inbound import DeliveryStatusReported, EmailAttachmentReceived, MarketingPreferenceChanged
 from parley_common.topics import (
@@ -177,5 +176,5 @@ def dead_letter(ctx: RequestContext, rejected: Rejected) -> DeadLetter:
         source_topic=f"webhooks/{ctx.channel_type.value}/{ctx.channel_id}",
         reason=rejected.reason,
         detail=rejected.detail,
-        original_value_base64=base64.b64encode(rejected.raw).decode(),
+        **original_value_fields(rejected.raw),
     )
