@@ -60,6 +60,9 @@ def _env(svc: Service) -> list[dict[str, Any]]:
         {"name": f"{svc.env_prefix}HOST", "value": "0.0.0.0"},
         {"name": f"{svc.env_prefix}PORT", "value": str(svc.port)},
         {"name": "PARLEY_CHANNELS_FILE", "value": f"{CHANNELS_DIR}/channels.yaml"},
+        # The replica's name, kept when its container restarts after a crash: the restarted process makes the
+        # dead one's consumers leave their groups and takes their partitions back at once (parley_common.rejoin).
+        {"name": "PARLEY_INSTANCE_ID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
     if KAFKA in svc.talks_to:
         env += kafka_env(svc)

@@ -141,7 +141,8 @@ def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen[bytes]]:
     for name, port in SERVICES.items():
         if infra.port_open(port):
             raise SystemExit(f"run: port {port} for {name} is taken; stop what holds it (or a previous `make run`)")
-        service_env = {**env, f"PARLEY_{name.upper()}_PORT": str(port)}
+        # One replica of each, named: restarted after a crash, it takes its consumer groups back at once.
+        service_env = {**env, f"PARLEY_{name.upper()}_PORT": str(port), "PARLEY_INSTANCE_ID": "local"}
         with (logs / f"{name}.log").open("ab") as log:
             processes[name] = subprocess.Popen([str(Path(sys.executable).parent / f"parley-{name}")],
                                                env=service_env, stdout=log, stderr=subprocess.STDOUT,

@@ -82,9 +82,11 @@ def test_settings_come_from_the_configmap_and_channels_from_a_secret(
         assert any(name in config_maps for name in sources)
         volumes = {volume["name"]: volume for volume in deployment["spec"]["template"]["spec"]["volumes"]}
         assert volumes["channels"]["secret"]["secretName"].startswith("parley-channels")
-        env = {item["name"]: item.get("value") for item in container["env"]}
+        env = {item["name"]: item.get("value") or item["valueFrom"] for item in container["env"]}
         mount = next(m for m in container["volumeMounts"] if m["name"] == "channels")
         assert env["PARLEY_CHANNELS_FILE"].startswith(mount["mountPath"] + "/")
+        # a container restarted after a crash keeps its pod's name: it takes its consumer groups back at once
+        assert env["PARLEY_INSTANCE_ID"] == {"fieldRef": {"fieldPath": "metadata.name"}}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -168,6 +168,7 @@ def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports
         "PARLEY_OUTBOUND_MEDIA_BASE_URL": f"http://127.0.0.1:{ports['media']}",
         "PARLEY_MEDIA_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['media']}",
         "PARLEY_ROUTER_SWEEP_INTERVAL_SECONDS": "1",
+        "PARLEY_INSTANCE_ID": "e2e-1",  # one replica of each, named as `make run` and Kubernetes name theirs
     })
     for name, port in ports.items():
         env[f"PARLEY_{name.upper()}_PORT"] = str(port)

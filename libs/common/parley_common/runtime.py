@@ -17,6 +17,7 @@ from parley_common.kafka import EventPublisher, make_broker
 from parley_common.logging import configure_logging
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
+from parley_common.rejoin import replica_client_id
 from parley_common.service import serve
 from parley_common.settings import InfraSettings, ServiceSettings, load_settings
 
@@ -31,7 +32,7 @@ class Runtime:
         self.infra = infra
         if infra.count_round_trips:
             round_trips.enable()
-        self.broker = make_broker(infra.kafka_bootstrap, client_id=f"parley-{service}",
+        self.broker = make_broker(infra.kafka_bootstrap, client_id=replica_client_id(service, infra.instance_id),
                                   idle_fetch_backoff_ms=infra.kafka_idle_fetch_backoff_ms,
                                   security=kafka_security(infra))
         self.publisher = EventPublisher(self.broker, infra.namespace, service)

@@ -20,11 +20,13 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 
 from parley_common import cloudevents
 from parley_common.bounds import BodySizeLimit
+from parley_common.connections import kafka_client_options
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
 from parley_common.metrics import HttpMetrics, lag_sampling
 from parley_common.openapi import install as install_truthful_openapi
+from parley_common.rejoin import leave_for_dead_predecessor, replica_client_id
 from parley_common.settings import InfraSettings
 
 CORRELATION_HEADER = "X-Correlation-Id"
@@ -57,6 +59,9 @@ def build_service(
         for hook in on_startup:
             await hook()
         if broker is not None:
+            await leave_for_dead_predecessor(broker, infra.kafka_bootstrap,
+                                             replica_client_id(service, infra.instance_id),
+                                             **kafka_client_options(infra))
             await broker.start()
         if getattr(started.state, FREEZE_HEAP, False):
             freeze_heap()

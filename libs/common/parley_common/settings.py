@@ -32,6 +32,12 @@ class InfraSettings(Connections):
 
     model_config = SettingsConfigDict(env_prefix="PARLEY_", extra="ignore")
 
+    instance_id: str = Field(
+        default="", pattern=r"^[a-zA-Z0-9._-]{0,200}$",
+        description="this replica's name, stable across its restarts and unique among the service's replicas (the "
+                    "pod's name): a replica restarted after a crash makes its dead predecessor's consumers leave "
+                    "their groups and takes their partitions back at once (parley_common.rejoin); empty: it waits "
+                    "for the broker to expire them")
     namespace: str = Field(
         default="",
         pattern=r"^[a-zA-Z0-9_-]*$",

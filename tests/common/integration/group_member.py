@@ -1,0 +1,42 @@
+"""A consumer-group member in its own process, for tests that kill it: joins `rejoin` on the inbound topic of a
+namespace (and a second group, as services have several) as replica `<instance>` (as a service does: its dead
+predecessor's members leave first), prints `joining` when it starts to join (its imports done: they take seconds
+on a loaded machine), `started` once it has its partitions, and `got <provider message id>` per record.
+
+    python group_member.py <bootstrap> <namespace> <instance>"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parents[2]))  # tests/: known_channels
+
+from known_channels import TEST_CHANNELS
+
+from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.rejoin import leave_for_dead_predecessor, replica_client_id
+from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES
+
+
+async def main(bootstrap: str, namespace: str, instance: str) -> None:
+    client_id = replica_client_id("group-member", instance)
+    broker = make_broker(bootstrap, client_id)
+
+    async def handle(event: Any) -> None:
+        print(f"got {event.provider_message_id}", flush=True)
+
+    for topic, group in ((INBOUND_MESSAGES, "rejoin"), (INBOUND_PREFERENCES, "rejoin-preferences")):  # as services
+        subscribe(broker, topic, group_id=group, namespace=namespace, handle=handle,
+                  publisher=EventPublisher(broker, namespace), service="group-member", channels=TEST_CHANNELS)
+    print("joining", flush=True)
+    await leave_for_dead_predecessor(broker, bootstrap, client_id)
+    await broker.start()  # returns once the consumer has its partitions
+    print("started", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(main(*sys.argv[1:4]))
