@@ -95,7 +95,9 @@ CONTACTS_EVENTS = Topic(
 )
 CONVERSATIONS_EVENTS = Topic(
     "parley.conversations.events.v1", ConversationChanged, 12, CONVERSATION_KEY,
-    "Conversation lifecycle: opened, assigned, transferred, closed, reopened (router).",
+    "Conversation lifecycle: opened, assigned, transferred, closed, reopened (router). At least once: a record "
+    "can come again, e.g. `opened` re-announced after a crash, always with the same event_id: de-duplicate on "
+    "event_id.",
 )
 AGENTS_EVENTS = Topic(
     "parley.agents.events.v1", AgentChanged, 12, "tenant|login",

@@ -151,3 +151,28 @@ async def test_a_conversation_stored_queued_by_an_attempt_that_stopped_there_is_
     assert changes(published) == ["stopped", "opened", "offered"]
     assert await db["conversations"].count_documents({"external_user_id": "u1"}) == 1
     assert await db["timeline"].count_documents({"conversation_id": stored["_id"], "kind": "inbound"}) == 1
+
+
+async def test_an_opened_event_published_again_by_the_redelivery_carries_the_same_event_id(router: Router) -> None:
+    """A crash after `opened` was published and before the message's offset was committed: the redelivery
+    announces the conversation again (it cannot know the first copy went out). Both copies have one event id,
+    so subscribers de-duplicating on event ids see one `opened` (issue 18: 26 of 11,688 were published twice)."""
+    await router.agent("ann", ["default"], capacity=2)
+    message = inbound(user="u1", text="hello", message_id="m1")
+    sent: list[Any] = []
+    publish = router.engine.publisher.publish
+
+    async def crash_after_opened(event: Any, topic: Any) -> None:
+        if getattr(event, "change", None) == "offered" and len(sent) == 1:
+            raise ProcessGone  # `opened` went out; the process dies before anything else
+        sent.append(event)
+        await publish(event, topic)
+
+    router.engine.publisher.publish = crash_after_opened  # type: ignore[method-assign]
+    with pytest.raises(ProcessGone):
+        await InboundHandler(router.engine).handle(message)
+    await InboundHandler(router.engine).handle(message)  # the redelivery
+
+    opened = [event for event in sent if event.change == "opened"]
+    assert len(opened) == 2 and opened[0].event_id == opened[1].event_id
+    assert opened[0].conversation_id == opened[1].conversation_id

@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
 from prometheus_client import Counter
@@ -209,7 +210,11 @@ class Engine:
 
     async def publish(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
                       previous: Conversation | None = None, entry_id: str | None = None) -> None:
+        # `opened` is announced again when its message is redelivered after a crash (it may have been published
+        # before the crash): every copy carries the same event id, so subscribers' event-id de-duplication holds.
+        same_every_time = {"event_id": opened_event_id(conv.id)} if change == "opened" else {}
         event = ConversationChanged(
+            **same_every_time,
             occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,
             channel_id=conv.channel_id, external_user_id=conv.external_user_id, conversation_id=conv.id,
             change=change, status=conv.status.value, assignee=_event_assignee(conv.assignee), actor=actor,
@@ -219,6 +224,7 @@ class Engine:
             previous_assignee=_event_assignee(previous.assignee) if previous else None,
         )
         await self.publisher.publish(event, CONVERSATIONS_EVENTS)
+
 
     async def dispatch(self, tenant_id: str, only: Sequence[Conversation] | None = None, limit: int = 200) -> int:
         """Offer queued conversations (the tenant's queue, or just `only`) to free agents; returns how many were
@@ -361,3 +367,8 @@ def _replaced_by(after: Conversation) -> Transition:
 
 def _event_assignee(assignee: Assignee | None) -> EventAssignee | None:
     return EventAssignee(kind=assignee.kind.value, id=assignee.id) if assignee else None
+
+
+def opened_event_id(conversation_id: str) -> UUID:
+    """The event id of a conversation's `opened` event, the same whenever it is published."""
+    return uuid5(NAMESPACE_URL, f"parley:conversation:{conversation_id}:opened")
