@@ -89,6 +89,7 @@ class System:
     provider: E2EProvider
     services: dict[str, Service]
     tmp: Path
+    env: dict[str, str] = field(default_factory=dict)
     tokens: dict[str, str] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -121,6 +122,7 @@ def running_system(endpoints: dict[str, str], provider: E2EProvider, smtp_port: 
     system = System(namespace, provider, services, tmp)
     channels = channel_file(tmp / "channels.json", provider.base_url, smtp_port, f"http://127.0.0.1:{ports['ingest']}")
     env = service_env(endpoints, namespace, channels, ports) | (overrides or {})
+    system.env = env
     try:
         for service in services.values():
             start(service, env)
@@ -179,15 +181,31 @@ def service_env(endpoints: dict[str, str], namespace: str, channels: Path, ports
 
 def start(service: Service, env: dict[str, str]) -> None:
     binary = REPO / ".venv" / "bin" / f"parley-{service.name}"
-    with service.log.open("wb") as log:
+    with service.log.open("ab") as log:  # appended: a restarted service's log follows its previous run's
         # Its own session, so teardown can signal the whole process group and leave no orphans.
         service.process = subprocess.Popen([str(binary)], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                            stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def wait_ready(system: System) -> None:
+def kill_hard(service: Service) -> None:
+    """SIGKILL the service's process group (no shutdown, no LeaveGroup, no offset commits) and reap it."""
+    assert service.process is not None
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(service.process.pid, signal.SIGKILL)
+    service.process.wait(timeout=10)
+
+
+def restart(system: System, name: str) -> float:
+    """Start the (stopped or killed) service again with its environment; seconds until it answered ready."""
+    started = time.monotonic()
+    start(system.services[name], system.env)
+    wait_ready(system, (name,))
+    return time.monotonic() - started
+
+
+def wait_ready(system: System, names: tuple[str, ...] | None = None) -> None:
     deadline = time.monotonic() + READY_WITHIN
-    pending = dict(system.services)
+    pending = {name: system.services[name] for name in names or system.services}
     last: dict[str, str] = {}
     with httpx.Client(timeout=2.0) as client:
         while pending:

@@ -1,0 +1,113 @@
+"""A steady stream through the public APIs while faults happen, and what must hold after each: signed WhatsApp
+webhooks from a few customers and agent replies to them; every webhook ingest accepted on exactly one timeline
+exactly once, one contact per customer, every accepted reply sent to the provider at most once with an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from e2e_customer import Journey, inbound_entries, new_wamid
+from e2e_journey import NotYet, eventually, whatsapp_text
+from e2e_system import WHATSAPP, System
+
+TICK_S = 0.1  # ~10 webhooks a second, a reply every fifth tick
+OUTCOMES = {"sent", "delivered", "read", "failed", "refused"}
+
+
+@dataclass
+class Customer:
+    journey: Journey
+    accepted: list[str] = field(default_factory=list)  # wamids ingest answered 200 for
+    attempted: list[str] = field(default_factory=list)  # every wamid sent (an unanswered one may still be in)
+
+
+@dataclass
+class Stream:
+    system: System
+    client: httpx.AsyncClient
+    customers: list[Customer]
+    replies: dict[str, tuple[Customer, str]] = field(default_factory=dict)  # outbound message id → (to, text)
+    _numbers: Any = field(default_factory=itertools.count)
+
+    @classmethod
+    def of(cls, system: System, client: httpx.AsyncClient, customers: int = 6) -> Stream:
+        return cls(system, client, [Customer(Journey(system, client)) for _ in range(customers)])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        for tick in itertools.count():
+            if stop.is_set():
+                return
+            customer = self.customers[tick % len(self.customers)]
+            await self._write(customer)
+            if tick % 5 == 4:
+                await self._reply(self.customers[(tick // 5) % len(self.customers)])
+            await asyncio.sleep(TICK_S)
+
+    async def _write(self, customer: Customer) -> None:
+        wamid = new_wamid()
+        customer.attempted.append(wamid)
+        payload = whatsapp_text(customer.journey.phone, wamid, f"message {next(self._numbers)}", int(time.time()),
+                                WHATSAPP.phone_number_id)
+        with contextlib.suppress(httpx.HTTPError):  # ingest down: not accepted (the provider would retry)
+            if (await customer.journey.webhook(payload)).status_code == 200:
+                customer.accepted.append(wamid)
+
+    async def _reply(self, customer: Customer) -> None:
+        if not customer.accepted:
+            return
+        text = f"reply {next(self._numbers)}"
+        with contextlib.suppress(httpx.HTTPError):
+            response = await customer.journey.agent_replies(text)
+            if response.status_code == 202:
+                self.replies[response.json()["message_id"]] = (customer, text)
+
+    async def settled(self, within: float = 90.0) -> dict[str, int]:
+        """Wait until every invariant holds (or fail with what was seen); answers the counts."""
+        for customer in self.customers:
+            await eventually(lambda customer=customer: self._customer_settled(customer), within=within,
+                             what=f"customer {customer.journey.phone}'s messages, contact and conversation")
+        for message_id, (customer, text) in self.replies.items():
+            await eventually(lambda m=message_id, c=customer, t=text: self._reply_settled(m, c, t), within=within,
+                             what=f"reply {message_id}'s outcome")
+        return {"accepted_webhooks": sum(len(c.accepted) for c in self.customers),
+                "contacts": len(self.customers), "accepted_replies": len(self.replies),
+                "replies_sent": sum(1 for _ in self._sent_replies())}
+
+    async def _customer_settled(self, customer: Customer) -> None:
+        journey = customer.journey
+        contacts = await journey.contacts()
+        if len(contacts) != 1:
+            raise NotYet(f"{len(contacts)} contacts")
+        conversations = await journey.conversations()
+        if len(conversations) != 1:
+            raise NotYet(f"{len(conversations)} conversations")
+        shown = [entry.get("provider_message_id") for entry in
+                 inbound_entries(await journey.timeline(conversations[0]["id"]))]
+        duplicated = {wamid for wamid in shown if shown.count(wamid) > 1}
+        assert not duplicated, f"on the timeline twice: {duplicated}"
+        missing = set(customer.accepted) - set(shown)
+        if missing:
+            raise NotYet(f"{len(missing)} accepted messages not on the timeline yet")
+        unknown = set(shown) - set(customer.attempted)
+        assert not unknown, f"entries nobody sent: {unknown}"
+
+    async def _reply_settled(self, message_id: str, customer: Customer, text: str) -> None:
+        message = await customer.journey.outbound_message(message_id)
+        sends = [body for body in self.system.provider.sends_to(customer.journey.phone)
+                 if body.get("text", {}).get("body") == text]
+        assert len(sends) <= 1, f"reply {message_id} reached the provider {len(sends)} times"
+        if message["status"] not in OUTCOMES:
+            raise NotYet(f"reply {message_id} {message['status']}")
+        if message["status"] in {"sent", "delivered", "read"}:
+            assert len(sends) == 1, f"reply {message_id} {message['status']} but never reached the provider"
+
+    def _sent_replies(self) -> list[str]:
+        return [text for customer, text in self.replies.values()
+                if any(body.get("text", {}).get("body") == text
+                       for body in self.system.provider.sends_to(customer.journey.phone))]
