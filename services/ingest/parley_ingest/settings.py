@@ -25,6 +25,9 @@ class IngestSettings(ServiceSettings):
                                                     "answered 413 and dead-lettered")
     dedup_ttl_seconds: int = Field(default=8 * DAY_SECONDS, ge=7 * DAY_SECONDS,
                                    description="longer than WhatsApp's 7 days of retries")
+    max_in_flight: int = Field(default=100, ge=1, description="webhooks handled at once by this process; one more "
+                                                              "is answered 503 overloaded at once (the provider "
+                                                              "retries) instead of queueing into time-outs")
     dedup_check_timeout_seconds: float = Field(
         default=2.0, gt=0, description="the duplicate check answers within this or the webhook is answered 503 "
                                        "before publishing (never published unchecked)")

@@ -1,11 +1,12 @@
 """Overload never weakens de-duplication (issue 17): when the duplicate check cannot be made — Redis slow, or the
 client's connection pool exhausted — the webhook is answered 503 before anything is published, and the
-provider's retry is published once."""
+provider's retry is published once; over the in-flight limit a webhook is answered 503 at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -111,3 +112,29 @@ async def test_an_exhausted_connection_pool_makes_the_check_unavailable_instead_
         with contextlib.suppress(asyncio.CancelledError):
             await holder
         await client.aclose()
+
+
+async def test_a_webhook_over_the_in_flight_limit_is_answered_503_at_once(kafka_topics: InfraSettings, kit, topics,
+                                                                         slow_redis: SlowReads) -> None:
+    """One webhook held up (its duplicate check waits on a slow Redis) fills a limit of one: the next is answered
+    503 `overloaded` at once, publishes nothing, and is accepted once the first is done."""
+    through_proxy = kafka_topics.model_copy(update={"redis_url": f"redis://127.0.0.1:{slow_redis.port}/0"})
+    app = create_app(IngestSettings(infra=through_proxy, max_in_flight=1, dedup_check_timeout_seconds=10),
+                     channels=kit.channels)
+    first, second = (kit.body(kit.whatsapp([kit.fixture("whatsapp_messages.json")[name]]))
+                     for name in ("text", "image"))
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest"
+    ) as client:
+        held = asyncio.create_task(client.post(WA, content=first, headers=kit.meta_headers(first)))
+        await asyncio.sleep(0.5)  # the first is waiting on its duplicate check
+        started = time.monotonic()
+        shed = await client.post(WA, content=second, headers=kit.meta_headers(second))
+        assert shed.status_code == 503, shed.text
+        assert shed.json()["error"]["code"] == "overloaded"
+        assert time.monotonic() - started < 1.0  # at once, not after the first
+        assert (await held).status_code == 200
+        slow_redis.slow = False
+        retried = await client.post(WA, content=second, headers=kit.meta_headers(second))
+        assert retried.json()["published"] == 1, retried.text
+    assert len(await topics.records(INBOUND_MESSAGES)) == 2
