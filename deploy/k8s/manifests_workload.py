@@ -6,7 +6,7 @@ from typing import Any
 
 from manifests_kafka_access import TRIGGER_SECURITY, kafka_ca_volume, kafka_env
 
-from services import KAFKA, MONGODB, REDIS, SERVICES, Service
+from services import KAFKA, MONGODB, REDIS, SERVICES, Consumer, Service
 
 UID = 10001  # the image's non-root user (deploy/docker/Dockerfile)
 CHANNELS_DIR = "/etc/parley/channels"
@@ -218,11 +218,18 @@ def hpa(svc: Service) -> dict[str, Any]:
 
 def scaled_object(svc: Service) -> dict[str, Any]:
     """KEDA creates and owns the HPA of a consumer; a second HPA on the same Deployment would fight it, so its
-    HTTP API is covered by the CPU trigger here."""
+    HTTP API is covered by the CPU trigger here. A trigger is named by its topic, and by its group too when the
+    service reads that topic with more than one (trigger names are unique)."""
+    topics = [consumer.topic.base_name for consumer in svc.consumes]
+
+    def trigger_name(consumer: Consumer) -> str:
+        name = f"lag-{consumer.topic.base_name.replace('.', '-')}"
+        return name if topics.count(consumer.topic.base_name) == 1 else f"{name}-{consumer.group}"
+
     lag_triggers = [
         {
             "type": "kafka",
-            "name": f"lag-{consumer.topic.base_name.replace('.', '-')}",
+            "name": trigger_name(consumer),
             "metadata": {
                 "bootstrapServersFromEnv": "PARLEY_KAFKA_BOOTSTRAP",
                 "consumerGroup": consumer.group,

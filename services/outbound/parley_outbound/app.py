@@ -24,6 +24,9 @@ from parley_common.topics import (
     OUTBOUND_REQUESTS,
 )
 from parley_common.visibility_store import VisibilityProjection, follow_visibility
+from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.broadcast_replies import BroadcastReplies
+from parley_outbound.adapters.broadcasts_repo import BroadcastRepository
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.http_transport import AiohttpTransport
 from parley_outbound.adapters.media_store import MediaStore
@@ -35,7 +38,12 @@ from parley_outbound.adapters.ratelimit import RateLimiter
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.handlers.broadcast_audience import AudienceResolver
+from parley_outbound.handlers.broadcast_projections import AudienceProjection, ReplyProjection
+from parley_outbound.handlers.broadcast_runner import BroadcastRunner
+from parley_outbound.handlers.broadcasts_service import BroadcastService
 from parley_outbound.handlers.delivery import Delivery
+from parley_outbound.handlers.http_broadcasts import broadcasts_router
 from parley_outbound.handlers.http_messages import messages_router
 from parley_outbound.handlers.http_saved_replies import saved_replies_router
 from parley_outbound.handlers.http_templates import templates_router
@@ -87,9 +95,16 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                     pending=PendingMessages(runtime.redis, settings.infra.redis_prefix()),
                     send_concurrency=settings.send_concurrency, write_chunk=settings.write_chunk_records)
     visibility = VisibilityProjection(runtime.db)
+    audience = AudienceRepository(runtime.db)
+    broadcasts = BroadcastRepository(runtime.db)
+    replies = BroadcastReplies(runtime.redis, settings.infra.redis_prefix())
+    resolver = AudienceResolver(audience, projections, channels)
+    runner = BroadcastRunner(repo=broadcasts, resolver=resolver, sender=sender, replies=replies, clock=clock,
+                             settings=settings)
     _subscribe_all(runtime, settings, channels, visibility, sender, WindowProjection(projections),
                    statuses, MediaProjection(media),
-                   ContactFieldsProjection(contact_fields))
+                   ContactFieldsProjection(contact_fields), AudienceProjection(audience),
+                   ReplyProjection(replies, messages))
     subscribe(runtime.broker, CHANNEL_UPDATES, group_id="outbound-channel-updates",
               handle=TemplateStatusProjection(templates).on_channel_update, namespace=settings.infra.namespace,
               publisher=runtime.publisher, service=SERVICE, channels=channels)
@@ -101,17 +116,21 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         while not runtime.broker.running:  # noqa: ASYNC110 - FastStream offers no "started" event
             await asyncio.sleep(0.05)
         await sender.reconcile()
+        await runner.run_forever()  # broadcasts publish: the broker must be running as well
 
     async def start() -> None:
         await messages.ensure_indexes()
         await parked.ensure_indexes()
         await templates.ensure_indexes()
         await saved_replies.ensure_indexes()
+        await audience.ensure_indexes()
+        await broadcasts.ensure_indexes()
         background.append(asyncio.create_task(reconcile_once_running()))
 
     async def stop() -> None:
         for task in background:
             task.cancel()
+        await runner.stop()
 
     app = build_service(
         service=SERVICE,
@@ -119,36 +138,47 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
         routers=[messages_router(sender, visibility), windows_router(sender, visibility),
-                 templates_router(templates, channels, http), saved_replies_router(saved_replies, clock)],
+                 templates_router(templates, channels, http), saved_replies_router(saved_replies, clock),
+                 broadcasts_router(BroadcastService(broadcasts, messages, templates, resolver, channels, clock,
+                                                    runner.wake))],
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[start],
         on_shutdown=[stop, http.aclose, runtime.close],
     )
     app.state.sender = sender
+    app.state.broadcast_runner = runner
     app.state.publisher = runtime.publisher
     return app
 
 
 def _subscribe_all(runtime: Runtime, settings: OutboundSettings, channels: Channels, visibility: VisibilityProjection,
                    sender: Sender, windows: WindowProjection,
-                   statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection) -> None:
+                   statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection,
+                   audience: AudienceProjection, replies: ReplyProjection) -> None:
     def group(name: str) -> str:
         return f"outbound-{name}"  # subscribe() adds the namespace
 
     common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE,
                               "channels": channels}
-    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=windows.on_message, **common)
+    async def on_inbound(event: Any) -> None:  # one consumer group keeps the window and counts broadcast replies
+        await windows.on_message(event)
+        await replies.on_message(event)
+
+    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=on_inbound, **common)
     subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=group("preferences"), handle=windows.on_preference,
               **common)
     # one consumer of conversation events keeps both the thread facts and who may see each customer
     follow_visibility(runtime.broker, visibility, "outbound", also_on_conversation=windows.on_conversation_changed,
                       **common)
-    async def on_contact_event(event: Any) -> None:  # one consumer group keeps both contact projections
+    async def on_contact_event(event: Any) -> None:  # one consumer group keeps both Redis contact projections
         await windows.on_contact_event(event)
         await fields.on_contact_event(event)
 
     subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=on_contact_event, **common)
+    # the audience projection (MongoDB) in bulk: a tenant's whole contact base may arrive at once
+    subscribe_whole_batches(runtime.broker, CONTACTS_EVENTS, group_id=group("audience"), handle=audience.on_batch,
+                            max_records=settings.batch_records, **common)
     subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
     subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
     # whole batches: the send pipeline writes them in bulk; several consumers of one group overlap one batch's

@@ -36,3 +36,23 @@ class OutboundSettings(ServiceSettings):
                                      "chunks of this many commands at once: one chunk's writes overlap another's calls")
     send_concurrency: int = Field(default=128, ge=1, le=1000, description="conversations whose provider calls run "
                                   "at once (one HTTP connection each)")
+    broadcast_max_attempts: int = Field(default=8, ge=1, le=20, description="provider calls per broadcast message, "
+                                        "incl. retries (a throttled broadcast waits longer than an agent would)")
+    broadcast_throttle_hold_seconds: float = Field(default=2.0, gt=0, le=60, description="a throttling answer "
+                                                   "(WhatsApp 130429, HTTP 429) stops the sender's broadcasts this "
+                                                   "long (at least; longer when the provider asks)")
+    broadcast_page_records: int = Field(default=500, ge=10, le=5000, description="recipients read and sent as one "
+                                        "page of a running broadcast (never the whole audience at once)")
+    broadcast_pages_in_flight: int = Field(default=3, ge=1, le=16, description="pages of one broadcast sending at "
+                                           "once (keeps every number's lane busy while a page is written)")
+    broadcast_lease_seconds: float = Field(default=10.0, ge=1, le=300, description="a running broadcast's lease: "
+                                           "after a crash another replica (or the restarted one) resumes it this "
+                                           "much later")
+    broadcast_write_chunk_records: int = Field(default=25, ge=1, le=1000, description="a broadcast page is written "
+                                               "in chunks this small, so one-to-one messages' writes never queue "
+                                               "behind a large bulk write")
+    broadcast_poll_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica looks "
+                                          "for due broadcasts (scheduled starts, a dead runner's expired lease); "
+                                          "one created or resumed on this replica starts at once")
+    broadcast_send_concurrency: int = Field(default=128, ge=1, le=1000, description="broadcast provider calls at "
+                                            "once (their own slots: they never take the agents')")

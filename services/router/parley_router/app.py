@@ -24,6 +24,7 @@ from parley_common.topics import (
     OUTBOUND_MESSAGES,
     Topic,
 )
+from parley_router.adapters.broadcast_deliveries import BroadcastDeliveries
 from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.adapters.presence import PresenceStore
@@ -52,7 +53,7 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
     db = runtime.db
     stores = Stores(ConversationRepository(db), TimelineRepository(db), Directory(db),
                     PresenceStore(runtime.redis, settings.infra.redis_prefix(), settings.presence_ttl_seconds),
-                    ProcessedEvents(db))
+                    ProcessedEvents(db), BroadcastDeliveries(db))
     return Engine(stores, runtime.publisher, clock)
 
 

@@ -97,6 +97,8 @@ class SendMessage(ConversationScoped):
     content: OutboundContent
     email: EmailOptions | None = None
     after_send: AfterSend | None = None
+    broadcast_id: str | None = Field(default=None, max_length=128,
+                                     description="the broadcast this message is one recipient's part of")
 
 
 class OutboundStatus(StrEnum):
@@ -128,3 +130,5 @@ class OutboundMessageUpdated(ConversationScoped):
     free: bool | None = Field(default=None, description="whether the channel charges nothing for it")
     rendered_text: str | None = Field(default=None, description="the text as the customer sees it (timeline)")
     email: EmailOptions | None = Field(default=None, description="an email's subject, cc and bcc as sent")
+    broadcast_id: str | None = Field(default=None, description="the broadcast this message was sent by (a reply "
+                                     "to it opens a conversation that shows it); absent for one-to-one messages")

@@ -12,6 +12,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from parley_common.mongo import DUPLICATE_KEY
+from parley_outbound.domain.broadcasts import MessageCount
 from parley_outbound.domain.status import State
 
 Doc = dict[str, Any]
@@ -43,6 +44,8 @@ class MessageRepository:
     async def ensure_indexes(self) -> None:
         await self._messages.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
         await self._messages.create_index([("state", ASCENDING), ("updated_at", ASCENDING)])
+        await self._messages.create_index([("broadcast_id", ASCENDING), ("state", ASCENDING), ("reason", ASCENDING)],
+                                          partialFilterExpression={"broadcast_id": {"$exists": True}})
 
     async def claim(self, tenant_id: str, key: str, message_id: str) -> str:
         """Record that `key` means `message_id`; returns the message id the key already meant, if any."""
@@ -90,6 +93,22 @@ class MessageRepository:
             cursor = self._messages.find({"_id": {"$in": list(moved)}, "write_token": token}, {"_id": 1})
             moved = {doc["_id"] async for doc in cursor}
         return Written(inserted, moved)
+
+    async def broadcast_counts(self, broadcast_id: str) -> list[MessageCount]:
+        """A broadcast's messages by state and reason, and how many of each the customer answered."""
+        pipeline: list[Doc] = [
+            {"$match": {"broadcast_id": broadcast_id}},
+            {"$group": {"_id": {"state": "$state", "reason": "$reason"}, "n": {"$sum": 1},
+                        "replied": {"$sum": {"$cond": [{"$gt": ["$replied_at", None]}, 1, 0]}}}}]
+        return [MessageCount(row["_id"]["state"], row["_id"].get("reason"), int(row["n"]), int(row["replied"]))
+                async for row in await self._messages.aggregate(pipeline)]
+
+    async def mark_replied(self, tenant_id: str, message_id: str, at: datetime) -> None:
+        """The customer wrote after this broadcast message reached them (the first answer counts)."""
+        await self._messages.update_one({"_id": message_id, "tenant_id": tenant_id, "replied_at": None,
+                                         "state": {"$in": [State.SENT.value, State.DELIVERED.value,
+                                                           State.READ.value]}},
+                                        {"$set": {"replied_at": at}})
 
     async def get(self, tenant_id: str, message_id: str) -> Doc | None:
         return await self._messages.find_one({"_id": message_id, "tenant_id": tenant_id})

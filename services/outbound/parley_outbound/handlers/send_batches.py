@@ -29,6 +29,7 @@ from parley_common.events.outbound import SavedReplyContent, SendMessage
 from parley_common.ids import ConversationKey
 from parley_outbound.adapters.messages_repo import Move
 from parley_outbound.adapters.providers.base import ProviderFailure
+from parley_outbound.adapters.ratelimit import Lane
 from parley_outbound.domain.status import State
 from parley_outbound.domain.validation import InvalidRequest
 from parley_outbound.domain.window import Decision, PricingCategory
@@ -68,8 +69,12 @@ class _Outcome:
 
 
 class SendBatches:
-    def __init__(self, sender: Sender, concurrency: int, chunk_size: int) -> None:
+    """One lane of the send pipeline: one-to-one messages (the requests topic) or broadcasts, each with its own
+    provider-call slots, so a broadcast's calls waiting for tokens never hold the slots an agent's reply needs."""
+
+    def __init__(self, sender: Sender, concurrency: int, chunk_size: int, lane: Lane = Lane.PRIORITY) -> None:
         self._sender = sender
+        self._lane = lane
         self._chunk_size = chunk_size
         self._slots = asyncio.Semaphore(concurrency)
         self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
@@ -166,7 +171,7 @@ class SendBatches:
         assert step.decision is not None and step.channel is not None
         message = sender.outgoing_for(step.doc, step.command, step.decision)
         try:
-            result = await sender.delivery.send(step.channel, message)
+            result = await sender.delivery.send(step.channel, message, self._lane)
         except ProviderFailure as failure:
             error = ProviderError(code=failure.code, title=failure.outcome.reason, detail=failure.detail)
             return _Outcome(step, sender.clock.now(), reason=failure.outcome.reason, error=error,

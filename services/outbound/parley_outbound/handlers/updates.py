@@ -24,6 +24,7 @@ def message_doc(command: SendMessage, state: State, now: datetime, decision: dic
         "rendered_text": rendered_text, "command": command.model_dump(mode="json"),
         "created_at": now, "updated_at": now,
         "history": dict.fromkeys((State.QUEUED.value, state.value) if state is State.SENDING else (state.value,), now),
+        **({"broadcast_id": command.broadcast_id} if command.broadcast_id else {}),
     }
 
 
@@ -49,7 +50,7 @@ class UpdatePublisher:
             provider_message_id=provider_message_id or doc.get("provider_message_id"),
             status_at=at, error=error, reason=final_reason,
             pricing_category=decision.get("pricing_category"), free=decision.get("free"),
-            rendered_text=doc.get("rendered_text"), email=command.email,
+            rendered_text=doc.get("rendered_text"), email=command.email, broadcast_id=command.broadcast_id,
         )
         await self._publisher.publish(event, OUTBOUND_MESSAGES)
 

@@ -78,6 +78,7 @@ class Conversation:
     first_assigned_at: datetime | None = None  # when an agent first had it for good (wait time; not an offer)
     contact_id: str | None = None  # the customer's card in contacts (learned from its events)
     contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
+    answered_broadcast_id: str | None = None  # the customer opened it answering this broadcast (outbound's events)
     bot_timeout_seconds: int | None = None  # a bot's: how long it may leave the customer waiting (domain/bots.py)
     bot_reply_due: datetime | None = None  # a bot's with a customer message unanswered: its team takes over then
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version

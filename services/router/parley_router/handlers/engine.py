@@ -19,6 +19,7 @@ from parley_common.events.conversations import ConversationChanged
 from parley_common.ids import ConversationKey
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONVERSATIONS_EVENTS
+from parley_router.adapters.broadcast_deliveries import BroadcastDeliveries
 from parley_router.adapters.conversations import ConversationRepository, StaleVersion
 from parley_router.adapters.directory import Directory, contact_summary
 from parley_router.adapters.directory_cache import DirectoryCache
@@ -59,8 +60,10 @@ class Stores:
     directory: Directory
     presence: PresenceStore
     processed: ProcessedEvents
+    broadcasts: BroadcastDeliveries
 
     async def ensure_indexes(self) -> None:
+        await self.broadcasts.ensure_indexes()
         await self.conversations.ensure_indexes()
         await self.timeline.ensure_indexes()
         await self.directory.ensure_indexes()

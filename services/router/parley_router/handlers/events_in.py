@@ -31,7 +31,9 @@ def shown_text(event: OutboundMessageUpdated) -> str | None:
 class OutboundHandler:
     """Outbound messages on the timeline (status, sender login). Only a message that left (sent, delivered or
     read) touches a conversation: the first time it does, an agent's reply answers it and, when nobody has it
-    yet, assigns it to that agent; a business-first message that left opens one. Each status is published once:
+    yet, assigns it to that agent; a business-first message that left opens one — except a broadcast's: it is
+    only remembered (the customer's answer opens the conversation, which shows the broadcast), and in a
+    conversation already open it shows on the timeline without answering the customer. Each status is published once:
     the new entry as `message_appended`, a status that moved it on as `message_status` (or `assigned` when the
     reply took the conversation)."""
 
@@ -42,6 +44,11 @@ class OutboundHandler:
     async def handle(self, event: OutboundMessageUpdated) -> None:
         left = STATUS_RANK[event.status] >= SENT_RANK and event.status not in NOT_SENT
         conv = await self.stores.conversations.open_for(event.conversation_key)
+        if conv is None and event.broadcast_id is not None:
+            if event.status is OutboundStatus.SENT:  # the customer's answer opens the conversation, and shows it
+                await self.stores.broadcasts.record(event.conversation_key, event.broadcast_id, event.message_id,
+                                                    event.status_at)
+            return
         if conv is None and not left:
             return  # refused, failed or not sent yet, with nothing open: outbound's own record tells the sender
         conv = conv or await self._first_contact(event)
@@ -60,7 +67,7 @@ class OutboundHandler:
                                                     "reason": event.reason})
         moved = await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value,
                                                           STATUS_RANK[event.status])
-        if moved is not None and moved[0] < SENT_RANK and left and conv.is_open:
+        if moved is not None and moved[0] < SENT_RANK and left and conv.is_open and event.broadcast_id is None:
             # answered when the agent wrote it (its first status), once it is known to have left
             await self._reply_left(conv, event, entry_id, moved[1], "message_appended" if is_new else "message_status")
         elif is_new or moved is not None:  # the ticks on agents' screens

@@ -103,8 +103,9 @@ class InboundHandler:
         at = event.provider_timestamp
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, at, blocked=blocked)
-        conv = await self.engine.with_known_contact(_with_customer(replace(conv, opened_by=event.provider_message_id),
-                                                                   event))
+        answered = await self.stores.broadcasts.answered(key, at)
+        conv = await self.engine.with_known_contact(_with_customer(replace(
+            conv, opened_by=event.provider_message_id, answered_broadcast_id=answered), event))
         comment = None
         if not blocked:
             conv, comment = await self._route(conv, event)

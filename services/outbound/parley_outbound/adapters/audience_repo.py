@@ -1,0 +1,122 @@
+"""MongoDB: outbound's own projection of the tenant's contacts (parley.contacts.events.v1), for broadcast
+audiences: display name, labels, custom fields (as text), identities. Every write is idempotent (a set, or a set
+union), so a redelivered event changes nothing; a merged contact is kept, marked, and never matched."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.asynchronous.database import AsyncDatabase
+
+Doc = dict[str, Any]
+
+
+async def in_pages(cursor: AsyncCursor[Doc], page: int) -> AsyncGenerator[list[Doc]]:
+    """A cursor's documents `page` at a time, the cursor closed however the reader stops."""
+    docs: list[Doc] = []
+    try:
+        async for doc in cursor:
+            docs.append(doc)
+            if len(docs) == page:
+                yield docs
+                docs = []
+        if docs:
+            yield docs
+    finally:
+        await cursor.close()
+
+
+@dataclass(frozen=True, slots=True)
+class AudienceQuery:
+    """What the database can match; activity and marketing opt-out are checked on the chosen identity after."""
+
+    tenant_id: str
+    contact_ids: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()  # all of them
+    custom_fields: tuple[tuple[str, str], ...] = ()  # each equal (as text)
+    channel_ids: tuple[str, ...] = ()  # an identity on one of them
+
+
+def _id(tenant_id: str, contact_id: str) -> str:
+    return f"{tenant_id}|{contact_id}"
+
+
+class AudienceRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._contacts = db["audience_contacts"]
+
+    async def ensure_indexes(self) -> None:
+        await self._contacts.create_index([("tenant_id", ASCENDING), ("labels", ASCENDING)])
+        await self._contacts.create_index([("tenant_id", ASCENDING), ("identities.channel_id", ASCENDING)])
+
+    # --- projection writes: operations applied in bulk, in the order of the events --------------------------
+    @staticmethod
+    def created(tenant_id: str, contact_id: str, display_name: str | None,
+                identities: Sequence[Mapping[str, str]]) -> UpdateOne:
+        update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id},
+                       "$addToSet": {"identities": {"$each": [dict(i) for i in identities]}}}
+        if display_name:
+            update["$set"] = {"display_name": display_name}
+        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+
+    @staticmethod
+    def updated(tenant_id: str, contact_id: str, display_name: str | None,
+                fields: Mapping[str, str | None]) -> UpdateOne:
+        present: Doc = {f"fields.{name}": value for name, value in fields.items() if value is not None}
+        if display_name:
+            present["display_name"] = display_name
+        removed = {f"fields.{name}": "" for name, value in fields.items() if value is None}
+        update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id}}
+        if present:
+            update["$set"] = present
+        if removed:
+            update["$unset"] = removed
+        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+
+    @staticmethod
+    def labelled(tenant_id: str, contact_id: str, labels: Sequence[str]) -> UpdateOne:
+        return UpdateOne({"_id": _id(tenant_id, contact_id)},
+                         {"$set": {"labels": list(labels)},
+                          "$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id}}, upsert=True)
+
+    async def write(self, operations: list[UpdateOne]) -> None:
+        if operations:
+            await self._contacts.bulk_write(operations, ordered=True)
+
+    async def merged(self, tenant_id: str, survivor_id: str, merged_id: str,
+                     identities: Sequence[Mapping[str, str]]) -> None:
+        """The survivor takes every identity, the merged contact's labels and the fields it lacks (as contacts
+        does); the merged contact stays, marked, so a late event about it cannot bring it back."""
+        gone = await self._contacts.find_one_and_update(
+            {"_id": _id(tenant_id, merged_id)}, {"$set": {"merged_into": survivor_id},
+                                                 "$setOnInsert": {"tenant_id": tenant_id, "contact_id": merged_id}},
+            upsert=True)
+        survivor = await self._contacts.find_one({"_id": _id(tenant_id, survivor_id)}) or {}
+        fields = {f"fields.{name}": value for name, value in ((gone or {}).get("fields") or {}).items()
+                  if name not in (survivor.get("fields") or {})}
+        update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": survivor_id},
+                       "$addToSet": {"identities": {"$each": [dict(i) for i in identities]},
+                                     "labels": {"$each": list((gone or {}).get("labels") or [])}}}
+        if fields:
+            update["$set"] = fields
+        await self._contacts.update_one({"_id": _id(tenant_id, survivor_id)}, update, upsert=True)
+
+    async def pages(self, query: AudienceQuery, page: int) -> AsyncIterator[list[Doc]]:
+        """The matching contacts in pages of `page`, by id: never the whole audience in memory. One server cursor
+        (the local database fetches every match of each query it is asked before its limit: pages asked as
+        queries would cost the audience's size each)."""
+        match: Doc = {"tenant_id": query.tenant_id, "merged_into": None}
+        if query.contact_ids:
+            match["_id"] = {"$in": [_id(query.tenant_id, contact) for contact in query.contact_ids]}
+        if query.labels:
+            match["labels"] = {"$all": list(query.labels)}
+        for name, value in query.custom_fields:
+            match[f"fields.{name}"] = value
+        if query.channel_ids:
+            match["identities.channel_id"] = {"$in": list(query.channel_ids)}
+        async for docs in in_pages(self._contacts.find(match, sort=[("_id", ASCENDING)], batch_size=page), page):
+            yield docs

@@ -1,0 +1,36 @@
+"""Redis: which broadcast message each customer last got (`outbound:broadcast-reply:<conversation key>` → message
+id, kept REPLY_WINDOW), so a customer's next message counts as a reply to it without a database read per inbound
+message."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+
+from redis.asyncio import Redis
+
+from parley_common.events.outbound import SendMessage
+from parley_common.ids import ConversationKey
+
+REPLY_WINDOW = timedelta(days=7)
+
+
+class BroadcastReplies:
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _key(self, key: ConversationKey) -> str:
+        return f"{self._prefix}outbound:broadcast-reply:{key}"
+
+    async def expect(self, commands: Sequence[SendMessage]) -> None:
+        """Before the page is sent: an answer that beats our write of the outcome still counts."""
+        async with self._redis.pipeline(transaction=False) as pipeline:
+            for command in commands:
+                pipeline.set(self._key(command.conversation_key), command.message_id, ex=REPLY_WINDOW)
+            await pipeline.execute()
+
+    async def answered(self, key: ConversationKey) -> str | None:
+        """The broadcast message this customer's message answers, if any."""
+        value = await self._redis.get(self._key(key))
+        return str(value) if value else None

@@ -1,0 +1,73 @@
+"""Consumers feeding broadcasts: the audience projection (parley.contacts.events.v1) and replies (a customer's
+message on parley.inbound.messages.v1 after a broadcast message reached them)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pymongo import UpdateOne
+
+from parley_common.events.contacts import (
+    ContactBlocked,
+    ContactCreated,
+    ContactLabelled,
+    ContactsMerged,
+    ContactUnblocked,
+    ContactUpdated,
+)
+from parley_common.events.inbound import MessageReceived
+from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.broadcast_replies import BroadcastReplies
+from parley_outbound.adapters.messages_repo import MessageRepository
+from parley_outbound.domain.saved_replies import custom_field_changes
+from parley_outbound.handlers.projections import subscription
+
+
+class AudienceProjection:
+    """A consumer batch at a time: the events' writes in one ordered bulk write; a merge (which reads both
+    contacts) is applied alone, after the writes before it."""
+
+    def __init__(self, audience: AudienceRepository) -> None:
+        self._audience = audience
+
+    async def on_batch(self, events: list[Any]) -> None:
+        pending: list[UpdateOne] = []
+        for event in events:
+            if isinstance(event, ContactsMerged):
+                await self._audience.write(pending)
+                pending = []
+                await self._audience.merged(event.tenant_id, event.contact_id, event.merged_contact_id,
+                                            [i.model_dump() for i in event.identities])
+            elif (operation := self._operation(event)) is not None:
+                pending.append(operation)
+        await self._audience.write(pending)
+
+    def _operation(self, event: Any) -> UpdateOne | None:
+        audience = self._audience
+        if isinstance(event, ContactCreated):
+            return audience.created(event.tenant_id, event.contact_id, event.display_name,
+                                    [i.model_dump() for i in event.identities])
+        if isinstance(event, ContactBlocked | ContactUnblocked):  # an identity added after creation
+            return audience.created(event.tenant_id, event.contact_id, None, [event.identity.model_dump()])
+        if isinstance(event, ContactLabelled):
+            return audience.labelled(event.tenant_id, event.contact_id, event.labels)
+        if isinstance(event, ContactUpdated):
+            name = event.changed.get("display_name")
+            fields = custom_field_changes(event.changed)
+            if fields or isinstance(name, str):
+                return audience.updated(event.tenant_id, event.contact_id, name if isinstance(name, str) else None,
+                                        fields)
+        return None
+
+
+class ReplyProjection:
+    def __init__(self, replies: BroadcastReplies, messages: MessageRepository) -> None:
+        self._replies = replies
+        self._messages = messages
+
+    async def on_message(self, event: MessageReceived) -> None:
+        if event.direction != "inbound" or subscription(event) is False:
+            return  # an echo or an unsubscribe notice answers nothing
+        message_id = await self._replies.answered(event.conversation_key)
+        if message_id is not None:
+            await self._messages.mark_replied(event.tenant_id, message_id, event.provider_timestamp)
