@@ -36,7 +36,7 @@ from parley_outbound.domain.window import Decision, PricingCategory
 from parley_outbound.handlers.updates import message_doc
 
 if TYPE_CHECKING:
-    from parley_outbound.handlers.sending import Sender, View
+    from parley_outbound.handlers.sending import Sender, TemplateReads, View
 
 log = structlog.get_logger(__name__)
 UNKNOWN_OUTCOME = "send_outcome_unknown"
@@ -93,7 +93,8 @@ class SendBatches:
         stored = dict(known or {})
         stored.update(await sender.messages.get_many([c.message_id for c in unique if c.message_id not in stored]))
         views = await sender.projections.views([command.conversation_key for command in unique])
-        planned = await asyncio.gather(*(self._plan(command, stored.get(command.message_id), view)
+        templates: TemplateReads = {}  # one read per template in the chunk
+        planned = await asyncio.gather(*(self._plan(command, stored.get(command.message_id), view, templates)
                                          for command, view in zip(unique, views, strict=True)))
         steps = [step for step in planned if step is not None]
         written = await sender.messages.write_batch([s.doc for s in steps if s.insert],
@@ -110,7 +111,8 @@ class SendBatches:
                  failed=sum(o.reason is not None for o in recorded))
 
     # --- planning ---------------------------------------------------------------------------------------------
-    async def _plan(self, command: SendMessage, doc: dict[str, Any] | None, view: View) -> _Step | None:
+    async def _plan(self, command: SendMessage, doc: dict[str, Any] | None, view: View,
+                    templates: TemplateReads) -> _Step | None:
         if doc is not None:
             return await self._plan_stored(command, doc, view) if doc["tenant_id"] == command.tenant_id else None
         sender = self._sender
@@ -119,7 +121,7 @@ class SendBatches:
                 owner = await sender.messages.claim(command.tenant_id, command.idempotency_key, command.message_id)
                 if owner != command.message_id:
                     return None  # the same key was sent as another message
-            evaluation = await sender.evaluate(command, start_sending=True, view=view)
+            evaluation = await sender.evaluate(command, start_sending=True, view=view, templates=templates)
         doc = message_doc(evaluation.command, evaluation.state, sender.clock.now(), evaluation.decision,
                           evaluation.reason, evaluation.rendered)
         sending = evaluation.state is State.SENDING

@@ -9,6 +9,7 @@ steps (HTTP accept, reconcile at start)."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -78,6 +79,7 @@ class Evaluation:
 ApplyParked = Callable[[str, str, str], Awaitable[None]]  # (tenant, channel, provider message id)
 FindParked = Callable[[str, str, list[str]], Awaitable[set[str]]]  # (tenant, channel, provider ids) → parked ones
 View = tuple[WindowFacts, ThreadFacts]
+TemplateReads = dict[tuple[str, str, str, str], "asyncio.Future[dict[str, Any] | None]"]
 
 
 class Sender:
@@ -161,8 +163,10 @@ class Sender:
                 "external_user_id": doc["command"]["external_user_id"], "decision": doc.get("decision"),
                 "sender": doc["command"]["sender"]}
 
-    async def evaluate(self, command: SendMessage, *, start_sending: bool, view: View | None = None) -> Evaluation:
-        """Every check and the window policy, from the window/thread facts (read now unless given)."""
+    async def evaluate(self, command: SendMessage, *, start_sending: bool, view: View | None = None,
+                       templates: TemplateReads | None = None) -> Evaluation:
+        """Every check and the window policy, from the window/thread facts (read now unless given). `templates`:
+        the template reads of a batch, shared (a broadcast's chunk reads its template once, not per recipient)."""
         if view is None:
             view = (await self.projections.views([command.conversation_key]))[0]
         facts, thread = view
@@ -173,7 +177,7 @@ class Sender:
             self._check_thread(command, thread)
             self._check_template_mode(command)
             media_kind = await self._attachment(command)
-            rendered, category = await self._template(command)
+            rendered, category = await self._template(command, templates)
         except InvalidRequest as invalid:
             return Evaluation(command, State.REFUSED, invalid.code, {}, message=invalid.message, field=invalid.field)
         decision = self.decide(command, category, facts)
@@ -233,12 +237,17 @@ class Sender:
         facts = await self.media.get_soon(command.tenant_id, media_id, MEDIA_CATCH_UP_SECONDS)
         return check_attachment(command.channel_type, facts, self.clock.now()).kind
 
-    async def _template(self, command: SendMessage) -> tuple[str | None, PricingCategory | None]:
+    async def _template(self, command: SendMessage,
+                        reads: TemplateReads | None) -> tuple[str | None, PricingCategory | None]:
         """The rendered text and pricing category of a template message (None, None for other content)."""
         content = command.content
         if not isinstance(content, TemplateContent):
             return None, None
-        doc = await self.templates.get(command.tenant_id, command.channel_id, content.name, content.language)
+        key = (command.tenant_id, command.channel_id, content.name, content.language)
+        reads = {} if reads is None else reads
+        if key not in reads:
+            reads[key] = asyncio.ensure_future(self.templates.get(*key))
+        doc = await reads[key]
         if doc is None:
             raise InvalidRequest("template_not_found",
                                  f"no template {content.name!r} in {content.language} on this channel", "content.name")
