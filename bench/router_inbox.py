@@ -12,8 +12,9 @@ manager (`boss`):
 2. the Supervisor's queue (`status=queued&sort=waiting&limit=100`);
 3. the tab counts the live stream pushes on connect (summed from the tab counters);
 4. both at once, as the console asks them when it opens: the Inbox call's own time, and until both answered;
-5. with `--browser`: the console opened in Debian's chromium (Playwright) until the Queued tab shows its first
-   conversation and its count (a new page each round, the app's files cached after the first).
+5. with `--browser`: the console (its own process, `parley-console`) opened in Debian's chromium (Playwright)
+   until the Queued tab shows its first conversation and its count (a new page each round, the app's files
+   cached after the first).
 
 Run (fresh servers, test profile):
   eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import secrets
 import socket
 import sys
@@ -42,15 +44,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from pydantic import AnyHttpUrl, SecretStr
+from pydantic import SecretStr
 
 from bench.router_routing import drop_bench_stores, summary
 from parley_common.auth import Principal, Role, issue_token
 from parley_common.kafka import ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
-from parley_console.app import create_app as create_console
-from parley_console.settings import ConsoleSettings
 from parley_router.adapters.conversations import to_doc
 from parley_router.app import create_app
 from parley_router.domain.conversation import open_conversation
@@ -108,11 +108,12 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
-async def in_browser(console: str, token: str, rounds: int) -> list[float]:
-    """Seconds from opening the console until the Queued tab shows its first conversation and its count."""
+async def in_browser(console: str, token: str, rounds: int) -> tuple[list[float], list[float]]:
+    """Seconds from opening the console until the Queued tab shows its first conversation and its count, and
+    until the app's page was loaded (DOMContentLoaded: before any API call)."""
     from playwright.async_api import async_playwright
 
-    durations = []
+    durations, loaded = [], []
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                                    args=["--no-sandbox", "--disable-gpu"])
@@ -125,9 +126,41 @@ async def in_browser(console: str, token: str, rounds: int) -> list[float]:
             await page.wait_for_function(  # a dash until the stream pushed the counts
                 "document.querySelector('#tab-queued .count')?.textContent?.match(/^[0-9]+$/)", timeout=30_000)
             durations.append(time.perf_counter() - started)
+            loaded.append(await page.evaluate(
+                "performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd") / 1000)
             await page.close()
         await browser.close()
-    return durations
+    return durations, loaded
+
+
+@contextlib.asynccontextmanager
+async def console_process(infra: InfraSettings, router_url: str) -> AsyncIterator[str]:
+    """The console as its own process (as deployed: its proxying does not share the router's event loop)."""
+    port, nowhere = free_port(), f"http://127.0.0.1:{free_port()}"  # the other services: not running here
+    env = {**os.environ, "PARLEY_JWT_SECRET": infra.jwt_secret.get_secret_value(), "PARLEY_LOG_LEVEL": "WARNING",
+           "PARLEY_CHANNELS_FILE": str(infra.channels_file), "PARLEY_CONSOLE_PORT": str(port),
+           "PARLEY_CONSOLE_ROUTER_URL": router_url, "PARLEY_CONSOLE_CONTACTS_URL": nowhere,
+           "PARLEY_CONSOLE_OUTBOUND_URL": nowhere, "PARLEY_CONSOLE_MEDIA_URL": nowhere}
+    process = await asyncio.create_subprocess_exec(str(Path(sys.executable).parent / "parley-console"), env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(600):
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                await asyncio.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def console_in_browser(infra: InfraSettings, router_url: str, token: str, rounds: int) -> None:
+    async with console_process(infra, router_url) as console_url:
+        shown, loaded = await in_browser(console_url, token, rounds)
+        print(summary("console in chromium: the app's page loaded (DOMContentLoaded)", loaded))
+        print(summary("console in chromium: Queued tab with its first row and count", shown))
 
 
 async def main() -> None:
@@ -185,10 +218,7 @@ async def main() -> None:
                             inbox_while_counting)
                 print(summary("first screen's calls: inbox call while the stream counts", waited))
             if args.browser:
-                console = create_console(ConsoleSettings(infra=infra, router_url=AnyHttpUrl(router_url)))
-                async with serving(console) as console_url:
-                    print(summary("console in chromium: Queued tab with its first row and count",
-                                  await in_browser(console_url, token, args.rounds)))
+                await console_in_browser(infra, router_url, token, args.rounds)
     finally:
         await drop_bench_stores(mongo, infra)
 

@@ -121,10 +121,15 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
 
   useEffect(() => { setLoading(true); void reload(); }, [reload]);
 
+  // Agents and teams (filters, transfer) once the first page is shown: asked together with it they made the
+  // router and its database serve three calls before the one the first screen waits for.
+  const directoryAsked = useRef(false);
   useEffect(() => {
+    if (loading || directoryAsked.current) return;
+    directoryAsked.current = true;
     void api<{ items: Agent[] }>("/v1/agents").then((r) => setAgents(r.items)).catch(() => undefined);
     void api<{ items: Team[] }>("/v1/teams").then((r) => setTeams(r.items)).catch(() => undefined);
-  }, []);
+  }, [loading]);
 
   // Live: any change the caller may see (or a reset of the stream) refreshes the list, coalesced; the tab counts
   // come pushed on the stream itself.

@@ -13,6 +13,7 @@ interface Mention {
 }
 
 const POLL_MS = 30_000; // contacts pushes nothing: asked again after live changes and every 30 s
+const FIRST_ASK_MS = 1_500; // not first-screen material: the inbox's own calls go first
 
 /** Comments that mention the signed-in user (@login), from contacts; a badge counts those newer than the last
  * time the list was opened (kept in this browser). */
@@ -31,9 +32,9 @@ export function Mentions({ login, lastEvent }: { login: string; lastEvent: LiveE
     }
   }, []);
   useEffect(() => {
-    void load();
+    const first = window.setTimeout(() => void load(), FIRST_ASK_MS);
     const timer = window.setInterval(() => void load(), POLL_MS);
-    return () => window.clearInterval(timer);
+    return () => { window.clearTimeout(first); window.clearInterval(timer); };
   }, [load]);
   useReloadAfter(lastEvent, load, 2000);
   useEffect(() => { if (open) dialog.current?.showModal(); }, [open]);
