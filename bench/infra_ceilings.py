@@ -15,6 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from ingest_webhooks import free_port, wait_healthy
 from proc_cpu import ProcessGroups
 
 from parley_common.mongo import mongo_client
@@ -95,7 +96,7 @@ async def database(uri: str, groups: ProcessGroups) -> list[str]:
 async def bare_http() -> str:
     import aiohttp
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before the load
         [sys.executable, "-m", "uvicorn", "ingest_bare_app:app", "--port", str(port), "--log-level", "warning",
          "--no-access-log", "--http", "httptools", "--loop", "uvloop"],
@@ -103,8 +104,8 @@ async def bare_http() -> str:
     groups = ProcessGroups({"http": server.pid})
     url = f"http://127.0.0.1:{port}"
     try:
+        await wait_healthy(url)
         async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=32)) as session:
-            await _wait_up(session, url)
             body = b'{"object": "whatsapp_business_account", "entry": []}'
             done = 0
             before, started = groups.cpu_seconds(), time.monotonic()
@@ -124,27 +125,3 @@ async def bare_http() -> str:
             os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=10)
     return f"bare HTTP route (FastAPI, uvicorn) {done / elapsed:,.0f} req/s ({cpu:.2f} ms server CPU per request)"
-
-
-async def _wait_up(session: Any, url: str) -> None:
-    import aiohttp
-
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            async with session.get(f"{url}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the bare HTTP server did not start")
-        await asyncio.sleep(0.1)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

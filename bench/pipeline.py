@@ -40,8 +40,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
 sys.path.insert(0, str(REPO / "bench"))
+sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import httpx  # noqa: E402
+import infra as local_infra  # noqa: E402
 from e2e_journey import meta_signed, whatsapp_text  # noqa: E402
 from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, WHATSAPP, System, running_system  # noqa: E402
@@ -263,12 +265,7 @@ def restart_infra(keep: bool) -> dict[str, str]:
     if not keep:
         subprocess.run([*infra, "stop", "--profile", "test"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run([*infra, "start", "--profile", "test", "--fresh"], check=True)
-    output = subprocess.run([*infra, "env", "--profile", "test"], check=True, capture_output=True, text=True).stdout
-    endpoints = {}
-    for line in output.splitlines():
-        key, _, value = line.removeprefix("export ").partition("=")
-        endpoints[key] = value.strip("'")
-    return endpoints
+    return local_infra.environment("test")
 
 
 def infra_pids() -> dict[str, int]:
