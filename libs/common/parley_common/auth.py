@@ -1,8 +1,13 @@
-"""Bearer tokens (JWT, HS256): `tenant`, `sub` (the user's login) and `roles`."""
+"""Bearer tokens (JWT, HS256): `tenant`, `sub` (the user's login) and `roles`.
+
+A token names the key that signed it in its `kid` header (a fingerprint of the key, not the key); a service
+accepts its current key and the previous ones it still lists, so the key is rotated without logging anyone out
+(docs/operations.md: rotating secrets)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+import hashlib
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -37,11 +42,29 @@ class Principal:
         return bool(self.roles.intersection(roles))
 
 
+def key_id(secret: str) -> str:
+    """The `kid` of tokens signed with `secret`: a one-way fingerprint, stable for the key's lifetime."""
+    return hashlib.sha256(b"parley-jwt-kid:" + secret.encode()).hexdigest()[:16]
+
+
 def issue_token(secret: str, tenant_id: str, login: str, roles: list[str], ttl: timedelta = timedelta(hours=12),
                 now: datetime | None = None) -> str:
     issued = now or datetime.now(UTC)
     claims = {"tenant": tenant_id, "sub": login, "roles": roles, "iat": issued, "exp": issued + ttl}
-    return jwt.encode(claims, secret, algorithm="HS256")
+    return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": key_id(secret)})
+
+
+def _verification_keys(secret: str, previous: Sequence[str], token: str) -> list[str]:
+    """The key its `kid` names among the accepted ones; every accepted key for a token without `kid` (issued
+    before tokens carried one, or by another issuer sharing the key); none for a key no longer accepted."""
+    accepted = [secret, *previous]
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        raise ApiError(401, "invalid_token", "the bearer token is not valid") from None
+    if kid is None:
+        return accepted
+    return [key for key in accepted if key_id(key) == kid]
 
 
 class TokenClaims(BaseModel):
@@ -53,13 +76,21 @@ class TokenClaims(BaseModel):
     roles: tuple[Role, ...] = Field(default=(), max_length=16)
 
 
-def decode_token(secret: str, token: str) -> Principal:
-    try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": ["exp", "sub", "tenant"]})
-    except jwt.ExpiredSignatureError:
-        raise ApiError(401, "token_expired", "the bearer token has expired") from None
-    except jwt.PyJWTError:
-        raise ApiError(401, "invalid_token", "the bearer token is not valid") from None
+def decode_token(secret: str, token: str, previous: Sequence[str] = ()) -> Principal:
+    """The principal of a token signed with `secret` (the current key) or one of the `previous` keys."""
+    claims = None
+    for key in _verification_keys(secret, previous, token):
+        try:
+            claims = jwt.decode(token, key, algorithms=["HS256"], options={"require": ["exp", "sub", "tenant"]})
+            break
+        except jwt.ExpiredSignatureError:
+            raise ApiError(401, "token_expired", "the bearer token has expired") from None
+        except jwt.InvalidSignatureError:
+            continue
+        except jwt.PyJWTError:
+            raise ApiError(401, "invalid_token", "the bearer token is not valid") from None
+    if claims is None:
+        raise ApiError(401, "invalid_token", "the bearer token is not valid")
     try:
         valid = TokenClaims.model_validate(claims)
     except ValidationError:  # a correctly signed token can still carry `roles: null`, `roles: 5`, a 10 kB login…
@@ -77,7 +108,8 @@ def current_principal(request: Request, credentials: HTTPAuthorizationCredential
     if credentials is None or not credentials.credentials.strip():
         raise ApiError(401, "unauthorized", "a bearer token is required", None)
     secret: str = request.app.state.jwt_secret
-    return decode_token(secret, credentials.credentials.strip())
+    previous: tuple[str, ...] = request.app.state.jwt_previous_secrets
+    return decode_token(secret, credentials.credentials.strip(), previous)
 
 
 def require_roles(*roles: Role) -> Callable[..., Coroutine[Any, Any, Principal]]:

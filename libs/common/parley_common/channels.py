@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -32,9 +32,22 @@ class _Channel(BaseModel):
     bot_fallback_team: str | None = Field(default=None, pattern=_ID_PATTERN,
                                           description="the team that takes over when the default bot does not "
                                                       "answer in time (else `default`)")
+    previous_inbound_secrets: tuple[SecretStr, ...] = Field(
+        default=(), max_length=2,
+        description="earlier values of the secret that verifies this channel's webhooks (app_secret, "
+                    "webhook_secret, auth_token, inbound_secret or secret), still accepted while a rotation "
+                    "overlaps; remove them once the provider sends with the new one (docs/operations.md)")
+    # The field holding the secret incoming webhooks are verified with (set by each channel type).
+    inbound_secret_field: ClassVar[str]
+
+    def inbound_secrets(self) -> tuple[str, ...]:
+        """The secrets a webhook of this channel may be verified with: the current one first."""
+        current: SecretStr = getattr(self, self.inbound_secret_field)
+        return (current.get_secret_value(), *(old.get_secret_value() for old in self.previous_inbound_secrets))
 
 
 class _MetaChannel(_Channel):
+    inbound_secret_field = "app_secret"
     app_secret: SecretStr = Field(description="signs webhooks: X-Hub-Signature-256")
     verify_token: SecretStr = Field(description="the webhook subscription handshake token")
     graph_api_base: str = "https://graph.facebook.com/v23.0"
@@ -60,6 +73,7 @@ class InstagramChannel(_MetaChannel):
 
 
 class TelegramChannel(_Channel):
+    inbound_secret_field = "webhook_secret"
     type: Literal[ChannelType.TELEGRAM] = ChannelType.TELEGRAM
     bot_token: SecretStr
     webhook_secret: SecretStr = Field(description="expected in X-Telegram-Bot-Api-Secret-Token")
@@ -67,6 +81,7 @@ class TelegramChannel(_Channel):
 
 
 class ViberChannel(_Channel):
+    inbound_secret_field = "auth_token"
     type: Literal[ChannelType.VIBER] = ChannelType.VIBER
     auth_token: SecretStr = Field(description="X-Viber-Auth-Token; also signs callbacks")
     sender_name: str = Field(max_length=28)
@@ -75,6 +90,7 @@ class ViberChannel(_Channel):
 
 
 class EmailChannel(_Channel):
+    inbound_secret_field = "inbound_secret"
     type: Literal[ChannelType.EMAIL] = ChannelType.EMAIL
     address: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
     inbound_secret: SecretStr = Field(description="bearer secret the inbound mail relay presents")
@@ -88,6 +104,7 @@ class EmailChannel(_Channel):
 class SandboxChannel(_Channel):
     """A fake provider inside outbound: sends succeed at once and delivered/read come back through ingest."""
 
+    inbound_secret_field = "secret"
     type: Literal[ChannelType.SANDBOX] = ChannelType.SANDBOX
     secret: SecretStr = Field(description="bearer secret on POST /webhooks/sandbox/{channel_id}")
     ingest_base_url: str = Field(default="http://127.0.0.1:8001", description="where the fake posts its callbacks")

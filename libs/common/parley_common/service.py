@@ -78,6 +78,7 @@ def build_service(
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.jwt_secret = infra.jwt_secret.get_secret_value()
+    app.state.jwt_previous_secrets = tuple(key.get_secret_value() for key in infra.jwt_previous_secrets)
     app.state.service = service
     install_error_handlers(app)
     install_truthful_openapi(app)

@@ -44,7 +44,11 @@ class InfraSettings(Connections):
         description="isolates a deployment on shared infrastructure: topic prefix, Redis key prefix, database suffix",
     )
     channels_file: Path = Path(".run/channels.yaml")
-    jwt_secret: Key = Field(description="HS256 key of the bearer tokens")
+    jwt_secret: Key = Field(description="HS256 key that signs bearer tokens (and verifies them)")
+    jwt_previous_secrets: list[Key] = Field(
+        default_factory=list, max_length=4,
+        description="earlier token keys still accepted until the tokens they signed expire (a JSON list; "
+                    "docs/operations.md: rotating secrets)")
     max_request_body_bytes: int = Field(default=1024 * 1024, ge=1024,
                                         description="JSON request bodies (webhooks and uploads have their own limits)")
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")

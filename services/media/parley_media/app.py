@@ -57,7 +57,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     fetcher = Fetcher(pipeline, ProviderFetcher(http), channels, backoff, id_key)
     attachments = EmailAttachments(pipeline, channels, id_key)
     sweeper = Sweeper(pipeline, settings.sweep_lease_seconds, settings.pending_timeout_seconds)
-    links = Links(settings.signing_secret.get_secret_value().encode(), settings.link_ttl_seconds,
+    links = Links(settings.signing_keys(), settings.link_ttl_seconds,
                   settings.public_base_url, clock)
 
     # One consumer group per topic (three consumers sharing one group would rebalance each other), named

@@ -22,7 +22,11 @@ class MediaSettings(ServiceSettings):
     s3_secret_key: SecretStr = SecretStr("")
     s3_create_bucket: bool = Field(default=False, description="create the bucket at start (local runs)")
 
-    signing_secret: Key = Field(description="HMAC key of the signed download links")
+    signing_secret: Key = Field(description="HMAC key that signs download links")
+    signing_previous_secrets: list[Key] = Field(
+        default_factory=list, max_length=4,
+        description="earlier link keys still accepted while links they signed may be in flight (a JSON list; "
+                    "docs/operations.md: rotating secrets)")
     id_secret: Key = Field(description="HMAC key deriving inbound media ids (keep it stable: a new key gives a "
                                        "redelivered attachment a new id)")
     link_ttl_seconds: int = Field(default=300, ge=5, le=3600)
@@ -40,3 +44,7 @@ class MediaSettings(ServiceSettings):
     retry_max_attempts: int = Field(default=6, ge=1)
     download_timeout_seconds: float = Field(default=30, gt=0)
     download_concurrency: int = Field(default=64, ge=1, le=1000, description="inbound records handled at once")
+
+    def signing_keys(self) -> tuple[bytes, ...]:
+        """The key that signs links first, then the earlier ones still accepted."""
+        return tuple(key.get_secret_value().encode() for key in (self.signing_secret, *self.signing_previous_secrets))

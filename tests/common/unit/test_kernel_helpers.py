@@ -3,11 +3,12 @@ import logging
 import sys
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_common.auth import Role, decode_token, issue_token
+from parley_common.auth import Role, decode_token, issue_token, key_id
 from parley_common.clock import FixedClock, SystemClock
 from parley_common.errors import ApiError
 from parley_common.logging import configure_logging, redact
@@ -101,3 +102,28 @@ def test_json_logs_carry_the_bound_correlation_id(capsys: pytest.CaptureFixture[
     assert line["correlation_id"] == "corr-42"
     assert line["service"] == "test"
     assert line["body"] == "[redacted]"
+
+
+def test_tokens_name_their_key_and_verify_under_the_current_or_a_previous_key() -> None:
+    old, new = "old-token-key-of-at-least-32-characters", "new-token-key-of-at-least-32-characters"
+    by_old, by_new = (issue_token(key, "acme", "alice", ["agent"]) for key in (old, new))
+    assert jwt.get_unverified_header(by_new)["kid"] == key_id(new) != key_id(old)
+    assert new not in key_id(new) and len(key_id(new)) == 16  # a fingerprint, not the key
+    for token in (by_old, by_new):
+        assert decode_token(new, token, previous=[old]).login == "alice"
+    with pytest.raises(ApiError) as retired:
+        decode_token(new, by_old)
+    assert retired.value.code == "invalid_token"
+
+
+def test_a_token_without_kid_is_tried_under_every_accepted_key_and_a_forged_kid_gains_nothing() -> None:
+    old, new = "old-token-key-of-at-least-32-characters", "new-token-key-of-at-least-32-characters"
+    claims = {"tenant": "acme", "sub": "bob", "roles": [], "exp": datetime.now(UTC) + timedelta(minutes=5)}
+    legacy = jwt.encode(claims, old, algorithm="HS256")  # issued before tokens carried a kid
+    assert decode_token(new, legacy, previous=[old]).login == "bob"
+    lying = jwt.encode(claims, "an-attackers-key-of-at-least-32-chars", algorithm="HS256",
+                       headers={"kid": key_id(new)})
+    for token in (lying, jwt.encode(claims, old, algorithm="HS256", headers={"kid": key_id(old)}), "not.a.jwt"):
+        with pytest.raises(ApiError) as refused:
+            decode_token(new, token)
+        assert refused.value.code == "invalid_token"

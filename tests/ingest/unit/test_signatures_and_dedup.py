@@ -1,13 +1,16 @@
-"""Signature checks (all channels) and de-duplication keys, with hypothesis."""
+"""Signature checks (all channels, during a secret rotation too) and de-duplication keys, with hypothesis."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import SecretStr
 
+from parley_common.channels import ChannelConfigError, Channels
 from parley_common.events.common import ChannelType
 from parley_ingest.domain.dedup import dedup_key
 from parley_ingest.domain.providers import PLUGINS
@@ -73,3 +76,33 @@ def test_dedup_keys_are_namespaced_bounded_and_distinct(tenant: str, channel: st
     assert (key_a == dedup_key("ns1:", tenant, channel, kind, b)) == (a == b)
     assert key_a != dedup_key("ns2:", tenant, channel, kind, a)
     assert key_a != dedup_key("ns1:", tenant + "x", channel, kind, a)
+
+
+def test_during_a_rotation_every_channel_type_accepts_its_new_and_its_previous_secret(kit) -> None:
+    """Each type's verifying secret renamed to NEW with the old value listed in previous_inbound_secrets: webhooks
+    signed with either verify; a third value, or the old one once it is no longer listed, does not."""
+    body = b'{"update_id": 1}'
+    new = "rotated-secret-value"
+    rotated = {"wa-main": "app_secret", "fb-page": "app_secret", "ig-shop": "app_secret",
+               "tg-bot": "webhook_secret", "viber-bot": "auth_token", "mail": "inbound_secret", "sb": "secret"}
+    signed = {"app_secret": lambda secret: kit.meta_headers(body, secret),
+              "auth_token": lambda secret: kit.viber_headers(body, secret),
+              "webhook_secret": kit.telegram_headers, "inbound_secret": kit.email_headers,
+              "secret": lambda secret: {"authorization": f"Bearer {secret}"}}
+    for channel_id, field in rotated.items():
+        old_channel = kit.channels.get(channel_id)
+        old = getattr(old_channel, field).get_secret_value()
+        during = old_channel.model_copy(update={field: SecretStr(new), "previous_inbound_secrets": (SecretStr(old),)})
+        after = during.model_copy(update={"previous_inbound_secrets": ()})
+        headers = signed[field]
+        plugin = PLUGINS[old_channel.type]
+        assert plugin.verify(during, headers(new), body) and plugin.verify(during, headers(old), body), channel_id
+        assert not plugin.verify(during, headers("a-third-value"), body), channel_id
+        assert plugin.verify(after, headers(new), body) and not plugin.verify(after, headers(old), body), channel_id
+
+
+def test_a_channel_lists_at_most_two_previous_secrets() -> None:
+    base = {"id": "tg", "tenant_id": "acme", "type": "telegram", "bot_token": "1:A", "webhook_secret": "now"}
+    assert Channels.parse({"channels": [{**base, "previous_inbound_secrets": ["a", "b"]}]}).get("tg") is not None
+    with pytest.raises(ChannelConfigError, match="previous_inbound_secrets"):
+        Channels.parse({"channels": [{**base, "previous_inbound_secrets": ["a", "b", "c"]}]})

@@ -6,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from pydantic import SecretStr
+
 from tests.media.conftest import MediaHarness, jpeg_of_size, png
 
 
@@ -104,3 +106,23 @@ async def test_same_bytes_from_two_tenants_are_two_blobs(media_app: Any, mongo: 
     assert keys[ours] == keys[again] and keys[ours] != keys[theirs]
     assert keys[theirs].startswith("globex/")
     assert cross.status_code == 404
+
+
+async def test_a_rotated_link_key_keeps_links_in_flight_working_until_it_is_retired(media_app: Any) -> None:
+    old, new = "old-link-key-of-at-least-32-characters", "new-link-key-of-at-least-32-characters"
+    async with media_app(signing_secret=SecretStr(old)) as media:
+        media_id = (await upload(media, png())).json()["id"]
+        signed_by_old = path_of((await media.client.get(f"/v1/media/{media_id}",
+                                                        headers=media.auth())).json()["download_url"])
+    async with media_app(signing_secret=SecretStr(new), signing_previous_secrets=[SecretStr(old)]) as media:
+        during = await media.client.get(signed_by_old)
+        signed_by_new = path_of((await media.client.get(f"/v1/media/{media_id}",
+                                                        headers=media.auth())).json()["download_url"])
+        fresh = await media.client.get(signed_by_new)
+    async with media_app(signing_secret=SecretStr(new)) as media:
+        retired = await media.client.get(signed_by_old)
+        still = await media.client.get(signed_by_new)
+
+    assert during.status_code == 200 and fresh.status_code == 200 and still.status_code == 200
+    assert signed_by_new != signed_by_old
+    assert (retired.status_code, retired.json()["error"]["code"]) == (403, "invalid_signature")

@@ -46,22 +46,24 @@ class LegalHold(BaseModel):
 
 
 class Links:
-    """Signs and checks download links with the service's secret and clock."""
+    """Signs download links with the first of the service's keys and accepts links signed with any of them."""
 
-    def __init__(self, secret: bytes, ttl_seconds: int, base_url: str, clock: Any) -> None:
-        self.secret = secret
+    def __init__(self, secrets: tuple[bytes, ...], ttl_seconds: int, base_url: str, clock: Any) -> None:
+        if not secrets:
+            raise ValueError("download links need at least one key")
+        self.secrets = secrets
         self.ttl = ttl_seconds
         self.base_url = base_url.rstrip("/")
         self.clock = clock
 
     def url_for(self, tenant_id: str, media_id: str, variant: Variant) -> tuple[str, int]:
         expires = int(self.clock.now().timestamp()) + self.ttl
-        link = sign(self.secret, tenant_id, media_id, variant, expires)
+        link = sign(self.secrets[0], tenant_id, media_id, variant, expires)
         query = f"tenant={tenant_id}&variant={variant.value}&expires={expires}&signature={link.signature}"
         return f"{self.base_url}/v1/media/{media_id}/content?{query}", expires
 
     def check(self, link: SignedLink) -> None:
-        problem = verify(self.secret, link, int(self.clock.now().timestamp()))
+        problem = verify(self.secrets, link, int(self.clock.now().timestamp()))
         if problem is not None:
             raise ApiError(403, problem.value, "the download link is not valid or has expired")
 

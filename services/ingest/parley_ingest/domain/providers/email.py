@@ -59,7 +59,7 @@ class EmailPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, EmailChannel)
-        return bearer_matches(channel.inbound_secret.get_secret_value(), headers.get("authorization"))
+        return any(bearer_matches(secret, headers.get("authorization")) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         check_mime_limits(body)

@@ -34,7 +34,8 @@ class MetaMessagingPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, MessengerChannel | InstagramChannel)
-        return meta_signature_ok(channel.app_secret.get_secret_value(), body, headers.get("x-hub-signature-256"))
+        given = headers.get("x-hub-signature-256")
+        return any(meta_signature_ok(secret, body, given) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         payload = load_json_object(body)

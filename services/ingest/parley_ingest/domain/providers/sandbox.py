@@ -36,7 +36,7 @@ class SandboxPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, SandboxChannel)
-        return bearer_matches(channel.secret.get_secret_value(), headers.get("authorization"))
+        return any(bearer_matches(secret, headers.get("authorization")) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         payload = load_json_object(body)

@@ -49,8 +49,8 @@ class TelegramPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, TelegramChannel)
-        expected = channel.webhook_secret.get_secret_value()
-        return secret_matches(expected, headers.get("x-telegram-bot-api-secret-token"))
+        given = headers.get("x-telegram-bot-api-secret-token")
+        return any(secret_matches(expected, given) for expected in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         update = load_json_object(body)

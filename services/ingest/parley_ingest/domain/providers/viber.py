@@ -47,7 +47,8 @@ class ViberPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, ViberChannel)
-        return hex_signature_ok(channel.auth_token.get_secret_value(), body, headers.get("x-viber-content-signature"))
+        given = headers.get("x-viber-content-signature")
+        return any(hex_signature_ok(secret, body, given) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         callback = load_json_object(body)

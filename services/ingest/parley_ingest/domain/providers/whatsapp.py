@@ -55,7 +55,8 @@ class WhatsAppPlugin:
 
     def verify(self, channel: AnyChannel, headers: Mapping[str, str], body: bytes) -> bool:
         assert isinstance(channel, WhatsAppChannel)
-        return meta_signature_ok(channel.app_secret.get_secret_value(), body, headers.get("x-hub-signature-256"))
+        given = headers.get("x-hub-signature-256")
+        return any(meta_signature_ok(secret, body, given) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
         assert isinstance(channel, WhatsAppChannel)
