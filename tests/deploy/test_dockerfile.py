@@ -59,10 +59,62 @@ def test_base_images_are_slim_and_pinned(path: Path, tools_installed: None) -> N
     assert len(stages) >= 2, "multi-stage: build, then a final stage without build leftovers"
     for stage in stages:
         image = expand(stage[0].value[0], args)
-        name, _, tag = image.partition(":")
+        reference, _, digest = image.partition("@")
+        name, _, tag = reference.partition(":")
         assert tag and tag != "latest", f"{image}: pin the tag"
         assert re.match(r"^\d+\.\d+\.\d+-slim", tag), f"{image}: a slim image with a full Python version"
+        assert re.fullmatch(r"sha256:[0-9a-f]{64}", digest), f"{image}: pin the digest too"
         assert name in {"python", "docker.io/library/python"}
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_the_image_carries_the_oci_labels_and_its_sbom(path: Path, tools_installed: None) -> None:
+    _, stages = parse(path, tools_installed)
+    labels = {pair for command in values(stages[-1], "LABEL") for pair in zip(command.value[::2], command.value[1::2],
+                                                                                strict=True)}
+    names = {name for name, _ in labels}
+    assert {f"org.opencontainers.image.{key}" for key in ("title", "description", "version", "revision", "created",
+                                                           "source", "base.name", "base.digest")} <= names
+    assert ("dev.parley.sbom", '"/opt/parley/sbom.cdx.json"') in labels
+    sbom = [command.value[0] for command in values(stages[0], "RUN") if "cyclonedx-py environment" in command.value[0]]
+    assert sbom and "--output-file /opt/parley/sbom.cdx.json /opt/parley/bin/python" in sbom[0]
+    assert "--pyproject services/${SERVICE}/pyproject.toml" in sbom[0] and "-c constraints.txt" in sbom[0]
+
+
+def _declared(pyproject: Path) -> list[str]:
+    requirements = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    return [re.split(r"[\[=<>~! ;]", requirement, maxsplit=1)[0].lower() for requirement in requirements]
+
+
+def test_the_sbom_command_lists_the_service_and_its_dependencies(tmp_path: Path) -> None:
+    """The build stage's command on an environment holding what the image of ingest holds at its top: the common
+    library, the service and their declared dependencies (their installed metadata copied from this checkout's
+    environment, which is enough for cyclonedx-py and keeps the test quick)."""
+    import importlib.metadata
+    import json
+    import shutil
+    import venv
+
+    venv.EnvBuilder(with_pip=False).create(tmp_path / "env")
+    site = next((tmp_path / "env/lib").glob("python3*/site-packages"))
+    declared = {"parley-common", "parley-ingest", *_declared(REPO / "libs/common/pyproject.toml"),
+                *_declared(REPO / "services/ingest/pyproject.toml")}
+    for name in declared:
+        metadata = Path(str(importlib.metadata.distribution(name)._path))  # type: ignore[attr-defined]
+        shutil.copytree(metadata, site / metadata.name)
+    out = tmp_path / "sbom.cdx.json"
+    cyclonedx = Path(sys.executable).parent / "cyclonedx-py"
+    subprocess.run([str(cyclonedx), "environment", "--pyproject", str(REPO / "services/ingest/pyproject.toml"),
+                    "--output-reproducible", "--output-format", "JSON", "--output-file", str(out),
+                    str(tmp_path / "env/bin/python")], check=True, capture_output=True, timeout=120)
+    document = json.loads(out.read_text())
+    assert document["bomFormat"] == "CycloneDX"
+    assert document["metadata"]["component"]["name"] == "parley-ingest"
+    listed = {component["name"].lower().replace("_", "-"): component for component in document["components"]}
+    assert declared - {"parley-ingest"} <= set(listed), declared - set(listed)
+    aiokafka = listed["aiokafka"]
+    assert aiokafka["version"] == importlib.metadata.version("aiokafka")
+    assert aiokafka["purl"] == f"pkg:pypi/aiokafka@{aiokafka['version']}"
 
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
