@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (known_channels) importable by every test
+import infra_choice  # noqa: E402  (needs the path above)
+import infra_containers  # noqa: E402
+
 ENV_KEYS = ("PARLEY_KAFKA_BOOTSTRAP", "PARLEY_MONGO_URI", "PARLEY_REDIS_URL")
 
 
@@ -36,13 +40,28 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def infra_endpoints() -> dict[str, str]:
-    """Kafka, MongoDB and Redis addresses: from the environment when all are set (an existing
-    installation, or `make test`), otherwise the local test-profile servers, started if needed."""
+def infra_endpoints() -> Iterator[dict[str, str]]:
+    """Kafka, MongoDB and Redis addresses: from the environment when all are set (an existing installation, or
+    `make test`'s local servers); else as PARLEY_TEST_INFRA chooses (tests/infra_choice.py): containers started
+    for the session (tests/infra_containers.py), or the local test-profile servers, started if needed."""
     if all(os.environ.get(key) for key in ENV_KEYS):
-        return {key: os.environ[key] for key in ENV_KEYS}
-    if os.environ.get("PARLEY_TEST_INFRA", "local") != "local":
-        pytest.exit("PARLEY_TEST_INFRA=containers: set PARLEY_KAFKA_BOOTSTRAP/MONGO_URI/REDIS_URL instead", 2)
+        yield {key: os.environ[key] for key in ENV_KEYS}
+        return
+    try:
+        choice = infra_choice.choose(os.environ.get(infra_choice.SETTING),
+                                     lambda: infra_choice.docker_answers(infra_choice.docker_address(os.environ)))
+    except infra_choice.InfraChoiceError as problem:
+        pytest.exit(str(problem), 2)
+    if choice == infra_choice.CONTAINERS:
+        with ExitStack() as stack:
+            endpoints = infra_containers.start(stack)
+            os.environ.update(endpoints)  # processes the tests start (tests/e2e's services) use the same servers
+            yield endpoints
+        return
+    yield local_endpoints()
+
+
+def local_endpoints() -> dict[str, str]:
     infra = [sys.executable, str(REPO / "deploy/local/infra.py")]
     subprocess.run([*infra, "start", "--profile", "test"], check=True, stdout=subprocess.DEVNULL)
     output = subprocess.run([*infra, "env", "--profile", "test"], check=True, capture_output=True, text=True).stdout
