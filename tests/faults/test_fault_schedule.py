@@ -1,6 +1,7 @@
 """The fault schedule: under a steady stream of signed webhooks and agent replies (fault_stream.py), kill -9 each
-service in turn and restart it, kill the cache (Redis restarts empty: it is a cache) and stall the database
-(SIGSTOP, SIGCONT). After each fault: every accepted webhook on exactly one timeline exactly once, one contact per
+service in turn and restart it, kill the cache (Redis restarts empty: it is a cache), stall the database
+(SIGSTOP, SIGCONT) and stop a service with SIGTERM as a rolling deploy does (it must exit within the Kubernetes
+grace period). After each fault: every accepted webhook on exactly one timeline exactly once, one contact per
 customer, every accepted reply at the provider at most once with an outcome, every service ready again within
 READY_BOUND_S. The short schedule runs in `make test`; the long one (every fault, several rounds) in
 `make test-long`. Each fault's counts and times are printed (`pytest -s`) and kept in docs/architecture.md."""
@@ -25,8 +26,9 @@ import infra
 
 READY_BOUND_S = 60.0  # process start → ready, imports included; the aim is 10 s (measured: docs/architecture.md)
 STALL_S = 3.0
-SHORT = (*SERVICES, "cache", "database-stall")
-LONG = (*SHORT, *SHORT)
+GRACE_S = 75.0  # deploy/k8s terminationGracePeriodSeconds: SIGTERM → SIGKILL
+SHORT = (*SERVICES, "cache", "database-stall", "router-sigterm")
+LONG = (*SHORT, *(f"{name}-sigterm" for name in SERVICES), *SHORT)
 
 
 def _server(endpoints: dict[str, str], name: str) -> infra.Server:
@@ -64,6 +66,15 @@ def inject(fault: str, system: System, endpoints: dict[str, str]) -> float:
     if fault in SERVICES:
         kill_hard(system.services[fault])
         return restart(system, fault)
+    if fault.endswith("-sigterm"):  # a rolling deploy: it must finish or hand back its work within the grace
+        name = fault.removesuffix("-sigterm")
+        stopping = time.monotonic()
+        process = system.services[name].process
+        assert process is not None
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=GRACE_S)
+        print(f"{name} stopped {time.monotonic() - stopping:.1f}s after SIGTERM")
+        return restart(system, name)
     action: Callable[[infra.Server], None] = _stall if fault == "database-stall" else _kill_and_restart_server
     action(_server(endpoints, {"cache": "redis", "database-stall": "mongo", "broker": "kafka",
                                "database": "mongo"}[fault]))
