@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import functools
 import logging
@@ -25,7 +24,7 @@ from pydantic import ValidationError
 from parley_common import metrics, round_trips
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
-from parley_common.events.dlq import DeadLetter, original_value_fields
+from parley_common.events.dlq import DeadLetter, original_record_fields
 from parley_common.events.envelope import Envelope
 from parley_common.logging import bind_correlation_id
 from parley_common.rejoin import rejoin_on_empty_assignment
@@ -217,6 +216,12 @@ def _summary(exc: ValidationError) -> str:
     return f"{exc.error_count()} error(s); first at {location or '<root>'}: {first['msg']}"
 
 
+def _identifier(header: str | None) -> str | None:
+    """A header naming the tenant or correlation id, when the envelope can carry it (1-128 characters): a record
+    that failed may carry anything, and a letter that does not validate would stall the partition."""
+    return header if header and len(header) <= 128 else None
+
+
 async def dead_letter(
     publisher: EventPublisher,
     message: KafkaMessage,
@@ -231,17 +236,15 @@ async def dead_letter(
     record_key = getattr(raw, "key", None)
     letter = DeadLetter(
         occurred_at=datetime.now(UTC),
-        tenant_id=tenant_id or headers.get("ce_tenantid") or "unknown",
-        correlation_id=headers.get("ce_correlationid") or str(message.message_id),
+        tenant_id=tenant_id or _identifier(headers.get("ce_tenantid")) or "unknown",
+        correlation_id=_identifier(headers.get("ce_correlationid")) or str(message.message_id),
         service=service,
         source_topic=topic.name(publisher.namespace),
         partition=getattr(raw, "partition", None),
         offset=getattr(raw, "offset", None),
         reason=reason,
         detail=detail,
-        original_key_base64=base64.b64encode(record_key).decode() if record_key else None,
-        original_headers=headers,
-        **original_value_fields(message.body),
+        **original_record_fields(message.body, record_key, headers),
     )
     log.warning("dead_lettered", reason=reason, source_topic=letter.source_topic, offset=letter.offset)
     await publisher.publish(letter, DEAD_LETTERS)

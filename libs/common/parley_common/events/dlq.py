@@ -44,5 +44,33 @@ def original_value_fields(raw: bytes) -> dict[str, Any]:
     if len(raw) <= ORIGINAL_MAX_BYTES:
         return {"original_value_base64": base64.b64encode(raw).decode()}
     return {"original_value_base64": base64.b64encode(raw[:TRUNCATED_PREVIEW_BYTES]).decode(),
-            "original_truncated": True, "original_size_bytes": len(raw),
-            "original_sha256": hashlib.sha256(raw).hexdigest()}
+            **_truncated(raw)}
+
+
+# A record's key and headers are not bounded by its topic's size alone (a Kafka record may carry megabytes of
+# headers): past these bounds they are cut too and the letter is marked truncated, so it stays publishable and
+# is never replayed as if it were whole.
+KEPT_KEY_BYTES = 1024
+KEPT_HEADERS = 64
+KEPT_HEADER_NAME = 256
+KEPT_HEADER_VALUE = 1024
+HEADERS_MAX_CHARS = 64 * 1024
+
+
+def original_record_fields(value: bytes, key: bytes | None, headers: dict[str, str]) -> dict[str, Any]:
+    """The DeadLetter fields describing a whole Kafka record: value, key and headers, each within its bound."""
+    fields = original_value_fields(value)
+    if key and len(key) > KEPT_KEY_BYTES:
+        fields |= _truncated(value) | {"original_key_base64": base64.b64encode(key[:KEPT_KEY_BYTES]).decode()}
+    elif key:
+        fields["original_key_base64"] = base64.b64encode(key).decode()
+    if len(headers) > KEPT_HEADERS or sum(len(name) + len(text) for name, text in headers.items()) > HEADERS_MAX_CHARS:
+        fields |= _truncated(value)
+        headers = {name[:KEPT_HEADER_NAME]: text[:KEPT_HEADER_VALUE]
+                   for name, text in list(headers.items())[:KEPT_HEADERS]}
+    return fields | {"original_headers": headers}
+
+
+def _truncated(value: bytes) -> dict[str, Any]:
+    return {"original_truncated": True, "original_size_bytes": len(value),
+            "original_sha256": hashlib.sha256(value).hexdigest()}
