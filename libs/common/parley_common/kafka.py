@@ -26,7 +26,7 @@ from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter, original_record_fields
 from parley_common.events.envelope import Envelope
-from parley_common.logging import bind_correlation_id
+from parley_common.logging import BROKER_LOGGER, bind_correlation_id
 from parley_common.rejoin import rejoin_on_empty_assignment
 from parley_common.topics import ALL_TOPICS, DEAD_LETTERS, Topic
 
@@ -107,6 +107,7 @@ def make_broker(bootstrap_servers: str, client_id: str, *, idle_fetch_backoff_ms
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,
+        logger=BROKER_LOGGER,
         log_level=logging.DEBUG,
         acks="all",
         enable_idempotence=True,

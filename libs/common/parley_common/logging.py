@@ -39,21 +39,36 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
     return event_dict
 
 
+def _uncoloured(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    event_dict.pop("color_message", None)  # uvicorn's copy of the message with terminal colour codes
+    return event_dict
+
+
 def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
+    """structlog for our own logs, and the same processors for the libraries' standard-library logs (aiokafka,
+    uvicorn, FastStream through BROKER_LOGGER, pymongo…): one JSON object per line with `logger`, `level`,
+    `timestamp`, the bound correlation id, and the same redaction, instead of plain text lines in between."""
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
-    logging.basicConfig(stream=sys.stderr, level=level, format="%(message)s", force=True)
+    shared: list[Any] = [merge_contextvars, structlog.processors.add_log_level,
+                         structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, structlog.stdlib.ExtraAdder(), _uncoloured,
+                           redact],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer],
+    ))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     structlog.configure(
-        processors=[
-            merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            redact,
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[*shared, redact, structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level)),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,
     )
     bind_contextvars(service=service)
+
+
+# FastStream's own default logger has a handler of its own writing coloured text; this one propagates to the root
+# handler above (its per-record lines are at DEBUG: parley_common.kafka.make_broker).
+BROKER_LOGGER = logging.getLogger("parley.broker")
