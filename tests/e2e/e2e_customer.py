@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 from e2e_journey import NotYet, eventually, new_customer_phone, post_meta_webhook, whatsapp_image, whatsapp_text
-from e2e_system import TELEGRAM, WHATSAPP, System
+from e2e_system import INSTAGRAM, TELEGRAM, WHATSAPP, System
 
 AGENT = "alice"
 TEAM = "support"  # alice's team; every conversation is routed to it (e2e_system.staff_the_tenant)
@@ -183,6 +183,35 @@ class TelegramJourney(Journey):
     async def webhook(self, payload: dict[str, Any]) -> httpx.Response:
         return await self.client.post(f"{self.system.url('ingest')}/webhooks/telegram/{TELEGRAM.id}", json=payload,
                                       headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM.webhook_secret})
+
+
+class InstagramJourney(Journey):
+    """An Instagram customer (IGSID) writing to the business account; Meta signs with the app secret."""
+
+    channel_id = INSTAGRAM.id
+
+    def __init__(self, system: System, client: httpx.AsyncClient) -> None:
+        super().__init__(system, client)
+        self.external_user_id = str(random.randrange(10**15, 10**16))
+
+    async def customer_writes(self, text: str, at: float | None = None) -> tuple[str, dict[str, Any]]:
+        mid = f"aWdfE2E{uuid.uuid4().hex}"
+        return mid, await self.deliver(self.messaging({"mid": mid, "text": text}, at))
+
+    def messaging(self, message: dict[str, Any], at: float | None = None) -> dict[str, Any]:
+        return {"object": "instagram", "entry": [{"id": INSTAGRAM.account_id, "time": int(time.time() * 1000),
+                                                   "messaging": [{
+                                                       "sender": {"id": self.external_user_id},
+                                                       "recipient": {"id": INSTAGRAM.account_id},
+                                                       "timestamp": int((at or time.time()) * 1000),
+                                                       "message": message}]}]}
+
+    def contact_search(self) -> dict[str, str]:
+        return {"user_id": self.external_user_id}
+
+    async def webhook(self, payload: dict[str, Any]) -> httpx.Response:
+        return await post_meta_webhook(self.client, self.system.url("ingest"), INSTAGRAM.id, INSTAGRAM.app_secret,
+                                       payload, channel_type="instagram")
 
 
 async def send_image(journey: Journey, image: bytes, caption: str) -> tuple[str, str]:

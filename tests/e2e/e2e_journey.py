@@ -78,9 +78,9 @@ def meta_signed(app_secret: str, payload: dict[str, Any]) -> tuple[bytes, dict[s
 
 
 async def post_meta_webhook(client: httpx.AsyncClient, ingest: str, channel_id: str, app_secret: str,
-                            payload: dict[str, Any]) -> httpx.Response:
+                            payload: dict[str, Any], channel_type: str = "whatsapp") -> httpx.Response:
     body, headers = meta_signed(app_secret, payload)
-    return await client.post(f"{ingest}/webhooks/whatsapp/{channel_id}", content=body, headers=headers)
+    return await client.post(f"{ingest}/webhooks/{channel_type}/{channel_id}", content=body, headers=headers)
 
 
 def png_bytes(width: int, height: int) -> bytes:

@@ -60,6 +60,18 @@ TELEGRAM = TelegramChannel(id="tg-e2e", bot_token="123:e2e-bot", webhook_secret=
 
 
 @dataclass(frozen=True)
+class InstagramChannel:
+    id: str
+    account_id: str
+    app_secret: str
+    page_access_token: str
+
+
+INSTAGRAM = InstagramChannel(id="ig-e2e", account_id="17841400000000001", app_secret="e2e-ig-app-secret",
+                             page_access_token="e2e-ig-token")
+
+
+@dataclass(frozen=True)
 class EmailChannel:
     id: str
     address: str
@@ -144,6 +156,11 @@ def channel_file(path: Path, provider_base: str, smtp_port: int, ingest_url: str
     }, {
         "id": TELEGRAM.id, "type": "telegram", "tenant_id": TENANT, "bot_token": TELEGRAM.bot_token,
         "webhook_secret": TELEGRAM.webhook_secret, "api_base": f"{provider_base}/telegram",
+    }, {
+        "id": INSTAGRAM.id, "type": "instagram", "tenant_id": TENANT, "instagram_account_id": INSTAGRAM.account_id,
+        "app_secret": INSTAGRAM.app_secret, "verify_token": "e2e-verify",
+        "page_access_token": INSTAGRAM.page_access_token,
+        "graph_api_base": f"{provider_base}/graph",
     }, {
         "id": EMAIL.id, "type": "email", "tenant_id": TENANT, "address": EMAIL.address,
         "inbound_secret": EMAIL.inbound_secret, "smtp_host": "127.0.0.1", "smtp_port": smtp_port,

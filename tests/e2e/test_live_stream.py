@@ -129,3 +129,38 @@ async def test_each_status_once_resume_after_a_reconnect_and_pushed_counts(syste
 
     async with watching(system, last_event_id=str(uuid.uuid4())) as lost:
         await frames_until(lost, lambda f: f.event == "reset", "a reset for an id the router does not have")
+
+
+async def test_an_edit_a_deletion_and_a_reaction_reach_the_screen_with_the_changed_entry(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)
+    first, _ = await journey.customer_writes("Pick-up at 5")
+    conversation, _ = await journey.open_conversation_with(first)
+    second, _ = await journey.customer_writes("Ignore this")
+    await journey.open_conversation_with(second)
+    sender = {"from": journey.phone, "timestamp": str(int(time.time()))}
+    async with watching(system) as screen:
+        await frames_until(screen, lambda f: f.event == "counts", "the stream is connected")
+        for message in ({"type": "edit", "edit": {"original_message_id": first, "message": {
+                            "type": "text", "text": {"body": "Pick-up at 6"}}}},
+                        {"type": "revoke", "revoke": {"original_message_id": second}},
+                        {"type": "reaction", "reaction": {"message_id": first, "emoji": "\N{OK HAND SIGN}"}}):
+            await journey.deliver(whatsapp_messages(journey.phone, {**sender, "id": f"wamid.E2E{uuid.uuid4().hex}",
+                                                                    **message}))
+        revised = await frames_until(screen, lambda f: f.event == "conversation.message_revised" and len(
+            [g for g in screen.frames if g.event == f.event]) >= 3, "three revisions pushed")
+        by_comment = {f.data["comment"]: f.data for f in screen.frames if f.event == "conversation.message_revised"}
+        assert revised and set(by_comment) == {"edit", "delete", "reaction"}
+        assert by_comment["edit"]["entry_id"] == f"in:{first}" and by_comment["edit"]["conversation_id"] == \
+            conversation["id"]
+        assert by_comment["edit"]["entry"]["text"] == "Pick-up at 6" and by_comment["edit"]["entry"]["edited"]
+        assert by_comment["delete"]["entry"]["deleted"] is True
+        assert by_comment["reaction"]["entry"]["reactions"]["customer"]["emoji"] == "\N{OK HAND SIGN}"
+        assert "revision_event_ids" not in by_comment["edit"]["entry"]  # the bookkeeping stays in the router
+
+
+def whatsapp_messages(phone: str, message: dict[str, Any]) -> dict[str, Any]:
+    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
+        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
+            "display_phone_number": "15550001111", "phone_number_id": WHATSAPP.phone_number_id},
+            "contacts": [{"profile": {"name": "Dana Li"}, "wa_id": phone}], "messages": [message]}}]}]}

@@ -17,7 +17,15 @@ from typing import Any
 
 import httpx
 import pytest
-from e2e_customer import AGENT, SUPERVISOR, Journey, TelegramJourney, inbound_entries, new_wamid
+from e2e_customer import (
+    AGENT,
+    SUPERVISOR,
+    InstagramJourney,
+    Journey,
+    TelegramJourney,
+    inbound_entries,
+    new_wamid,
+)
 from e2e_journey import NotYet, eventually
 from e2e_provider import SmtpServer
 from e2e_system import EMAIL, WHATSAPP, System
@@ -276,6 +284,41 @@ async def test_an_edited_telegram_message_changes_its_entry_and_keeps_the_origin
     assert [revision["text"] for revision in shown["revisions"]] == ["See you at 5"]
     entries = await journey.timeline(conversation["id"])
     assert [e["provider_message_id"] for e in inbound_entries(entries)] == [provider_id]  # one entry, changed
+
+
+async def test_a_whatsapp_edit_and_deletion_change_their_entries_and_keep_the_originals(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = Journey(system, http)  # coexistence `edit` / `revoke` messages (tests/ingest/fixtures, Meta's shape)
+    kept, _ = await journey.customer_writes("Deliver on Monday")
+    conversation, _ = await journey.open_conversation_with(kept)
+    regretted, _ = await journey.customer_writes("My card number is 4111 1111 1111 1111")
+    await journey.open_conversation_with(regretted)
+    sender = {"from": journey.phone, "timestamp": str(int(time.time()))}
+    await journey.deliver(messages([contact(journey.phone)], {**sender, "id": new_wamid(), "type": "edit", "edit": {
+        "original_message_id": kept, "message": {"type": "text", "text": {"body": "Deliver on Tuesday"}}}}))
+    await journey.deliver(messages([contact(journey.phone)], {**sender, "id": new_wamid(), "type": "revoke",
+                                                              "revoke": {"original_message_id": regretted}}))
+
+    edited = await journey.timeline_entry(conversation["id"], lambda e: e.get("provider_message_id") == kept
+                                          and e.get("edited"), what="the edited entry")
+    assert edited["text"] == "Deliver on Tuesday"
+    assert [revision["text"] for revision in edited["revisions"]] == ["Deliver on Monday"]
+    deleted = await journey.timeline_entry(conversation["id"], lambda e: e.get("provider_message_id") == regretted
+                                           and e.get("deleted"), what="the deleted entry")
+    assert [revision["text"] for revision in deleted["revisions"]] == ["My card number is 4111 1111 1111 1111"]
+    entries = await journey.timeline(conversation["id"])
+    assert [e["provider_message_id"] for e in inbound_entries(entries)] == [kept, regretted]  # no entries of their own
+
+
+async def test_an_instagram_deletion_marks_its_entry_deleted(system: System, http: httpx.AsyncClient) -> None:
+    journey = InstagramJourney(system, http)
+    mid, _ = await journey.customer_writes("Wrong photo, sorry")
+    conversation, _ = await journey.open_conversation_with(mid)
+    await journey.deliver(journey.messaging({"mid": mid, "is_deleted": True}))  # Meta's shape: the deleted mid
+    deleted = await journey.timeline_entry(conversation["id"], lambda e: e.get("provider_message_id") == mid
+                                           and e.get("deleted"), what="the deleted Instagram entry")
+    assert [revision["text"] for revision in deleted["revisions"]] == ["Wrong photo, sorry"]
+    assert len(inbound_entries(await journey.timeline(conversation["id"]))) == 1
 
 
 async def test_a_telegram_user_who_blocked_the_bot_is_not_written_to_until_they_return(

@@ -40,6 +40,8 @@ CHANNELS = {
         {"id": "tg-bot", "tenant_id": "acme", "type": "telegram", "bot_token": "123456:ABC-DEF",
          "webhook_secret": TELEGRAM_SECRET},
         {"id": "viber-bot", "tenant_id": "acme", "type": "viber", "auth_token": VIBER_TOKEN, "sender_name": "Acme"},
+        {"id": "viber-welcome", "tenant_id": "acme", "type": "viber", "auth_token": VIBER_TOKEN, "sender_name": "Acme",
+         "sender_avatar": "https://cdn.acme.example/logo.jpg", "welcome_message": "Hi! Write to us any time."},
         {"id": "mail", "tenant_id": "acme", "type": "email", "address": "support@acme.example",
          "inbound_secret": EMAIL_SECRET},
         {"id": "sb", "tenant_id": "acme", "type": "sandbox", "secret": SANDBOX_SECRET},

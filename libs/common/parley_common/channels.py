@@ -86,6 +86,9 @@ class ViberChannel(_Channel):
     auth_token: SecretStr = Field(description="X-Viber-Auth-Token; also signs callbacks")
     sender_name: str = Field(max_length=28)
     sender_avatar: str | None = None
+    welcome_message: str | None = Field(
+        default=None, min_length=1, max_length=7000,
+        description="answered to `conversation_started` (the one message Viber allows before a subscription)")
     api_base: str = "https://chatapi.viber.com/pa"
 
 

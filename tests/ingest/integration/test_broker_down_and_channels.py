@@ -81,6 +81,22 @@ async def test_every_channel_reaches_kafka(client, kit, topics) -> None:
     assert base64.b64decode(invoice.content_base64) == b"%PDF-1.4 fake invoice"
 
 
+async def test_viber_conversation_started_is_answered_with_the_channels_welcome_message(client, kit, topics) -> None:
+    started = kit.body(kit.fixture("viber_callbacks.json")["conversation_started"])
+    welcomed = await client.post("/webhooks/viber/viber-welcome", content=started, headers=kit.viber_headers(started))
+    assert welcomed.status_code == 200
+    # Viber's rule: the send_message JSON without `receiver`, in the callback's answer (reference §4.4, §4.8)
+    assert welcomed.json() == {"sender": {"name": "Acme", "avatar": "https://cdn.acme.example/logo.jpg"},
+                               "type": "text", "text": "Hi! Write to us any time.", "tracking_data": "welcome"}
+    without = await client.post("/webhooks/viber/viber-bot", content=started, headers=kit.viber_headers(started))
+    assert without.json() == {"status": "accepted", "published": 1, "duplicates": 0, "dead_lettered": 0}
+    text = kit.body(kit.fixture("viber_callbacks.json")["text"])
+    message = await client.post("/webhooks/viber/viber-welcome", content=text, headers=kit.viber_headers(text))
+    assert message.json()["status"] == "accepted"  # only conversation_started is answered with the welcome
+    events = [e for e in await topics.events(INBOUND_MESSAGES) if e.channel_id == "viber-welcome"]
+    assert sorted(e.parts[0].kind for e in events) == ["system", "text"]  # the callback is still published
+
+
 async def test_secrets_of_the_other_channels_are_checked(client, kit, topics) -> None:
     telegram = kit.body(kit.fixture("telegram_updates.json")["photo"])
     viber = kit.body(kit.fixture("viber_callbacks.json")["text"])

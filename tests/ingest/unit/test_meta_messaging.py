@@ -101,6 +101,9 @@ def test_instagram_message_story_mention_seen_edit_and_delete(kit) -> None:
     assert edit.edited is True and edit.parts == (TextPart(text="Do you ship to Lille?"),)
     assert batch.events[3].dedup_id == "edit:aWdfZAExampleMid01:1"
     assert deleted.parts == (SystemPart(system_kind="message_deleted"),)
+    # the deletion names the deleted message by its own mid, yet is not a duplicate of it
+    assert (deleted.provider_message_id, batch.events[4].dedup_id) == ("aWdfZAExampleMid03",
+                                                                       "deleted:aWdfZAExampleMid03")
 
 
 def test_a_messenger_payload_sent_to_an_instagram_channel_is_refused(kit) -> None:

@@ -168,6 +168,30 @@ def test_a_broken_item_is_rejected_alone_and_other_fields_go_to_the_dead_letter_
     assert b"wamid.BROKEN" in batch.rejected[0].raw
 
 
+def test_an_edit_names_the_original_and_carries_the_edited_message(kit) -> None:
+    batch = normalise(kit, kit.whatsapp([kit.fixture("whatsapp_messages.json")["edit"]]))
+    [normalised] = batch.events
+    event = normalised.event
+    assert isinstance(event, MessageReceived)
+    assert (event.provider_message_id, event.edited) == ("wamid.EXAMPLEimg01", True)
+    assert normalised.dedup_id == "edit:wamid.EXAMPLEedit01"  # each edit once, apart from the original
+    [image] = event.parts
+    assert isinstance(image, MediaPart) and image.caption == "broken lid, see the corner"
+    assert image.attachment_id == "wamid.EXAMPLEimg01:0"  # the original's attachment, not a new one
+    assert event.reply_to_provider_message_id == "wamid.EXAMPLEoutbound0042"
+    assert event.customer.wa_id == "447700900123"
+
+
+def test_a_revoke_deletes_the_original(kit) -> None:
+    batch = normalise(kit, kit.whatsapp([kit.fixture("whatsapp_messages.json")["revoke"]]))
+    [normalised] = batch.events
+    event = normalised.event
+    assert isinstance(event, MessageReceived)
+    assert (event.provider_message_id, event.edited) == ("wamid.EXAMPLEinbound0001", False)
+    assert event.parts == (SystemPart(system_kind="revoked"),)
+    assert normalised.dedup_id == "revoke:wamid.EXAMPLErevoke01"
+
+
 def test_a_payload_for_another_phone_number_is_not_published_as_ours(kit) -> None:
     payload = kit.whatsapp([kit.fixture("whatsapp_messages.json")["text"]])
     payload["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = "999"

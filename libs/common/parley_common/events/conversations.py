@@ -29,7 +29,9 @@ class ConversationChanged(ConversationScoped):
                                     "offer_expired, transferred, status_changed, closed (comment = closing note), "
                                     "reopened, note_added, message_status (an outbound message's delivery status "
                                     "moved on), contact_changed (the customer's card), blocked, unblocked, "
-                                    "media_changed (an attachment of the message entry_id), …")
+                                    "media_changed (an attachment of the message entry_id), message_revised (the "
+                                    "customer edited, deleted or reacted to the message entry_id; comment = edit, "
+                                    "delete or reaction), …")
     status: Literal["bot", "queued", "assigned", "snoozed", "closed"]
     assignee: Assignee | None = None
     actor: str | None = Field(default=None, description="login, bot id or 'system'")

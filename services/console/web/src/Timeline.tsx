@@ -56,6 +56,27 @@ function MessageBody({ entry }: { entry: Entry }) {
   return text ? <p className="text">{text}</p> : null;
 }
 
+/** What the customer changed after sending: an edit or a deletion (earlier versions kept), a reaction. */
+function Revisions({ entry }: { entry: Entry }) {
+  const reactions = Object.values(entry.reactions ?? {}).filter((reaction) => reaction.emoji);
+  const earlier = entry.revisions ?? [];
+  return (
+    <>
+      {entry.deleted && <span className="tag deleted">Deleted by the customer</span>}
+      {entry.edited && !entry.deleted && <span className="tag edited">Edited</span>}
+      {earlier.length > 0 && (
+        <details className="revisions">
+          <summary>{earlier.length === 1 ? "Earlier version" : `${earlier.length} earlier versions`}</summary>
+          <ol>{earlier.map((revision) => (
+            <li key={revision.until}><span className="text">{revision.text || "(no text)"}</span> <time dateTime={revision.until}>until {clock(revision.until)}</time></li>
+          ))}</ol>
+        </details>
+      )}
+      {reactions.map((reaction) => <span key={reaction.at} className="reaction" aria-label={`Reaction ${reaction.emoji}`}>{reaction.emoji}</span>)}
+    </>
+  );
+}
+
 export function Timeline({ entries }: { entries: Entry[] }) {
   const end = useRef<HTMLLIElement>(null);
   useEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [entries.length]);
@@ -85,11 +106,12 @@ export function Timeline({ entries }: { entries: Entry[] }) {
         if (mediaId && !media.some((m) => m.media_id === mediaId)) media.push({ media_id: mediaId });
         const login = senderLogin(entry);
         return (
-          <li key={entry.entry_id} className={`message ${entry.kind}`} data-entry={entry.entry_id}>
+          <li key={entry.entry_id} className={`message ${entry.kind}${entry.deleted ? " deleted" : ""}`} data-entry={entry.entry_id}>
             <span className="who" title={login ? `sent by ${login}` : undefined}>
               {entry.kind === "inbound" ? "Customer" : login ?? "Agent"}
             </span>
-            <MessageBody entry={entry} />
+            {!entry.deleted && <MessageBody entry={entry} />}
+            <Revisions entry={entry} />
             {media.map((m) => <MediaPreview key={m.media_id} media={m} />)}
             <span className="meta">
               <time dateTime={entry.at}>{clock(entry.at)}</time>

@@ -278,7 +278,7 @@ export interface Entry {
   kind: "inbound" | "outbound" | "note" | "activity";
   at: string;
   text?: string | null;
-  parts?: { kind: string; text?: string | null; media_id?: string | null; mime_type?: string | null; file_name?: string | null }[];
+  parts?: { kind: string; text?: string | null; html?: string | null; media_id?: string | null; mime_type?: string | null; file_name?: string | null }[];
   media?: MediaRef[] | Record<string, MediaRef> | null;
   sender?: string | { kind: string; login: string | null; bot_id: string | null };
   author?: string;
@@ -292,6 +292,10 @@ export interface Entry {
   comment?: string | null;
   assignee?: Assignee | null;
   message_id?: string;
+  edited?: boolean;
+  deleted?: boolean;
+  revisions?: { text?: string | null; until: string }[];
+  reactions?: Record<string, { emoji: string | null; at: string }>;
 }
 
 export interface Window {

@@ -79,6 +79,8 @@ class Batch:
     events: list[Normalised] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     links: list[IdentityLink] = field(default_factory=list)
+    # what the provider reads in our HTTP answer, instead of the outcome (Viber's welcome message)
+    reply: dict[str, Any] | None = None
 
     def extend(self, other: Batch) -> None:
         self.events.extend(other.events)

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import structlog
 from fastapi import APIRouter, Request
@@ -103,7 +103,10 @@ def webhook_router(channels: Channels, intake: Intake, limits: Limits,
             raise ApiError(403, "verify_token_mismatch", "hub.mode or hub.verify_token is wrong")
         return PlainTextResponse(params.get("hub.challenge", ""))
 
-    @router.post(PATH, summary="Receive a provider webhook: verify, normalise, de-duplicate, publish")
+    @router.post(PATH, summary="Receive a provider webhook: verify, normalise, de-duplicate, publish",
+                 description="200 `{status: accepted, published, duplicates, dead_lettered}`; a Viber "
+                             "`conversation_started` to a channel with a `welcome_message` is answered with that "
+                             "message instead (`send_message` JSON without `receiver`: Viber delivers it).")
     async def receive(channel_type: str, channel_id: str, request: Request) -> JSONResponse:
         try:
             channel, plugin = _resolve(channels, plugins, channel_type, channel_id)
@@ -112,12 +115,12 @@ def webhook_router(channels: Channels, intake: Intake, limits: Limits,
             raise
         try:
             with admission.slot():
-                outcome = await _receive(channel, plugin, request, intake, limits, normaliser)
+                outcome, reply = await _receive(channel, plugin, request, intake, limits, normaliser)
         except ApiError as error:
             metrics.REQUESTS.labels(channel.type.value, error.code).inc()
             raise
         metrics.REQUESTS.labels(channel.type.value, "accepted").inc()
-        return JSONResponse({"status": "accepted", **outcome})
+        return JSONResponse(reply if reply is not None else {"status": "accepted", **outcome})
 
     return router
 
@@ -137,7 +140,7 @@ def _resolve(channels: Channels, plugins: Mapping[ChannelType, ChannelPlugin], c
 
 
 async def _receive(channel: AnyChannel, plugin: ChannelPlugin, request: Request, intake: Intake,
-                   limits: Limits, normaliser: Normaliser) -> dict[str, int]:
+                   limits: Limits, normaliser: Normaliser) -> tuple[dict[str, int], dict[str, Any] | None]:
     limit = limits.max_email_bytes if channel.type == ChannelType.EMAIL else limits.max_body_bytes
     body = await _read_body(request, limit)
     if not plugin.verify(channel, request.headers, body):
@@ -158,7 +161,7 @@ async def _receive(channel: AnyChannel, plugin: ChannelPlugin, request: Request,
     except UnpublishableEvent as bad:  # can never be published: retrying cannot help, so no 503
         await _refuse(intake, ctx, body, MalformedPayload("unpublishable_event", str(bad)))
     log.info("webhook_accepted", channel_id=channel.id, channel_type=channel.type.value, **outcome)
-    return outcome
+    return outcome, batch.reply
 
 
 async def _refuse(intake: Intake, ctx: RequestContext, body: bytes, bad: MalformedPayload) -> NoReturn:

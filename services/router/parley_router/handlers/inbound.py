@@ -69,11 +69,16 @@ class InboundHandler:
         if entry is None:
             return False
         if revision.kind is RevisionKind.REACTION:
-            await timeline.revise(entry["_id"], str(event.event_id), reaction_fields(event), None)
-            return True
-        parts = [part.model_dump(mode="json") for part in event.parts]
-        fields, before = revised_fields(revision.kind, entry, message_text(event), parts, event.provider_timestamp)
+            fields, before = reaction_fields(event), None
+        else:
+            parts = [part.model_dump(mode="json") for part in event.parts]
+            fields, before = revised_fields(revision.kind, entry, message_text(event), parts, event.provider_timestamp)
         await timeline.revise(entry["_id"], str(event.event_id), fields, before)
+        # told even on a redelivery (the first attempt may have stopped before it): the screens refetch the entry
+        conv = await self.stores.conversations.get(event.tenant_id, entry["conversation_id"])
+        if conv is not None:
+            await self.engine.publish(conv, "message_revised", "customer", revision.kind.value,
+                                      event.provider_timestamp, entry_id=entry["entry_id"])
         return True
 
     async def _grouped(self, event: MessageReceived) -> bool:

@@ -106,6 +106,8 @@ def _message(event: dict[str, Any], ctx: RequestContext) -> Normalised:
         external_user_id=customer_id,
         customer=Customer(),
         provider_message_id=str(message["mid"]),
+        # a deletion names the message it deletes by that message's own mid: de-duplicated apart from it
+        dedup_id=f"deleted:{message['mid']}" if message.get("is_deleted") else None,
         provider_timestamp=from_unix_millis(event["timestamp"]),
         parts=message_parts(message),
         raw=event,

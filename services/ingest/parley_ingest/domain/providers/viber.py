@@ -51,13 +51,26 @@ class ViberPlugin:
         return any(hex_signature_ok(secret, body, given) for secret in channel.inbound_secrets())
 
     def normalise(self, channel: AnyChannel, body: bytes, ctx: RequestContext) -> Batch:
+        assert isinstance(channel, ViberChannel)
         callback = load_json_object(body)
         if not isinstance(callback.get("event"), str):
             raise MalformedPayload("unrecognised_payload", "expected a Viber callback with `event`")
         batch = Batch()
         if callback["event"] != "webhook":  # the set_webhook availability check carries nothing to store
             guarded(batch, callback, lambda c: _callback(as_dict(c), ctx))
+        if callback["event"] == "conversation_started" and channel.welcome_message and batch.events:
+            batch.reply = welcome(channel)
         return batch
+
+
+def welcome(channel: ViberChannel) -> dict[str, Any]:
+    """The welcome message, answered in the body of the `conversation_started` callback (reference §4.4, §4.8):
+    the `send_message` JSON without a receiver — the one message Viber delivers before the user subscribes."""
+    assert channel.welcome_message is not None
+    sender: dict[str, Any] = {"name": channel.sender_name}
+    if channel.sender_avatar:
+        sender["avatar"] = channel.sender_avatar
+    return {"sender": sender, "type": "text", "text": channel.welcome_message, "tracking_data": "welcome"}
 
 
 def _callback(callback: dict[str, Any], ctx: RequestContext) -> Normalised:

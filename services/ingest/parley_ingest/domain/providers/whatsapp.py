@@ -35,7 +35,7 @@ from parley_ingest.domain.model import (
 )
 from parley_ingest.domain.providers.base import as_dict, as_list, load_json_object, opt_str
 from parley_ingest.domain.providers.whatsapp_business import BUSINESS_FIELDS, business_change
-from parley_ingest.domain.providers.whatsapp_parts import parts_of, referral_of
+from parley_ingest.domain.providers.whatsapp_parts import parts_of, referral_of, revision_of
 from parley_ingest.domain.signatures import meta_signature_ok
 
 OBJECT = "whatsapp_business_account"
@@ -162,7 +162,8 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], ctx: Reque
     external = bsuid or wa_id  # never the phone alone when the business-scoped id is known
     if external is None:
         raise ValueError("message without from / from_user_id")
-    context = as_dict(message.get("context"))
+    changed, content = revision_of(message)
+    context = as_dict(content.get("context"))
     forwarded = bool(context.get("forwarded") or context.get("frequently_forwarded"))
     return message_event(
         ctx,
@@ -173,9 +174,11 @@ def _message(message: dict[str, Any], contacts: list[dict[str, Any]], ctx: Reque
             phone_e164=_phone(wa_id), wa_id=wa_id, business_scoped_user_id=bsuid,
             username=opt_str(profile.get("username")), profile_name=opt_str(profile.get("name")),
         ),
-        provider_message_id=str(message["id"]),
+        provider_message_id=changed or str(message["id"]),
+        dedup_id=f"{message['type']}:{message['id']}" if changed else None,
+        edited=message.get("type") == "edit",
         provider_timestamp=from_unix_seconds(message["timestamp"]),
-        parts=parts_of(message),
+        parts=parts_of(content),
         raw=message,
         reply_to_provider_message_id=None if forwarded else opt_str(context.get("id")),
         forwarded=forwarded,

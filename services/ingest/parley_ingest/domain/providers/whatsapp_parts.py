@@ -43,6 +43,20 @@ def parts_of(message: dict[str, Any]) -> tuple[ContentPart, ...]:
     return (parse(as_dict(message.get(kind)), message),)
 
 
+def revision_of(message: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """An `edit` or `revoke` (coexistence: the customer changed or deleted an earlier message) names the message it
+    changes: (that message's id, the content to show for it — the edited message, or the deletion). Any other
+    message: (None, itself)."""
+    kind = message.get("type")
+    if kind not in ("edit", "revoke"):
+        return None, message
+    change = as_dict(message.get(kind))
+    original = str(change["original_message_id"])
+    if kind == "revoke":
+        return original, {"id": original, "type": "system", "system": {"type": "revoked"}}
+    return original, {**as_dict(change.get("message")), "id": original}
+
+
 def _media(message: dict[str, Any], kind: str) -> MediaPart:
     media = as_dict(message.get(kind))
     media_kind = MediaKind.VOICE if kind == "audio" and media.get("voice") else _MEDIA_KINDS[kind]
