@@ -252,6 +252,9 @@ async def test_a_reaction_attaches_to_the_message_it_is_for(system: System, http
     reply = await journey.agent_replies("It left the depot.")
     assert reply.status_code == 202, reply.text
     sent = await journey.outbound_state(reply.json()["message_id"], "sent")
+    # the customer reacts to what their phone shows: the router has learnt the reply's provider id by then
+    await journey.timeline_entry(conversation["id"], lambda e: e.get("provider_message_id") == sent[
+        "provider_message_id"], what="the reply's provider id on its entry")
 
     reaction = new_wamid()
     await journey.deliver(messages([contact(journey.phone)], {
