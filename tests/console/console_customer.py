@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
-from e2e_journey import meta_signed, whatsapp_image, whatsapp_status, whatsapp_text
+from e2e_journey import meta_signed, whatsapp_change, whatsapp_image, whatsapp_status, whatsapp_text
 from e2e_system import CONSOLE, WHATSAPP, System
 
 
@@ -30,6 +30,10 @@ class Customer:
         wamid = f"wamid.CONSOLE{uuid.uuid4().hex}"
         self._deliver(whatsapp_image(self.phone, wamid, media_ref, int(time.time()), WHATSAPP.phone_number_id,
                                      caption))
+
+    def changes(self, change: dict[str, Any]) -> None:
+        """An edit, deletion or reaction of an earlier message (`edit` / `revoke` / `reaction` and its object)."""
+        self._deliver(whatsapp_change(self.phone, change, WHATSAPP.phone_number_id, self.name))
 
     def reports(self, provider_message_id: str, status: str) -> None:
         """The provider's delivery receipt for a message the agent sent."""

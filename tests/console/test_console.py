@@ -15,7 +15,7 @@ import httpx
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
 from e2e_journey import png_bytes
-from e2e_system import CONSOLE, TENANT, WHATSAPP, System
+from e2e_system import CONSOLE, EMAIL, TENANT, WHATSAPP, System
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from parley_common.auth import issue_token
@@ -298,6 +298,58 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     expect(page.locator(".timeline .attachment img")).to_be_visible(timeout=30_000)
     expect(failed).to_have_count(0)
     assert_clean(alice, "attachment-retried")
+    alice.close()
+
+
+def test_the_customers_edit_deletion_and_reaction_and_a_formatted_mail_show_live(system: System,
+                                                                                  browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    customer = Customer(system, "Edits")
+    first = customer.writes("Pick-up at 5")
+    second = customer.writes("My card is 4111 1111 1111 1111")
+    page.get_by_role("tab", name=re.compile(tab_of(customer))).click()
+    arrived(alice, customer).get_by_role("button").click()
+    expect(page.locator(".timeline .inbound", has_text="My card is")).to_be_visible(timeout=30_000)
+
+    # Coexistence edit and deletion, then a reaction: the open timeline changes in place (the live stream).
+    customer.changes({"type": "edit", "edit": {"original_message_id": first, "message": {
+        "type": "text", "text": {"body": "Pick-up at 6"}}}})
+    customer.changes({"type": "revoke", "revoke": {"original_message_id": second}})
+    customer.changes({"type": "reaction", "reaction": {"message_id": first, "emoji": "\N{THUMBS UP SIGN}"}})
+    edited = page.locator(f'.timeline [data-entry="in:{first}"]')
+    expect(edited.locator("p.text").first).to_have_text("Pick-up at 6", timeout=30_000)
+    expect(edited.get_by_text("Edited")).to_be_visible()
+    expect(edited.get_by_role("img", name="Reaction \N{THUMBS UP SIGN}")).to_be_visible(timeout=30_000)
+    deleted = page.locator(f'.timeline [data-entry="in:{second}"]')
+    expect(deleted.get_by_text("Deleted by the customer")).to_be_visible(timeout=30_000)
+    edited.get_by_text("Earlier version").click()
+    expect(edited.locator(".revisions")).to_contain_text("Pick-up at 5")
+    assert_clean(alice, "edited-deleted-reacted")
+
+    # A mail's HTML (sanitised by ingest) beside its text, in a sandboxed frame that can load nothing.
+    sender = f"erin.{uuid.uuid4().hex[:8]}@customer.example"
+    mail = (f"From: Erin Mail <{sender}>\r\nTo: {EMAIL.address}\r\nSubject: Invoice\r\n"
+            'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n--b1\r\n'
+            "Content-Type: text/plain; charset=utf-8\r\n\r\nThe invoice is wrong.\r\n--b1\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n\r\n<p>The invoice is <b>wrong</b>.</p>"
+            "<script>document.title='pwned'</script><img src=https://track.example/p.gif>\r\n--b1--\r\n")
+    relayed = httpx.post(f"{system.url('ingest')}/webhooks/email/{EMAIL.id}", content=mail.encode(), headers={
+        "Authorization": f"Bearer {EMAIL.inbound_secret}", "Content-Type": "message/rfc822"}, timeout=30)
+    assert relayed.status_code == 200, relayed.text
+    mail_customer = Customer(system, "Erin")
+    mail_customer.phone = sender  # the inbox search finds a mail customer by address
+    page.get_by_role("tab", name=re.compile(tab_of(mail_customer))).click()
+    item = page.locator(".list li.item", has_text="Erin Mail")
+    expect(item).to_be_visible(timeout=30_000)
+    item.get_by_role("button").click()
+    expect(page.locator(".timeline .inbound p.text")).to_have_text("The invoice is wrong.")
+    page.get_by_text("Formatted mail").click()
+    frame = page.frame_locator("iframe[title='Formatted mail (sanitised)']")
+    expect(frame.locator("b")).to_have_text("wrong")
+    assert page.locator("iframe[title='Formatted mail (sanitised)']").get_attribute("sandbox") == ""
+    assert "script" not in (page.locator("iframe").get_attribute("srcdoc") or "")
+    assert_clean(alice, "formatted-mail")
     alice.close()
 
 

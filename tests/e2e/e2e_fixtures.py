@@ -8,12 +8,14 @@ from typing import Any
 
 import pytest
 from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import WHATSAPP, System
+from e2e_system import INSTAGRAM, WHATSAPP, System
 
 
 @pytest.fixture(scope="module")
 def provider() -> Iterator[E2EProvider]:
-    fake = E2EProvider(access_token=WHATSAPP.access_token).start()
+    fake = E2EProvider(access_token=WHATSAPP.access_token)
+    fake.page_tokens.add(INSTAGRAM.page_access_token)
+    fake.start()
     yield fake
     fake.stop()
 

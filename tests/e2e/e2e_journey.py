@@ -9,6 +9,7 @@ import json
 import random
 import struct
 import time
+import uuid
 import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -43,6 +44,13 @@ def new_customer_phone() -> str:
 def whatsapp_text(phone: str, wamid: str, text: str, timestamp: int, phone_number_id: str,
                   name: str = "Dana Li") -> dict[str, Any]:
     message = {"from": phone, "id": wamid, "timestamp": str(timestamp), "type": "text", "text": {"body": text}}
+    return _envelope(phone_number_id, {"contacts": [{"profile": {"name": name}, "wa_id": phone}],
+                                       "messages": [message]})
+
+
+def whatsapp_change(phone: str, change: dict[str, Any], phone_number_id: str, name: str = "Dana Li") -> dict[str, Any]:
+    """A message that changes an earlier one (`edit`, `revoke`, `reaction`: the type's own object in `change`)."""
+    message = {"from": phone, "id": f"wamid.E2E{uuid.uuid4().hex}", "timestamp": str(int(time.time())), **change}
     return _envelope(phone_number_id, {"contacts": [{"profile": {"name": name}, "wa_id": phone}],
                                        "messages": [message]})
 

@@ -3,6 +3,8 @@ loaded by path so it keeps its own module name) plus WhatsApp's media endpoints,
 `graph_api_base` for sending and for media look-ups.
 
   GET /graph/{media_id}      (bearer) → {"url": <base>/wa-files/{media_id}}   (WhatsApp media look-up, §1)
+  GET /graph/{user_id}?fields=…  (bearer: a page token in `page_tokens`) → the profile in `profiles`, else
+                             Graph's error 100 (Messenger / Instagram user profile, §2.6)
   GET /wa-files/{media_id}   (bearer) → the bytes registered in `media_files`
 """
 
@@ -63,6 +65,9 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
         self.media_files: dict[str, bytes] = {}
         self.media_requests: list[str] = []
         self.media_gone: set[str] = set()  # media ids whose file answers 410 (a permanent failure)
+        self.page_tokens: set[str] = set()
+        self.profiles: dict[str, dict[str, Any]] = {}  # user id → the Graph API's profile answer
+        self.profile_requests: list[tuple[str, str]] = []  # (user id, fields)
         super().__init__()
 
     def sends_to(self, phone_digits: str) -> list[dict[str, Any]]:
@@ -75,7 +80,17 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
         def authorised(request: Request) -> bool:
             return request.headers.get("authorization") == f"Bearer {self.access_token}"
 
+        async def profile(user_id: str, request: Request) -> Response:
+            self.profile_requests.append((user_id, request.query_params["fields"]))
+            if request.headers.get("authorization") not in {f"Bearer {token}" for token in self.page_tokens}:
+                return JSONResponse({"error": {"code": 190, "message": "Invalid OAuth access token"}}, status_code=401)
+            if user_id not in self.profiles:
+                return JSONResponse({"error": {"code": 100, "message": "Unsupported get request"}}, status_code=400)
+            return JSONResponse({**self.profiles[user_id], "id": user_id})
+
         async def media_lookup(media_id: str, request: Request) -> Response:
+            if "fields" in request.query_params:  # one path for media and user ids, as on Meta's Graph API
+                return await profile(media_id, request)
             self.media_requests.append(f"lookup:{media_id}")
             if not authorised(request):
                 return JSONResponse({"error": {"code": 190}}, status_code=401)

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from e2e_customer import SUPERVISOR, Journey
-from e2e_journey import NotYet, eventually, whatsapp_status
+from e2e_journey import NotYet, eventually, whatsapp_change, whatsapp_status
 from e2e_system import WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
@@ -138,19 +138,19 @@ async def test_an_edit_a_deletion_and_a_reaction_reach_the_screen_with_the_chang
     conversation, _ = await journey.open_conversation_with(first)
     second, _ = await journey.customer_writes("Ignore this")
     await journey.open_conversation_with(second)
-    sender = {"from": journey.phone, "timestamp": str(int(time.time()))}
     async with watching(system) as screen:
         await frames_until(screen, lambda f: f.event == "counts", "the stream is connected")
-        for message in ({"type": "edit", "edit": {"original_message_id": first, "message": {
+        for change in ({"type": "edit", "edit": {"original_message_id": first, "message": {
                             "type": "text", "text": {"body": "Pick-up at 6"}}}},
-                        {"type": "revoke", "revoke": {"original_message_id": second}},
-                        {"type": "reaction", "reaction": {"message_id": first, "emoji": "\N{OK HAND SIGN}"}}):
-            await journey.deliver(whatsapp_messages(journey.phone, {**sender, "id": f"wamid.E2E{uuid.uuid4().hex}",
-                                                                    **message}))
-        revised = await frames_until(screen, lambda f: f.event == "conversation.message_revised" and len(
-            [g for g in screen.frames if g.event == f.event]) >= 3, "three revisions pushed")
-        by_comment = {f.data["comment"]: f.data for f in screen.frames if f.event == "conversation.message_revised"}
-        assert revised and set(by_comment) == {"edit", "delete", "reaction"}
+                       {"type": "revoke", "revoke": {"original_message_id": second}},
+                       {"type": "reaction", "reaction": {"message_id": first, "emoji": "\N{OK HAND SIGN}"}}):
+            await journey.deliver(whatsapp_change(journey.phone, change, WHATSAPP.phone_number_id))
+        def revisions() -> list[Frame]:
+            return [f for f in screen.about(conversation["id"]) if f.event == "conversation.message_revised"]
+
+        await frames_until(screen, lambda _: len(revisions()) >= 3, "three revisions pushed")
+        by_comment = {f.data["comment"]: f.data for f in revisions()}
+        assert set(by_comment) == {"edit", "delete", "reaction"}
         assert by_comment["edit"]["entry_id"] == f"in:{first}" and by_comment["edit"]["conversation_id"] == \
             conversation["id"]
         assert by_comment["edit"]["entry"]["text"] == "Pick-up at 6" and by_comment["edit"]["entry"]["edited"]
@@ -158,9 +158,3 @@ async def test_an_edit_a_deletion_and_a_reaction_reach_the_screen_with_the_chang
         assert by_comment["reaction"]["entry"]["reactions"]["customer"]["emoji"] == "\N{OK HAND SIGN}"
         assert "revision_event_ids" not in by_comment["edit"]["entry"]  # the bookkeeping stays in the router
 
-
-def whatsapp_messages(phone: str, message: dict[str, Any]) -> dict[str, Any]:
-    return {"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{
-        "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
-            "display_phone_number": "15550001111", "phone_number_id": WHATSAPP.phone_number_id},
-            "contacts": [{"profile": {"name": "Dana Li"}, "wa_id": phone}], "messages": [message]}}]}]}

@@ -395,6 +395,92 @@ async def test_an_email_reply_threads_under_the_customers_mail(system: System, h
     assert reply["Message-ID"].endswith("@e2e.example>")
 
 
+async def relay_mail(system: System, http: httpx.AsyncClient, sender: str, body: str, headers: str = "",
+                     html: str | None = None) -> str:
+    """A customer's mail through the inbound relay; answers its Message-ID."""
+    message_id = f"<{uuid.uuid4().hex}@customer.example>"
+    content = ("Content-Type: text/plain; charset=utf-8\r\n\r\n" + body if html is None else
+               'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n--b1\r\n'
+               f"Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n--b1\r\n"
+               f"Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n")
+    mail = (f"From: {sender}\r\nTo: {EMAIL.address}\r\nSubject: Delivery\r\nMessage-ID: {message_id}\r\n"
+            f"Date: {format_datetime(datetime.now(UTC))}\r\n{headers}{content}").encode()
+    relayed = await http.post(f"{system.url('ingest')}/webhooks/email/{EMAIL.id}", content=mail, headers={
+        "Authorization": f"Bearer {EMAIL.inbound_secret}", "Content-Type": "message/rfc822"})
+    assert relayed.status_code == 200, relayed.text
+    return message_id
+
+
+async def email_conversations(system: System, http: httpx.AsyncClient, address: str) -> list[dict[str, Any]]:
+    response = await http.get(f"{system.url('router')}/v1/conversations", headers=system.auth(SUPERVISOR, "manager"),
+                              params={"channel_id": EMAIL.id, "q": address})
+    assert response.status_code == 200, response.text
+    return [c for c in response.json()["items"] if c["external_user_id"] == address]
+
+
+async def test_a_reply_to_the_agents_mail_reopens_its_conversation_and_another_sender_gets_their_own(
+        system: System, http: httpx.AsyncClient, smtp: SmtpServer) -> None:
+    customer = f"dana.{uuid.uuid4().hex[:8]}@customer.example"
+    await relay_mail(system, http, customer, "Where is my order?")
+
+    async def one_conversation() -> dict[str, Any]:
+        found = await email_conversations(system, http, customer)
+        if len(found) != 1:
+            raise NotYet(str(found))
+        return found[0]
+
+    conversation = await eventually(one_conversation, what="the mail's conversation")
+    sent = await http.post(f"{system.url('outbound')}/v1/messages", headers=system.auth(AGENT, "agent"), json={
+        "channel_id": EMAIL.id, "recipient": {"external_user_id": customer},
+        "content": {"kind": "text", "text": "It ships on Monday."}})
+    assert sent.status_code == 202, sent.text
+
+    async def our_message_id() -> str:
+        entries = (await http.get(f"{system.url('router')}/v1/conversations/{conversation['id']}/timeline",
+                                  headers=system.auth(SUPERVISOR, "manager"))).json()["items"]
+        ids = [e["provider_message_id"] for e in entries if e["kind"] == "outbound" and e.get("provider_message_id")]
+        if not ids:
+            raise NotYet(str(entries))
+        return str(ids[0])
+
+    ours = await eventually(our_message_id, what="the agent's mail's Message-ID on the timeline")
+    closed = await http.post(f"{system.url('router')}/v1/conversations/{conversation['id']}/close", json={},
+                             headers=system.auth(SUPERVISOR, "manager"))
+    assert closed.status_code == 200, closed.text
+
+    threading = f"In-Reply-To: {ours}\r\nReferences: {ours}\r\n"
+    colleague = f"sam.{uuid.uuid4().hex[:8]}@customer.example"
+    await relay_mail(system, http, colleague, "I'm Dana's colleague: Monday is fine.", threading)
+    reply = await relay_mail(system, http, customer, "Monday is too late!", threading)
+
+    async def reopened() -> dict[str, Any]:
+        found = await email_conversations(system, http, customer)
+        if len(found) != 1 or found[0]["status"] == "closed":
+            raise NotYet(str(found))
+        return found[0]
+
+    again = await eventually(reopened, what="the customer's conversation reopened by their reply")
+    assert again["id"] == conversation["id"]
+    await eventually(lambda: timeline_has(system, http, conversation["id"], reply), what="the reply on its timeline")
+    others = await eventually(lambda: nonempty(email_conversations(system, http, colleague)),
+                              what="the colleague's own conversation")
+    assert [c["id"] for c in others] != [conversation["id"]]  # never mixed into another sender's thread
+
+
+async def timeline_has(system: System, http: httpx.AsyncClient, conversation_id: str, provider_id: str) -> None:
+    entries = (await http.get(f"{system.url('router')}/v1/conversations/{conversation_id}/timeline",
+                              headers=system.auth(SUPERVISOR, "manager"))).json()["items"]
+    if provider_id not in {e.get("provider_message_id") for e in entries}:
+        raise NotYet(str(entries))
+
+
+async def nonempty(found: Any) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = await found
+    if not items:
+        raise NotYet("none yet")
+    return items
+
+
 @pytest.mark.parametrize("machine_headers", [
     "Auto-Submitted: auto-replied\r\n",
     "Return-Path: <>\r\n",

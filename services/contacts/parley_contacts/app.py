@@ -13,12 +13,14 @@ from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES, INBOUND_PREF
 from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
+from parley_contacts.adapters.graph_profiles import GraphProfiles
 from parley_contacts.adapters.sightings import SightingsStore
 from parley_contacts.handlers.card_service import ContactsService
 from parley_contacts.handlers.http import Services, contacts_router
 from parley_contacts.handlers.inbound import InboundHandler
 from parley_contacts.handlers.notes import CommentsService, FieldsService
 from parley_contacts.handlers.preferences import PreferenceHandler
+from parley_contacts.handlers.profiles import ProfileLookups
 from parley_contacts.settings import ContactsSettings
 
 SERVICE = "contacts"
@@ -36,9 +38,11 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
     visibility = VisibilityProjection(runtime.db)
     contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock, channels, visibility)
     vocabulary = VocabularyRepository(collections)
+    graph = GraphProfiles(settings.profile_lookups_per_second, settings.profile_timeout_seconds)
+    profiles = ProfileLookups(contacts, ContactsRepository(collections), graph, runtime.publisher, channels)
     services = Services(contacts=contacts, fields=FieldsService(contacts, vocabulary, clock),
                         comments=CommentsService(contacts, CommentsRepository(collections), clock),
-                        vocabulary=vocabulary)
+                        vocabulary=vocabulary, profiles=profiles)
     inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
     subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=settings.consumer_group,
@@ -47,6 +51,9 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
                     concurrency=settings.consumer_concurrency)
     subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=f"{settings.consumer_group}-preferences",
               namespace=settings.infra.namespace, handle=PreferenceHandler(ContactsRepository(collections)),
+              publisher=runtime.publisher, service=SERVICE, channels=channels)
+    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=f"{settings.consumer_group}-profiles",
+              namespace=settings.infra.namespace, handle=profiles.on_contact_event,
               publisher=runtime.publisher, service=SERVICE, channels=channels)
     follow_visibility(runtime.broker, visibility, settings.consumer_group, namespace=settings.infra.namespace,
                       publisher=runtime.publisher, service=SERVICE, channels=channels)
@@ -59,7 +66,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
         readiness=runtime.readiness(),
         broker=runtime.broker,
         on_startup=[collections.ensure_indexes],
-        on_shutdown=[inbound.batcher.close, runtime.close],
+        on_shutdown=[inbound.batcher.close, graph.close, runtime.close],
     )
     app.state.collections = collections
     app.state.runtime = runtime

@@ -18,3 +18,7 @@ class ContactsSettings(ServiceSettings):
                                                   "share bulk writes")
     batch_max: int = Field(default=200, ge=1, le=5000)
     batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    profile_lookups_per_second: float = Field(
+        default=5.0, gt=0, le=100, description="Graph API profile look-ups (Messenger, Instagram) per channel and "
+                                              "replica; the rest wait their turn on the background consumer")
+    profile_timeout_seconds: float = Field(default=5.0, gt=0, le=60)

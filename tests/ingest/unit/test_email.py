@@ -82,3 +82,28 @@ def test_machine_mail_is_marked_automatic(headers: str, reason: str | None) -> N
 
     raw = f"From: a@b.example\r\nTo: c@d.example\r\nSubject: x\r\n{headers}\r\nbody\r\n".encode()
     assert automatic_reason(BytesParser(policy=policy.default).parsebytes(raw)) == reason
+
+
+HOSTILE = ('<html><head><style>body{background:url(https://evil.example/s)}</style><script>steal()</script></head>'
+           '<body onload="steal()"><p style="x" onclick="steal()">Hi <b>there</b></p>'
+           '<a href="javascript:steal()">click</a> <a href="https://shop.example/o/1">order</a>'
+           '<img src="https://track.example/pixel.gif?u=1" alt="logo"><img src="cid:pic1" alt="photo">'
+           '<iframe src="https://evil.example"></iframe><form action="https://evil.example"><input name=p></form>'
+           '<svg><script>steal()</script></svg><math><mi xlink:href="javascript:steal()">x</mi></math>'
+           '<object data="x.swf"></object><meta http-equiv="refresh" content="0;url=https://evil.example">'
+           '<!-- <script>steal()</script> --></body></html>')
+
+
+def test_hostile_html_is_sanitised_before_it_leaves_ingest(kit) -> None:
+    raw = ("From: mallory@customer.example\r\nTo: support@acme.example\r\nSubject: Hi\r\n"
+           "Content-Type: text/html; charset=utf-8\r\n\r\n" + HOSTILE).encode()
+    [normalised] = normalise(kit, raw).events
+    [text] = normalised.event.parts
+    assert isinstance(text, TextPart) and text.html is not None
+    for hostile in ("script", "steal", "onload", "onclick", "style", "javascript:", "iframe", "<form", "<input",
+                    "<svg", "<object", "<meta", "track.example", "evil.example", "<!--"):
+        assert hostile not in text.html.lower(), hostile
+    assert "<b>there</b>" in text.html and 'href="https://shop.example/o/1"' in text.html
+    assert 'src="cid:pic1"' in text.html and 'alt="logo"' in text.html  # the carried image kept, the pixel not
+    assert 'rel="noopener noreferrer nofollow"' in text.html
+    assert text.text == "Hi there click order"  # the text rendering reads the safe HTML: no script text

@@ -2,6 +2,9 @@ import { useCallback, useEffect, useState } from "react";
 import { api, ApiError, type Comment, type Contact, type Conversation, type Page } from "./api";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
 
+// Channels whose customer's name and picture contacts reads from the platform (the webhooks carry none).
+const PROFILE_CHANNELS = new Set(["messenger", "instagram"]);
+
 interface Props {
   conversation: Conversation;
   manager: boolean;
@@ -117,6 +120,9 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
                   <button type="button" className="link" onClick={() => void change("block", { channel_id: identity.channel_id })}>Block</button>
                 )}
                 {identity.blocked && <span className="tag danger">blocked</span>}
+                {PROFILE_CHANNELS.has(identity.channel_type) && (
+                  <button type="button" className="link" onClick={() => void change("refresh-profile", {})}>Refresh from platform</button>
+                )}
               </li>
             ))}
           </ul>

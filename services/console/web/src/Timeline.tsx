@@ -53,7 +53,26 @@ function MessageBody({ entry }: { entry: Entry }) {
     );
   }
   const text = entry.text ?? content?.text ?? content?.caption ?? null;
-  return text ? <p className="text">{text}</p> : null;
+  const html = entry.parts?.find((part) => part.html)?.html;
+  return (
+    <>
+      {text && <p className="text">{text}</p>}
+      {html && <FormattedMail html={html} />}
+    </>
+  );
+}
+
+// Nothing in it may load or run: ingest sanitised the HTML (nh3); the frame is sandboxed (no scripts, no
+// origin) and its policy refuses every fetch, so a sanitiser miss still cannot track or reach the console.
+const MAIL_POLICY = `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">`;
+
+function FormattedMail({ html }: { html: string }) {
+  return (
+    <details className="formatted-mail">
+      <summary>Formatted mail</summary>
+      <iframe title="Formatted mail (sanitised)" sandbox="" referrerPolicy="no-referrer" srcDoc={MAIL_POLICY + html} />
+    </details>
+  );
 }
 
 /** What the customer changed after sending: an edit or a deletion (earlier versions kept), a reaction. */
@@ -72,7 +91,7 @@ function Revisions({ entry }: { entry: Entry }) {
           ))}</ol>
         </details>
       )}
-      {reactions.map((reaction) => <span key={reaction.at} className="reaction" aria-label={`Reaction ${reaction.emoji}`}>{reaction.emoji}</span>)}
+      {reactions.map((reaction) => <span key={reaction.at} className="reaction" role="img" aria-label={`Reaction ${reaction.emoji}`}>{reaction.emoji}</span>)}
     </>
   );
 }

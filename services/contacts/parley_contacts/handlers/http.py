@@ -11,12 +11,14 @@ from fastapi.responses import StreamingResponse
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
+from parley_common.errors import documented_errors
 from parley_contacts.adapters.contacts_repo import VocabularyRepository
 from parley_contacts.domain.errors import InvalidInput
 from parley_contacts.domain.search import Condition, Criteria, conditions, decode_cursor, encode_cursor
 from parley_contacts.handlers import schemas as s
 from parley_contacts.handlers.card_service import ContactsService, invalid
 from parley_contacts.handlers.notes import CommentsService, FieldsService
+from parley_contacts.handlers.profiles import ProfileLookups
 
 TEAM = require_roles(Role.OWNER, Role.MANAGER, Role.AGENT, Role.INTEGRATION)
 STAFF = require_roles(Role.OWNER, Role.MANAGER, Role.AGENT)
@@ -31,6 +33,7 @@ class Services:
     fields: FieldsService
     comments: CommentsService
     vocabulary: VocabularyRepository
+    profiles: ProfileLookups
 
 
 def correlation(request: Request) -> str:
@@ -98,6 +101,13 @@ def contacts_router(services: Services) -> APIRouter:
                       who: Annotated[Principal, Depends(SUPERVISORS)]) -> s.ContactOut:
         card = await svc.set_blocked(who, contact_id, body.model_dump(), False, correlation(request))
         return s.ContactOut.of(card)
+
+    @router.post("/{contact_id}/refresh-profile", response_model=s.ContactOut,
+                 summary="Read the customer's name and picture from the platform again (Messenger, Instagram)",
+                 responses=documented_errors({404: "contact_not_found, contact_merged", 422: "no_platform_profile",
+                                               502: "profile_unavailable (details.reason)"}))
+    async def refresh_profile(contact_id: PathId, request: Request, who: Team) -> s.ContactOut:
+        return s.ContactOut.of(await services.profiles.refresh(who, contact_id, correlation(request)))
 
     @router.post("/{contact_id}/merge", response_model=s.ContactOut, summary="Fold another contact into this one")
     async def merge(contact_id: PathId, body: s.MergeRequest, request: Request,

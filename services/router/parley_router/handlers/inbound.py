@@ -10,11 +10,13 @@ from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.bots import ChannelBot, hand_to_bot, route_of
-from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation
+from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.domain.revisions import RevisionKind, reaction_fields, revised_fields, revision_of
 from parley_router.domain.rules import Facts, first_match
 from parley_router.domain.timeline import EntryKind, inbound_entry_id
 from parley_router.handlers.engine import Engine
+
+MAX_REFERENCES = 20  # a mail's newest References looked up: a long thread's oldest ids say nothing newer ones don't
 
 
 def message_text(event: MessageReceived) -> str:
@@ -38,15 +40,21 @@ class InboundHandler:
         at = event.provider_timestamp
         blocked = await self.stores.directory.is_blocked(key)
         conv = await self.stores.conversations.open_for(key)
-        if conv is None and event.email is not None and event.email.automatic:
-            return  # an auto-reply or a bounce never opens a conversation (nor answers one: no mail loops)
+        if conv is None and event.email is not None:
+            if event.email.automatic:
+                return  # an auto-reply or a bounce never opens a conversation (nor answers one: no mail loops)
+            conv = await self._thread_of(event)
         if conv is None:
             conv = await self._open(event, key, blocked)
         elif conv.opened_by == event.provider_message_id:
             await self._announce_again(conv, event)
         elif event.direction == "inbound":
-            conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), "message_appended",
-                                            "customer", now=at, entry_id=inbound_entry_id(event.provider_message_id))
+            change = "message_appended" if conv.is_open else "reopened"
+            try:
+                conv = await self.engine.change(conv, lambda c: self._wrote(c, at, blocked), change, "customer",
+                                                now=at, entry_id=inbound_entry_id(event.provider_message_id))
+            except TransitionError:  # another message of the customer opened a conversation meanwhile: join it
+                conv = await self.stores.conversations.open_for(key) or await self._open(event, key, blocked)
         await self.stores.timeline.put(event.tenant_id, conv.id, inbound_entry_id(event.provider_message_id),
                                        EntryKind.INBOUND.value, at, {
                                            "provider_message_id": event.provider_message_id,
@@ -57,6 +65,23 @@ class InboundHandler:
             # contacts may have announced the customer's new card while this conversation was being stored: its
             # event then found no conversation to show it on (read after the store, one of the two sees the other)
             await self.engine.learn_contact(conv)
+
+    async def _thread_of(self, event: MessageReceived) -> Conversation | None:
+        """The sender's closed conversation this mail answers (`In-Reply-To`, then `References` newest first,
+        the newest known one decides): a reply to an agent's mail reopens its thread instead of starting another.
+        Only the sender's own: a Message-ID is no secret (everyone on the thread has it), and an agent's answer
+        goes to the conversation's one address — a reply from another address opens that address's own."""
+        assert event.email is not None
+        references = (event.email.in_reply_to, *reversed(event.email.references[-MAX_REFERENCES:]))
+        for reference in dict.fromkeys(ref for ref in references if ref):
+            conversation_id = await self.stores.timeline.conversation_of_provider_message(event.tenant_id, reference)
+            if conversation_id is None:
+                continue
+            conv = await self.stores.conversations.get(event.tenant_id, conversation_id)
+            same_sender = conv is not None and (conv.channel_id, conv.external_user_id) == (
+                event.channel_id, event.external_user_id)
+            return conv if same_sender else None
+        return None
 
     async def _revised(self, event: MessageReceived) -> bool:
         """An edit, deletion or reaction changes the entry it refers to; False when it is a message of its own
@@ -100,7 +125,8 @@ class InboundHandler:
 
     @staticmethod
     def _wrote(conv: Conversation, at: datetime, blocked: bool) -> Conversation:
-        return replace(conv_rules.customer_wrote(conv, at), blocked=blocked)
+        opened = conv if conv.is_open else conv_rules.reopen(conv, at)
+        return replace(conv_rules.customer_wrote(opened, at), blocked=blocked)
 
     async def _open(self, event: MessageReceived, key: ConversationKey, blocked: bool) -> Conversation:
         """A new conversation (also after a closed one), routed by the tenant's rules, then stored once: already

@@ -35,6 +35,7 @@ from parley_ingest.domain.model import (
     envelope_fields,
     message_event,
 )
+from parley_ingest.domain.providers.email_html import safe_html
 from parley_ingest.domain.signatures import bearer_matches
 
 _TAG = re.compile(r"<[^>]+>")
@@ -161,10 +162,10 @@ def _text_of(part: EmailMessage) -> str:
 def _body(message: EmailMessage) -> tuple[ContentPart, ...]:
     plain = message.get_body(preferencelist=("plain",))
     rich = message.get_body(preferencelist=("html",))
-    html_text = _text_of(rich) if isinstance(rich, EmailMessage) else None
+    html_text = safe_html(_text_of(rich)) if isinstance(rich, EmailMessage) else None
     if isinstance(plain, EmailMessage):
         text = _text_of(plain)
-    elif html_text is not None:
+    elif html_text is not None:  # read from the safe HTML: no script or style text in it
         text = " ".join(html.unescape(_TAG.sub(" ", html_text)).split())
     else:
         return ()
