@@ -124,8 +124,10 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "contacts", 8002,
         consumes=(*_one_group("parley-contacts", INBOUND_MESSAGES),
-                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences"), *_visibility("parley-contacts")),
-        talks_to=(KAFKA, MONGODB), api_paths=("/v1/contacts",), produces=(CONTACTS_EVENTS, DEAD_LETTERS),
+                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences"),
+                  Consumer(CONTACTS_EVENTS, "parley-contacts-profiles"), *_visibility("parley-contacts")),
+        # the Graph API: Messenger / Instagram profiles (handlers/profiles.py)
+        talks_to=(KAFKA, MONGODB, PROVIDER_APIS), api_paths=("/v1/contacts",), produces=(CONTACTS_EVENTS, DEAD_LETTERS),
     ),
     Service(
         "router", 8003,
