@@ -51,11 +51,6 @@ async def test_an_instagram_customer_gets_their_name_and_picture_once_and_on_ref
     [identity] = contact["identities"]
     assert (identity["platform_name"], identity["username"]) == ("Inès Ortega", "ines.o")
 
-    await journey.customer_writes("And in size 38?")
-    await asyncio.sleep(1.0)  # a second lookup, if any, would be asked for by now
-    assert [user for user, _ in system.provider.profile_requests if user == igsid] == [igsid]  # once
-    assert ("name,username,profile_pic" in {fields for user, fields in system.provider.profile_requests
-                                            if user == igsid})
 
     async def conversation_named() -> None:
         found = await journey.conversations()
@@ -63,6 +58,11 @@ async def test_an_instagram_customer_gets_their_name_and_picture_once_and_on_ref
             raise NotYet(str(found))
 
     await eventually(conversation_named, what="the conversation showing the platform's name")
+    await journey.customer_writes("And in size 38?")
+    await asyncio.sleep(1.0)  # a second lookup, if any, would be asked for by now
+    assert [user for user, _ in system.provider.profile_requests if user == igsid] == [igsid]  # once
+    assert ("name,username,profile_pic" in {fields for user, fields in system.provider.profile_requests
+                                            if user == igsid})
 
     system.provider.profiles[igsid] = {"name": "Inès O.", "profile_pic": "https://cdn.example/ines-2.jpg"}
     refreshed = await refresh(journey, contact["id"])

@@ -324,6 +324,29 @@ async def test_an_instagram_deletion_marks_its_entry_deleted(system: System, htt
     assert len(inbound_entries(await journey.timeline(conversation["id"]))) == 1
 
 
+async def test_telegram_reactions_attach_to_the_customers_message_and_to_the_agents_reply(
+        system: System, http: httpx.AsyncClient) -> None:
+    journey = TelegramJourney(system, http)
+    provider_id, _ = await journey.customer_writes("Is the shop open on Sunday?")
+    conversation, _ = await journey.open_conversation_with(provider_id)
+    await journey.window_seen()
+    reply = await journey.agent_replies("Yes, 10 to 4.")
+    assert reply.status_code == 202, reply.text
+    ours = (await journey.outbound_state(reply.json()["message_id"], "sent"))["provider_message_id"]
+    assert ours.startswith(f"{journey.external_user_id}:")  # keyed as ingest keys Telegram messages
+    await journey.timeline_entry(conversation["id"], lambda e: e.get("provider_message_id") == ours,
+                                 what="the reply's provider id on its entry")
+    chat = {"id": int(journey.external_user_id), "type": "private", "first_name": "Tom"}
+    for update_id, message_id, emoji in ((provider_id, provider_id, "\N{FIRE}"), (ours, ours, "\N{THUMBS UP SIGN}")):
+        await journey.deliver({"update_id": random.randrange(10**9, 2 * 10**9), "message_reaction": {
+            "chat": chat, "message_id": int(message_id.split(":")[1]), "user": {**chat, "is_bot": False},
+            "date": int(time.time()), "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": emoji}]}})
+        shown = await journey.timeline_entry(conversation["id"], lambda e, target=update_id: e.get(
+            "provider_message_id") == target and e.get("reactions"), what=f"the reaction on {update_id}")
+        assert shown["reactions"]["customer"]["emoji"] == emoji
+    assert len(inbound_entries(await journey.timeline(conversation["id"]))) == 1  # no entries of their own
+
+
 async def test_a_telegram_user_who_blocked_the_bot_is_not_written_to_until_they_return(
         system: System, http: httpx.AsyncClient) -> None:
     journey = TelegramJourney(system, http)

@@ -15,6 +15,7 @@ from parley_common.events.inbound import (
     LocationPart,
     MediaKind,
     MediaPart,
+    ReactionPart,
     Referral,
     ReplyPart,
     SharedContact,
@@ -88,6 +89,16 @@ def test_telegram_reply_edit_callback_and_unknown_update(kit) -> None:
     batch = PLUGINS[ChannelType.TELEGRAM].normalise(kit.channels.get("tg-bot"), kit.body(group),
                                                     kit.context(ChannelType.TELEGRAM, "tg-bot"))
     assert batch.events[0].event.parts == (UnsupportedPart(provider_type="my_chat_member"),)  # not a user's block
+
+
+def test_telegram_reactions_attach_to_their_message(kit) -> None:
+    reaction = telegram(kit, "reaction")
+    assert reaction.parts == (ReactionPart(target_provider_message_id="5210001234:4417", emoji="\N{THUMBS UP SIGN}"),)
+    assert reaction.external_user_id == "5210001234" and reaction.customer.username == "tom_h"
+    assert reaction.provider_message_id == "update:912000100"  # its own id: never mistaken for the message
+    removed = telegram(kit, "reaction_removed")
+    assert removed.parts == (ReactionPart(target_provider_message_id="5210001234:4417", emoji=None),)
+    assert telegram(kit, "reaction_custom").parts[0].emoji == "\N{BLACK STAR}"
 
 
 def test_viber_messages(kit) -> None:

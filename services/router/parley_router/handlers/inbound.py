@@ -61,9 +61,10 @@ class InboundHandler:
                                            "direction": event.direction, "text": message_text(event),
                                            "parts": [part.model_dump(mode="json") for part in event.parts],
                                            "blocked": blocked, "sender": "customer", "group_id": event.group_id})
-        if conv.contact_id is None:
-            # contacts may have announced the customer's new card while this conversation was being stored: its
-            # event then found no conversation to show it on (read after the store, one of the two sees the other)
+        if conv.contact_id is None or conv.opened_by == event.provider_message_id:
+            # contacts may have announced the customer's new card, or a change of it (the name the platform's
+            # profile gave a moment later), while this conversation was being stored: its event then found no
+            # conversation to show it on (read after the store, one of the two sees the other)
             await self.engine.learn_contact(conv)
 
     async def _thread_of(self, event: MessageReceived) -> Conversation | None:

@@ -14,6 +14,7 @@ from parley_common.events.inbound import (
     LocationPart,
     MediaKind,
     MediaPart,
+    ReactionPart,
     Referral,
     ReplyPart,
     SharedContact,
@@ -66,6 +67,8 @@ def _update(update: dict[str, Any], ctx: RequestContext) -> Batch | Normalised:
             return _message(update[key], update, ctx, dedup, edited=key.startswith("edited"))
     if isinstance(update.get("callback_query"), dict):
         return _callback(update["callback_query"], update, ctx, dedup)
+    if isinstance(update.get("message_reaction"), dict):
+        return _reaction(update["message_reaction"], update, ctx, dedup)
     if isinstance(update.get("my_chat_member"), dict):
         blocked = _bot_blocking(update["my_chat_member"], update, ctx, dedup)
         if blocked is not None:
@@ -98,6 +101,21 @@ def _bot_blocking(change: dict[str, Any], update: dict[str, Any], ctx: RequestCo
         ctx, external_user_id=str(chat["id"]), customer=_customer(as_dict(change.get("from")) or chat),
         provider_message_id=dedup, provider_timestamp=from_unix_seconds(change["date"]),
         parts=(SystemPart(system_kind=status),), raw=update, dedup_id=dedup,
+    )
+
+
+def _reaction(change: dict[str, Any], update: dict[str, Any], ctx: RequestContext, dedup: str) -> Normalised:
+    """`message_reaction` (reference §3.3): the user's reactions to a message, all of them, after the change;
+    the latest emoji is theirs (None: they took every reaction back); a custom-emoji or paid reaction alone,
+    which has no standard emoji, shows as ★."""
+    chat = as_dict(change["chat"])
+    emojis = [str(r["emoji"]) for r in map(as_dict, as_list(change.get("new_reaction"))) if r.get("type") == "emoji"]
+    reactions = as_list(change.get("new_reaction"))
+    emoji = emojis[-1] if emojis else ("\N{BLACK STAR}" if reactions else None)
+    return message_event(
+        ctx, external_user_id=str(chat["id"]), customer=_customer(as_dict(change.get("user")) or chat),
+        provider_message_id=dedup, provider_timestamp=from_unix_seconds(change["date"]), raw=update, dedup_id=dedup,
+        parts=(ReactionPart(target_provider_message_id=f"{chat['id']}:{change['message_id']}", emoji=emoji),),
     )
 
 

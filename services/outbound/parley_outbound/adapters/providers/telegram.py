@@ -79,7 +79,11 @@ def _result(response: httpx.Response) -> tuple[SendResult, dict[str, Any]]:
         outcome = classify_telegram(error_code, str(body.get("description", "")),
                                     float(retry_after) if retry_after is not None else None)
         raise ProviderFailure(outcome, str(error_code), str(body.get("description", "")) or None)
-    return SendResult(str(body["result"]["message_id"])), body
+    sent = body["result"]
+    chat = sent.get("chat") if isinstance(sent.get("chat"), dict) else {}
+    # keyed as ingest keys Telegram messages (message ids count per chat): a reaction or a reply to it finds it
+    return SendResult(f"{chat['id']}:{sent['message_id']}" if chat.get("id") is not None
+                      else str(sent["message_id"])), body
 
 
 def file_id_of(sent: dict[str, Any], field: str) -> str:
