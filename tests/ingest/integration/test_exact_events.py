@@ -66,7 +66,7 @@ async def test_every_payload_reaches_kafka_exactly_as_normalised(client, kit, to
     others = {event_id for event_id, key in normalised_keys.items() if key not in DANA}
     assert {event_id: published_keys[event_id] for event_id in others} == {i: normalised_keys[i] for i in others}
     assert {str(event.event_id): comparable(event) for event in published} == expected
-    assert len(published) == len(expected) == 65
+    assert len(published) == len(expected) == 68
 
     assert sum(entry["event"] == "webhook_accepted" for entry in logs) == len(requests(kit))
     logged = repr(logs)
