@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import statistics
 import time
 from collections.abc import AsyncIterator, Iterable
@@ -221,6 +222,11 @@ async def test_audience_mapping_skips_progress_and_replies(app: FastAPI, boss: h
 
     await publisher(app).publish(customer_message("wa-b1", "whatsapp", "4915100001", timedelta(0)), INBOUND_MESSAGES)
     await progress_until(boss, broadcast_id, lambda v: v["progress"]["replied"] == 1)
+    stream = await boss.get(f"/v1/broadcasts/{broadcast_id}/stream")  # finished: its last state, then the end
+    assert stream.headers["content-type"].startswith("text/event-stream")
+    event = dict(line.split(": ", 1) for line in stream.text.strip().splitlines())
+    assert event["event"] == "progress" and json.loads(event["data"])["state"] == "completed"
+    assert json.loads(event["data"])["progress"]["replied"] == 1
 
     assert (await client.post("/v1/broadcasts", json=body)).status_code == 403  # agents do not broadcast
     stranger = issue_token(module_infra.jwt_secret.get_secret_value(), "globex", "eve", ["owner"])
