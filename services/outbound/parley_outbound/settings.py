@@ -51,6 +51,9 @@ class OutboundSettings(ServiceSettings):
     broadcast_write_chunk_records: int = Field(default=25, ge=1, le=1000, description="a broadcast page is written "
                                                "in chunks this small, so one-to-one messages' writes never queue "
                                                "behind a large bulk write")
+    broadcast_chunks_at_once: int = Field(default=8, ge=1, le=200, description="broadcast write chunks in the "
+                                          "pipeline at once (each writes to the database: a one-to-one message's "
+                                          "writes queue behind at most this many)")
     broadcast_poll_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica looks "
                                           "for due broadcasts (scheduled starts, a dead runner's expired lease); "
                                           "one created or resumed on this replica starts at once")

@@ -49,8 +49,8 @@ class BroadcastRunner:
         self._page = settings.broadcast_page_records
         self._in_flight = settings.broadcast_pages_in_flight
         self._lease = timedelta(seconds=settings.broadcast_lease_seconds)
-        self._lane = SendBatches(sender, settings.broadcast_send_concurrency,
-                                  settings.broadcast_write_chunk_records, Lane.BULK)
+        self._lane = SendBatches(sender, settings.broadcast_send_concurrency, settings.broadcast_write_chunk_records,
+                                 Lane.BULK, chunks_at_once=settings.broadcast_chunks_at_once)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._poll = settings.broadcast_poll_seconds
         self._running: dict[str, asyncio.Task[None]] = {}

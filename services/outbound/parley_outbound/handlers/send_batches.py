@@ -72,9 +72,13 @@ class SendBatches:
     """One lane of the send pipeline: one-to-one messages (the requests topic) or broadcasts, each with its own
     provider-call slots, so a broadcast's calls waiting for tokens never hold the slots an agent's reply needs."""
 
-    def __init__(self, sender: Sender, concurrency: int, chunk_size: int, lane: Lane = Lane.PRIORITY) -> None:
+    def __init__(self, sender: Sender, concurrency: int, chunk_size: int, lane: Lane = Lane.PRIORITY,
+                 chunks_at_once: int | None = None) -> None:
         self._sender = sender
         self._lane = lane
+        # the broadcast lane bounds its chunks in flight: each writes to the database, where a one-to-one
+        # message's writes would otherwise queue behind dozens of them
+        self._chunks = asyncio.Semaphore(chunks_at_once) if chunks_at_once else None
         self._chunk_size = chunk_size
         self._slots = asyncio.Semaphore(concurrency)
         self._lookups = asyncio.Semaphore(LOOKUPS_AT_ONCE)
@@ -85,8 +89,15 @@ class SendBatches:
         first_of: dict[str, SendMessage] = {}
         for command in commands:  # a command redelivered into the same batch counts once
             first_of.setdefault(command.message_id, command)
-        await _all_or_none([self._handle_chunk(chunk, known or {})
+        await _all_or_none([self._bounded_chunk(chunk, known or {})
                             for chunk in _chunks(list(first_of.values()), self._chunk_size)])
+
+    async def _bounded_chunk(self, unique: list[SendMessage], known: dict[str, dict[str, Any]]) -> None:
+        if self._chunks is None:
+            await self._handle_chunk(unique, known)
+            return
+        async with self._chunks:
+            await self._handle_chunk(unique, known)
 
     async def _handle_chunk(self, unique: list[SendMessage], known: dict[str, dict[str, Any]]) -> None:
         sender = self._sender
