@@ -156,7 +156,8 @@ SERVICES: tuple[Service, ...] = (
                      per_pod=_setting_default(OutboundSettings, "send_consumers")),
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
-        api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies", "/v1/broadcasts"),
+        api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies", "/v1/broadcasts",
+                   "/v1/channels"),
         produces=(OUTBOUND_MESSAGES, OUTBOUND_REQUESTS, CONVERSATIONS_COMMANDS, DEAD_LETTERS),
     ),
     Service(

@@ -15,7 +15,7 @@ import httpx
 from console_browser import DESKTOP, PHONE, Browser, Screen
 from console_customer import Customer
 from e2e_journey import png_bytes
-from e2e_system import CONSOLE, EMAIL, TENANT, WHATSAPP, System
+from e2e_system import CONSOLE, EMAIL, TELEGRAM, TENANT, WHATSAPP, System
 from playwright.sync_api import Locator, Page, ViewportSize, expect
 
 from parley_common.auth import issue_token
@@ -372,6 +372,24 @@ def test_an_agent_writes_first_to_a_new_client_by_phone(system: System, browser:
         page.wait_for_timeout(200)
     [send] = system.provider.sends_to(phone)
     assert send["template"]["name"] == "order_update"
+    alice.close()
+
+
+def test_writing_first_on_telegram_by_phone_shows_why_it_cannot(system: System, browser: Browser) -> None:
+    """Telegram lets a bot write only to someone who started it: nobody with this phone has, and the dialog says
+    so with outbound's reason instead of sending."""
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    page.get_by_role("button", name="New conversation").click()
+    dialog = page.get_by_role("dialog", name="New conversation")
+    dialog.get_by_label("Channel").select_option(TELEGRAM.id)
+    dialog.get_by_label("Phone (with country code)").fill(f"+{Customer(system, 'Stranger').phone}")
+    message = dialog.get_by_role("form", name="Message")
+    message.get_by_label("Message").fill("Hello from Parley")
+    assert_clean(alice, "new-conversation-telegram")
+    message.get_by_role("button", name="Send").click()
+    expect(dialog.get_by_role("alert")).to_contain_text("customer_not_on_channel", timeout=30_000)
+    expect(dialog).to_be_visible()
     alice.close()
 
 

@@ -44,10 +44,12 @@ from parley_outbound.handlers.broadcast_runner import BroadcastRunner
 from parley_outbound.handlers.broadcasts_service import BroadcastService
 from parley_outbound.handlers.delivery import Delivery
 from parley_outbound.handlers.http_broadcasts import broadcasts_router
+from parley_outbound.handlers.http_channels import channels_router
 from parley_outbound.handlers.http_messages import messages_router
 from parley_outbound.handlers.http_saved_replies import saved_replies_router
 from parley_outbound.handlers.http_templates import templates_router
 from parley_outbound.handlers.http_windows import windows_router
+from parley_outbound.handlers.phone_recipient import PhoneRecipients
 from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
     MediaProjection,
@@ -137,7 +139,8 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         title="Parley outbound",
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
-        routers=[messages_router(sender, visibility), windows_router(sender, visibility),
+        routers=[messages_router(sender, visibility, PhoneRecipients(audience, projections, clock)),
+                 windows_router(sender, visibility), channels_router(channels),
                  templates_router(templates, channels, http), saved_replies_router(saved_replies, clock),
                  broadcasts_router(BroadcastService(broadcasts, messages, templates, resolver, channels, clock,
                                                     runner.wake))],

@@ -25,15 +25,21 @@ class ContactEvent(Envelope):
         return f"{self.tenant_id}|contact|{self.contact_id}".encode()
 
 
+PHONES = ("the contact's phone numbers (E.164), for finding the contact by phone; absent in events published "
+          "before the field existed: read as none")
+
+
 class ContactCreated(ContactEvent):
     type: Literal["parley.contact.created"] = "parley.contact.created"
     identities: tuple[Identity, ...] = ()
     display_name: str | None = None
+    phones: tuple[str, ...] = Field(default=(), description=PHONES)
 
 
 class ContactUpdated(ContactEvent):
     type: Literal["parley.contact.updated"] = "parley.contact.updated"
-    changed: dict[str, Any] = Field(description="field name -> new value, for the fields that changed")
+    changed: dict[str, Any] = Field(description="field name -> new value, for the fields that changed "
+                                                "(`phones`: the whole new list, E.164)")
 
 
 class ContactsMerged(ContactEvent):
@@ -42,6 +48,7 @@ class ContactsMerged(ContactEvent):
     type: Literal["parley.contact.merged"] = "parley.contact.merged"
     merged_contact_id: str
     identities: tuple[Identity, ...] = ()
+    phones: tuple[str, ...] = Field(default=(), description=PHONES)
 
 
 class IdentityEvent(ContactEvent):

@@ -21,7 +21,7 @@ OWNERS: tuple[tuple[str, str], ...] = (
     ("/v1/supervisor", "router"),
     ("/v1/contacts", "contacts"),
     ("/v1/messages", "outbound"), ("/v1/templates", "outbound"), ("/v1/windows", "outbound"),
-    ("/v1/saved-replies", "outbound"),
+    ("/v1/saved-replies", "outbound"), ("/v1/channels", "outbound"),
     ("/v1/media", "media"),
 )
 UPLOAD_PATH = "/v1/media"

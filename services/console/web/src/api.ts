@@ -307,6 +307,13 @@ export interface Window {
   allowed: { sender_kind: string; message_kind: string; verdict: string; reason: string }[];
 }
 
+/** A channel a conversation can be started on by phone (outbound's GET /v1/channels). */
+export interface WriteFirstChannel {
+  id: string;
+  type: string;
+  write_first: "template" | "known_customer";
+}
+
 export interface Template {
   name: string;
   language: string;

@@ -108,7 +108,8 @@ class ContactsService:
             raise ApiError(409, "identity_taken", "that phone is already a contact on this channel",
                            {"contact_id": taken.contact_id}) from None
         await self.publish([ContactCreated(**self.envelope(principal, contact_id, correlation_id),
-                                           identities=identities_of(card), display_name=card["display_name"])])
+                                           identities=identities_of(card), display_name=card["display_name"],
+                                           phones=tuple(card["phones"]))])
         return card
 
     async def edit(self, principal: Principal, contact_id: str,
@@ -172,7 +173,8 @@ class ContactsService:
             if await self.repo.merge(merged, primary["version"], secondary, principal.login, self._clock.now()):
                 await self.publish([ContactsMerged(**self.envelope(principal, contact_id, correlation_id),
                                                    merged_contact_id=other_id,
-                                                   identities=identities_of(merged))])
+                                                   identities=identities_of(merged),
+                                                   phones=tuple(merged["phones"]))])
                 return merged
         raise ApiError(409, "concurrent_update", "the contacts are being changed by others; try again")
 

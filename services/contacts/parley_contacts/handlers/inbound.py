@@ -100,7 +100,8 @@ class InboundHandler:
                 event_id=derived_event_id(source.event_id, "created"), occurred_at=self._now(),
                 tenant_id=source.tenant_id, correlation_id=source.correlation_id, contact_id=card["_id"],
                 identities=(Identity(channel_id=source.channel_id, external_user_id=source.external_user_id),),
-                display_name=card.get("display_name") or card.get("platform_name")))
+                display_name=card.get("display_name") or card.get("platform_name"),
+                phones=tuple(card.get("phones") or ())))
         for sighting, contact_id, changes in recorded.renamed:
             source = sighting.event
             events.append(ContactUpdated(

@@ -1,6 +1,7 @@
 """MongoDB: outbound's own projection of the tenant's contacts (parley.contacts.events.v1), for broadcast
-audiences: display name, labels, custom fields (as text), identities. Every write is idempotent (a set, or a set
-union), so a redelivered event changes nothing; a merged contact is kept, marked, and never matched."""
+audiences and for writing first by phone: display name, labels, custom fields (as text), phones (E.164),
+identities. Every write is idempotent (a set, or a set union), so a redelivered event changes nothing; a merged
+contact is kept, marked, and never matched."""
 
 from __future__ import annotations
 
@@ -52,23 +53,28 @@ class AudienceRepository:
     async def ensure_indexes(self) -> None:
         await self._contacts.create_index([("tenant_id", ASCENDING), ("labels", ASCENDING)])
         await self._contacts.create_index([("tenant_id", ASCENDING), ("identities.channel_id", ASCENDING)])
+        await self._contacts.create_index([("tenant_id", ASCENDING), ("phones", ASCENDING)])
 
     # --- projection writes: operations applied in bulk, in the order of the events --------------------------
     @staticmethod
     def created(tenant_id: str, contact_id: str, display_name: str | None,
-                identities: Sequence[Mapping[str, str]]) -> UpdateOne:
+                identities: Sequence[Mapping[str, str]], phones: Sequence[str] = ()) -> UpdateOne:
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id},
-                       "$addToSet": {"identities": {"$each": [dict(i) for i in identities]}}}
+                       "$addToSet": {"identities": {"$each": [dict(i) for i in identities]},
+                                     "phones": {"$each": list(phones)}}}
         if display_name:
             update["$set"] = {"display_name": display_name}
         return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
 
     @staticmethod
     def updated(tenant_id: str, contact_id: str, display_name: str | None,
-                fields: Mapping[str, str | None]) -> UpdateOne:
+                fields: Mapping[str, str | None], phones: Sequence[str] | None = None) -> UpdateOne:
+        """`phones`, when given, is the contact's whole new list (as contacts publishes an edit)."""
         present: Doc = {f"fields.{name}": value for name, value in fields.items() if value is not None}
         if display_name:
             present["display_name"] = display_name
+        if phones is not None:
+            present["phones"] = list(phones)
         removed = {f"fields.{name}": "" for name, value in fields.items() if value is None}
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id}}
         if present:
@@ -88,9 +94,9 @@ class AudienceRepository:
             await self._contacts.bulk_write(operations, ordered=True)
 
     async def merged(self, tenant_id: str, survivor_id: str, merged_id: str,
-                     identities: Sequence[Mapping[str, str]]) -> None:
-        """The survivor takes every identity, the merged contact's labels and the fields it lacks (as contacts
-        does); the merged contact stays, marked, so a late event about it cannot bring it back."""
+                     identities: Sequence[Mapping[str, str]], phones: Sequence[str] = ()) -> None:
+        """The survivor takes every identity and phone, the merged contact's labels and the fields it lacks (as
+        contacts does); the merged contact stays, marked, so a late event about it cannot bring it back."""
         gone = await self._contacts.find_one_and_update(
             {"_id": _id(tenant_id, merged_id)}, {"$set": {"merged_into": survivor_id},
                                                  "$setOnInsert": {"tenant_id": tenant_id, "contact_id": merged_id}},
@@ -100,7 +106,8 @@ class AudienceRepository:
                   if name not in (survivor.get("fields") or {})}
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": survivor_id},
                        "$addToSet": {"identities": {"$each": [dict(i) for i in identities]},
-                                     "labels": {"$each": list((gone or {}).get("labels") or [])}}}
+                                     "labels": {"$each": list((gone or {}).get("labels") or [])},
+                                     "phones": {"$each": [*phones, *((gone or {}).get("phones") or [])]}}}
         if fields:
             update["$set"] = fields
         await self._contacts.update_one({"_id": _id(tenant_id, survivor_id)}, update, upsert=True)
@@ -120,3 +127,9 @@ class AudienceRepository:
             match["identities.channel_id"] = {"$in": list(query.channel_ids)}
         async for docs in in_pages(self._contacts.find(match, sort=[("_id", ASCENDING)], batch_size=page), page):
             yield docs
+
+    async def reachable_by_phone(self, tenant_id: str, phone: str, channel_id: str, limit: int) -> list[Doc]:
+        """At most `limit` contacts (not merged away) that have this phone and an identity on this channel."""
+        match: Doc = {"tenant_id": tenant_id, "phones": phone, "merged_into": None,
+                      "identities.channel_id": channel_id}
+        return await self._contacts.find(match, sort=[("_id", ASCENDING)], limit=limit).to_list()

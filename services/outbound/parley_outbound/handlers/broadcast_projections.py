@@ -37,7 +37,7 @@ class AudienceProjection:
                 await self._audience.write(pending)
                 pending = []
                 await self._audience.merged(event.tenant_id, event.contact_id, event.merged_contact_id,
-                                            [i.model_dump() for i in event.identities])
+                                            [i.model_dump() for i in event.identities], event.phones)
             elif (operation := self._operation(event)) is not None:
                 pending.append(operation)
         await self._audience.write(pending)
@@ -46,7 +46,7 @@ class AudienceProjection:
         audience = self._audience
         if isinstance(event, ContactCreated):
             return audience.created(event.tenant_id, event.contact_id, event.display_name,
-                                    [i.model_dump() for i in event.identities])
+                                    [i.model_dump() for i in event.identities], event.phones)
         if isinstance(event, ContactBlocked | ContactUnblocked):  # an identity added after creation
             return audience.created(event.tenant_id, event.contact_id, None, [event.identity.model_dump()])
         if isinstance(event, ContactLabelled):
@@ -54,9 +54,11 @@ class AudienceProjection:
         if isinstance(event, ContactUpdated):
             name = event.changed.get("display_name")
             fields = custom_field_changes(event.changed)
-            if fields or isinstance(name, str):
+            phones = event.changed.get("phones")
+            phones = [str(phone) for phone in phones] if isinstance(phones, list) else None
+            if fields or isinstance(name, str) or phones is not None:
                 return audience.updated(event.tenant_id, event.contact_id, name if isinstance(name, str) else None,
-                                        fields)
+                                        fields, phones)
         return None
 
 

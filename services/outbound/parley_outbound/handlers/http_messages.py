@@ -21,8 +21,11 @@ from parley_common.events.outbound import (
 )
 from parley_common.ids import ConversationKey, new_id
 from parley_common.visibility_store import VisibilityProjection
+from parley_outbound.domain.compose import message_kind
 from parley_outbound.domain.status import State
-from parley_outbound.domain.validation import InvalidRequest, check_single_attachment, phone_digits_to_write_first
+from parley_outbound.domain.validation import InvalidRequest, check_single_attachment
+from parley_outbound.domain.window import SendIntent
+from parley_outbound.handlers.phone_recipient import PhoneRecipients
 from parley_outbound.handlers.sending import Sender as Pipeline
 
 SENDERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
@@ -34,7 +37,9 @@ class Recipient(BaseModel):
     # Bounded as the events that carry it are: a longer value could never be published (it was a 500).
     external_user_id: str | None = Field(default=None, min_length=1, max_length=512,
                                          description="the customer's identity on the channel")
-    phone: str | None = Field(default=None, max_length=32, description="a phone number to write first (≥ 7 digits)")
+    phone: str | None = Field(default=None, max_length=32, description=(
+        "a phone number to write first (≥ 7 digits): the address on WhatsApp; on Telegram and Viber (which let a "
+        "bot write only to a user who started it) the contact with this phone and an identity on the channel"))
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Recipient:
@@ -69,17 +74,19 @@ def hidden_customer() -> ApiError:
     return ApiError(404, "conversation_not_found", "no conversation with this customer that you may see")
 
 
-def messages_router(pipeline: Pipeline, visibility: VisibilityProjection) -> APIRouter:
+def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones: PhoneRecipients) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
     @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)",
                  responses=documented_errors({
                      404: "unknown_channel, conversation_not_found (another team's customer)",
-                     422: "validation_failed, or a refusal's reason (details: message_id, field)"}))
+                     422: "validation_failed, invalid_phone_number, customer_not_on_channel (writing first by phone "
+                          "on Telegram / Viber: no contact with that phone on the channel), or a refusal's reason "
+                          "(details: message_id, field)"}))
     async def send(body: SendRequest, request: Request,
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
-        command = _command(body, principal, request.state.correlation_id, idempotency_header, pipeline)
+        command = await _command(body, principal, request.state.correlation_id, idempotency_header, pipeline, phones)
         await visibility.require(principal, [command.conversation_key], hidden_customer())
         accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
         if accepted.state is State.REFUSED:
@@ -105,23 +112,25 @@ def messages_router(pipeline: Pipeline, visibility: VisibilityProjection) -> API
     return router
 
 
-def _command(body: SendRequest, principal: Principal, correlation_id: str, header_key: str | None,
-             pipeline: Pipeline) -> SendMessage:
+async def _command(body: SendRequest, principal: Principal, correlation_id: str, header_key: str | None,
+                   pipeline: Pipeline, phones: PhoneRecipients) -> SendMessage:
     channel = pipeline.channels.for_caller(principal.tenant_id, body.channel_id)
     if isinstance(body.content, SavedReplyContent) and body.attachments:
         raise ApiError(422, "attachments_with_saved_reply", "a saved reply brings its own attachment",
                        {"field": "attachments"})
+    is_bot = principal.has_any((Role.INTEGRATION,)) and not principal.has_any((Role.AGENT, Role.MANAGER, Role.OWNER))
+    sender = (Sender(kind=SenderKind.BOT, bot_id=principal.login) if is_bot
+              else Sender(kind=SenderKind.HUMAN, login=principal.login))
     try:
         media = check_single_attachment([getattr(body.content, "media_id", None), *(body.attachments or [])])
-        customer = body.recipient.external_user_id or phone_digits_to_write_first(body.recipient.phone or "")
+        customer = body.recipient.external_user_id or await phones.address(
+            principal.tenant_id, channel, body.recipient.phone or "",
+            SendIntent(channel.type, sender.kind, message_kind(body.content)))
     except InvalidRequest as invalid:
         raise ApiError(422, invalid.code, invalid.message, {"field": invalid.field}) from None
     content = body.content
     if media and getattr(content, "media_id", None) != media:
         content = content.model_copy(update={"media_id": media})
-    is_bot = principal.has_any((Role.INTEGRATION,)) and not principal.has_any((Role.AGENT, Role.MANAGER, Role.OWNER))
-    sender = (Sender(kind=SenderKind.BOT, bot_id=principal.login) if is_bot
-              else Sender(kind=SenderKind.HUMAN, login=principal.login))
     return SendMessage(
         occurred_at=pipeline.clock.now(), tenant_id=principal.tenant_id, correlation_id=correlation_id,
         channel_id=body.channel_id, external_user_id=customer, message_id=new_id(),
