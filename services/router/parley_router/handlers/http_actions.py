@@ -3,6 +3,7 @@ archive, mark, priority, status, private notes, bulk. Invalid transitions answer
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
@@ -83,16 +84,30 @@ class BulkBody(BaseModel):
     unanswered: bool | None = None
 
 
+ATTEMPTS_ON_STALE_VERSION = 4
+
+
 async def act(engine: Engine, principal: Principal, conversation_id: str, build: Builder, change: str,
               comment: str | None = None) -> dict[str, Any]:
+    # A message or a sweep may save the conversation between our read and our write; the person's action is
+    # still meant for it, so it is checked again against what is stored now rather than refused at once.
+    for _ in range(ATTEMPTS_ON_STALE_VERSION - 1):
+        with contextlib.suppress(StaleVersion):
+            return await act_once(engine, principal, conversation_id, build, change, comment)
+    try:
+        return await act_once(engine, principal, conversation_id, build, change, comment)
+    except StaleVersion as exc:
+        raise ApiError(409, "concurrent_update", "the conversation changed meanwhile; try again") from exc
+
+
+async def act_once(engine: Engine, principal: Principal, conversation_id: str, build: Builder, change: str,
+                   comment: str | None) -> dict[str, Any]:
     conv = await visible_conversation(engine, principal, conversation_id)
     now = engine.clock.now()
     try:
         saved = await engine.change(conv, build(now, principal.login), change, principal.login, comment, now=now)
     except TransitionError as exc:
         raise ApiError(exc.status, exc.code, exc.message) from exc
-    except StaleVersion as exc:
-        raise ApiError(409, "concurrent_update", "the conversation changed meanwhile; try again") from exc
     return conversation_json(saved)
 
 
