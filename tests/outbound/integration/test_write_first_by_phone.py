@@ -68,7 +68,7 @@ async def test_viber_phone_from_an_edit_and_a_merge_then_refused_once_unsubscrib
     await _contact_event(app, ContactCreated, contact_id="ct-phone-3", phones=("+447700900125",))
     await _contact_event(app, ContactsMerged, contact_id="ct-phone-2", merged_contact_id="ct-phone-3",
                          identities=(Identity(channel_id="viber-bot", external_user_id="vb-phone-1="),),
-                         phones=("+447700900124",))
+                         phones=("+447700900124", "+447700900125"))  # the merged card's whole list, as contacts sends
     assert await _sent_to(client, _text("viber-bot", "+447700900125")) == "vb-phone-1="
 
     await publisher(app).publish(customer_message("viber-bot", "viber", "vb-phone-1=", timedelta(0),
