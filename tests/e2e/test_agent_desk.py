@@ -250,10 +250,11 @@ async def test_openapi_tells_the_error_codes_of_offers_templates_and_uploads(sys
                                                                                http: httpx.AsyncClient) -> None:
     documents = {service: (await http.get(f"{system.url(service)}/openapi.json")).json()
                  for service in ("router", "outbound", "media")}
-    action = documents["router"]["paths"]["/v1/conversations/{conversation_id}/{action}"]["post"]
-    assert "no_pending_offer" in action["responses"]["409"]["description"]
-    assert action["responses"]["422"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorEnvelope")
-    assert "accept" in str(documents["router"]["components"]["schemas"]["SimpleAction"]["enum"])
+    for action in ("take", "accept", "decline", "reopen", "archive"):
+        operation = documents["router"]["paths"][f"/v1/conversations/{{conversation_id}}/{action}"]["post"]
+        assert "no_pending_offer" in operation["responses"]["409"]["description"]
+        error = operation["responses"]["422"]["content"]["application/json"]["schema"]
+        assert error["$ref"].endswith("/ErrorEnvelope")
     templates = documents["outbound"]["paths"]["/v1/templates/{channel_id}"]["put"]["responses"]
     assert "managers and owners" in templates["403"]["description"]
     upload = documents["media"]["paths"]["/v1/media"]["post"]["responses"]

@@ -36,6 +36,7 @@ DEFINITION_REFUSALS = ("unknown_channel (details.field = channel_id)",
                        "invalid, template_header_unsupported, validation_failed")
 
 Manager = Annotated[Principal, Depends(require_roles(*MANAGERS))]
+Control = Literal["pause", "resume", "cancel"]
 
 
 def broadcasts_router(service: BroadcastService) -> APIRouter:
@@ -62,11 +63,17 @@ def broadcasts_router(service: BroadcastService) -> APIRouter:
 
     control_errors = documented_errors({404: "broadcast_not_found", 409: "broadcast_state (details.state)"})
 
-    @router.post("/{broadcast_id}/{action}", summary="Pause (scheduled or running), resume (paused) or cancel",
-                 responses=control_errors)
-    async def control(broadcast_id: PathId, action: Literal["pause", "resume", "cancel"],
-                      principal: Manager) -> dict[str, Any]:
-        return await service.control(principal, broadcast_id, action)
+    def control_route(action: Control, summary: str) -> None:
+        """One concrete route per action, so a method or path no action has gets the shared 405 / 404."""
+        async def control(broadcast_id: PathId, principal: Manager) -> dict[str, Any]:
+            return await service.control(principal, broadcast_id, action)
+
+        router.add_api_route(f"/{{broadcast_id}}/{action}", control, methods=["POST"], summary=summary,
+                             responses=control_errors, name=f"broadcast_{action}")
+
+    control_route("pause", "Pause a scheduled or running broadcast")
+    control_route("resume", "Resume a paused broadcast")
+    control_route("cancel", "Cancel a broadcast that has not completed")
 
     @router.get("/{broadcast_id}/recipients", summary="Recipients by id, with each one's status and reason",
                 responses=not_found)

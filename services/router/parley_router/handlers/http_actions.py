@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
@@ -187,22 +186,34 @@ async def add_note(conversation_id: PathId, body: NoteBody, principal: StaffOrBo
     return {"entry_id": entry_id, "at": now.isoformat()}
 
 
-class SimpleAction(StrEnum):
-    TAKE = "take"
-    ACCEPT = "accept"
-    DECLINE = "decline"
-    REOPEN = "reopen"
-    ARCHIVE = "archive"
-
-
-SIMPLE: dict[SimpleAction, tuple[str, Builder]] = {
-    SimpleAction.TAKE: ("assigned", lambda now, login: lambda c: conv_rules.assign(
-        c, Assignee(AssigneeKind.AGENT, login), now)),
-    SimpleAction.ACCEPT: ("offer_accepted", lambda now, login: lambda c: conv_rules.accept_offer(c, login, now)),
-    SimpleAction.DECLINE: ("offer_declined", lambda now, login: lambda c: conv_rules.decline_offer(c, login, now)),
-    SimpleAction.REOPEN: ("reopened", lambda now, _: lambda c: conv_rules.reopen(c, now)),
-    SimpleAction.ARCHIVE: ("archived", lambda now, _: lambda c: conv_rules.archive(c, now)),
+SIMPLE_ACTIONS: dict[str, tuple[str, str, Builder]] = {
+    "take": ("assigned", "Take: assign to me",
+             lambda now, login: lambda c: conv_rules.assign(c, Assignee(AssigneeKind.AGENT, login), now)),
+    "accept": ("offer_accepted", "Accept the offer made to me (409 no_pending_offer when there is none)",
+               lambda now, login: lambda c: conv_rules.accept_offer(c, login, now)),
+    "decline": ("offer_declined", "Decline the offer made to me; it is offered to someone else",
+                lambda now, login: lambda c: conv_rules.decline_offer(c, login, now)),
+    "reopen": ("reopened", "Reopen: back to the queue", lambda now, _: lambda c: conv_rules.reopen(c, now)),
+    "archive": ("archived", "Archive: hidden until someone writes",
+                lambda now, _: lambda c: conv_rules.archive(c, now)),
 }
+_SIMPLE_ACTION_ERRORS = documented_errors({
+    404: "conversation_not_found",
+    409: "no_pending_offer (accept / decline: no offer of it to you), already_assigned, agent_at_capacity, "
+         "customer_blocked, conversation_closed, not_closed, already_archived, concurrent_update"})
+
+
+def _register_simple_action(action: str, change: str, summary: str, build: Builder) -> None:
+    """One concrete route per action, so a method or path no action has gets the shared 405 / 404."""
+    async def simple_action(conversation_id: PathId, principal: Caller, request: Request) -> dict[str, Any]:
+        return await act(engine_of(request), principal, conversation_id, build, change)
+
+    router.add_api_route(f"/{{conversation_id}}/{action}", simple_action, methods=["POST"], summary=summary,
+                         responses=_SIMPLE_ACTION_ERRORS, name=f"conversation_{action}")
+
+
+for _action, (_change, _summary, _build) in SIMPLE_ACTIONS.items():
+    _register_simple_action(_action, _change, _summary, _build)
 
 
 @router.post("/bulk", summary="Apply one action to a selection; reports each conversation's outcome")
@@ -241,17 +252,3 @@ def _bulk_builder(body: BulkBody, target: Assignee | None) -> tuple[Builder, str
 
 
 _BULK_FIELD = {"status": "status", "priority": "priority", "mark": "unanswered"}
-
-
-@router.post("/{conversation_id}/{action}", responses=documented_errors({
-                 404: "conversation_not_found",
-                 409: "no_pending_offer (accept / decline: no offer of it to you), already_assigned, "
-                      "agent_at_capacity, customer_blocked, conversation_closed, not_closed, already_archived, "
-                      "concurrent_update"}),
-             summary="take (assign to me), accept / decline the offer made to me (409 no_pending_offer when "
-                     "there is none; a declined one is offered to someone else), reopen (back to the queue), "
-                     "archive (hidden until someone writes)")
-async def simple_action(conversation_id: PathId, action: SimpleAction, principal: Caller,
-                        request: Request) -> dict[str, Any]:
-    change, build = SIMPLE[action]
-    return await act(engine_of(request), principal, conversation_id, build, change)
