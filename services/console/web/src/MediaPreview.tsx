@@ -20,7 +20,8 @@ function sameOrigin(link: string | undefined): string | undefined {
   return url.pathname + url.search;
 }
 
-// A pending attachment is asked for again while it downloads (the first attempt or a retry), for a bounded time.
+// A pending attachment is asked for again while it downloads (the first attempt or a retry), and one media does not
+// know yet (404), for a bounded time.
 const POLL_MS = 2000;
 const POLLS = 60;
 
@@ -34,16 +35,23 @@ export function MediaPreview({ media }: { media: MediaRef }) {
   useEffect(() => {
     let cancelled = false;
     api<MediaInfo>(`/v1/media/${encodeURIComponent(media.media_id)}`)
-      .then((found) => { if (!cancelled) setInfo(found); })
-      .catch((error) => { if (!cancelled) setProblem(error instanceof ApiError && error.status === 410 ? "expired" : "unavailable"); });
+      .then((found) => { if (!cancelled) { setInfo(found); setProblem(""); } })
+      .catch((error) => {
+        if (cancelled) return;
+        // 404: media has not opened the attachment yet, or has not yet learnt that this agent may see the
+        // conversation (its projection follows the router's events): the message can reach the screen first.
+        const status = error instanceof ApiError ? error.status : 0;
+        setProblem(status === 410 ? "expired" : status === 404 ? "unknown" : "unavailable");
+      });
     return () => { cancelled = true; };
   }, [media.media_id, media.state, polls]);
 
+  const waiting = info?.state === "pending" || problem === "unknown";
   useEffect(() => {
-    if (info?.state !== "pending" || polls >= POLLS) return;
+    if (!waiting || polls >= POLLS) return;
     const timer = window.setTimeout(() => setPolls((n) => n + 1), POLL_MS);
     return () => window.clearTimeout(timer);
-  }, [info, polls]);
+  }, [waiting, info, problem, polls]);
 
   const retry = async () => {
     setRetrying(true);
@@ -61,6 +69,7 @@ export function MediaPreview({ media }: { media: MediaRef }) {
 
   const name = info?.file_name ?? media.file_name ?? "attachment";
   if (problem === "expired") return <div className="attachment expired">Attachment expired: {name}</div>;
+  if (problem === "unknown" && polls < POLLS) return <div className="attachment pending">Attachment loading…</div>;
   if (problem) return <div className="attachment failed">Attachment unavailable: {name}</div>;
   if (!info) return <div className="attachment pending">Attachment loading…</div>;
   if (info.state === "pending") return <div className="attachment pending">Attachment downloading: {name}</div>;
