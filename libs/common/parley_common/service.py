@@ -28,6 +28,7 @@ from parley_common.metrics import HttpMetrics, lag_sampling
 from parley_common.openapi import install as install_truthful_openapi
 from parley_common.rejoin import leave_for_dead_predecessor, replica_client_id
 from parley_common.settings import InfraSettings
+from parley_common.topics import Topic
 
 CORRELATION_HEADER = "X-Correlation-Id"
 # A caller's correlation id is kept when it is 1-128 printable ASCII characters (what events carry); any other
@@ -131,6 +132,15 @@ def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
         message["correlationId"] = {"location": f"$message.header#/{cloudevents.CORRELATION_HEADER}",
                                     "description": cloudevents.HEADERS[cloudevents.CORRELATION_HEADER]}
     return document
+
+
+def declare_published(broker: KafkaBroker, namespace: str, *topics: Topic) -> None:
+    """Names `topics` in the service's AsyncAPI document as topics it publishes to, with their event schema:
+    FastStream lists only topics it has a publisher object for, and the services publish through EventPublisher
+    (or ingest's AckedPublisher), not through those objects."""
+    for topic in topics:
+        name = topic.name(namespace)
+        broker.publisher(name, title=name, description=topic.description, schema=topic.payload)
 
 
 def _mount_asyncapi(app: FastAPI, broker: KafkaBroker, title: str) -> None:

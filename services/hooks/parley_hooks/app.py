@@ -10,7 +10,7 @@ from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe_whole_batches
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import build_service
+from parley_common.service import build_service, declare_published
 from parley_common.topics import WEBHOOKS_EVENTS
 from parley_hooks.adapters.sender import Sender
 from parley_hooks.adapters.store import DeliveryStore, SubscriptionStore
@@ -32,9 +32,7 @@ def create_app(settings: HooksSettings, clock: Clock | None = None, channels: Ch
                                                                            "parley-hooks")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
     namespace = settings.infra.namespace
-    events_topic = WEBHOOKS_EVENTS.name(namespace)  # declared for the AsyncAPI document only
-    runtime.broker.publisher(events_topic, title=events_topic, description=WEBHOOKS_EVENTS.description,
-                             schema=WEBHOOKS_EVENTS.payload)
+    declare_published(runtime.broker, namespace, WEBHOOKS_EVENTS)
     subscriptions, deliveries = SubscriptionStore(runtime.db), DeliveryStore(runtime.db)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, allow_plain_http=settings.allow_plain_http)
     sender = Sender(policy, settings.request_timeout_seconds)

@@ -13,7 +13,7 @@ from parley_common.health import redis_check
 from parley_common.kafka import make_broker
 from parley_common.logging import configure_logging
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import asyncapi_document, build_service
+from parley_common.service import asyncapi_document, build_service, declare_published
 from parley_common.settings import load_settings
 from parley_common.topics import (
     CHANNEL_UPDATES,
@@ -46,9 +46,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
                          idle_fetch_backoff_ms=settings.infra.kafka_idle_fetch_backoff_ms,
                          security=kafka_security(settings.infra),
                          max_request_size=INBOUND_ATTACHMENTS.max_message_bytes)
-    for topic in PRODUCED:  # declared for the AsyncAPI document; publishing goes through AckedPublisher
-        broker.publisher(topic.name(settings.infra.namespace), title=topic.name(settings.infra.namespace),
-                         description=topic.description, schema=topic.payload)
+    declare_published(broker, settings.infra.namespace, *PRODUCED)
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
     dedup = DedupStore(runtime.redis, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
