@@ -19,7 +19,14 @@ from parley_ingest.domain.providers import PLUGINS
 CHANNELS = {ChannelType.WHATSAPP: "wa-main", ChannelType.MESSENGER: "fb-page", ChannelType.INSTAGRAM: "ig-shop",
             ChannelType.TELEGRAM: "tg-bot", ChannelType.VIBER: "viber-bot", ChannelType.EMAIL: "mail"}
 JSON_CHANNELS = [channel for channel in CHANNELS if channel != ChannelType.EMAIL]
-SLOW = 2.0  # seconds: a parser taking longer on bodies this small would stall the event loop
+# Seconds of CPU time of the parsing thread, not of the wall clock, which on a loaded machine also counts the time
+# other processes held the core (an email parse of 0.24 s CPU took 1.05 s of wall time at load 10; a 2 s wall
+# bound failed on clean-clone runs under heavy load). Parsers are domain code (no I/O: tests/common/unit/
+# test_layering.py), so their time is CPU time. JSON bodies under 256 KiB are parsed on the event loop
+# (handlers/webhooks.Normaliser): longer than INLINE_CPU_S would stall it (the fuzz's worst is under 1 ms). Emails
+# are parsed in a worker thread under the service's parse budget; the fuzz's deep, wide and long ones take ~0.25 s.
+INLINE_CPU_S = 0.25
+POOLED_CPU_S = 1.0
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                        HealthCheck.too_slow])
 
@@ -56,7 +63,8 @@ def nested(depth: int, leaf: str = "1") -> str:
 
 def parse(kit: Any, channel_type: ChannelType, body: bytes) -> None:
     channel_id = CHANNELS[channel_type]
-    started = time.perf_counter()
+    bound = POOLED_CPU_S if channel_type == ChannelType.EMAIL else INLINE_CPU_S
+    started = time.thread_time()
     try:
         batch = PLUGINS[channel_type].normalise(kit.channels.get(channel_id), body,
                                                 kit.context(channel_type, channel_id))
@@ -64,7 +72,8 @@ def parse(kit: Any, channel_type: ChannelType, body: bytes) -> None:
         assert refused.status in (400, 413) and refused.code
         return
     finally:
-        assert time.perf_counter() - started < SLOW, f"{channel_type} took {time.perf_counter() - started:.1f} s"
+        took = time.thread_time() - started
+        assert took < bound, f"{channel_type} took {took:.2f} s of CPU (bound {bound} s)"
     for rejected in batch.rejected:
         assert rejected.reason and len(rejected.raw) <= 64 * 1024
     for normalised in batch.events:
