@@ -15,22 +15,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from console_browser import Browser, open_browser
-from e2e_fixtures import provider, pytest_runtest_makereport, smtp  # noqa: F401 - registered by being imported
-from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import CONSOLE, SERVICES, WHATSAPP, System, running_system
+from e2e_fixtures import provider, pytest_runtest_makereport, smtp, system_fixture  # noqa: F401 - registered by being imported
+from e2e_system import CONSOLE, SERVICES, WHATSAPP, System
 
 TEAM = "support"
 AGENTS = ("alice", "bob")
 SUPERVISOR = "sam"
-
-
-@pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,  # noqa: F811 - imported above
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    tmp = tmp_path_factory.mktemp("console")
-    with running_system(infra_endpoints, provider, smtp.port, tmp, (*SERVICES, CONSOLE)) as system:
-        seed(system)
-        yield system
 
 
 def seed(system: System) -> None:
@@ -47,6 +37,9 @@ def seed(system: System) -> None:
         for method, path, body in calls:
             response = client.request(method, path, json=body)
             assert response.status_code in (200, 201), f"{method} {path}: {response.text}"
+
+
+system = system_fixture("console", names=(*SERVICES, CONSOLE), prepare=seed)
 
 
 @pytest.fixture(scope="module")

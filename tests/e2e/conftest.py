@@ -9,7 +9,6 @@ PARLEY_MONGO_URI and PARLEY_REDIS_URL) at a private broker, e.g. `noida-db start
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,16 +16,10 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from e2e_customer import AGENT, TEAM
-from e2e_fixtures import provider, pytest_runtest_makereport, smtp  # noqa: F401 - registered by being imported
-from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import System, running_system, staff_the_tenant
+from e2e_fixtures import http, provider, pytest_runtest_makereport, smtp, system_fixture  # noqa: F401 - registered by being imported
+from e2e_system import System, staff_the_tenant
 
-
-@pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,  # noqa: F811 - imported above
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("e2e")) as system:
-        yield system
+system = system_fixture("e2e")  # a module that needs other settings or processes declares its own
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -26,12 +25,6 @@ OTHER_AGENT = "bob"
 TEAM = "desk"
 OFFER_TIMEOUT = 5  # the smallest a team takes: the sweep (every second here) would expire an unaccepted offer
 PNG = png_bytes(6, 4)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 @pytest.fixture

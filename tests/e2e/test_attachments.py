@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,6 @@ from e2e_system import WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 PNG = png_bytes(4, 3)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def image_whose_file(journey: Journey, gone: bool = False) -> tuple[str, str]:

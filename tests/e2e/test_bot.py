@@ -11,7 +11,7 @@ import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -48,12 +48,6 @@ def faq_bot(system: System, infra_endpoints: dict[str, str]) -> Iterator[Service
                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     system.services[BOT_ID] = bot
     yield bot
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def text_sent(system: System, journey: Journey, index: int) -> str:

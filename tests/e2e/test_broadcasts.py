@@ -10,15 +10,16 @@ import json
 import os
 import signal
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from e2e_customer import Journey
+from e2e_fixtures import system_fixture
 from e2e_journey import NotYet, eventually
-from e2e_provider import E2EProvider, SmtpServer, free_port
-from e2e_system import WHATSAPP, Service, System, running_system, service_env, start, wait_ready
+from e2e_provider import E2EProvider, free_port
+from e2e_system import WHATSAPP, Service, System, start, wait_ready
 from test_round_trip_budget import settled
 
 # ~3.5 min (its own system of six processes, started with its own settings): make test-long
@@ -32,27 +33,14 @@ TEMPLATE = {"name": "spring_sale", "language": "en_US", "category": "marketing",
             "body": "Hello {{1}}, spring sale: 20% off", "variables": [{"name": "1"}]}
 
 
-@pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("broadcast"),
-                        overrides=OVERRIDES) as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
+system = system_fixture("broadcast", overrides=OVERRIDES)
 
 
 @pytest.fixture(scope="module")
-def second_outbound(system: System, infra_endpoints: dict[str, str]) -> Iterator[Service]:
+def second_outbound(system: System) -> Iterator[Service]:
     """Another outbound replica as the harness starts one (same environment and channel file, its own port)."""
-    ports = {name: service.port for name, service in system.services.items()}
     replica = Service("outbound", free_port(), system.tmp / "outbound-2.log")
-    env = service_env(infra_endpoints, system.namespace, system.tmp / "channels.json", ports) | OVERRIDES
-    start(replica, env | {"PARLEY_OUTBOUND_PORT": str(replica.port)})
+    start(replica, system.env | {"PARLEY_OUTBOUND_PORT": str(replica.port)})
     try:
         wait_ready(System(system.namespace, system.provider, {"outbound-2": replica}, system.tmp))
         yield replica

@@ -7,7 +7,6 @@ queued conversation."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,12 +16,6 @@ from e2e_journey import NotYet, eventually
 from e2e_system import EMAIL, TELEGRAM, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def call(journey: Journey, method: str, service: str, path: str, body: dict[str, Any] | None = None,

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -32,12 +31,6 @@ README_WITHIN = 90.0
 WINDOW = 24 * 3600  # WhatsApp's customer service window
 WINDOW_LEFT = 90  # what is left of it when the shift's WhatsApp message arrives
 PNG = png_bytes(5, 5)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 def readme_first_hour() -> str:

@@ -8,7 +8,6 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,12 +26,6 @@ BEARER_PROBES = {"contacts": "/v1/contacts/search", "router": "/v1/conversations
 JSON_PROBES = {"contacts": ("POST", "/v1/contacts"), "router": ("PUT", "/v1/routing"),
                "outbound": ("POST", "/v1/messages"), "media": ("PUT", "/v1/media/m_0/legal-hold")}
 MIB = 1024 * 1024
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 def token(**claims: Any) -> dict[str, str]:

@@ -22,12 +22,6 @@ from e2e_system import WHATSAPP, System
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
-
-
 @dataclass
 class Frame:
     id: str | None

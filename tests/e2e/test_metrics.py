@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,12 +21,6 @@ from prometheus_client.parser import text_string_to_metric_families
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 K8S = str(Path(__file__).resolve().parents[2] / "deploy" / "k8s")  # the alerts and dashboard are defined there
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def scrape(http: httpx.AsyncClient, system: System, service: str) -> Samples:

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import HOOKS, JWT_SECRET, SERVICES, TENANT, System, running_system
+from e2e_fixtures import system_fixture
+from e2e_system import HOOKS, JWT_SECRET, SERVICES, TENANT, System
 
 from parley_common.auth import issue_token
 
@@ -32,13 +31,7 @@ ROLES = {  # the roles whose view differs on each service
 EXCLUDED_PATHS = r"^/v1/conversations/stream$"
 
 
-@pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    """The five services and hooks (the other e2e modules do not need it)."""
-    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("e2e"),
-                        (*SERVICES, HOOKS)) as system:
-        yield system
+system = system_fixture("contract", names=(*SERVICES, HOOKS))  # hooks too: the other e2e modules do not need it
 
 
 def contract_command(system: System, service: str, role: str) -> list[str]:

@@ -5,7 +5,6 @@ from the card; a platform that does not answer leaves the card as it was. Throug
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -15,12 +14,6 @@ from e2e_journey import NotYet, eventually
 from e2e_system import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def named_contact(journey: InstagramJourney, name: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
@@ -31,12 +30,6 @@ from e2e_provider import SmtpServer
 from e2e_system import EMAIL, WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 def new_bsuid() -> str:

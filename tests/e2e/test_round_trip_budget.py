@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -25,9 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from e2e_customer import AGENT, Journey
 from e2e_desk import Desk
+from e2e_fixtures import system_fixture
 from e2e_journey import whatsapp_status
-from e2e_provider import E2EProvider, SmtpServer
-from e2e_system import SERVICES, WHATSAPP, System, running_system
+from e2e_system import SERVICES, WHATSAPP, System
 
 from parley_common.round_trips import KINDS, read_counts
 from parley_common.topics import CONTACTS_EVENTS, CONVERSATIONS_EVENTS, OUTBOUND_MESSAGES
@@ -65,18 +64,7 @@ COUNTING = {
 }
 
 
-@pytest.fixture(scope="module")
-def system(infra_endpoints: dict[str, str], provider: E2EProvider, smtp: SmtpServer,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
-    with running_system(infra_endpoints, provider, smtp.port, tmp_path_factory.mktemp("budget"),
-                        overrides=COUNTING) as system:
-        yield system
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
+system = system_fixture("budget", overrides=COUNTING)
 
 
 async def test_the_standard_journey_stays_within_its_round_trip_budget(staffed: System, infra_endpoints: dict[str, str],

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,12 +19,6 @@ from e2e_system import WHATSAPP, System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 TEAM = "floor"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 def queue_of(floor: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,12 +31,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures
 OUTSIDER = "bruno"  # an agent of another team
 INTRUDER = "intruder"  # another tenant
 PNG = png_bytes(2, 2)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30.0) as client:
-        yield client
 
 
 async def put_agent(system: System, http: httpx.AsyncClient, login: str, teams: list[str]) -> None:
