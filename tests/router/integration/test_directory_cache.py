@@ -16,13 +16,20 @@ TTL = 0.05
 
 
 class CountingDirectory(Directory):
-    """The real adapter, counting full loads of the agents."""
+    """The real adapter, counting full loads of the agents and reads of the version."""
 
     loads = 0
+    version_reads = 0
+    version_read = asyncio.Event()
 
     async def agents(self, tenant_id: str, team_id: str | None = None) -> list[Agent]:
         self.loads += 1
         return await super().agents(tenant_id, team_id)
+
+    async def version(self, tenant_id: str) -> int:
+        self.version_reads += 1
+        self.version_read.set()
+        return await super().version(tenant_id)
 
 
 async def settled(cache: DirectoryCache, tenant_id: str) -> set[str]:
@@ -64,3 +71,21 @@ async def test_an_edit_straight_in_the_database_shows_after_the_maximum_age(
     assert await settled(cache, "acme") == {"ann"}  # the version did not move
     await asyncio.sleep(0.3)
     assert await settled(cache, "acme") == {"ann", "cid"}
+
+
+async def test_one_version_read_checks_every_entry_of_the_tenant(mongo: Any, infra_settings: InfraSettings) -> None:
+    directory = CountingDirectory(mongo[infra_settings.database_name("router")])
+    await directory.put_agent("acme", "ann", AgentSpec())
+    cache = DirectoryCache(directory, TTL)
+    kinds = (cache.agents, cache.teams, cache.routing)
+    for read in kinds:
+        await read("acme")
+    directory.version_reads = 0
+    directory.version_read = asyncio.Event()
+    await asyncio.sleep(TTL * 2)
+    for read in kinds:  # all three past the TTL: one check of the version for them all
+        await read("acme")
+    await asyncio.wait_for(directory.version_read.wait(), 10)
+    await asyncio.sleep(0.01)  # a second check would have been started with the first
+    assert directory.version_reads == 1
+    assert directory.loads == 1  # the version did not move: nothing loaded again

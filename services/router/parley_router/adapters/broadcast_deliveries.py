@@ -10,6 +10,7 @@ from typing import Any
 from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
+from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 
 REPLY_WINDOW = timedelta(days=7)
@@ -18,6 +19,8 @@ REPLY_WINDOW = timedelta(days=7)
 class BroadcastDeliveries:
     def __init__(self, db: AsyncDatabase[dict[str, Any]]) -> None:
         self._deliveries = db["broadcast_deliveries"]
+        # the new conversations of a consumer batch ask in one query (parley_common.batching)
+        self._lookups: TickBatcher[str, dict[str, Any] | None] = TickBatcher(self._deliveries_to)
 
     async def ensure_indexes(self) -> None:
         await self._deliveries.create_index([("at", ASCENDING)], expireAfterSeconds=int(REPLY_WINDOW.total_seconds()))
@@ -29,7 +32,11 @@ class BroadcastDeliveries:
 
     async def answered(self, key: ConversationKey, at: datetime) -> str | None:
         """The broadcast this customer's message at `at` answers, if one reached them within the window."""
-        doc = await self._deliveries.find_one({"_id": str(key)})
+        doc = await self._lookups.submit(str(key))
         if doc is None or not at - REPLY_WINDOW <= doc["at"] <= at + timedelta(minutes=5):
             return None
         return str(doc["broadcast_id"])
+
+    async def _deliveries_to(self, keys: list[str]) -> list[dict[str, Any] | None]:
+        found = {doc["_id"]: doc async for doc in self._deliveries.find({"_id": {"$in": keys}})}
+        return [found.get(key) for key in keys]

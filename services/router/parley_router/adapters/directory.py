@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
-from pymongo import ASCENDING
+from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
@@ -187,21 +187,22 @@ class Directory:
                                                                   projection={"_id": 1})}
         return [str(key) in blocked for key in keys]
 
-    async def put_contact(self, tenant_id: str, contact_id: str, fields: Doc) -> None:
-        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
-                                        {"$set": {**fields, "tenant_id": tenant_id}}, upsert=True)
-
-    async def add_identities(self, tenant_id: str, contact_id: str, identities: list[str]) -> None:
-        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
-                                        {"$set": {"tenant_id": tenant_id},
-                                         "$addToSet": {"identities": {"$each": identities}}}, upsert=True)
-
-    async def set_custom_fields(self, tenant_id: str, contact_id: str, to_set: Doc, to_drop: tuple[str, ...]) -> None:
-        """Per-field `$set` / `$unset`: replaying the same change leaves the same document."""
-        update: Doc = {"$set": {"tenant_id": tenant_id, **{f"custom_fields.{k}": v for k, v in to_set.items()}}}
-        if to_drop:
-            update["$unset"] = {f"custom_fields.{name}": "" for name in to_drop}
-        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"}, update, upsert=True)
+    async def update_contact(self, tenant_id: str, contact_id: str, *, fields: Doc | None = None,
+                             identities: list[str] | None = None, custom_set: Doc | None = None,
+                             custom_drop: tuple[str, ...] = ()) -> Doc:
+        """One write of whatever a contacts event changes on the card (created when new), by update operators
+        only — replaying the same event leaves the same document — and the card as stored after it (what the
+        conversations then show: no second read)."""
+        update: Doc = {"$set": {**(fields or {}), "tenant_id": tenant_id,
+                                **{f"custom_fields.{name}": value for name, value in (custom_set or {}).items()}}}
+        if identities:
+            update["$addToSet"] = {"identities": {"$each": identities}}
+        if custom_drop:
+            update["$unset"] = {f"custom_fields.{name}": "" for name in custom_drop}
+        card = await self._contacts.find_one_and_update({"_id": f"{tenant_id}|{contact_id}"}, update, upsert=True,
+                                                        return_document=ReturnDocument.AFTER)
+        assert card is not None  # an upsert returning the document after it always has one
+        return card
 
     async def fold_merged(self, tenant_id: str, contact_id: str, merged_contact_id: str,
                           identities: list[str]) -> None:

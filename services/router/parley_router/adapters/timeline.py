@@ -21,7 +21,7 @@ class TimelineRepository:
         self._entries = db["timeline"]
         self._media = db["media_links"]
         # concurrent handlers of a consumer batch share one bulk write / one query (parley_common.batching)
-        self._puts: TickBatcher[tuple[str, Doc, Doc], bool] = TickBatcher(self._put_many)
+        self._puts: TickBatcher[tuple[str, Doc, Doc, bool], bool] = TickBatcher(self._put_many)
         self._lookups: TickBatcher[tuple[str, str], str | None] = TickBatcher(self._conversations_of)
 
     async def ensure_indexes(self) -> None:
@@ -30,24 +30,31 @@ class TimelineRepository:
         await self._entries.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
 
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
-                  body: Doc) -> bool:
-        """Insert or refresh one entry (same id → same document); True when it is new."""
+                  body: Doc, *, probably_there: bool = False) -> bool:
+        """Insert or refresh one entry (same id → same document); True when it is new. `probably_there`: the
+        entry most likely exists (a later status of a message): refreshed at once, without an insert first."""
         fields = {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
                   "kind": kind}
         # the first sighting fixes the entry's place in the order; later updates never move it
         placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind))}
-        return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed))
+        return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed, probably_there))
 
-    async def _put_many(self, puts: list[tuple[str, Doc, Doc]]) -> list[bool]:
-        """Inserted first (almost every entry is new, and an insert costs the local database half an upsert);
-        the ones already there are refreshed by an upsert that leaves their place alone."""
-        existing = await insert_new(self._entries, [{"_id": entry_id, **_nested(fields), **placed}
-                                                    for entry_id, fields, placed in puts])
-        if existing:
-            refreshes = [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
-                                   upsert=True) for index in sorted(existing)]
-            await self._entries.bulk_write(refreshes, ordered=False)
-        return [index not in existing for index in range(len(puts))]
+    async def _put_many(self, puts: list[tuple[str, Doc, Doc, bool]]) -> list[bool]:
+        """New ones inserted first (almost every entry is new, and an insert costs the local database half an
+        upsert); the ones already there, or probably there, refreshed by an upsert that leaves their place alone
+        (one write instead of an insert that fails and the upsert after it)."""
+        fresh = [index for index, put in enumerate(puts) if not put[3]]
+        failed = await insert_new(self._entries, [{"_id": puts[index][0], **_nested(puts[index][1]), **puts[index][2]}
+                                                  for index in fresh]) if fresh else set()
+        refreshed = sorted({fresh[position] for position in failed} | {index for index, put in enumerate(puts)
+                                                                       if put[3]})
+        created: set[int] = set()
+        if refreshed:
+            result = await self._entries.bulk_write(
+                [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
+                           upsert=True) for index in refreshed], ordered=False)
+            created = {refreshed[position] for position in result.upserted_ids or {}}
+        return [(index in fresh and index not in refreshed) or index in created for index in range(len(puts))]
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str,
                              rank: int) -> tuple[int, datetime] | None:

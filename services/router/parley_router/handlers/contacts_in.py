@@ -12,7 +12,7 @@ from parley_common.events.contacts import (
     ContactUpdated,
 )
 from parley_common.ids import ConversationKey
-from parley_router.adapters.directory import contact_summary, identity_keys
+from parley_router.adapters.directory import Doc, contact_summary, identity_keys
 from parley_router.domain import contact_fields
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import ContactSummary, Conversation
@@ -38,32 +38,38 @@ class ContactsHandler:
             await self.directory.set_blocked(key, isinstance(event, ContactBlocked))
             await self._block(key, isinstance(event, ContactBlocked))
             return
+        card: Doc | None = None
         if isinstance(event, ContactCreated | ContactsMerged):
             identities = [f"{i.channel_id}|{i.external_user_id}" for i in event.identities]
-            await self.directory.add_identities(event.tenant_id, event.contact_id, identities)
-            if isinstance(event, ContactCreated) and event.display_name:
-                await self.directory.put_contact(event.tenant_id, event.contact_id, {"name": event.display_name})
+            named = {"name": event.display_name} if isinstance(event, ContactCreated) and event.display_name else {}
+            card = await self.directory.update_contact(event.tenant_id, event.contact_id, fields=named,
+                                                       identities=identities)
             if isinstance(event, ContactsMerged):
                 await self.directory.fold_merged(event.tenant_id, event.contact_id, event.merged_contact_id,
                                                  identities)
+                card = None  # changed again by the fold: read as it is now
         elif isinstance(event, ContactLabelled):
-            await self.directory.put_contact(event.tenant_id, event.contact_id, {"labels": list(event.labels)})
+            card = await self.directory.update_contact(event.tenant_id, event.contact_id,
+                                                       fields={"labels": list(event.labels)})
         elif isinstance(event, ContactUpdated):
-            await self._updated(event)
+            card = await self._updated(event)
         else:
             return
-        await self._show(event.tenant_id, event.contact_id)
+        await self._show(event.tenant_id, event.contact_id, card)
 
-    async def _updated(self, event: ContactUpdated) -> None:
+    async def _updated(self, event: ContactUpdated) -> Doc | None:
+        """The card after the change, or None when nothing it keeps changed."""
         wanted = {k: v for k, v in event.changed.items() if k in CARD_FIELDS}
-        if wanted:
-            await self.directory.put_contact(event.tenant_id, event.contact_id, wanted)
         to_set, to_drop = contact_fields.field_changes(event.changed)
-        if to_set or to_drop:
-            await self.directory.set_custom_fields(event.tenant_id, event.contact_id, to_set, to_drop)
+        if not (wanted or to_set or to_drop):
+            return None
+        return await self.directory.update_contact(event.tenant_id, event.contact_id, fields=wanted,
+                                                   custom_set=to_set, custom_drop=to_drop)
 
-    async def _show(self, tenant_id: str, contact_id: str) -> None:
-        doc = await self.directory.contact(tenant_id, contact_id)
+    async def _show(self, tenant_id: str, contact_id: str, card: Doc | None) -> None:
+        """`card`: the card as just written (None: read it); one merged into another shows the surviving one."""
+        doc = card if card is not None and not card.get("merged_into") else await self.directory.contact(
+            tenant_id, contact_id)
         if doc is None:
             return
         summary = contact_summary(doc)

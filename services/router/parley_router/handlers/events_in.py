@@ -64,7 +64,8 @@ class OutboundHandler:
                                                     else None,
                                                     f"statuses.{event.status.value}": event.status_at,
                                                     "error": event.error.model_dump() if event.error else None,
-                                                    "reason": event.reason})
+                                                    "reason": event.reason},
+                                                probably_there=event.status is not OutboundStatus.QUEUED)
         moved = await self.stores.timeline.advance_status(conv.id, entry_id, event.status.value,
                                                           STATUS_RANK[event.status])
         if moved is not None and moved[0] < SENT_RANK and left and conv.is_open and event.broadcast_id is None:
