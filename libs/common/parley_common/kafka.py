@@ -21,7 +21,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
-from parley_common import metrics, round_trips
+from parley_common import metrics, round_trips, tracing
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter, original_record_fields
@@ -134,12 +134,15 @@ class EventPublisher:
 
     async def publish(self, event: Envelope, topic: Topic) -> None:
         round_trips.count(round_trips.KAFKA_PRODUCED)
-        await self._broker.publish(
-            event.model_dump_json().encode(),
-            topic=topic.name(self._namespace),
-            key=event.partition_key(),
-            headers=headers_for(event),
-        )
+        headers = headers_for(event)
+        topic_name = topic.name(self._namespace)
+        with tracing.sending(topic_name, headers):
+            await self._broker.publish(
+                event.model_dump_json().encode(),
+                topic=topic_name,
+                key=event.partition_key(),
+                headers=headers,
+            )
         metrics.PUBLISHED.labels(self._service, topic.base_name, type(event).__name__).inc()
 
 
@@ -195,9 +198,20 @@ async def consume(
         for key, value in message.headers.items()
     }
     bind_correlation_id(correlation_id_from(raw_headers))
+    # A record of a batch handled as a whole is traced by the batch's span (`subscribe_whole_batches`).
+    traced = contextlib.nullcontext() if batched else tracing.processing(topic.name(publisher.namespace),
+                                                                         raw_headers, message.raw_message)
+    with traced:
+        await _parse_and_handle(message, topic, handle, publisher, service, channels, batched, raw_headers)
+
+
+async def _parse_and_handle(message: KafkaMessage, topic: Topic, handle: Callable[[Any], Awaitable[None]],
+                            publisher: EventPublisher, service: str, channels: Channels | None, batched: bool,
+                            raw_headers: dict[str, str]) -> None:
     try:
         event = topic.parse(message.body)
     except ValidationError as exc:
+        tracing.dead_lettered("invalid_event")
         await dead_letter(publisher, message, topic, service, "invalid_event", _summary(exc), raw_headers)
         metrics.count_record(service, topic.base_name, "dead_lettered")
         return
@@ -207,6 +221,7 @@ async def consume(
             await handle(event)
         except PermanentFailure as failure:
             handled.dead_lettered()
+            tracing.dead_lettered(failure.reason)
             await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
                               tenant_id=getattr(event, "tenant_id", None))
 
@@ -454,11 +469,12 @@ def subscribe_whole_batches(
         async def collect(event: Any) -> None:
             events.append(event)
 
-        for record in records:
-            await consume(_view_of(record), topic, collect, publisher, service, channels, batched=True)
-        if events:
-            with metrics.handling(service, topic.base_name, records=len(events)):
-                await handle(events)
+        with tracing.processing_batch(topic.name(namespace), records):
+            for record in records:
+                await consume(_view_of(record), topic, collect, publisher, service, channels, batched=True)
+            if events:
+                with metrics.handling(service, topic.base_name, records=len(events)):
+                    await handle(events)
 
     on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batches"
     _register(broker, topic, group_id, namespace, on_batch, consumers=consumers, batch=True,

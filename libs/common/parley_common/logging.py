@@ -12,6 +12,8 @@ from typing import Any
 import structlog
 from structlog.contextvars import bind_contextvars, merge_contextvars
 
+from parley_common.tracing import add_trace_ids
+
 _SENSITIVE_KEYS = re.compile(
     r"(body|text|html|caption|content|token|secret|password|authorization|signature|api_key|raw)", re.I
 )
@@ -47,10 +49,11 @@ def _uncoloured(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mutabl
 def configure_logging(service: str, level: str = "INFO", json: bool | None = None) -> None:
     """structlog for our own logs, and the same processors for the libraries' standard-library logs (aiokafka,
     uvicorn, FastStream through BROKER_LOGGER, pymongo…): one JSON object per line with `logger`, `level`,
-    `timestamp`, the bound correlation id, and the same redaction, instead of plain text lines in between."""
+    `timestamp`, the bound correlation id, the trace and span ids inside a span, and the same redaction,
+    instead of plain text lines in between."""
     use_json = (not sys.stderr.isatty()) if json is None else json
     renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
-    shared: list[Any] = [merge_contextvars, structlog.processors.add_log_level,
+    shared: list[Any] = [merge_contextvars, add_trace_ids, structlog.processors.add_log_level,
                          structlog.processors.TimeStamper(fmt="iso", utc=True)]
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(structlog.stdlib.ProcessorFormatter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib.metadata import version
 from typing import Any, TypeVar
 
 from fastapi import FastAPI
@@ -10,7 +11,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from parley_common import round_trips
+from parley_common import round_trips, tracing
 from parley_common.connections import kafka_security, mongo_client_options, redis_client_options
 from parley_common.health import Check, kafka_check, mongo_check, redis_check
 from parley_common.kafka import EventPublisher, make_broker
@@ -19,7 +20,7 @@ from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.rejoin import replica_client_id
 from parley_common.service import serve
-from parley_common.settings import InfraSettings, ServiceSettings, load_settings
+from parley_common.settings import InfraSettings, ServiceSettings, fail_start, load_settings
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -72,7 +73,12 @@ class Runtime:
 
 
 def run_service(program: str, settings_type: type[S], create_app: Callable[[S], FastAPI]) -> None:
-    """Entry point of a service process: settings (refuse to start on a bad one), logging, HTTP server."""
+    """Entry point of a service process: settings (refuse to start on a bad one), logging, tracing (when an
+    OTLP endpoint is set), HTTP server."""
     settings = load_settings(settings_type, program)
     configure_logging(program, settings.infra.log_level, settings.infra.log_json)
+    try:
+        tracing.start_tracing(program, version(program), settings.infra.instance_id)
+    except tracing.TracingSettingsError as problem:
+        fail_start(program, str(problem))
     serve(create_app(settings), settings.host, settings.port)

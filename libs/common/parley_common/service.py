@@ -18,7 +18,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from structlog.contextvars import bind_contextvars, clear_contextvars
 
-from parley_common import cloudevents
+from parley_common import cloudevents, tracing
 from parley_common.bounds import BodySizeLimit
 from parley_common.connections import kafka_client_options
 from parley_common.errors import install_error_handlers
@@ -77,7 +77,8 @@ def build_service(
                 await hook()
             log.info("service_stopped", service=service)
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
+                  telemetry=tracing.http_telemetry())
     app.state.jwt_secret = infra.jwt_secret.get_secret_value()
     app.state.jwt_previous_secrets = tuple(key.get_secret_value() for key in infra.jwt_previous_secrets)
     app.state.service = service
@@ -123,12 +124,13 @@ class CorrelationMiddleware:
 
 
 def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
-    """FastStream's document, told what the records really carry: the CloudEvents headers, and the correlation
-    id in `ce_correlationid` (FastStream assumes its own `correlation_id` header, which Parley never sends)."""
+    """FastStream's document, told what the records really carry: the CloudEvents headers and the W3C trace
+    context, and the correlation id in `ce_correlationid` (FastStream assumes its own `correlation_id` header,
+    which Parley never sends)."""
     spec = AsyncAPI(broker, title=title, version="1.0.0", schema_version="3.0.0").to_specification()
     document = cast(dict[str, Any], spec.to_jsonable())
     for message in document.get("components", {}).get("messages", {}).values():
-        message["headers"] = cloudevents.headers_schema()
+        message["headers"] = _record_headers_schema()
         message["correlationId"] = {"location": f"$message.header#/{cloudevents.CORRELATION_HEADER}",
                                     "description": cloudevents.HEADERS[cloudevents.CORRELATION_HEADER]}
     return document
@@ -141,6 +143,13 @@ def declare_published(broker: KafkaBroker, namespace: str, *topics: Topic) -> No
     for topic in topics:
         name = topic.name(namespace)
         broker.publisher(name, title=name, description=topic.description, schema=topic.payload)
+
+
+def _record_headers_schema() -> dict[str, Any]:
+    schema = cloudevents.headers_schema()
+    schema["description"] += " W3C Trace Context (optional) when the producer traces."
+    schema["properties"] |= {name: {"type": "string", "description": text} for name, text in tracing.HEADERS.items()}
+    return schema
 
 
 def _mount_asyncapi(app: FastAPI, broker: KafkaBroker, title: str) -> None:

@@ -1,5 +1,5 @@
 """Every service's AsyncAPI document passes the official AsyncAPI parser and tells subscribers the truth about
-the records: the CloudEvents headers, and the correlation id in `ce_correlationid`."""
+the records: the CloudEvents headers, the W3C trace context, and the correlation id in `ce_correlationid`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
+from parley_common import tracing
 from parley_common.channels import Channels
 from parley_common.cloudevents import CORRELATION_HEADER, HEADERS
 from parley_common.settings import InfraSettings
@@ -70,8 +71,9 @@ def test_every_message_names_the_headers_actually_sent(documents: dict[str, dict
         assert messages, name
         for message in messages.values():
             assert message["correlationId"]["location"] == f"$message.header#/{CORRELATION_HEADER}"
-            assert set(message["headers"]["properties"]) == set(HEADERS)
+            assert set(message["headers"]["properties"]) == set(HEADERS) | {"traceparent", "tracestate"}
             assert {"ce_id", "ce_type", "ce_source", "ce_specversion"} <= set(message["headers"]["required"])
+            assert not set(tracing.HEADERS) & set(message["headers"]["required"])  # only when the producer traces
         assert "$message.header#/correlation_id" not in json.dumps(document)
 
 

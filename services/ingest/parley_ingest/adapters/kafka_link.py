@@ -12,7 +12,7 @@ import structlog
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
-from parley_common import round_trips
+from parley_common import round_trips, tracing
 from parley_common.cloudevents import headers_for
 from parley_common.events.envelope import Envelope
 from parley_common.kafka import EventPublisher
@@ -28,13 +28,16 @@ class AckedPublisher(EventPublisher):
 
     async def enqueue(self, event: Envelope, topic: Topic, encoded: bytes) -> asyncio.Future[Any]:
         round_trips.count(round_trips.KAFKA_PRODUCED)
-        future = await self._broker.publish(
-            encoded,
-            topic=self.topic_name(topic),
-            key=event.partition_key(),
-            headers=headers_for(event),
-            no_confirm=True,
-        )
+        headers = headers_for(event)
+        topic_name = self.topic_name(topic)
+        with tracing.sending(topic_name, headers):  # the span ends at the hand-off, before Kafka's ack
+            future = await self._broker.publish(
+                encoded,
+                topic=topic_name,
+                key=event.partition_key(),
+                headers=headers,
+                no_confirm=True,
+            )
         return cast(asyncio.Future[Any], future)
 
 
