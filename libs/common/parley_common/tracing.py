@@ -137,6 +137,13 @@ def _sending(tracer: Tracer, topic_name: str, headers: MutableMapping[str, str])
         yield
 
 
+def propagate_to(headers: MutableMapping[str, str]) -> None:
+    """Write the current trace context into the headers of a request to another Parley service (the console's
+    pass-through), so the service's server span continues the trace."""
+    if _current.tracer is not None:
+        _PROPAGATOR.inject(headers)
+
+
 def processing(topic_name: str, headers: Mapping[str, str], record: Any) -> AbstractContextManager[Any]:
     """A consumer span for handling one record (`headers` decoded), the child of the span that produced it (the
     headers' trace context; a new trace when the record carries none)."""

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from prometheus_client import Counter
 
+from parley_common import tracing
 from parley_common.bounds import BodyTooLarge, limited
 from parley_common.errors import ApiError
 
@@ -59,6 +60,7 @@ class Proxy:
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             raise ApiError(413, "body_too_large", f"request bodies here are limited to {limit} bytes")
         headers = {name: value for name in REQUEST_HEADERS if (value := request.headers.get(name)) is not None}
+        tracing.propagate_to(headers)
         upstream = self._build(request, service, path, headers, limit)
         try:
             response = await self.client.send(upstream, stream=True)
