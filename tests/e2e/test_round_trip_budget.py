@@ -64,6 +64,7 @@ COUNTING = {
     "PARLEY_ROUTER_SUPERVISOR_METRICS_INTERVAL_SECONDS": QUIET,
     "PARLEY_MEDIA_SWEEP_INTERVAL_SECONDS": QUIET,
     "PARLEY_OUTBOUND_BROADCAST_POLL_SECONDS": QUIET,
+    "PARLEY_INSTANCE_ID": "",  # one replica of each: no peers, so no lease renewals (parley_common.dead_peers)
 }
 
 

@@ -4,7 +4,8 @@ members its dead predecessor left in its groups leave (LeaveGroup on their behal
 A process killed with SIGKILL never sends LeaveGroup. Kafka expires its members after `session.timeout.ms`
 (10 s); the local broker (noida-db 0.2.3) never does: the dead leader of a group kept every new member in a join
 loop (SyncGroup answered "rebalance in progress" each 10 s, measured for 25 minutes), and a surviving replica
-never got the dead one's partitions. A replica knows its predecessor by name: every consumer's client id carries
+never got the dead one's partitions (one that never comes back: parley_common.dead_peers). A replica knows
+its predecessor by name: every consumer's client id carries
 the replica's PARLEY_INSTANCE_ID (stable across restarts: the pod's name), so members with that client id, found
 before this process joins, are the dead predecessor's. Static membership (KIP-345) would do the same on Kafka,
 but noida-db gives a restarted static member another member's partitions (measured), leaving some unconsumed."""
@@ -58,7 +59,7 @@ async def leave_for_dead_predecessor(broker: KafkaBroker, bootstrap_servers: str
     consumers join as they would have (the broker may still expire the dead members itself)."""
     if "@" not in client_id:
         return 0  # an unnamed replica cannot tell its predecessor from its peers
-    groups = sorted({group for subscriber in broker.subscribers if (group := getattr(subscriber, "group_id", None))})
+    groups = consumer_groups(broker)
     if not groups:
         return 0
     try:
@@ -74,21 +75,35 @@ async def _leave(bootstrap_servers: str, client_id: str, groups: list[str], clie
     await admin.start()
     left = 0
     try:
-        for group in groups:  # one group per DescribeGroups: noida-db 0.2.3 answers several with a malformed frame
-            for response in await admin.describe_consumer_groups([group]):
-                for described in response.groups:  # (error, group, state, protocol type, protocol, members, ...)
-                    dead = [member[0] for member in described[5] if member[1] == client_id]  # (member id, client id, …)
-                    left += await _leave_as(admin, group, dead)
+        for group in groups:
+            dead = [member_id for member_id, member_client in await members_of(admin, group)
+                    if member_client == client_id]
+            if dead:
+                left += await leave_as(admin, group, dead)
+                log.info("predecessor_left_group", group=group, members=len(dead))
     finally:
         await admin.close()
     return left
 
 
-async def _leave_as(admin: AIOKafkaAdminClient, group: str, member_ids: list[str]) -> int:
+def consumer_groups(broker: KafkaBroker) -> list[str]:
+    """The groups `broker`'s subscribers consume in."""
+    return sorted({group for subscriber in broker.subscribers if (group := getattr(subscriber, "group_id", None))})
+
+
+async def members_of(admin: AIOKafkaAdminClient, group: str) -> list[tuple[str, str]]:
+    """(member id, client id) of each member of `group`. One group per DescribeGroups: noida-db 0.2.3 answers
+    several with a malformed frame."""
+    return [(member[0], member[1]) for response in await admin.describe_consumer_groups([group])
+            for described in response.groups  # (error, group, state, protocol type, protocol, members, ...)
+            for member in described[5]]  # (member id, client id, client host, metadata, assignment)
+
+
+async def leave_as(admin: AIOKafkaAdminClient, group: str, member_ids: list[str]) -> int:
+    """LeaveGroup on behalf of `member_ids` of `group`; the group rebalances among the members left."""
     if not member_ids:
         return 0
     coordinator = await admin.find_coordinator(group)
     for member_id in member_ids:  # the admin client has no call for it; aiokafka is pinned
         await admin._send_request_to_node(coordinator, LeaveGroupRequest(group, member_id))
-    log.info("predecessor_left_group", group=group, members=len(member_ids))
     return len(member_ids)

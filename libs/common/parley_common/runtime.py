@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from parley_common import round_trips, tracing
 from parley_common.connections import kafka_security, mongo_client_options, redis_client_options
+from parley_common.dead_peers import ReplicaLeases
 from parley_common.health import Check, kafka_check, mongo_check, redis_check
 from parley_common.kafka import EventPublisher, make_broker
 from parley_common.logging import configure_logging
@@ -50,6 +51,13 @@ class Runtime:
         if self._mongo is None:
             raise RuntimeError(f"{self.service} was built without MongoDB")
         return self._mongo[self.infra.database_name(self.service)]
+
+    @property
+    def replica_leases(self) -> ReplicaLeases | None:
+        """Where this replica proves it is alive to its peers (parley_common.dead_peers): the service's database."""
+        if self._mongo is None:
+            return None
+        return ReplicaLeases(self.db, replica_client_id(self.service, self.infra.instance_id))
 
     @property
     def redis(self) -> Redis:

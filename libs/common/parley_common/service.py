@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import structlog
@@ -21,6 +21,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 from parley_common import cloudevents, tracing
 from parley_common.bounds import BodySizeLimit
 from parley_common.connections import kafka_client_options
+from parley_common.dead_peers import ReplicaLeases, evicting_dead_peers
 from parley_common.errors import install_error_handlers
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
@@ -51,28 +52,24 @@ def build_service(
     on_shutdown: Sequence[Hook] = (),
     description: str = "",
     own_body_limits: tuple[str, ...] = (),
+    replica_leases: ReplicaLeases | None = None,
 ) -> FastAPI:
     """`on_startup` hooks run before the broker starts consuming; `on_shutdown` hooks after it stopped. Request
-    bodies are limited to `infra.max_request_body_bytes`, except on `own_body_limits` (see BodySizeLimit)."""
+    bodies are limited to `infra.max_request_body_bytes`, except on `own_body_limits` (see BodySizeLimit).
+    `replica_leases`: where this replica proves it is alive, so its peers can take over when it is not
+    (parley_common.dead_peers)."""
 
     @asynccontextmanager
     async def lifespan(started: FastAPI) -> AsyncIterator[None]:
         for hook in on_startup:
             await hook()
-        if broker is not None:
-            await leave_for_dead_predecessor(broker, infra.kafka_bootstrap,
-                                             replica_client_id(service, infra.instance_id),
-                                             **kafka_client_options(infra))
-            await broker.start()
-        if getattr(started.state, FREEZE_HEAP, False):
-            freeze_heap()
-        log.info("service_started", service=service)
         try:
-            async with lag_sampling(service, broker, infra.namespace) if broker is not None else nullcontext():
+            async with _consuming(broker, service, infra, replica_leases):
+                if getattr(started.state, FREEZE_HEAP, False):
+                    freeze_heap()
+                log.info("service_started", service=service)
                 yield
         finally:
-            if broker is not None:
-                await broker.stop()  # waits for in-flight handlers, then commits their offsets
             for hook in on_shutdown:
                 await hook()
             log.info("service_stopped", service=service)
@@ -95,6 +92,23 @@ def build_service(
     app.add_middleware(HttpMetrics, service=service)
     app.add_middleware(CorrelationMiddleware, service=service)
     return app
+
+
+@asynccontextmanager
+async def _consuming(broker: KafkaBroker | None, service: str, infra: InfraSettings,
+                     replica_leases: ReplicaLeases | None) -> AsyncIterator[None]:
+    if broker is None:
+        yield
+        return
+    client_id = replica_client_id(service, infra.instance_id)
+    async with evicting_dead_peers(broker, infra.kafka_bootstrap, replica_leases, kafka_client_options(infra)):
+        await leave_for_dead_predecessor(broker, infra.kafka_bootstrap, client_id, **kafka_client_options(infra))
+        await broker.start()
+        try:
+            async with lag_sampling(service, broker, infra.namespace):
+                yield
+        finally:
+            await broker.stop()  # waits for in-flight handlers, then commits their offsets
 
 
 class CorrelationMiddleware:

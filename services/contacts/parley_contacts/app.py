@@ -63,6 +63,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
         routers=[contacts_router(services)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
+        replica_leases=runtime.replica_leases,
         on_startup=[collections.ensure_indexes],
         on_shutdown=[inbound.batcher.close, graph.close, runtime.close],
     )

@@ -63,6 +63,7 @@ def create_app(settings: HooksSettings, clock: Clock | None = None, channels: Ch
         routers=[subscriptions_router(service)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
+        replica_leases=runtime.replica_leases,
         on_startup=[ensure_indexes, dispatcher.start],
         on_shutdown=[dispatcher.stop, sender.close, runtime.close],
     )

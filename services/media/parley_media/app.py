@@ -103,6 +103,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
                  retry_router(repo, fetcher)],
         readiness=runtime.readiness(),
         broker=runtime.broker,
+        replica_leases=runtime.replica_leases,
         on_startup=[start],
         on_shutdown=[stop],
         own_body_limits=("/v1/media",),  # uploads: the channel's ceiling, checked while streaming

@@ -146,6 +146,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                                                     runner.wake))],
         readiness=runtime.readiness(),
         broker=runtime.broker,
+        replica_leases=runtime.replica_leases,
         on_startup=[start],
         on_shutdown=[stop, http.aclose, runtime.close],
     )

@@ -137,6 +137,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
                  http_actions.router, http_directory.router, http_supervisor.router],
         readiness=runtime.readiness(),
         broker=runtime.broker,
+        replica_leases=runtime.replica_leases,
         on_startup=[start],
         on_shutdown=[stop],
     )

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from group_lag import group_lag
 
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.kafka import EventPublisher, make_broker
@@ -29,7 +31,8 @@ STARTED_WITHIN_S = 60.0  # the process's imports: seconds, more on a loaded mach
 class Member:
     def __init__(self, settings: InfraSettings, instance: str) -> None:
         self.process = subprocess.Popen([sys.executable, str(MEMBER), settings.kafka_bootstrap, settings.namespace,
-                                         instance], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                         instance, settings.mongo_uri],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.seen: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -89,3 +92,52 @@ def test_a_consumer_killed_and_restarted_is_back_at_work_within_the_bound(
     asyncio.run(publish(kafka_topics, "after"))
     members[1].wait_for("got after", 30)
     print(f"rejoined {joined:.2f}s after starting to join")
+
+
+# Two replicas of one consumer (issue 18, "two of everything"). On Kafka the session timeout (10 s) hands a dead
+# member's partitions to the survivor; the local broker never expires it, so the survivor evicts it once its
+# lease in the database is DEAD_AFTER_S old (parley_common.dead_peers): ≤ 9 s + a check (3 s) + the survivor's
+# next heartbeat (3 s).
+TAKEOVER_WITHIN_S = 40.0
+
+
+def every_partition_consumed(settings: InfraSettings, within: float) -> float:
+    """Publishes one record per key until every partition of the inbound topic has some, then waits until the
+    group `rejoin` has committed every partition to its end; answers the seconds that took."""
+    topics = {INBOUND_MESSAGES.name(settings.namespace): INBOUND_MESSAGES.partitions}
+    asyncio.run(publish(settings, *(f"key-{uuid.uuid4().hex[:8]}" for _ in range(4 * INBOUND_MESSAGES.partitions))))
+    started = time.monotonic()
+    while lag := asyncio.run(group_lag(settings.kafka_bootstrap, f"{settings.namespace}.rejoin", topics)):
+        if time.monotonic() - started > within:
+            pytest.fail(f"partitions not consumed within {within}s: {lag}")
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
+def two_replicas(settings: InfraSettings, members: list[Member]) -> None:
+    members.extend((Member(settings, "replica-a"), Member(settings, "replica-b")))
+    members[0].wait_for("started", STARTED_WITHIN_S)
+    members[1].wait_for("started", STARTED_WITHIN_S)
+    every_partition_consumed(settings, TAKEOVER_WITHIN_S)
+
+
+def test_two_replicas_share_the_partitions_and_a_survivor_takes_over_a_killed_peers(
+        kafka_topics: InfraSettings, members: list[Member]) -> None:
+    two_replicas(kafka_topics, members)
+    assert any(line.startswith("got ") for line in members[0].seen), "replica a consumed nothing"
+    assert any(line.startswith("got ") for line in members[1].seen), "replica b consumed nothing"
+
+    members[0].kill()  # and never restarted: replica b must take its partitions
+    took = every_partition_consumed(kafka_topics, TAKEOVER_WITHIN_S)
+    print(f"the survivor consumed every partition {took:.1f}s after the records were published")
+
+
+def test_a_replica_killed_and_restarted_beside_another_is_back_at_work(
+        kafka_topics: InfraSettings, members: list[Member]) -> None:
+    two_replicas(kafka_topics, members)
+    members[0].kill()
+    members.append(Member(kafka_topics, "replica-a"))
+    members[2].wait_for("joining", STARTED_WITHIN_S)
+    joined = members[2].wait_for("started", JOINED_WITHIN_S)
+    took = every_partition_consumed(kafka_topics, TAKEOVER_WITHIN_S)
+    print(f"restarted replica joined {joined:.2f}s after starting to join; every partition consumed {took:.1f}s")
