@@ -1,24 +1,39 @@
-"""Every service exports its own metrics after real work (all five as real processes, through the public APIs
-only): Kafka records handled per topic with their handler time, consumer lag, published events, MongoDB and
-Redis command latency, HTTP requests by route template, outbound's sends by state and window refusals by
-reason, media's states. The names scraped here are the ones deploy/monitoring's dashboard and alerts use
-(the last test here reads their expressions and finds every metric they name on a running service)."""
+"""Every service exports its own metrics and traces after real work (all five as real processes, through the
+public APIs only). Metrics: Kafka records handled per topic with their handler time, consumer lag, published
+events, MongoDB and Redis command latency, HTTP requests by route template, outbound's sends by state and window
+refusals by reason, media's states; the names scraped here are the ones deploy/monitoring's dashboard and alerts
+use (a test reads their expressions and finds every metric they name on a running service). Traces, exported over
+OTLP/HTTP to a fake collector (the standard OTEL_EXPORTER_OTLP_ENDPOINT set, as an operator would): a customer's
+webhook carrying a caller's `traceparent` is ingest's server span in that trace, and everything it causes —
+contacts, the router, outbound and media handling the message, and the next hop's consumer handling what contacts
+published — continues it, each consumer span the child of the span that produced its record; an agent's reply is
+sent by outbound's sender in a batch span linked to the reply's trace."""
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from e2e_customer import AGENT, Journey
 from e2e_desk import Desk
+from e2e_fixtures import system_fixture
 from e2e_journey import NotYet, eventually, png_bytes
 from e2e_system import SERVICES, WHATSAPP, System
+from local_server import free_port
 from prometheus_client.parser import text_string_to_metric_families
+from tracing_fixtures import ExportedSpan, FakeCollector, serving
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
+# The collector is up before the services start (listed first), so no export is lost.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("trace_collector", "staffed")]
+COLLECTOR_PORT = free_port()
+system = system_fixture("observability", overrides={
+    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{COLLECTOR_PORT}", "OTEL_BSP_SCHEDULE_DELAY": "200"})
+CALLER_TRACE = "0af7651916cd43dd8448eb211c80319c"
+CALLER_SPAN = "b7ad6b7169203331"
 Samples = dict[str, list[tuple[dict[str, str], float]]]
 K8S = str(Path(__file__).resolve().parents[2] / "deploy" / "k8s")  # the alerts and dashboard are defined there
 
@@ -102,3 +117,75 @@ async def test_the_alerts_and_the_dashboard_name_metrics_the_services_serve(syst
         served |= {family.name for family in text_string_to_metric_families(response.text)}
     named = {re.sub(r"_(total|bucket|count|sum)$", "", name) for expr in expressions() for name in metric_names(expr)}
     assert named - CLUSTER_METRICS - served == set()
+
+
+@pytest.fixture(scope="module")
+def trace_collector() -> Iterator[FakeCollector]:
+    yield from serving(FakeCollector(COLLECTOR_PORT))
+
+
+def caller(trace_id: str, span_id: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(timeout=30.0, headers={"traceparent": f"00-{trace_id}-{span_id}-01"})
+
+
+def named(spans: list[ExportedSpan], service: str, name: str) -> list[ExportedSpan]:
+    found = [span for span in spans if span.service == f"parley-{service}" and span.name == name]
+    if not found:
+        raise NotYet(f"no {service} span {name!r} yet")
+    return found
+
+
+async def test_a_customers_message_is_one_trace_across_the_services(system: System,
+                                                                    trace_collector: FakeCollector) -> None:
+    async with caller(CALLER_TRACE, CALLER_SPAN) as client:
+        wamid, _ = await Journey(system, client).customer_writes("Is my parcel traced?")
+
+    inbound = f"{system.namespace}.parley.inbound.messages.v1"
+    contacts_events = f"{system.namespace}.parley.contacts.events.v1"
+
+    async def whole_trace() -> dict[str, list[ExportedSpan]]:
+        spans = [span for span in trace_collector.spans() if span.trace_id == CALLER_TRACE]
+        return {"webhook": named(spans, "ingest", "POST /webhooks/{channel_type}/{channel_id}"),
+                "published": named(spans, "ingest", f"send {inbound}"),
+                **{service: named(spans, service, f"process {inbound}")
+                   for service in ("contacts", "router", "outbound", "media")},
+                "contact_published": named(spans, "contacts", f"send {contacts_events}"),
+                "contact_to_router": named(spans, "router", f"process {contacts_events}")}
+
+    trace = await eventually(whole_trace, within=90, what="the message's spans from every service")
+    (webhook,), (published,) = trace["webhook"], trace["published"]
+    assert webhook.parent_span_id == CALLER_SPAN
+    assert published.parent_span_id == webhook.span_id
+    for service in ("contacts", "router", "outbound", "media"):
+        assert [span.parent_span_id for span in trace[service]] == [published.span_id], service
+    contacts_handling = trace["contacts"][0].span_id
+    assert {span.parent_span_id for span in trace["contact_published"]} == {contacts_handling}
+    assert {span.parent_span_id for span in trace["contact_to_router"]} <= \
+        {span.span_id for span in trace["contact_published"]}
+    assert wamid  # the webhook carried this message
+
+
+async def test_an_agents_reply_is_sent_in_a_batch_linked_to_its_trace(system: System,
+                                                                      trace_collector: FakeCollector) -> None:
+    reply_trace, reply_span = "5b8efff798038103d269b633813fc60c", "eee19b7ec3c1b174"
+    async with httpx.AsyncClient(timeout=30.0) as plain:
+        customer = Journey(system, plain)
+        await customer.customer_writes("Hello")
+        await customer.window_seen()
+    async with caller(reply_trace, reply_span) as client:
+        sent = await Journey(system, client, phone=customer.phone).agent_replies("On its way")
+    assert sent.status_code == 202, sent.text
+    requests = f"{system.namespace}.parley.outbound.requests.v1"
+
+    async def linked_batch() -> tuple[ExportedSpan, ExportedSpan]:
+        spans = trace_collector.spans()
+        (published,) = named([span for span in spans if span.trace_id == reply_trace], "outbound", f"send {requests}")
+        batches = [span for span in named(spans, "outbound", f"process {requests}")
+                   if (reply_trace, published.span_id) in span.links]
+        if not batches:
+            raise NotYet("no sender batch linked to the reply yet")
+        return published, batches[0]
+
+    published, batch = await eventually(linked_batch, within=90, what="the sender's batch span")
+    assert batch.parent_span_id == "" and batch.trace_id != reply_trace  # a batch has many producers: links
+    assert published.parent_span_id != ""  # the POST /v1/messages server span, the caller's child

@@ -5,18 +5,14 @@ real HTTP (a small fake collector that decodes OTLP/protobuf)."""
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from known_channels import TEST_CHANNELS
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from tracing_fixtures import spans  # noqa: F401 - registered by being imported
+from tracing_fixtures import FakeCollector, collector, spans  # noqa: F401 - registered by being imported
 
 from parley_common import tracing
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
@@ -91,47 +87,8 @@ async def test_a_whole_batchs_span_links_each_records_producer(kafka_topics: Inf
     assert {link.context.span_id for batch in batches for link in batch.links} == producers
 
 
-class FakeCollector(ThreadingHTTPServer):
-    """Answers OTLP/HTTP trace exports (POST /v1/traces, protobuf) and keeps what arrived."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _CollectorHandler)
-        self.exports: list[ExportTraceServiceRequest] = []
-        self.arrived = threading.Event()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _CollectorHandler(BaseHTTPRequestHandler):
-    server: FakeCollector
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf":
-            self.server.exports.append(ExportTraceServiceRequest.FromString(body))
-            self.server.arrived.set()
-        self.send_response(200 if self.path == "/v1/traces" else 404)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: Any) -> None:
-        pass
-
-
-@pytest.fixture
-def collector() -> Iterator[FakeCollector]:
-    server = FakeCollector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-async def test_spans_reach_an_otlp_collector_over_http(kafka_topics: InfraSettings, collector: FakeCollector,
+async def test_spans_reach_an_otlp_collector_over_http(kafka_topics: InfraSettings,
+                                                        collector: FakeCollector,  # noqa: F811
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint)
     monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
@@ -145,10 +102,8 @@ async def test_spans_reach_an_otlp_collector_over_http(kafka_topics: InfraSettin
         tracing.use(None)
         provider.shutdown()
     assert collector.arrived.is_set()
-    resources = [resource for export in collector.exports for resource in export.resource_spans]
-    attributes = {item.key: item.value.string_value for item in resources[0].resource.attributes}
-    assert (attributes["service.name"], attributes["service.instance.id"]) == ("parley-test", "test-1")
-    exported = [span for resource in resources for scope in resource.scope_spans for span in scope.spans]
+    exported = collector.spans()
+    assert {(span.service, span.instance) for span in exported} == {("parley-test", "test-1")}
     topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
     by_name = {span.name: span for span in exported}
     assert by_name[f"process {topic}"].parent_span_id == by_name[f"send {topic}"].span_id
