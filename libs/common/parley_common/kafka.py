@@ -9,7 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, Union, cast
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -363,13 +363,15 @@ def _register(broker: KafkaBroker, topic: Topic, group_id: str, namespace: str,
         )(handler)
 
 
-def follow_from_now(broker: KafkaBroker, topic: Topic, namespace: str,
+def follow_from_now(broker: KafkaBroker, topics: tuple[Topic, ...], namespace: str,
                     handle: Callable[[KafkaMessage], Awaitable[None]], title: str, description: str) -> None:
-    """A consumer outside any group, from the newest record on, never committing: every replica sees every new
-    record (fan-out to live screens). `handle` gets the message itself."""
-    handle.__annotations__ = {"message": topic.payload, "return": None}  # for the AsyncAPI document only
-    broker.subscriber(topic.name(namespace), auto_offset_reset="latest", title=title, description=description,
-                      decoder=_message_itself)(handle)
+    """One consumer outside any group reading `topics`, from the newest record on, never committing: every replica
+    sees every new record (fan-out to live screens). `handle` gets the message itself (its record names the
+    topic: `message.raw_message.topic`)."""
+    payload = topics[0].payload if len(topics) == 1 else Union[tuple(topic.payload for topic in topics)]  # noqa: UP007
+    handle.__annotations__ = {"message": payload, "return": None}  # for the AsyncAPI document only
+    broker.subscriber(*(topic.name(namespace) for topic in topics), auto_offset_reset="latest", title=title,
+                      description=description, decoder=_message_itself)(handle)
 
 
 async def _message_itself(message: KafkaMessage) -> KafkaMessage:

@@ -6,6 +6,7 @@ from contacts_helpers import MANAGER, auth, read_events, running
 
 from parley_common.events.contacts import (
     ContactBlocked,
+    ContactCommented,
     ContactCreated,
     ContactLabelled,
     ContactsMerged,
@@ -134,6 +135,11 @@ async def test_comments_mentions_and_replies(kafka_topics: InfraSettings, mongo:
             assert mine.status_code == 200 and [m["text"] for m in mine.json()] == texts
         [mention] = (await client.get("/v1/contacts/mentions", headers=auth(login="eve"))).json()
         assert (mention["contact_id"], mention["author"], mention["contact_name"]) == (cid, "ana", "+14155550123")
+        # each comment is announced (who wrote it, whom it mentions; not its text) for the mentioned agents' screens
+        commented = [e for e in await read_events(kafka_topics, 3) if isinstance(e, ContactCommented)]
+        assert [(e.contact_id, e.comment_id, e.author, e.mentions) for e in commented] == [
+            (cid, first.json()["id"], "ana", ("bob", "eve")), (cid, reply.json()["id"], "bob", ("ana",))]
+        assert "text" not in commented[0].model_dump()
 
 
 async def test_merge_keeps_history_and_moves_identities(kafka_topics: InfraSettings, mongo: object) -> None:
@@ -159,7 +165,7 @@ async def test_merge_keeps_history_and_moves_identities(kafka_topics: InfraSetti
         assert [c["id"] for c in found.json()["items"]] == [one]
         again = await client.post(f"/v1/contacts/{one}/merge", json={"other_contact_id": two}, headers=AGENT)
         assert again.status_code == 404
-    events = await read_events(kafka_topics, 4)
+    events = await read_events(kafka_topics, 5)  # created twice, labelled, commented, merged
     merge = next(e for e in events if isinstance(e, ContactsMerged))
     assert merge.contact_id == one and merge.merged_contact_id == two
     assert {i.channel_id for i in merge.identities} == {"wa-main", "viber-1"}

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from parley_common.auth import Principal, Role
+from parley_common.events.contacts import ContactCommented
 from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_router.handlers.live import LiveHub, Watcher
 
@@ -137,3 +138,33 @@ async def test_a_bot_sees_its_conversations_and_the_event_that_took_one_from_it_
     assert await anext(stream) == ": keepalive\n\n"  # no tab counts: a bot has no inbox
     await stream.aclose()
     assert calls == []
+
+
+async def test_a_mention_goes_to_the_mentioned_staffs_streams_only_without_text_or_counts() -> None:
+    counted: list[str] = []
+
+    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
+        counted.append(principal.login)
+        return {"mine": 0}
+
+    hub = LiveHub(CountingEntries(), counter)
+    bob, ann, bob_elsewhere = (watcher("bob", [Role.AGENT], {"support"}), watcher("ann", [Role.AGENT], {"support"}),
+                               watcher("bob", [Role.AGENT], {"support"}, tenant="other"))
+    for one in (bob, ann, bob_elsewhere):
+        hub.watch(one)
+    hub.mention(ContactCommented(occurred_at=NOW, tenant_id="acme", correlation_id="c", contact_id="k1",
+                                 comment_id="m1", author="ann", mentions=("bob", "carol")))
+    assert ann.queue.empty() and bob_elsewhere.queue.empty()
+    frame = bob.queue.get_nowait()
+    assert frame.startswith("event: mention\n")
+    assert json.loads(frame.split("data: ", 1)[1]) == {"contact_id": "k1", "comment_id": "m1", "author": "ann"}
+
+    hub.mention(ContactCommented(occurred_at=NOW, tenant_id="acme", correlation_id="c", contact_id="k1",
+                                 comment_id="m2", author="ann", mentions=("bob",)))
+    stream = hub.stream(bob, keepalive=0.05)
+    assert await anext(stream) == ": connected\n\n"
+    assert (await anext(stream)).startswith("event: counts\n")  # on connect
+    assert (await anext(stream)).startswith("event: mention\n")
+    assert await anext(stream) == ": keepalive\n\n"  # a mention changes no tab: no counts pushed after it
+    await stream.aclose()
+    assert counted == ["bob"]

@@ -76,7 +76,19 @@ class ContactLabelled(ContactEvent):
     removed: tuple[str, ...] = ()
 
 
+class ContactCommented(ContactEvent):
+    """A comment was added to the card. The text stays in contacts (`GET /v1/contacts/{id}/comments`): the topic
+    says who wrote one and whom it mentions, so that a mentioned agent's screen hears of it at once."""
+
+    type: Literal["parley.contact.commented"] = "parley.contact.commented"
+    comment_id: str
+    author: str = Field(description="the login of the comment's author")
+    mentions: tuple[str, ...] = Field(default=(), description="the logins the comment mentions (@login, or the "
+                                                              "author of the comment it replies to)")
+
+
 ContactsTopicEvent = Annotated[
-    ContactCreated | ContactUpdated | ContactsMerged | ContactBlocked | ContactUnblocked | ContactLabelled,
+    ContactCreated | ContactUpdated | ContactsMerged | ContactBlocked | ContactUnblocked | ContactLabelled
+    | ContactCommented,
     Field(discriminator="type"),
 ]

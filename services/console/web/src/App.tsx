@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import {
   api, followLive, forgetSession, isManager, loadOf, restoreSession, saveSession, sessionFromToken, setApiToken, SIGNED_OUT,
-  type Agent, type LiveEvent, type LiveState, type PushedCounts, type Session,
+  type Agent, type LiveEvent, type LiveState, type PushedCounts, type PushedMention, type Session,
 } from "./api";
 import { Inbox } from "./Inbox";
 import { Mentions } from "./Mentions";
@@ -60,7 +60,8 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
   const [counts, setCounts] = useState<PushedCounts | null>(null);
   const [help, setHelp] = useState(false);
 
-  useEffect(() => followLive(setLastEvent, setCounts, setLive), []);
+  const [lastMention, setLastMention] = useState<PushedMention | null>(null);
+  useEffect(() => followLive(setLastEvent, setCounts, setLastMention, setLive), []);
 
   // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one;
   // the agent's load (active / capacity) follows the live changes.
@@ -140,7 +141,7 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
         )}
         {presenceError && <span className="error" role="alert">{presenceError}</span>}
         <span className="who" title={`tenant ${session.tenant}`}>{session.login} · {session.roles.join(", ")}</span>
-        <Mentions login={session.login} lastEvent={lastEvent} />
+        <Mentions login={session.login} lastMention={lastMention} live={live} />
         <button type="button" onClick={() => setHelp(true)} aria-label="Keyboard shortcuts">?</button>
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>

@@ -1,7 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { api, type LiveEvent } from "./api";
+import { api, type LiveState, type PushedMention } from "./api";
 import { clock } from "./format";
-import { useReloadAfter } from "./useReloadAfter";
 
 interface Mention {
   id: string;
@@ -12,12 +11,12 @@ interface Mention {
   created_at: string;
 }
 
-const POLL_MS = 30_000; // contacts pushes nothing: asked again after live changes and every 30 s
 const FIRST_ASK_MS = 1_500; // not first-screen material: the inbox's own calls go first
 
 /** Comments that mention the signed-in user (@login), from contacts; a badge counts those newer than the last
- * time the list was opened (kept in this browser). */
-export function Mentions({ login, lastEvent }: { login: string; lastEvent: LiveEvent | null }) {
+ * time the list was opened (kept in this browser). Read at start, again on each `mention` the router's live stream
+ * pushes, and on each (re)connection of the stream (a mention made while it was down was not pushed). */
+export function Mentions({ login, lastMention, live }: { login: string; lastMention: PushedMention | null; live: LiveState }) {
   const seenKey = `parley.mentions.seen.${login}`;
   const [mentions, setMentions] = useState<Mention[]>([]);
   const [seen, setSeen] = useState(() => localStorage.getItem(seenKey) ?? "");
@@ -28,15 +27,20 @@ export function Mentions({ login, lastEvent }: { login: string; lastEvent: LiveE
     try {
       setMentions(await api<Mention[]>("/v1/contacts/mentions"));
     } catch {
-      // the badge keeps what it had until the next try
+      // the badge keeps what it had until the next push or reconnection
     }
   }, []);
+  const connectedBefore = useRef(false);
   useEffect(() => {
-    const first = window.setTimeout(() => void load(), FIRST_ASK_MS);
-    const timer = window.setInterval(() => void load(), POLL_MS);
-    return () => { window.clearTimeout(first); window.clearInterval(timer); };
-  }, [load]);
-  useReloadAfter(lastEvent, load, 2000);
+    if (live !== "live") return;
+    if (!connectedBefore.current) {  // the first connection: after the inbox's first screen
+      connectedBefore.current = true;
+      const first = window.setTimeout(() => void load(), FIRST_ASK_MS);
+      return () => window.clearTimeout(first);
+    }
+    void load();
+  }, [live, load]);
+  useEffect(() => { if (lastMention) void load(); }, [lastMention, load]);
   useEffect(() => { if (open) dialog.current?.showModal(); }, [open]);
 
   const unseen = mentions.filter((m) => m.created_at > seen).length;

@@ -136,9 +136,16 @@ export interface PushedCounts {
 
 export type LiveState = "connecting" | "live" | "offline";
 
+/** A comment on a contact mentions the signed-in user (`event: mention`; the text is read from contacts). */
+export interface PushedMention {
+  contact_id: string;
+  comment_id: string;
+  author: string;
+}
+
 /** Follows /v1/conversations/stream until stopped; reconnects with Last-Event-ID after a drop. */
 export function followLive(onEvent: (event: LiveEvent) => void, onCounts: (counts: PushedCounts) => void,
-                           onState: (state: LiveState) => void): () => void {
+                           onMention: (mention: PushedMention) => void, onState: (state: LiveState) => void): () => void {
   let stopped = false;
   let lastId = "";
   let controller = new AbortController();
@@ -168,6 +175,8 @@ export function followLive(onEvent: (event: LiveEvent) => void, onCounts: (count
             const event = parseFrame(frame);
             if (event?.type === "counts") {
               onCounts(event.data as unknown as PushedCounts);
+            } else if (event?.type === "mention") {
+              onMention(event.data as unknown as PushedMention);
             } else if (event) {
               lastId = event.id || lastId;
               onEvent(event);

@@ -115,8 +115,8 @@ def contacts_router(services: Services) -> APIRouter:
         return s.ContactOut.of(await svc.merge(who, contact_id, body.other_contact_id, correlation(request)))
 
     @router.post("/{contact_id}/comments", status_code=201, response_model=s.CommentOut, summary="Add a comment")
-    async def comment(contact_id: PathId, body: s.CommentIn, who: Team) -> s.CommentOut:
-        return _comment(await services.comments.add(who, contact_id, body.text, body.reply_to))
+    async def comment(contact_id: PathId, body: s.CommentIn, request: Request, who: Team) -> s.CommentOut:
+        return _comment(await services.comments.add(who, contact_id, body.text, body.reply_to, correlation(request)))
 
     return router
 

@@ -7,7 +7,7 @@ from typing import Any
 from parley_common.auth import Principal
 from parley_common.clock import Clock
 from parley_common.errors import ApiError
-from parley_common.events.contacts import ContactUpdated
+from parley_common.events.contacts import ContactCommented, ContactUpdated
 from parley_common.ids import new_id
 from parley_contacts.adapters.contacts_repo import CommentsRepository, VocabularyRepository
 from parley_contacts.domain import edits, validation
@@ -56,7 +56,10 @@ class CommentsService:
         self._comments = comments
         self._clock = clock
 
-    async def add(self, principal: Principal, contact_id: str, text: str, reply_to: str | None) -> dict[str, Any]:
+    async def add(self, principal: Principal, contact_id: str, text: str, reply_to: str | None,
+                  correlation_id: str) -> dict[str, Any]:
+        """Stored, then announced (`ContactCommented`: who wrote, whom it mentions; the router pushes it to the
+        mentioned agents' live streams)."""
         await self._contacts.get(principal, contact_id)
         try:
             body = validation.comment_text(text)
@@ -74,6 +77,9 @@ class CommentsService:
                    "author": principal.login, "text": body, "mentions": mentions, "reply_to": reply_to,
                    "created_at": self._clock.now()}
         await self._comments.add(comment)
+        await self._contacts.publish([ContactCommented(
+            **self._contacts.envelope(principal, contact_id, correlation_id), comment_id=comment["_id"],
+            author=principal.login, mentions=tuple(mentions))])
         return comment
 
     async def list(self, principal: Principal, contact_id: str) -> list[dict[str, Any]]:

@@ -11,7 +11,13 @@ first replays those after that id the caller may see (entries read again); an id
 seen by another replica before this one started) gets `event: reset`: the screen refetches its lists. The
 stream also pushes the caller's tab counts (`event: counts`): on connect, then at most every
 `COUNTS_EVERY_SECONDS` while changes it may see arrive, shared by the streams of the same scope for that long
-(summed from the tab counters the stored transitions keep: one small read)."""
+(summed from the tab counters the stored transitions keep: one small read).
+
+A comment on a contact that mentions an agent (contacts' `ContactCommented` on parley.contacts.events.v1, also
+followed from the latest offset by every replica) is pushed to that agent's streams as `event: mention` (the
+contact and comment ids and the author; no text: the screen reads the mentions from contacts, which checks that
+the agent may still see that contact). Mentions are not replayed: a screen reads its mentions again on
+reconnecting."""
 
 from __future__ import annotations
 
@@ -32,10 +38,11 @@ from pymongo.errors import PyMongoError
 
 from parley_common.auth import Principal, require_roles
 from parley_common.errors import documented_errors
+from parley_common.events.contacts import ContactCommented
 from parley_common.events.conversations import Assignee as EventAssignee
 from parley_common.events.conversations import ConversationChanged
 from parley_common.kafka import follow_from_now
-from parley_common.topics import CONVERSATIONS_EVENTS
+from parley_common.topics import CONTACTS_EVENTS, CONVERSATIONS_EVENTS
 from parley_common.visibility import may_see, owner_of, sees_whole_tenant
 from parley_router.handlers.deps import STAFF_OR_BOT, acts_as_bot, engine_of, teams_of
 
@@ -93,9 +100,16 @@ class LiveHub:
             return
         frame = _frame(event, await self._entry_of(event))  # read and serialized once, for every watcher
         for watcher in watchers:
-            if watcher.queue.full():
-                watcher.queue.get_nowait()
-            watcher.queue.put_nowait(frame)
+            _put(watcher, frame)
+
+    def mention(self, event: ContactCommented) -> None:
+        """Tells the mentioned staff's streams; a bot's stream has no mentions."""
+        mentioned = set(event.mentions)
+        watchers = [watcher for watcher in self._watchers if watcher.bot is None
+                    and watcher.principal.tenant_id == event.tenant_id and watcher.principal.login in mentioned]
+        data = {"contact_id": event.contact_id, "comment_id": event.comment_id, "author": event.author}
+        for watcher in watchers:
+            _put(watcher, f"event: mention\ndata: {json.dumps(data)}\n\n")
 
     async def _entry_of(self, event: ConversationChanged) -> dict[str, Any] | None:
         if self._entries is None or not event.entry_id or event.entry_id.startswith("act:"):
@@ -151,7 +165,9 @@ class LiveHub:
                 if not changed:
                     yield ": keepalive\n\n"
                 continue
-            if _frame_id(frame) not in replayed:
+            if not frame.startswith("id: "):  # a mention: no conversation changed
+                yield frame
+            elif _frame_id(frame) not in replayed:
                 changed = self._counter is not None and watcher.bot is None
                 yield frame
 
@@ -165,6 +181,12 @@ class LiveHub:
             cached = (time.monotonic(), await self._counter(principal, watcher.teams))
             self._counts[scope] = cached
         return f"event: counts\ndata: {json.dumps({'counts': cached[1]})}\n\n"
+
+
+def _put(watcher: Watcher, frame: str) -> None:
+    if watcher.queue.full():
+        watcher.queue.get_nowait()
+    watcher.queue.put_nowait(frame)
 
 
 def _frame(event: ConversationChanged, entry: dict[str, Any] | None) -> str:
@@ -186,17 +208,26 @@ def _iso(value: object) -> str:
 
 
 def follow_changes(broker: KafkaBroker, hub: LiveHub, namespace: str) -> None:
+    """One consumer for both topics the screens hear of: conversations' changes and contacts' comments."""
+    conversations_topic = CONVERSATIONS_EVENTS.name(namespace)
+
     async def on_change(message: KafkaMessage) -> None:
+        record: Any = message.raw_message  # one aiokafka record (a single-record subscriber)
+        from_conversations = record.topic == conversations_topic
         try:
-            event = CONVERSATIONS_EVENTS.parse(message.body)
+            event = (CONVERSATIONS_EVENTS if from_conversations else CONTACTS_EVENTS).parse(message.body)
         except ValueError:  # another producer's malformed record: nothing to show
             return
-        await hub.deliver(event)
+        if isinstance(event, ConversationChanged):
+            await hub.deliver(event)
+        elif isinstance(event, ContactCommented) and event.mentions:
+            hub.mention(event)
 
     on_change.__name__ = "router_live_updates"
-    follow_from_now(broker, CONVERSATIONS_EVENTS, namespace, on_change,
-                    title=f"{CONVERSATIONS_EVENTS.name(namespace)}:live",
-                    description="fan-out to server-sent event streams")
+    follow_from_now(broker, (CONVERSATIONS_EVENTS, CONTACTS_EVENTS), namespace, on_change,
+                    title=f"{conversations_topic}:live",
+                    description="fan-out to server-sent event streams: conversations' changes, and comments that "
+                                "mention an agent (from parley.contacts.events.v1)")
 
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
@@ -207,8 +238,9 @@ StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]
             summary="Server-sent events: changes to the conversations the caller may see",
             description="`conversation.<change>` events (id = the event id; data = ConversationChanged, with "
                         "`entry` for a message or note); `counts` (data: {counts}: the caller's tabs) on "
-                        "connect and at most every 2 s; `reset` when `Last-Event-ID` names an event this replica no "
-                        "longer keeps (refetch the lists). A bot (integration token) gets the events of the "
+                        "connect and at most every 2 s; `mention` (data: {contact_id, comment_id, author}) when a "
+                        "comment on a contact mentions the caller; `reset` when `Last-Event-ID` names an event this "
+                        "replica no longer keeps (refetch the lists). A bot (integration token) gets the events of the "
                         "conversations it holds and the one that took each from it, without counts.",
             response_class=StreamingResponse)
 async def stream(principal: StaffOrBot, request: Request,
