@@ -9,7 +9,7 @@ from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
-from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_common.topics import CONTACTS_EVENTS, DEAD_LETTERS, INBOUND_MESSAGES, INBOUND_PREFERENCES
 from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
@@ -31,7 +31,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
     channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file,
                                                                            "parley-contacts")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
-    declare_published(runtime.broker, settings.infra.namespace, CONTACTS_EVENTS)
+    declare_published(runtime.broker, settings.infra.namespace, CONTACTS_EVENTS, DEAD_LETTERS)
     collections = Collections(runtime.db)
     visibility = VisibilityProjection(runtime.db)
     contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock, channels, visibility)

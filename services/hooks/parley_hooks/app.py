@@ -11,7 +11,7 @@ from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe_whole_batches
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
-from parley_common.topics import WEBHOOKS_EVENTS
+from parley_common.topics import DEAD_LETTERS, WEBHOOKS_EVENTS
 from parley_hooks.adapters.sender import Sender
 from parley_hooks.adapters.store import DeliveryStore, SubscriptionStore
 from parley_hooks.domain.backoff import RetryPolicy
@@ -32,7 +32,7 @@ def create_app(settings: HooksSettings, clock: Clock | None = None, channels: Ch
                                                                            "parley-hooks")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
     namespace = settings.infra.namespace
-    declare_published(runtime.broker, namespace, WEBHOOKS_EVENTS)
+    declare_published(runtime.broker, namespace, WEBHOOKS_EVENTS, DEAD_LETTERS)
     subscriptions, deliveries = SubscriptionStore(runtime.db), DeliveryStore(runtime.db)
     policy = TargetPolicy(allow_private=settings.allow_private_targets, allow_plain_http=settings.allow_plain_http)
     sender = Sender(policy, settings.request_timeout_seconds)

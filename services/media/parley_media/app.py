@@ -13,8 +13,15 @@ from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import build_service
-from parley_common.topics import INBOUND_ATTACHMENTS, INBOUND_MESSAGES, MEDIA_RETRIES, Topic
+from parley_common.service import build_service, declare_published
+from parley_common.topics import (
+    DEAD_LETTERS,
+    INBOUND_ATTACHMENTS,
+    INBOUND_MESSAGES,
+    MEDIA_EVENTS,
+    MEDIA_RETRIES,
+    Topic,
+)
 from parley_common.visibility_store import VisibilityProjection, follow_visibility
 from parley_media.adapters.blobstore import BlobStore
 from parley_media.adapters.gridfs_store import GridFSBlobStore
@@ -47,6 +54,7 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     clock = clock or SystemClock()
     channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file, "parley-media")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=False)
+    declare_published(runtime.broker, settings.infra.namespace, MEDIA_EVENTS, MEDIA_RETRIES, DEAD_LETTERS)
     blobs = blobs or blob_store(settings, runtime)
     repo = MediaRepository(runtime.db)
     pipeline = MediaPipeline(repo, blobs, runtime.publisher, clock, settings.retention_days)

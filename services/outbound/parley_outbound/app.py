@@ -13,14 +13,17 @@ from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import build_service
+from parley_common.service import build_service, declare_published
 from parley_common.topics import (
     CHANNEL_UPDATES,
     CONTACTS_EVENTS,
+    CONVERSATIONS_COMMANDS,
+    DEAD_LETTERS,
     INBOUND_MESSAGES,
     INBOUND_PREFERENCES,
     INBOUND_STATUSES,
     MEDIA_EVENTS,
+    OUTBOUND_MESSAGES,
     OUTBOUND_REQUESTS,
 )
 from parley_common.visibility_store import VisibilityProjection, follow_visibility
@@ -74,6 +77,8 @@ def provider_client(settings: OutboundSettings) -> httpx.AsyncClient:
 def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                clock: Clock | None = None) -> FastAPI:
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
+    declare_published(runtime.broker, settings.infra.namespace, OUTBOUND_REQUESTS, OUTBOUND_MESSAGES,
+                      CONVERSATIONS_COMMANDS, DEAD_LETTERS)
     channels = channels or load_channels_or_exit(settings.infra.channels_file, "parley-outbound")
     clock = clock or SystemClock()
     http = provider_client(settings)

@@ -15,10 +15,13 @@ from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.kafka import subscribe, subscribe_batch
 from parley_common.runtime import Runtime, run_service
-from parley_common.service import build_service
+from parley_common.service import build_service, declare_published
 from parley_common.topics import (
+    AGENTS_EVENTS,
     CONTACTS_EVENTS,
     CONVERSATIONS_COMMANDS,
+    CONVERSATIONS_EVENTS,
+    DEAD_LETTERS,
     INBOUND_MESSAGES,
     MEDIA_EVENTS,
     OUTBOUND_MESSAGES,
@@ -104,6 +107,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     channels = channels if channels is not None else load_channels_or_exit(settings.infra.channels_file,
                                                                            "parley-router")
     runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)
+    declare_published(runtime.broker, settings.infra.namespace, CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS)
     engine = build_engine(runtime, settings, clock or SystemClock())
     async def live_counts(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
         return await http_conversations.tab_counts(engine, principal, teams)
