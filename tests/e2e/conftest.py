@@ -2,8 +2,8 @@
 every journey uses its own customer so the journeys never see each other.
 
 The services use the shared test Kafka/MongoDB/Redis (`infra_endpoints`). While other runs use the same Kafka
-at the same time, a service whose consumer group ids lack the namespace (outbound's, today) can hang joining
-them: the readiness error then says so (HINT). To run the journeys meanwhile, point PARLEY_KAFKA_BOOTSTRAP (with
+at the same time, a service whose consumer group ids lacked the namespace could hang joining them (today
+parley_common.kafka prefixes every group with it); the readiness error names such groups (HINT). To run the journeys meanwhile, point PARLEY_KAFKA_BOOTSTRAP (with
 PARLEY_MONGO_URI and PARLEY_REDIS_URL) at a private broker, e.g. `noida-db start --only kafka --kafka-port P`."""
 
 from __future__ import annotations
