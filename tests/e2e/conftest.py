@@ -3,8 +3,9 @@ every journey uses its own customer so the journeys never see each other.
 
 The services use the shared test Kafka/MongoDB/Redis (`infra_endpoints`). While other runs use the same Kafka
 at the same time, a service whose consumer group ids lacked the namespace could hang joining them (today
-parley_common.kafka prefixes every group with it); the readiness error names such groups (HINT). To run the journeys meanwhile, point PARLEY_KAFKA_BOOTSTRAP (with
-PARLEY_MONGO_URI and PARLEY_REDIS_URL) at a private broker, e.g. `noida-db start --only kafka --kafka-port P`."""
+parley_common.kafka prefixes every group with it); the readiness error names such groups (HINT). To run the
+journeys meanwhile, point PARLEY_KAFKA_BOOTSTRAP (with PARLEY_MONGO_URI and PARLEY_REDIS_URL) at a private broker,
+e.g. `noida-db start --only kafka --kafka-port P`."""
 
 from __future__ import annotations
 
