@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -109,6 +111,18 @@ def test_the_catalogue_and_the_structured_cloudevent() -> None:
     assert document["type"] == "parley.conversation.changed" and document["source"] == "parley/router"
     assert document["subject"] == "acme|wa|u" and document["datacontenttype"] == "application/json"
     assert ConversationChanged.model_validate(document["data"]) == event
+
+
+def test_the_documented_event_types_are_the_catalogue() -> None:
+    """docs/webhooks.md's "Event types" paragraph lists each type a subscription may ask for (`a.b.c|d` = a.b.c and
+    a.b.d): a new event on a public topic is offered at once, so the list goes stale unless this holds."""
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "webhooks.md").read_text()
+    paragraph = docs.split("**Event types**", 1)[1].split("\n\n", 1)[0]
+    documented = set()
+    for written in re.findall(r"`(parley\.[a-z_]+\.[a-z_|]+)`", paragraph):
+        stem, _, last = written.rpartition(".")
+        documented |= {f"{stem}.{name}" for name in last.split("|")}
+    assert documented == set(event_types())
 
 
 def test_metric_labels_stay_bounded() -> None:
