@@ -332,8 +332,8 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
         overrides["PARLEY_COUNT_ROUND_TRIPS"] = "true"
     overrides.update(setting.split("=", 1) for setting in args.env)
     try:
-        with tempfile.TemporaryDirectory(prefix="pipeline-") as tmp, \
-                running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
+        logs = contextlib.nullcontext(str(args.logs)) if args.logs else tempfile.TemporaryDirectory(prefix="pipeline-")
+        with logs as tmp, running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
             logins = staff(system, plan.agents)
             groups = ProcessGroups({name: system.services[name].process.pid  # type: ignore[union-attr]
                                     for name in SERVICES} | infra_pids())
@@ -432,6 +432,7 @@ def main() -> None:
     parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
     parser.add_argument("--env", action="append", default=[], metavar="PARLEY_X=VALUE",
                         help="a setting of every service (repeatable), e.g. PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS=10")
+    parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory (else a temporary one)")
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "pipeline.png")
     parser.add_argument("--docs", action="store_true", help="rewrite the pipeline section of docs/benchmarks.md")
     args = parser.parse_args()

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import compile_path
+
+log = structlog.get_logger(__name__)
+# A request that met a slow or absent store or broker is answered 503 with this Retry-After (seconds).
+RETRY_AFTER_SECONDS = 5
 
 
 class ApiError(Exception):
@@ -35,7 +45,12 @@ class ErrorEnvelope(BaseModel):
 
 
 AUTHENTICATED_ERRORS = {401: "unauthorized, invalid_token, token_expired", 403: "forbidden (not the caller's role)",
-                        422: "validation_failed (details: field, message, type)"}
+                        422: "validation_failed (details: field, message, type)",
+                        503: "database_unavailable, cache_unavailable, broker_unavailable: a store or the broker "
+                             "failed or did not answer in time (details: dependency); try again after `Retry-After` "
+                             "seconds — a write may have been done (a send: retry with the same Idempotency-Key)"}
+RETRY_AFTER_HEADER = {"Retry-After": {"description": "seconds to wait before trying again",
+                                      "schema": {"type": "integer"}}}
 
 
 def documented_errors(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
@@ -43,8 +58,21 @@ def documented_errors(codes: dict[int, str]) -> dict[int | str, dict[str, Any]]:
     route answers (AUTHENTICATED_ERRORS; a status given here replaces its text). The body is always
     `ErrorEnvelope` (FastAPI's own 422 schema is not what these services answer)."""
     merged = {**AUTHENTICATED_ERRORS, **codes}
-    return {status: {"model": ErrorEnvelope, "description": f"`error.code`: {text}"}
+    return {status: {"model": ErrorEnvelope, "description": f"`error.code`: {text}",
+                     **({"headers": RETRY_AFTER_HEADER} if status == 503 else {})}
             for status, text in sorted(merged.items())}
+
+
+def unavailable_dependency(exc: BaseException) -> str | None:
+    """Which dependency a passing failure is of — `database`, `cache` or `broker` — or None when `exc` is no
+    such failure (a bug, or an error that would repeat on every retry: those are never a 503)."""
+    if isinstance(exc, ConnectionFailure | ExecutionTimeout) or (isinstance(exc, PyMongoError) and exc.timeout):
+        return "database"  # ConnectionFailure: server selection, network time-outs, an exhausted pool
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return "cache"
+    if isinstance(exc, KafkaError) and (exc.retriable or isinstance(exc, KafkaTimeoutError | KafkaConnectionError)):
+        return "broker"
+    return None
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -58,6 +86,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        dependency = unavailable_dependency(exc)
+        if dependency is None:
+            raise exc  # a 500, logged with its traceback: a bug to fix, not a state to retry
+        log.warning("dependency_unavailable", dependency=dependency, error=type(exc).__name__,
+                    method=request.method, path=request.url.path)
+        return JSONResponse(error_body(f"{dependency}_unavailable", f"the {dependency} failed or did not answer in "
+                                       "time; try again later", {"dependency": dependency}),
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    for failure in (PyMongoError, RedisError, KafkaError):
+        app.add_exception_handler(failure, _unavailable)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,6 +1,7 @@
 """Every service's OpenAPI document tells what the service answers: the `bearer` scheme on secured operations, and
-on every operation the error statuses it can answer whatever the route (401/403 when secured, 404 for a path
-naming something, 422 for anything it validates), each with the `ErrorEnvelope` body the services send — also in
+on every operation the error statuses it can answer whatever the route (401/403 when secured, 503 with
+Retry-After when a store or the broker it needs is away, 404 for a path naming something, 422 for anything it
+validates), each with the `ErrorEnvelope` body the services send — also in
 place of FastAPI's own 422 schema, which is not what they answer. Route-specific statuses (409, 410, 413…) are
 declared on the route (`documented_errors`); a route's own text for a status wins over the generic one."""
 
@@ -14,7 +15,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from fastapi.security.base import SecurityBase
 
-from parley_common.errors import AUTHENTICATED_ERRORS, ErrorEnvelope
+from parley_common.errors import AUTHENTICATED_ERRORS, RETRY_AFTER_HEADER, ErrorEnvelope
 
 ENVELOPE_REF = "#/components/schemas/ErrorEnvelope"
 FASTAPI_VALIDATION_REF = "#/components/schemas/HTTPValidationError"
@@ -29,7 +30,7 @@ def generic_errors(route: APIRoute | RouteContext) -> dict[int, str]:
     nodes = _tree(route.dependant)
     errors: dict[int, str] = {}
     if any(isinstance(node.call, SecurityBase) for node in nodes):
-        errors.update({401: AUTHENTICATED_ERRORS[401], 403: AUTHENTICATED_ERRORS[403]})
+        errors.update({status: AUTHENTICATED_ERRORS[status] for status in (401, 403, 503)})
     if any(node.path_params for node in nodes):
         errors[404] = "not_found (or the thing the path names is not the caller's to see)"
     if any(node.body_params for node in nodes):
@@ -40,9 +41,10 @@ def generic_errors(route: APIRoute | RouteContext) -> dict[int, str]:
     return errors
 
 
-def _error_response(description: str) -> dict[str, Any]:
+def _error_response(status: int, description: str) -> dict[str, Any]:
     return {"description": f"`error.code`: {description}",
-            "content": {"application/json": {"schema": {"$ref": ENVELOPE_REF}}}}
+            "content": {"application/json": {"schema": {"$ref": ENVELOPE_REF}}},
+            **({"headers": RETRY_AFTER_HEADER} if status == 503 else {})}
 
 
 def _document_errors(operation: dict[str, Any], errors: dict[int, str]) -> None:
@@ -50,7 +52,7 @@ def _document_errors(operation: dict[str, Any], errors: dict[int, str]) -> None:
     for status, description in errors.items():
         known = responses.get(str(status))
         if known is None or FASTAPI_VALIDATION_REF in str(known):
-            responses[str(status)] = _error_response(description)
+            responses[str(status)] = _error_response(status, description)
 
 
 def truthful_openapi(app: FastAPI) -> dict[str, Any]:

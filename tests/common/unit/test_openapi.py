@@ -49,11 +49,14 @@ def test_secured_operations_declare_the_bearer_scheme_and_every_error_status_wit
                                                           "`roles`"}
     put = doc["paths"]["/v1/notes/{note_id}"]["put"]
     assert put["security"] == [{"bearer": []}]
-    assert sorted(put["responses"]) == ["200", "400", "401", "403", "404", "409", "413", "422"]
-    for status in ("400", "401", "403", "404", "409", "413", "422"):
+    assert sorted(put["responses"]) == ["200", "400", "401", "403", "404", "409", "413", "422", "503"]
+    for status in ("400", "401", "403", "404", "409", "413", "422", "503"):
         assert put["responses"][status]["content"]["application/json"]["schema"] == {"$ref": ENVELOPE_REF}
     assert "note_taken" in put["responses"]["409"]["description"]  # the route's own text is kept
-    assert sorted(doc["paths"]["/v1/notes/{note_id}"]["get"]["responses"]) == ["200", "401", "403", "404", "422"]
+    get = doc["paths"]["/v1/notes/{note_id}"]["get"]
+    assert sorted(get["responses"]) == ["200", "401", "403", "404", "422", "503"]
+    for unavailable in (put["responses"]["503"], get["responses"]["503"]):  # a store or the broker away
+        assert "cache_unavailable" in unavailable["description"] and "Retry-After" in unavailable["headers"]
     ping = doc["paths"]["/v1/notes/public/ping"]["get"]
     assert "security" not in ping and sorted(ping["responses"]) == ["200"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]

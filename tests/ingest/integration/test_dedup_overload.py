@@ -13,6 +13,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from redis.asyncio import Redis
+from tcp_proxy import TcpProxy
 
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
@@ -24,59 +25,17 @@ from parley_ingest.settings import IngestSettings
 WA = "/webhooks/whatsapp/wa-main"
 
 
-class SlowReads:
-    """A TCP proxy in front of the real Redis that holds back every command containing MGET (the duplicate
-    check) for `delay` seconds while `slow` is set; everything else passes at once."""
-
-    def __init__(self, target_host: str, target_port: int, delay: float) -> None:
-        self.target = (target_host, target_port)
-        self.delay = delay
-        self.slow = True
-        self._server: asyncio.Server | None = None
-        self._pipes: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def __aenter__(self) -> SlowReads:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for pipe in self._pipes:
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
-        for pipe in (self._pipe(reader, upstream_writer, hold=True), self._pipe(upstream_reader, writer, hold=False)):
-            task = asyncio.create_task(pipe)
-            self._pipes.add(task)
-            task.add_done_callback(self._pipes.discard)
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hold: bool) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-            while chunk := await reader.read(65536):
-                if hold and self.slow and b"MGET" in chunk.upper():
-                    await asyncio.sleep(self.delay)
-                writer.write(chunk)
-                await writer.drain()
-        writer.close()
-
-
 @pytest.fixture
-async def slow_redis(kafka_topics: InfraSettings) -> AsyncIterator[SlowReads]:
+async def slow_redis(kafka_topics: InfraSettings) -> AsyncIterator[TcpProxy]:
+    """The real Redis behind a proxy that holds back every command containing MGET (the duplicate check) for 3 s
+    while `slow` is set; everything else passes at once."""
     host, _, port = kafka_topics.redis_url.removeprefix("redis://").partition("/")[0].partition(":")
-    async with SlowReads(host, int(port), delay=3.0) as proxy:
+    async with TcpProxy(host, int(port), hold=lambda chunk: b"MGET" in chunk.upper(), delay=3.0) as proxy:
         yield proxy
 
 
 async def test_a_slow_duplicate_check_is_answered_503_before_publishing(kafka_topics: InfraSettings, kit, topics,
-                                                                        slow_redis: SlowReads, redis: Redis) -> None:
+                                                                        slow_redis: TcpProxy, redis: Redis) -> None:
     through_proxy = kafka_topics.model_copy(update={"redis_url": f"redis://127.0.0.1:{slow_redis.port}/0"})
     app = create_app(IngestSettings(infra=through_proxy, dedup_check_timeout_seconds=0.5), channels=kit.channels)
     body = kit.body(kit.whatsapp([kit.fixture("whatsapp_messages.json")["text"]]))
@@ -115,7 +74,7 @@ async def test_an_exhausted_connection_pool_makes_the_check_unavailable_instead_
 
 
 async def test_a_webhook_over_the_in_flight_limit_is_answered_503_at_once(kafka_topics: InfraSettings, kit, topics,
-                                                                         slow_redis: SlowReads) -> None:
+                                                                         slow_redis: TcpProxy) -> None:
     """One webhook held up (its duplicate check waits on a slow Redis) fills a limit of one: the next is answered
     503 `overloaded` at once, publishes nothing, and is accepted once the first is done."""
     through_proxy = kafka_topics.model_copy(update={"redis_url": f"redis://127.0.0.1:{slow_redis.port}/0"})

@@ -1,0 +1,66 @@
+"""POST /v1/messages when the cache is away (real Redis behind a proxy that is unplugged, then plugged back):
+503 `cache_unavailable` with Retry-After — never a 500 — and the same request answered as before once it is back.
+The load test that found it: 7 HTTP 500s among 100 agents' replies/s alongside 250 inbound msg/s (issue 17)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from outbound_helpers import TENANT
+from tcp_proxy import TcpProxy
+
+from parley_common.auth import issue_token
+from parley_common.channels import Channels
+from parley_common.errors import RETRY_AFTER_SECONDS
+from parley_common.kafka import ensure_topics
+from parley_common.mongo import mongo_client
+from parley_common.settings import InfraSettings
+from parley_outbound.app import create_app
+from parley_outbound.settings import OutboundSettings
+
+
+@pytest.fixture
+async def cache_proxy(infra_endpoints: dict[str, str]) -> AsyncIterator[TcpProxy]:
+    host, _, port = infra_endpoints["PARLEY_REDIS_URL"].removeprefix("redis://").partition("/")[0].partition(":")
+    async with TcpProxy(host, int(port)) as proxy:
+        yield proxy
+
+
+async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
+        infra_endpoints: dict[str, str], channels: Channels, cache_proxy: TcpProxy) -> None:
+    infra = InfraSettings(
+        kafka_bootstrap=infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
+        redis_url=f"redis://127.0.0.1:{cache_proxy.port}/0", namespace="t" + uuid.uuid4().hex[:12],
+        jwt_secret="outbound-module-secret-of-at-least-32-bytes",  # type: ignore[arg-type]
+    )
+    await ensure_topics(infra.kafka_bootstrap, infra.namespace)
+    app = create_app(OutboundSettings(infra=infra, send_consumers=1), channels=channels)
+    token = issue_token(infra.jwt_secret.get_secret_value(), TENANT, "agent.dana", ["agent"])
+    send = {"channel_id": "wa-main", "recipient": {"external_user_id": "447700900999"},
+            "content": {"kind": "text", "text": "Are you still there?"}}
+    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60), httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://outbound",
+            headers={"Authorization": f"Bearer {token}"}) as client:
+        before = await client.post("/v1/messages", json=send)
+        assert (before.status_code, before.json()["error"]["code"]) == (422, "no_approved_template"), before.text
+
+        await cache_proxy.unplug()
+        away = await client.post("/v1/messages", json=send)
+        assert away.status_code == 503, away.text
+        assert away.json()["error"]["code"] == "cache_unavailable"
+        assert away.json()["error"]["details"] == {"dependency": "cache"}
+        assert away.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+
+        await cache_proxy.plug()
+        back = await client.post("/v1/messages", json=send)
+        assert (back.status_code, back.json()["error"]["code"]) == (422, "no_approved_template"), back.text
+
+    mongo = mongo_client(infra.mongo_uri, "parley-tests")
+    await mongo.drop_database(infra.database_name("outbound"))
+    await mongo.close()
+    documented = app.openapi()["paths"]["/v1/messages"]["post"]["responses"]["503"]
+    assert "cache_unavailable" in documented["description"] and "Retry-After" in documented["headers"]
