@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from e2e_journey import meta_signed, whatsapp_change, whatsapp_image, whatsapp_status, whatsapp_text
-from e2e_system import CONSOLE, WHATSAPP, System
+from e2e_system import CONSOLE, TELEGRAM, WHATSAPP, System
 
 
 class Customer:
@@ -58,12 +58,17 @@ class Customer:
                               headers=headers, timeout=30)
         assert response.status_code == 200, response.text
 
+    @property
+    def search(self) -> str:
+        """What the inbox search finds this customer by."""
+        return self.phone
+
     def conversation_status(self, login: str, role: str) -> str:
         """Where the router holds this customer's conversation, once it holds one."""
         with self._console(login, role) as client:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                found = client.get("/v1/conversations", params={"q": self.phone, "limit": 1}).json()["items"]
+                found = client.get("/v1/conversations", params={"q": self.search, "limit": 1}).json()["items"]
                 if found:
                     return str(found[0]["status"])
                 time.sleep(0.2)
@@ -77,3 +82,28 @@ class Customer:
             for conversation in found:
                 entries += client.get(f"/v1/conversations/{conversation['id']}/timeline").json()["items"]
         return [entry for entry in entries if entry["kind"] == "outbound"]
+
+
+class TelegramCustomer(Customer):
+    """A Telegram user writing to the bot (the webhook carries the channel's secret); `phone` is theirs, but
+    Telegram does not tell the bot: only an agent who learns it can put it on the card."""
+
+    def __init__(self, system: System, name: str) -> None:
+        super().__init__(system, name)
+        self.user_id = str(random.randrange(10**9, 10**10))
+        self._updates = random.randrange(10**8, 9 * 10**8)
+
+    @property
+    def search(self) -> str:
+        return self.user_id
+
+    def writes(self, text: str, at: float | None = None) -> str:
+        self._updates += 1
+        chat = {"id": int(self.user_id), "type": "private", "first_name": self.name}
+        update = {"update_id": self._updates, "message": {
+            "message_id": self._updates % 100_000, "from": {**chat, "is_bot": False, "language_code": "en"},
+            "chat": chat, "date": int(at or time.time()), "text": text}}
+        response = httpx.post(f"{self.system.url('ingest')}/webhooks/telegram/{TELEGRAM.id}", json=update,
+                              headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM.webhook_secret}, timeout=30)
+        assert response.status_code == 200, response.text
+        return f"{self.user_id}:{self._updates % 100_000}"

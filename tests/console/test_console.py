@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 from console_browser import DESKTOP, PHONE, Browser, Screen
-from console_customer import Customer
+from console_customer import Customer, TelegramCustomer
 from e2e_journey import png_bytes
 from e2e_system import CONSOLE, EMAIL, TELEGRAM, TENANT, WHATSAPP, System
 from playwright.sync_api import Locator, Page, Route, ViewportSize, expect
@@ -47,6 +47,11 @@ def on_duty(browser: Browser, system: System, login: str, viewport: ViewportSize
 def assert_clean(screen: Screen, name: str) -> None:
     assert screen.check(name) == []
     assert screen.errors == []
+
+
+def refused_as_expected(screen: Screen, status: int, path: str) -> None:
+    """The browser logs every 4xx answer as a failed resource: forgets those of a refusal the test provoked."""
+    screen.errors = [error for error in screen.errors if not (f"status of {status} " in error and path in error)]
 
 
 def arrived(screen: Screen, customer: Customer) -> Locator:
@@ -245,14 +250,14 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     expect(card.locator(".facts")).to_contain_text(f"+{customer.phone}", timeout=30_000)
 
     card.get_by_label("Add a label").fill("vip")
-    card.get_by_role("button", name="Add").first.click()
+    card.get_by_role("button", name="Add", exact=True).first.click()
     expect(card.locator(".labels")).to_contain_text("vip")
     card.get_by_label("Custom field").fill("order")
     card.get_by_label("Value").fill("4471")
     card.get_by_role("button", name="Set").click()
     expect(card.locator(".facts")).to_contain_text("4471")
     card.get_by_label("Add a comment (use @login to mention)").fill("@bob the carrier owes us this one")
-    card.get_by_role("button", name="Add").last.click()
+    card.get_by_role("button", name="Add", exact=True).last.click()
     expect(card.locator(".comments")).to_contain_text("@bob the carrier owes us this one")
     assert_clean(alice, "contact-card")
     # bob is told at once, without a reload (the console asks for mentions only when the stream pushes one or
@@ -319,8 +324,7 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     failed = page.locator(".timeline .attachment.failed")
     expect(failed).to_contain_text("Attachment failed: http_410", timeout=60_000)  # the e2e module allows media as long
     assert refused_once, "the screen never met media's 404"
-    # the browser logs the refused look-up as a failed resource; nothing else may be there
-    alice.errors = [error for error in alice.errors if not ("status of 404" in error and "/v1/media/" in error)]
+    refused_as_expected(alice, 404, "/v1/media/")
     assert_clean(alice, "attachment-failed")
 
     # The provider serves it now: Retry downloads it again (media's retries topic) and the preview shows.
@@ -407,9 +411,11 @@ def test_an_agent_writes_first_to_a_new_client_by_phone(system: System, browser:
     alice.close()
 
 
-def test_writing_first_on_telegram_by_phone_shows_why_it_cannot(system: System, browser: Browser) -> None:
-    """Telegram lets a bot write only to someone who started it: nobody with this phone has, and the dialog says
-    so with outbound's reason instead of sending."""
+def test_writing_first_on_telegram_by_phone_reaches_a_known_customer_and_says_why_not_otherwise(
+        system: System, browser: Browser) -> None:
+    """Telegram lets a bot write only to someone who started it: outbound finds the contact with the phone who
+    has written to the bot. Nobody with a stranger's phone has: the dialog says so. A customer who wrote to the
+    bot, whose phone the agent put on the card, is reached by phone."""
     alice = on_duty(browser, system, AGENT)
     page = alice.page
     page.get_by_role("button", name="New conversation").click()
@@ -422,6 +428,39 @@ def test_writing_first_on_telegram_by_phone_shows_why_it_cannot(system: System, 
     message.get_by_role("button", name="Send").click()
     expect(dialog.get_by_role("alert")).to_contain_text("customer_not_on_channel", timeout=30_000)
     expect(dialog).to_be_visible()
+    refused_as_expected(alice, 422, "/v1/messages")
+    dialog.get_by_role("button", name="Cancel").click()
+
+    # A Telegram user writes to the bot; on the phone they tell their number, which alice adds to their card.
+    known = TelegramCustomer(system, "Tom")
+    known.writes("/start")
+    opened(alice, known)
+    card = page.get_by_role("complementary", name=known.name)
+    card.get_by_label("Add a phone").fill(f"+{known.phone}")
+    card.get_by_role("button", name="Add phone").click()
+    expect(card.locator(".facts")).to_contain_text(f"+{known.phone}")
+    assert_clean(alice, "contact-card-phone")
+    page.get_by_role("button", name="New conversation").click()
+    dialog.get_by_label("Channel").select_option(TELEGRAM.id)
+    dialog.get_by_label("Phone (with country code)").fill(f"+{known.phone}")
+    message.get_by_label("Message").fill("Your parcel is on its way")
+    # outbound learns the card's new phone from contacts' event: until then it answers customer_not_on_channel
+    deadline = time.monotonic() + 30
+    while True:
+        with page.expect_response(lambda r: r.url.endswith("/v1/messages") and r.request.method == "POST") as sent:
+            message.get_by_role("button", name="Send").click()
+        if sent.value.ok:
+            break
+        assert "customer_not_on_channel" in sent.value.text() and time.monotonic() < deadline, sent.value.text()
+        refused_as_expected(alice, 422, "/v1/messages")
+        page.wait_for_timeout(500)
+    expect(dialog).to_be_hidden()
+    reached = page.locator(".timeline .outbound", has_text="Your parcel is on its way")  # the open conversation
+    expect(reached.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    [(_, body)] = [(endpoint, body) for endpoint, body in system.provider.requests
+                   if endpoint == "telegram:sendMessage" and str(body.get("chat_id")) == known.user_id]
+    assert body["text"] == "Your parcel is on its way"
+    assert_clean(alice, "telegram-by-phone")
     alice.close()
 
 

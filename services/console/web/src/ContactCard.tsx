@@ -21,6 +21,7 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
   const [fieldNames, setFieldNames] = useState<{ name: string; type: string | null }[]>([]);
   const [fieldName, setFieldName] = useState("");
   const [fieldValue, setFieldValue] = useState("");
+  const [phone, setPhone] = useState("");
   const [problem, setProblem] = useState("");
 
   const load = useCallback(async () => {
@@ -60,6 +61,17 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
     }
   }
 
+  async function setPhones(phones: string[]) {
+    if (!contact) return;
+    try {
+      setContact(await api<Contact>(`/v1/contacts/${contact.id}`, { method: "PATCH", json: { phones } }));
+      setPhone("");
+      setProblem("");
+    } catch (error) {
+      setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "phones not saved");
+    }
+  }
+
   async function setField() {
     if (!contact || !fieldName.trim() || !fieldValue.trim()) return;
     try {
@@ -94,12 +106,21 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
       {!contact ? <p className="muted">No contact card yet.</p> : (
         <>
           <dl className="facts">
-            {contact.phones.length > 0 && <><dt>Phone</dt><dd>{contact.phones.join(", ")}</dd></>}
+            {contact.phones.length > 0 && (
+              <><dt>Phone</dt><dd>{contact.phones.map((p) => (
+                <span key={p} className="phone">{p} <button type="button" className="link" aria-label={`Remove phone ${p}`} onClick={() => void setPhones(contact.phones.filter((x) => x !== p))}>×</button></span>
+              ))}</dd></>
+            )}
             {contact.emails.length > 0 && <><dt>Email</dt><dd>{contact.emails.join(", ")}</dd></>}
             <dt>Created</dt><dd>{new Date(contact.created_at).toLocaleDateString()}</dd>
             {contact.responsible && <><dt>Responsible</dt><dd>{contact.responsible}</dd></>}
             {Object.entries(contact.custom_fields).map(([k, v]) => <div key={k} className="field"><dt>{k}</dt><dd>{String(v.value)}</dd></div>)}
           </dl>
+          <form className="inline" onSubmit={(e) => { e.preventDefault(); if (phone.trim()) void setPhones([...contact.phones, phone.trim()]); }}>
+            <label htmlFor="new-phone" className="sr-only">Add a phone</label>
+            <input id="new-phone" type="tel" placeholder="Add a phone (+44…)" value={phone} onChange={(e) => setPhone(e.target.value)} />
+            <button type="submit">Add phone</button>
+          </form>
           <form className="inline" onSubmit={(e) => { e.preventDefault(); void setField(); }}>
             <label htmlFor="field-name" className="sr-only">Custom field</label>
             <input id="field-name" list="field-names" placeholder="Field" value={fieldName} onChange={(e) => setFieldName(e.target.value)} />
