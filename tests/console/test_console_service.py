@@ -1,16 +1,22 @@
 """The console service by itself, over ASGI: its health endpoints, the page's headers, and the bounds of the API
-pass-through (too large, unknown, unreachable) answered with machine-readable codes before any service is asked.
+pass-through (too large, unknown, unreachable) answered with machine-readable codes before any service is asked,
+and the trace it hands on.
 The pass-through's working path is driven end to end by the browser tests (test_console.py)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from e2e_provider import E2EProvider, free_port
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from tracing_fixtures import spans  # noqa: F401 - registered by being imported
 
 from parley_common.settings import InfraSettings
 from parley_console.app import create_app
@@ -92,3 +98,41 @@ def test_the_console_refuses_to_start_without_the_jwt_key(monkeypatch: pytest.Mo
 
     with pytest.raises(SystemExit):
         load_settings(ConsoleSettings, "parley-console")
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    seen: list[dict[str, str]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append(dict(self.headers.items()))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+async def test_the_pass_through_continues_the_callers_trace(tmp_path: Path,
+                                                            spans: InMemorySpanExporter) -> None:  # noqa: F811
+    """The service behind the console gets the console's server span as its parent (`traceparent`)."""
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    settings = ConsoleSettings(infra=InfraSettings(jwt_secret=KEY), web_dir=tmp_path, router_url=nowhere,
+                               contacts_url=f"http://127.0.0.1:{upstream.server_address[1]}", outbound_url=nowhere,
+                               media_url=nowhere)
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(settings)),
+                                     base_url="http://console") as client:
+            answered = await client.get("/v1/contacts/search?phone=1", headers={"traceparent": caller})
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    assert answered.status_code == 200
+    (server,) = spans.get_finished_spans()
+    (forwarded,) = _Recorder.seen
+    assert forwarded["traceparent"].startswith(f"00-4bf92f3577b34da6a3ce929d0e0e4736-{server.context.span_id:016x}-")
