@@ -1,7 +1,8 @@
 """The manifests follow the services' real code: the API Ingress routes every /v1 resource a service serves to
 that service (webhooks to ingest), and KEDA watches exactly the (topic, consumer group) pairs each service
 subscribes to — read from the service's OpenAPI document and its broker's subscribers, so neither can drift
-unnoticed; and every PARLEY_* variable the manifests or the compose file set is a setting the code reads."""
+unnoticed; the AsyncAPI document names every topic the service writes; and every PARLEY_* variable the manifests or
+the compose file set is a setting the code reads."""
 
 from __future__ import annotations
 
@@ -226,3 +227,17 @@ def test_every_pod_wide_reader_is_allowed_to_read(services: ModuleType, built: d
     groupless = {topic for subscriber in built[service].broker.subscribers
                  if not getattr(subscriber, "group_id", None) for topic in subscriber.topic_names}
     assert groupless == {topic.base_name for topic in svc.follows}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+async def test_the_asyncapi_document_names_every_topic_the_service_writes(services: ModuleType,
+                                                                         built: dict[str, Built],
+                                                                         service: str) -> None:
+    """Its `produces` (the KafkaUser's Write ACL, held to the code above) are the document's send operations, so a
+    subscriber finds each topic's producer and event schema there (parley_common.service.declare_published)."""
+    svc = next(s for s in services.SERVICES if s.name == service)
+    route = next(route for route in built[service].app.routes if getattr(route, "path", "") == "/asyncapi.json")
+    document = await route.endpoint()  # type: ignore[attr-defined]
+    sent = {operation["channel"]["$ref"].rsplit("/", 1)[-1] for operation in document["operations"].values()
+            if operation["action"] == "send"}
+    assert sent == {topic.base_name for topic in svc.produces}

@@ -1,10 +1,8 @@
 """Every service's AsyncAPI document passes the official AsyncAPI parser and tells subscribers the truth about
-the records: the CloudEvents headers, the W3C trace context, the correlation id in `ce_correlationid`, and every
-topic the service publishes to."""
+the records: the CloudEvents headers, the W3C trace context, and the correlation id in `ce_correlationid`."""
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 from pathlib import Path
@@ -13,34 +11,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 
-from parley_common import topics as topics_module
 from parley_common import tracing
 from parley_common.channels import Channels
 from parley_common.cloudevents import CORRELATION_HEADER, HEADERS
 from parley_common.settings import InfraSettings
-from parley_common.topics import (
-    AGENTS_EVENTS,
-    CHANNEL_UPDATES,
-    CONTACTS_EVENTS,
-    CONVERSATIONS_COMMANDS,
-    CONVERSATIONS_EVENTS,
-    DEAD_LETTERS,
-    INBOUND_ATTACHMENTS,
-    INBOUND_MESSAGES,
-    INBOUND_PREFERENCES,
-    INBOUND_STATUSES,
-    MEDIA_EVENTS,
-    MEDIA_RETRIES,
-    OUTBOUND_MESSAGES,
-    OUTBOUND_REQUESTS,
-    WEBHOOKS_EVENTS,
-    Topic,
-)
 from parley_contacts.app import create_app as contacts_app
 from parley_contacts.settings import ContactsSettings
 from parley_hooks.app import create_app as hooks_app
 from parley_hooks.settings import HooksSettings
-from parley_ingest.app import PRODUCED
 from parley_ingest.app import create_app as ingest_app
 from parley_ingest.settings import IngestSettings
 from parley_media.app import create_app as media_app
@@ -53,16 +31,6 @@ from parley_router.settings import RouterSettings
 REPO = Path(__file__).resolve().parents[3]
 PARSER = REPO / ".venv" / "share" / "asyncapi-parser-3.6.6"
 SECRET = "k" * 32
-# What each service publishes to; every consumer may dead-letter a record (parley_common.kafka.consume).
-PUBLISHES: dict[str, set[Topic]] = {
-    "ingest": {INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, CHANNEL_UPDATES,
-               DEAD_LETTERS},
-    "contacts": {CONTACTS_EVENTS, DEAD_LETTERS},
-    "router": {CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS},
-    "outbound": {OUTBOUND_REQUESTS, OUTBOUND_MESSAGES, CONVERSATIONS_COMMANDS, DEAD_LETTERS},
-    "media": {MEDIA_EVENTS, MEDIA_RETRIES, DEAD_LETTERS},
-    "hooks": {WEBHOOKS_EVENTS, DEAD_LETTERS},
-}
 
 
 def apps(infra: InfraSettings) -> dict[str, FastAPI]:
@@ -116,29 +84,3 @@ def test_one_operation_per_consumer_group(documents: dict[str, dict[str, Any]]) 
     senders = [key for key in documents["outbound"]["channels"] if "parley.outbound.requests.v1:" in key]
     intake = [key for key in documents["router"]["channels"] if "parley.inbound.messages.v1:" in key]
     assert len(senders) == len(intake) == 1
-
-
-def test_every_document_names_the_topics_its_service_publishes_to(documents: dict[str, dict[str, Any]],
-                                                                  infra_settings: InfraSettings) -> None:
-    for name, document in documents.items():
-        sent = {operation["channel"]["$ref"].rsplit("/", 1)[-1] for operation in document["operations"].values()
-                if operation["action"] == "send"}
-        assert sent == {topic.name(infra_settings.namespace) for topic in PUBLISHES[name]}, name
-
-
-def test_the_table_holds_every_topic_the_code_publishes_to() -> None:
-    """Each `publish(event, TOPIC)` call in a service's code names a topic of PUBLISHES (read from the source, so a
-    topic a service starts publishing to fails here until its document names it). Ingest picks its topic per
-    record (handlers/intake.py): its part of the table is its PRODUCED."""
-    topics = {name: value for name, value in vars(topics_module).items() if isinstance(value, Topic)}
-    found: dict[str, set[Topic]] = {}
-    for name in PUBLISHES:
-        for path in (REPO / "services" / name).glob(f"parley_{name}/**/*.py"):
-            for node in ast.walk(ast.parse(path.read_text())):
-                if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "publish"
-                        and node.args and isinstance(node.args[-1], ast.Name) and node.args[-1].id in topics):
-                    found.setdefault(name, set()).add(topics[node.args[-1].id])
-    assert set(found) == {"contacts", "router", "outbound", "media", "hooks"}
-    for name, published in found.items():
-        assert published <= PUBLISHES[name], (name, sorted(topic.base_name for topic in published - PUBLISHES[name]))
-    assert set(PRODUCED) == PUBLISHES["ingest"]
