@@ -53,16 +53,23 @@ async def ingest(infra: InfraSettings, kit: Any, **settings: Any) -> AsyncIterat
         yield client
 
 
+# "Refused before the costly work" in CPU seconds of this process (the app runs in it, its parsing threads too):
+# the wall clock of a loaded machine also counts the time other processes held the cores. Measured 4-19 ms each;
+# the standard library's parser alone spends 0.64 s on the 800-deep email and 1.1 s on the 300,000-line one.
+REFUSED_WITHIN_CPU_S = 0.25
+
+
 async def refused(client: httpx.AsyncClient, kit: Any, body: bytes) -> tuple[httpx.Response, float]:
-    started = time.perf_counter()
+    """The answer to posting `body`, and the CPU seconds it cost."""
+    started = time.process_time()
     response = await client.post(MAIL, content=body, headers=kit.email_headers())
-    return response, time.perf_counter() - started
+    return response, time.process_time() - started
 
 
 async def test_an_800_deep_email_is_refused_fast_and_dead_lettered(client, kit, topics) -> None:
     response, took = await refused(client, kit, nested_email(800))
     assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_deep")
-    assert took < 1.0
+    assert took < REFUSED_WITHIN_CPU_S, f"{took:.2f} s of CPU"
     [letter] = await topics.events(DEAD_LETTERS)
     assert letter.reason == "email_too_deep" and letter.source_topic == "webhooks/email/mail"
     assert await topics.records(INBOUND_MESSAGES) == []
@@ -73,14 +80,14 @@ async def test_a_3000_deep_email_and_a_message_rfc822_chain_are_413_never_500(cl
     for body in (nested_email(3000), chain):
         response, took = await refused(client, kit, body)
         assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_deep")
-        assert took < 1.0
+        assert took < REFUSED_WITHIN_CPU_S, f"{took:.2f} s of CPU"
     assert sorted(letter.reason for letter in await topics.events(DEAD_LETTERS)) == ["email_too_deep"] * 2
 
 
 async def test_2000_attachments_are_refused_before_parsing(client, kit, topics) -> None:
     response, took = await refused(client, kit, email_with_attachments(2000))
     assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_many_parts")
-    assert took < 1.0
+    assert took < REFUSED_WITHIN_CPU_S, f"{took:.2f} s of CPU"
     [letter] = await topics.events(DEAD_LETTERS)
     assert letter.reason == "email_too_many_parts"
     assert await topics.records(INBOUND_ATTACHMENTS) == []
@@ -89,7 +96,7 @@ async def test_2000_attachments_are_refused_before_parsing(client, kit, topics) 
 async def test_many_short_lines_in_a_nested_email_are_refused_before_parsing(client, kit, topics) -> None:
     response, took = await refused(client, kit, nested_email(40, lines=300_000))  # ~4 M line checks a level
     assert (response.status_code, response.json()["error"]["code"]) == (413, "email_too_many_lines")
-    assert took < 1.0
+    assert took < REFUSED_WITHIN_CPU_S, f"{took:.2f} s of CPU"
 
 
 async def test_healthz_stays_fast_while_a_costly_email_is_parsed(kafka_topics: InfraSettings, redis, kit,
