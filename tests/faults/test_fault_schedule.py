@@ -102,10 +102,12 @@ async def run_schedule(system: System, endpoints: dict[str, str], schedule: tupl
             assert counts["accepted_webhooks"] > 0
 
 
+@pytest.mark.timeout(420)  # 155-160 s measured at a load average of ~20; 183 s at 18 hit the default 180 s
 def test_short_fault_schedule(system: System, infra_endpoints: dict[str, str]) -> None:
     asyncio.run(run_schedule(system, infra_endpoints, SHORT))
 
 
 @pytest.mark.slow_soak
+@pytest.mark.timeout(1200)
 def test_long_fault_schedule(system: System, infra_endpoints: dict[str, str]) -> None:
     asyncio.run(run_schedule(system, infra_endpoints, LONG))

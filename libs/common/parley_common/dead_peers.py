@@ -1,5 +1,6 @@
 """A live replica makes a dead peer's members leave its consumer groups once it can prove the peer dead, so the
-partitions the dead one held are consumed again even if it never comes back.
+partitions the dead one held are consumed again even if it never comes back; and its own members that its
+consumers abandoned (see DeadPeerEvictor._evict_abandoned).
 
 Kafka removes a member that stopped heartbeating after `session.timeout.ms` and rebalances. The local broker
 (noida-db 0.2.3) never does (measured with two consumers of one group, docs/architecture.md "Known limits"): in
@@ -76,29 +77,48 @@ class DeadPeerEvictor:
         self._clock = clock
         self._peer_prefix = leases.client_id.split("@", 1)[0] + "@"
         self._unleased_since: dict[str, float] = {}  # peer client id → when first seen here without a lease
+        self._abandoned_before: set[tuple[str, str]] = set()  # (group, member id) of ours unused last round
 
     async def check(self, admin: AIOKafkaAdminClient) -> int:
-        """One round: renew, then evict the members of proven-dead peers; answers how many were evicted."""
+        """One round: renew, then evict the members of proven-dead peers and this replica's own abandoned
+        members; answers how many were evicted."""
         await self._leases.renew()
         peers: dict[str, list[tuple[str, str]]] = {}  # client id → its (group, member id)s
+        abandoned: set[tuple[str, str]] = set()
+        in_use = own_member_ids(self._broker)
         for group in consumer_groups(self._broker):
             for member_id, client_id in await members_of(admin, group):
-                if client_id.startswith(self._peer_prefix) and client_id != self._leases.client_id:
+                if client_id == self._leases.client_id:
+                    if member_id not in in_use:
+                        abandoned.add((group, member_id))
+                elif client_id.startswith(self._peer_prefix):
                     peers.setdefault(client_id, []).append((group, member_id))
+        evicted = await self._evict_abandoned(admin, abandoned)
         if not peers:
             self._unleased_since.clear()
-            return 0
+            return evicted
         stale, unleased = await self._leases.stale(sorted(peers))
         now = self._clock()
         self._unleased_since = {peer: self._unleased_since.get(peer, now) for peer in unleased}
         dead = stale | {peer for peer, since in self._unleased_since.items() if now - since >= DEAD_AFTER_S}
-        evicted = 0
         for peer in sorted(dead):
             for group, member_id in peers[peer]:
                 evicted += await leave_as(admin, group, [member_id])
                 log.warning("dead_peer_evicted", peer=peer, group=group,
                             proof="lease expired" if peer in stale else "no lease")
             self._unleased_since.pop(peer, None)
+        return evicted
+
+    async def _evict_abandoned(self, admin: AIOKafkaAdminClient, abandoned: set[tuple[str, str]]) -> int:
+        """Members with this replica's own client id that none of its consumers uses any more, seen so in two
+        rounds running (a consumer may be between a new member id and storing it). aiokafka drops its member id
+        when a commit meets ILLEGAL_GENERATION (after any rebalance it missed) and joins as a new member; Kafka
+        expires the old one, the local broker keeps it, and as the group's leader it stalls every round."""
+        evicted = 0
+        for group, member_id in sorted(abandoned & self._abandoned_before):
+            evicted += await leave_as(admin, group, [member_id])
+            log.warning("abandoned_member_evicted", group=group)
+        self._abandoned_before = abandoned
         return evicted
 
     async def run(self) -> None:
@@ -115,6 +135,14 @@ class DeadPeerEvictor:
                 await asyncio.sleep(CHECK_S)
         finally:
             await admin.close()
+
+
+def own_member_ids(broker: KafkaBroker) -> set[str]:
+    """The member ids `broker`'s consumers hold now (aiokafka's coordinator; aiokafka is pinned)."""
+    consumers = [consumer for subscriber in broker.subscribers  # a concurrent subscriber holds a subgroup
+                 for consumer in (getattr(subscriber, "consumer", None), *getattr(subscriber, "consumer_subgroup", ()))]
+    coordinators = (getattr(consumer, "_coordinator", None) for consumer in consumers)
+    return {member_id for coordinator in coordinators if (member_id := getattr(coordinator, "member_id", ""))}
 
 
 @contextlib.asynccontextmanager

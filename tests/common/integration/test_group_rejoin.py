@@ -138,6 +138,8 @@ def test_a_replica_killed_and_restarted_beside_another_is_back_at_work(
     members[0].kill()
     members.append(Member(kafka_topics, "replica-a"))
     members[2].wait_for("joining", STARTED_WITHIN_S)
-    joined = members[2].wait_for("started", JOINED_WITHIN_S)
+    # Beside a live replica the round may also wait for a member the survivor abandoned when its commit met
+    # the new generation (parley_common.dead_peers evicts it in two checks): measured 3-9 s.
+    joined = members[2].wait_for("started", TAKEOVER_WITHIN_S)
     took = every_partition_consumed(kafka_topics, TAKEOVER_WITHIN_S)
     print(f"restarted replica joined {joined:.2f}s after starting to join; every partition consumed {took:.1f}s")
