@@ -30,13 +30,14 @@ class TimelineRepository:
         await self._entries.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
 
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
-                  body: Doc, *, probably_there: bool = False) -> bool:
+                  body: Doc, *, probably_there: bool = False, created_with: Doc | None = None) -> bool:
         """Insert or refresh one entry (same id → same document); True when it is new. `probably_there`: the
-        entry most likely exists (a later status of a message): refreshed at once, without an insert first."""
+        entry most likely exists (a later status of a message): refreshed at once, without an insert first.
+        `created_with`: fields written only by the write that creates the entry (a message's first status)."""
         fields = {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
                   "kind": kind}
         # the first sighting fixes the entry's place in the order; later updates never move it
-        placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind))}
+        placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind)), **(created_with or {})}
         return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed, probably_there))
 
     async def _put_many(self, puts: list[tuple[str, Doc, Doc, bool]]) -> list[bool]:
