@@ -121,7 +121,12 @@ async def test_healthz_stays_fast_while_a_costly_email_is_parsed(kafka_topics: I
         finished = time.perf_counter()
     assert response.status_code == 200 and response.json()["published"] == 2  # the message and its attachment
     gaps = [later - earlier for earlier, later in zip([started, *answered], [*answered, finished], strict=True)]
-    assert max(gaps) < 0.5, f"/healthz went unanswered {max(gaps):.2f} s while the email was parsed"
+    # Parsed on the loop, the email leaves /healthz unanswered for (nearly) the whole request; off it, the longest
+    # gap is the machine's scheduling (45-93 ms of 1.7-4.3 s at load 11-16). A quarter of the request's own time
+    # tells the two apart however slow a loaded machine makes both; 0.5 s is the bound on a quiet one.
+    allowed = max(0.5, (finished - started) / 4)
+    assert max(gaps) < allowed, (f"/healthz went unanswered {max(gaps):.2f} s while the email was parsed "
+                                 f"({finished - started:.2f} s)")
 
 
 async def test_an_email_over_the_parse_budget_is_413_and_dead_lettered(kafka_topics: InfraSettings, redis,
