@@ -51,7 +51,7 @@ from fastapi import Request  # noqa: E402
 from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
 from proc_cpu import ProcessGroups  # noqa: E402
 
-from parley_common.round_trips import read_counts  # noqa: E402
+from parley_common.round_trips import read_commands, read_counts  # noqa: E402
 
 INFRA = ("kafka", "mongo", "redis")
 TEAM = "bench"
@@ -343,7 +343,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
                 steps = drive(system, endpoints, plan, groups, idle, logins, provider)
             ceilings = infrastructure_ceilings(endpoints, groups) if args.ceilings else {}
             if args.count:
-                ceilings["round_trips"] = round_trips(system)
+                ceilings["round_trips"], ceilings["round_trip_commands"] = round_trips(system)
             return steps, idle, ceilings
     finally:
         provider.stop()
@@ -395,10 +395,13 @@ def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider
         replies_unsent=len(result.replies) - len(reply_ms))
 
 
-def round_trips(system: System) -> dict[str, dict[str, float]]:
-    """Each service's counts so far (the whole run: every step's messages and the agents' setup)."""
+def round_trips(system: System) -> tuple[dict[str, dict[str, float]], dict[str, dict[tuple[str, str], float]]]:
+    """Each service's counts so far (the whole run: every step's messages and the agents' setup), by kind and by
+    command."""
     with httpx.Client(timeout=10.0) as client:
-        return {name: read_counts(client.get(f"{system.url(name)}/metrics").text) for name in SERVICES}
+        metrics = {name: client.get(f"{system.url(name)}/metrics").text for name in SERVICES}
+    return ({name: read_counts(text) for name, text in metrics.items()},
+            {name: read_commands(text) for name, text in metrics.items()})
 
 
 def infrastructure_ceilings(endpoints: dict[str, str], groups: ProcessGroups) -> dict[str, float]:

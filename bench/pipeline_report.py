@@ -101,6 +101,11 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
         for name, counts in ceilings["round_trips"].items():
             lines.append(f"| {name} | {counts.get('database', 0) / total:.2f} | {counts.get('cache', 0) / total:.2f} "
                          f"| {counts.get('kafka_produced', 0) / total:.2f} |")
+        by_command = [f"{name}: " + ", ".join(f"{command} {times / total:.2f}" for (kind, command), times in sorted(
+            commands.items(), key=lambda item: -item[1]) if kind == "database" and times / total >= 0.02)
+            for name, commands in ceilings.get("round_trip_commands", {}).items() if commands]
+        if by_command:
+            lines += ["", "Database commands per accepted message (≥ 0.02): " + "; ".join(by_command) + "."]
     return "\n".join(lines) + "\n"
 
 
