@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 from e2e_journey import meta_signed, whatsapp_change, whatsapp_image, whatsapp_status, whatsapp_text
-from e2e_system import CONSOLE, TELEGRAM, WHATSAPP, System
+from e2e_system import CONSOLE, INSTAGRAM, TELEGRAM, WHATSAPP, System
 
 
 class Customer:
@@ -107,3 +107,30 @@ class TelegramCustomer(Customer):
                               headers={"X-Telegram-Bot-Api-Secret-Token": TELEGRAM.webhook_secret}, timeout=30)
         assert response.status_code == 200, response.text
         return f"{self.user_id}:{self._updates % 100_000}"
+
+
+class InstagramCustomer(Customer):
+    """An Instagram user (IGSID) writing to the business account, Meta-signed. The webhook names nobody: contacts
+    reads the name and picture from the (fake) Graph API's profile, which the test registers first."""
+
+    def __init__(self, system: System, name: str) -> None:
+        super().__init__(system, name)
+        self.user_id = str(random.randrange(10**15, 10**16))
+
+    @property
+    def search(self) -> str:
+        return self.user_id
+
+    def writes(self, text: str, at: float | None = None) -> str:
+        mid = f"aWdfCONSOLE{uuid.uuid4().hex}"
+        payload = {"object": "instagram", "entry": [{"id": INSTAGRAM.account_id, "time": int(time.time() * 1000),
+                                                      "messaging": [{
+                                                          "sender": {"id": self.user_id},
+                                                          "recipient": {"id": INSTAGRAM.account_id},
+                                                          "timestamp": int((at or time.time()) * 1000),
+                                                          "message": {"mid": mid, "text": text}}]}]}
+        body, headers = meta_signed(INSTAGRAM.app_secret, payload)
+        response = httpx.post(f"{self.system.url('ingest')}/webhooks/instagram/{INSTAGRAM.id}", content=body,
+                              headers=headers, timeout=30)
+        assert response.status_code == 200, response.text
+        return mid

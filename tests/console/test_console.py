@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 from console_browser import DESKTOP, PHONE, Browser, Screen
-from console_customer import Customer, TelegramCustomer
+from console_customer import Customer, InstagramCustomer, TelegramCustomer
 from e2e_journey import png_bytes
 from e2e_system import CONSOLE, EMAIL, TELEGRAM, TENANT, WHATSAPP, System
 from playwright.sync_api import Locator, Page, Route, ViewportSize, expect
@@ -297,6 +297,35 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     history = page.get_by_role("complementary", name=customer.name).locator(".others")
     expect(history).to_contain_text("closed", timeout=30_000)
     alice.close()
+
+
+def test_the_card_shows_the_customers_picture_through_the_console(system: System, browser: Browser) -> None:
+    """Instagram's profile names a picture on Meta's CDN (here the fake provider): the card shows it, fetched by
+    contacts and served from the console's origin — the agent's browser never asks the platform."""
+    customer = InstagramCustomer(system, "Ines")
+    system.provider.pictures[customer.user_id] = png_bytes(64, 48)
+    system.provider.profiles[customer.user_id] = {
+        "name": customer.name, "profile_pic": f"{system.provider.base_url}/pictures/{customer.user_id}"}
+    customer.writes("Do you have this in blue?")
+    sam = signed_in(browser, system, SUPERVISOR, "manager")
+    asked: list[str] = []
+    sam.page.on("request", lambda request: asked.append(request.url))
+    page = opened(sam, customer)  # listed by the profile's name: the look-up has happened
+    picture = page.get_by_role("complementary", name=customer.name).get_by_role(
+        "img", name=f"Picture of {customer.name}")
+    expect(picture).to_be_visible(timeout=30_000)
+    assert picture.evaluate("img => [img.naturalWidth, img.naturalHeight]") == [64, 48]
+    assert not [url for url in asked if url.startswith(system.provider.base_url)]
+    assert_clean(sam, "contact-card-picture")
+
+    # a customer without a picture keeps the initials
+    plain = Customer(system, "Plain")
+    plain.writes("No picture here")
+    opened(sam, plain)
+    card = page.get_by_role("complementary", name=plain.name)
+    expect(card.locator("div.avatar")).to_be_visible()
+    expect(card.locator("img.avatar")).to_have_count(0)
+    sam.close()
 
 
 def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, browser: Browser) -> None:

@@ -6,6 +6,7 @@ loaded by path so it keeps its own module name) plus WhatsApp's media endpoints,
   GET /graph/{user_id}?fields=…  (bearer: a page token in `page_tokens`) → the profile in `profiles`, else
                              Graph's error 100 (Messenger / Instagram user profile, §2.6)
   GET /wa-files/{media_id}   (bearer) → the bytes registered in `media_files`
+  GET /pictures/{picture_id} (no auth, as a CDN) → a profile picture registered in `pictures` (PNG)
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
         self.page_tokens: set[str] = set()
         self.profiles: dict[str, dict[str, Any]] = {}  # user id → the Graph API's profile answer
         self.profile_requests: list[tuple[str, str]] = []  # (user id, fields)
+        self.pictures: dict[str, bytes] = {}  # picture id → a profile picture's bytes (the CDN a profile names)
         super().__init__()
 
     def sends_to(self, phone_digits: str) -> list[dict[str, Any]]:
@@ -107,6 +109,12 @@ class E2EProvider(_fakes.FakeProvider):  # type: ignore[name-defined]
                 return Response(status_code=404)
             return Response(self.media_files[media_id], media_type="image/png")
 
+        async def picture(picture_id: str) -> Response:
+            if picture_id not in self.pictures:
+                return Response(status_code=404)
+            return Response(self.pictures[picture_id], media_type="image/png")
+
+        app.add_api_route("/pictures/{picture_id}", picture, methods=["GET"])
         app.add_api_route("/graph/{media_id}", media_lookup, methods=["GET"])
         app.add_api_route("/wa-files/{media_id}", media_file, methods=["GET"])
         return app

@@ -14,6 +14,7 @@ from parley_common.visibility_store import VisibilityProjection, follow_visibili
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
 from parley_contacts.adapters.graph_profiles import GraphProfiles
+from parley_contacts.adapters.pictures import PictureFetcher
 from parley_contacts.adapters.sightings import SightingsStore
 from parley_contacts.handlers.card_service import ContactsService
 from parley_contacts.handlers.http import Services, contacts_router
@@ -37,10 +38,11 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
     contacts = ContactsService(ContactsRepository(collections), runtime.publisher, clock, channels, visibility)
     vocabulary = VocabularyRepository(collections)
     graph = GraphProfiles(settings.profile_lookups_per_second, settings.profile_timeout_seconds)
+    pictures = PictureFetcher(settings.profile_timeout_seconds)
     profiles = ProfileLookups(contacts, ContactsRepository(collections), graph, runtime.publisher, channels)
     services = Services(contacts=contacts, fields=FieldsService(contacts, vocabulary, clock),
                         comments=CommentsService(contacts, CommentsRepository(collections), clock),
-                        vocabulary=vocabulary, profiles=profiles)
+                        vocabulary=vocabulary, profiles=profiles, pictures=pictures)
     inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
     subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=settings.consumer_group,
@@ -65,7 +67,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
         broker=runtime.broker,
         replica_leases=runtime.replica_leases,
         on_startup=[collections.ensure_indexes],
-        on_shutdown=[inbound.batcher.close, graph.close, runtime.close],
+        on_shutdown=[inbound.batcher.close, graph.close, pictures.close, runtime.close],
     )
     app.state.collections = collections
     app.state.runtime = runtime

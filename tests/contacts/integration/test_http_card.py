@@ -180,3 +180,19 @@ async def test_openapi_and_asyncapi_documents(kafka_topics: InfraSettings, mongo
         assert path in openapi["paths"], path
     channels = " ".join(asyncapi["channels"])
     assert "parley.contacts.events.v1" in channels and "parley.inbound.messages.v1" in channels
+
+
+async def test_a_picture_an_agent_set_is_never_fetched(kafka_topics: InfraSettings, mongo: object) -> None:
+    async with running(kafka_topics) as (_, client):
+        cid = (await client.post("/v1/contacts", json={"phone": "+14155550777"}, headers=AGENT)).json()["id"]
+        none = await client.get(f"/v1/contacts/{cid}/avatar", headers=AGENT)
+        assert none.status_code == 404 and none.json()["error"]["code"] == "no_avatar"
+        # an address inside the deployment: contacts must not fetch it for whoever opens the card
+        patched = await client.patch(f"/v1/contacts/{cid}", json={"avatar_url": "http://127.0.0.1:2375/info"},
+                                     headers=AGENT)
+        assert patched.json()["avatar_url"] == "http://127.0.0.1:2375/info"
+        assert patched.json()["avatar_from_platform"] is False
+        refused = await client.get(f"/v1/contacts/{cid}/avatar", headers=AGENT)
+        assert refused.status_code == 404 and refused.json()["error"]["code"] == "no_avatar"
+        stranger = await client.get("/v1/contacts/no-such-card/avatar", headers=AGENT)
+        assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "contact_not_found"

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useState } from "react";
-import { api, ApiError, type Comment, type Contact, type Conversation, type Page } from "./api";
+import { api, ApiError, pictureUrl, type Comment, type Contact, type Conversation, type Page } from "./api";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
 
 // Channels whose customer's name and picture contacts reads from the platform (the webhooks carry none).
@@ -98,9 +98,12 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
 
   const name = contact?.display_name || contact?.platform_name || customerLabel(conversation);
   const initials = name.split(/\s+/).map((w) => w[0]).join("").slice(0, 2).toUpperCase();
+  const picture = usePicture(contact);
   return (
     <aside className="contact-pane" aria-labelledby="contact-title">
-      <div className="avatar" aria-hidden="true">{initials}</div>
+      {picture
+        ? <img className="avatar" src={picture} alt={`Picture of ${name}`} />
+        : <div className="avatar" aria-hidden="true">{initials}</div>}
       <h2 id="contact-title">{name}</h2>
       {problem && <p role="alert" className="error">{problem}</p>}
       {!contact ? <p className="muted">No contact card yet.</p> : (
@@ -180,4 +183,25 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
       )}
     </aside>
   );
+}
+
+/** The customer's picture through contacts (it fetches the platform's URL: the browser never contacts the
+ * platform, and the page's content policy loads images from its own origin only); null while there is none. */
+function usePicture(contact: Contact | null): string | null {
+  const [picture, setPicture] = useState<string | null>(null);
+  const source = contact?.avatar_url && contact.avatar_from_platform ? `/v1/contacts/${contact.id}/avatar` : null;
+  const version = contact?.avatar_url ?? "";
+  useEffect(() => {
+    setPicture(null);
+    if (!source) return;
+    let shown: string | null = null;
+    let cancelled = false;
+    void pictureUrl(source).then((url) => {
+      if (cancelled) { if (url) URL.revokeObjectURL(url); return; }
+      shown = url;
+      setPicture(url);
+    }).catch(() => undefined);
+    return () => { cancelled = true; if (shown) URL.revokeObjectURL(shown); };
+  }, [source, version]);
+  return picture;
 }

@@ -110,6 +110,14 @@ function safeJson(text: string): unknown {
   }
 }
 
+/** A picture the API serves (with the bearer token, so not an <img src>): an object URL to show, revoked by the
+ * caller; null when there is none. */
+export async function pictureUrl(path: string): Promise<string | null> {
+  const response = await fetch(path, { headers: { Authorization: `Bearer ${currentToken}`, Accept: "image/*" } });
+  if (!response.ok) return null;
+  return URL.createObjectURL(await response.blob());
+}
+
 export async function download(path: string, query: Query, filename: string): Promise<void> {
   const response = await fetch(withQuery(path, query), { headers: { Authorization: `Bearer ${currentToken}` } });
   if (!response.ok) throw new ApiError(response.status, `http_${response.status}`, "export failed");
@@ -349,6 +357,7 @@ export interface Contact {
   display_name: string | null;
   platform_name: string | null;
   avatar_url: string | null;
+  avatar_from_platform: boolean; // contacts serves it at /v1/contacts/{id}/avatar
   phones: string[];
   emails: string[];
   identities: Identity[];

@@ -43,7 +43,9 @@ def _bounded(values: list[str], name: str) -> list[str]:
 def apply_patch(card: Card, patch: Mapping[str, Any], now: datetime) -> tuple[Card, dict[str, Any]]:
     clean = normalised_patch(patch)
     changed = {name: value for name, value in clean.items() if card.get(name) != value}
-    return _touched(card, changed, now), changed
+    # a picture the agent gave: a platform refresh keeps it, and the server never fetches its URL
+    marks = {"avatar_from_platform": False} if "avatar_url" in changed else {}
+    return _touched(card, {**changed, **marks}, now), changed
 
 
 def change_labels(card: Card, add: list[str], remove: list[str], now: datetime) -> tuple[Card, list[str], list[str]]:

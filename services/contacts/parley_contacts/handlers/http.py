@@ -11,9 +11,11 @@ from fastapi.responses import StreamingResponse
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
-from parley_common.errors import documented_errors
+from parley_common.errors import ApiError, documented_errors
 from parley_contacts.adapters.contacts_repo import VocabularyRepository
+from parley_contacts.adapters.pictures import PictureFetcher, PictureUnavailable
 from parley_contacts.domain.errors import InvalidInput
+from parley_contacts.domain.pictures import fetchable_picture
 from parley_contacts.domain.search import Condition, Criteria, conditions, decode_cursor, encode_cursor
 from parley_contacts.handlers import schemas as s
 from parley_contacts.handlers.card_service import ContactsService, invalid
@@ -25,6 +27,9 @@ STAFF = require_roles(Role.OWNER, Role.MANAGER, Role.AGENT)
 SUPERVISORS = require_roles(*MANAGERS)
 EXPORTERS = require_roles(*MANAGERS, Role.INTEGRATION)
 Team = Annotated[Principal, Depends(TEAM)]
+# A picture is kept by the agent's browser for an hour (its own cache: private); it is never a document.
+PICTURE_HEADERS = {"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff",
+                   "Content-Security-Policy": "default-src 'none'"}
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class Services:
     comments: CommentsService
     vocabulary: VocabularyRepository
     profiles: ProfileLookups
+    pictures: PictureFetcher
 
 
 def correlation(request: Request) -> str:
@@ -164,6 +170,25 @@ def _reads(router: APIRouter, services: Services) -> None:
     @router.get("/{contact_id}", response_model=s.ContactOut, summary="The contact card")
     async def get(contact_id: PathId, who: Team) -> s.ContactOut:
         return s.ContactOut.of(await svc.get(who, contact_id))
+
+    @router.get("/{contact_id}/avatar", response_class=Response, summary="The contact's picture from the platform",
+                description="The picture Viber's webhook or Meta's Graph API gave (`avatar_url`), fetched by "
+                            "contacts (≤ 1 MiB, JPEG / PNG / GIF / WebP by content), so a screen shows it from its "
+                            "own origin. A URL an agent set is never fetched (`no_avatar`).",
+                responses={200: {"content": {"image/*": {}}},
+                           **documented_errors({404: "contact_not_found, no_avatar, avatar_unavailable (the "
+                                                     "platform refused it: details.reason)",
+                                                502: "avatar_unavailable (the platform did not answer)"})})
+    async def avatar(contact_id: PathId, who: Team) -> Response:
+        url = fetchable_picture(await svc.get(who, contact_id))
+        if url is None:
+            raise ApiError(404, "no_avatar", "the contact has no picture from the platform")
+        try:
+            picture = await services.pictures.fetch(url)
+        except PictureUnavailable as failure:
+            raise ApiError(404 if failure.lasting else 502, "avatar_unavailable",
+                           "the platform did not give the picture", {"reason": failure.reason}) from None
+        return Response(picture.content, media_type=picture.media_type, headers=PICTURE_HEADERS)
 
     @router.get("/{contact_id}/comments", response_model=list[s.CommentOut], summary="Comments, oldest first")
     async def comments(contact_id: PathId, who: Team) -> list[s.CommentOut]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from parley_contacts.domain import pictures
 from parley_contacts.domain.card import Card
 
 
@@ -38,6 +39,8 @@ class ContactOut(BaseModel):
     display_name: str | None = None
     platform_name: str | None = None
     avatar_url: str | None = None
+    avatar_from_platform: bool = Field(default=True, description="the picture came from the platform (Viber, Meta): "
+                                       "`GET /v1/contacts/{id}/avatar` serves it; false for a URL an agent set")
     phones: list[str] = []
     emails: list[str] = []
     external_id: str | None = None
@@ -53,7 +56,9 @@ class ContactOut(BaseModel):
 
     @classmethod
     def of(cls, card: Card) -> ContactOut:
-        return cls.model_validate({**card, "id": card["_id"]}, from_attributes=False)
+        return cls.model_validate({**card, "id": card["_id"],
+                                   "avatar_from_platform": pictures.from_platform(card)},
+                                  from_attributes=False)
 
 
 class ContactPage(BaseModel):
