@@ -1,14 +1,20 @@
-"""A throw-away certificate authority for the TLS tests: a CA, a server certificate for 127.0.0.1/localhost and
-a client certificate, made with the openssl command line (present wherever Debian's redis-server is)."""
+"""Logging put back after a test that configured it, and a throw-away certificate authority for the TLS tests:
+a CA, a server certificate for 127.0.0.1/localhost and a client certificate, made with the openssl command line
+(present wherever Debian's redis-server is)."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import structlog
+from structlog.contextvars import clear_contextvars
 
 
 @dataclass(frozen=True)
@@ -47,3 +53,13 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
     pem.write_text((where / "client.crt").read_text() + (where / "client.key").read_text())
     return Certificates(where / "ca.crt", where / "server.crt", where / "server.key", where / "client.crt",
                         where / "client.key", pem)
+
+
+@pytest.fixture
+def restores_logging() -> Iterator[None]:
+    """For a test that calls configure_logging (directly or through a service's start): it binds pytest's captured
+    stderr, which closes after the test, and the service's name into the context; both are undone afterwards."""
+    yield
+    clear_contextvars()
+    structlog.reset_defaults()
+    logging.basicConfig(stream=sys.__stderr__, force=True)

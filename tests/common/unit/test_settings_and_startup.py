@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from parley_common import runtime
 from parley_common.channels import load_channels_or_exit
 from parley_common.settings import InfraSettings
+from parley_ingest.settings import IngestSettings
 
 REPO = Path(__file__).resolve().parents[3]
 SECRET = "s" * 32
@@ -59,6 +61,20 @@ def test_a_bad_shared_setting_is_named_too() -> None:
         "parley-ingest: refusing to start: invalid setting PARLEY_NAMESPACE: "
         "String should match pattern '^[a-zA-Z0-9_-]*$'"
     ]
+
+
+@pytest.mark.usefixtures("restores_logging")
+def test_a_trace_exporter_this_build_lacks_stops_the_service_with_one_line(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for name, value in {"PARLEY_JWT_SECRET": SECRET, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317",
+                        "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit) as stopped:
+        runtime.run_service("parley-ingest", IngestSettings, lambda _: pytest.fail("the app was built"))
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "parley-ingest: refusing to start: only OTLP over http/protobuf is supported (OTEL_TRACES_EXPORTER=otlp, "
+        "OTEL_EXPORTER_OTLP_PROTOCOL=grpc)")
 
 
 def test_a_bad_channel_file_stops_the_service_with_one_line(tmp_path: Path,

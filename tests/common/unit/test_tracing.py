@@ -144,6 +144,7 @@ def test_an_exporter_this_build_lacks_is_refused(refused: dict[str, str]) -> Non
         tracing.exporter_configured(ENDPOINT | refused)
 
 
+@pytest.mark.usefixtures("restores_logging")
 def test_log_lines_inside_a_span_carry_its_ids(spans: InMemorySpanExporter,  # noqa: F811
                                                capsys: pytest.CaptureFixture[str]) -> None:
     configure_logging("parley-test", "INFO", json=True)
