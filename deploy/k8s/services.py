@@ -139,7 +139,8 @@ SERVICES: tuple[Service, ...] = (
         ),
         talks_to=(KAFKA, MONGODB, REDIS),
         api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
-        produces=(CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS), follows=(CONVERSATIONS_EVENTS,),
+        produces=(CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS),
+        follows=(CONVERSATIONS_EVENTS, CONTACTS_EVENTS),  # the live streams: conversation changes, mentions
     ),
     Service(
         "outbound", 8004,
