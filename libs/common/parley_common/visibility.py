@@ -44,6 +44,13 @@ def may_see(principal: Principal, agent_teams: frozenset[str], owner: Owner | No
     return (owner.team_id is not None and owner.team_id in agent_teams) or owner.agent == principal.login
 
 
+def visible_whatever_the_teams(principal: Principal, owners: Iterable[Owner | None]) -> bool:
+    """`may_see_any` answers yes for every set of the caller's teams: nobody's customer yet, or one of the caller's
+    own conversations (an agent answering their own customer) — then the caller's teams need not be read."""
+    known = [owner for owner in owners if owner is not None]
+    return not known or any(owner.agent == principal.login for owner in known)
+
+
 def may_see_any(principal: Principal, agent_teams: frozenset[str], owners: Iterable[Owner | None]) -> bool:
     """A customer with several keys (a contact's identities): visible when one of their conversations is; a
     customer with no conversation at all is nobody's yet. A key without a conversation never opens a customer

@@ -17,7 +17,7 @@ from parley_common.events.conversations import AgentChanged, ConversationChanged
 from parley_common.ids import ConversationKey
 from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
-from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_tenant
+from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_tenant, visible_whatever_the_teams
 
 Doc = dict[str, Any]
 OWNERS = "visibility_owners"
@@ -57,7 +57,10 @@ class VisibilityProjection:
         """The rule for a customer reached through `keys` (one key, or a contact's identities)."""
         if sees_whole_tenant(principal):
             return True  # no reads for tenant-wide callers
-        return may_see_any(principal, await self.teams_of(principal), await self.owners(keys))
+        owners = await self.owners(keys)
+        if visible_whatever_the_teams(principal, owners):
+            return True  # e.g. an agent answering their own customer: one read, not two
+        return may_see_any(principal, await self.teams_of(principal), owners)
 
     async def visible_each(self, principal: Principal, customers: Sequence[Sequence[ConversationKey]]) -> list[bool]:
         """`may_see` for each customer of a page, with one read of their owners."""

@@ -10,7 +10,14 @@ from hypothesis import strategies as st
 
 from parley_common.auth import Principal, Role
 from parley_common.events.conversations import Assignee, ConversationChanged
-from parley_common.visibility import Owner, may_see, may_see_any, owner_of, sees_whole_tenant
+from parley_common.visibility import (
+    Owner,
+    may_see,
+    may_see_any,
+    owner_of,
+    sees_whole_tenant,
+    visible_whatever_the_teams,
+)
 
 NAMES = st.sampled_from(["ana", "bo", "cy"])
 TEAMS = st.sampled_from(["sales", "support", "vip"])
@@ -55,3 +62,13 @@ def test_the_owner_of_a_conversation_event_is_its_team_and_assigned_agent(
                                 team_id=team, changed_at=now)
     agent = assignee[1] if assignee and assignee[0] == "agent" else None
     assert owner_of(event) == Owner(team, agent)
+
+
+@given(principals, st.lists(owners, max_size=4), team_sets)
+def test_a_customer_visible_whatever_the_teams_is_visible_with_any_teams(
+        principal: Principal, keys: list[Owner | None], teams: frozenset[str]) -> None:
+    if visible_whatever_the_teams(principal, keys):  # the caller's teams are then not read
+        assert may_see_any(principal, teams, keys)
+    else:  # someone else's: the teams decide
+        assert may_see_any(principal, teams, keys) is (sees_whole_tenant(principal) or any(
+            owner is not None and owner.team_id in teams for owner in keys))
