@@ -52,8 +52,8 @@ BUDGET: dict[str, dict[str, int]] = {
     # version check runs every 2 s of activity and a slow journey meets it twice
     "router": {"database": 30, "cache": 3, "kafka_produced": 6},
     # outbound +1 database for broadcasts: the audience's projection of the new contact; +1 cache: an inbound
-    # message asks whether it answers a broadcast message (outbound:broadcast-reply); −1 database: an agent
-    # answering their own customer is seen to be theirs without reading the agent's teams (issue 17)
+    # message asks whether it answers a broadcast message (outbound:broadcast-reply); one database round trip
+    # less: an agent answering their own customer is seen to be theirs without reading the agent's teams
     "outbound": {"database": 14, "cache": 13, "kafka_produced": 4},
     "media": {"database": 6, "cache": 0, "kafka_produced": 0},
 }
