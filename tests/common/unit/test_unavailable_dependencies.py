@@ -20,7 +20,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
     WaitQueueTimeoutError,
 )
-from redis.exceptions import BusyLoadingError, ResponseError
+from redis.exceptions import BusyLoadingError, MaxConnectionsError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -36,6 +36,7 @@ from parley_common.errors import unavailable_dependency
     (RedisConnectionError("Connection refused"), "cache"),
     (RedisTimeoutError("Timeout reading from socket"), "cache"),
     (BusyLoadingError("loading the dataset"), "cache"),
+    (MaxConnectionsError("Too many connections"), "cache"),  # redis-py's pool (100 by default) ran dry
     (KafkaTimeoutError(), "broker"),
     (KafkaConnectionError("no broker"), "broker"),
     (RequestTimedOutError(), "broker"),
