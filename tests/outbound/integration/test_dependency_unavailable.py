@@ -1,9 +1,12 @@
-"""POST /v1/messages when the cache is away (real Redis behind a proxy that is unplugged, then plugged back):
-503 `cache_unavailable` with Retry-After — never a 500 — and the same request answered as before once it is back.
+"""POST /v1/messages when the cache is away (real Redis behind a proxy that is unplugged, then plugged back) or
+its connection pool is all in use: 503 `cache_unavailable` with Retry-After — never a 500 — and the same request
+answered as before once it is back.
 The load test that found it: 7 HTTP 500s among 100 agents' replies/s alongside 250 inbound msg/s (issue 17)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -11,6 +14,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from outbound_helpers import TENANT
+from redis.asyncio import Redis
 from tcp_proxy import TcpProxy
 
 from parley_common.auth import issue_token
@@ -58,6 +62,21 @@ async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
         await cache_proxy.plug()
         back = await client.post("/v1/messages", json=send)
         assert (back.status_code, back.json()["error"]["code"]) == (422, "no_approved_template"), back.text
+
+        # the likely source of the load test's 500s: every connection of the client's pool busy (redis-py raises
+        # MaxConnectionsError at once); here the pool is one connection, held by a blocking read
+        cache: Redis = app.state.sender.projections._redis  # the service's own client, shared by its API and consumers
+        cache.connection_pool.max_connections = 1
+        holder = asyncio.create_task(cache.blpop([f"{infra.redis_prefix()}never-pushed"], timeout=5))
+        try:
+            await asyncio.sleep(0.3)  # the only connection now waits in BLPOP
+            dry = await client.post("/v1/messages", json=send)
+            assert (dry.status_code, dry.json()["error"]["code"]) == (503, "cache_unavailable"), dry.text
+        finally:
+            holder.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await holder
+            cache.connection_pool.max_connections = 100
 
     mongo = mongo_client(infra.mongo_uri, "parley-tests")
     await mongo.drop_database(infra.database_name("outbound"))
