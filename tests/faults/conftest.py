@@ -13,10 +13,7 @@ from e2e_customer import AGENT, TEAM
 from e2e_fixtures import provider, pytest_runtest_makereport, smtp, system_fixture  # noqa: F401 - registered by being imported
 from e2e_system import staff_the_tenant
 
-# Several consumers of one group in one process (outbound's 4 senders, the router's 2 inbound consumers) do not
-# always rejoin the local broker after a kill -9: its coordinator keeps a member that already left as the
-# group's leader and the new members loop (measured; docs/architecture.md, "Known limits"). Kafka does not.
-ONE_CONSUMER_PER_GROUP = {"PARLEY_OUTBOUND_SEND_CONSUMERS": "1", "PARLEY_ROUTER_INBOUND_CONSUMERS": "1"}
-
-system = system_fixture("faults", overrides=ONE_CONSUMER_PER_GROUP,
-                        prepare=lambda running: staff_the_tenant(running, AGENT, TEAM))
+# Services run with their default consumers per group (outbound's 4 senders, the router's 2 inbound consumers):
+# on the local broker they rejoin after a kill -9 because the restarted replica makes its predecessor's members
+# leave and every replica evicts its own abandoned members (parley_common.rejoin, parley_common.dead_peers).
+system = system_fixture("faults", prepare=lambda running: staff_the_tenant(running, AGENT, TEAM))
