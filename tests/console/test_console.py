@@ -201,6 +201,7 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     bob.page.get_by_role("button", name="Close", exact=True).click()
     dialog = bob.page.get_by_role("dialog", name="Close the conversation")
     dialog.get_by_label("Closing note").fill("Refund issued")
+    assert_clean(bob, "close-dialog")
     dialog.get_by_role("button", name="Close").click()
     expect(bob.page.locator(".timeline .activity", has_text="Closed")).to_be_visible()
     expect(bob.page.locator(".timeline .activity", has_text="Refund issued")).to_be_visible()
@@ -349,7 +350,8 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     media_ref = f"console{uuid.uuid4().hex[:12]}"
     system.provider.media_gone.add(media_ref)
     customer.sends_image(media_ref, "the receipt")
-    expect(page.locator(".timeline .inbound", has_text="the receipt")).to_be_visible(timeout=30_000)
+    expect(page.locator(".timeline .inbound p.text", has_text=re.compile("^the receipt$"))).to_be_visible(
+        timeout=30_000)
     failed = page.locator(".timeline .attachment.failed")
     expect(failed).to_contain_text("Attachment failed: http_410", timeout=60_000)  # the e2e module allows media as long
     assert refused_once, "the screen never met media's 404"
@@ -526,6 +528,7 @@ def decline_take_priority_and_snooze(system: System, browser: Browser) -> None:
     page.get_by_role("button", name="Snooze").click()
     dialog = page.get_by_role("dialog", name="Snooze the conversation")
     dialog.get_by_label("For").select_option(label="Tomorrow")
+    assert_clean(alice, "snooze-dialog")
     dialog.get_by_role("button", name="Snooze").click()
     page.get_by_role("tab", name=re.compile("Snoozed")).click()
     expect(arrived(alice, customer)).to_contain_text("snoozed")
@@ -594,9 +597,23 @@ def test_the_inbox_works_on_a_phone(system: System, browser: Browser) -> None:
     expect(page.locator("#conversation-title")).to_have_text(customer.name)
     expect(page.get_by_role("region", name="Conversations")).to_be_hidden()
     assert_clean(alice, "phone-conversation")
+    # the card folds away on a phone: "Customer card" opens it over the conversation, and back
+    page.get_by_role("button", name="Customer card").click()
+    card = page.get_by_role("complementary", name=customer.name)
+    expect(card.locator(".facts")).to_contain_text(f"+{customer.phone}")
+    assert_clean(alice, "phone-contact-card")
+    card.get_by_role("button", name="Back to the conversation").click()
+    expect(card).to_be_hidden()
     page.get_by_role("button", name="Back to the list").click()
     expect(item).to_be_visible()
     alice.close()
+
+    sam = signed_in(browser, system, SUPERVISOR, "manager", viewport=PHONE)  # the supervisor's view on a phone too
+    sam.page.keyboard.press("g")
+    expect(sam.page.get_by_role("heading", name="Supervisor")).to_be_visible()
+    expect(sam.page.get_by_role("table", name="Agents").get_by_role("rowheader", name=AGENT)).to_be_visible()
+    assert_clean(sam, "phone-supervisor")
+    sam.close()
 
 
 # Counts the tones the page starts (WebAudio oscillators), without keeping the page from playing them.
@@ -726,4 +743,26 @@ def test_load_more_pages_past_the_first_fifty(system: System, browser: Browser) 
     page.get_by_role("button", name="Load more").click()
     expect(items).not_to_have_count(50)
     assert items.count() > 50
+
+    # keyboard: j / k move through the list, / searches, e archives the open one, g goes to the supervisor and back
+    title = page.locator("#conversation-title")
+    page.keyboard.press("j")
+    first = title.inner_text()
+    page.keyboard.press("j")
+    expect(title).not_to_have_text(first)
+    page.keyboard.press("k")
+    expect(title).to_have_text(first)
+    page.keyboard.press("/")
+    expect(page.get_by_label("Search by phone, name or user id")).to_be_focused()
+    page.keyboard.type(crowd[0].phone)
+    expect(items).to_have_count(1)
+    expect(items.first).to_contain_text(crowd[0].name)
+    items.first.get_by_role("button").click()
+    expect(title).to_have_text(crowd[0].name)
+    page.keyboard.press("e")
+    expect(page.locator(".timeline .activity", has_text="Archived")).to_be_visible()
+    page.keyboard.press("g")
+    expect(page.get_by_role("heading", name="Supervisor")).to_be_visible()
+    page.keyboard.press("g")
+    expect(page.get_by_label("Search by phone, name or user id")).to_be_visible()
     sam.close()

@@ -9,9 +9,10 @@ interface Props {
   conversation: Conversation;
   manager: boolean;
   onOpen: (conversation: Conversation) => void;
+  onHide: () => void; // narrow screens: back to the conversation
 }
 
-export function ContactCard({ conversation, manager, onOpen }: Props) {
+export function ContactCard({ conversation, manager, onOpen, onHide }: Props) {
   const [contact, setContact] = useState<Contact | null>(null);
   const [comments, setComments] = useState<Comment[]>([]);
   const [others, setOthers] = useState<Conversation[]>([]);
@@ -101,6 +102,7 @@ export function ContactCard({ conversation, manager, onOpen }: Props) {
   const picture = usePicture(contact);
   return (
     <aside className="contact-pane" aria-labelledby="contact-title">
+      <button type="button" className="card-back" onClick={onHide}>← Back to the conversation</button>
       {picture
         ? <img className="avatar" src={picture} alt={`Picture of ${name}`} />
         : <div className="avatar" aria-hidden="true">{initials}</div>}

@@ -17,9 +17,10 @@ interface Props {
   teams: Team[];
   onChanged: (updated?: Conversation) => void;
   onBack: () => void;
+  onCard: () => void;
 }
 
-export function ConversationView({ conversation, session, lastEvent, agents, teams, onChanged, onBack }: Props) {
+export function ConversationView({ conversation, session, lastEvent, agents, teams, onChanged, onBack, onCard }: Props) {
   const [entries, setEntries] = useState<Entry[]>([]);
   const [messagingWindow, setMessagingWindow] = useState<Window | null>(null);
   const [error, setError] = useState("");
@@ -106,6 +107,7 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
             {c.team_id && <> · team {c.team_id}</>}
           </p>
         </div>
+        <button type="button" className="card-toggle" onClick={onCard}>Customer card</button>
         <div className="actions" role="toolbar" aria-label="Conversation actions">
           {offered && (
             <>

@@ -76,6 +76,7 @@ function shown(pushed: PushedCounts | null, key: string): string {
 export function Inbox({ session, lastEvent, counts }: { session: Session; lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
   // An agent starts on their own conversations; a supervisor without the agent role on the queue.
   const [tab, setTab] = useState(() => (session.roles.includes("agent") ? "mine" : "queued"));
+  const [cardShown, setCardShown] = useState(false); // narrow screens: the card as a drawer
   const [filters, setFilters] = useState<Filters>(NO_FILTERS);
   const [search, setSearch] = useState("");
   const [items, setItems] = useState<Conversation[]>([]);
@@ -157,6 +158,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
     if (!conversation) return;
     setOpenId(conversation.id);
     setOpened(conversation);
+    setCardShown(false);
     setSeen((previous) => {
       const next = { ...previous, [conversation.id]: conversation.last_activity_at };
       sessionStorage.setItem(SEEN_KEY, JSON.stringify(next));
@@ -212,7 +214,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   const channelIds = [...new Set(items.map((c) => c.channel_id))].sort();
 
   return (
-    <main className={`inbox ${openId ? "has-open" : ""}`} id="main">
+    <main className={`inbox ${openId ? "has-open" : ""} ${cardShown ? "card-shown" : ""}`} id="main">
       <h1 className="sr-only">Inbox</h1>
       <section className="list-pane" aria-label="Conversations">
         <div className="search-row">
@@ -319,8 +321,10 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
         <>
           <ConversationView key={opened.id} conversation={opened} session={session} lastEvent={lastEvent}
                             agents={agents} teams={teams}
-                            onChanged={(updated) => { if (updated) setOpened(updated); void reload(); }} onBack={() => { setOpenId(null); setOpened(null); }} />
-          <ContactCard key={`card-${opened.id}`} conversation={opened} manager={isManager(session)} onOpen={(c) => open(c)} />
+                            onChanged={(updated) => { if (updated) setOpened(updated); void reload(); }} onBack={() => { setOpenId(null); setOpened(null); setCardShown(false); }}
+                            onCard={() => setCardShown(true)} />
+          <ContactCard key={`card-${opened.id}`} conversation={opened} manager={isManager(session)} onOpen={open}
+                       onHide={() => setCardShown(false)} />
         </>
       ) : (
         <section className="empty-pane" aria-label="Conversation"><p className="muted">Pick a conversation (j / k).</p></section>
