@@ -115,10 +115,16 @@ def every_partition_consumed(settings: InfraSettings, within: float) -> float:
 
 
 def two_replicas(settings: InfraSettings, members: list[Member]) -> None:
-    members.extend((Member(settings, "replica-a"), Member(settings, "replica-b")))
+    """Replica a at work, then replica b started beside it: b has its share once the group rebalanced (a
+    learns of it at its next heartbeat, every 3 s)."""
+    members.append(Member(settings, "replica-a"))
     members[0].wait_for("started", STARTED_WITHIN_S)
-    members[1].wait_for("started", STARTED_WITHIN_S)
-    every_partition_consumed(settings, TAKEOVER_WITHIN_S)
+    members.append(Member(settings, "replica-b"))
+    members[1].wait_for("joining", STARTED_WITHIN_S)
+    shared = members[1].wait_for("started", TAKEOVER_WITHIN_S)
+    consumed = every_partition_consumed(settings, TAKEOVER_WITHIN_S)
+    print(f"a second replica had its partitions {shared:.2f}s after starting to join; every partition consumed "
+          f"{consumed:.1f}s after the records")
 
 
 def test_two_replicas_share_the_partitions_and_a_survivor_takes_over_a_killed_peers(
