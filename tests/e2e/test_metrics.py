@@ -156,10 +156,9 @@ async def test_a_customers_message_is_one_trace_across_the_services(system: Syst
     (webhook,), (published,) = trace["webhook"], trace["published"]
     assert webhook.parent_span_id == CALLER_SPAN
     assert published.parent_span_id == webhook.span_id
-    for service in ("contacts", "router", "outbound", "media"):
-        assert [span.parent_span_id for span in trace[service]] == [published.span_id], service
-    contacts_handling = trace["contacts"][0].span_id
-    assert {span.parent_span_id for span in trace["contact_published"]} == {contacts_handling}
+    for service in ("contacts", "router", "outbound", "media"):  # (a redelivery after a rebalance: a second child)
+        assert {span.parent_span_id for span in trace[service]} == {published.span_id}, service
+    assert {span.parent_span_id for span in trace["contact_published"]} <= {span.span_id for span in trace["contacts"]}
     assert {span.parent_span_id for span in trace["contact_to_router"]} <= \
         {span.span_id for span in trace["contact_published"]}
     assert wamid  # the webhook carried this message
