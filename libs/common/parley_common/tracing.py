@@ -23,7 +23,8 @@ from fastapi.telemetry import TelemetryConfig
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace import Span as SdkSpan
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, Span, SpanKind, Tracer
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -40,8 +41,12 @@ HEADERS: dict[str, str] = {
 _PROPAGATOR = TraceContextTextMapPropagator()
 # Probes and scrapes would be most of the spans and tell nothing.
 _UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_REQUEST_TARGET = ("url.path", "url.query", "url.full")
 _NOTHING: AbstractContextManager[None] = nullcontext()
-_EVENT_ATTRIBUTES = (("ce_id", "messaging.message.id"), ("ce_type", "cloudevents.event_type"))
+# Span attributes from a record's CloudEvents headers: the event, and the tenant and correlation id to find a
+# tenant's traces and join them with logs written outside a span (both bounded: 1-128 characters).
+_EVENT_ATTRIBUTES = (("ce_id", "messaging.message.id"), ("ce_type", "cloudevents.event_type"),
+                     ("ce_tenantid", "parley.tenant_id"), ("ce_correlationid", "parley.correlation_id"))
 
 
 class TracingSettingsError(ValueError):
@@ -83,9 +88,26 @@ def tracer_provider(service: str, version: str, instance_id: str = "") -> Tracer
     attributes: dict[str, str] = {SERVICE_NAME: service, SERVICE_VERSION: version}
     if instance_id:
         attributes[SERVICE_INSTANCE_ID] = instance_id
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = new_provider(Resource.create(attributes))
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
     return provider
+
+
+def new_provider(resource: Resource | None = None) -> TracerProvider:
+    """A provider whose spans never hold a request's path or query string (they carry phone numbers, user ids and
+    search terms: /v1/windows/{channel_id}/{external_user_id}, ?phone=…); the route template (`http.route`, the
+    span's name) says which API was called."""
+    provider = TracerProvider(resource=resource) if resource is not None else TracerProvider()
+    provider.add_span_processor(_RequestTargetRedacted())
+    return provider
+
+
+class _RequestTargetRedacted(SpanProcessor):
+    def on_start(self, span: SdkSpan, parent_context: Context | None = None) -> None:
+        attributes = span.attributes or {}
+        for name in _REQUEST_TARGET:
+            if name in attributes:
+                span.set_attribute(name, "REDACTED")
 
 
 def start_tracing(service: str, version: str, instance_id: str = "") -> None:

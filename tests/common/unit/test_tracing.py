@@ -40,10 +40,10 @@ def as_record(headers: dict[str, str]) -> Record:
 
 
 def test_the_consumers_span_is_the_child_of_the_producers(spans: InMemorySpanExporter) -> None:  # noqa: F811
-    headers = {"ce_id": "e-1", "ce_type": "parley.message.received"}
+    headers = {"ce_id": "e-1", "ce_type": "parley.message.received", "ce_tenantid": "acme", "ce_correlationid": "c-9"}
     with tracing.sending("ns.parley.inbound.messages.v1", headers):
         pass
-    assert set(headers) == {"ce_id", "ce_type", "traceparent"}  # no tracestate when the trace has none
+    assert set(headers) == {"ce_id", "ce_type", "ce_tenantid", "ce_correlationid", "traceparent"}  # no tracestate
     with tracing.processing("ns.parley.inbound.messages.v1", headers, as_record(headers)):
         pass
     producer, consumer = spans.get_finished_spans()
@@ -57,6 +57,9 @@ def test_the_consumers_span_is_the_child_of_the_producers(spans: InMemorySpanExp
     assert consumer.attributes["messaging.message.id"] == "e-1"
     assert consumer.attributes["messaging.destination.partition.id"] == "3"
     assert consumer.attributes["messaging.kafka.offset"] == 42
+    for span in (producer, consumer):
+        assert span.attributes is not None and span.attributes["parley.tenant_id"] == "acme"
+        assert span.attributes["parley.correlation_id"] == "c-9"
 
 
 def test_a_callers_trace_and_tracestate_travel_on(spans: InMemorySpanExporter) -> None:  # noqa: F811
@@ -165,7 +168,11 @@ async def test_a_request_gets_a_server_span_continuing_the_callers_trace(spans: 
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test") as client:
         assert (await client.get("/openapi.json", headers=CALLER)).status_code == 200
         assert (await client.get("/healthz", headers=CALLER)).status_code == 200
-    (server,) = spans.get_finished_spans()  # probes are not traced
+        await client.get("/v1/windows/wa-main/447700912345?phone=%2B447700912345", headers=CALLER)
+    server, unmatched = spans.get_finished_spans()  # probes are not traced
     assert (server.name, server.kind) == ("GET /openapi.json", SpanKind.SERVER)
     assert server.parent is not None and f"{server.parent.span_id:016x}" == CALLER_SPAN
     assert f"{server.context.trace_id:032x}" == CALLER_TRACE
+    assert unmatched.attributes is not None and unmatched.attributes["http.response.status_code"] == 404
+    assert "447700912345" not in repr(dict(unmatched.attributes)) + unmatched.name  # paths and queries never kept
+    assert unmatched.attributes["url.path"] == unmatched.attributes["url.query"] == "REDACTED"
