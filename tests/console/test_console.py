@@ -159,6 +159,7 @@ def test_an_agent_answers_a_live_customer_and_hands_over(system: System, browser
     page.keyboard.press("Enter")
     reply = page.locator(".timeline .outbound", has_text="Let me check.")
     expect(reply.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    expect(reply.get_by_title("sent by alice")).to_be_visible()  # the sender's login on hover
     [sent] = [e for e in customer.outbound_entries(AGENT)
               if e["content"]["text"] == "Sorry to hear that!\nLet me check."]
     customer.reports(sent["provider_message_id"], "delivered")
@@ -678,6 +679,8 @@ def test_an_offer_chimes_and_a_dropped_file_an_emoji_and_a_transfer_go_with_the_
         timeout=30_000)
     assert system.provider.sends_to(customer.phone)[-1]["image"]["caption"].startswith("Here is your label 👍")
     assert_clean(carol, "after-send-transferred")
+    page.get_by_label("My presence").select_option("away")
+    expect(page.locator(".dot-away")).to_be_visible()
     page.get_by_label("My presence").select_option("offline")  # her offers go back to the queue
     expect(page.locator(".dot-offline")).to_be_visible()
     carol.close()
@@ -718,6 +721,13 @@ def test_mark_close_reopen_block_and_the_filters(system: System, browser: Browse
     filters.get_by_label("Channel id").fill("no-such-channel")
     expect(page.locator("#conversation-list")).to_contain_text("Nothing here.")
     filters.get_by_label("Channel id").fill(WHATSAPP.id)
+    expect(item).to_be_visible()
+    filters.get_by_role("combobox", name=re.compile(r"^Channel(?! id)")).select_option("whatsapp")
+    filters.get_by_label("Team").select_option("support")
+    expect(item).to_be_visible()
+    filters.get_by_label("Label").fill("no-such-label")
+    expect(page.locator("#conversation-list")).to_contain_text("Nothing here.")
+    filters.get_by_label("Label").fill("")
     expect(item).to_be_visible()
     filters.get_by_label("Unanswered only").check()
     expect(item).to_be_visible()
