@@ -33,6 +33,7 @@ class Stream:
     client: httpx.AsyncClient
     customers: list[Customer]
     replies: dict[str, tuple[Customer, str]] = field(default_factory=dict)  # outbound message id → (to, text)
+    quiet: bool = False  # nothing sent meanwhile
     _numbers: Any = field(default_factory=itertools.count)
 
     @classmethod
@@ -43,11 +44,20 @@ class Stream:
         for tick in itertools.count():
             if stop.is_set():
                 return
+            if self.quiet:
+                await asyncio.sleep(TICK_S)
+                continue
             customer = self.customers[tick % len(self.customers)]
             await self._write(customer)
             if tick % 5 == 4:
                 await self._reply(self.customers[(tick // 5) % len(self.customers)])
             await asyncio.sleep(TICK_S)
+
+    def accepted_webhooks(self) -> int:
+        return sum(len(customer.accepted) for customer in self.customers)
+
+    def resume(self) -> None:
+        self.quiet = False
 
     async def _write(self, customer: Customer) -> None:
         wamid = new_wamid()
@@ -75,7 +85,7 @@ class Stream:
         for message_id, (customer, text) in self.replies.items():
             await eventually(lambda m=message_id, c=customer, t=text: self._reply_settled(m, c, t), within=within,
                              what=f"reply {message_id}'s outcome")
-        return {"accepted_webhooks": sum(len(c.accepted) for c in self.customers),
+        return {"accepted_webhooks": self.accepted_webhooks(),
                 "contacts": len(self.customers), "accepted_replies": len(self.replies),
                 "replies_sent": sum(1 for _ in self._sent_replies())}
 

@@ -3,66 +3,42 @@ service in turn and restart it, kill the cache (Redis restarts empty: it is a ca
 (SIGSTOP, SIGCONT) and stop a service with SIGTERM as a rolling deploy does (it must exit within the Kubernetes
 grace period). After each fault: every accepted webhook on exactly one timeline exactly once, one contact per
 customer, every accepted reply at the provider at most once with an outcome, every service ready again within
-READY_BOUND_S. The short schedule runs in `make test`; the long one (every fault, several rounds) in
-`make test-long`. Each fault's counts and times are printed (`pytest -s`) and kept in docs/architecture.md."""
+READY_BOUND_S, and webhooks accepted again. The short schedule runs in `make test`; the long one adds kill -9 of
+the broker and of the database (each restarted) and SIGTERM of every service, in `make test-long`. Each fault's
+counts and times are printed (`pytest -s`) and kept in docs/architecture.md. The cache's restart under a staffed
+desk (capacity, presence, de-duplication) is cache_restart.py, on the same system."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
+from cache_restart import restart_cache_under_a_desk
 from e2e_system import SERVICES, System, kill_hard, restart, wait_ready
+from fault_servers import kill_server, local_server, stall, start_again
 from fault_stream import Stream
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "deploy" / "local"))
-import infra
 
 READY_BOUND_S = 60.0  # process start → ready, imports included; the aim is 10 s (measured: docs/architecture.md)
 STALL_S = 3.0
 GRACE_S = 75.0  # deploy/k8s terminationGracePeriodSeconds: SIGTERM → SIGKILL
+# The local broker writes what it holds to disk about twice a second: a kill -9 loses the records it acknowledged
+# in the last ~0.5 s (measured; docs/architecture.md). Kafka as deployed (3 replicas, min.insync.replicas 2,
+# acks=all) loses none. So the stream is quiet for a while before the broker's kill, and the invariants are those
+# of a broker that keeps what it acknowledged.
+QUIET_BEFORE_BROKER_KILL_S = 1.5
 SHORT = (*SERVICES, "cache", "database-stall", "router-sigterm")
-LONG = (*SHORT, *(f"{name}-sigterm" for name in SERVICES), *SHORT)
+LONG = (*SHORT, "broker", "database", *(f"{name}-sigterm" for name in SERVICES if name != "router"),
+        "database", "broker", "database")
 
 
-def _server(endpoints: dict[str, str], name: str) -> infra.Server:
-    """The test-profile server behind an endpoint (its port), with its pid file."""
-    port = int(endpoints[{"kafka": "PARLEY_KAFKA_BOOTSTRAP", "mongo": "PARLEY_MONGO_URI",
-                          "redis": "PARLEY_REDIS_URL"}[name]].rsplit(":", 1)[1].split("/")[0])
-    found = [server for server in infra.servers("test") if server.name == name]
-    server = infra.Server(name, port, found[0].data_dir)
-    if infra.running_pid(server) is None:
-        pytest.skip(f"the {name} server was not started by deploy/local/infra.py: cannot kill it")
-    return server
-
-
-def _kill_and_restart_server(server: infra.Server) -> None:
-    pid = infra.running_pid(server)
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)
-    while infra.alive(pid):
-        time.sleep(0.05)
-    infra.start(server, fresh=False)
-
-
-def _stall(server: infra.Server) -> None:
-    pid = infra.running_pid(server)
-    assert pid is not None
-    os.kill(pid, signal.SIGSTOP)
-    try:
-        time.sleep(STALL_S)
-    finally:
-        os.kill(pid, signal.SIGCONT)
-
-
-def inject(fault: str, system: System, endpoints: dict[str, str]) -> float:
-    """Do the fault; answers the seconds from the restart (or the end of the stall) to every service ready."""
+def inject(fault: str, system: System, endpoints: dict[str, str], killed: Callable[[], None] = lambda: None) -> float:
+    """Do the fault (`killed` is called once a server is dead, before its restart); answers the seconds from the
+    restart (or the end of the stall) to every service ready."""
     if fault in SERVICES:
         kill_hard(system.services[fault])
         return restart(system, fault)
@@ -75,9 +51,14 @@ def inject(fault: str, system: System, endpoints: dict[str, str]) -> float:
         process.wait(timeout=GRACE_S)
         print(f"{name} stopped {time.monotonic() - stopping:.1f}s after SIGTERM")
         return restart(system, name)
-    action: Callable[[infra.Server], None] = _stall if fault == "database-stall" else _kill_and_restart_server
-    action(_server(endpoints, {"cache": "redis", "database-stall": "mongo", "broker": "kafka",
-                               "database": "mongo"}[fault]))
+    server = local_server(endpoints, {"cache": "redis", "database-stall": "mongo", "broker": "kafka",
+                                      "database": "mongo"}[fault])
+    if fault == "database-stall":
+        stall(server, STALL_S)
+    else:
+        kill_server(server)
+        killed()
+        start_again(server)
     back = time.monotonic()
     wait_ready(system)
     return time.monotonic() - back
@@ -90,7 +71,11 @@ async def run_schedule(system: System, endpoints: dict[str, str], schedule: tupl
             stop = asyncio.Event()
             flowing = asyncio.create_task(stream.run(stop))
             await asyncio.sleep(1.5)
-            ready_s = await asyncio.to_thread(inject, fault, system, endpoints)
+            if fault == "broker":
+                stream.quiet = True
+                await asyncio.sleep(QUIET_BEFORE_BROKER_KILL_S)
+            ready_s = await asyncio.to_thread(inject, fault, system, endpoints, stream.resume)
+            accepted_before = stream.accepted_webhooks()
             await asyncio.sleep(1.5)
             stop.set()
             await flowing
@@ -99,7 +84,7 @@ async def run_schedule(system: System, endpoints: dict[str, str], schedule: tupl
             print(f"fault {fault}: ready {ready_s:.1f}s after restart, settled {time.monotonic() - settled:.1f}s "
                   f"later; {counts}")
             assert ready_s < READY_BOUND_S, f"{fault}: ready after {ready_s:.1f}s"
-            assert counts["accepted_webhooks"] > 0
+            assert stream.accepted_webhooks() > accepted_before, f"{fault}: nothing accepted once ready again"
 
 
 @pytest.mark.timeout(420)  # 155-160 s measured at a load average of ~20; 183 s at 18 hit the default 180 s
@@ -107,7 +92,13 @@ def test_short_fault_schedule(system: System, infra_endpoints: dict[str, str]) -
     asyncio.run(run_schedule(system, infra_endpoints, SHORT))
 
 
+def test_after_the_cache_restarts_empty_nobody_is_offered_over_capacity_and_nothing_doubles(
+        system: System, infra_endpoints: dict[str, str]) -> None:
+    held = asyncio.run(restart_cache_under_a_desk(system, infra_endpoints))
+    print(f"after the cache restarted empty: {held}")
+
+
 @pytest.mark.slow_soak
-@pytest.mark.timeout(1200)
+@pytest.mark.timeout(1500)
 def test_long_fault_schedule(system: System, infra_endpoints: dict[str, str]) -> None:
     asyncio.run(run_schedule(system, infra_endpoints, LONG))

@@ -21,11 +21,12 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 from pydantic import ValidationError
 
-from parley_common import metrics, round_trips, tracing
+from parley_common import metrics, retries, round_trips, tracing
 from parley_common.channels import ChannelNotOfTenant, Channels
 from parley_common.cloudevents import correlation_id_from, headers_for
 from parley_common.events.dlq import DeadLetter, original_record_fields
 from parley_common.events.envelope import Envelope
+from parley_common.idempotence import sent_again_if_sequence_lost
 from parley_common.logging import BROKER_LOGGER, bind_correlation_id
 from parley_common.rejoin import rejoin_on_empty_assignment
 from parley_common.topics import ALL_TOPICS, DEAD_LETTERS, Topic
@@ -133,16 +134,15 @@ class EventPublisher:
         return topic.name(self._namespace)
 
     async def publish(self, event: Envelope, topic: Topic) -> None:
+        """Returns once Kafka acknowledged it; sent again under a new producer id when the broker lost this
+        producer's sequence (parley_common.idempotence)."""
         round_trips.count(round_trips.KAFKA_PRODUCED)
         headers = headers_for(event)
         topic_name = topic.name(self._namespace)
+        encoded = event.model_dump_json().encode()
         with tracing.sending(topic_name, headers):
-            await self._broker.publish(
-                event.model_dump_json().encode(),
-                topic=topic_name,
-                key=event.partition_key(),
-                headers=headers,
-            )
+            await sent_again_if_sequence_lost(self._broker, lambda: self._broker.publish(
+                encoded, topic=topic_name, key=event.partition_key(), headers=headers))
         metrics.PUBLISHED.labels(self._service, topic.base_name, type(event).__name__).inc()
 
 
@@ -192,11 +192,9 @@ async def consume(
     """Parse one record of `topic`, check the channels it names belong to its tenant, and hand it to `handle`;
     unparseable records, a channel of another tenant (or none at all) and PermanentFailure go to the dead-letter
     topic (with the original bytes and the reason) so the partition never stalls on a poison message and a
-    mismatched record changes nothing."""
-    raw_headers = {
-        key: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-        for key, value in message.headers.items()
-    }
+    mismatched record changes nothing. Any other error is tried again as parley_common.retries decides: without
+    limit during an outage of the database, cache or broker, else ATTEMPTS times before it is dead-lettered."""
+    raw_headers = _headers_of(message)
     bind_correlation_id(correlation_id_from(raw_headers))
     # A record of a batch handled as a whole is traced by the batch's span (`subscribe_whole_batches`).
     traced = contextlib.nullcontext() if batched else tracing.processing(topic.name(publisher.namespace),
@@ -215,6 +213,13 @@ async def _parse_and_handle(message: KafkaMessage, topic: Topic, handle: Callabl
         await dead_letter(publisher, message, topic, service, "invalid_event", _summary(exc), raw_headers)
         metrics.count_record(service, topic.base_name, "dead_lettered")
         return
+    await _handle_parsed(message, event, topic, handle, publisher, service, channels, raw_headers, batched=batched)
+
+
+async def _handle_parsed(message: KafkaMessage, event: Any, topic: Topic, handle: Callable[[Any], Awaitable[None]],
+                         publisher: EventPublisher, service: str, channels: Channels | None,
+                         raw_headers: dict[str, str], *, batched: bool = False) -> None:
+    record = _record_of(message, handle)
     with metrics.handling(service, topic.base_name, batched=batched) as handled:
         try:
             check_channels(channels, event)
@@ -224,6 +229,46 @@ async def _parse_and_handle(message: KafkaMessage, topic: Topic, handle: Callabl
             tracing.dead_lettered(failure.reason)
             await dead_letter(publisher, message, topic, service, failure.reason, failure.detail, raw_headers,
                               tenant_id=getattr(event, "tenant_id", None))
+        except Exception as error:
+            if not await _gives_up_after(record, error, service, topic):
+                raise  # not committed: the record comes again
+            handled.dead_lettered()
+            tracing.dead_lettered(retries.GIVEN_UP)
+            await dead_letter(publisher, message, topic, service, retries.GIVEN_UP, retries.describe(error),
+                              raw_headers, tenant_id=getattr(event, "tenant_id", None))
+        _failures.forget(record)
+
+
+_failures = retries.FailureCounts()  # of the records this process is trying again
+
+
+def _headers_of(message: KafkaMessage) -> dict[str, str]:
+    return {key: value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+            for key, value in message.headers.items()}
+
+
+def _record_of(message: KafkaMessage, handle: Callable[..., Any]) -> tuple[Any, ...]:
+    """Which record, for which handler: the key its failures are counted under."""
+    raw = message.raw_message
+    return (getattr(raw, "topic", None), getattr(raw, "partition", None), getattr(raw, "offset", None),
+            getattr(handle, "__qualname__", repr(handle)))
+
+
+async def _gives_up_after(record: tuple[Any, ...], error: Exception, service: str, topic: Topic) -> bool:
+    """Count the failure; True when the record is to be dead-lettered now, else False after the back-off (the
+    caller lets the error through, so the record is not committed and comes again)."""
+    failures = _failures.failed(record)
+    outage = retries.is_outage(error)
+    if retries.gives_up(failures, outage):
+        _failures.forget(record)
+        log.error("handler_gave_up", service=service, topic=topic.base_name, error=type(error).__name__,
+                  attempts=failures)
+        return True
+    pause = retries.pause_after(failures)
+    log.warning("handler_failed", service=service, topic=topic.base_name, error=type(error).__name__,
+                failures=failures, outage=outage, retry_in_seconds=pause)
+    await asyncio.sleep(pause)
+    return False
 
 
 def _summary(exc: ValidationError) -> str:
@@ -461,22 +506,44 @@ def subscribe_whole_batches(
 ) -> None:
     """For handlers that write a batch in bulk: `handle` gets the batch's parsed events in one call (records that
     do not parse are dead-lettered with their bytes, as `consume` does, and the rest goes on). The batch is
-    committed only after `handle` returned; any exception redelivers the whole batch, which an idempotent
-    handler absorbs. Several `consumers` overlap one batch's slow tail with the next batches' work."""
+    committed only after `handle` returned. During an outage (parley_common.retries) the whole batch comes again
+    after a back-off; after any other error each event is handled on its own (`handle([event])`, tried again and
+    dead-lettered as `consume` does), so one bad record does not hold up the rest. An idempotent handler absorbs
+    the repeats. Several `consumers` overlap one batch's slow tail with the next batches' work."""
+
+    async def alone(event: Any) -> None:
+        await handle([event])
+
+    alone.__qualname__ = f"{getattr(handle, '__qualname__', 'handle')}[alone]"
 
     async def on_batch(message: KafkaMessage) -> None:
         records = _records_of(message)
-        events: list[Any] = []
-
-        async def collect(event: Any) -> None:
-            events.append(event)
-
+        parsed: list[tuple[KafkaMessage, Any]] = []
         with tracing.processing_batch(topic.name(namespace), records):
             for record in records:
-                await consume(_view_of(record), topic, collect, publisher, service, channels, batched=True)
-            if events:
-                with metrics.handling(service, topic.base_name, records=len(events)):
-                    await handle(events)
+                view = _view_of(record)
+
+                async def collect(event: Any, view: KafkaMessage = view) -> None:
+                    parsed.append((view, event))
+
+                await consume(view, topic, collect, publisher, service, channels, batched=True)
+            if parsed:
+                await handle_or_each_alone(parsed)
+
+    async def handle_or_each_alone(parsed: list[tuple[KafkaMessage, Any]]) -> None:
+        try:
+            with metrics.handling(service, topic.base_name, records=len(parsed)):
+                await handle([event for _, event in parsed])
+        except Exception as error:
+            if retries.is_outage(error):
+                await _gives_up_after(_record_of(parsed[0][0], handle), error, service, topic)  # the back-off
+                raise
+            # A record of the batch may never succeed: each on its own, so only such a one is dead-lettered
+            # (after its attempts) and the others are stored.
+            for view, event in parsed:
+                await _handle_parsed(view, event, topic, alone, publisher, service, None, _headers_of(view))
+        else:
+            _failures.forget(_record_of(parsed[0][0], handle))
 
     on_batch.__name__ = f"{service}_{topic.base_name.replace('.', '_')}_batches"
     _register(broker, topic, group_id, namespace, on_batch, consumers=consumers, batch=True,

@@ -15,14 +15,24 @@ from parley_common.metrics import MongoCommandTimer
 DUPLICATE_KEY = 11000
 
 
+# A write is acknowledged once a majority of the replica set has it in its journal. Consumers commit a record's
+# offset once its write is acknowledged, and HTTP answers "stored" on it: an acknowledged write that a crash of the
+# database then loses is a message lost for good (the record is never delivered again). MongoDB's implicit default
+# is the same on a plain replica set, but a cluster default (setDefaultRWConcern) or an arbiter can lower it to
+# w:1 unjournaled; and the local server (SecantusDB) without `j` loses the last ~15 ms of acknowledged writes on a
+# kill -9 (measured: docs/architecture.md, "What the local servers keep on a kill -9"). Explicit, it holds anywhere.
+DURABLE_WRITES: dict[str, Any] = {"w": "majority", "journal": True}
+
+
 def mongo_client(uri: str, app_name: str, service: str = "unknown", **options: Any) -> AsyncMongoClient[dict[str, Any]]:
-    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; every command timed
-    under `service` (parley_common.metrics); `options` are TLS and credentials
-    (parley_common.connections.mongo_client_options)."""
+    """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; writes acknowledged
+    only once journaled by a majority (DURABLE_WRITES); every command timed under `service`
+    (parley_common.metrics); `options` are TLS and credentials (parley_common.connections.mongo_client_options)."""
     extra = round_trips.mongo_options()
     listeners = [MongoCommandTimer(service), *extra.pop("event_listeners", [])]
+    settings = {"serverSelectionTimeoutMS": 5000, **DURABLE_WRITES, **options, **extra}
     return AsyncMongoClient(uri, tz_aware=True, uuidRepresentation="standard", appname=app_name,
-                            serverSelectionTimeoutMS=5000, event_listeners=listeners, **options, **extra)
+                            event_listeners=listeners, **settings)
 
 
 async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence[dict[str, Any]]) -> set[int]:

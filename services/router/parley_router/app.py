@@ -28,6 +28,7 @@ from parley_common.topics import (
     Topic,
 )
 from parley_router.adapters.broadcast_deliveries import BroadcastDeliveries
+from parley_router.adapters.capacity_audit import CapacityAudit
 from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.adapters.presence import PresenceStore
@@ -56,7 +57,8 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
     db = runtime.db
     stores = Stores(ConversationRepository(db), TimelineRepository(db), Directory(db),
                     PresenceStore(runtime.redis, settings.infra.redis_prefix(), settings.presence_ttl_seconds),
-                    ProcessedEvents(db), BroadcastDeliveries(db))
+                    ProcessedEvents(db), BroadcastDeliveries(db),
+                    CapacityAudit(runtime.redis, settings.infra.redis_prefix(), db))
     return Engine(stores, runtime.publisher, clock)
 
 

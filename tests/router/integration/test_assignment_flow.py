@@ -131,6 +131,7 @@ async def test_a_slot_goes_back_only_from_the_take_that_stamped_it_last(router: 
     """Replica A takes ann's slot for a conversation and loses the save; replica B, which won, had taken the same
     slot for the same agent (a re-take). A's give-back must leave the slot to B; B's own give-back works."""
     store = router.engine.stores.presence
+    await router.engine.rebuild_slots("acme")  # the tenant's slots known complete: takes may go on
     outcome_a, stamp_a = await store.take("acme", "ann", "whatsapp", "c1", 3)
     outcome_b, stamp_b = await store.take("acme", "ann", "whatsapp", "c1", 3)
     assert (outcome_a, outcome_b) == (Take.TAKEN, Take.ALREADY_HELD)
@@ -149,6 +150,7 @@ async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: 
 
     clients = [redis_client(router.infra.redis_url) for _ in range(8)]
     stores = [PresenceStore(client, router.infra.redis_prefix(), 60) for client in clients]
+    await router.engine.rebuild_slots("acme")
     try:
         results = [outcome for outcome, _ in await asyncio.gather(
             *(stores[i % 8].take("acme", "ann", "whatsapp", f"c{i}", 3) for i in range(200)))]

@@ -145,3 +145,23 @@ async def test_engines_racing_on_the_same_conversations_end_consistent(router: R
     for login in ("ann", "bob"):
         assert await slots(router, redis, login) == truth[login]
         assert len(truth[login]) <= capacity
+
+
+async def test_after_the_cache_lost_the_slots_nobody_is_offered_over_capacity(router: Router, redis: Any) -> None:
+    """Redis restarted empty (here: the router's keys deleted): the next take waits until the tenant's slots are
+    put back from MongoDB, so an agent at capacity gets nothing more, and one with room gets exactly that."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin"})
+    await router.agent("ann", ["default"], capacity=2)
+    first = [await new_conv(router, f"u{i}") for i in range(2)]
+    assert all((conv["assignee"] or {}).get("id") == "ann" for conv in first), first
+    async for key in redis.scan_iter(match=f"{router.infra.redis_prefix()}router:*"):
+        await redis.delete(key)
+    await router.ok("POST", "/v1/agents/me/heartbeat", login="ann", roles=["agent"], json={"presence": "online"})
+
+    third = await new_conv(router, "u3")
+
+    assert third["status"] == "queued", third
+    assert await slots(router, redis, "ann") == {conv["id"] for conv in first}  # put back from MongoDB
+    await router.ok("PUT", "/v1/agents/ann", json={"teams": ["default"], "default_capacity": 3})  # room for one
+    assert (await router.ok("GET", f"/v1/conversations/{third['id']}"))["assignee"]["id"] == "ann"
+    assert len(await slots(router, redis, "ann")) == 3

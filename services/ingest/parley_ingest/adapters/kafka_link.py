@@ -15,6 +15,7 @@ from faststream.kafka import KafkaBroker
 from parley_common import round_trips, tracing
 from parley_common.cloudevents import headers_for
 from parley_common.events.envelope import Envelope
+from parley_common.idempotence import SEQUENCE_LOST, producer_id, start_sequences_again
 from parley_common.kafka import EventPublisher
 from parley_common.topics import Topic
 
@@ -95,11 +96,14 @@ class KafkaLink:
             raise UnpublishableEvent(f"{type(exc).__name__}: {exc}"[:300]) from exc
         if not await self.connect():
             raise BrokerUnavailable("kafka is not connected")
+        producer = producer_id(self._broker)
         try:
             await asyncio.wait_for(self._send_all(encoded), self._timeout)
         except MessageSizeTooLargeError as exc:
             raise EventTooLarge(str(exc)) from exc
         except Exception as exc:
+            if isinstance(exc, SEQUENCE_LOST):  # the provider's retry goes out under a new producer id
+                start_sequences_again(self._broker, producer)
             log.warning("kafka_publish_failed", error=type(exc).__name__, events=len(items))
             raise BrokerUnavailable(type(exc).__name__) from exc
 

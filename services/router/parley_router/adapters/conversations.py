@@ -17,6 +17,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_common.mongo import DUPLICATE_KEY, insert_new
+from parley_common.retries import RaceLost
 from parley_router.adapters.tab_counters import TabCounters
 from parley_router.domain import tab_counts
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
@@ -110,8 +111,9 @@ OPENING_WAITS, OPENING_WAIT_SECONDS = 4, 0.05  # before giving up to a redeliver
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # pointers written before claim times were recorded
 
 
-class StaleVersion(Exception):
-    """Someone saved the conversation since it was read; read again and retry."""
+class StaleVersion(RaceLost):
+    """Someone saved the conversation since it was read; read again and retry (a record whose handler meets it is
+    tried again without limit: parley_common.retries)."""
 
 
 class ConversationRepository:

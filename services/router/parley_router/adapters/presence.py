@@ -2,7 +2,8 @@
 
 Capacity is a set of conversation ids per (agent, channel type); taking a slot is one Lua script, so
 several router replicas can never put an agent over capacity, and taking the same conversation twice is a
-no-op (replays)."""
+no-op (replays). Redis is a cache: a take is refused until a per-tenant marker says the tenant's slots were
+rebuilt from MongoDB since the cache started (handlers/engine.py `rebuild_slots`)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ class Take(IntEnum):
     FULL = 0
     TAKEN = 1  # a new slot: give it back if the assignment is not stored after all
     ALREADY_HELD = 2  # this conversation held it before (a replay, or another replica won): never give back
+    NOT_REBUILT = 3  # the tenant's slots are not known to be complete (the cache lost them): rebuild first
 
 
 # KEYS[1] = the agent's active set on one channel type; ARGV[1] = conversation id, ARGV[2] = capacity.
@@ -26,8 +28,11 @@ class Take(IntEnum):
 # capacity reconciler (adapters/capacity_audit.py) never removes a slot stamped within its grace period, which
 # covers a take whose conversation save is still in flight. A re-take's stamp is always above the one before,
 # so the stamp also names the latest take: a slot is given back only by the take that stamped it last
-# (`_RELEASE_IF`). Returns {outcome, stamp}.
+# (`_RELEASE_IF`). KEYS[2] = the tenant's slots marker: no take until it says `rebuilt` — a cache that restarted
+# empty has lost every slot held, and a take counted against the empty set would put the agent over capacity.
+# Returns {outcome, stamp}.
 _TAKE = """
+if redis.call('GET', KEYS[2]) ~= 'rebuilt' then return {3, 0} end
 local now = redis.call('TIME')
 local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local previous = tonumber(redis.call('ZSCORE', KEYS[1] .. ':taken_at', ARGV[1]))
@@ -42,6 +47,23 @@ if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
   return {1, at}
 end
 return {0, 0}
+"""
+
+# KEYS[1] = the tenant's slots marker. Marks a rebuild begun (1), unless the slots are rebuilt already (0).
+_BEGIN_REBUILD = """
+if redis.call('GET', KEYS[1]) == 'rebuilt' then return 0 end
+redis.call('SET', KEYS[1], 'rebuilding')
+return 1
+"""
+
+# KEYS[1] = the tenant's slots marker. Compare-and-set: a cache that restarted during the rebuild has no marker,
+# and its (empty) slots are not marked rebuilt.
+_FINISH_REBUILD = """
+if redis.call('GET', KEYS[1]) == 'rebuilding' then
+  redis.call('SET', KEYS[1], 'rebuilt')
+  return 1
+end
+return 0
 """
 
 # KEYS[1] = the agent's active set; ARGV[1] = conversation id, ARGV[2] = the stamp the caller read or took.
@@ -109,6 +131,8 @@ class PresenceStore:
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._take = redis.register_script(_TAKE)
+        self._begin_rebuild = redis.register_script(_BEGIN_REBUILD)
+        self._finish_rebuild = redis.register_script(_FINISH_REBUILD)
         self._release_if = redis.register_script(_RELEASE_IF)
         self._snapshot = redis.register_script(_SNAPSHOT)
         self._believed_online = redis.register_script(_BELIEVED_ONLINE)
@@ -119,6 +143,9 @@ class PresenceStore:
 
     def _active_key(self, tenant_id: str, login: str, channel_type: str) -> str:
         return f"{self._prefix}router:active:{tenant_id}:{login}:{channel_type}"
+
+    def _slots_marker_key(self, tenant_id: str) -> str:
+        return f"{self._prefix}router:slots:{tenant_id}"
 
     def _online_key(self, tenant_id: str) -> str:
         return f"{self._prefix}router:online:{tenant_id}"
@@ -176,9 +203,18 @@ class PresenceStore:
     async def take(self, tenant_id: str, login: str, channel_type: str, conversation_id: str,
                    capacity: int) -> tuple[Take, int]:
         """The outcome and the slot's stamp (which `release_if` compares)."""
-        outcome, stamp = await self._take(keys=[self._active_key(tenant_id, login, channel_type)],
+        outcome, stamp = await self._take(keys=[self._active_key(tenant_id, login, channel_type),
+                                                self._slots_marker_key(tenant_id)],
                                           args=[conversation_id, capacity])
         return Take(int(outcome)), int(stamp)
+
+    async def begin_rebuild(self, tenant_id: str) -> bool:
+        """False when the tenant's slots are rebuilt already."""
+        return bool(await self._begin_rebuild(keys=[self._slots_marker_key(tenant_id)]))
+
+    async def finish_rebuild(self, tenant_id: str) -> bool:
+        """Takes may go on; False when the cache lost the marker meanwhile (the rebuild is to be done again)."""
+        return bool(await self._finish_rebuild(keys=[self._slots_marker_key(tenant_id)]))
 
     async def stamp_of(self, tenant_id: str, login: str, channel_type: str, conversation_id: str) -> int | None:
         stamp = await self._redis.zscore(f"{self._active_key(tenant_id, login, channel_type)}:taken_at",

@@ -20,6 +20,7 @@ from parley_common.ids import ConversationKey
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.adapters.broadcast_deliveries import BroadcastDeliveries
+from parley_router.adapters.capacity_audit import CapacityAudit
 from parley_router.adapters.conversations import ConversationRepository, StaleVersion
 from parley_router.adapters.directory import Directory, contact_summary
 from parley_router.adapters.directory_cache import DirectoryCache
@@ -38,6 +39,7 @@ from parley_router.domain.assignment import (
     candidate_logins,
     drain,
 )
+from parley_router.domain.capacity import repairs
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, TransitionError
 from parley_router.domain.timeline import EntryKind
 from parley_router.handlers.coalescing import DispatchCoalescer
@@ -61,6 +63,7 @@ class Stores:
     presence: PresenceStore
     processed: ProcessedEvents
     broadcasts: BroadcastDeliveries
+    audit: CapacityAudit
 
     async def ensure_indexes(self) -> None:
         await self.broadcasts.ensure_indexes()
@@ -91,6 +94,7 @@ class Engine:
         self._coalescer = DispatchCoalescer(lambda tenant_id, convs: self.dispatch(tenant_id, only=convs))
         self._rosters: dict[str, tuple[dict[str, Agent], Roster]] = {}  # tenant → (agents it indexes, index)
         self._opening: dict[str, _Opening] = {}  # conversation id → its opening, while it is planned
+        self._rebuilding: dict[str, asyncio.Lock] = {}  # tenant → one slot rebuild at a time in this process
 
     async def open_new(self, conv: Conversation, announce: Announce) -> Conversation:
         """Store a new conversation whose key was just claimed, then `announce` it (its `opened` event). A queued
@@ -198,7 +202,24 @@ class Engine:
         agent = (await self.cache.agents(conv.tenant_id)).get(login)
         # a login router has no profile for yet (e.g. replying from another tool) gets the default capacity
         capacity = agent.max_for(conv.channel_type) if agent else DEFAULT_CAPACITY
-        return await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
+        taken = await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
+        if taken[0] is Take.NOT_REBUILT:
+            await self.rebuild_slots(conv.tenant_id)
+            taken = await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
+        return (Take.FULL, 0) if taken[0] is Take.NOT_REBUILT else taken
+
+    async def rebuild_slots(self, tenant_id: str) -> None:
+        """The cache does not have the tenant's slots (Redis restarted empty, or never had them): put back every
+        conversation MongoDB says an agent holds, then let takes go on — a take counted against lost slots would
+        put the agent over capacity. Replicas may rebuild at once: putting back is idempotent."""
+        presence = self.stores.presence
+        async with self._rebuilding.setdefault(tenant_id, asyncio.Lock()):
+            if not await presence.begin_rebuild(tenant_id):
+                return
+            held = await self.stores.audit.held(tenant_id)
+            await self.stores.audit.heal(tenant_id, repairs({}, held), cutoff_ms=0)  # only puts back: no cutoff
+            if await presence.finish_rebuild(tenant_id):
+                log.warning("capacity_slots_rebuilt", tenant_id=tenant_id, held=sum(map(len, held.values())))
 
     async def record(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
                      previous: Conversation | None = None, entry_id: str | None = None) -> None:

@@ -159,8 +159,7 @@ class Upkeep:
 
 
 def build_upkeep(runtime: Runtime, engine: Engine, settings: RouterSettings) -> Upkeep:
-    audit = CapacityAudit(runtime.redis, settings.infra.redis_prefix(), runtime.db)
-    return Upkeep(engine, audit, settings.capacity_reconcile_grace_seconds)
+    return Upkeep(engine, engine.stores.audit, settings.capacity_reconcile_grace_seconds)
 
 
 async def _every(interval: float, name: str, audit: CapacityAudit, work: Callable[[], Awaitable[object]]) -> None:
