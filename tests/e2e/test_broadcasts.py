@@ -38,9 +38,10 @@ system = system_fixture("broadcast", overrides=OVERRIDES)
 
 @pytest.fixture(scope="module")
 def second_outbound(system: System) -> Iterator[Service]:
-    """Another outbound replica as the harness starts one (same environment and channel file, its own port)."""
+    """Another outbound replica as the harness starts one (same environment and channel file, its own port and
+    instance id: replicas sharing one would make each other's consumer-group members leave)."""
     replica = Service("outbound", free_port(), system.tmp / "outbound-2.log")
-    start(replica, system.env | {"PARLEY_OUTBOUND_PORT": str(replica.port)})
+    start(replica, system.env | {"PARLEY_OUTBOUND_PORT": str(replica.port), "PARLEY_INSTANCE_ID": "e2e-2"})
     try:
         wait_ready(System(system.namespace, system.provider, {"outbound-2": replica}, system.tmp))
         yield replica

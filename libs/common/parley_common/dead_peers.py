@@ -13,13 +13,16 @@ The proof: every replica renews a lease — its client id `parley-<service>@<ins
 service's own database every CHECK_S. A member of one of our groups whose client id names another replica of
 this service is dead when that replica's lease was last renewed more than DEAD_AFTER_S ago, or when it has no
 lease and this replica has watched it for DEAD_AFTER_S. A live replica evicted by mistake (its event loop stalled
-for longer than that) only joins again; its uncommitted records are redelivered, and consumers are idempotent."""
+for longer than that) only joins again; its uncommitted records are redelivered, and consumers are idempotent.
+Two live processes with one instance id cannot tell their members apart: the lease shows it (another process
+renewed it last), it is logged as an error, and neither evicts members with that client id meanwhile."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -45,12 +48,19 @@ class ReplicaLeases:
         self._leases = db["replica_leases"]
         self.client_id = client_id
         self._now = now
+        self._holder = uuid.uuid4().hex  # this process, to tell another one renewing the same lease
 
     async def ensure_indexes(self) -> None:
         await self._leases.create_index("renewed_at", expireAfterSeconds=LEASE_KEPT_S)
 
-    async def renew(self) -> None:
-        await self._leases.update_one({"_id": self.client_id}, {"$set": {"renewed_at": self._now()}}, upsert=True)
+    async def renew(self) -> bool:
+        """Renews this replica's lease; False when another live process renewed it last — two replicas started
+        with one instance id, which would make each other's members leave."""
+        now = self._now()
+        before = await self._leases.find_one_and_update(
+            {"_id": self.client_id}, {"$set": {"renewed_at": now, "holder": self._holder}}, upsert=True)
+        return (before is None or before.get("holder") in (None, self._holder)
+                or _aware(before["renewed_at"]) < now - timedelta(seconds=DEAD_AFTER_S))
 
     async def stale(self, client_ids: list[str]) -> tuple[set[str], set[str]]:
         """(those whose lease is older than DEAD_AFTER_S, those without one) among `client_ids`."""
@@ -78,11 +88,19 @@ class DeadPeerEvictor:
         self._peer_prefix = leases.client_id.split("@", 1)[0] + "@"
         self._unleased_since: dict[str, float] = {}  # peer client id → when first seen here without a lease
         self._abandoned_before: set[tuple[str, str]] = set()  # (group, member id) of ours unused last round
+        self._sole_before = True  # no other process renewed this replica's lease before the last round
+        self._shared_logged = False
 
     async def check(self, admin: AIOKafkaAdminClient) -> int:
         """One round: renew, then evict the members of proven-dead peers and this replica's own abandoned
         members; answers how many were evicted."""
-        await self._leases.renew()
+        sole = await self._leases.renew()
+        # Once, a restarted replica sees its dead predecessor's renewal; twice running, another live process.
+        if not sole and not self._sole_before and not self._shared_logged:
+            log.error("replica_instance_id_shared", client_id=self._leases.client_id,
+                      fix="give every live replica its own PARLEY_INSTANCE_ID")
+        self._shared_logged = not sole and (self._shared_logged or not self._sole_before)
+        self._sole_before = sole
         peers: dict[str, list[tuple[str, str]]] = {}  # client id → its (group, member id)s
         abandoned: set[tuple[str, str]] = set()
         in_use = own_member_ids(self._broker)
@@ -93,7 +111,7 @@ class DeadPeerEvictor:
                         abandoned.add((group, member_id))
                 elif client_id.startswith(self._peer_prefix):
                     peers.setdefault(client_id, []).append((group, member_id))
-        evicted = await self._evict_abandoned(admin, abandoned)
+        evicted = await self._evict_abandoned(admin, abandoned if sole else set())  # another's, if shared
         if not peers:
             self._unleased_since.clear()
             return evicted

@@ -44,6 +44,20 @@ async def test_a_replica_is_dead_when_its_lease_is_older_than_the_bound_or_missi
     assert unleased == {"parley-tests@never"}
 
 
+async def test_two_live_processes_renewing_one_lease_are_told_they_share_an_instance_id(
+        mongo: AsyncMongoClient[Any], infra_settings: InfraSettings) -> None:
+    clock = Clock()
+    db = mongo[infra_settings.database_name("tests")]
+    first, second = ReplicaLeases(db, CLIENT, clock), ReplicaLeases(db, CLIENT, clock)
+
+    assert await first.renew()
+    assert await first.renew()
+    clock.now += timedelta(seconds=1)
+    assert not await second.renew()  # the first renewed it a second ago
+    clock.now += timedelta(seconds=DEAD_AFTER_S + 1)
+    assert await first.renew()  # the second's renewal is stale: a restarted replica's predecessor, say
+
+
 async def test_a_member_its_own_consumer_abandoned_is_made_to_leave(
         kafka_topics: InfraSettings, mongo: AsyncMongoClient[Any]) -> None:
     """What aiokafka does when a commit meets ILLEGAL_GENERATION: forget the member id and join as a new member.
