@@ -59,7 +59,7 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
                     PresenceStore(runtime.redis, settings.infra.redis_prefix(), settings.presence_ttl_seconds),
                     ProcessedEvents(db), BroadcastDeliveries(db),
                     CapacityAudit(runtime.redis, settings.infra.redis_prefix(), db))
-    return Engine(stores, runtime.publisher, clock)
+    return Engine(stores, runtime.publisher, clock, cache_ttl_seconds=settings.directory_cache_ttl_seconds)
 
 
 def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings, channels: Channels) -> None:

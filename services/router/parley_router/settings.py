@@ -32,6 +32,10 @@ class RouterSettings(ServiceSettings):
     supervisor_metrics_interval_seconds: float = Field(
         default=15.0, gt=0, description="how often the supervisors' floor of tenants with agents online is exported "
                                         "as Prometheus gauges")
+    directory_cache_ttl_seconds: float = Field(
+        default=2.0, gt=0, description="past this, a cached directory entry (agents, teams, routing) is checked "
+                                       "against the tenant's directory version: how long another replica's edit "
+                                       "may take to be seen here")
     brands: dict[str, str] = Field(
         default_factory=dict,
         description="channel id -> the tenant's company/brand it speaks for (inbox `brand` filter); JSON in "
