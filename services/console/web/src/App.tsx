@@ -7,6 +7,7 @@ import { Inbox } from "./Inbox";
 import { Mentions } from "./Mentions";
 import { Supervisor } from "./Supervisor";
 import { Shortcuts } from "./Shortcuts";
+import { NO_EVENTS, withEvent, type LiveEvents } from "./useNewEvents";
 import { useReloadAfter } from "./useReloadAfter";
 
 type View = "inbox" | "supervisor";
@@ -56,12 +57,14 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
   const [presence, setPresence] = useState<Presence>("offline");
   const [presenceError, setPresenceError] = useState("");
   const [live, setLive] = useState<LiveState>("connecting");
-  const [lastEvent, setLastEvent] = useState<LiveEvent | null>(null);
+  const [liveEvents, setLiveEvents] = useState<LiveEvents>(NO_EVENTS);
+  const lastEvent: LiveEvent | null = liveEvents.events[liveEvents.events.length - 1] ?? null;
   const [counts, setCounts] = useState<PushedCounts | null>(null);
   const [help, setHelp] = useState(false);
 
   const [lastMention, setLastMention] = useState<PushedMention | null>(null);
-  useEffect(() => followLive(setLastEvent, setCounts, setLastMention, setLive), []);
+  useEffect(() => followLive((event) => setLiveEvents((previous) => withEvent(previous, event)), setCounts,
+                             setLastMention, setLive), []);
 
   // Start from the presence the router holds (a reload keeps an agent online), unless they already chose one;
   // the agent's load (active / capacity) follows the live changes.
@@ -146,7 +149,7 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
         <button type="button" onClick={onSignOut}>Sign out</button>
       </header>
       {view === "inbox"
-        ? <Inbox session={session} lastEvent={lastEvent} counts={counts} />
+        ? <Inbox session={session} liveEvents={liveEvents} counts={counts} />
         : <Supervisor lastEvent={lastEvent} counts={counts} />}
       {help && <Shortcuts onClose={() => setHelp(false)} />}
     </div>

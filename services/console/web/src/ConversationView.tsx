@@ -7,12 +7,13 @@ import { Composer } from "./Composer";
 import { Timeline } from "./Timeline";
 import { ActionDialog, type DialogKind } from "./ActionDialog";
 import { CHANNEL_ICONS, customerLabel, duration } from "./format";
+import { type LiveEvents, useNewEvents } from "./useNewEvents";
 import { useNow } from "./useNow";
 
 interface Props {
   conversation: Conversation;
   session: Session;
-  lastEvent: LiveEvent | null;
+  liveEvents: LiveEvents;
   agents: Agent[];
   teams: Team[];
   onChanged: (updated?: Conversation) => void;
@@ -20,7 +21,7 @@ interface Props {
   onCard: () => void;
 }
 
-export function ConversationView({ conversation, session, lastEvent, agents, teams, onChanged, onBack, onCard }: Props) {
+export function ConversationView({ conversation, session, liveEvents, agents, teams, onChanged, onBack, onCard }: Props) {
   const [entries, setEntries] = useState<Entry[]>([]);
   const [messagingWindow, setMessagingWindow] = useState<Window | null>(null);
   const [error, setError] = useState("");
@@ -52,11 +53,11 @@ export function ConversationView({ conversation, session, lastEvent, agents, tea
 
   useEffect(() => { void loadTimeline(); void loadWindow(); }, [loadTimeline, loadWindow]);
 
-  useEffect(() => {
-    if (!lastEvent || lastEvent.data.conversation_id !== c.id) return;
+  useNewEvents(liveEvents, useCallback((event: LiveEvent) => {
+    if (event.data.conversation_id !== c.id) return;
     void loadTimeline();
-    if (lastEvent.data.entry?.kind === "inbound") void loadWindow();
-  }, [lastEvent, c.id, loadTimeline, loadWindow]);
+    if (event.data.entry?.kind === "inbound") void loadWindow();
+  }, [c.id, loadTimeline, loadWindow]));
 
   const act = useCallback(async (path: string, json?: unknown) => {
     try {

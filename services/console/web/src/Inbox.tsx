@@ -7,6 +7,7 @@ import { ConversationView } from "./ConversationView";
 import { ContactCard } from "./ContactCard";
 import { StartConversation } from "./StartConversation";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
+import { type LiveEvents, useNewEvents } from "./useNewEvents";
 import { useNow } from "./useNow";
 
 interface Tab {
@@ -73,7 +74,7 @@ function shown(pushed: PushedCounts | null, key: string): string {
   return value === undefined ? "–" : String(value);
 }
 
-export function Inbox({ session, lastEvent, counts }: { session: Session; lastEvent: LiveEvent | null; counts: PushedCounts | null }) {
+export function Inbox({ session, liveEvents, counts }: { session: Session; liveEvents: LiveEvents; counts: PushedCounts | null }) {
   // An agent starts on their own conversations; a supervisor without the agent role on the queue.
   const [tab, setTab] = useState(() => (session.roles.includes("agent") ? "mine" : "queued"));
   const [cardShown, setCardShown] = useState(false); // narrow screens: the card as a drawer
@@ -135,9 +136,8 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
   // Live: any change the caller may see (or a reset of the stream) refreshes the list, coalesced; the tab counts
   // come pushed on the stream itself.
   const pending = useRef<number | null>(null);
-  useEffect(() => {
-    if (!lastEvent) return;
-    const change = lastEvent.data;
+  const onEvent = useCallback((event: LiveEvent) => {
+    const change = event.data;
     if (change.change === "message_appended" && change.entry?.kind === "inbound" && change.conversation_id !== openId) {
       setAnnounce(`New message from a customer on ${change.channel_id}`);
     }
@@ -147,7 +147,8 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
     }
     if (pending.current !== null) return;
     pending.current = window.setTimeout(() => { pending.current = null; void reload(); }, 250);
-  }, [lastEvent, reload, openId, session.login]);
+  }, [reload, openId, session.login]);
+  useNewEvents(liveEvents, onEvent);
 
   useEffect(() => {
     const timer = window.setTimeout(() => setFilters((f) => (f.q === search.trim() ? f : { ...f, q: search.trim() })), 300);
@@ -319,7 +320,7 @@ export function Inbox({ session, lastEvent, counts }: { session: Session; lastEv
       </section>
       {opened ? (
         <>
-          <ConversationView key={opened.id} conversation={opened} session={session} lastEvent={lastEvent}
+          <ConversationView key={opened.id} conversation={opened} session={session} liveEvents={liveEvents}
                             agents={agents} teams={teams}
                             onChanged={(updated) => { if (updated) setOpened(updated); void reload(); }} onBack={() => { setOpenId(null); setOpened(null); setCardShown(false); }}
                             onCard={() => setCardShown(true)} />
