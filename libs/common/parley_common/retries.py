@@ -1,10 +1,10 @@
 """When a record whose handler failed is tried again, and when it is dead-lettered instead (pure policy).
 
 A handler's failure is one of two kinds:
-- **an outage**: the database, cache or broker is unreachable or timed out, or the handler lost a race to another
-  writer (`RaceLost`) (`is_outage`). The record is fine and will succeed once the dependency answers or the race is
-  read again, so it is tried again without limit, with a back-off, holding its partition in order: a database
-  down for minutes must not turn every record of that time into a dead letter.
+- **an outage**: the database, cache or broker is unreachable or timed out, or the condition is `Transient` (a lost
+  race, something another delivery is storing) (`is_outage`). The record is fine and will succeed once the
+  dependency answers or the race is read again, so it is tried again without limit, with a back-off, holding its
+  partition in order: a database down for minutes must not turn every record of that time into a dead letter.
 - **anything else** (a bug, a refusal the handler did not turn into PermanentFailure): tried `ATTEMPTS` times in
   all with a back-off, then dead-lettered with the reason `handler_failed` and the error, and the partition goes
   on. The count is kept per record by the consuming process (`FailureCounts`): a restart or a rebalance starts it
@@ -28,20 +28,23 @@ REMEMBERED_RECORDS = 10_000  # a record that moved to another consumer is forgot
 _TRANSIENT_LABELS = ("RetryableWriteError", "TransientTransactionError", "UnknownTransactionCommitResult")
 
 
-class RaceLost(Exception):
-    """Another writer changed what the handler read (an optimistic save that lost): reading again resolves it."""
+class Transient(Exception):
+    """A condition that delivering the record again resolves: another writer won a race (an optimistic save that
+    lost), or what the record depends on is being stored by another delivery or has not arrived yet. Handlers
+    raise a subclass to be tried again without limit (a record arriving too early gives up by itself, e.g. the
+    router's commands after their patience)."""
 
 
 def is_outage(error: BaseException) -> bool:
     """A dependency unreachable or too slow, or a lost race, judged by the error or any error it was raised from:
     what an HTTP request answers 503 for (parley_common.errors.unavailable_dependency: MongoDB's, Redis's and
     Kafka's connection failures and time-outs), errors MongoDB labels retryable, the standard library's
-    ConnectionError / TimeoutError, and RaceLost."""
+    ConnectionError / TimeoutError, and Transient."""
     seen: set[int] = set()
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if unavailable_dependency(current) or isinstance(current, ConnectionError | TimeoutError | RaceLost):
+        if unavailable_dependency(current) or isinstance(current, ConnectionError | TimeoutError | Transient):
             return True
         if isinstance(current, PyMongoError) and any(current.has_error_label(label) for label in _TRANSIENT_LABELS):
             return True

@@ -33,7 +33,7 @@ def _raised_from(cause: BaseException) -> BaseException:
     ServerSelectionTimeoutError("no server"), AutoReconnect("reset"), NetworkTimeout("slow"),
     RedisConnectionError("refused"), KafkaConnectionError(), ConnectionRefusedError(), TimeoutError(),
     OperationFailure("write conflict", 112, {"errorLabels": ["TransientTransactionError"]}),
-    _raised_from(ServerSelectionTimeoutError("no server")), retries.RaceLost("saved meanwhile"),
+    _raised_from(ServerSelectionTimeoutError("no server")), retries.Transient("saved meanwhile"),
 ])
 def test_an_unreachable_or_slow_dependency_is_an_outage(error: BaseException) -> None:
     assert retries.is_outage(error)

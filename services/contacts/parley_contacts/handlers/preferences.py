@@ -5,6 +5,7 @@ from __future__ import annotations
 import structlog
 
 from parley_common.events.inbound import MarketingPreferenceChanged
+from parley_common.retries import Transient
 from parley_contacts.adapters.contacts_repo import ContactsRepository
 from parley_contacts.domain.preferences import with_marketing_preference
 
@@ -30,4 +31,4 @@ class PreferenceHandler:
                                                 event.provider_timestamp)
             if updated is None or await self._repo.replace(updated, card["version"]):
                 return
-        raise RuntimeError("the contact kept changing; the preference is delivered again")
+        raise Transient("the contact kept changing; the preference is delivered again")

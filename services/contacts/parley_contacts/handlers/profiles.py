@@ -16,6 +16,7 @@ from parley_common.channels import Channels, InstagramChannel, MessengerChannel
 from parley_common.errors import ApiError
 from parley_common.events.contacts import ContactCreated, ContactEvent, ContactUpdated
 from parley_common.kafka import EventPublisher
+from parley_common.retries import Transient
 from parley_common.topics import CONTACTS_EVENTS
 from parley_contacts.adapters.contacts_repo import ContactsRepository
 from parley_contacts.adapters.graph_profiles import GraphProfiles, ProfileUnavailable
@@ -99,7 +100,7 @@ class ProfileLookups:
                                             self._contacts.now(), refresh=False)
             if await self._repo.replace(updated, card["version"]):
                 return changed
-        raise RuntimeError("the card kept changing: the profile is stored on redelivery")
+        raise Transient("the card kept changing: the profile is stored on redelivery")
 
 
 def _refreshed(item: dict[str, Any], profile: Profile, now: datetime) -> Callable[[Card], tuple[Card, dict[str, Any]]]:

@@ -17,7 +17,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, 
 from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_common.mongo import DUPLICATE_KEY, insert_new
-from parley_common.retries import RaceLost
+from parley_common.retries import Transient
 from parley_router.adapters.tab_counters import TabCounters
 from parley_router.domain import tab_counts
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status
@@ -96,7 +96,7 @@ def _newest_first(convs: Iterable[Conversation]) -> list[Conversation]:
     return sorted(convs, key=lambda conv: (conv.last_activity_at, conv.id), reverse=True)
 
 
-class OpeningInProgress(Exception):
+class OpeningInProgress(Transient):
     """The key's pointer was claimed moments ago and its conversation is not stored yet: another delivery of the
     same message is opening it (a consumer group rebalancing hands a record still in progress to a second
     consumer). `open_for` waits up to 200 ms for it first; then this is handled like any passing failure, by
@@ -111,7 +111,7 @@ OPENING_WAITS, OPENING_WAIT_SECONDS = 4, 0.05  # before giving up to a redeliver
 _LONG_AGO = datetime(2000, 1, 1, tzinfo=UTC)  # pointers written before claim times were recorded
 
 
-class StaleVersion(RaceLost):
+class StaleVersion(Transient):
     """Someone saved the conversation since it was read; read again and retry (a record whose handler meets it is
     tried again without limit: parley_common.retries)."""
 

@@ -11,6 +11,7 @@ from parley_common.events.media import MediaExpired, MediaFailed, MediaPending, 
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SenderKind
 from parley_common.ids import new_id
 from parley_common.kafka import PermanentFailure
+from parley_common.retries import Transient
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.domain.timeline import EntryKind, inbound_entry_id, outbound_entry_id
@@ -152,8 +153,8 @@ MEDIA_FIELDS = ("mime_type", "size_bytes", "file_name", "media_kind", "reason", 
 COMMAND_PATIENCE_SECONDS = 120
 
 
-class ConversationNotYetOpen(Exception):
-    """Transient: the conversation this command is about has not been opened yet."""
+class ConversationNotYetOpen(Transient):
+    """The conversation this command is about has not been opened yet (tried again until COMMAND_PATIENCE_SECONDS)."""
 
 
 class CommandsHandler:
