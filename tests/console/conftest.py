@@ -21,11 +21,16 @@ from e2e_system import CONSOLE, SERVICES, WHATSAPP, System
 TEAM = "support"
 AGENTS = ("alice", "bob")
 SUPERVISOR = "sam"
+DELIVERY_SLOT = {"name": "delivery_slot", "language": "en_US", "category": "utility", "status": "approved",
+                 "body": "We deliver on {{day}} in the {{slot}}.",
+                 "variables": [{"name": "day", "type": "date"},
+                               {"name": "slot", "type": "dropdown", "options": ["morning", "afternoon"]}]}
 
 
 def seed(system: System) -> None:
-    """A team of two agents that gets every conversation, the channel's approved templates and a saved reply:
-    through the console, as a manager's screen would."""
+    """A team of two agents that gets every conversation, the channel's approved templates (the fake provider's,
+    whose variables are text, and one with a date and a dropdown), saved replies (one with a custom-field
+    placeholder): through the console, as a manager's screen would."""
     manager = system.auth(SUPERVISOR, "manager")
     with httpx.Client(base_url=system.url(CONSOLE), headers=manager, timeout=30) as client:
         calls: list[tuple[str, str, dict[str, object] | None]] = [
@@ -33,7 +38,9 @@ def seed(system: System) -> None:
         calls += [("PUT", f"/v1/agents/{login}", {"teams": [TEAM]}) for login in AGENTS]
         calls += [("PUT", "/v1/routing", {"rules": [{"id": "all", "target_kind": "team", "target_id": TEAM}]}),
                   ("POST", f"/v1/templates/{WHATSAPP.id}/sync", None),
-                  ("POST", "/v1/saved-replies", {"name": "On it", "text": "Thanks for waiting, we are on it."})]
+                  ("PUT", f"/v1/templates/{WHATSAPP.id}", DELIVERY_SLOT),
+                  ("POST", "/v1/saved-replies", {"name": "On it", "text": "Thanks for waiting, we are on it."}),
+                  ("POST", "/v1/saved-replies", {"name": "Order status", "text": "Order {{order}} is on its way."})]
         for method, path, body in calls:
             response = client.request(method, path, json=body)
             assert response.status_code in (200, 201), f"{method} {path}: {response.text}"

@@ -223,16 +223,25 @@ def test_a_template_goes_out_once_the_window_has_closed(system: System, browser:
     expect(page.get_by_role("status").filter(has_text="Window closed")).to_be_visible(timeout=30_000)
     expect(page.get_by_label("Reply to the customer")).to_be_disabled()
 
+    # the template declares a date and a dropdown variable (the text kind is New conversation's): each is asked
+    # for in its own control, and the template cannot go until both are filled
     picker = page.get_by_role("form", name="Template")
-    picker.get_by_label("Template").select_option("order_update/en_US")
-    picker.get_by_label(re.compile("Variable 1")).fill("Ravi")
-    picker.get_by_label(re.compile("Variable 2")).fill("12 GBP")
-    expect(picker.get_by_label("Preview")).to_contain_text("Hi Ravi, your order total is 12 GBP.")
+    picker.get_by_label("Template").select_option("delivery_slot/en_US")
+    send = picker.get_by_role("button", name="Send template")
+    day, slot = picker.get_by_label(re.compile("Variable day")), picker.get_by_label(re.compile("Variable slot"))
+    expect(day).to_have_attribute("type", "date")
+    day.fill("2030-01-15")
+    expect(send).to_be_disabled()
+    expect(slot.locator("option")).to_have_text(["choose…", "morning", "afternoon"])
+    slot.select_option("afternoon")
+    expect(picker.get_by_label("Preview")).to_contain_text("We deliver on 2030-01-15 in the afternoon.")
     assert_clean(alice, "template-picker")
-    picker.get_by_role("button", name="Send template").click()
-    sent = page.locator(".timeline .outbound", has_text="order_update")
+    send.click()
+    sent = page.locator(".timeline .outbound", has_text="delivery_slot")
     expect(sent.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
-    assert system.provider.sends_to(customer.phone)[-1]["template"]["name"] == "order_update"
+    delivered = system.provider.sends_to(customer.phone)[-1]["template"]
+    assert delivered["name"] == "delivery_slot"
+    assert {"2030-01-15", "afternoon"} <= set(re.findall(r"2030-01-15|afternoon", str(delivered)))
     alice.close()
 
 
