@@ -297,6 +297,21 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     expect(sent.locator(".ticks")).to_have_attribute("title", re.compile("Re-engagement message"))
     expect(sent.locator(".fail-reason")).to_contain_text("Re-engagement message")
 
+    # A saved reply's placeholder is filled from the card's custom field set above. Outbound learns the field from
+    # contacts' event: until it has, it refuses with saved_reply_field_missing and the agent sends it again.
+    for _attempt in range(20):
+        page.get_by_label("Saved reply").select_option(label="Order status")
+        with page.expect_response(lambda r: r.url.endswith("/v1/messages") and r.request.method == "POST") as answer:
+            page.get_by_role("button", name="Send saved reply").click()
+        if answer.value.ok:
+            break
+        assert "saved_reply_field_missing" in answer.value.text()
+        refused_as_expected(alice, 422, "/v1/messages")
+        time.sleep(0.5)
+    filled = page.locator(".timeline .outbound", has_text="Order 4471 is on its way.")
+    expect(filled.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    assert any("Order 4471 is on its way." in str(send) for send in system.provider.sends_to(customer.phone))
+
     # Closed, then the customer writes again: the new conversation's card lists the closed one (their history).
     page.keyboard.press("Escape")
     page.keyboard.press("c")
@@ -305,8 +320,10 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     customer.writes("One more thing")
     expect(conversation_item(alice, customer).filter(has_text="Offered")).to_be_visible(timeout=30_000)
     conversation_item(alice, customer).filter(has_text="Offered").get_by_role("button").click()
-    history = page.get_by_role("complementary", name=customer.name).locator(".others")
-    expect(history).to_contain_text("closed", timeout=30_000)
+    card = page.get_by_role("complementary", name=customer.name)
+    expect(card.locator(".others")).to_contain_text("closed", timeout=30_000)
+    # the label given above is now the tenant's vocabulary: suggested when labelling
+    expect(card.locator("#label-suggestions option[value='vip']")).to_have_count(1)
     alice.close()
 
 
