@@ -1,5 +1,5 @@
 """CPU of one idle aiokafka consumer (12 partitions) against the local broker, with and without the pause after an
-empty fetch (`parley_common.kafka.pace_idle_fetches`): the local broker answers empty fetches at once instead of
+empty fetch (`parley_common.kafka_seams.pace_idle_fetches`): the local broker answers empty fetches at once instead of
 long-polling for `fetch_max_wait_ms`.
 
     eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"; export PARLEY_KAFKA_BOOTSTRAP
@@ -19,7 +19,8 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
 from pydantic import SecretStr
 
-from parley_common.kafka import ensure_topics, pace_idle_fetches
+from parley_common.kafka import ensure_topics
+from parley_common.kafka_seams import pace_idle_fetches
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 

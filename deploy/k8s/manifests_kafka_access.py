@@ -22,10 +22,13 @@ def _acl(kind: str, name: str, *operations: str) -> dict[str, Any]:
 
 
 def kafka_user(svc: Service) -> dict[str, Any]:
-    """Read implies Describe (the lag scaler and the consumers' offset fetches need no more); Write on a topic
+    """Read implies Describe (the lag scaler and the consumers' offset fetches need no more; Describe alone on a
+    former group lets the service read its committed offsets); Write on a topic
     is all an idempotent producer needs since Kafka 3.0 (KIP-679)."""
     acls = [_acl("topic", topic.base_name, "Read", "Describe") for topic in svc.reads]
     acls += [_acl("group", group, "Read") for group in dict.fromkeys(c.group for c in svc.consumes)]
+    # the groups it read with before issue 17: their committed offsets are adopted once (parley_common.group_offsets)
+    acls += [_acl("group", group, "Describe") for group in dict.fromkeys(g for c in svc.consumes for g in c.formerly)]
     acls += [_acl("topic", topic.base_name, "Write", "Describe") for topic in svc.produces]
     return {
         "apiVersion": "kafka.strimzi.io/v1",

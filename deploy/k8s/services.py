@@ -5,6 +5,7 @@ The manifests in base/ are generated from this table and the topic registry by g
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic_settings import BaseSettings
@@ -47,13 +48,16 @@ class Resources:
 
 @dataclass(frozen=True)
 class Consumer:
-    """One subscription: KEDA reads the lag of `group` on `topic`. Must match the service's `subscribe(...)`
-    calls (tests/deploy/test_routes.py compares it with the service's AsyncAPI document). `per_pod` members of
-    the group run in each pod (the service's setting, e.g. outbound's send_consumers)."""
+    """One subscription: KEDA reads the lag of `group` on `topic`. Must match the service's consumer groups
+    (`parley_common.consumer_groups`; tests/deploy/test_follows_code.py compares them with the service's broker).
+    `per_pod` members of the group run in each pod (the service's setting, e.g. outbound's send_consumers).
+    `formerly`: the groups that read the topic before (issue 17): the service reads their committed offsets once
+    (`parley_common.group_offsets`), so its user may describe them."""
 
     topic: Topic
     group: str
     per_pod: int = 1
+    formerly: tuple[str, ...] = ()
 
     @property
     def max_pods(self) -> int:
@@ -99,22 +103,22 @@ class Service:
         return min(consumer.max_pods for consumer in self.consumes)
 
 
-def _one_group(group: str, *topics: Topic) -> tuple[Consumer, ...]:
-    return tuple(Consumer(topic, group) for topic in topics)
+def _group(group: str, *topics: Topic | tuple[Topic, str], per_pod: int = 1,
+           formerly: Callable[[Topic], tuple[str, ...]] = lambda topic: ()) -> tuple[Consumer, ...]:
+    """The (topic, group) pairs of one consumer group, each topic's former groups named by `formerly` (a topic
+    given as (topic, former group) names its own)."""
+    pairs = [(item, formerly(item)) if isinstance(item, Topic) else (item[0], (item[1],)) for item in topics]
+    return tuple(Consumer(topic, group, per_pod, before) for topic, before in pairs)
 
 
-def _group_per_topic(prefix: str, *topics: Topic, drop_parley: bool = False) -> tuple[Consumer, ...]:
-    """One group per topic, `<prefix>.<topic>` (router) or `<prefix>.<topic without "parley.">` (media)."""
-
-    def suffix(topic: Topic) -> str:
-        return topic.base_name.removeprefix("parley.") if drop_parley else topic.base_name
-
-    return tuple(Consumer(topic, f"{prefix}.{suffix(topic)}") for topic in topics)
+def _visibility(former_prefix: str) -> tuple[tuple[Topic, str], ...]:
+    """The visibility projection's topics, with the groups that read them until issue 17
+    (parley_common.visibility_store.visibility_reads)."""
+    return (CONVERSATIONS_EVENTS, f"{former_prefix}-visibility"), (AGENTS_EVENTS, f"{former_prefix}-agents")
 
 
-def _visibility(prefix: str) -> tuple[Consumer, ...]:
-    """The visibility projection's two groups (parley_common.visibility_store.follow_visibility)."""
-    return Consumer(CONVERSATIONS_EVENTS, f"{prefix}-visibility"), Consumer(AGENTS_EVENTS, f"{prefix}-agents")
+def _media_former(topic: Topic) -> tuple[str, ...]:
+    return (f"parley-media.{topic.base_name.removeprefix('parley.')}",)
 
 
 SERVICES: tuple[Service, ...] = (
@@ -123,20 +127,17 @@ SERVICES: tuple[Service, ...] = (
                       DEAD_LETTERS)),
     Service(
         "contacts", 8002,
-        consumes=(*_one_group("parley-contacts", INBOUND_MESSAGES),
-                  Consumer(INBOUND_PREFERENCES, "parley-contacts-preferences"),
-                  Consumer(CONTACTS_EVENTS, "parley-contacts-profiles"), *_visibility("parley-contacts")),
+        consumes=(*_group("parley-contacts.events", (INBOUND_MESSAGES, "parley-contacts"),
+                          (INBOUND_PREFERENCES, "parley-contacts-preferences"), *_visibility("parley-contacts")),
+                  *_group("parley-contacts.profiles", (CONTACTS_EVENTS, "parley-contacts-profiles"))),
         # the Graph API: Messenger / Instagram profiles (handlers/profiles.py)
         talks_to=(KAFKA, MONGODB, PROVIDER_APIS), api_paths=("/v1/contacts",), produces=(CONTACTS_EVENTS, DEAD_LETTERS),
     ),
     Service(
         "router", 8003,
-        consumes=(
-            Consumer(INBOUND_MESSAGES, "parley-router.parley.inbound.messages.v1",
-                     per_pod=_setting_default(RouterSettings, "inbound_consumers")),
-            *_group_per_topic("parley-router", OUTBOUND_MESSAGES, CONTACTS_EVENTS, MEDIA_EVENTS,
-                              CONVERSATIONS_COMMANDS),
-        ),
+        consumes=_group("parley-router.events", INBOUND_MESSAGES, OUTBOUND_MESSAGES, MEDIA_EVENTS, CONTACTS_EVENTS,
+                        CONVERSATIONS_COMMANDS, per_pod=_setting_default(RouterSettings, "consumers"),
+                        formerly=lambda topic: (f"parley-router.{topic.base_name}",)),
         talks_to=(KAFKA, MONGODB, REDIS),
         api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
         produces=(CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS),
@@ -145,16 +146,13 @@ SERVICES: tuple[Service, ...] = (
     Service(
         "outbound", 8004,
         consumes=(
-            Consumer(INBOUND_MESSAGES, "outbound-windows"),
-            Consumer(INBOUND_PREFERENCES, "outbound-preferences"),
-            Consumer(CHANNEL_UPDATES, "outbound-channel-updates"),
-            *_visibility("outbound"),
-            Consumer(CONTACTS_EVENTS, "outbound-contacts"),
-            Consumer(CONTACTS_EVENTS, "outbound-audience"),
-            Consumer(INBOUND_STATUSES, "outbound-statuses"),
-            Consumer(MEDIA_EVENTS, "outbound-media"),
-            Consumer(OUTBOUND_REQUESTS, "outbound-sender",
-                     per_pod=_setting_default(OutboundSettings, "send_consumers")),
+            *_group("parley-outbound.events", (INBOUND_MESSAGES, "outbound-windows"),
+                    (INBOUND_PREFERENCES, "outbound-preferences"), *_visibility("outbound"),
+                    (INBOUND_STATUSES, "outbound-statuses"), (MEDIA_EVENTS, "outbound-media"),
+                    (CHANNEL_UPDATES, "outbound-channel-updates")),
+            Consumer(CONTACTS_EVENTS, "parley-outbound.events", formerly=("outbound-contacts", "outbound-audience")),
+            *_group("parley-outbound.sends", (OUTBOUND_REQUESTS, "outbound-sender"),
+                    per_pod=_setting_default(OutboundSettings, "send_consumers")),
         ),
         talks_to=(KAFKA, MONGODB, REDIS, PROVIDER_APIS),
         api_paths=("/v1/messages", "/v1/templates", "/v1/windows", "/v1/saved-replies", "/v1/broadcasts",
@@ -162,15 +160,17 @@ SERVICES: tuple[Service, ...] = (
         produces=(OUTBOUND_MESSAGES, OUTBOUND_REQUESTS, CONVERSATIONS_COMMANDS, DEAD_LETTERS),
     ),
     Service(
-        "media", 8005, consumes=_group_per_topic(
-            "parley-media", INBOUND_MESSAGES, INBOUND_ATTACHMENTS, MEDIA_RETRIES, drop_parley=True
-        ) + _visibility("parley-media"),
+        "media", 8005,
+        consumes=(*_group("parley-media.events", INBOUND_MESSAGES, INBOUND_ATTACHMENTS, formerly=_media_former),
+                  *_group("parley-media.events", *_visibility("parley-media")),
+                  *_group("parley-media.retries", MEDIA_RETRIES, formerly=_media_former)),
         talks_to=(KAFKA, MONGODB, OBJECT_STORAGE, PROVIDER_APIS), api_paths=("/v1/media",),
         produces=(MEDIA_EVENTS, MEDIA_RETRIES, DEAD_LETTERS),
         resources=Resources(memory_request="384Mi", memory_limit="1Gi", tmp_size="2Gi"),
     ),
     Service(
-        "hooks", 8007, consumes=_group_per_topic("parley-hooks", *PUBLIC_TOPICS),
+        "hooks", 8007, consumes=_group("parley-hooks.events", *PUBLIC_TOPICS,
+                                       formerly=lambda topic: (f"parley-hooks.{topic.base_name}",)),
         talks_to=(KAFKA, MONGODB, WEBHOOK_RECEIVERS), api_paths=("/v1/subscriptions",), in_console=False,
         produces=(WEBHOOKS_EVENTS, DEAD_LETTERS),
         resources=Resources(cpu_request="100m", memory_request="192Mi", memory_limit="384Mi", tmp_size="64Mi"),

@@ -21,6 +21,7 @@ from faststream.kafka import KafkaBroker
 from pydantic_settings import BaseSettings
 
 import parley_common.runtime
+from parley_common.consumer_groups import groups_of
 from parley_common.kafka import make_broker
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
@@ -126,6 +127,20 @@ def test_keda_watches_the_groups_the_service_subscribes_with(
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_the_user_may_read_the_former_groups_the_service_adopts_offsets_from(
+    services: ModuleType, built: dict[str, Built], service: str
+) -> None:
+    """The groups each topic was read with before issue 17, which the service reads committed offsets from
+    (parley_common.group_offsets): its KafkaUser describes exactly those."""
+    svc = next(s for s in services.SERVICES if s.name == service)
+    adopted: dict[tuple[str, str], set[str]] = {}
+    for _, group in groups_of(built[service].broker):
+        for reads in group.reads:  # a topic read twice in a group: its former groups together
+            adopted.setdefault((reads.topic.base_name, group.name), set()).update(reads.formerly)
+    assert adopted == {(consumer.topic.base_name, consumer.group): set(consumer.formerly) for consumer in svc.consumes}
+
+
+@pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_the_autoscaler_counts_the_consumers_each_pod_runs(
     services: ModuleType, built: dict[str, Built], service: str
 ) -> None:
@@ -138,7 +153,7 @@ def test_the_autoscaler_counts_the_consumers_each_pod_runs(
 
 def test_no_manifest_overrides_the_consumers_per_pod(rendered: dict[str, list[dict[str, Any]]]) -> None:
     """The per-pod counts come from the settings' defaults; a ConfigMap changing them would skew maxReplicaCount."""
-    per_pod_settings = {"PARLEY_OUTBOUND_SEND_CONSUMERS", "PARLEY_ROUTER_INBOUND_CONSUMERS"}
+    per_pod_settings = {"PARLEY_OUTBOUND_SEND_CONSUMERS", "PARLEY_ROUTER_CONSUMERS"}
     for objects in rendered.values():
         for obj in objects:
             assert not per_pod_settings & set(obj.get("data", {})), obj["metadata"]["name"]

@@ -134,6 +134,7 @@ def test_kafka_users_may_do_only_what_their_service_does(
                    for acl in users[svc.app]["spec"]["authorization"]["acls"] for operation in acl["operations"]}
         expected = {("topic", topic.base_name, operation) for topic in svc.reads for operation in ("Read", "Describe")}
         expected |= {("group", consumer.group, "Read") for consumer in svc.consumes}
+        expected |= {("group", former, "Describe") for consumer in svc.consumes for former in consumer.formerly}
         expected |= {("topic", topic.base_name, op) for topic in svc.produces for op in ("Write", "Describe")}
         assert granted == expected, svc.name
         assert all(acl["resource"]["patternType"] == "literal"
@@ -179,10 +180,10 @@ def test_max_replicas_are_partitions_divided_by_the_consumers_per_pod(
     for svc in services.SERVICES:
         if svc.consumes:
             assert scaled[svc.app] == min(c.topic.partitions // c.per_pod for c in svc.consumes)
-    # outbound's 4 senders per pod on 12 partitions; router's 2 intake consumers per pod on 12; media's 6-partition
-    # topics; contacts one consumer per group on 12.
+    # outbound's 4 senders per pod on 12 partitions; media's 6-partition topics; router and contacts one consumer
+    # per group on 12.
     assert (scaled["parley-outbound"], scaled["parley-router"], scaled["parley-media"],
-            scaled["parley-contacts"]) == (3, 6, 6, 12)
+            scaled["parley-contacts"]) == (3, 12, 6, 12)
 
 
 def _ingress_sources(policy: dict[str, Any]) -> set[str]:

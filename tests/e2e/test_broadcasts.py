@@ -112,9 +112,9 @@ async def test_a_broadcast_killed_midway_resumes_without_sending_twice(system: S
     assert progress["sent"] + unknown == AUDIENCE and set(progress["failed"]) <= {"send_outcome_unknown"}, progress
     assert len(sent) >= progress["sent"] and len(sent) <= AUDIENCE
 
-    # the router has heard of the broadcast's messages (its group of outbound's topic is at the end)
+    # the router has heard of the broadcast's messages (its group, outbound's topic among them, is at the end)
     await settled(infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], system.namespace, within=120,
-                  group="parley-router.parley.outbound.messages.v1")
+                  group="parley-router.events")
     await answering.customer_writes("is the sale on shoes too?")
 
     conversation = await eventually(lambda: _open_conversation(answering), within=60,

@@ -13,7 +13,7 @@ from e2e_customer import AGENT, TEAM
 from e2e_fixtures import provider, pytest_runtest_makereport, smtp, system_fixture  # noqa: F401 - registered by being imported
 from e2e_system import staff_the_tenant
 
-# Services run with their default consumers per group (outbound's 4 senders, the router's 2 inbound consumers):
+# Services run with their default consumers per group (outbound's 4 senders):
 # on the local broker they rejoin after a kill -9 because the restarted replica makes its predecessor's members
 # leave and every replica evicts its own abandoned members (parley_common.rejoin, parley_common.dead_peers).
 system = system_fixture("faults", prepare=lambda running: staff_the_tenant(running, AGENT, TEAM))

@@ -31,12 +31,14 @@ from faststream.kafka.publisher.usecase import DefaultPublisher
 
 from faq_bot import brain
 from parley_common.cloudevents import headers_for
-from parley_common.connections import Connections, kafka_security
+from parley_common.connections import Connections, kafka_client_options, kafka_security
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, OutboundText, Sender, SendMessage
+from parley_common.group_offsets import adopt_former_offsets
 from parley_common.ids import new_id
-from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.logging import configure_logging
 from parley_common.topics import CONVERSATIONS_EVENTS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 
@@ -199,11 +201,18 @@ def create_app(config: BotConfig) -> tuple[FastStream, KafkaBroker]:
     requests = broker.publisher(OUTBOUND_REQUESTS.name(config.namespace), title=f"{SERVICE} replies",
                                 description="the bot's replies (sender kind bot) to outbound", schema=SendMessage)
     bot = FaqBot(config, requests, router)
-    # its own consumer groups (one per topic), named after the bot: several replicas share the work
-    for topic, handle in ((CONVERSATIONS_EVENTS, bot.on_conversation), (OUTBOUND_MESSAGES, bot.on_outbound)):
-        subscribe(broker, topic, group_id=f"{config.bot_id}.{topic.base_name}", namespace=config.namespace,
-                  handle=handle, publisher=publisher, service=SERVICE, channels=None)
+    # its own consumer group over both topics, named after the bot: several replicas share the work (until
+    # issue 17 one group per topic: their offsets are adopted once before the broker starts)
+    consume_group(broker, ConsumerGroup(f"{config.bot_id}.events", tuple(
+        Reads(topic, handle, formerly=(f"{config.bot_id}.{topic.base_name}",))
+        for topic, handle in ((CONVERSATIONS_EVENTS, bot.on_conversation), (OUTBOUND_MESSAGES, bot.on_outbound)))),
+        namespace=config.namespace, publisher=publisher, service=SERVICE, channels=None)
     app = FastStream(broker)
+
+    @app.on_startup
+    async def adopt_offsets() -> None:
+        await adopt_former_offsets(broker, config.kafka.kafka_bootstrap, **kafka_client_options(config.kafka))
+
     app.after_shutdown(router.aclose)
     return app, broker
 

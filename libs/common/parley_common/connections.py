@@ -33,7 +33,8 @@ class Connections(BaseSettings):
     kafka_idle_fetch_backoff_ms: int = Field(
         default=40, ge=0, le=1000,
         description="longest pause after empty fetches (from 5 ms, doubling while idle): the most a record arriving "
-                    "at an idle consumer waits (the local broker does not long-poll; see kafka.pace_idle_fetches)")
+                    "at an idle consumer waits (the local broker does not long-poll; see "
+                    "kafka_seams.pace_idle_fetches)")
     mongo_uri: str = "mongodb://127.0.0.1:27117/?retryWrites=false&directConnection=true"
     redis_url: str = "redis://127.0.0.1:16379/0"
 

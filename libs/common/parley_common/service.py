@@ -21,8 +21,10 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 from parley_common import cloudevents, tracing
 from parley_common.bounds import BodySizeLimit
 from parley_common.connections import kafka_client_options
+from parley_common.consumer_groups import documentation_brokers
 from parley_common.dead_peers import ReplicaLeases, evicting_dead_peers
 from parley_common.errors import install_error_handlers
+from parley_common.group_offsets import adopt_former_offsets
 from parley_common.health import Check, health_router
 from parley_common.ids import new_id
 from parley_common.metrics import HttpMetrics, lag_sampling
@@ -103,6 +105,7 @@ async def _consuming(broker: KafkaBroker | None, service: str, infra: InfraSetti
     client_id = replica_client_id(service, infra.instance_id)
     async with evicting_dead_peers(broker, infra.kafka_bootstrap, replica_leases, kafka_client_options(infra)):
         await leave_for_dead_predecessor(broker, infra.kafka_bootstrap, client_id, **kafka_client_options(infra))
+        await adopt_former_offsets(broker, infra.kafka_bootstrap, **kafka_client_options(infra))
         await broker.start()
         try:
             async with lag_sampling(service, broker, infra.namespace):
@@ -138,10 +141,11 @@ class CorrelationMiddleware:
 
 
 def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
-    """FastStream's document, told what the records really carry: the CloudEvents headers and the W3C trace
-    context, and the correlation id in `ce_correlationid` (FastStream assumes its own `correlation_id` header,
-    which Parley never sends)."""
-    spec = AsyncAPI(broker, title=title, version="1.0.0", schema_version="3.0.0").to_specification()
+    """FastStream's document (each consumer group's topics described one by one: `documentation_brokers`), told
+    what the records really carry: the CloudEvents headers and the W3C trace context, and the correlation id in
+    `ce_correlationid` (FastStream assumes its own `correlation_id` header, which Parley never sends)."""
+    spec = AsyncAPI(broker, *documentation_brokers(broker), title=title, version="1.0.0",
+                    schema_version="3.0.0").to_specification()
     document = cast(dict[str, Any], spec.to_jsonable())
     for message in document.get("components", {}).get("messages", {}).values():
         message["headers"] = _record_headers_schema()

@@ -7,15 +7,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from faststream.kafka import KafkaBroker
 from pymongo import UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.auth import Principal
+from parley_common.consumer_groups import Reads
 from parley_common.errors import ApiError
 from parley_common.events.conversations import AgentChanged, ConversationChanged
 from parley_common.ids import ConversationKey
-from parley_common.kafka import subscribe, subscribe_whole_batches
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
 from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_tenant, visible_whatever_the_teams
 
@@ -82,12 +81,13 @@ def _owner_fields(event: ConversationChanged) -> Doc:
             "agent": owner.agent, "changed_at": event.changed_at}
 
 
-def follow_visibility(broker: KafkaBroker, projection: VisibilityProjection, group_prefix: str,
-                      also_on_conversation: Callable[[ConversationChanged], Awaitable[None]] | None = None,
-                      **common: Any) -> None:
-    """Keep `projection` from both topics (groups `<group_prefix>-visibility` and `-agents`); a service that
-    has its own use for conversation events passes it as `also_on_conversation` (one consumer for both; called
-    for each event of a batch, in order, after the projection stored the batch)."""
+def visibility_reads(projection: VisibilityProjection, formerly_prefix: str,
+                     also_on_conversation: Callable[[ConversationChanged], Awaitable[None]] | None = None,
+                     ) -> tuple[Reads, Reads]:
+    """What keeps `projection`: both topics, for the service's consumer group. A service that has its own use for
+    conversation events passes it as `also_on_conversation` (called for each event of a batch, in order, after
+    the projection stored the batch). `formerly_prefix`: the groups `<prefix>-visibility` and `-agents` read
+    these topics until issue 17 (their offsets are adopted once, parley_common.group_offsets)."""
 
     async def on_conversations(events: list[ConversationChanged]) -> None:
         await projection.on_conversations_changed(events)
@@ -95,6 +95,6 @@ def follow_visibility(broker: KafkaBroker, projection: VisibilityProjection, gro
             for event in events:
                 await also_on_conversation(event)
 
-    subscribe_whole_batches(broker, CONVERSATIONS_EVENTS, group_id=f"{group_prefix}-visibility",
-                            handle=on_conversations, **common)
-    subscribe(broker, AGENTS_EVENTS, group_id=f"{group_prefix}-agents", handle=projection.on_agent_changed, **common)
+    return (Reads(CONVERSATIONS_EVENTS, on_conversations, whole_batch=True,
+                  formerly=(f"{formerly_prefix}-visibility",)),
+            Reads(AGENTS_EVENTS, projection.on_agent_changed, formerly=(f"{formerly_prefix}-agents",)))

@@ -6,11 +6,11 @@ from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe, subscribe_batch
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.topics import CONTACTS_EVENTS, DEAD_LETTERS, INBOUND_MESSAGES, INBOUND_PREFERENCES
-from parley_common.visibility_store import VisibilityProjection, follow_visibility
+from parley_common.visibility_store import VisibilityProjection, visibility_reads
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.contacts_repo import CommentsRepository, ContactsRepository, VocabularyRepository
 from parley_contacts.adapters.graph_profiles import GraphProfiles
@@ -45,18 +45,8 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
                         vocabulary=vocabulary, profiles=profiles, pictures=pictures)
     inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
                              max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
-    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=settings.consumer_group,
-                    namespace=settings.infra.namespace, handle=inbound,
-                    publisher=runtime.publisher, service=SERVICE, channels=channels, max_records=settings.batch_max,
-                    concurrency=settings.consumer_concurrency)
-    subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=f"{settings.consumer_group}-preferences",
-              namespace=settings.infra.namespace, handle=PreferenceHandler(ContactsRepository(collections)),
-              publisher=runtime.publisher, service=SERVICE, channels=channels)
-    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=f"{settings.consumer_group}-profiles",
-              namespace=settings.infra.namespace, handle=profiles.on_contact_event,
-              publisher=runtime.publisher, service=SERVICE, channels=channels)
-    follow_visibility(runtime.broker, visibility, settings.consumer_group, namespace=settings.infra.namespace,
-                      publisher=runtime.publisher, service=SERVICE, channels=channels)
+    wire_consumers(runtime, settings, channels, inbound, PreferenceHandler(ContactsRepository(collections)),
+                   profiles, visibility)
     app = build_service(
         service=SERVICE,
         title="Parley contacts",
@@ -72,6 +62,27 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
     app.state.collections = collections
     app.state.runtime = runtime
     return app
+
+
+def wire_consumers(runtime: Runtime, settings: ContactsSettings, channels: Channels, inbound: InboundHandler,
+                   preferences: PreferenceHandler, profiles: ProfileLookups, visibility: VisibilityProjection) -> None:
+    """Two consumer groups: the events contacts keeps (inbound messages, preferences, who may see a customer),
+    and the profile look-ups apart — they wait their turn at the Graph API's rate (`profile_lookups_per_second`),
+    minutes for a burst of new Messenger customers, and inbound messages must not wait behind them. Until issue
+    17 each topic had a group of its own: their offsets are adopted once (parley_common.group_offsets)."""
+    prefix = settings.consumer_group
+    events = ConsumerGroup(f"{prefix}.events", (
+        Reads(INBOUND_MESSAGES, inbound, by_key=True, concurrency=settings.consumer_concurrency, formerly=(prefix,)),
+        Reads(INBOUND_PREFERENCES, preferences, formerly=(f"{prefix}-preferences",)),
+        *visibility_reads(visibility, prefix),
+    ), max_records=settings.batch_max)
+    lookups = ConsumerGroup(f"{prefix}.profiles", (
+        Reads(CONTACTS_EVENTS, profiles.on_contact_event, formerly=(f"{prefix}-profiles",)),
+    ), why="Profile look-ups wait their turn at the Graph API's rate: a group of their own, so inbound messages "
+           "never wait behind them.")
+    for group in (events, lookups):
+        consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
+                      service=SERVICE, channels=channels)
 
 
 def main() -> None:

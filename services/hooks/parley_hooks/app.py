@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe_whole_batches
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.topics import DEAD_LETTERS, WEBHOOKS_EVENTS
@@ -41,11 +41,12 @@ def create_app(settings: HooksSettings, clock: Clock | None = None, channels: Ch
         RetryPolicy(settings.retry_base_seconds, settings.retry_max_seconds, settings.pause_after_failures),
         timeout_s=settings.request_timeout_seconds, concurrency=settings.concurrent_deliveries,
         poll_s=settings.poll_seconds, delivered_log=timedelta(days=settings.delivered_log_days))
-    for topic in PUBLIC_TOPICS:
-        subscribe_whole_batches(
-            runtime.broker, topic, group_id=f"{settings.consumer_group}.{topic.base_name}", namespace=namespace,
-            handle=Intake(subscriptions, deliveries, topic.base_name, clock.now, dispatcher.wake),
-            publisher=runtime.publisher, service=SERVICE, channels=channels, max_records=settings.batch_max)
+    # one group over the public topics (until issue 17 one per topic: their offsets are adopted once)
+    consume_group(runtime.broker, ConsumerGroup(f"{settings.consumer_group}.events", tuple(
+        Reads(topic, Intake(subscriptions, deliveries, topic.base_name, clock.now, dispatcher.wake), whole_batch=True,
+              formerly=(f"{settings.consumer_group}.{topic.base_name}",))
+        for topic in PUBLIC_TOPICS), max_records=settings.batch_max),
+        namespace=namespace, publisher=runtime.publisher, service=SERVICE, channels=channels)
     service = SubscriptionService(subscriptions, deliveries, dispatcher, runtime.publisher, policy,
                                   set(event_types()), settings.max_subscriptions_per_tenant, clock.now,
                                   timedelta(hours=settings.secret_overlap_hours))

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe, subscribe_batch
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.topics import (
@@ -22,7 +21,7 @@ from parley_common.topics import (
     MEDIA_RETRIES,
     Topic,
 )
-from parley_common.visibility_store import VisibilityProjection, follow_visibility
+from parley_common.visibility_store import VisibilityProjection, visibility_reads
 from parley_media.adapters.blobstore import BlobStore
 from parley_media.adapters.gridfs_store import GridFSBlobStore
 from parley_media.adapters.media_repository import MediaRepository
@@ -49,6 +48,28 @@ def blob_store(settings: MediaSettings, runtime: Runtime) -> BlobStore:
     return GridFSBlobStore(runtime.db)
 
 
+def consumer_groups(settings: MediaSettings, fetcher: Fetcher, attachments: EmailAttachments,
+                    visibility: VisibilityProjection) -> list[ConsumerGroup]:
+    """Two groups: downloads, e-mail attachments and who may see a customer; and the retries apart — each sleeps
+    until its time, and nothing may wait behind that. Until issue 17 each topic had a group of its own
+    (`parley-media.<topic without "parley.">`): their offsets are adopted once (parley_common.group_offsets)."""
+
+    def formerly(topic: Topic) -> tuple[str]:
+        return (f"{GROUP}.{topic.base_name.removeprefix('parley.')}",)
+
+    events = ConsumerGroup(f"{GROUP}.events", (
+        Reads(INBOUND_MESSAGES, fetcher.on_message, by_key=True, concurrency=settings.download_concurrency,
+              formerly=formerly(INBOUND_MESSAGES)),
+        Reads(INBOUND_ATTACHMENTS, attachments.on_attachment, formerly=formerly(INBOUND_ATTACHMENTS)),
+        *visibility_reads(visibility, GROUP),
+    ), max_records=settings.download_concurrency)
+    retries = ConsumerGroup(f"{GROUP}.retries", (
+        Reads(MEDIA_RETRIES, fetcher.on_retry, formerly=formerly(MEDIA_RETRIES)),
+    ), max_records=1, why="A retry sleeps until its time: one record per batch, in a group of its own, so the "
+                          "wait holds up nothing else.")
+    return [events, retries]
+
+
 def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Channels | None = None,
                blobs: BlobStore | None = None) -> FastAPI:
     clock = clock or SystemClock()
@@ -68,22 +89,10 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
     links = Links(settings.signing_keys(), settings.link_ttl_seconds,
                   settings.public_base_url, clock)
 
-    # One consumer group per topic (three consumers sharing one group would rebalance each other), named
-    # within the namespace: deployments (and test runs) sharing a cluster must not share consumer groups.
-    def group(topic: Topic) -> str:
-        return f"{GROUP}.{topic.base_name.removeprefix('parley.')}"  # subscribe() adds the namespace
-
-    options: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher,
-                               "service": SERVICE, "channels": channels}
-    subscribe_batch(runtime.broker, INBOUND_MESSAGES, group_id=group(INBOUND_MESSAGES), handle=fetcher.on_message,
-                    max_records=settings.download_concurrency, **options)
-    subscribe(runtime.broker, INBOUND_ATTACHMENTS, group_id=group(INBOUND_ATTACHMENTS),
-              handle=attachments.on_attachment, **options)
-    # Retries sleep until their time: single records, so one long wait does not hold a batch of others.
-    subscribe(runtime.broker, MEDIA_RETRIES, group_id=group(MEDIA_RETRIES), handle=fetcher.on_retry,
-              **options)
     visibility = VisibilityProjection(runtime.db)
-    follow_visibility(runtime.broker, visibility, GROUP, **options)
+    for group in consumer_groups(settings, fetcher, attachments, visibility):
+        consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
+                      service=SERVICE, channels=channels)
 
     tasks: list[asyncio.Task[None]] = []
 

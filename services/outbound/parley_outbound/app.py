@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from fastapi import FastAPI
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe, subscribe_whole_batches
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.topics import (
@@ -26,7 +27,7 @@ from parley_common.topics import (
     OUTBOUND_MESSAGES,
     OUTBOUND_REQUESTS,
 )
-from parley_common.visibility_store import VisibilityProjection, follow_visibility
+from parley_common.visibility_store import VisibilityProjection, visibility_reads
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
 from parley_outbound.adapters.broadcasts_repo import BroadcastRepository
@@ -108,13 +109,13 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     resolver = AudienceResolver(audience, projections, channels)
     runner = BroadcastRunner(repo=broadcasts, resolver=resolver, sender=sender, replies=replies, clock=clock,
                              settings=settings)
-    _subscribe_all(runtime, settings, channels, visibility, sender, WindowProjection(projections),
-                   statuses, MediaProjection(media),
-                   ContactFieldsProjection(contact_fields), AudienceProjection(audience),
-                   ReplyProjection(replies, messages))
-    subscribe(runtime.broker, CHANNEL_UPDATES, group_id="outbound-channel-updates",
-              handle=TemplateStatusProjection(templates).on_channel_update, namespace=settings.infra.namespace,
-              publisher=runtime.publisher, service=SERVICE, channels=channels)
+    projected = Projections(windows=WindowProjection(projections), statuses=statuses, media=MediaProjection(media),
+                            fields=ContactFieldsProjection(contact_fields), audience=AudienceProjection(audience),
+                            replies=ReplyProjection(replies, messages), visibility=visibility,
+                            templates=TemplateStatusProjection(templates))
+    for group in consumer_groups(settings, sender, projected):
+        consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
+                      service=SERVICE, channels=channels)
 
     background: list[asyncio.Task[None]] = []
 
@@ -161,39 +162,54 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     return app
 
 
-def _subscribe_all(runtime: Runtime, settings: OutboundSettings, channels: Channels, visibility: VisibilityProjection,
-                   sender: Sender, windows: WindowProjection,
-                   statuses: StatusProjection, media: MediaProjection, fields: ContactFieldsProjection,
-                   audience: AudienceProjection, replies: ReplyProjection) -> None:
-    def group(name: str) -> str:
-        return f"outbound-{name}"  # subscribe() adds the namespace
+@dataclass(frozen=True)
+class Projections:
+    """What outbound keeps from other services' topics."""
 
-    common: dict[str, Any] = {"namespace": settings.infra.namespace, "publisher": runtime.publisher, "service": SERVICE,
-                              "channels": channels}
-    async def on_inbound(event: Any) -> None:  # one consumer group keeps the window and counts broadcast replies
-        await windows.on_message(event)
-        await replies.on_message(event)
+    windows: WindowProjection
+    statuses: StatusProjection
+    media: MediaProjection
+    fields: ContactFieldsProjection
+    audience: AudienceProjection
+    replies: ReplyProjection
+    visibility: VisibilityProjection
+    templates: TemplateStatusProjection
 
-    subscribe(runtime.broker, INBOUND_MESSAGES, group_id=group("windows"), handle=on_inbound, **common)
-    subscribe(runtime.broker, INBOUND_PREFERENCES, group_id=group("preferences"), handle=windows.on_preference,
-              **common)
-    # one consumer of conversation events keeps both the thread facts and who may see each customer
-    follow_visibility(runtime.broker, visibility, "outbound", also_on_conversation=windows.on_conversation_changed,
-                      **common)
-    async def on_contact_event(event: Any) -> None:  # one consumer group keeps both Redis contact projections
-        await windows.on_contact_event(event)
-        await fields.on_contact_event(event)
 
-    subscribe(runtime.broker, CONTACTS_EVENTS, group_id=group("contacts"), handle=on_contact_event, **common)
-    # the audience projection (MongoDB) in bulk: a tenant's whole contact base may arrive at once
-    subscribe_whole_batches(runtime.broker, CONTACTS_EVENTS, group_id=group("audience"), handle=audience.on_batch,
-                            max_records=settings.batch_records, **common)
-    subscribe(runtime.broker, INBOUND_STATUSES, group_id=group("statuses"), handle=statuses.on_status, **common)
-    subscribe(runtime.broker, MEDIA_EVENTS, group_id=group("media"), handle=media.on_media_event, **common)
+def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Projections) -> list[ConsumerGroup]:
+    """Two groups: the projections, and the sends apart — an agent's reply must not wait behind a projection's
+    batch (a tenant's whole contact base arriving at once), and the sends' batches overlap in several consumers
+    (`send_consumers`). Until issue 17 each topic had a group of its own (`outbound-<name>`): their offsets are
+    adopted once (parley_common.group_offsets)."""
+
+    async def on_inbound(event: Any) -> None:  # the window, and a customer's answer counted for its broadcast
+        await projected.windows.on_message(event)
+        await projected.replies.on_message(event)
+
+    async def on_contact_event(event: Any) -> None:  # both Redis projections of contacts' events
+        await projected.windows.on_contact_event(event)
+        await projected.fields.on_contact_event(event)
+
+    projections = ConsumerGroup("parley-outbound.events", (
+        Reads(INBOUND_MESSAGES, on_inbound, formerly=("outbound-windows",)),
+        Reads(INBOUND_PREFERENCES, projected.windows.on_preference, formerly=("outbound-preferences",)),
+        # one reader of conversation events keeps both the thread facts and who may see each customer
+        *visibility_reads(projected.visibility, "outbound",
+                          also_on_conversation=projected.windows.on_conversation_changed),
+        Reads(CONTACTS_EVENTS, on_contact_event, formerly=("outbound-contacts",)),
+        # and the audience (MongoDB) in bulk, at the same time: a tenant's whole contact base may arrive at once
+        Reads(CONTACTS_EVENTS, projected.audience.on_batch, whole_batch=True, formerly=("outbound-audience",)),
+        Reads(INBOUND_STATUSES, projected.statuses.on_status, formerly=("outbound-statuses",)),
+        Reads(MEDIA_EVENTS, projected.media.on_media_event, formerly=("outbound-media",)),
+        Reads(CHANNEL_UPDATES, projected.templates.on_channel_update, formerly=("outbound-channel-updates",)),
+    ), max_records=settings.batch_records)
     # whole batches: the send pipeline writes them in bulk; several consumers of one group overlap one batch's
     # recording and announcing with the next batches' provider calls (a rate-limited channel never idles)
-    subscribe_whole_batches(runtime.broker, OUTBOUND_REQUESTS, group_id=group("sender"), handle=sender.handle_batch,
-                            max_records=settings.batch_records, consumers=settings.send_consumers, **common)
+    sends = ConsumerGroup("parley-outbound.sends", (
+        Reads(OUTBOUND_REQUESTS, sender.handle_batch, whole_batch=True, formerly=("outbound-sender",)),
+    ), members=settings.send_consumers, max_records=settings.batch_records,
+        why="Agents' replies: a group of their own, so they never wait behind the projections' batches.")
+    return [projections, sends]
 
 
 def main() -> None:

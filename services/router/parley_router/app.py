@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from parley_common.auth import Principal
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
-from parley_common.kafka import subscribe, subscribe_batch
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.topics import (
@@ -63,25 +63,28 @@ def build_engine(runtime: Runtime, settings: RouterSettings, clock: Clock) -> En
 
 
 def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings, channels: Channels) -> None:
-    # inbound messages are the hot path: batches, different conversations concurrently (one in order), and
-    # the new ones offered together (handlers/coalescing.py)
-    subscribe_batch(runtime.broker, INBOUND_MESSAGES,
-                    group_id=f"{settings.consumer_group}.{INBOUND_MESSAGES.base_name}",
-                    namespace=settings.infra.namespace, handle=InboundHandler(engine, channels).handle,
-                    publisher=runtime.publisher, service=SERVICE, channels=channels,
-                    max_records=settings.inbound_batch_max,
-                    concurrency=settings.inbound_concurrency, consumers=settings.inbound_consumers)
-    handlers: dict[Topic, Callable[[Any], Awaitable[None]]] = {
-        OUTBOUND_MESSAGES: OutboundHandler(engine).handle,
-        MEDIA_EVENTS: MediaHandler(engine),
-        CONTACTS_EVENTS: ContactsHandler(engine),
-        CONVERSATIONS_COMMANDS: CommandsHandler(engine).handle,
-    }
-    for topic, handle in handlers.items():
-        # one group per topic: subscribers of different topics never make each other rebalance
-        group = f"{settings.consumer_group}.{topic.base_name}"
-        subscribe(runtime.broker, topic, group_id=group, namespace=settings.infra.namespace,
-                  handle=handle, publisher=runtime.publisher, service=SERVICE, channels=channels)
+    """One consumer group reads all the router's topics: their handlers all do the same kind of work (the
+    conversations store), so none needs a lane of its own, and each consumer costs an idle fetch loop."""
+
+    def reads(topic: Topic, handle: Callable[[Any], Awaitable[None]], **how: Any) -> Reads:
+        # until issue 17 each topic had a group of its own: its offsets are adopted once (group_offsets)
+        return Reads(topic, handle, formerly=(f"{settings.consumer_group}.{topic.base_name}",), **how)
+
+    group = ConsumerGroup(
+        f"{settings.consumer_group}.events",
+        (
+            # inbound messages are the hot path: different conversations concurrently (one in order), and the new
+            # ones offered together (handlers/coalescing.py)
+            reads(INBOUND_MESSAGES, InboundHandler(engine, channels).handle, by_key=True,
+                  concurrency=settings.inbound_concurrency),
+            reads(OUTBOUND_MESSAGES, OutboundHandler(engine).handle),
+            reads(MEDIA_EVENTS, MediaHandler(engine)),
+            reads(CONTACTS_EVENTS, ContactsHandler(engine)),
+            reads(CONVERSATIONS_COMMANDS, CommandsHandler(engine).handle),
+        ),
+        members=settings.consumers, max_records=settings.inbound_batch_max)
+    consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
+                  service=SERVICE, channels=channels)
 
 
 async def export_floors_forever(engine: Engine, interval: float) -> None:
@@ -126,6 +129,7 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
         sweeper.append(asyncio.create_task(sweep_forever(engine, settings.sweep_interval_seconds)))
         sweeper.append(asyncio.create_task(upkeep.run_forever(settings)))
         sweeper.append(asyncio.create_task(export_floors_forever(engine, settings.supervisor_metrics_interval_seconds)))
+        sweeper.append(asyncio.create_task(hub.pause_while_unwatched()))
 
     async def stop() -> None:
         for task in sweeper:

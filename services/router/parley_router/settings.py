@@ -15,11 +15,12 @@ class RouterSettings(ServiceSettings):
     consumer_group: str = "parley-router"
     presence_ttl_seconds: int = Field(default=60, ge=2, description="no heartbeat for this long → offline")
     sweep_interval_seconds: float = Field(default=5.0, gt=0, description="how often expired offers / snoozes move")
-    inbound_batch_max: int = Field(default=256, ge=1, description="inbound messages taken per consumer batch")
+    inbound_batch_max: int = Field(default=256, ge=1, description="records taken per consumer batch (all topics)")
     inbound_concurrency: int = Field(default=64, ge=1,
-                                     description="conversations handled at the same time (all inbound consumers)")
-    inbound_consumers: int = Field(default=2, ge=1, description="inbound consumers in this process; each takes "
-                                   "its next batch when its last is done, so more overlap one batch's slow tail")
+                                     description="conversations whose inbound messages are handled at the same time")
+    consumers: int = Field(default=1, ge=1, description="consumers of the router's group in this process; each "
+                           "takes its next batch when its last is done, so more overlap one batch's slow tail, but "
+                           "each idle one costs a fetch loop (~1 % of a core on the local broker)")
     capacity_reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="how often capacity slot sets in Redis are reconciled with MongoDB")
     capacity_reconcile_grace_seconds: float = Field(

@@ -1,6 +1,7 @@
 """A batch consumer picks up a record the moment it arrives, also after an idle spell: FastStream's batch
-subscriber slept a whole `batch_timeout_ms` after each empty wait (parley_common.kafka.take_batches_without_idle_
-sleep removes that sleep). Guards the FastStream seam: an upgrade that moves it makes this test fail.
+subscriber slept a whole `batch_timeout_ms` after each empty wait
+(parley_common.kafka_seams.take_batches_without_idle_sleep removes that sleep). Guards the FastStream seam: an
+upgrade that moves it makes this test fail.
 
 Measured against a baseline taken in the same run, on the same records: a one-record consumer (FastStream's
 `getone`, which never had that sleep) in another group of the same broker and event loop. Whatever a loaded
@@ -14,10 +15,12 @@ import statistics
 import time
 from collections.abc import Awaitable, Callable
 
+from faststream.kafka.message import KafkaMessage
 from known_channels import TEST_CHANNELS
 
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.events.inbound import MessageReceived
-from parley_common.kafka import EventPublisher, make_broker, subscribe, subscribe_batch
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 
@@ -43,12 +46,19 @@ async def test_after_an_idle_spell_a_batch_consumer_is_as_quick_as_a_one_record_
             seen[event.parts[0].text].set_result(time.monotonic())  # type: ignore[union-attr]
         return handle
 
-    common = {"namespace": kafka_topics.namespace, "publisher": publisher, "service": "test",
-              "channels": TEST_CHANNELS}
-    subscribe_batch(broker, INBOUND_MESSAGES, group_id=f"{kafka_topics.namespace}-latency-batch",
-                    handle=noting(batch_seen), batch_timeout_ms=BATCH_TIMEOUT_MS, **common)
-    subscribe(broker, INBOUND_MESSAGES, group_id=f"{kafka_topics.namespace}-latency-one", handle=noting(one_seen),
-              **common)
+    consume_group(broker, ConsumerGroup("latency-batch", (Reads(INBOUND_MESSAGES, noting(batch_seen)),),
+                                        batch_wait_ms=BATCH_TIMEOUT_MS),
+                  namespace=kafka_topics.namespace, publisher=publisher, service="test", channels=TEST_CHANNELS)
+    one_record = noting(one_seen)
+
+    async def itself(message: KafkaMessage) -> KafkaMessage:
+        return message
+
+    # the baseline: FastStream's one-record subscriber (`getone`), which our consumers do not use
+    @broker.subscriber(INBOUND_MESSAGES.name(kafka_topics.namespace), group_id=f"{kafka_topics.namespace}.latency-one",
+                       auto_offset_reset="earliest", decoder=itself)
+    async def on_one(message: KafkaMessage) -> None:
+        await one_record(INBOUND_MESSAGES.parse(message.body))
     await broker.start()
     try:
         await publisher.publish(message(text="warm-up"), INBOUND_MESSAGES)

@@ -10,8 +10,10 @@ from known_channels import TEST_CHANNELS
 from prometheus_client import REGISTRY
 
 from parley_common import metrics
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.events.inbound import MessageReceived
-from parley_common.kafka import EventPublisher, PermanentFailure, make_broker, subscribe
+from parley_common.kafka import EventPublisher, make_broker
+from parley_common.records import PermanentFailure
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 from tests.common.integration.test_kafka_roundtrip import message
@@ -43,8 +45,8 @@ async def test_lag_grows_while_a_handler_is_stuck_and_outcomes_are_counted(kafka
         await release.wait()
         handled.append(text)
 
-    subscribe(broker, INBOUND_MESSAGES, group_id="lagging", namespace=kafka_topics.namespace, handle=handle,
-              publisher=publisher, service=service, channels=TEST_CHANNELS)
+    consume_group(broker, ConsumerGroup("lagging", (Reads(INBOUND_MESSAGES, handle),)),
+                  namespace=kafka_topics.namespace, publisher=publisher, service=service, channels=TEST_CHANNELS)
     await broker.start()
     consumers = [(s.group_id, s.consumer) for s in broker.subscribers]
     try:

@@ -11,8 +11,9 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.dead_peers import DEAD_AFTER_S, DeadPeerEvictor, ReplicaLeases
-from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.rejoin import members_of
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_PREFERENCES
@@ -69,8 +70,9 @@ async def test_a_member_its_own_consumer_abandoned_is_made_to_leave(
     async def handle(event: Any) -> None:
         return None
 
-    subscribe(broker, INBOUND_PREFERENCES, group_id="abandoned", namespace=settings.namespace, handle=handle,
-              publisher=EventPublisher(broker, settings.namespace), service="tests", channels=None)
+    consume_group(broker, ConsumerGroup("abandoned", (Reads(INBOUND_PREFERENCES, handle),)),
+                  namespace=settings.namespace, publisher=EventPublisher(broker, settings.namespace), service="tests",
+                  channels=None)
     leases = ReplicaLeases(mongo[settings.database_name("tests")], CLIENT)
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await broker.start()

@@ -1,7 +1,8 @@
-"""An idle consumer does not spin: after an empty fetch the fetcher pauses (parley_common.kafka.pace_idle_fetches),
-because the local broker answers empty fetches at once instead of long-polling — from 5 ms, doubling while it stays
-idle, up to 40 ms, so a record that arrives at an idle consumer is still read within ~50 ms. Guards the aiokafka
-seam the pacing hooks into: an upgrade that moves it makes this test fail, not the machine quietly burn a core."""
+"""An idle consumer does not spin: after an empty fetch the fetcher pauses
+(parley_common.kafka_seams.pace_idle_fetches), because the local broker answers empty fetches at once instead of
+long-polling — from 5 ms, doubling while it stays idle, up to 40 ms, so a record that arrives at an idle consumer
+is still read within ~50 ms. Guards the aiokafka seam the pacing hooks into: an upgrade that moves it makes this
+test fail, not the machine quietly burn a core."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
 
-from parley_common.kafka import IDLE_FETCH_BACKOFF_MS, EventPublisher, idle_pause, make_broker, pace_idle_fetches
+from parley_common.kafka import EventPublisher, make_broker
+from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, idle_pause, pace_idle_fetches
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 

@@ -20,9 +20,11 @@ from known_channels import TEST_CHANNELS
 from tcp_proxy import TcpProxy
 
 from parley_common import retries
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
-from parley_common.kafka import EventPublisher, PermanentFailure, make_broker, subscribe
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.mongo import mongo_client
+from parley_common.records import PermanentFailure
 from parley_common.settings import InfraSettings
 from parley_common.topics import DEAD_LETTERS, INBOUND_MESSAGES
 
@@ -94,8 +96,8 @@ async def test_consumer_handles_good_records_and_dead_letters_bad_ones(kafka_top
         if text == "last":
             done.set()
 
-    subscribe(broker, INBOUND_MESSAGES, group_id="g", namespace=kafka_topics.namespace, handle=handle,
-              publisher=publisher, service="test", channels=TEST_CHANNELS)
+    consume_group(broker, ConsumerGroup("g", (Reads(INBOUND_MESSAGES, handle),)), namespace=kafka_topics.namespace,
+                  publisher=publisher, service="test", channels=TEST_CHANNELS)
     await broker.start()
     try:
         topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
@@ -128,8 +130,8 @@ def _text(event: MessageReceived) -> str:
 async def consuming(settings: InfraSettings, handle: Any) -> AsyncIterator[EventPublisher]:
     broker = make_broker(settings.kafka_bootstrap, "test")
     publisher = EventPublisher(broker, settings.namespace)
-    subscribe(broker, INBOUND_MESSAGES, group_id="g", namespace=settings.namespace, handle=handle,
-              publisher=publisher, service="test", channels=TEST_CHANNELS)
+    consume_group(broker, ConsumerGroup("g", (Reads(INBOUND_MESSAGES, handle),)), namespace=settings.namespace,
+                  publisher=publisher, service="test", channels=TEST_CHANNELS)
     await broker.start()
     try:
         yield publisher

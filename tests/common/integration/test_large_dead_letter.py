@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from known_channels import TEST_CHANNELS
 
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.dead_letters import LetterRef, NotReplayable, replay_record
 from parley_common.events.dlq import (
     ORIGINAL_MAX_BYTES,
@@ -21,7 +22,7 @@ from parley_common.events.dlq import (
     original_record_fields,
     original_value_fields,
 )
-from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS
 
@@ -61,8 +62,8 @@ async def test_a_record_too_large_for_the_dead_letter_topic_is_dead_lettered_and
     async def never(event: object) -> None:
         raise AssertionError("neither record parses")
 
-    subscribe(consumer_broker, INBOUND_ATTACHMENTS, group_id="big", namespace=namespace, handle=never,
-              publisher=publisher, service="test", channels=TEST_CHANNELS)
+    consume_group(consumer_broker, ConsumerGroup("big", (Reads(INBOUND_ATTACHMENTS, never),)), namespace=namespace,
+                  publisher=publisher, service="test", channels=TEST_CHANNELS)
     huge = b'{"not": "an event", "padding": "' + b"a" * (3 * 1024 * 1024) + b'"}'
     await producer.connect()
     try:  # one key: one partition, the small record behind the large one
@@ -106,8 +107,8 @@ async def test_a_record_with_megabytes_of_headers_and_overlong_ids_is_dead_lette
     async def never(event: object) -> None:
         raise AssertionError("the record does not parse")
 
-    subscribe(consumer_broker, INBOUND_ATTACHMENTS, group_id="headers", namespace=namespace, handle=never,
-              publisher=EventPublisher(consumer_broker, namespace), service="test", channels=TEST_CHANNELS)
+    consume_group(consumer_broker, ConsumerGroup("headers", (Reads(INBOUND_ATTACHMENTS, never),)), namespace=namespace,
+                  publisher=EventPublisher(consumer_broker, namespace), service="test", channels=TEST_CHANNELS)
     headers = {"ce_correlationid": "c" * 300, "ce_tenantid": "t" * 300,
                **{f"x-big-{index}": "h" * 300_000 for index in range(4)}}
     await producer.connect()

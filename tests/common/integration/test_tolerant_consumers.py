@@ -1,7 +1,8 @@
 """Every consumer, on the real broker, handles an event that a newer producer wrote with a field it does not know:
 one record of every event type of every topic, each object in it (nested ones too) carrying an extra field, is
-published as raw bytes and reaches its handler through `subscribe` (parley_common.kafka.consume, the path every
-service's and the bot's consumers take) — none goes to the dead-letter topic."""
+published as raw bytes and reaches its handler through one consumer group over every topic
+(parley_common.consumer_groups and records.handle_record, the path every service's and the bot's consumers take)
+— none goes to the dead-letter topic."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from parley_common.kafka import EventPublisher, make_broker, subscribe
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.topics import ALL_TOPICS, Topic
 from tests.common.unit.test_event_compatibility import ADDED_LATER, document, topic_models
@@ -30,9 +32,9 @@ async def test_every_consumer_handles_an_event_with_a_field_it_does_not_know(kaf
                 all_handled.set()
         return handle
 
-    for topic in ALL_TOPICS:  # no channel file: the events' channels are the samples' placeholders
-        subscribe(broker, topic, group_id=f"tolerant-{topic.base_name}", namespace=kafka_topics.namespace,
-                  handle=handler(topic), publisher=publisher, service="tolerant", channels=None)
+    # no channel file: the events' channels are the samples' placeholders
+    consume_group(broker, ConsumerGroup("tolerant", tuple(Reads(topic, handler(topic)) for topic in ALL_TOPICS)),
+                  namespace=kafka_topics.namespace, publisher=publisher, service="tolerant", channels=None)
     await broker.start()
     try:
         for topic, model in topic_models():

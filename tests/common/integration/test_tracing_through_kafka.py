@@ -15,8 +15,9 @@ from opentelemetry.trace import SpanKind
 from tracing_fixtures import FakeCollector, collector, spans  # noqa: F401 - registered by being imported
 
 from parley_common import tracing
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
-from parley_common.kafka import EventPublisher, make_broker, subscribe, subscribe_whole_batches
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 
@@ -45,12 +46,10 @@ async def publish_and_consume(settings: InfraSettings, texts: list[str], *, whol
         for event in events:
             await handle(event)
 
-    common: dict[str, Any] = {"group_id": "tracing", "namespace": settings.namespace, "publisher": publisher,
-                              "service": "test", "channels": TEST_CHANNELS}
-    if whole_batches:
-        subscribe_whole_batches(broker, INBOUND_MESSAGES, handle=handle_batch, **common)
-    else:
-        subscribe(broker, INBOUND_MESSAGES, handle=handle, **common)
+    reads = (Reads(INBOUND_MESSAGES, handle_batch, whole_batch=True) if whole_batches
+             else Reads(INBOUND_MESSAGES, handle))
+    consume_group(broker, ConsumerGroup("tracing", (reads,)), namespace=settings.namespace, publisher=publisher,
+                  service="test", channels=TEST_CHANNELS)
     await broker.start()
     try:
         for text in texts:

@@ -69,7 +69,7 @@ def document(model: type[BaseModel], extra: bool) -> bytes:
 def test_every_consumer_ignores_fields_it_does_not_know(topic: Topic, model: type[BaseModel]) -> None:
     newer = document(model, extra=True)
     assert ADDED_LATER.encode() in newer
-    event = topic.parse(newer)  # what parley_common.kafka.consume and every other consumer call
+    event = topic.parse(newer)  # what parley_common.records.handle_record and every other consumer call
     assert type(event) is model
     without = topic.parse(document(model, extra=False))
     assert event.model_dump(exclude={"event_id"}) == without.model_dump(exclude={"event_id"})

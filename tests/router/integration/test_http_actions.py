@@ -150,7 +150,7 @@ async def test_commands_before_the_conversation_opens_are_retried_then_dead_lett
     import pytest
 
     from parley_common.events.conversations import ConversationActionRequested
-    from parley_common.kafka import PermanentFailure
+    from parley_common.records import PermanentFailure
     from parley_router.handlers.events_in import CommandsHandler, ConversationNotYetOpen
 
     handler = CommandsHandler(router.engine)

@@ -105,3 +105,37 @@ async def _changes_until(lines: AsyncIterator[str], entry_id: str) -> list[tuple
             if data.get("entry_id") == entry_id:
                 return seen
     raise AssertionError("stream ended")
+
+
+async def test_the_live_consumer_pauses_while_nobody_watches_and_resumes_from_now(consuming_router: Router) -> None:
+    router = consuming_router
+    hub = router.app.state.live_hub
+    pacing = asyncio.create_task(hub.pause_while_unwatched(after=0.1))
+    try:
+        async with ann_watching(router) as lines:
+            await router.engine.publisher.publish(inbound(text="first", message_id="m1"), INBOUND_MESSAGES)
+            opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+        await eventually(lambda: asyncio.sleep(0, hub.follower.paused), within=30)  # nobody watches: no fetching
+
+        await router.engine.publisher.publish(inbound(text="unseen", message_id="m2", at=later(1)), INBOUND_MESSAGES)
+        timeline = f"/v1/conversations/{opened['conversation_id']}/timeline"
+
+        async def stored() -> bool:
+            return any(item.get("text") == "unseen" for item in (await router.ok("GET", timeline))["items"])
+
+        await eventually(stored, within=30)  # its change was published while the live consumer was paused
+        async with served(router.app) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+            headers = {**router.auth("ann", ["agent"]), "Last-Event-ID": opened["event_id"]}
+            async with client.stream("GET", "/v1/conversations/stream", headers=headers) as response:
+                lines = response.aiter_lines()
+                assert await asyncio.wait_for(lines.__anext__(), 10) == ": connected"
+                assert not hub.follower.paused
+                await router.engine.publisher.publish(inbound(text="seen", message_id="m3", at=later(2)),
+                                                      INBOUND_MESSAGES)
+                seen = await asyncio.wait_for(_changes_until(lines, "in:m3"), 30)
+    finally:
+        pacing.cancel()
+    # the kept events were dropped at the pause (the stream was told to refetch), and what happened while paused
+    # is not replayed as live
+    assert ("event: reset", {"last_event_id": opened["event_id"]}) in seen
+    assert [data.get("entry_id") for change, data in seen if change == "message_appended"] == ["in:m3"]

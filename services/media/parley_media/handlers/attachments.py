@@ -11,7 +11,7 @@ import io
 
 from parley_common.channels import Channels
 from parley_common.events.inbound import EmailAttachmentReceived
-from parley_common.kafka import PermanentFailure
+from parley_common.records import PermanentFailure
 from parley_media.domain import limits
 from parley_media.domain.model import MediaState, inbound_media_id
 from parley_media.handlers.pipeline import MediaPipeline, Origin

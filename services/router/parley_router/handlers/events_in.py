@@ -10,7 +10,7 @@ from parley_common.events.conversations import ConversationActionRequested
 from parley_common.events.media import MediaExpired, MediaFailed, MediaPending, MediaStored
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SenderKind
 from parley_common.ids import new_id
-from parley_common.kafka import PermanentFailure
+from parley_common.records import PermanentFailure
 from parley_common.retries import Transient
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError

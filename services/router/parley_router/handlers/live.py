@@ -37,11 +37,11 @@ from faststream.kafka.message import KafkaMessage
 from pymongo.errors import PyMongoError
 
 from parley_common.auth import Principal, require_roles
+from parley_common.consumer_groups import Follower, follow_from_now
 from parley_common.errors import documented_errors
 from parley_common.events.contacts import ContactCommented
 from parley_common.events.conversations import Assignee as EventAssignee
 from parley_common.events.conversations import ConversationChanged
-from parley_common.kafka import follow_from_now
 from parley_common.topics import CONTACTS_EVENTS, CONVERSATIONS_EVENTS
 from parley_common.visibility import may_see, owner_of, sees_whole_tenant
 from parley_router.handlers.deps import STAFF_OR_BOT, acts_as_bot, engine_of, teams_of
@@ -51,6 +51,7 @@ QUEUE_LIMIT = 1000  # a stalled screen loses its oldest updates rather than hold
 # The inbound consumer publishes `message_appended` just before it writes the message entry: wait that long.
 ENTRY_WAITS = (0.02, 0.05, 0.1, 0.2)
 REPLAY_LIMIT = 5000  # events kept per replica for streams that reconnect with Last-Event-ID
+PAUSE_AFTER_SECONDS = 60.0  # the live consumer stops fetching this long after the last stream closed
 COUNTS_EVERY_SECONDS = 2.0
 Counter = Callable[[Principal, frozenset[str]], Awaitable[dict[str, int]]]
 
@@ -80,18 +81,36 @@ class Watcher:
 
 
 class LiveHub:
-    def __init__(self, entries: EntrySource | None = None, counter: Counter | None = None) -> None:
+    """The streams of this replica, and the events they are sent. With a `follower` (the live consumer), it
+    fetches only while someone watches: paused `PAUSE_AFTER_SECONDS` after the last stream closed (the kept events
+    are dropped then: a stream resuming with an older Last-Event-ID gets `reset`), resumed from the newest record
+    before the next stream says `connected`. Idle, the consumer would poll the broker for nobody."""
+
+    def __init__(self, entries: EntrySource | None = None, counter: Counter | None = None,
+                 follower: Follower | None = None) -> None:
         self._watchers: set[Watcher] = set()
         self._entries = entries
         self._recent: deque[ConversationChanged] = deque(maxlen=REPLAY_LIMIT)
         self._counter = counter
         self._counts: dict[tuple[str, ...], tuple[float, dict[str, int]]] = {}  # scope → (when, counts)
+        self.follower = follower
+        self._unwatched_since = time.monotonic()
 
     def watch(self, watcher: Watcher) -> None:
         self._watchers.add(watcher)
 
     def forget(self, watcher: Watcher) -> None:
         self._watchers.discard(watcher)
+        if not self._watchers:
+            self._unwatched_since = time.monotonic()
+
+    async def pause_while_unwatched(self, after: float = PAUSE_AFTER_SECONDS) -> None:
+        """Runs until cancelled: pauses the follower once nobody has watched for `after` seconds."""
+        while True:
+            await asyncio.sleep(min(after, 5.0))
+            unwatched = not self._watchers and time.monotonic() - self._unwatched_since >= after
+            if unwatched and self.follower is not None and self.follower.pause():
+                self._recent.clear()
 
     async def deliver(self, event: ConversationChanged) -> None:
         self._recent.append(event)
@@ -137,6 +156,8 @@ class LiveHub:
         then live changes, with its tab counts pushed now and then."""
         self.watch(watcher)  # first: nothing that arrives while the missed ones are sent is lost
         try:
+            if self.follower is not None:
+                await self.follower.resume_from_now()
             yield ": connected\n\n"
             replayed: set[str] = set()
             if last_event_id:
@@ -208,7 +229,8 @@ def _iso(value: object) -> str:
 
 
 def follow_changes(broker: KafkaBroker, hub: LiveHub, namespace: str) -> None:
-    """One consumer for both topics the screens hear of: conversations' changes and contacts' comments."""
+    """One consumer for both topics the screens hear of: conversations' changes and contacts' comments, handed to
+    `hub` (which pauses it while unwatched)."""
     conversations_topic = CONVERSATIONS_EVENTS.name(namespace)
 
     async def on_change(message: KafkaMessage) -> None:
@@ -224,10 +246,10 @@ def follow_changes(broker: KafkaBroker, hub: LiveHub, namespace: str) -> None:
             hub.mention(event)
 
     on_change.__name__ = "router_live_updates"
-    follow_from_now(broker, (CONVERSATIONS_EVENTS, CONTACTS_EVENTS), namespace, on_change,
-                    title=f"{conversations_topic}:live",
-                    description="fan-out to server-sent event streams: conversations' changes, and comments that "
-                                "mention an agent (from parley.contacts.events.v1)")
+    hub.follower = follow_from_now(
+        broker, (CONVERSATIONS_EVENTS, CONTACTS_EVENTS), namespace, on_change, title=f"{conversations_topic}:live",
+        description="fan-out to server-sent event streams: conversations' changes, and comments that mention an "
+                    "agent (from parley.contacts.events.v1)")
 
 
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])

@@ -1,0 +1,76 @@
+"""The patches of library internals the Kafka plumbing needs, each with its reason and the test that fails when an
+upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
+
+- `pace_idle_fetches` (aiokafka's fetcher): the local broker answers an empty fetch at once instead of holding it
+  (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py.
+- `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
+  record; tests/common/integration/test_batch_latency.py.
+- `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
+  replica's takeover; it has no test of its own (the race it answers is timing-dependent)."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from typing import Any
+
+from aiokafka.consumer.fetcher import Fetcher
+from faststream.kafka.subscriber.usecase import BatchSubscriber
+
+IDLE_FETCH_BACKOFF_MS = 40
+FIRST_IDLE_PAUSE_MS = 5
+_idle_fetch_backoff = {"longest": 0.0}
+
+
+def idle_pause(previous: float, longest: float) -> float:
+    """The pause after an empty fetch, given the one before it (0 after a fetch that brought records): it doubles
+    from FIRST_IDLE_PAUSE_MS up to `longest` (seconds), so a consumer that just emptied its partitions looks
+    again soon, and one that stays idle fetches 1/`longest` times a second."""
+    return min(longest, max(FIRST_IDLE_PAUSE_MS / 1000, previous * 2))
+
+
+def pace_idle_fetches(longest_ms: int) -> None:
+    """After a fetch that brought no records, pause before the next fetch to that broker: from 5 ms, doubling
+    while the consumer stays idle, up to `longest_ms` — the most a record arriving at an idle consumer waits.
+
+    Kafka holds an empty fetch for `fetch_max_wait_ms` (a long poll); the local broker (noida-db) answers it at
+    once, so an idle aiokafka consumer re-fetched ~2,400 times a second and burned half a core — the router's six
+    consumers a whole core while idle (measured; docs/benchmarks.md). Against Kafka the pause follows a long poll
+    that already waited, so it costs nothing. Against the local broker a fixed 10 ms pause left an idle consumer
+    at 3.6 % of a core (45 fetches/s on a loaded machine); 40 ms at its longest, 1.5 % (20 fetches/s), and a
+    record still read within 50 ms of arriving. aiokafka 0.14's fetcher is pinned; tests/common/integration
+    checks the effect, so an upgrade that moves this seam fails loudly."""
+    _idle_fetch_backoff["longest"] = longest_ms / 1000
+    original = getattr(Fetcher._proc_fetch_request, "__wrapped__", Fetcher._proc_fetch_request)
+
+    @functools.wraps(original)
+    async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
+        has_new_data: bool = await original(self, *args)
+        longest = _idle_fetch_backoff["longest"]
+        if has_new_data or not longest:
+            self._parley_idle_pause = 0.0
+            return has_new_data
+        pause = self._parley_idle_pause = idle_pause(getattr(self, "_parley_idle_pause", 0.0), longest)
+        try:
+            await asyncio.sleep(pause)
+        except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error
+            return False
+        return has_new_data
+
+    Fetcher._proc_fetch_request = fetch_then_pace
+
+
+async def _take_batch_without_idle_sleep(self: BatchSubscriber, consumer: Any) -> tuple[Any, ...]:
+    """FastStream 0.7.8's batch subscriber sleeps `batch_timeout_ms` after a `getmany` that waited that long and
+    found nothing, so a record arriving during the sleep waited for it (up to 50 ms with our settings: a median
+    of 59 ms against ~5 ms in tests/common/integration/test_batch_latency.py, at 100 ms). `getmany` already
+    waits, and returns the moment a record arrives, so the sleep only adds latency. FastStream is pinned;
+    tests/common/integration/test_batch_latency.py fails if an upgrade moves this seam."""
+    records = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
+    return tuple(record for batch in records.values() for record in batch)
+
+
+def take_batches_without_idle_sleep() -> None:
+    BatchSubscriber.get_msg = _take_batch_without_idle_sleep  # type: ignore[method-assign]
+
+
