@@ -552,6 +552,17 @@ def decline_take_priority_and_snooze(system: System, browser: Browser) -> None:
     expect(page.locator(".timeline .activity", has_text="Priority changed")).to_be_visible()  # stored
     page.get_by_role("tab", name=re.compile("Mine")).click()
     expect(arrived(alice, customer).get_by_title("priority")).to_have_text("P3")
+    # the assignee filter of All assigned: bob's conversations do not hold it, alice's do
+    page.get_by_role("tab", name=re.compile("All assigned")).click()
+    arrived(alice, customer)
+    page.get_by_role("button", name="Filters").click()
+    assignee = page.get_by_role("group", name="Filters").get_by_label("Assignee")
+    with page.expect_response(lambda r: f"assignee={OTHER_AGENT}" in r.url):  # the filtered list, not a stale one
+        assignee.select_option(OTHER_AGENT)
+    expect(conversation_item(alice, customer)).to_be_hidden()
+    assignee.select_option(AGENT)
+    expect(conversation_item(alice, customer)).to_be_visible()
+    page.get_by_role("group", name="Filters").get_by_role("button", name="Clear").click()
     page.get_by_role("button", name="Snooze").click()
     dialog = page.get_by_role("dialog", name="Snooze the conversation")
     dialog.get_by_label("For").select_option(label="Tomorrow")
