@@ -117,6 +117,10 @@ def _visibility(former_prefix: str) -> tuple[tuple[Topic, str], ...]:
     return (CONVERSATIONS_EVENTS, f"{former_prefix}-visibility"), (AGENTS_EVENTS, f"{former_prefix}-agents")
 
 
+def _router_former(topic: Topic) -> tuple[str, ...]:
+    return (f"parley-router.{topic.base_name}",)
+
+
 def _media_former(topic: Topic) -> tuple[str, ...]:
     return (f"parley-media.{topic.base_name.removeprefix('parley.')}",)
 
@@ -135,9 +139,10 @@ SERVICES: tuple[Service, ...] = (
     ),
     Service(
         "router", 8003,
-        consumes=_group("parley-router.events", INBOUND_MESSAGES, OUTBOUND_MESSAGES, MEDIA_EVENTS, CONTACTS_EVENTS,
-                        CONVERSATIONS_COMMANDS, per_pod=_setting_default(RouterSettings, "consumers"),
-                        formerly=lambda topic: (f"parley-router.{topic.base_name}",)),
+        consumes=(*_group("parley-router.inbound", INBOUND_MESSAGES, formerly=_router_former,
+                          per_pod=_setting_default(RouterSettings, "consumers")),
+                  *_group("parley-router.events", OUTBOUND_MESSAGES, MEDIA_EVENTS, CONTACTS_EVENTS,
+                          CONVERSATIONS_COMMANDS, formerly=_router_former)),
         talks_to=(KAFKA, MONGODB, REDIS),
         api_paths=("/v1/conversations", "/v1/agents", "/v1/teams", "/v1/routing", "/v1/supervisor"),
         produces=(CONVERSATIONS_EVENTS, AGENTS_EVENTS, DEAD_LETTERS),

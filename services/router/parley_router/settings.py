@@ -18,7 +18,7 @@ class RouterSettings(ServiceSettings):
     inbound_batch_max: int = Field(default=256, ge=1, description="records taken per consumer batch (all topics)")
     inbound_concurrency: int = Field(default=64, ge=1,
                                      description="conversations whose inbound messages are handled at the same time")
-    consumers: int = Field(default=1, ge=1, description="consumers of the router's group in this process; each "
+    consumers: int = Field(default=1, ge=1, description="consumers of the router's inbound group in this process; each "
                            "takes its next batch when its last is done, so more overlap one batch's slow tail, but "
                            "each idle one costs a fetch loop (~1 % of a core on the local broker)")
     capacity_reconcile_interval_seconds: float = Field(
