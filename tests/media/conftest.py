@@ -192,19 +192,17 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     config = folder / "s3.json"
     config.write_text(json.dumps({"identities": [{"name": "parley", "credentials": [
         {"accessKey": S3_ACCESS, "secretKey": S3_SECRET}], "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
-    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
-    command = [weed, "server", f"-dir={folder}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
-               f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
-               f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}", "-s3",
-               f"-s3.port={ports['s3']}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
-               "-master.volumeSizeLimitMB=64", "-volume.max=200", f"-metricsPort={free_port()}",
-               "-s3.port.iceberg=0", "-s3.port.lance=0"]
-    log = (folder / "weed.log").open("wb")
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    endpoint = f"http://127.0.0.1:{ports['s3']}"
+    # A port free_port() found may be taken by someone else before weed binds it: start again on new ports then.
+    for attempt in range(1, START_ATTEMPTS + 1):
+        process, endpoint, log = _start_weed(weed, folder, config, attempt)
+        try:
+            _wait_for_s3(endpoint, process)
+            break
+        except pytest.fail.Exception:
+            log.close()
+            if attempt == START_ATTEMPTS or b"address already in use" not in Path(log.name).read_bytes():
+                raise
     try:
-        _wait_for_s3(endpoint, process)
         yield endpoint
     finally:
         process.terminate()
@@ -213,6 +211,25 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             process.kill()
         log.close()
+
+
+START_ATTEMPTS = 3
+
+
+def _start_weed(weed: str, folder: Path, config: Path,
+                attempt: int) -> tuple[subprocess.Popen[bytes], str, io.BufferedWriter]:
+    ports = {name: free_port() for name in ("master", "volume", "filer", "s3")}
+    data = folder / f"data-{attempt}"  # a fresh store: the master keeps its peers' ports in it
+    data.mkdir()
+    command = [weed, "server", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+               f"-master.port={ports['master']}", f"-master.port.grpc={free_port()}",
+               f"-volume.port={ports['volume']}", f"-volume.port.grpc={free_port()}",
+               f"-filer.port={ports['filer']}", f"-filer.port.grpc={free_port()}", "-s3",
+               f"-s3.port={ports['s3']}", f"-s3.port.grpc={free_port()}", f"-s3.config={config}",
+               "-master.volumeSizeLimitMB=64", "-volume.max=200", f"-metricsPort={free_port()}",
+               "-s3.port.iceberg=0", "-s3.port.lance=0"]
+    log = (folder / f"weed-{attempt}.log").open("wb")
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), f"http://127.0.0.1:{ports['s3']}", log
 
 
 def _wait_for_s3(endpoint: str, process: subprocess.Popen[bytes], timeout: float = 90) -> None:
