@@ -26,6 +26,18 @@ class CountingEntries:
                 "rank": 0}
 
 
+class RecordingCounter:
+    """A tab counter that answers `counts` and records whose counts it was asked for."""
+
+    def __init__(self, counts: dict[str, int]) -> None:
+        self.counts = counts
+        self.calls: list[str] = []
+
+    async def __call__(self, principal: Principal, teams: frozenset[str]) -> dict[str, int]:
+        self.calls.append(principal.login)
+        return self.counts
+
+
 def changed(entry_id: str | None, team: str = "sales", tenant: str = "acme") -> ConversationChanged:
     return ConversationChanged(occurred_at=NOW, tenant_id=tenant, correlation_id="c", channel_id="wa-1",
                                external_user_id="u1", conversation_id="c1", change="message_appended",
@@ -95,12 +107,7 @@ async def test_a_reconnect_gets_what_it_may_see_after_its_last_event_and_an_unkn
 
 
 async def test_tab_counts_are_pushed_on_connect_and_after_changes_shared_by_one_scope() -> None:
-    calls: list[str] = []
-
-    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
-        calls.append(principal.login)
-        return {"queued": 3, "unanswered": 1000}
-
+    counter = RecordingCounter({"queued": 3, "unanswered": 1000})
     hub = LiveHub(CountingEntries(), counter)
     boss, other_boss = watcher("boss", [Role.MANAGER], set()), watcher("sue", [Role.MANAGER], set())
     first, second = hub.stream(boss, keepalive=0.05), hub.stream(other_boss, keepalive=0.05)
@@ -109,18 +116,13 @@ async def test_tab_counts_are_pushed_on_connect_and_after_changes_shared_by_one_
         frame = await anext(stream)
         assert frame.startswith("event: counts\n")
         assert json.loads(frame.split("data: ", 1)[1]) == {"counts": {"queued": 3, "unanswered": 1000}}
-    assert calls == ["boss"]  # managers of one tenant share the count
+    assert counter.calls == ["boss"]  # managers of one tenant share the count
     await first.aclose()
     await second.aclose()
 
 
 async def test_a_bot_sees_its_conversations_and_the_event_that_took_one_from_it_without_counts() -> None:
-    calls: list[str] = []
-
-    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
-        calls.append(principal.login)
-        return {"queued": 1}
-
+    counter = RecordingCounter({"queued": 1})
     hub = LiveHub(CountingEntries(), counter)
     bot = watcher("faq-bot", [Role.INTEGRATION], set())
     hub.watch(bot)
@@ -137,16 +139,11 @@ async def test_a_bot_sees_its_conversations_and_the_event_that_took_one_from_it_
     assert await anext(stream) == ": connected\n\n"
     assert await anext(stream) == ": keepalive\n\n"  # no tab counts: a bot has no inbox
     await stream.aclose()
-    assert calls == []
+    assert counter.calls == []
 
 
 async def test_a_mention_goes_to_the_mentioned_staffs_streams_only_without_text_or_counts() -> None:
-    counted: list[str] = []
-
-    async def counter(principal: Principal, teams: frozenset[str]) -> dict[str, int]:
-        counted.append(principal.login)
-        return {"mine": 0}
-
+    counter = RecordingCounter({"mine": 0})
     hub = LiveHub(CountingEntries(), counter)
     bob, ann, bob_elsewhere = (watcher("bob", [Role.AGENT], {"support"}), watcher("ann", [Role.AGENT], {"support"}),
                                watcher("bob", [Role.AGENT], {"support"}, tenant="other"))
@@ -167,4 +164,4 @@ async def test_a_mention_goes_to_the_mentioned_staffs_streams_only_without_text_
     assert (await anext(stream)).startswith("event: mention\n")
     assert await anext(stream) == ": keepalive\n\n"  # a mention changes no tab: no counts pushed after it
     await stream.aclose()
-    assert counted == ["bob"]
+    assert counter.calls == ["bob"]
