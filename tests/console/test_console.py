@@ -395,6 +395,34 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     alice.close()
 
 
+def test_a_message_announced_before_it_is_stored_still_shows(system: System, browser: Browser) -> None:
+    alice, customer = a_customer_writes(browser, system, "Early", "First words")
+    page = alice.page
+    # The router announces a message just before it stores it: under load the screen's reload can come first. The
+    # first timeline answers after the announcement are made to lack the message (and to arrive after a later one),
+    # so the screen has to ask again until the message is there.
+    held_back: list[str] = []
+
+    def not_stored_yet(route: Route) -> None:
+        answer = route.fetch()
+        page_of_entries = answer.json()
+        without = [entry for entry in page_of_entries["items"] if entry.get("text") != "Second words"]
+        if len(without) < len(page_of_entries["items"]) and len(held_back) < 2:
+            held_back.append(route.request.url)
+            time.sleep(0.3)  # answered after the screen's next request, if it made one meanwhile
+            route.fulfill(response=answer, json={**page_of_entries, "items": without})
+        else:
+            route.fulfill(response=answer)
+
+    page.route(re.compile(r"/v1/conversations/[^/]+/timeline$"), not_stored_yet)
+    customer.writes("Second words")
+    expect(page.locator(".timeline .inbound p.text", has_text=re.compile("^Second words$"))).to_be_visible(
+        timeout=30_000)
+    assert held_back, "the screen never met a timeline without the announced message"
+    assert_clean(alice, "announced-before-stored")
+    alice.close()
+
+
 def test_the_customers_edit_deletion_and_reaction_and_a_formatted_mail_show_live(system: System,
                                                                                   browser: Browser) -> None:
     alice = on_duty(browser, system, AGENT)

@@ -10,6 +10,8 @@ import { CHANNEL_ICONS, customerLabel, duration } from "./format";
 import { type LiveEvents, useNewEvents } from "./useNewEvents";
 import { useNow } from "./useNow";
 
+const ENTRY_RETRIES_MS = [250, 500, 1000, 2000, 4000, 8000];
+
 interface Props {
   conversation: Conversation;
   session: Session;
@@ -34,14 +36,32 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
   const offered = mine && c.status === "assigned" && !!c.offer_expires_at;
   const closed = c.status === "closed";
 
-  const loadTimeline = useCallback(async () => {
+  // Loads overlap (one per live event): only the latest request may set the entries, or a slower earlier answer
+  // would put back a timeline without the newest message.
+  const latestLoad = useRef(0);
+  const loadTimeline = useCallback(async (): Promise<Entry[] | null> => {
+    const load = ++latestLoad.current;
     try {
       const page = await api<{ items: Entry[] }>(`/v1/conversations/${c.id}/timeline`);
+      if (load !== latestLoad.current) return null;
       setEntries(page.items);
+      return page.items;
     } catch (problem) {
-      setError(problem instanceof Error ? problem.message : "the timeline could not be loaded");
+      if (load === latestLoad.current) setError(problem instanceof Error ? problem.message : "the timeline could not be loaded");
+      return null;
     }
   }, [c.id]);
+
+  // The router announces a message just before it stores it: an entry the pushed event names but the timeline
+  // does not have yet is asked for again, a little later each time, until it is there.
+  const loadUntilShown = useCallback(async (entryId: string) => {
+    for (const waitMs of ENTRY_RETRIES_MS) {
+      const items = await loadTimeline();
+      if (items?.some((entry) => entry.entry_id === entryId)) return;
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+    void loadTimeline();
+  }, [loadTimeline]);
 
   const loadWindow = useCallback(async () => {
     try {
@@ -55,9 +75,11 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
 
   useNewEvents(liveEvents, useCallback((event: LiveEvent) => {
     if (event.data.conversation_id !== c.id) return;
-    void loadTimeline();
+    const entryId = event.data.entry_id;
+    if (entryId && !entryId.startsWith("act:")) void loadUntilShown(entryId);
+    else void loadTimeline();
     if (event.data.entry?.kind === "inbound") void loadWindow();
-  }, [c.id, loadTimeline, loadWindow]));
+  }, [c.id, loadTimeline, loadUntilShown, loadWindow]));
 
   const act = useCallback(async (path: string, json?: unknown) => {
     try {
