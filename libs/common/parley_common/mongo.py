@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
 
+from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError
@@ -13,6 +14,7 @@ from parley_common import round_trips
 from parley_common.metrics import MongoCommandTimer
 
 DUPLICATE_KEY = 11000
+M = TypeVar("M", bound=BaseModel)
 
 
 # A write is acknowledged once a majority of the replica set has it in its journal. Consumers commit a record's
@@ -46,3 +48,11 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
             raise
         return {error["index"] for error in errors}
     return set()
+
+
+def read_stored(model: type[M], stored: Mapping[str, Any]) -> M:
+    """A model rebuilt from a document (or part of one) this service stored, as a tolerant reader, like
+    `Topic.parse` on Kafka: fields this version does not know — written by a newer release, read again after a
+    rollback — are ignored at every depth, the ones it knows validated as strictly as ever. The models stay strict
+    for what they build and accept from outside."""
+    return model.model_validate(stored, extra="ignore")

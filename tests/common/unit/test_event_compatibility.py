@@ -9,6 +9,8 @@ import pytest
 from pydantic import BaseModel, ValidationError
 
 from parley_common.compatibility import breaking_changes
+from parley_common.events.outbound import SendMessage
+from parley_common.mongo import read_stored
 from parley_common.schemas import refusals, schema_documents
 from parley_common.topics import ALL_TOPICS, Topic
 
@@ -159,3 +161,16 @@ def test_make_docs_refuses_to_publish_a_breaking_change(tmp_path: Path) -> None:
     published["properties"]["retired_field"] = {"type": "string"}
     (tmp_path / name).write_text(json.dumps(published))
     assert refusals(tmp_path, documents) == [f"{name}: <event>.retired_field removed"]
+
+
+def test_a_service_reads_its_own_stored_documents_as_tolerantly_as_events() -> None:
+    """A rollback reads what the newer release stored (outbound's stored commands, statuses, templates)."""
+    newer = json.loads(document(SendMessage, extra=True))
+    assert ADDED_LATER in json.dumps(newer["content"])  # unknown at every depth, not only the top
+    stored = read_stored(SendMessage, newer)
+    without = read_stored(SendMessage, json.loads(document(SendMessage, extra=False)))
+    assert stored.model_dump(exclude={"event_id"}) == without.model_dump(exclude={"event_id"})
+    with pytest.raises(ValidationError, match="string_too_short"):
+        read_stored(SendMessage, {**newer, "tenant_id": ""})
+    with pytest.raises(ValidationError, match="extra_forbidden"):
+        SendMessage.model_validate(newer)  # what it builds and accepts from outside stays strict

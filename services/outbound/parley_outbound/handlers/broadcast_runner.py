@@ -24,6 +24,7 @@ from parley_common.clock import Clock
 from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.outbound import Sender as MessageSender
 from parley_common.events.outbound import SendMessage, TemplateContent
+from parley_common.mongo import read_stored
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
 from parley_outbound.adapters.broadcasts_repo import BroadcastRepository
 from parley_outbound.adapters.ratelimit import Lane
@@ -94,7 +95,7 @@ class BroadcastRunner:
         broadcast_id = doc["_id"]
         keeper = asyncio.create_task(self._keep_lease(broadcast_id))
         try:
-            plan = to_plan(BroadcastModel.model_validate(doc["definition"]), doc["tenant_id"],
+            plan = to_plan(read_stored(BroadcastModel, doc["definition"]), doc["tenant_id"],
                            ChannelType(doc["channel_type"]))
             if (doc.get("resolved") or await self._resolve(doc, plan)) and await self._send(doc):
                 await self._repo.complete(broadcast_id, self.owner, self._clock.now())
@@ -161,7 +162,7 @@ class BroadcastRunner:
         commands = [SendMessage(
             occurred_at=now, tenant_id=doc["tenant_id"], correlation_id=doc["_id"], channel_id=r["channel_id"],
             external_user_id=r["external_user_id"], message_id=r["message_id"], channel_type=channel_type,
-            sender=MessageSender(kind=SenderKind.SYSTEM), content=TemplateContent.model_validate(r["content"]),
+            sender=MessageSender(kind=SenderKind.SYSTEM), content=read_stored(TemplateContent, r["content"]),
             broadcast_id=doc["_id"]) for r in page]
         await self._replies.expect(commands)
         await self._lane.handle(commands)

@@ -13,6 +13,7 @@ from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
 from parley_common.channels import Channels, WhatsAppChannel
 from parley_common.errors import ApiError, documented_errors
+from parley_common.mongo import read_stored
 from parley_outbound.adapters.providers.base import ProviderFailure
 from parley_outbound.adapters.providers.whatsapp_templates import fetch_templates
 from parley_outbound.adapters.templates_repo import TemplateRepository
@@ -58,8 +59,7 @@ class TemplateModel(BaseModel):
 
 
 def to_domain(doc: dict[str, Any]) -> Template:
-    model = TemplateModel.model_validate({key: value for key, value in doc.items()
-                                          if key not in ("_id", "tenant_id", "channel_id")})
+    model = read_stored(TemplateModel, doc)  # its _id, tenant_id and channel_id are no fields of the model
     return Template(
         name=model.name, language=model.language, category=PricingCategory(model.category), status=model.status,
         body=model.body, header_text=model.header.text if model.header and model.header.format == "text" else None,

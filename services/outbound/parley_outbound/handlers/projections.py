@@ -22,6 +22,7 @@ from parley_common.events.conversations import ConversationChanged
 from parley_common.events.inbound import DeliveryStatusReported, MarketingPreferenceChanged, MessageReceived, SystemPart
 from parley_common.events.media import MediaExpired, MediaStored
 from parley_common.ids import ConversationKey
+from parley_common.mongo import read_stored
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
@@ -172,7 +173,7 @@ class StatusProjection:
         """Replay parked statuses through the same monotonic machine (a duplicate or stale one changes nothing)."""
         parked = await self._parked.parked(tenant_id, channel_id, provider_message_id)
         for doc in parked:
-            await self._apply(DeliveryStatusReported.model_validate(doc["event"]))
+            await self._apply(read_stored(DeliveryStatusReported, doc["event"]))
         await self._parked.remove([doc["_id"] for doc in parked])
 
     async def _apply(self, event: DeliveryStatusReported) -> bool:

@@ -27,6 +27,7 @@ from parley_common.events.common import ChannelType
 from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import SavedReplyContent, SendMessage
 from parley_common.ids import ConversationKey
+from parley_common.mongo import read_stored
 from parley_outbound.adapters.messages_repo import Move
 from parley_outbound.adapters.providers.base import ProviderFailure
 from parley_outbound.adapters.ratelimit import Lane
@@ -148,7 +149,7 @@ class SendBatches:
         if state is not State.QUEUED:
             return None
         if isinstance(command.content, SavedReplyContent):  # deliver the text rendered when it was accepted
-            command = SendMessage.model_validate(doc["command"])
+            command = read_stored(SendMessage, doc["command"])
         try:
             channel = sender.channel(command)
         except InvalidRequest as invalid:  # the channel was removed while the message waited

@@ -10,6 +10,7 @@ from parley_common.events.conversations import Assignee, ConversationActionReque
 from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus, SendMessage
 from parley_common.kafka import EventPublisher
+from parley_common.mongo import read_stored
 from parley_common.topics import CONVERSATIONS_COMMANDS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 from parley_outbound import metrics
 from parley_outbound.domain.status import State
@@ -38,7 +39,7 @@ class UpdatePublisher:
         """`command`: the stored command when the caller has it parsed already (saves a validation per event)."""
         if state is State.SENDING:
             return  # internal only
-        command = command or SendMessage.model_validate(doc["command"])
+        command = command or read_stored(SendMessage, doc["command"])
         final_reason = reason if reason is not None else doc.get("reason")
         metrics.MESSAGES.labels(command.channel_type.value, state.value, final_reason or "").inc()
         decision = doc.get("decision") or {}

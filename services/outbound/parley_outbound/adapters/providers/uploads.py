@@ -38,7 +38,11 @@ class Uploaded:
 
 
 def _parse(raw: bytes | str | None) -> Uploaded | None:
-    return Uploaded(**json.loads(raw)) if raw is not None else None
+    """Fields a newer release added are ignored: a rollback still reuses the uploads it stored."""
+    if raw is None:
+        return None
+    stored = json.loads(raw)
+    return Uploaded(stored["provider_id"], stored.get("file_name"))
 
 
 class UploadCache:
