@@ -126,7 +126,7 @@ def _media_former(topic: Topic) -> tuple[str, ...]:
 
 
 SERVICES: tuple[Service, ...] = (
-    Service("ingest", 8001, consumes=(), talks_to=(KAFKA, REDIS), webhook_paths=("/webhooks",),
+    Service("ingest", 8001, consumes=(), talks_to=(KAFKA, MONGODB, REDIS), webhook_paths=("/webhooks",),
             produces=(INBOUND_MESSAGES, INBOUND_STATUSES, INBOUND_ATTACHMENTS, INBOUND_PREFERENCES, CHANNEL_UPDATES,
                       DEAD_LETTERS)),
     Service(

@@ -216,7 +216,7 @@ def test_egress_only_to_what_each_service_uses(validate: ModuleType, production:
     def ports(name: str) -> set[int]:
         return {port["port"] for rule in policies[name]["spec"]["egress"] for port in rule["ports"]}
 
-    assert ports("parley-ingest") == {53, 9092, 9093, 6379, 26379}
+    assert ports("parley-ingest") == {53, 9092, 9093, 27017, 6379, 26379}  # MongoDB: its identities (issue 18)
     assert ports("parley-contacts") == {53, 443, 9092, 9093, 27017}  # the Graph API: Messenger / Instagram profiles
     assert 443 in ports("parley-outbound") and 443 in ports("parley-media")
     assert 443 not in ports("parley-router")

@@ -43,7 +43,11 @@ CUSTOMERS = 3
 # trips and 5 events instead of 36 and 6; a visibility projection writes two events at once), which the timing of
 # a loaded machine decides, so the budget is the unshared count.
 BUDGET: dict[str, dict[str, int]] = {
-    "ingest": {"database": 0, "cache": 6, "kafka_produced": 2},
+    # ingest 0 → 2 database, 6 → 7 cache (issue 18: the customers' identity keys are ingest's own record in
+    # MongoDB, Redis only caches them): every journey is a customer nobody knew, so its first message looks the
+    # identifiers up (one find) and records them before publishing (one insert), then caches them (one script
+    # call); a customer the cache knows costs one MGET and no database round trip, as the identity script did
+    "ingest": {"database": 2, "cache": 7, "kafka_produced": 2},
     "contacts": {"database": 8, "cache": 0, "kafka_produced": 1},
     # router: 37 → 29 (issue 17): a contacts event's card written and read back in one findAndModify (was two
     # updates and a find); later statuses of an outbound message refresh its entry in one upsert (was an insert

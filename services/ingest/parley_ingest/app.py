@@ -1,4 +1,5 @@
-"""Wiring of the ingest service: settings, Kafka link, Redis de-dup, webhook routes, HTTP app."""
+"""Wiring of the ingest service: settings, Kafka link, Redis de-dup, customer identities (MongoDB behind a Redis
+cache), webhook routes, HTTP app."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from parley_common.topics import (
 )
 from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
+from parley_ingest.adapters.identity_records import IdentityRecords
 from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
 from parley_ingest.domain.providers import plugins_for
 from parley_ingest.handlers.intake import Intake
@@ -40,7 +42,7 @@ log = structlog.get_logger(__name__)
 
 def create_app(settings: IngestSettings, channels: Channels | None = None) -> FastAPI:
     channels = channels or load_channels_or_exit(settings.infra.channels_file, "parley-ingest")
-    runtime = Runtime(SERVICE, settings.infra, use_mongo=False, use_redis=True)  # its broker stays unused
+    runtime = Runtime(SERVICE, settings.infra, use_mongo=True, use_redis=True)  # its broker stays unused
     # Email attachments travel as events up to the attachments topic's limit: the producer must allow them.
     broker = make_broker(settings.infra.kafka_bootstrap, client_id=f"parley-{SERVICE}",
                          idle_fetch_backoff_ms=settings.infra.kafka_idle_fetch_backoff_ms,
@@ -50,7 +52,10 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
     dedup = DedupStore(runtime.redis, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
-    intake = Intake(link, dedup, IdentityStore(runtime.redis, prefix), prefix)
+    identities = IdentityStore(runtime.redis, IdentityRecords(runtime.db), prefix,
+                               cache_ttl_seconds=settings.identity_cache_ttl_seconds,
+                               database_timeout_seconds=settings.identity_database_timeout_seconds)
+    intake = Intake(link, dedup, identities, prefix)
     normaliser = Normaliser(settings.parse_budget_seconds)
 
     async def stop_parsing() -> None:
@@ -69,6 +74,8 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
         routers=[webhook_router(channels, intake, Limits(settings.max_body_bytes, settings.max_email_bytes,
                                                       settings.max_in_flight),
                                 plugins_for(channels), normaliser)],
+        # not MongoDB: only identifiers the cache does not know need it, and a pod taken out of service would
+        # refuse known customers too (those webhooks are answered 503 identity_store_unavailable meanwhile)
         readiness={"kafka": link.check, "redis": redis_check(runtime.redis)},
         on_startup=[connect_kafka],
         on_shutdown=[link.close, runtime.close, stop_parsing],

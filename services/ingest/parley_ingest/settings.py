@@ -33,3 +33,10 @@ class IngestSettings(ServiceSettings):
                                        "before publishing (never published unchecked)")
     publish_timeout_seconds: float = Field(default=10.0, gt=0,
                                            description="wait this long for Kafka's acks, then answer 503")
+    identity_cache_ttl_seconds: int = Field(
+        default=30 * DAY_SECONDS, ge=3600,
+        description="how long Redis caches the key of a customer identifier (MongoDB keeps it for good); a customer "
+                    "silent for longer costs one database read on their next message")
+    identity_database_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="an identifier Redis does not know is looked up and recorded in MongoDB "
+                                       "within this or the webhook is answered 503 identity_store_unavailable")

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from asgi_lifespan import LifespanManager
+from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
 from parley_common.settings import InfraSettings
@@ -19,7 +20,8 @@ from parley_ingest.settings import IngestSettings
 
 
 @pytest.fixture
-async def client(kafka_topics: InfraSettings, redis: Redis, kit: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def client(kafka_topics: InfraSettings, redis: Redis, mongo: AsyncMongoClient[Any], kit: Any
+                 ) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(IngestSettings(infra=kafka_topics, publish_timeout_seconds=10), channels=kit.channels)
     async with LifespanManager(app) as manager, httpx.AsyncClient(
         transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest"

@@ -1,16 +1,27 @@
 """One WhatsApp customer, one key: phone and business-scoped user id (BSUID), with or without a username, in
 whichever order and combination the webhooks bring them, and through number and BSUID changes
-(fixtures/whatsapp_identity.json); a username alone links nobody."""
+(fixtures/whatsapp_identity.json); a username alone links nobody. The keys are ingest's own record (MongoDB),
+cached in Redis: they outlive a cache wipe, and two webhooks at once agree on one."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import itertools
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
+from asgi_lifespan import LifespanManager
+from tcp_proxy import TcpProxy
 
 from parley_common.events.inbound import MessageReceived
 from parley_common.topics import DEAD_LETTERS, INBOUND_MESSAGES, INBOUND_STATUSES
+from parley_ingest.adapters.identity_records import IdentityRecords
+from parley_ingest.app import create_app
+from parley_ingest.migrate_identities import migrate
+from parley_ingest.settings import IngestSettings
 
 WA = "/webhooks/whatsapp/wa-main"
 PHONE, BSUID = "447700900321", "GB.50000000000000000321"
@@ -101,10 +112,107 @@ async def test_a_username_someone_else_had_links_nobody(client, kit, topics) -> 
     assert await keys(topics) == {"wamid.ID-bsuid-only": BSUID, "wamid.ID-other": "GB.777"}
 
 
-async def test_keys_are_resolved_after_redis_forgot_its_scripts(client, kit, topics, redis) -> None:
-    """The resolving script runs by its SHA in one pipeline (no SCRIPT EXISTS round trip per webhook); a Redis
-    that lost its script cache (restarted, SCRIPT FLUSH) answers NOSCRIPT once and the script is loaded again."""
+async def test_keys_are_cached_after_redis_forgot_its_scripts(client, kit, topics, redis) -> None:
+    """The caching script runs by its SHA (no SCRIPT EXISTS round trip); a Redis that lost its script cache
+    (restarted, SCRIPT FLUSH) answers NOSCRIPT once and the script is loaded again."""
     await post(client, kit, "phone_only")
     await redis.script_flush()
     await post(client, kit, "bsuid_and_phone")
     assert await keys(topics) == {"wamid.ID-phone-only": PHONE, "wamid.ID-both": PHONE}
+
+
+async def forget_the_cache(redis: Any, infra: Any) -> None:
+    """What a Redis restarted empty knows of this deployment: nothing (only this test's keys are deleted: other
+    tests share the server)."""
+    async for key in redis.scan_iter(match=f"{infra.redis_prefix()}*"):
+        await redis.delete(key)
+
+
+async def test_after_the_cache_forgot_every_identity_a_customer_keeps_their_key(client, kit, topics, redis) -> None:
+    """Issue 18: the identities live in ingest's database, Redis only caches them. A customer seen by BSUID and
+    phone keeps the BSUID's key after each wipe: by phone alone, through a BSUID change, by the new BSUID alone
+    (before, the keys lived only in Redis and each of these started a new customer)."""
+    await post(client, kit, "bsuid_and_phone")
+    await forget_the_cache(redis, topics.infra)
+    await post(client, kit, "phone_only")
+    await forget_the_cache(redis, topics.infra)
+    await post(client, kit, "user_id_update", field="user_id_update")  # the new BSUID joins the key
+    await forget_the_cache(redis, topics.infra)
+    await post(client, kit, "new_bsuid_only")
+    assert await keys(topics) == {"wamid.ID-both": BSUID, "wamid.ID-phone-only": BSUID, "wamid.ID-new-bsuid": BSUID}
+
+
+def customer(n: int) -> tuple[str, str]:
+    return f"4477009{n:05d}", f"GB.7{n:016d}"
+
+
+async def test_two_webhooks_at_once_for_a_new_customer_give_one_key(client, kit, topics) -> None:
+    """Our send's status (preferring the phone) and the customer's message (preferring the BSUID) arrive at once
+    for someone nobody knew: both look the customer up, find nothing and propose different keys; the database's
+    unique identifiers let one proposal win and the other webhook adopt it. Eight customers, so the race is
+    run, not hoped for."""
+    async def webhook(value: dict[str, Any]) -> None:
+        body = kit.body(change("messages", value))
+        response = await client.post(WA, content=body, headers=kit.meta_headers(body))
+        assert response.status_code == 200, response.text
+
+    customers = [customer(n) for n in range(8)]
+    await asyncio.gather(*(request for n, (phone, bsuid) in enumerate(customers) for request in (
+        webhook({"statuses": [{"id": f"wamid.send-{n}", "status": "sent", "timestamp": "1795939100",
+                               "recipient_id": phone, "recipient_user_id": bsuid}]}),
+        webhook({"contacts": [{"profile": {"name": "Someone"}, "wa_id": phone, "user_id": bsuid}],
+                 "messages": [{"from": phone, "from_user_id": bsuid, "id": f"wamid.reply-{n}",
+                               "timestamp": "1795939101", "type": "text", "text": {"body": "hi"}}]}))))
+    published = await keys(topics)
+    for n, (phone, bsuid) in enumerate(customers):
+        assert published[f"wamid.send-{n}"] == published[f"wamid.reply-{n}"] in (phone, bsuid), n
+
+
+@pytest.fixture
+async def database_proxy(infra_endpoints: dict[str, str]) -> AsyncIterator[TcpProxy]:
+    host, port = infra_endpoints["PARLEY_MONGO_URI"].removeprefix("mongodb://").partition("/")[0].split(":")
+    async with TcpProxy(host, int(port)) as proxy:
+        yield proxy
+
+
+async def test_while_the_database_is_away_a_new_identifier_is_answered_503_and_a_known_one_is_not(
+        kafka_topics, redis, mongo, kit, topics, database_proxy) -> None:
+    """A known identifier costs no database round trip, so it is served while the database is away; one the cache
+    does not know is answered 503 `identity_store_unavailable` (the provider retries), never published under a
+    guessed key; once the database is back the retry goes through under the customer's key."""
+    infra = kafka_topics.model_copy(update={
+        "mongo_uri": f"mongodb://127.0.0.1:{database_proxy.port}/?retryWrites=false&directConnection=true"})
+    app = create_app(IngestSettings(infra=infra, identity_database_timeout_seconds=1), channels=kit.channels)
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest") as http:
+        await post(http, kit, "bsuid_and_phone")
+        await database_proxy.unplug()
+        await post(http, kit, "phone_only")  # known: served from the cache
+        body = kit.body(change("user_id_update", kit.fixture("whatsapp_identity.json")["user_id_update"]))
+        away = await http.post(WA, content=body, headers=kit.meta_headers(body))  # a new BSUID to record
+        assert away.status_code == 503, away.text
+        assert away.json()["error"]["code"] == "identity_store_unavailable"
+        await database_proxy.plug()
+        back = await http.post(WA, content=body, headers=kit.meta_headers(body))
+        assert back.status_code == 200, back.text
+        await post(http, kit, "new_bsuid_only")
+    assert await keys(topics) == {"wamid.ID-both": BSUID, "wamid.ID-phone-only": BSUID,
+                                         "wamid.ID-new-bsuid": BSUID}
+
+
+async def test_the_keys_an_older_version_kept_in_redis_are_migrated_into_the_database(
+        client, kit, topics, redis, mongo) -> None:
+    """Upgrading: the old version kept the keys only in Redis (`…:id:<sha256>` → key, `…:births`). A customer it
+    knew by phone and later linked to a BSUID keeps the phone's key once `migrate_identities` copied them — even
+    after the cache is wiped, and with a second run changing nothing. Without the migration the BSUID-only
+    message would start a customer of its own (the BSUID's key)."""
+    scope = f"{topics.infra.redis_prefix()}ingest:identity:acme:wa-main"
+    for identifier in (f"wa:{PHONE}", f"bsuid:{BSUID}"):  # what the old script wrote
+        await redis.set(f"{scope}:id:{hashlib.sha256(identifier.encode()).hexdigest()}", PHONE)
+    await redis.hset(f"{scope}:births", PHONE, 1)
+    records = IdentityRecords(mongo[topics.infra.database_name("ingest")])
+    assert await migrate(redis, records, topics.infra.redis_prefix()) == 2
+    assert await migrate(redis, records, topics.infra.redis_prefix()) == 2  # again: the same records
+    await forget_the_cache(redis, topics.infra)
+    await post(client, kit, "bsuid_only")
+    assert await keys(topics) == {"wamid.ID-bsuid-only": PHONE}

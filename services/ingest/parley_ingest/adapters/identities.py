@@ -1,75 +1,117 @@
-"""Which key each customer identifier stands for, per channel, in Redis (ingest's own store; no expiry).
+"""Which key each customer identifier stands for: MongoDB keeps it (adapters/identity_records.py, the source of
+truth), Redis caches it (read-through, `<prefix>ingest:identity:<tenant>:<channel>:rank:<sha256>` → the key's
+rank, with an expiry).
 
-One script call per claim, atomically: the oldest key any of its identifiers already stands for, else the claim's
-preferred key; every identifier of the claim is then recorded under that key. A claim that links identifiers
-known under two keys (a customer seen by phone only, later by BSUID only, then by both) joins them from then on:
-later events use the older key; the events already published under the younger one stay where they are. The
-calls of one webhook travel in one pipeline (one round trip)."""
+One webhook's claims cost one cache round trip when the cache knows each claim's identifiers under one key (the
+hot path: no database). Otherwise the claims it could not settle cost one batched database read and, when
+something is new or linked, one write — made before the events are published — then one cache write. A write
+another writer raced (a concurrent webhook for the same new customer) is read again and decided anew, so both
+end on one key. A claim that links identifiers known under two keys joins them from then on: later events use
+the older key; the events already published under the younger one stay where they are."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Sequence
 
+import pymongo
+import structlog
+from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
-from parley_ingest.domain.identities import IdentityClaim
+from parley_ingest.adapters.identity_records import IdentityRecords
+from parley_ingest.domain.identities import Resolution, Scoped, ScopedClaim, resolve, settled_key
 
-# KEYS[1]: births (customer key -> sequence number), KEYS[2]: the sequence, KEYS[3..]: the claim's identifiers.
-_RESOLVE = """
-local best, best_birth = false, false
-for i = 3, #KEYS do
-  local known = redis.call('GET', KEYS[i])
-  if known then
-    local birth = tonumber(redis.call('HGET', KEYS[1], known))
-    if not best or (birth and (not best_birth or birth < best_birth)) then best, best_birth = known, birth end
+log = structlog.get_logger(__name__)
+
+# Cache only what is at least as old as what is cached: a reader that fetched a rank before a link lowered it
+# must not put the younger key back.
+_CACHE_OLDEST = """
+for i = 1, #KEYS do
+  local cached = redis.call('GET', KEYS[i])
+  if not cached or ARGV[i + 1] < cached then
+    redis.call('SET', KEYS[i], ARGV[i + 1], 'EX', ARGV[1])
+  else
+    redis.call('EXPIRE', KEYS[i], ARGV[1])
   end
 end
-local canonical = best or ARGV[1]
-if not best then redis.call('HSETNX', KEYS[1], canonical, redis.call('INCR', KEYS[2])) end
-for i = 3, #KEYS do redis.call('SET', KEYS[i], canonical) end
-return canonical
+return #KEYS
 """
+# Writers that keep losing races to others: give up after this many reads and let the provider retry.
+ATTEMPTS = 5
 
 
 class IdentityStoreUnavailable(Exception):
-    """Redis did not answer: publishing under a guessed key could split a customer, so the webhook is retried."""
+    """The cache or the database did not answer: publishing under a guessed key could split a customer, so the
+    webhook is retried."""
 
 
 class IdentityStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, records: IdentityRecords, prefix: str, *, cache_ttl_seconds: int,
+                 database_timeout_seconds: float) -> None:
         self._redis = redis
+        self._records = records
         self._prefix = prefix
-        self._resolve_sha = redis.register_script(_RESOLVE).sha
+        self._ttl = cache_ttl_seconds
+        self._database_timeout = database_timeout_seconds
+        self._cache_sha = redis.register_script(_CACHE_OLDEST).sha
 
-    async def keys_for(self, claims: Sequence[tuple[str, str, IdentityClaim]]) -> list[str]:
-        """The customer key of each (tenant, channel, claim), in order."""
+    async def keys_for(self, claims: Sequence[ScopedClaim]) -> list[str]:
+        """The customer key of each claim, in order."""
         if not claims:
             return []
+        cached = await self._cached([identifier for claim in claims for identifier in claim.identifiers()])
+        keys = [settled_key(claim, cached) for claim in claims]
+        unsettled = [claim for claim, key in zip(claims, keys, strict=True) if key is None]
+        if unsettled:
+            resolution = await self._recorded(unsettled)
+            await self._cache(resolution.ranks)
+            resolved = iter(resolution.keys)
+            keys = [key if key is not None else next(resolved) for key in keys]
+        return [key for key in keys if key is not None]
+
+    async def _recorded(self, claims: list[ScopedClaim]) -> Resolution:
+        """The claims resolved against the database, every new identifier and link recorded there."""
+        born_ms = time.time_ns() // 1_000_000
+        try:
+            with pymongo.timeout(self._database_timeout):
+                for _ in range(ATTEMPTS):
+                    stored = await self._records.ranks({i for claim in claims for i in claim.identifiers()})
+                    resolution = resolve(claims, stored, born_ms)
+                    if await self._records.record(resolution.new, resolution.lowered):
+                        return resolution
+        except PyMongoError as exc:
+            log.warning("identity_database_unavailable", error=type(exc).__name__)
+            raise IdentityStoreUnavailable("database") from None
+        log.warning("identity_writes_kept_racing", attempts=ATTEMPTS)
+        raise IdentityStoreUnavailable("database")
+
+    async def _cached(self, identifiers: list[Scoped]) -> dict[Scoped, str]:
+        try:
+            answers = await self._redis.mget([self._key(identifier) for identifier in identifiers])
+        except (RedisError, OSError) as exc:
+            log.warning("identity_cache_unavailable", error=type(exc).__name__)
+            raise IdentityStoreUnavailable("cache") from None
+        return {identifier: str(answer)  # the client decodes answers (parley_common.redis)
+                for identifier, answer in zip(identifiers, answers, strict=True) if answer is not None}
+
+    async def _cache(self, ranks: dict[Scoped, str]) -> None:
+        keys = [self._key(identifier) for identifier in ranks]
+        args: list[str | int] = [self._ttl, *ranks.values()]
         try:
             try:
-                answers = await self._resolve_all(claims)
+                await self._redis.evalsha(self._cache_sha, len(keys), *keys, *args)
             except NoScriptError:  # a new or restarted Redis: load the script once, then again
-                await self._redis.script_load(_RESOLVE)
-                answers = await self._resolve_all(claims)
+                await self._redis.script_load(_CACHE_OLDEST)
+                await self._redis.evalsha(self._cache_sha, len(keys), *keys, *args)
         except (RedisError, OSError) as exc:
-            raise IdentityStoreUnavailable(type(exc).__name__) from None
-        return [answer.decode() if isinstance(answer, bytes) else str(answer) for answer in answers]
+            log.warning("identity_cache_unavailable", error=type(exc).__name__)
+            raise IdentityStoreUnavailable("cache") from None
 
-    async def _resolve_all(self, claims: Sequence[tuple[str, str, IdentityClaim]]) -> list[object]:
-        """One round trip: EVALSHA per claim in a pipeline. (A pipeline of redis-py Script objects first asks
-        SCRIPT EXISTS, a second round trip on every webhook.)"""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for tenant_id, channel_id, claim in claims:
-                scope = f"{self._prefix}ingest:identity:{tenant_id}:{channel_id}"
-                keys = [f"{scope}:births", f"{scope}:sequence",
-                        *(self._key(scope, identifier) for identifier in claim.identifiers)]
-                pipe.evalsha(self._resolve_sha, len(keys), *keys, claim.preferred_key)
-            answers: list[object] = await pipe.execute()
-        return answers
-
-    @staticmethod
-    def _key(scope: str, identifier: str) -> str:
+    def _key(self, scoped: Scoped) -> str:
+        tenant_id, channel_id, identifier = scoped
         # provider ids are hashed: bounded keys, no separator games
-        return f"{scope}:id:{hashlib.sha256(identifier.encode()).hexdigest()}"
+        return (f"{self._prefix}ingest:identity:{tenant_id}:{channel_id}:rank:"
+                f"{hashlib.sha256(identifier.encode()).hexdigest()}")

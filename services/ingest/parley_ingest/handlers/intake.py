@@ -29,6 +29,7 @@ from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import KafkaLink
 from parley_ingest.domain.dedup import dedup_key
+from parley_ingest.domain.identities import ScopedClaim
 from parley_ingest.domain.model import Batch, Normalised, Rejected, RequestContext, stable_event_id
 
 SERVICE = "ingest"
@@ -128,8 +129,9 @@ class Intake:
     async def _keyed(self, batch: Batch) -> list[Normalised]:
         """The batch's events, each under its customer's key (identity links only recorded)."""
         claimed = [n for n in batch.events if n.identity is not None]
-        claims = [(n.event.tenant_id, n.event.channel_id, n.identity) for n in claimed if n.identity is not None]
-        claims += [(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
+        claims = [ScopedClaim(n.event.tenant_id, n.event.channel_id, n.identity)
+                  for n in claimed if n.identity is not None]
+        claims += [ScopedClaim(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
         # the links' keys come after the events' and are not needed: zip stops at the claimed events
         keys = dict(zip(map(id, claimed), await self._identities.keys_for(claims), strict=False))
         return [

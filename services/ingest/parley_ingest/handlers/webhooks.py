@@ -175,8 +175,9 @@ async def _publish(intake: Intake, ctx: RequestContext, batch: Batch) -> dict[st
         outcome = await intake.accept(ctx, batch)
     except BrokerUnavailable:
         raise ApiError(503, "broker_unavailable", "events could not be stored; retry later") from None
-    except IdentityStoreUnavailable:
-        raise ApiError(503, "identity_store_unavailable", "customer keys could not be looked up; retry later") from None
+    except IdentityStoreUnavailable as unavailable:
+        raise ApiError(503, "identity_store_unavailable",
+                       f"customer keys could not be looked up ({unavailable}); retry later") from None
     except DedupUnavailable:
         raise ApiError(503, "dedup_unavailable", "the duplicate check could not be made; retry later") from None
     except EventTooLarge:
