@@ -82,18 +82,17 @@ def _owner_fields(event: ConversationChanged) -> Doc:
 
 
 def visibility_reads(projection: VisibilityProjection, formerly_prefix: str,
-                     also_on_conversation: Callable[[ConversationChanged], Awaitable[None]] | None = None,
+                     also_on_conversations: Callable[[list[ConversationChanged]], Awaitable[None]] | None = None,
                      ) -> tuple[Reads, Reads]:
     """What keeps `projection`: both topics, for the service's consumer group. A service that has its own use for
-    conversation events passes it as `also_on_conversation` (called for each event of a batch, in order, after
+    conversation events passes it as `also_on_conversations` (called with the batch's events, in order, after
     the projection stored the batch). `formerly_prefix`: the groups `<prefix>-visibility` and `-agents` read
     these topics until issue 17 (their offsets are adopted once, parley_common.group_offsets)."""
 
     async def on_conversations(events: list[ConversationChanged]) -> None:
         await projection.on_conversations_changed(events)
-        if also_on_conversation is not None:
-            for event in events:
-                await also_on_conversation(event)
+        if also_on_conversations is not None:
+            await also_on_conversations(events)
 
     return (Reads(CONVERSATIONS_EVENTS, on_conversations, whole_batch=True,
                   formerly=(f"{formerly_prefix}-visibility",)),

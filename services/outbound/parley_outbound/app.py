@@ -53,6 +53,7 @@ from parley_outbound.handlers.http_messages import messages_router
 from parley_outbound.handlers.http_saved_replies import saved_replies_router
 from parley_outbound.handlers.http_templates import templates_router
 from parley_outbound.handlers.http_windows import windows_router
+from parley_outbound.handlers.inbound_projection import InboundMessagesProjection
 from parley_outbound.handlers.phone_recipient import PhoneRecipients
 from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
@@ -109,10 +110,12 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     resolver = AudienceResolver(audience, projections, channels)
     runner = BroadcastRunner(repo=broadcasts, resolver=resolver, sender=sender, replies=replies, clock=clock,
                              settings=settings)
-    projected = Projections(windows=WindowProjection(projections), statuses=statuses, media=MediaProjection(media),
+    windows = WindowProjection(projections)
+    projected = Projections(windows=windows, statuses=statuses, media=MediaProjection(media),
                             fields=ContactFieldsProjection(contact_fields), audience=AudienceProjection(audience),
-                            replies=ReplyProjection(replies, messages), visibility=visibility,
-                            templates=TemplateStatusProjection(templates))
+                            inbound=InboundMessagesProjection(projections, windows,
+                                                              ReplyProjection(replies, messages)),
+                            visibility=visibility, templates=TemplateStatusProjection(templates))
     for group in consumer_groups(settings, sender, projected):
         consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
                       service=SERVICE, channels=channels)
@@ -171,7 +174,7 @@ class Projections:
     media: MediaProjection
     fields: ContactFieldsProjection
     audience: AudienceProjection
-    replies: ReplyProjection
+    inbound: InboundMessagesProjection  # windows and broadcasts' replies, from one pipeline per batch
     visibility: VisibilityProjection
     templates: TemplateStatusProjection
 
@@ -182,20 +185,17 @@ def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Proje
     (`send_consumers`). Until issue 17 each topic had a group of its own (`outbound-<name>`): their offsets are
     adopted once (parley_common.group_offsets)."""
 
-    async def on_inbound(event: Any) -> None:  # the window, and a customer's answer counted for its broadcast
-        await projected.windows.on_message(event)
-        await projected.replies.on_message(event)
-
     async def on_contact_event(event: Any) -> None:  # both Redis projections of contacts' events
         await projected.windows.on_contact_event(event)
         await projected.fields.on_contact_event(event)
 
     projections = ConsumerGroup("parley-outbound.events", (
-        Reads(INBOUND_MESSAGES, on_inbound, formerly=("outbound-windows",)),
+        # the window, and a customer's answer counted for its broadcast: one Redis round trip per batch
+        Reads(INBOUND_MESSAGES, projected.inbound.on_batch, whole_batch=True, formerly=("outbound-windows",)),
         Reads(INBOUND_PREFERENCES, projected.windows.on_preference, formerly=("outbound-preferences",)),
         # one reader of conversation events keeps both the thread facts and who may see each customer
         *visibility_reads(projected.visibility, "outbound",
-                          also_on_conversation=projected.windows.on_conversation_changed),
+                          also_on_conversations=projected.windows.on_conversations_changed),
         Reads(CONTACTS_EVENTS, on_contact_event, formerly=("outbound-contacts",)),
         # and the audience (MongoDB) in bulk, at the same time: a tenant's whole contact base may arrive at once
         Reads(CONTACTS_EVENTS, projected.audience.on_batch, whole_batch=True, formerly=("outbound-audience",)),

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from parley_common.events.outbound import SendMessage
 from parley_common.ids import ConversationKey
@@ -30,7 +31,7 @@ class BroadcastReplies:
                 pipeline.set(self._key(command.conversation_key), command.message_id, ex=REPLY_WINDOW)
             await pipeline.execute()
 
-    async def answered(self, key: ConversationKey) -> str | None:
-        """The broadcast message this customer's message answers, if any."""
-        value = await self._redis.get(self._key(key))
-        return str(value) if value else None
+    def ask_answered(self, pipeline: Pipeline, key: ConversationKey) -> None:
+        """Queue the question: which broadcast message does this customer's message answer? Its answer in the
+        pipeline's results is the message id, or None."""
+        pipeline.get(self._key(key))

@@ -9,9 +9,11 @@ parley.contacts.events.v1."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from parley_common.ids import ConversationKey
 from parley_outbound.domain.email_thread import MAX_REFERENCES, EmailThread
@@ -53,31 +55,48 @@ class WindowStore:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
-        self._customer_message = redis.register_script(_CUSTOMER_MESSAGE)
         self._marketing = redis.register_script(_MARKETING)
 
     def _key(self, key: ConversationKey) -> str:
         return f"{self._prefix}outbound:window:{key}"
 
+    def pipeline(self) -> Pipeline:
+        """One round trip for the writes of a consumer batch (and what other projections add to it)."""
+        return self._redis.pipeline(transaction=False)
+
     async def record_customer_message(self, key: ConversationKey, at: datetime, free_entry: bool,
                                       subscribed: bool | None) -> None:
-        flag = "" if subscribed is None else ("1" if subscribed else "0")
-        await self._customer_message(keys=[self._key(key)], args=[_micros(at), "1" if free_entry else "0", flag])
+        async with self.pipeline() as pipeline:
+            self.queue_customer_message(pipeline, key, at, free_entry, subscribed)
+            await pipeline.execute()
 
-    async def record_subscription(self, key: ConversationKey, subscribed: bool) -> None:
-        await self._redis.hset(self._key(key), "sub", "1" if subscribed else "0")
+    def queue_customer_message(self, pipeline: Pipeline, key: ConversationKey, at: datetime, free_entry: bool,
+                               subscribed: bool | None) -> None:
+        """EVAL, not the registered script: a script object in a pipeline asks SCRIPT EXISTS first, one more
+        round trip per batch (the server caches the script body either way)."""
+        flag = "" if subscribed is None else ("1" if subscribed else "0")
+        pipeline.eval(_CUSTOMER_MESSAGE, 1, self._key(key), _micros(at), "1" if free_entry else "0", flag)
+
+    def queue_subscription(self, pipeline: Pipeline, key: ConversationKey, subscribed: bool) -> None:
+        pipeline.hset(self._key(key), "sub", "1" if subscribed else "0")
 
     async def record_marketing_preference(self, key: ConversationKey, opted_out: bool, at: datetime) -> None:
         await self._marketing(keys=[self._key(key)], args=[_micros(at), "1" if opted_out else "0"])
 
-    async def record_email(self, key: ConversationKey, thread: EmailThread) -> None:
+    def queue_email(self, pipeline: Pipeline, key: ConversationKey, thread: EmailThread) -> None:
         """The customer's latest email (arrival order: a mail relay keeps no provider clock worth comparing)."""
-        await self._redis.hset(self._key(key), mapping={"em_id": thread.message_id,
-                                                        "em_refs": " ".join(thread.references[-MAX_REFERENCES:]),
-                                                        "em_subj": thread.subject or ""})
+        pipeline.hset(self._key(key), mapping={"em_id": thread.message_id,
+                                               "em_refs": " ".join(thread.references[-MAX_REFERENCES:]),
+                                               "em_subj": thread.subject or ""})
 
-    async def start_free_entry_window(self, key: ConversationKey, at: datetime) -> None:
-        await self._redis.hsetnx(self._key(key), "fep", str(_micros(at)))
+    async def start_free_entry_windows(self, started: Sequence[tuple[ConversationKey, datetime]]) -> None:
+        """The free entry point windows a batch's sends opened, in one round trip (the first one stands)."""
+        if not started:
+            return
+        async with self.pipeline() as pipeline:
+            for key, at in started:
+                pipeline.hsetnx(self._key(key), "fep", str(_micros(at)))
+            await pipeline.execute()
 
     async def set_blocked(self, key: ConversationKey, blocked: bool) -> None:
         await self._redis.hset(self._key(key), "blocked", "1" if blocked else "0")
@@ -103,11 +122,17 @@ class WindowStore:
         raw = await self._redis.hgetall(self._key(key))  # decode_responses: str keys and values
         return {str(name): str(value) for name, value in raw.items()}
 
-    async def set_thread(self, key: ConversationKey, status: str, assignee_kind: str | None,
-                         assignee_id: str | None) -> None:
-        """The router's view of the conversation (parley.conversations.events.v1), latest state wins."""
-        await self._redis.hset(self._key(key), mapping={"t_status": status, "t_kind": assignee_kind or "",
-                                                        "t_id": assignee_id or ""})
+    async def set_threads(self, threads: Sequence[tuple[ConversationKey, ThreadFacts]]) -> None:
+        """The router's view of conversations (parley.conversations.events.v1), a consumer batch in one round trip;
+        latest state wins (the caller passes one per conversation, or them in order)."""
+        if not threads:
+            return
+        async with self.pipeline() as pipeline:
+            for key, thread in threads:
+                pipeline.hset(self._key(key), mapping={"t_status": thread.status or "",
+                                                       "t_kind": thread.assignee_kind or "",
+                                                       "t_id": thread.assignee_id or ""})
+            await pipeline.execute()
 
     async def thread(self, key: ConversationKey) -> ThreadFacts:
         return _thread_facts(await self._fields(key))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pymongo import UpdateOne
+from redis.asyncio.client import Pipeline
 
 from parley_common.events.contacts import (
     ContactBlocked,
@@ -67,9 +68,16 @@ class ReplyProjection:
         self._replies = replies
         self._messages = messages
 
-    async def on_message(self, event: MessageReceived) -> None:
+    def ask(self, pipeline: Pipeline, event: MessageReceived) -> bool:
+        """Add the question "does this answer a broadcast message?" to the batch's pipeline; False when the event
+        answers nothing (an echo or an unsubscribe notice), so nothing was asked."""
         if event.direction != "inbound" or subscription(event) is False:
-            return  # an echo or an unsubscribe notice answers nothing
-        message_id = await self._replies.answered(event.conversation_key)
-        if message_id is not None:
-            await self._messages.mark_replied(event.tenant_id, message_id, event.provider_timestamp)
+            return False
+        self._replies.ask_answered(pipeline, event.conversation_key)
+        return True
+
+    async def on_answers(self, answers: list[tuple[MessageReceived, str | None]]) -> None:
+        """Each asked event with the broadcast message it answers (None: none)."""
+        for event, message_id in answers:
+            if message_id:
+                await self._messages.mark_replied(event.tenant_id, str(message_id), event.provider_timestamp)

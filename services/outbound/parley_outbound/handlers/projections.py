@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.client import Pipeline
+
 from parley_common.clock import Clock
 from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
 from parley_common.events.common import ChannelType
@@ -33,6 +35,7 @@ from parley_outbound.domain.email_thread import EmailThread
 from parley_outbound.domain.provider_errors import classify_meta
 from parley_outbound.domain.saved_replies import custom_field_changes
 from parley_outbound.domain.status import State, advance, from_provider
+from parley_outbound.domain.threads import ThreadFacts
 from parley_outbound.handlers.updates import UpdatePublisher
 
 MAX_STATUS_RACES = 3
@@ -71,29 +74,34 @@ class WindowProjection:
     def __init__(self, projections: WindowStore) -> None:
         self._projections = projections
 
-    async def on_message(self, event: MessageReceived) -> None:
+    def queue_message(self, pipeline: Pipeline, event: MessageReceived) -> None:
+        """A customer message's window facts, added to the pipeline of its consumer batch."""
         if event.direction != "inbound":
             return  # an echo of the business writing elsewhere opens no window
         subscribed = subscription(event)
         if subscribed is False:
-            await self._projections.record_subscription(event.conversation_key, False)
+            self._projections.queue_subscription(pipeline, event.conversation_key, False)
             return
         mail = event.email
         if mail is not None and mail.message_id is not None and mail.message_id.startswith("<"):  # not synthetic
-            await self._projections.record_email(event.conversation_key,
-                                                 EmailThread(mail.message_id, mail.references, mail.subject))
+            self._projections.queue_email(pipeline, event.conversation_key,
+                                          EmailThread(mail.message_id, mail.references, mail.subject))
         free_entry = bool(event.referral and event.referral.free_entry_point)
-        await self._projections.record_customer_message(event.conversation_key, event.provider_timestamp,
-                                                        free_entry, subscribed)
+        self._projections.queue_customer_message(pipeline, event.conversation_key, event.provider_timestamp,
+                                                 free_entry, subscribed)
 
     async def on_preference(self, event: MarketingPreferenceChanged) -> None:
         await self._projections.record_marketing_preference(event.conversation_key, event.opted_out,
                                                             event.provider_timestamp)
 
-    async def on_conversation_changed(self, event: ConversationChanged) -> None:
-        assignee = event.assignee
-        await self._projections.set_thread(event.conversation_key, event.status,
-                                           assignee.kind if assignee else None, assignee.id if assignee else None)
+    async def on_conversations_changed(self, events: list[ConversationChanged]) -> None:
+        """The thread facts of a consumer batch in one round trip: each event carries the conversation's state
+        after it, so the batch's last event per conversation is all that needs writing."""
+        latest = {event.conversation_key: event for event in events}
+        await self._projections.set_threads([
+            (key, ThreadFacts(event.status, event.assignee.kind if event.assignee else None,
+                              event.assignee.id if event.assignee else None))
+            for key, event in latest.items()])
 
     async def on_contact_event(self, event: Any) -> None:
         if isinstance(event, ContactBlocked | ContactUnblocked):

@@ -209,9 +209,10 @@ class SendBatches:
                                                  command=step.command)
 
     async def _announce(self, recorded: list[_Outcome]) -> None:
-        """Outcome events, after-send actions and free entry windows at once; then statuses that beat the write."""
+        """Outcome events, after-send actions and free entry windows (one round trip) at once; then statuses that
+        beat the write."""
         sender = self._sender
-        work = []
+        work, free_entry_windows = [], []
         for outcome in recorded:
             step = outcome.step
             work.append(sender.updates.state_changed(
@@ -220,10 +221,10 @@ class SendBatches:
             if outcome.reason is not None:
                 continue
             if step.decision is not None and step.decision.opens_free_entry_window:
-                work.append(sender.projections.start_free_entry_window(step.command.conversation_key, outcome.at))
+                free_entry_windows.append((step.command.conversation_key, outcome.at))
             if step.command.channel_type is not ChannelType.EMAIL:  # email goes out "closed": no thread to act on
                 work.append(sender.updates.after_send(step.command, outcome.at))
-        await asyncio.gather(*work)
+        await asyncio.gather(*work, sender.projections.start_free_entry_windows(free_entry_windows))
         await self._replay_parked([o for o in recorded if o.provider_message_id is not None])
 
     async def _replay_parked(self, sent: list[_Outcome]) -> None:
