@@ -126,11 +126,11 @@ async def test_search_by_phone_name_user_id_and_contact_summary(router: Router) 
     await handler.handle(inbound(user="u2", text="b", name="John"))
     await handler.handle(inbound(user="u3", text="c"))
     contacts = ContactsHandler(router.engine)
-    await contacts(ContactCreated(occurred_at=T0, tenant_id="acme", correlation_id="c", contact_id="k3",
-                                  identities=(Identity(channel_id="wa-1", external_user_id="u3"),),
-                                  display_name="Zed Corp"))
-    await contacts(ContactUpdated(occurred_at=T0, tenant_id="acme", correlation_id="c", contact_id="k3",
-                                  changed={"email": "zed@example.com"}))
+    await contacts([ContactCreated(occurred_at=T0, tenant_id="acme", correlation_id="c", contact_id="k3",
+                                   identities=(Identity(channel_id="wa-1", external_user_id="u3"),),
+                                   display_name="Zed Corp"),
+                    ContactUpdated(occurred_at=T0, tenant_id="acme", correlation_id="c", contact_id="k3",
+                                   changed={"email": "zed@example.com"})])
 
     async def found(q: str) -> list[str]:
         items = (await router.ok("GET", "/v1/conversations", params={"q": q}))["items"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
@@ -218,10 +218,20 @@ class ConversationRepository:
                 return str(doc["assignee_agent"])
         return None
 
-    async def of_identity(self, key: ConversationKey, limit: int = 500) -> list[Conversation]:
-        """The conversations of one channel identity, newest first (equalities on an index prefix only)."""
-        return await self.find({"tenant_id": key.tenant_id, "channel_id": key.channel_id,
-                                "external_user_id": key.external_user_id}, [("opened_at", DESCENDING)], limit)
+    async def of_identities(self, keys: Iterable[ConversationKey],
+                            limit_each: int = 500) -> dict[ConversationKey, list[Conversation]]:
+        """The conversations of these channel identities, by identity: one query per tenant and channel, equalities
+        and an `$in` on the index's prefix (the local database scans the collection for an `$or` of pairs); at most
+        `limit_each` conversations per identity on average."""
+        found: dict[ConversationKey, list[Conversation]] = {}
+        by_channel: dict[tuple[str, str], set[str]] = {}
+        for key in keys:
+            by_channel.setdefault((key.tenant_id, key.channel_id), set()).add(key.external_user_id)
+        for (tenant_id, channel_id), users in by_channel.items():
+            for conv in await self.find({"tenant_id": tenant_id, "channel_id": channel_id,
+                                         "external_user_id": {"$in": sorted(users)}}, None, limit_each * len(users)):
+                found.setdefault(ConversationKey(tenant_id, channel_id, conv.external_user_id), []).append(conv)
+        return found
 
     async def of_contact(self, tenant_id: str, contact_id: str, limit: int,
                          before: tuple[datetime, str] | None = None) -> list[Conversation]:
@@ -235,11 +245,13 @@ class ConversationRepository:
         tied = [conv for conv in await self.find({**query, "opened_at": opened_at}, order, 0) if conv.id < last_id]
         return (tied + await self.find({**query, "opened_at": {"$lt": opened_at}}, order, limit))[:limit]
 
-    async def set_contact_id(self, conversation_id: str, contact_id: str) -> None:
-        """Link a closed conversation to its customer's card (history); the version moves, so a save from an
-        older read fails instead of undoing it."""
-        await self._conversations.update_one({"_id": conversation_id},
-                                             {"$set": {"contact_id": contact_id}, "$inc": {"version": 1}})
+    async def set_contact_ids(self, contact_ids: Mapping[str, str]) -> None:
+        """Link closed conversations (conversation id → contact id) to their customer's card (history), in one
+        write; the version moves, so a save from an older read fails instead of undoing it."""
+        if contact_ids:
+            await self._conversations.bulk_write([
+                UpdateOne({"_id": conversation_id}, {"$set": {"contact_id": contact_id}, "$inc": {"version": 1}})
+                for conversation_id, contact_id in contact_ids.items()], ordered=False)
 
     async def create(self, conv: Conversation) -> Conversation:
         """Insert a new open conversation; if another one won the race for this key, return that one."""

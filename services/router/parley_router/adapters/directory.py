@@ -3,16 +3,26 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from parley_common.batching import TickBatcher
 from parley_common.bounds import Identifier
 from parley_common.ids import ConversationKey
+from parley_router.adapters.contact_cards import (
+    APPLIED,
+    CardChange,
+    blocked_writes,
+    card_writes,
+    guarded_update,
+    merged_card_ids,
+)
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
 from parley_router.domain.conversation import Assignee, AssigneeKind, ContactSummary
@@ -173,11 +183,10 @@ class Directory:
         doc = await self._routing.find_one({"_id": tenant_id})
         return RoutingSpec.model_validate(_strip(doc)) if doc else RoutingSpec()
 
-    async def set_blocked(self, key: ConversationKey, blocked: bool) -> None:
+    async def set_blocked(self, blocked: Mapping[ConversationKey, bool]) -> None:
+        """Identities blocked (True) or not (False) any more, in one write."""
         if blocked:
-            await self._blocked.update_one({"_id": str(key)}, {"$set": {"tenant_id": key.tenant_id}}, upsert=True)
-        else:
-            await self._blocked.delete_one({"_id": str(key)})
+            await self._blocked.bulk_write(blocked_writes(blocked), ordered=False)
 
     async def is_blocked(self, key: ConversationKey) -> bool:
         return await self._blocked_lookups.submit(key)
@@ -187,36 +196,31 @@ class Directory:
                                                                   projection={"_id": 1})}
         return [str(key) in blocked for key in keys]
 
-    async def update_contact(self, tenant_id: str, contact_id: str, *, fields: Doc | None = None,
-                             identities: list[str] | None = None, custom_set: Doc | None = None,
-                             custom_drop: tuple[str, ...] = ()) -> Doc:
-        """One write of whatever a contacts event changes on the card (created when new), by update operators
-        only — replaying the same event leaves the same document — and the card as stored after it (what the
-        conversations then show: no second read)."""
-        update: Doc = {"$set": {**(fields or {}), "tenant_id": tenant_id,
-                                **{f"custom_fields.{name}": value for name, value in (custom_set or {}).items()}}}
-        if identities:
-            update["$addToSet"] = {"identities": {"$each": identities}}
-        if custom_drop:
-            update["$unset"] = {f"custom_fields.{name}": "" for name in custom_drop}
-        card = await self._contacts.find_one_and_update({"_id": f"{tenant_id}|{contact_id}"}, update, upsert=True,
-                                                        return_document=ReturnDocument.AFTER)
-        assert card is not None  # an upsert returning the document after it always has one
-        return card
+    async def change_cards(self, changes: Sequence[CardChange]) -> dict[str, Doc]:
+        """A consumer batch's changes of contacts' cards in one ordered bulk write, each applied once
+        (contact_cards.card_writes), and the cards as stored after it in one query, by card id (what the
+        conversations then show). A batch that folds cards first reads the folded ones' custom fields."""
+        if not changes:
+            return {}
+        merged_ids = merged_card_ids(changes)
+        if len(changes) == 1 and not merged_ids:
+            return await self._change_card(changes[0])
+        merged = {doc["_id"]: doc.get("custom_fields", {}) async for doc in self._contacts.find(
+            {"_id": {"$in": merged_ids}}, projection={"custom_fields": 1})} if merged_ids else {}
+        await self._contacts.bulk_write(card_writes(changes, merged), ordered=True)
+        cursor = self._contacts.find({"_id": {"$in": list({change.card_id for change in changes})}},
+                                     projection=CARD_SHOWN)
+        return {doc["_id"]: doc async for doc in cursor}
 
-    async def fold_merged(self, tenant_id: str, contact_id: str, merged_contact_id: str,
-                          identities: list[str]) -> None:
-        """`merged_contact_id` was folded into `contact_id`: its custom fields join (the primary wins), and its
-        identities leave it, so an identity leads to the surviving contact only. Idempotent."""
-        merged_id = f"{tenant_id}|{merged_contact_id}"
-        merged = await self._contacts.find_one({"_id": merged_id}) or {}
-        primary = await self._contacts.find_one({"_id": f"{tenant_id}|{contact_id}"}) or {}
-        fields = contact_fields.folded(primary.get("custom_fields", {}), merged.get("custom_fields", {}))
-        await self._contacts.update_one({"_id": f"{tenant_id}|{contact_id}"},
-                                        {"$set": {"tenant_id": tenant_id, "custom_fields": fields}}, upsert=True)
-        if merged:
-            await self._contacts.update_one({"_id": merged_id}, {"$set": {"merged_into": contact_id},
-                                                                 "$pullAll": {"identities": identities}})
+    async def _change_card(self, change: CardChange) -> dict[str, Doc]:
+        """A lone change (a quiet moment's batch) written and read back in one findAndModify."""
+        guard, update = guarded_update(change)
+        try:
+            card = await self._contacts.find_one_and_update(guard, update, upsert=True, projection=CARD_SHOWN,
+                                                            return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:  # the card had this event already (a redelivery): as it is
+            card = await self._contacts.find_one({"_id": change.card_id}, projection=CARD_SHOWN)
+        return {change.card_id: card} if card else {}
 
     async def identities_matching(self, tenant_id: str, text: str, limit: int = 200) -> list[str]:
         """Identities of contacts whose name, phone or e-mail contains `text` (the contact summary)."""
@@ -229,7 +233,7 @@ class Directory:
     async def contact(self, tenant_id: str, contact_id: str) -> Doc | None:
         """The projected card, or the one it was merged into (followed a few merges deep)."""
         for _ in range(MERGE_HOPS):
-            doc = await self._contacts.find_one({"_id": f"{tenant_id}|{contact_id}"})
+            doc = await self._contacts.find_one({"_id": f"{tenant_id}|{contact_id}"}, projection=CARD_SHOWN)
             if doc is None or not doc.get("merged_into"):
                 return doc
             contact_id = doc["merged_into"]
@@ -239,7 +243,8 @@ class Directory:
         """Projected cards by contact id (by `_id` alone: one index lookup per id on either database)."""
         if not contact_ids:
             return {}
-        cursor = self._contacts.find({"_id": {"$in": [f"{tenant_id}|{contact_id}" for contact_id in contact_ids]}})
+        cursor = self._contacts.find({"_id": {"$in": [f"{tenant_id}|{contact_id}" for contact_id in contact_ids]}},
+                                     projection=CARD_SHOWN)
         return {doc["_id"].split("|", 1)[1]: doc async for doc in cursor}
 
     async def contact_of(self, key: ConversationKey) -> Doc | None:
@@ -249,12 +254,14 @@ class Directory:
         by_identity: dict[tuple[str, str], Doc] = {}
         for tenant_id in {key.tenant_id for key in keys}:
             identities = list({_identity(key) for key in keys if key.tenant_id == tenant_id})
-            async for doc in self._contacts.find({"tenant_id": tenant_id, "identities": {"$in": identities}}):
+            async for doc in self._contacts.find({"tenant_id": tenant_id, "identities": {"$in": identities}},
+                                                 projection=CARD_SHOWN):
                 by_identity.update({(tenant_id, identity): doc for identity in doc.get("identities", ())})
         return [by_identity.get((key.tenant_id, _identity(key))) for key in keys]
 
 
 MERGE_HOPS = 5
+CARD_SHOWN = {APPLIED: 0}  # a card without the bookkeeping of its events
 
 
 def contact_summary(doc: Doc) -> ContactSummary:

@@ -1,0 +1,84 @@
+"""The writes of the router's projection of contacts' cards: a consumer batch of contacts' events as one ordered
+bulk write, each event applied once (by its event id), by update operators only."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pymongo import DeleteOne, UpdateOne
+
+from parley_common.ids import ConversationKey
+
+Doc = dict[str, Any]
+APPLIED = "applied_events"  # the card's latest event ids: an event whose id is there is not applied again
+# A redelivered batch holds at most a batch's events (256) over many contacts: one contact's last 32 cover it.
+APPLIED_KEPT = 32
+
+
+@dataclass(frozen=True)
+class CardChange:
+    """What one contacts event changes on a projected card. `merged_contact_id`: that card was folded into this
+    one (its custom fields join where this one has none of that name; its identities leave it)."""
+
+    event_id: str
+    tenant_id: str
+    contact_id: str
+    fields: Doc = field(default_factory=dict)
+    identities: tuple[str, ...] = ()
+    custom_set: Doc = field(default_factory=dict)
+    custom_drop: tuple[str, ...] = ()
+    merged_contact_id: str | None = None
+
+    @property
+    def card_id(self) -> str:
+        return card_id(self.tenant_id, self.contact_id)
+
+
+def card_id(tenant_id: str, contact_id: str) -> str:
+    return f"{tenant_id}|{contact_id}"
+
+
+def merged_card_ids(changes: Iterable[CardChange]) -> list[str]:
+    return [card_id(change.tenant_id, change.merged_contact_id) for change in changes if change.merged_contact_id]
+
+
+def card_writes(changes: Sequence[CardChange], merged_fields: Mapping[str, Doc]) -> list[UpdateOne]:
+    """The ordered writes of `changes` (one card's in their order): each card created when new, then every change
+    guarded by its event id, which it records in the same write — a batch delivered again, even after another
+    consumer applied later events of the same cards (a rebalance), changes nothing. `merged_fields`: the custom
+    fields of the folded cards, by card id."""
+    writes = [UpdateOne({"_id": card}, {"$setOnInsert": {"tenant_id": tenant_id}}, upsert=True)
+              for card, tenant_id in {change.card_id: change.tenant_id for change in changes}.items()]
+    for change in changes:
+        guard, update = guarded_update(change)
+        merged = card_id(change.tenant_id, change.merged_contact_id) if change.merged_contact_id else None
+        # the card kept wins a field both have (as contacts folds them): set only where it has none
+        writes += [UpdateOne({**guard, f"custom_fields.{name}": {"$exists": False}},
+                             {"$set": {f"custom_fields.{name}": value}})
+                   for name, value in (merged_fields.get(merged, {}) if merged else {}).items()]
+        writes.append(UpdateOne(guard, update))
+        if merged:  # an identity leads to the surviving card only (nothing when the folded card is unknown)
+            writes.append(UpdateOne({"_id": merged}, {"$set": {"merged_into": change.contact_id},
+                                                      "$pullAll": {"identities": list(change.identities)}}))
+    return writes
+
+
+def guarded_update(change: CardChange) -> tuple[Doc, Doc]:
+    """The filter that matches the card only while it has not had this event, and the update that applies it
+    and records its id."""
+    update: Doc = {"$set": {**change.fields, "tenant_id": change.tenant_id,
+                            **{f"custom_fields.{name}": value for name, value in change.custom_set.items()}},
+                   "$push": {APPLIED: {"$each": [change.event_id], "$slice": -APPLIED_KEPT}}}
+    if change.identities:
+        update["$addToSet"] = {"identities": {"$each": list(change.identities)}}
+    if change.custom_drop:
+        update["$unset"] = {f"custom_fields.{name}": "" for name in change.custom_drop}
+    return {"_id": change.card_id, APPLIED: {"$ne": change.event_id}}, update
+
+
+def blocked_writes(blocked: Mapping[ConversationKey, bool]) -> list[UpdateOne | DeleteOne]:
+    """Each identity's state as its latest event of a batch says (a redelivery ends in the same state)."""
+    return [UpdateOne({"_id": str(key)}, {"$set": {"tenant_id": key.tenant_id}}, upsert=True) if is_blocked
+            else DeleteOne({"_id": str(key)}) for key, is_blocked in blocked.items()]

@@ -1,0 +1,153 @@
+"""The router's consumer of contacts' events takes a batch at a time (real database): a few round trips whatever
+the batch's size, each card change applied once by its event id (a batch delivered again after later ones changes
+nothing), a fold of two cards in the batch's order, blocks by each identity's latest event."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+
+from parley_common.events.contacts import (
+    ContactBlocked,
+    ContactCreated,
+    ContactLabelled,
+    ContactsMerged,
+    ContactUnblocked,
+    ContactUpdated,
+    Identity,
+)
+from parley_common.ids import ConversationKey
+from parley_common.settings import InfraSettings
+from parley_router.adapters.conversations import ConversationRepository
+from parley_router.adapters.directory import Directory
+from parley_router.domain.conversation import Conversation
+from parley_router.handlers.contacts_in import ContactsHandler
+from parley_router.handlers.inbound import InboundHandler
+
+from .conftest import T0, Router, inbound
+
+ENVELOPE: dict[str, Any] = {"occurred_at": T0, "tenant_id": "acme", "correlation_id": "c"}
+
+
+def identity(user: str) -> Identity:
+    return Identity(channel_id="wa-1", external_user_id=user)
+
+
+def created(contact: str, user: str, name: str | None = None) -> ContactCreated:
+    return ContactCreated(**ENVELOPE, contact_id=contact, identities=(identity(user),), display_name=name)
+
+
+def labelled(contact: str, *labels: str) -> ContactLabelled:
+    return ContactLabelled(**ENVELOPE, contact_id=contact, labels=labels)
+
+
+def fields(contact: str, **changed: Any) -> ContactUpdated:
+    return ContactUpdated(**ENVELOPE, contact_id=contact, changed={f"custom_fields.{k}": v for k, v in changed.items()})
+
+
+class Commands(monitoring.CommandListener):
+    """Database commands sent, as `find contacts`, `update conversations`."""
+
+    def __init__(self) -> None:
+        self.sent: Counter[str] = Counter()
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.sent[f"{event.command_name} {event.command.get(event.command_name)}"] += 1
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(router: Router, infra_settings: InfraSettings) -> AsyncIterator[Commands]:
+    """The router's projection and conversations read and written through a client that counts its commands."""
+    commands = Commands()
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True,
+                                                                event_listeners=[commands])
+    db = client[infra_settings.database_name("router")]
+    stores = router.engine.stores
+    stores.directory, stores.conversations = Directory(db), ConversationRepository(db)
+    yield commands
+    await client.close()
+
+
+async def conversation_of(router: Router, user: str) -> Conversation:
+    conv = await router.engine.stores.conversations.open_for(ConversationKey("acme", "wa-1", user))
+    assert conv is not None
+    return conv
+
+
+async def test_a_batch_costs_a_few_round_trips_whatever_its_size(router: Router, counted: Commands) -> None:
+    inbound_handler = InboundHandler(router.engine)
+    users = [f"u{number}" for number in range(8)]
+    for user in users:
+        await inbound_handler.handle(inbound(user=user, text=f"hi {user}"))
+    batch: list[object] = []
+    for number, user in enumerate(users):  # three events per customer, and a block undone in the same batch
+        batch += [created(f"k{number}", user, name=f"Customer {number}"), labelled(f"k{number}", "vip"),
+                  fields(f"k{number}", tier=number)]
+    batch += [ContactBlocked(**ENVELOPE, contact_id="k0", identity=identity("u0")),
+              ContactUnblocked(**ENVELOPE, contact_id="k0", identity=identity("u0")),
+              ContactBlocked(**ENVELOPE, contact_id="k1", identity=identity("u1"))]
+    counted.sent.clear()
+
+    await ContactsHandler(router.engine)(batch)
+    sent = dict(counted.sent)
+
+    for number, user in enumerate(users):
+        conv = await conversation_of(router, user)
+        assert (conv.contact_id, conv.customer_name, conv.labels) == (f"k{number}", f"Customer {number}", ("vip",))
+        assert conv.contact_fields == (("tier", str(number)),)
+        assert conv.blocked == (user == "u1")
+    # 27 events: the cards in one write and one read, the conversations in one read (one channel), the changed
+    # ones saved in one write (with the tab counters'); the blocks in one write (a delete, when one was undone),
+    # the blocked one's conversation read (its key's pointer, then itself) and saved
+    assert sent == {"update blocked_identities": 1, "delete blocked_identities": 1, "find open_conversations": 1,
+                    "find conversations": 2, "update conversations": 2, "update tab_counts": 1,
+                    "update contacts": 1, "find contacts": 1}, sent
+
+
+async def test_a_batch_delivered_again_changes_nothing_even_after_later_ones(router: Router) -> None:
+    await InboundHandler(router.engine).handle(inbound(user="u1"))
+    handler = ContactsHandler(router.engine)
+    first = [created("k1", "u1", name="Ana"), labelled("k1", "new"), fields("k1", tier="gold")]
+    lone = [labelled("k1", "regular")]  # a batch of one event is written and read back in one findAndModify
+    second = [labelled("k1", "vip"), fields("k1", tier=None, city="Lyon")]
+
+    for batch in (first, lone, second):
+        await handler(batch)
+    for batch in (first, lone):  # a consumer that lost its partitions mid-batch still writes its batches
+        await handler(batch)
+
+    card = await router.engine.stores.directory.contact("acme", "k1")
+    assert card is not None
+    assert (card["name"], card["labels"], card["custom_fields"]) == ("Ana", ["vip"], {"city": "Lyon"})
+    conv = await conversation_of(router, "u1")
+    assert (conv.labels, conv.contact_fields) == (("vip",), (("city", "Lyon"),))
+
+
+async def test_a_fold_keeps_the_surviving_cards_fields_and_the_batchs_order(router: Router) -> None:
+    for user in ("u3", "u4"):
+        await InboundHandler(router.engine).handle(inbound(user=user, text=f"hi {user}"))
+    handler = ContactsHandler(router.engine)
+    await handler([created("k3", "u3"), fields("k3", tier="gold", city="Lyon"),
+                   created("k4", "u4"), fields("k4", tier="silver", size="M")])
+
+    # k4 folded into k3, then k3's city removed: the fold must not bring a value back the batch removed after it
+    await handler([ContactsMerged(**ENVELOPE, contact_id="k3", merged_contact_id="k4",
+                                  identities=(identity("u3"), identity("u4"))), fields("k3", city=None)])
+
+    directory = router.engine.stores.directory
+    survivor = await directory.contact("acme", "k3")
+    assert survivor is not None and survivor["custom_fields"] == {"tier": "gold", "size": "M"}
+    assert await directory.contact("acme", "k4") == survivor  # the folded card leads to the surviving one
+    for user in ("u3", "u4"):
+        conv = await conversation_of(router, user)
+        assert (conv.contact_id, conv.contact_fields) == ("k3", (("size", "M"), ("tier", "gold")))
