@@ -160,7 +160,12 @@ class ConversationRepository:
         return [found.get(conversation_id) for conversation_id in conversation_ids]
 
     async def _pointers_of(self, keys: list[str]) -> list[Doc | None]:
-        found = {doc["_id"]: doc async for doc in self._open.find({"_id": {"$in": keys}})}
+        """Each key's pointer with the conversation it names as stored (`stored`: [] when it is not), in one round
+        trip instead of the pointers' and then their conversations' (a `$lookup` by `_id`, an index lookup)."""
+        found = {doc["_id"]: doc async for doc in await self._open.aggregate([
+            {"$match": {"_id": {"$in": keys}}},
+            {"$lookup": {"from": self._conversations.name, "localField": "conversation_id", "foreignField": "_id",
+                         "as": "stored"}}])}
         return [found.get(key) for key in keys]
 
     async def _insert_pointers(self, pointers: list[Doc]) -> list[BaseException | None]:
@@ -194,7 +199,8 @@ class ConversationRepository:
 
     async def open_for(self, key: ConversationKey) -> Conversation | None:
         pointer = await self._pointers.submit(str(key))
-        conv = await self.get(key.tenant_id, pointer["conversation_id"]) if pointer else None
+        stored = [doc for doc in pointer.get("stored", ()) if doc["tenant_id"] == key.tenant_id] if pointer else []
+        conv = from_doc(stored[0]) if stored else None
         if pointer and conv is None and datetime.now(UTC) - pointer.get("claimed_at", _LONG_AGO) < OPENING_GRACE:
             for _ in range(OPENING_WAITS):  # the other delivery is usually a few milliseconds from storing it
                 await asyncio.sleep(OPENING_WAIT_SECONDS)
