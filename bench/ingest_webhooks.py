@@ -1,6 +1,6 @@
 """Benchmark: signed WhatsApp webhooks → ingest → Kafka acks (acks=all), against the bare-endpoint ceiling.
 
-Starts one ingest process (the chosen ASGI server) on the test-profile Kafka and Redis in a fresh namespace,
+Starts one ingest process (the chosen ASGI server) on the test-profile Kafka, MongoDB and Redis in a fresh namespace,
 posts pre-signed payloads (70 % single messages, 30 % batches of 10) from `--concurrency` connections for
 `--seconds`, then the same against a bare FastAPI endpoint that only answers 200. Prints requests/s, events/s,
 p50/p99 latency and the ratio, and checks that Kafka holds exactly the accepted events.
@@ -17,6 +17,7 @@ import hmac
 import json
 import os
 import random
+import secrets
 import socket
 import statistics
 import subprocess
@@ -31,6 +32,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from redis.asyncio import Redis
 
 from parley_common.kafka import drop_namespace_topics, ensure_topics
+from parley_common.mongo import mongo_client
 from parley_common.topics import INBOUND_MESSAGES
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,12 +67,12 @@ def message(index: int, sender: int) -> dict[str, object]:
             "timestamp": "1795939200", "type": "text", "text": {"body": f"Hello, where is parcel {index}?"}}
 
 
-def payloads(count: int, seed: int) -> list[tuple[bytes, dict[str, str], int]]:
+def payloads(count: int, seed: int, senders: int) -> list[tuple[bytes, dict[str, str], int]]:
     """Pre-signed bodies: every message id unique so de-duplication never hides work."""
     rng, out, index = random.Random(seed), [], 0
     for _ in range(count):
         size = 10 if rng.random() < 0.3 else 1
-        messages = [message(index + i, rng.randrange(5000)) for i in range(size)]
+        messages = [message(index + i, rng.randrange(senders)) for i in range(size)]
         index += size
         contacts = [{"profile": {"name": "Bench User"}, "wa_id": m["from"], "user_id": m["from_user_id"]}
                     for m in messages]
@@ -169,11 +171,14 @@ async def kafka_count(bootstrap: str, namespace: str) -> int:
 
 
 async def clean_up(infra: dict[str, str], namespace: str) -> None:
-    """The test-profile servers are shared: drop this run's de-dup keys and topics."""
+    """The test-profile servers are shared: drop this run's cache keys, identities database and topics."""
     redis = Redis.from_url(infra["PARLEY_REDIS_URL"])
     async for key in redis.scan_iter(match=f"{namespace}:*", count=1000):
         await redis.delete(key)
     await redis.aclose()
+    mongo = mongo_client(infra["PARLEY_MONGO_URI"], "parley-bench")
+    await mongo.drop_database(f"parley_ingest_{namespace}")
+    await mongo.close()
     await drop_namespace_topics(infra["PARLEY_KAFKA_BOOTSTRAP"], namespace)
 
 
@@ -183,7 +188,7 @@ async def run(target: str, env: dict[str, str], args: argparse.Namespace, seed: 
     try:
         url = f"http://127.0.0.1:{port}"
         await wait_healthy(url)
-        bodies = payloads(int(args.seconds * 4000) + 2000, seed)
+        bodies = payloads(int(args.seconds * 4000) + 2000, seed, args.senders)
         await load(url, bodies[:1000], 2.0, args.concurrency)  # warm-up: connections, caches, producer
         before, cpu_before = await publish_seconds(url), cpu_seconds(process.pid)
         result = await load(url, bodies[1000:], args.seconds, args.concurrency)
@@ -214,6 +219,10 @@ def main() -> None:
     parser.add_argument("--server", choices=sorted(SERVERS), default="uvicorn-httptools")
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--senders", type=int, default=5000,
+                        help="customers the messages come from at random: with few, nearly every one is known after "
+                             "the warm-up (ingest's cache answers); with many, a message often comes from someone "
+                             "new (looked up and recorded in ingest's database)")
     parser.add_argument("--middleware", action="store_true",
                         help="also measure the bare route behind the common correlation-id BaseHTTPMiddleware")
     args = parser.parse_args()
@@ -225,7 +234,8 @@ def main() -> None:
             "id": "wa-bench", "tenant_id": "bench", "type": "whatsapp", "app_secret": SECRET, "verify_token": "v",
             "phone_number_id": PHONE_NUMBER_ID, "access_token": "t"}]}))
         env = {**os.environ, **infra, "PARLEY_NAMESPACE": namespace, "PARLEY_CHANNELS_FILE": str(channels),
-               "PARLEY_LOG_LEVEL": args_log_level(), "PARLEY_LOG_JSON": "true"}
+               "PARLEY_LOG_LEVEL": args_log_level(), "PARLEY_LOG_JSON": "true",
+               "PARLEY_JWT_SECRET": os.environ.get("PARLEY_JWT_SECRET") or secrets.token_hex(32)}  # required
         print(f"server {args.server}, {args.concurrency} connections, {args.seconds:.0f} s, cpus {os.cpu_count()}")
         ingest = asyncio.run(run("parley_ingest.app:app_from_env", env, args, seed=1))
         report("ingest", ingest)
