@@ -22,6 +22,7 @@ from pydantic import SecretStr
 from parley_common.kafka import ensure_topics
 from parley_common.kafka_seams import pace_idle_fetches
 from parley_common.settings import InfraSettings
+from parley_common.tasks import running
 from parley_common.topics import INBOUND_MESSAGES
 
 fetches = [0]
@@ -49,13 +50,12 @@ async def idle_cpu(bootstrap: str, topic: str, pause_ms: int) -> None:
             while True:
                 await consumer.getmany(timeout_ms=1000)
 
-        poller = asyncio.create_task(poll())
-        fetches[0], cpu, started = 0, time.process_time(), time.perf_counter()
-        await asyncio.sleep(5)
-        elapsed = time.perf_counter() - started
+        async with running(poll()):
+            fetches[0], cpu, started = 0, time.process_time(), time.perf_counter()
+            await asyncio.sleep(5)
+            elapsed = time.perf_counter() - started
         print(f"pause {pause_ms:>3} ms: {(time.process_time() - cpu) / elapsed * 100:5.1f} % of a core, "
               f"{fetches[0] / elapsed:,.0f} fetches/s")
-        poller.cancel()
     finally:
         await consumer.stop()
 

@@ -52,6 +52,7 @@ from pipeline_report import Step, render_chart, render_markdown, update_docs  # 
 from proc_cpu import ProcessGroups  # noqa: E402
 
 from parley_common.round_trips import read_commands, read_counts  # noqa: E402
+from parley_common.tasks import running  # noqa: E402
 
 INFRA = ("kafka", "mongo", "redis")
 TEAM = "bench"
@@ -113,11 +114,11 @@ class Load:
                                     group_id=f"bench-{uuid.uuid4().hex}")
         await consumer.start()
         await consumer.seek_to_end()
-        reader = asyncio.create_task(self._read(consumer))
         connector = aiohttp.TCPConnector(limit=self.concurrency)
         timeout = aiohttp.ClientTimeout(total=10.0)
         try:
-            async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+            async with (running(self._read(consumer)),
+                        aiohttp.ClientSession(connector=connector, timeout=timeout) as session):
                 steps = [(rate, None) for rate in plan.rates]
                 if plan.replies:
                     steps.append((plan.replies[1], plan.replies[0]))
@@ -126,9 +127,6 @@ class Load:
                     result = await self._step(session, rate, reply_rate, plan)
                     control.send(result)
         finally:
-            reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reader
             await consumer.stop()
 
     async def _read(self, consumer: Any) -> None:

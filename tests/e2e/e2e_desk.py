@@ -5,7 +5,6 @@ deadline (e2e_journey.eventually)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from e2e_customer import Journey
 from e2e_journey import NotYet, eventually
 from e2e_system import System
 
+from parley_common.tasks import running
 from parley_common.topics import CONVERSATIONS_EVENTS
 
 MANAGER = "sam"
@@ -64,13 +64,8 @@ class Desk:
                 for login, presence in list(self.presences.items()):
                     await self.presence(login, presence)
 
-        task = asyncio.create_task(beat())
-        try:
+        async with running(beat()):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
     async def act(self, login: str, conversation_id: str, action: str, **body: Any) -> httpx.Response:
         return await self.call("POST", "router", f"/v1/conversations/{conversation_id}/{action}", login, "agent",

@@ -6,8 +6,6 @@ bot that does not answer in time (its rule's 5 s) leaves the conversation to its
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -23,6 +21,7 @@ from e2e_system import JWT_SECRET, REPO, TELEGRAM, TENANT, WHATSAPP, Service, Sy
 from test_live_stream import Screen, frames_until, read_stream
 
 from parley_common.auth import issue_token
+from parley_common.tasks import running
 
 sys.path.insert(0, str(REPO / "deploy" / "local"))
 from seed import TEAM, seed_bot
@@ -78,37 +77,33 @@ async def customer_bot_agent(system: System, desk: Desk, http: httpx.AsyncClient
     journey = Journey(system, http)
     bot_token = {"Authorization": f"Bearer {issue_token(JWT_SECRET, TENANT, BOT_ID, ['integration'])}"}
     bot_screen = Screen()  # the bot's live stream: its conversations only
-    watching = asyncio.create_task(read_stream(http, f"{system.url('router')}/v1/conversations/stream", bot_token,
-                                               bot_screen))
+    async with running(read_stream(http, f"{system.url('router')}/v1/conversations/stream", bot_token, bot_screen)):
+        await journey.customer_writes("Hello, what are your opening hours?")
+        assert "9:00-18:00" in await text_sent(system, journey, 0)
+        [conversation] = await journey.conversations()
+        assert (conversation["status"], conversation["assignee"]) == ("bot", {"kind": "bot", "id": BOT_ID})
+        answer = await journey.timeline_entry(conversation["id"], lambda e: e["kind"] == "outbound", "the bot's answer")
+        assert answer["sender"] == {"kind": "bot", "login": None, "bot_id": BOT_ID}
 
-    await journey.customer_writes("Hello, what are your opening hours?")
-    assert "9:00-18:00" in await text_sent(system, journey, 0)
-    [conversation] = await journey.conversations()
-    assert (conversation["status"], conversation["assignee"]) == ("bot", {"kind": "bot", "id": BOT_ID})
-    answer = await journey.timeline_entry(conversation["id"], lambda e: e["kind"] == "outbound", "the bot's answer")
-    assert answer["sender"] == {"kind": "bot", "login": None, "bot_id": BOT_ID}
+        await journey.customer_writes("Thanks. Can I talk to an agent about my refund?")
+        assert "colleague" in await text_sent(system, journey, 1)
+        assert await desk.offered(conversation["id"]) == AGENT
+        timeline: list[dict[str, Any]] = (await desk.ok(
+            "GET", "router", f"/v1/conversations/{conversation['id']}/timeline", AGENT, "agent"))["items"]
+        handover = next(entry for entry in timeline if entry.get("change") == "transferred")
+        assert handover["actor"] == BOT_ID
+        assert "asked for a person" in handover["comment"] and "my refund" in handover["comment"]
+        refused = await http.get(f"{system.url('router')}/v1/conversations/{conversation['id']}", headers=bot_token)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_bots_conversation")
 
-    await journey.customer_writes("Thanks. Can I talk to an agent about my refund?")
-    assert "colleague" in await text_sent(system, journey, 1)
-    assert await desk.offered(conversation["id"]) == AGENT
-    timeline: list[dict[str, Any]] = (await desk.ok("GET", "router", f"/v1/conversations/{conversation['id']}/timeline",
-                                                    AGENT, "agent"))["items"]
-    handover = next(entry for entry in timeline if entry.get("change") == "transferred")
-    assert handover["actor"] == BOT_ID
-    assert "asked for a person" in handover["comment"] and "my refund" in handover["comment"]
-    refused = await http.get(f"{system.url('router')}/v1/conversations/{conversation['id']}", headers=bot_token)
-    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "not_bots_conversation")
-
-    accepted = await desk.act(AGENT, conversation["id"], "accept")
-    assert accepted.status_code == 200, accepted.text
-    reply = await journey.agent_replies("Hi, this is Alice: let me look at your refund.")
-    assert reply.status_code == 202, reply.text
-    assert await text_sent(system, journey, 2) == "Hi, this is Alice: let me look at your refund."
-    assert len(system.provider.sends_to(journey.phone)) == 3  # the bot said nothing after the hand-over
-    await frames_until(bot_screen, lambda f: f.data.get("change") == "transferred", "the hand-over on the bot's stream")
-    watching.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await watching
+        accepted = await desk.act(AGENT, conversation["id"], "accept")
+        assert accepted.status_code == 200, accepted.text
+        reply = await journey.agent_replies("Hi, this is Alice: let me look at your refund.")
+        assert reply.status_code == 202, reply.text
+        assert await text_sent(system, journey, 2) == "Hi, this is Alice: let me look at your refund."
+        assert len(system.provider.sends_to(journey.phone)) == 3  # the bot said nothing after the hand-over
+        await frames_until(bot_screen, lambda f: f.data.get("change") == "transferred",
+                           "the hand-over on the bot's stream")
     changes = [frame.data["change"] for frame in bot_screen.about(conversation["id"])]
     # (connected while the customer's first message travelled: the later ones surely reach it)
     assert "message_appended" in changes and changes[-1] == "transferred", changes  # nothing after it left

@@ -19,6 +19,8 @@ from e2e_customer import SUPERVISOR, Journey
 from e2e_journey import NotYet, eventually, whatsapp_change, whatsapp_status
 from e2e_system import WHATSAPP, System
 
+from parley_common.tasks import running
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240), pytest.mark.usefixtures("staffed")]
 
 
@@ -62,15 +64,9 @@ async def watching(system: System, last_event_id: str | None = None) -> AsyncIte
     headers = system.auth(SUPERVISOR, "manager")
     if last_event_id:
         headers["Last-Event-ID"] = last_event_id
-    async with httpx.AsyncClient() as client:
-        task = asyncio.create_task(read_stream(client, f"{system.url('router')}/v1/conversations/stream", headers,
-                                               screen))
-        try:
-            yield screen
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    stream = f"{system.url('router')}/v1/conversations/stream"
+    async with httpx.AsyncClient() as client, running(read_stream(client, stream, headers, screen)):
+        yield screen
 
 
 async def frames_until(screen: Screen, matches: Any, what: str, within: float = 30.0) -> list[Frame]:

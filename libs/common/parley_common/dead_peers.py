@@ -33,6 +33,7 @@ from faststream.kafka import KafkaBroker
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.rejoin import consumer_groups, leave_as, members_of
+from parley_common.tasks import running
 
 log = structlog.get_logger(__name__)
 CHECK_S = 3.0  # lease renewal and group check; Kafka's heartbeat interval is 3 s
@@ -174,10 +175,5 @@ async def evicting_dead_peers(broker: KafkaBroker, bootstrap_servers: str, lease
         return
     with contextlib.suppress(Exception):  # best effort: a database away at start only delays the first lease
         await leases.ensure_indexes()
-    task = asyncio.create_task(DeadPeerEvictor(broker, bootstrap_servers, leases, client_options).run())
-    try:
+    async with running(DeadPeerEvictor(broker, bootstrap_servers, leases, client_options).run()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -21,6 +21,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from parley_common.tasks import running
+
 log = structlog.get_logger(__name__)
 FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -209,10 +211,5 @@ async def lag_sampling(service: str, broker: Any, namespace: str = "",
                 log.warning("lag_sample_failed", error=type(exc).__name__)
             await asyncio.sleep(interval_s)
 
-    task = asyncio.create_task(loop())
-    try:
+    async with running(loop()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 
 import httpx
@@ -13,6 +12,7 @@ from parley_common.clock import Clock, SystemClock
 from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
+from parley_common.tasks import running
 from parley_common.topics import (
     DEAD_LETTERS,
     INBOUND_ATTACHMENTS,
@@ -94,19 +94,16 @@ def create_app(settings: MediaSettings, clock: Clock | None = None, channels: Ch
         consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
                       service=SERVICE, channels=channels)
 
-    tasks: list[asyncio.Task[None]] = []
+    background = contextlib.AsyncExitStack()
 
     async def start() -> None:
         await blobs.start()
         await repo.ensure_indexes()
         if settings.sweeper_enabled:
-            tasks.append(asyncio.create_task(sweeper.run_forever(settings.sweep_interval_seconds)))
+            await background.enter_async_context(running(sweeper.run_forever(settings.sweep_interval_seconds)))
 
     async def stop() -> None:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.aclose()
         await http.aclose()
         await blobs.close()
         await runtime.close()

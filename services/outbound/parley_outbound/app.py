@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from parley_common.clock import Clock, SystemClock
 from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
+from parley_common.tasks import running
 from parley_common.topics import (
     CHANNEL_UPDATES,
     CONTACTS_EVENTS,
@@ -120,7 +122,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
                       service=SERVICE, channels=channels)
 
-    background: list[asyncio.Task[None]] = []
+    background = contextlib.AsyncExitStack()
 
     async def reconcile_once_running() -> None:
         # Publishing before the broker has started makes its start hang (FastStream 0.7): wait for it.
@@ -136,12 +138,13 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         await saved_replies.ensure_indexes()
         await audience.ensure_indexes()
         await broadcasts.ensure_indexes()
-        background.append(asyncio.create_task(reconcile_once_running()))
+        await background.enter_async_context(running(reconcile_once_running()))
 
     async def stop() -> None:
-        for task in background:
-            task.cancel()
-        await runner.stop()
+        try:
+            await background.aclose()  # the runner claims no broadcast after this
+        finally:
+            await runner.stop()
 
     app = build_service(
         service=SERVICE,

@@ -16,6 +16,7 @@ from parley_common.clock import Clock, SystemClock
 from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
+from parley_common.tasks import running
 from parley_common.topics import (
     AGENTS_EVENTS,
     CONTACTS_EVENTS,
@@ -126,21 +127,17 @@ def create_app(settings: RouterSettings, clock: Clock | None = None, *, consume:
     if consume:
         wire_consumers(runtime, engine, settings, channels)
         live.follow_changes(runtime.broker, hub, settings.infra.namespace)
-    sweeper: list[asyncio.Task[None]] = []
+    background = contextlib.AsyncExitStack()
     upkeep: Upkeep = build_upkeep(runtime, engine, settings)
 
     async def start() -> None:
         await engine.stores.ensure_indexes()
-        sweeper.append(asyncio.create_task(sweep_forever(engine, settings.sweep_interval_seconds)))
-        sweeper.append(asyncio.create_task(upkeep.run_forever(settings)))
-        sweeper.append(asyncio.create_task(export_floors_forever(engine, settings.supervisor_metrics_interval_seconds)))
-        sweeper.append(asyncio.create_task(hub.pause_while_unwatched()))
+        await background.enter_async_context(running(
+            sweep_forever(engine, settings.sweep_interval_seconds), upkeep.run_forever(settings),
+            export_floors_forever(engine, settings.supervisor_metrics_interval_seconds), hub.pause_while_unwatched()))
 
     async def stop() -> None:
-        for task in sweeper:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await background.aclose()
         await runtime.close()
 
     app = build_service(

@@ -5,7 +5,6 @@ provider's retry is published once; over the in-flight limit a webhook is answer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -17,6 +16,7 @@ from tcp_proxy import TcpProxy
 
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
+from parley_common.tasks import running
 from parley_common.topics import INBOUND_MESSAGES
 from parley_ingest.adapters.dedup import DedupStore, DedupUnavailable
 from parley_ingest.app import create_app
@@ -61,15 +61,12 @@ async def test_an_exhausted_connection_pool_makes_the_check_unavailable_instead_
     client = redis_client(infra_settings.redis_url)
     client.connection_pool.max_connections = 1  # as if the pool's connections were all busy under overload
     store = DedupStore(client, ttl_seconds=60, check_timeout_seconds=5.0)
-    holder = asyncio.create_task(client.blpop([f"{infra_settings.redis_prefix()}never-pushed"], timeout=3))
     try:
-        await asyncio.sleep(0.2)  # the only connection is now waiting in BLPOP
-        with pytest.raises(DedupUnavailable):
-            await store.already_seen([f"{infra_settings.redis_prefix()}ingest:dedup:some-key"])
+        async with running(client.blpop([f"{infra_settings.redis_prefix()}never-pushed"], timeout=3)):
+            await asyncio.sleep(0.2)  # the only connection is now waiting in BLPOP
+            with pytest.raises(DedupUnavailable):
+                await store.already_seen([f"{infra_settings.redis_prefix()}ingest:dedup:some-key"])
     finally:
-        holder.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await holder
         await client.aclose()
 
 

@@ -19,6 +19,7 @@ from parley_common.events.common import ChannelType
 from parley_common.events.inbound import Customer, TextPart
 from parley_common.kafka import make_broker
 from parley_common.settings import InfraSettings
+from parley_common.tasks import running
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES
 from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink, UnpublishableEvent
 from parley_ingest.app import create_app
@@ -113,11 +114,8 @@ async def test_healthz_stays_fast_while_a_costly_email_is_parsed(kafka_topics: I
     # A generous budget: this test is about the event loop, and a loaded CI machine parses slowly.
     async with ingest(kafka_topics, kit, parse_budget_seconds=120) as client:
         started = time.perf_counter()
-        poller = asyncio.create_task(poll_health(client))
-        try:
+        async with running(poll_health(client)):
             response = await client.post(MAIL, content=body, headers=kit.email_headers(), timeout=120)
-        finally:
-            poller.cancel()
         finished = time.perf_counter()
     assert response.status_code == 200 and response.json()["published"] == 2  # the message and its attachment
     gaps = [later - earlier for earlier, later in zip([started, *answered], [*answered, finished], strict=True)]

@@ -6,7 +6,6 @@ The load test that found it: 7 HTTP 500s among 100 agents' replies/s alongside 2
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import AsyncIterator
 
@@ -23,6 +22,7 @@ from parley_common.errors import RETRY_AFTER_SECONDS
 from parley_common.kafka import ensure_topics
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
+from parley_common.tasks import running
 from parley_outbound.app import create_app
 from parley_outbound.settings import OutboundSettings
 
@@ -67,15 +67,12 @@ async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
         # MaxConnectionsError at once); here the pool is one connection, held by a blocking read
         cache: Redis = app.state.sender.projections._redis  # the service's own client, shared by its API and consumers
         cache.connection_pool.max_connections = 1
-        holder = asyncio.create_task(cache.blpop([f"{infra.redis_prefix()}never-pushed"], timeout=5))
         try:
-            await asyncio.sleep(0.3)  # the only connection now waits in BLPOP
-            dry = await client.post("/v1/messages", json=send)
-            assert (dry.status_code, dry.json()["error"]["code"]) == (503, "cache_unavailable"), dry.text
+            async with running(cache.blpop([f"{infra.redis_prefix()}never-pushed"], timeout=5)):
+                await asyncio.sleep(0.3)  # the only connection now waits in BLPOP
+                dry = await client.post("/v1/messages", json=send)
+                assert (dry.status_code, dry.json()["error"]["code"]) == (503, "cache_unavailable"), dry.text
         finally:
-            holder.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await holder
             cache.connection_pool.max_connections = 100
 
     mongo = mongo_client(infra.mongo_uri, "parley-tests")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from parley_common.tasks import running
 from parley_common.topics import INBOUND_MESSAGES, OUTBOUND_MESSAGES
 
 from .conftest import Router, eventually, inbound, later
@@ -110,8 +111,7 @@ async def _changes_until(lines: AsyncIterator[str], entry_id: str) -> list[tuple
 async def test_the_live_consumer_pauses_while_nobody_watches_and_resumes_from_now(consuming_router: Router) -> None:
     router = consuming_router
     hub = router.app.state.live_hub
-    pacing = asyncio.create_task(hub.pause_while_unwatched(after=0.1))
-    try:
+    async with running(hub.pause_while_unwatched(after=0.1)):
         async with ann_watching(router) as lines:
             await router.engine.publisher.publish(inbound(text="first", message_id="m1"), INBOUND_MESSAGES)
             opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
@@ -133,8 +133,6 @@ async def test_the_live_consumer_pauses_while_nobody_watches_and_resumes_from_no
                 await router.engine.publisher.publish(inbound(text="seen", message_id="m3", at=later(2)),
                                                       INBOUND_MESSAGES)
                 seen = await asyncio.wait_for(_changes_until(lines, "in:m3"), 30)
-    finally:
-        pacing.cancel()
     # the kept events were dropped at the pause (the stream was told to refetch), and what happened while paused
     # is not replayed as live
     assert ("event: reset", {"last_event_id": opened["event_id"]}) in seen

@@ -15,6 +15,7 @@ import structlog
 
 from parley_common.events.webhooks import WebhookSubscriptionPaused
 from parley_common.kafka import EventPublisher
+from parley_common.tasks import running
 from parley_common.topics import WEBHOOKS_EVENTS
 from parley_hooks.adapters.sender import Outcome, Sender
 from parley_hooks.adapters.store import ACTIVE, PAUSED, DeliveryStore, Doc, SubscriptionStore
@@ -44,19 +45,16 @@ class Dispatcher:
         self._delivered_log = delivered_log
         self._timeout_s = timeout_s
         self.wake = asyncio.Event()  # set by new deliveries, finished ones, resumes and replays
-        self._task: asyncio.Task[None] | None = None
+        self._looking = contextlib.AsyncExitStack()  # the loop looking for work, while started
         self._busy: set[tuple[str, str]] = set()  # (subscription, key) with a delivery in flight
         self._in_flight: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="hooks-dispatcher")
+        await self._looking.enter_async_context(running(self._run()))
 
     async def stop(self) -> None:
         """Stop looking for work; let the deliveries in flight finish (each is bounded by the request timeout)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._looking.aclose()
         if self._in_flight:
             _, unfinished = await asyncio.wait(self._in_flight, timeout=self._timeout_s + 2)
             for task in unfinished:  # their leases expire and another pod sends them again

@@ -25,6 +25,7 @@ from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.outbound import Sender as MessageSender
 from parley_common.events.outbound import SendMessage, TemplateContent
 from parley_common.mongo import read_stored
+from parley_common.tasks import running
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
 from parley_outbound.adapters.broadcasts_repo import BroadcastRepository
 from parley_outbound.adapters.ratelimit import Lane
@@ -93,19 +94,17 @@ class BroadcastRunner:
 
     async def _run(self, doc: dict[str, Any]) -> None:
         broadcast_id = doc["_id"]
-        keeper = asyncio.create_task(self._keep_lease(broadcast_id))
         try:
-            plan = to_plan(read_stored(BroadcastModel, doc["definition"]), doc["tenant_id"],
-                           ChannelType(doc["channel_type"]))
-            if (doc.get("resolved") or await self._resolve(doc, plan)) and await self._send(doc):
-                await self._repo.complete(broadcast_id, self.owner, self._clock.now())
-                log.info("broadcast_completed", broadcast_id=broadcast_id)
-                return
-        except Exception:
+            async with running(self._keep_lease(broadcast_id)):
+                plan = to_plan(read_stored(BroadcastModel, doc["definition"]), doc["tenant_id"],
+                               ChannelType(doc["channel_type"]))
+                if (doc.get("resolved") or await self._resolve(doc, plan)) and await self._send(doc):
+                    await self._repo.complete(broadcast_id, self.owner, self._clock.now())
+                    log.info("broadcast_completed", broadcast_id=broadcast_id)
+                    return
+        except Exception:  # the run's or its lease keeper's
             log.exception("broadcast_run_failed", broadcast_id=broadcast_id)  # claimed again once the lease ends
             return
-        finally:
-            keeper.cancel()
         await self._repo.release(broadcast_id, self.owner)  # paused or cancelled: a resume claims it again
 
     async def _keep_lease(self, broadcast_id: str) -> None:
