@@ -16,7 +16,7 @@ from e2e_customer import Journey, inbound_entries, new_wamid
 from e2e_journey import NotYet, eventually, whatsapp_text
 from e2e_system import WHATSAPP, System
 
-TICK_S = 0.1  # ~10 webhooks a second, a reply every fifth tick
+TICK_S = 0.1  # per writer: ~10 webhooks a second at most, a reply every fifth tick
 OUTCOMES = {"sent", "delivered", "read", "failed", "refused"}
 
 
@@ -40,8 +40,13 @@ class Stream:
     def of(cls, system: System, client: httpx.AsyncClient, customers: int = 6) -> Stream:
         return cls(system, client, [Customer(Journey(system, client)) for _ in range(customers)])
 
-    async def run(self, stop: asyncio.Event) -> None:
-        for tick in itertools.count():
+    async def run(self, stop: asyncio.Event, writers: int = 1) -> None:
+        """Until `stop`: `writers` loops at once (the short schedule's stream is one), each writing in turn for
+        the customers and replying to one every fifth turn."""
+        await asyncio.gather(*(self._writer(stop, first, writers) for first in range(writers)))
+
+    async def _writer(self, stop: asyncio.Event, first: int, step: int) -> None:
+        for tick in itertools.count(first, step):
             if stop.is_set():
                 return
             if self.quiet:
@@ -49,7 +54,7 @@ class Stream:
                 continue
             customer = self.customers[tick % len(self.customers)]
             await self._write(customer)
-            if tick % 5 == 4:
+            if (tick // step) % 5 == 4:
                 await self._reply(self.customers[(tick // 5) % len(self.customers)])
             await asyncio.sleep(TICK_S)
 
