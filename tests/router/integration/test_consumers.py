@@ -83,6 +83,22 @@ async def test_inbound_opens_one_conversation_replay_changes_nothing_reply_assig
     assert sum(1 for c in changes if c.change == "opened") == 3
 
 
+async def test_two_messages_of_one_second_show_in_the_order_they_arrived_not_by_their_ids(
+        consuming_router: Router) -> None:
+    router = consuming_router
+    # WhatsApp's timestamps are whole seconds: both messages say T0; ingest received "wamid.z…" first
+    first = inbound(text="I need", message_id="wamid.zz").model_copy(
+        update={"received_at": T0 + timedelta(milliseconds=200)})
+    second = inbound(text="a refund", message_id="wamid.aa").model_copy(
+        update={"received_at": T0 + timedelta(milliseconds=700)})
+    for event in (first, second):
+        await router.engine.publisher.publish(event, INBOUND_MESSAGES)
+    await eventually(lambda: _count(router, 1))
+    [conv] = await conversations(router)
+    entries = await eventually(lambda: _inbound_entries(router, conv["id"], 2))
+    assert [e["text"] for e in entries] == ["I need", "a refund"]
+
+
 async def test_blocked_customer_is_stored_and_routed_nowhere(consuming_router: Router) -> None:
     router = consuming_router
     publish = router.engine.publisher.publish

@@ -56,3 +56,24 @@ async def test_an_entry_probably_there_is_refreshed_in_one_write_and_created_whe
     assert (m1["statuses"], m1["at"]) == ({"queued": T0, "sent": LATER}, T0)
     m2 = await db["timeline"].find_one({"_id": "c2|out:m2"})
     assert (m2["statuses"], m2["at"], m2["kind"]) == ({"sent": LATER}, LATER, "outbound")
+
+
+async def test_entries_stored_before_arrival_was_kept_still_sort_among_the_new_ones(
+        mongo: Any, infra_settings: InfraSettings) -> None:
+    db = mongo[infra_settings.database_name("router")]
+    await db["timeline"].create_index([("conversation_id", 1), ("at", 1), ("entry_id", 1)])  # an older release's
+    timeline = TimelineRepository(db)
+    for entry_id in ("in:old-b", "in:old-a"):  # stored by an older release: no arrival time
+        await timeline.put("acme", "c3", entry_id, "inbound", T0, {"text": entry_id})
+    await timeline.put("acme", "c3", "act:1", "activity", T0, {})
+    await timeline.put("acme", "c3", "in:z", "inbound", T0, {}, received_at=T0 + timedelta(milliseconds=100))
+    await timeline.put("acme", "c3", "in:y", "inbound", T0, {}, received_at=T0 + timedelta(milliseconds=900))
+    await timeline.put("acme", "c3", "in:next", "inbound", T0 + timedelta(seconds=1), {}, received_at=T0)
+    await timeline.ensure_indexes()
+
+    shown = [entry["entry_id"] for entry in await timeline.entries("acme", "c3")]
+    # one second: the older entries by id, then the new ones as they arrived, then activity; the next second after
+    assert shown == ["in:old-a", "in:old-b", "in:z", "in:y", "act:1", "in:next"]
+    indexes = {tuple(key for key, _ in index["key"]) for index in (await db["timeline"].index_information()).values()}
+    assert ("conversation_id", "at", "rank", "received_at", "entry_id") in indexes
+    assert ("conversation_id", "at", "entry_id") not in indexes  # the older order's index retired

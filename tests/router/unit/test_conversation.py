@@ -148,13 +148,16 @@ def test_blocked_conversation_cannot_be_assigned() -> None:
     assert err.value.code == "customer_blocked"
 
 
-def test_timeline_orders_by_time_then_messages_before_activity_then_id() -> None:
+def test_timeline_orders_by_time_then_messages_before_activity_then_arrival_then_id() -> None:
     from parley_router.domain.timeline import Entry, EntryKind, ordered
 
     late = Entry("in:b", EntryKind.INBOUND, T0 + timedelta(seconds=5))
-    entries = [Entry("act:1", EntryKind.ACTIVITY, T0), late, Entry("out:z", EntryKind.OUTBOUND, T0),
-               Entry("in:a", EntryKind.INBOUND, T0)]
-    assert [e.id for e in ordered(entries)] == ["in:a", "out:z", "act:1", "in:b"]
+    arrived_first = Entry("in:y", EntryKind.INBOUND, T0, received_at=T0 + timedelta(milliseconds=100))
+    arrived_next = Entry("in:x", EntryKind.INBOUND, T0, received_at=T0 + timedelta(milliseconds=900))
+    entries = [Entry("act:1", EntryKind.ACTIVITY, T0), late, arrived_next, Entry("out:z", EntryKind.OUTBOUND, T0),
+               arrived_first, Entry("in:a", EntryKind.INBOUND, T0)]
+    # without an arrival time (ours, and inbound ones stored before it was kept) first, as the database sorts them
+    assert [e.id for e in ordered(entries)] == ["in:a", "out:z", "in:y", "in:x", "act:1", "in:b"]
 
 
 def offered_to(login: str, conv: c.Conversation | None = None) -> c.Conversation:

@@ -10,10 +10,12 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
 from parley_common.mongo import insert_new
-from parley_router.domain.timeline import EntryKind, tiebreak_rank
+from parley_router.domain.timeline import ORDER_FIELDS, EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
 SHOWN = {"_id": 0, "revision_event_ids": 0}  # an entry as the API shows it: not the bookkeeping of revisions
+ORDER = [(field, ASCENDING) for field in ORDER_FIELDS]
+RETIRED_ORDER_INDEX = "conversation_id_1_at_1_entry_id_1"
 
 
 class TimelineRepository:
@@ -25,19 +27,24 @@ class TimelineRepository:
         self._lookups: TickBatcher[tuple[str, str], str | None] = TickBatcher(self._conversations_of)
 
     async def ensure_indexes(self) -> None:
-        await self._entries.create_index([("conversation_id", ASCENDING), ("at", ASCENDING),
-                                          ("entry_id", ASCENDING)])
+        await self._entries.create_index([("conversation_id", ASCENDING), *ORDER])
+        if RETIRED_ORDER_INDEX in await self._entries.index_information():  # the order before arrival was kept
+            await self._entries.drop_index(RETIRED_ORDER_INDEX)
         await self._entries.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
 
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
-                  body: Doc, *, probably_there: bool = False, created_with: Doc | None = None) -> bool:
+                  body: Doc, *, probably_there: bool = False, created_with: Doc | None = None,
+                  received_at: datetime | None = None) -> bool:
         """Insert or refresh one entry (same id → same document); True when it is new. `probably_there`: the
         entry most likely exists (a later status of a message): refreshed at once, without an insert first.
-        `created_with`: fields written only by the write that creates the entry (a message's first status)."""
+        `created_with`: fields written only by the write that creates the entry (a message's first status).
+        `received_at`: when ingest received an inbound message (its place among entries of the same second)."""
         fields = {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
                   "kind": kind}
         # the first sighting fixes the entry's place in the order; later updates never move it
         placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind)), **(created_with or {})}
+        if received_at is not None:
+            placed["received_at"] = received_at
         return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed, probably_there))
 
     async def _put_many(self, puts: list[tuple[str, Doc, Doc, bool]]) -> list[bool]:
@@ -118,8 +125,7 @@ class TimelineRepository:
 
     async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
         cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
-                                    sort=[("at", ASCENDING), ("rank", ASCENDING), ("entry_id", ASCENDING)], limit=limit,
-                                    projection=SHOWN)
+                                    sort=ORDER, limit=limit, projection=SHOWN)
         return await self._with_media(tenant_id, [doc async for doc in cursor])
 
     async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:

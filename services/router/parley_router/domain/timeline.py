@@ -1,7 +1,10 @@
 """Timeline entries: messages in and out, notes and activity, ordered by the provider's time.
 
-The order key is (time, messages before activity, entry id): an event that arrives late still lands in its
-place, and two entries with the same time always sort the same way."""
+The order key is (time, messages before activity, arrival, entry id): an event that arrives late still lands in
+its place, and two entries with the same time always sort the same way. Arrival is when ingest received an
+inbound message: providers give whole seconds (WhatsApp), so two messages a customer sent within one second keep
+the order they came in, not the order of their ids. Entries without it (ours, activity, and inbound ones stored
+before it was kept) sort before those with it, as the database sorts a missing field first."""
 
 from __future__ import annotations
 
@@ -22,9 +25,14 @@ class Entry:
     id: str  # stable: provider message id, Parley message id, or event id — replays overwrite, never add
     kind: EntryKind
     at: datetime
+    received_at: datetime | None = None  # inbound: when ingest received it
 
-    def order_key(self) -> tuple[datetime, int, str]:
-        return (self.at, tiebreak_rank(self.kind), self.id)
+    def order_key(self) -> tuple[datetime, int, bool, datetime, str]:
+        return (self.at, tiebreak_rank(self.kind), self.received_at is not None, self.received_at or self.at, self.id)
+
+
+# the stored entry's fields in the order above (the repository's sort and index)
+ORDER_FIELDS = ("at", "rank", "received_at", "entry_id")
 
 
 def tiebreak_rank(kind: EntryKind) -> int:

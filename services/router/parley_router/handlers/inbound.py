@@ -60,7 +60,8 @@ class InboundHandler:
                                            "provider_message_id": event.provider_message_id,
                                            "direction": event.direction, "text": message_text(event),
                                            "parts": [part.model_dump(mode="json") for part in event.parts],
-                                           "blocked": blocked, "sender": "customer", "group_id": event.group_id})
+                                           "blocked": blocked, "sender": "customer", "group_id": event.group_id},
+                                       received_at=event.received_at)
         if conv.contact_id is None or conv.opened_by == event.provider_message_id:
             # contacts may have announced the customer's new card, or a change of it (the name the platform's
             # profile gave a moment later), while this conversation was being stored: its event then found no
