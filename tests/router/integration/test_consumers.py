@@ -97,6 +97,17 @@ async def test_two_messages_of_one_second_show_in_the_order_they_arrived_not_by_
     [conv] = await conversations(router)
     entries = await eventually(lambda: _inbound_entries(router, conv["id"], 2))
     assert [e["text"] for e in entries] == ["I need", "a refund"]
+    whole = await timeline(router, conv["id"])
+    path, paged, cursor = f"/v1/conversations/{conv['id']}/timeline", [], None
+    for _ in whole:  # a page at a time: the same entries in the same order
+        page = await router.ok("GET", path, params={"limit": 1, **({"cursor": cursor} if cursor else {})})
+        paged += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [e["entry_id"] for e in paged] == [e["entry_id"] for e in whole]
+    refused = await router.call("GET", path, params={"cursor": "not-ours"})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_cursor")
 
 
 async def test_blocked_customer_is_stored_and_routed_nowhere(consuming_router: Router) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from parley_common.settings import InfraSettings
 from parley_router.adapters.timeline import TimelineRepository
+from parley_router.handlers.inbox import decode_entry_cursor, encode_entry_position
 
 T0 = datetime(2026, 11, 27, 9, 0, tzinfo=UTC)
 LATER = T0 + timedelta(minutes=5)
@@ -74,6 +75,12 @@ async def test_entries_stored_before_arrival_was_kept_still_sort_among_the_new_o
     shown = [entry["entry_id"] for entry in await timeline.entries("acme", "c3")]
     # one second: the older entries by id, then the new ones as they arrived, then activity; the next second after
     assert shown == ["in:old-a", "in:old-b", "in:z", "in:y", "act:1", "in:next"]
+    for size in (1, 2, 4):  # pages end on entries with and without an arrival time: none lost, none twice
+        paged: list[dict[str, Any]] = []
+        while page := await timeline.entries("acme", "c3", size, after=decode_entry_cursor(
+                encode_entry_position(paged[-1])) if paged else None):  # the API's cursor
+            paged += page
+        assert [entry["entry_id"] for entry in paged] == shown, size
     indexes = {tuple(key for key, _ in index["key"]) for index in (await db["timeline"].index_information()).values()}
     assert ("conversation_id", "at", "rank", "received_at", "entry_id") in indexes
     assert ("conversation_id", "at", "entry_id") not in indexes  # the older order's index retired

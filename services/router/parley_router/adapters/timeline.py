@@ -10,7 +10,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
 from parley_common.mongo import insert_new
-from parley_router.domain.timeline import ORDER_FIELDS, EntryKind, tiebreak_rank
+from parley_router.domain.timeline import ORDER_FIELDS, Entry, EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
 SHOWN = {"_id": 0, "revision_event_ids": 0}  # an entry as the API shows it: not the bookkeeping of revisions
@@ -123,9 +123,13 @@ class TimelineRepository:
             found.update({(tenant_id, doc["provider_message_id"]): doc["conversation_id"] async for doc in cursor})
         return [found.get(key) for key in keys]
 
-    async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500) -> list[Doc]:
-        cursor = self._entries.find({"tenant_id": tenant_id, "conversation_id": conversation_id},
-                                    sort=ORDER, limit=limit, projection=SHOWN)
+    async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500,
+                      after: Entry | None = None) -> list[Doc]:
+        """The first `limit` entries in order, or the first after the entry at `after`'s place (a page cursor)."""
+        query: Doc = {"tenant_id": tenant_id, "conversation_id": conversation_id}
+        if after is not None:
+            query = {"$and": [query, _after(after)]}
+        cursor = self._entries.find(query, sort=ORDER, limit=limit, projection=SHOWN)
         return await self._with_media(tenant_id, [doc async for doc in cursor])
 
     async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
@@ -161,6 +165,20 @@ class ProcessedEvents:
 
     async def mark(self, consumer: str, event_id: str, at: datetime) -> None:
         await self._done.update_one({"_id": f"{consumer}:{event_id}"}, {"$set": {"at": at}}, upsert=True)
+
+
+def _after(last: Entry) -> Doc:
+    """Entries after `last` in the order of ORDER_FIELDS; a missing received_at sorts before any time, as in the
+    sort (a query's `$gt` would not cross from missing to a date)."""
+    place = {"at": last.at, "rank": tiebreak_rank(last.kind)}
+    later: Doc
+    same: Doc
+    if last.received_at is None:
+        later, same = {"received_at": {"$type": "date"}}, {"received_at": None}
+    else:
+        later, same = {"received_at": {"$gt": last.received_at}}, {"received_at": last.received_at}
+    return {"$or": [{"at": {"$gt": last.at}}, {"at": last.at, "rank": {"$gt": place["rank"]}},
+                    {**place, **later}, {**place, **same, "entry_id": {"$gt": last.id}}]}
 
 
 def _pending(part: Doc) -> Doc:

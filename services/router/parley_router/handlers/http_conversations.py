@@ -21,7 +21,9 @@ from parley_router.handlers.inbox import (
     brand_channels,
     conversation_json,
     decode_cursor,
+    decode_entry_cursor,
     encode_cursor,
+    encode_entry_position,
     filter_query,
     page_query,
     scope,
@@ -30,8 +32,8 @@ from parley_router.handlers.inbox import (
 router = APIRouter(prefix="/v1/conversations", tags=["conversations"])
 Caller = Annotated[Principal, Depends(require_roles(Role.AGENT, Role.MANAGER, Role.OWNER))]
 StaffOrBot = Annotated[Principal, Depends(require_roles(*STAFF_OR_BOT))]  # a bot: its own conversations only
-ONE_ERRORS = documented_errors({403: "forbidden, not_bots_conversation (a bot's token: a conversation it does "
-                                     "not hold)", 404: "conversation_not_found"})
+ONE = {403: "forbidden, not_bots_conversation (a bot's token: a conversation it does not hold)",
+       404: "conversation_not_found"}
 
 
 @router.get("", summary="Inbox list: filters, sort, cursor pagination")
@@ -83,18 +85,22 @@ async def tab_counts(engine: Engine, principal: Principal, teams: frozenset[str]
     return result
 
 
-@router.get("/{conversation_id}", summary="One conversation", responses=ONE_ERRORS)
+@router.get("/{conversation_id}", summary="One conversation", responses=documented_errors(ONE))
 async def get_conversation(conversation_id: PathId, principal: StaffOrBot, request: Request) -> dict[str, Any]:
     return conversation_json(await visible_conversation(engine_of(request), principal, conversation_id))
 
 
-@router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order",
-            responses=ONE_ERRORS)
-async def timeline(conversation_id: PathId, principal: StaffOrBot, request: Request) -> dict[str, Any]:
+@router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order "
+            "(cursor pagination)", responses=documented_errors({**ONE, 422: "invalid_cursor, validation_failed"}))
+async def timeline(conversation_id: PathId, principal: StaffOrBot, request: Request, cursor: str | None = None,
+                   limit: Annotated[int, Query(ge=1, le=500)] = 500) -> dict[str, Any]:
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
-    entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id)
-    return {"items": [_jsonable(entry) for entry in entries]}
+    entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id, limit + 1,
+                                                   after=decode_entry_cursor(cursor) if cursor else None)
+    page, more = entries[:limit], len(entries) > limit
+    return {"items": [_jsonable(entry) for entry in page],
+            "next_cursor": encode_entry_position(page[-1]) if more else None}
 
 
 def _jsonable(entry: dict[str, Any]) -> dict[str, Any]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -16,8 +16,10 @@ from parley_common.auth import Principal
 from parley_common.errors import ApiError
 from parley_common.visibility import Owner, may_see, sees_whole_tenant
 from parley_router.domain.conversation import Conversation, Status
+from parley_router.domain.timeline import Entry, EntryKind
 
 Doc = dict[str, Any]
+T = TypeVar("T")
 SortKey = Literal["last_activity", "waiting"]
 
 
@@ -103,14 +105,35 @@ def encode_cursor(conv: Conversation, sort: SortKey) -> str:
 
 def encode_position(value: datetime | None, conversation_id: str) -> str:
     """An opaque cursor: the sort value and id of a page's last item (`decode_cursor` reads it)."""
-    raw = json.dumps({"v": value.isoformat() if value else None, "id": conversation_id})
-    return base64.urlsafe_b64encode(raw.encode()).decode()
+    return _opaque({"v": value.isoformat() if value else None, "id": conversation_id})
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    return _read_opaque(cursor, lambda data: (datetime.fromisoformat(data["v"]), str(data["id"])))
+
+
+def encode_entry_position(entry: Doc) -> str:
+    """An opaque cursor: a timeline page's last entry's place in the order (`decode_entry_cursor` reads it)."""
+    received_at = entry.get("received_at")
+    return _opaque({"id": entry["entry_id"], "kind": entry["kind"], "at": entry["at"].isoformat(),
+                    "received_at": received_at.isoformat() if received_at else None})
+
+
+def decode_entry_cursor(cursor: str) -> Entry:
+    def entry(data: Doc) -> Entry:
+        received_at = data["received_at"]
+        return Entry(str(data["id"]), EntryKind(data["kind"]), datetime.fromisoformat(data["at"]),
+                     datetime.fromisoformat(received_at) if received_at is not None else None)
+    return _read_opaque(cursor, entry)
+
+
+def _opaque(data: Doc) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode()
+
+
+def _read_opaque(cursor: str, read: Callable[[Doc], T]) -> T:
     try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(data["v"]), str(data["id"])
+        return read(json.loads(base64.urlsafe_b64decode(cursor.encode())))
     except (ValueError, KeyError, TypeError) as exc:
         raise ApiError(422, "invalid_cursor", "the cursor is not one this API returned") from exc
 
