@@ -76,6 +76,7 @@ COUNTING = {
     "PARLEY_ROUTER_DIRECTORY_CACHE_TTL_SECONDS": QUIET,  # its version checks come with time, not with messages
     "PARLEY_MEDIA_SWEEP_INTERVAL_SECONDS": QUIET,
     "PARLEY_OUTBOUND_BROADCAST_POLL_SECONDS": QUIET,
+    "PARLEY_OUTBOUND_PROJECTION_CHECK_SECONDS": QUIET,  # is the cache's projection marker still there?
     "PARLEY_INSTANCE_ID": "",  # one replica of each: no peers, so no lease renewals (parley_common.dead_peers)
 }
 

@@ -8,8 +8,8 @@ READY_BOUND_S, and webhooks accepted again. The short schedule runs in `make tes
 with SIGTERM; and, also in `make test-long`, every service is stopped with SIGTERM under four streams at once
 (a rolling deploy under heavy load), each bound to exit cleanly within the grace period deploy/k8s gives it (less
 the preStop pause). Each fault's counts and times are printed (`pytest -s`) and kept in docs/architecture.md.
-The cache's restart under a staffed desk (capacity, presence, de-duplication) is cache_restart.py, on the same
-system."""
+The cache's restart under a staffed desk (capacity, presence, de-duplication) is cache_restart.py, outbound's
+projections rebuilt after it projection_rebuild.py, on the same system."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ from cache_restart import restart_cache_under_a_desk
 from e2e_system import SERVICES, System, kill_hard, restart, wait_ready
 from fault_servers import kill_server, local_server, stall, start_again
 from fault_stream import Stream
+from projection_rebuild import restart_cache_under_outbound
 
 READY_BOUND_S = 60.0  # process start → ready, imports included; the aim is 10 s (measured: docs/architecture.md)
 STALL_S = 3.0
@@ -128,6 +129,12 @@ def test_after_the_cache_restarts_empty_nobody_is_offered_over_capacity_and_noth
         system: System, infra_endpoints: dict[str, str]) -> None:
     held = asyncio.run(restart_cache_under_a_desk(system, infra_endpoints))
     print(f"after the cache restarted empty: {held}")
+
+
+def test_after_the_cache_restarts_empty_outbound_rebuilds_its_projections_and_refuses_nothing_it_should_send(
+        system: System, infra_endpoints: dict[str, str]) -> None:
+    outcome = asyncio.run(restart_cache_under_outbound(system, infra_endpoints))
+    print(f"after the cache restarted empty, outbound: {outcome}")
 
 
 @pytest.mark.slow_soak

@@ -11,12 +11,14 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer
 from fastapi import FastAPI
+from redis.asyncio import Redis
 
 from parley_common.auth import issue_token
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.kafka import EventPublisher
 from parley_common.settings import InfraSettings
 from parley_common.topics import Topic
+from parley_outbound.adapters.projection_marker import ProjectionMarker
 
 TENANT = "acme"
 TIMEOUT = 20.0
@@ -39,6 +41,12 @@ def customer_message(channel_id: str, channel_type: str, user: str, age: timedel
         channel_type=channel_type, customer=Customer(), provider_message_id=f"in-{user}-{age}",
         provider_timestamp=now - age, received_at=now, parts=extra.pop("parts", (TextPart(text="hello"),)), **extra,
     )
+
+
+async def projections_complete(redis: Redis, prefix: str) -> None:
+    """Mark the cache's projections complete, as a rebuild does (a test of the projections without the app)."""
+    marker = ProjectionMarker(redis, prefix)
+    assert await marker.take_lease("test", 30) and await marker.finish("test")
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = TIMEOUT) -> None:

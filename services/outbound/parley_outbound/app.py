@@ -9,11 +9,13 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
+from parley_common.errors import RETRY_AFTER_SECONDS, error_body
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import build_service, declare_published
 from parley_common.tasks import running
@@ -39,10 +41,12 @@ from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
 from parley_outbound.adapters.pending_messages import PendingMessages
+from parley_outbound.adapters.projection_marker import ProjectionsRebuilding
 from parley_outbound.adapters.providers.registry import adapters, provider_media
 from parley_outbound.adapters.ratelimit import RateLimiter
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
+from parley_outbound.adapters.topic_replay import replay
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.broadcast_audience import AudienceResolver
 from parley_outbound.handlers.broadcast_projections import AudienceProjection, ReplyProjection
@@ -57,6 +61,7 @@ from parley_outbound.handlers.http_templates import templates_router
 from parley_outbound.handlers.http_windows import windows_router
 from parley_outbound.handlers.inbound_projection import InboundMessagesProjection
 from parley_outbound.handlers.phone_recipient import PhoneRecipients
+from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
     MediaProjection,
@@ -69,6 +74,7 @@ from parley_outbound.handlers.updates import UpdatePublisher
 from parley_outbound.settings import OutboundSettings
 
 SERVICE = "outbound"
+REPLAY_CLIENT = "parley-outbound-rebuild"
 
 
 def provider_client(settings: OutboundSettings) -> httpx.AsyncClient:
@@ -87,14 +93,16 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     clock = clock or SystemClock()
     http = provider_client(settings)
     messages = MessageRepository(runtime.db)
-    projections = WindowStore(runtime.redis, settings.infra.redis_prefix())
+    audience = AudienceRepository(runtime.db)
+    rebuild = projection_rebuild(settings, runtime, audience)
+    projections = WindowStore(runtime.redis, settings.infra.redis_prefix(), on_lost=rebuild.wake)
     updates = UpdatePublisher(runtime.publisher)
     delivery = Delivery(adapters(http, provider_media(settings, http, runtime.redis)),
                         RateLimiter(runtime.redis, settings.infra.redis_prefix()), settings)
     templates = TemplateRepository(runtime.db)
     media = MediaStore(runtime.redis, settings.infra.redis_prefix())
     saved_replies = SavedReplyRepository(runtime.db)
-    contact_fields = ContactFieldsStore(runtime.redis, settings.infra.redis_prefix())
+    contact_fields = ContactFieldsStore(runtime.redis, settings.infra.redis_prefix(), on_lost=rebuild.wake)
     parked = ParkedStatusRepository(runtime.db)
     statuses = StatusProjection(messages, parked, updates, clock)
     sender = Sender(messages=messages, projections=projections, templates=templates, media=media, updates=updates,
@@ -106,7 +114,6 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                     pending=PendingMessages(runtime.redis, settings.infra.redis_prefix()),
                     send_concurrency=settings.send_concurrency, write_chunk=settings.write_chunk_records)
     visibility = VisibilityProjection(runtime.db)
-    audience = AudienceRepository(runtime.db)
     broadcasts = BroadcastRepository(runtime.db)
     replies = BroadcastReplies(runtime.redis, settings.infra.redis_prefix())
     resolver = AudienceResolver(audience, projections, channels)
@@ -138,7 +145,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         await saved_replies.ensure_indexes()
         await audience.ensure_indexes()
         await broadcasts.ensure_indexes()
-        await background.enter_async_context(running(reconcile_once_running()))
+        await background.enter_async_context(running(reconcile_once_running(), rebuild.run_forever()))
 
     async def stop() -> None:
         try:
@@ -146,7 +153,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         finally:
             await runner.stop()
 
-    app = build_service(
+    app = answering_rebuilding(build_service(
         service=SERVICE,
         title="Parley outbound",
         description="sending within channel rules: windows, templates, adapters",
@@ -161,10 +168,33 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         replica_leases=runtime.replica_leases,
         on_startup=[start],
         on_shutdown=[stop, http.aclose, runtime.close],
-    )
+    ))
     app.state.sender = sender
     app.state.broadcast_runner = runner
     app.state.publisher = runtime.publisher
+    return app
+
+
+def projection_rebuild(settings: OutboundSettings, runtime: Runtime,
+                       audience: AudienceRepository) -> ProjectionRebuild:
+    """What rebuilds the cache's projections when it lost them (a reader of the topics outside any group)."""
+    return ProjectionRebuild(redis=runtime.redis, prefix=settings.infra.redis_prefix(),
+                             namespace=settings.infra.namespace, audience=audience,
+                             replay=lambda topics, batch: replay(settings.infra, topics, REPLAY_CLIENT, batch),
+                             check_seconds=settings.projection_check_seconds)
+
+
+def answering_rebuilding(app: FastAPI) -> FastAPI:
+    """ProjectionsRebuilding, wherever a request met it, answered 503 `window_facts_rebuilding`."""
+
+    async def rebuilding_answer(_: Request, exc: Exception) -> JSONResponse:
+        """The cache lost the window facts and they are being rebuilt: retryable, never a refusal (nothing
+        stored)."""
+        return JSONResponse(error_body("window_facts_rebuilding", "the cache lost the messaging windows and they "
+                                       "are being rebuilt; nothing was stored: try again after Retry-After seconds"),
+                            status_code=503, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+    app.add_exception_handler(ProjectionsRebuilding, rebuilding_answer)
     return app
 
 

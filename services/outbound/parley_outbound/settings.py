@@ -59,3 +59,7 @@ class OutboundSettings(ServiceSettings):
                                           "one created or resumed on this replica starts at once")
     broadcast_send_concurrency: int = Field(default=128, ge=1, le=1000, description="broadcast provider calls at "
                                             "once (their own slots: they never take the agents')")
+    projection_check_seconds: float = Field(default=5.0, gt=0, le=3600, description="how often each replica "
+                                            "checks that the cache still holds outbound's projections (window "
+                                            "facts, blocked identities, custom fields) and rebuilds them when it "
+                                            "lost them; a send that meets the loss starts the rebuild at once")

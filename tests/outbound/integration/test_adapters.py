@@ -152,3 +152,17 @@ async def test_rate_limit_holds_the_configured_rate(redis: Redis, infra_settings
     # never faster than the rate (25 tokens after the first at 50/s: 0.5 s), and no slower than the same waits
     # cost by themselves (with room for the script's own work); measured: elapsed 0.55-0.62 s, baseline 0.54-0.67 s
     assert 0.45 <= elapsed < 0.1 + 1.5 * baseline, (elapsed, baseline)
+
+
+async def test_after_a_cache_wipe_the_rate_limit_allows_at_most_one_burst_more(redis: Redis,
+                                                                                infra_settings: InfraSettings) -> None:
+    limiter, rate, burst, sends = RateLimiter(redis, infra_settings.redis_prefix()), 20.0, 4.0, 24
+    await asyncio.gather(*(limiter.acquire("wa-wiped", rate, burst=burst) for _ in range(int(burst) + 2)))
+    # the cache restarted empty: what it does to the buckets (the other tests' keys under the prefix stay)
+    async for key in redis.scan_iter(f"{infra_settings.redis_prefix()}outbound:bucket:*"):
+        await redis.delete(key)
+    started = time.monotonic()
+    await asyncio.gather(*(limiter.acquire("wa-wiped", rate, burst=burst) for _ in range(sends)))
+    elapsed = time.monotonic() - started
+    # the lost bucket starts full: one burst at once, then the rate (20 more at 20/s: 1 s), never faster
+    assert elapsed >= (sends - burst) / rate * 0.95, elapsed

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from outbound_helpers import TENANT, customer_message
+from outbound_helpers import TENANT, customer_message, projections_complete
 from redis.asyncio import Redis
 
 from parley_common.events.conversations import Assignee, ConversationChanged
@@ -47,6 +47,7 @@ class MarkedReplies:
 async def test_a_batch_of_conversation_events_leaves_each_conversations_latest_thread(
         redis: Redis, infra_settings: InfraSettings) -> None:
     store = WindowStore(redis, infra_settings.redis_prefix())
+    await projections_complete(redis, infra_settings.redis_prefix())
     await WindowProjection(store).on_conversations_changed([
         changed("batch-a", "offered", "queued", None), changed("batch-b", "assigned", "assigned", "agent.lee"),
         changed("batch-a", "assigned", "assigned", "agent.kim"), changed("batch-b", "closed", "closed", None)])
@@ -60,6 +61,7 @@ async def test_a_batch_of_customer_messages_opens_windows_and_counts_broadcast_r
         redis: Redis, infra_settings: InfraSettings) -> None:
     prefix = infra_settings.redis_prefix()
     store, replies, marked = WindowStore(redis, prefix), BroadcastReplies(redis, prefix), MarkedReplies()
+    await projections_complete(redis, prefix)
     projection = InboundMessagesProjection(store, WindowProjection(store),
                                            ReplyProjection(replies, marked))  # type: ignore[arg-type]
     answered = customer_message("tg-bot", "telegram", "batch-answer", timedelta(minutes=5))

@@ -1,7 +1,8 @@
 """MongoDB: outbound's own projection of the tenant's contacts (parley.contacts.events.v1), for broadcast
 audiences and for writing first by phone: display name, labels, custom fields (as text), phones (E.164),
-identities. Every write is idempotent (a set, or a set union), so a redelivered event changes nothing; a merged
-contact is kept, marked, and never matched."""
+identities, blocked identities (`channel_id|external_user_id`: the cache's projections are restored from them
+after a restart, handlers/projection_rebuild.py). Every write is idempotent (a set, or a set union), so a
+redelivered event changes nothing; a merged contact is kept, marked, and never matched."""
 
 from __future__ import annotations
 
@@ -84,6 +85,18 @@ class AudienceRepository:
         return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
 
     @staticmethod
+    def identity_blocked(tenant_id: str, contact_id: str, identity: Mapping[str, str], blocked: bool) -> UpdateOne:
+        """The identity is the contact's (it may have been added after creation) and blocked or not."""
+        mark = f"{identity['channel_id']}|{identity['external_user_id']}"
+        update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id},
+                       "$addToSet": {"identities": dict(identity)}}
+        if blocked:
+            update["$addToSet"]["blocked"] = mark
+        else:
+            update["$pull"] = {"blocked": mark}
+        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+
+    @staticmethod
     def labelled(tenant_id: str, contact_id: str, labels: Sequence[str]) -> UpdateOne:
         return UpdateOne({"_id": _id(tenant_id, contact_id)},
                          {"$set": {"labels": list(labels)},
@@ -107,6 +120,7 @@ class AudienceRepository:
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": survivor_id},
                        "$addToSet": {"identities": {"$each": [dict(i) for i in identities]},
                                      "labels": {"$each": list((gone or {}).get("labels") or [])},
+                                     "blocked": {"$each": list((gone or {}).get("blocked") or [])},
                                      "phones": {"$each": [*phones, *((gone or {}).get("phones") or [])]}}}
         if fields:
             update["$set"] = fields
@@ -126,6 +140,14 @@ class AudienceRepository:
         if query.channel_ids:
             match["identities.channel_id"] = {"$in": list(query.channel_ids)}
         async for docs in in_pages(self._contacts.find(match, sort=[("_id", ASCENDING)], batch_size=page), page):
+            yield docs
+
+    async def every_contact(self, page: int) -> AsyncIterator[list[Doc]]:
+        """Every tenant's contacts (not merged away), `page` at a time: what the cache's projections restore."""
+        cursor = self._contacts.find({"merged_into": None}, {"identities": 1, "fields": 1, "blocked": 1,
+                                                             "tenant_id": 1, "contact_id": 1},
+                                     sort=[("_id", ASCENDING)], batch_size=page)
+        async for docs in in_pages(cursor, page):
             yield docs
 
     async def reachable_by_phone(self, tenant_id: str, phone: str, channel_id: str, limit: int) -> list[Doc]:

@@ -56,6 +56,10 @@ class MessageRepository:
             return str(existing["message_id"]) if existing else message_id
         return message_id
 
+    async def release(self, tenant_id: str, key: str, message_id: str) -> None:
+        """Forget that `key` means `message_id` (it was answered retryable, never stored)."""
+        await self._claims.delete_one({"_id": f"{tenant_id}|{key}", "message_id": message_id})
+
     async def insert(self, doc: Doc) -> bool:
         """False when a message with this id exists already (a redelivered command)."""
         try:

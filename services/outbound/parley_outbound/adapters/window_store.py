@@ -2,26 +2,32 @@
 Viber subscription, marketing opt-out) and blocked identities, kept from other services' events. One hash per
 conversation key.
 
-Redis because every send reads it (sub-millisecond; the send path must not queue on the database). It is a
-projection: production runs Redis with AOF, and it can be rebuilt by replaying parley.inbound.messages.v1
-(its 7-day retention covers the longest window, HUMAN_AGENT's 7 days), parley.inbound.preferences.v1 and
-parley.contacts.events.v1."""
+Redis because every send reads it (sub-millisecond; the send path must not queue on the database). Redis is a
+cache: after a restart with nothing kept the projection is rebuilt (handlers/projection_rebuild.py) by replaying
+parley.inbound.messages.v1 (its 7-day retention covers the longest window, HUMAN_AGENT's 7 days) and
+parley.inbound.preferences.v1, and the blocked identities from outbound's own MongoDB audience. Until then every
+read raises ProjectionsRebuilding: the marker (adapters/projection_marker.py) is read in the same pipeline as the
+facts, so knowing costs no round trip. Facts written while a rebuild replays older events keep the latest in
+provider (or event) time, so the replay and the live consumers are harmless together."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from parley_common.ids import ConversationKey
+from parley_outbound.adapters.projection_marker import READY, ProjectionMarker, ProjectionsRebuilding
 from parley_outbound.domain.email_thread import MAX_REFERENCES, EmailThread
 from parley_outbound.domain.threads import ThreadFacts
 from parley_outbound.domain.window import WindowFacts
 
 # KEYS[1] the hash; ARGV: provider time (µs), free entry ('1'/'0'), subscribed ('1'/'0'/'').
-# Webhooks arrive late and out of order: keep the latest time only.
+# Webhooks arrive late and out of order (and a rebuild replays old ones): keep the latest time only.
 _CUSTOMER_MESSAGE = """
 local at = tonumber(ARGV[1])
 if at > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', at) end
@@ -29,7 +35,23 @@ if ARGV[2] == '1' and at > tonumber(redis.call('HGET', KEYS[1], 'fe') or '0') th
   redis.call('HSET', KEYS[1], 'fe', at)
   redis.call('HDEL', KEYS[1], 'fep')
 end
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'sub', ARGV[3]) end
+if ARGV[3] ~= '' and at >= tonumber(redis.call('HGET', KEYS[1], 'sub_at') or '0') then
+  redis.call('HSET', KEYS[1], 'sub', ARGV[3], 'sub_at', at)
+end
+return 1
+"""
+# KEYS[1] the hash; ARGV: the field, its value, the event's time (µs), or '' to set it only where no event has
+# (a rebuild's restore from the database: whatever the live consumers wrote since is newer). Latest wins.
+_LATEST = """
+local stamp = ARGV[1] .. '_at'
+local at = ARGV[3]
+if at == '' then
+  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+  return 1
+end
+if tonumber(at) >= tonumber(redis.call('HGET', KEYS[1], stamp) or '0') then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2], stamp, at)
+end
 return 1
 """
 
@@ -42,6 +64,10 @@ end
 return 1
 """
 
+REBUILT_POLL_SECONDS = 0.25
+# How long a consumer's batch (a send, a broadcast page) waits for rebuilt facts before it fails and comes again.
+REBUILD_HOLD_SECONDS = 20.0
+
 
 def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
@@ -52,10 +78,13 @@ def _moment(value: str | None) -> datetime | None:
 
 
 class WindowStore:
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, on_lost: Callable[[], None] | None = None) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._on_lost = on_lost  # told when a read finds the projections lost (the rebuild looks at once)
         self._marketing = redis.register_script(_MARKETING)
+        self._latest = redis.register_script(_LATEST)
+        self._marker = ProjectionMarker(redis, prefix).key
 
     def _key(self, key: ConversationKey) -> str:
         return f"{self._prefix}outbound:window:{key}"
@@ -77,8 +106,8 @@ class WindowStore:
         flag = "" if subscribed is None else ("1" if subscribed else "0")
         pipeline.eval(_CUSTOMER_MESSAGE, 1, self._key(key), _micros(at), "1" if free_entry else "0", flag)
 
-    def queue_subscription(self, pipeline: Pipeline, key: ConversationKey, subscribed: bool) -> None:
-        pipeline.hset(self._key(key), "sub", "1" if subscribed else "0")
+    def queue_subscription(self, pipeline: Pipeline, key: ConversationKey, subscribed: bool, at: datetime) -> None:
+        pipeline.eval(_LATEST, 1, self._key(key), "sub", "1" if subscribed else "0", _micros(at))
 
     async def record_marketing_preference(self, key: ConversationKey, opted_out: bool, at: datetime) -> None:
         await self._marketing(keys=[self._key(key)], args=[_micros(at), "1" if opted_out else "0"])
@@ -98,29 +127,52 @@ class WindowStore:
                 pipeline.hsetnx(self._key(key), "fep", str(_micros(at)))
             await pipeline.execute()
 
-    async def set_blocked(self, key: ConversationKey, blocked: bool) -> None:
-        await self._redis.hset(self._key(key), "blocked", "1" if blocked else "0")
+    async def set_blocked(self, key: ConversationKey, blocked: bool, at: datetime) -> None:
+        await self._latest(keys=[self._key(key)], args=["blocked", "1" if blocked else "0", _micros(at)])
+
+    def queue_blocked(self, pipeline: Pipeline, key: ConversationKey) -> None:
+        """A rebuild's restore from the database: blocked, unless an event said otherwise since (it is newer)."""
+        pipeline.eval(_LATEST, 1, self._key(key), "blocked", "1", "")
+
+    def queue_marketing_preference(self, pipeline: Pipeline, key: ConversationKey, opted_out: bool,
+                                   at: datetime) -> None:
+        pipeline.eval(_MARKETING, 1, self._key(key), _micros(at), "1" if opted_out else "0")
 
     async def facts(self, key: ConversationKey) -> WindowFacts:
-        return _window_facts(await self._fields(key))
+        return (await self.views([key]))[0][0]
 
     async def views(self, keys: list[ConversationKey]) -> list[tuple[WindowFacts, ThreadFacts]]:
-        """Window and thread facts of many conversations in one round trip (a pipeline of one read each)."""
+        """Window and thread facts of many conversations in one round trip (a pipeline of one read each, and the
+        marker's); ProjectionsRebuilding when the cache lost them."""
         if not keys:
             return []
         async with self._redis.pipeline(transaction=False) as pipeline:
+            pipeline.get(self._marker)
             for key in keys:
                 pipeline.hgetall(self._key(key))
-            rows = await pipeline.execute()
+            marker, *rows = await pipeline.execute()
+        if marker != READY:
+            if self._on_lost is not None:
+                self._on_lost()
+            raise ProjectionsRebuilding
         views = []
         for raw in rows:
             fields = {str(name): str(value) for name, value in raw.items()}
             views.append((_window_facts(fields), _thread_facts(fields)))
         return views
 
-    async def _fields(self, key: ConversationKey) -> dict[str, str]:
-        raw = await self._redis.hgetall(self._key(key))  # decode_responses: str keys and values
-        return {str(name): str(value) for name, value in raw.items()}
+    async def views_once_rebuilt(self, keys: list[ConversationKey],
+                                 within: float) -> list[tuple[WindowFacts, ThreadFacts]]:
+        """`views`, holding up to `within` seconds while the projections are rebuilt (a consumer's batch: better
+        late than refused); ProjectionsRebuilding after that."""
+        deadline = time.monotonic() + within
+        while True:
+            try:
+                return await self.views(keys)
+            except ProjectionsRebuilding:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(REBUILT_POLL_SECONDS)  # the rebuild (maybe another replica's) sets the marker
 
     async def set_threads(self, threads: Sequence[tuple[ConversationKey, ThreadFacts]]) -> None:
         """The router's view of conversations (parley.conversations.events.v1), a consumer batch in one round trip;
@@ -133,9 +185,6 @@ class WindowStore:
                                                        "t_kind": thread.assignee_kind or "",
                                                        "t_id": thread.assignee_id or ""})
             await pipeline.execute()
-
-    async def thread(self, key: ConversationKey) -> ThreadFacts:
-        return _thread_facts(await self._fields(key))
 
 
 def _window_facts(fields: dict[str, str]) -> WindowFacts:

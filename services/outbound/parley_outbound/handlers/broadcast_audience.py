@@ -14,7 +14,7 @@ from parley_common.events.common import ChannelType
 from parley_common.events.outbound import TemplateContent
 from parley_common.ids import ConversationKey
 from parley_outbound.adapters.audience_repo import AudienceQuery, AudienceRepository
-from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.adapters.window_store import REBUILD_HOLD_SECONDS, WindowStore
 from parley_outbound.domain.broadcasts import (
     ActivityFilter,
     Pool,
@@ -67,7 +67,7 @@ class AudienceResolver:
                 identities = [(i["channel_id"], i["external_user_id"]) for i in contact.get("identities") or ()]
                 addressed.append((contact, recipient_address(identities, plan.pool, whatsapp, contact["contact_id"])))
             keys = [ConversationKey(plan.tenant_id, *address) for _, address in addressed if address is not None]
-            views = iter(await self._windows.views(keys))
+            views = iter(await self._windows.views_once_rebuilt(keys, REBUILD_HOLD_SECONDS))
             candidates = []
             for contact, address in addressed:
                 facts = next(views)[0] if address is not None else WindowFacts()

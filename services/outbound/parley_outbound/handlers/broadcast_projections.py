@@ -48,8 +48,9 @@ class AudienceProjection:
         if isinstance(event, ContactCreated):
             return audience.created(event.tenant_id, event.contact_id, event.display_name,
                                     [i.model_dump() for i in event.identities], event.phones)
-        if isinstance(event, ContactBlocked | ContactUnblocked):  # an identity added after creation
-            return audience.created(event.tenant_id, event.contact_id, None, [event.identity.model_dump()])
+        if isinstance(event, ContactBlocked | ContactUnblocked):  # maybe an identity added after creation
+            return audience.identity_blocked(event.tenant_id, event.contact_id, event.identity.model_dump(),
+                                             isinstance(event, ContactBlocked))
         if isinstance(event, ContactLabelled):
             return audience.labelled(event.tenant_id, event.contact_id, event.labels)
         if isinstance(event, ContactUpdated):

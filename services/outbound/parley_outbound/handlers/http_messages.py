@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import Identifier, PathId
-from parley_common.errors import ApiError, documented_errors
+from parley_common.errors import AUTHENTICATED_ERRORS, ApiError, documented_errors
 from parley_common.events.common import SenderKind
 from parley_common.events.outbound import (
     AfterSend,
@@ -29,6 +29,10 @@ from parley_outbound.handlers.phone_recipient import PhoneRecipients
 from parley_outbound.handlers.sending import Sender as Pipeline
 
 SENDERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
+WINDOW_FACTS_REBUILDING = (f"{AUTHENTICATED_ERRORS[503]}; window_facts_rebuilding: the cache lost the messaging "
+                           "windows (restarted empty) and they are being rebuilt from the topics, usually within "
+                           "seconds — nothing was stored, try again after `Retry-After` seconds (never a refusal "
+                           "for a window the cache forgot)")
 
 
 class Recipient(BaseModel):
@@ -82,7 +86,8 @@ def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones
                      404: "unknown_channel, conversation_not_found (another team's customer)",
                      422: "validation_failed, invalid_phone_number, customer_not_on_channel (writing first by phone "
                           "on Telegram / Viber: no contact with that phone on the channel), or a refusal's reason "
-                          "(details: message_id, field)"}))
+                          "(details: message_id, field)",
+                     503: WINDOW_FACTS_REBUILDING}))
     async def send(body: SendRequest, request: Request,
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:

@@ -8,10 +8,11 @@ from fastapi import APIRouter, Depends
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
-from parley_common.errors import ApiError
+from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import ConversationKey
 from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.domain.window_view import window_view
+from parley_outbound.handlers.http_messages import WINDOW_FACTS_REBUILDING
 from parley_outbound.handlers.sending import Sender as Pipeline
 
 READERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
@@ -20,7 +21,9 @@ READERS = (Role.AGENT, Role.MANAGER, Role.OWNER, Role.INTEGRATION)
 def windows_router(pipeline: Pipeline, visibility: VisibilityProjection) -> APIRouter:
     router = APIRouter(prefix="/v1/windows", tags=["windows"])
 
-    @router.get("/{channel_id}/{customer}", summary="The messaging window with one customer on one channel")
+    @router.get("/{channel_id}/{customer}", summary="The messaging window with one customer on one channel",
+                responses=documented_errors({404: "unknown_channel, conversation_not_found",
+                                             503: WINDOW_FACTS_REBUILDING}))
     async def window(channel_id: PathId, customer: PathId,
                      principal: Principal = Depends(require_roles(*READERS))) -> dict[str, Any]:
         channel = pipeline.channels.for_caller(principal.tenant_id, channel_id)

@@ -80,7 +80,7 @@ class WindowProjection:
             return  # an echo of the business writing elsewhere opens no window
         subscribed = subscription(event)
         if subscribed is False:
-            self._projections.queue_subscription(pipeline, event.conversation_key, False)
+            self._projections.queue_subscription(pipeline, event.conversation_key, False, event.provider_timestamp)
             return
         mail = event.email
         if mail is not None and mail.message_id is not None and mail.message_id.startswith("<"):  # not synthetic
@@ -107,7 +107,7 @@ class WindowProjection:
         if isinstance(event, ContactBlocked | ContactUnblocked):
             identity = event.identity
             key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
-            await self._projections.set_blocked(key, isinstance(event, ContactBlocked))
+            await self._projections.set_blocked(key, isinstance(event, ContactBlocked), event.occurred_at)
 
 
 class TemplateStatusProjection:

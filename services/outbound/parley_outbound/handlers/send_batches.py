@@ -31,6 +31,7 @@ from parley_common.mongo import read_stored
 from parley_outbound.adapters.messages_repo import Move
 from parley_outbound.adapters.providers.base import ProviderFailure
 from parley_outbound.adapters.ratelimit import Lane
+from parley_outbound.adapters.window_store import REBUILD_HOLD_SECONDS
 from parley_outbound.domain.status import State
 from parley_outbound.domain.validation import InvalidRequest
 from parley_outbound.domain.window import Decision, PricingCategory
@@ -104,7 +105,9 @@ class SendBatches:
         sender = self._sender
         stored = dict(known or {})
         stored.update(await sender.messages.get_many([c.message_id for c in unique if c.message_id not in stored]))
-        views = await sender.projections.views([command.conversation_key for command in unique])
+        # the cache lost the window facts: held while they are rebuilt, then the batch is redelivered (never refused)
+        views = await sender.projections.views_once_rebuilt([command.conversation_key for command in unique],
+                                                             REBUILD_HOLD_SECONDS)
         templates: TemplateReads = {}  # one read per template in the chunk
         planned = await asyncio.gather(*(self._plan(command, stored.get(command.message_id), view, templates)
                                          for command, view in zip(unique, views, strict=True)))

@@ -27,6 +27,7 @@ from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.pending_messages import PendingMessages
+from parley_outbound.adapters.projection_marker import ProjectionsRebuilding
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
@@ -125,7 +126,12 @@ class Sender:
             owner = await self.messages.claim(command.tenant_id, command.idempotency_key, command.message_id)
             if owner != command.message_id:
                 return await self._existing(command.tenant_id, owner)
-        evaluation = await self.evaluate(command, start_sending=False)
+        try:
+            evaluation = await self.evaluate(command, start_sending=False)
+        except ProjectionsRebuilding:  # answered retryable: the same key must work again
+            if command.idempotency_key:
+                await self.messages.release(command.tenant_id, command.idempotency_key, command.message_id)
+            raise
         accepted = Accepted(command.message_id, evaluation.state, evaluation.reason, decision=evaluation.decision,
                             message=evaluation.message, field=evaluation.field)
         if forward and evaluation.state is State.QUEUED:

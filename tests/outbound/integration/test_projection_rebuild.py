@@ -1,0 +1,95 @@
+"""Redis is a cache: outbound's projections lost with it are rebuilt from the topics (the latest facts, not the
+last replayed), and a rebuild the cache outlived marks nothing (the restarted cache is rebuilt again)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from outbound_helpers import TENANT, customer_message, eventually, publisher, window_open
+from redis.asyncio import Redis
+
+from parley_common.events.inbound import MarketingPreferenceChanged
+from parley_common.redis import redis_client
+from parley_common.settings import InfraSettings
+from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_outbound.adapters.projection_marker import ProjectionMarker
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def cache_restarts_empty(redis: Redis, infra: InfraSettings) -> None:
+    """What a restart with nothing kept does to this deployment's keys."""
+    async for key in redis.scan_iter(match=f"{infra.redis_prefix()}*"):
+        await redis.delete(key)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def cache(module_infra: InfraSettings) -> AsyncIterator[Redis]:
+    """The module's cache (in the module's event loop, like its app)."""
+    client = redis_client(module_infra.redis_url)
+    yield client
+    await client.aclose()
+
+
+async def test_the_lost_window_is_rebuilt_with_the_latest_facts_and_a_reply_goes_out_again(
+        app: FastAPI, client: httpx.AsyncClient, module_infra: InfraSettings, cache: Redis) -> None:
+    user = f"rb-{uuid.uuid4().hex[:8]}"
+    newer = customer_message("wa-main", "whatsapp", user, timedelta(minutes=5))
+    older = customer_message("wa-main", "whatsapp", user, timedelta(hours=30))  # arrives last, changes nothing
+    for event in (newer, older):
+        await publisher(app).publish(event, INBOUND_MESSAGES)
+    stop = MarketingPreferenceChanged(
+        occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-pref", channel_id="wa-main",
+        external_user_id=user, channel_type="whatsapp", opted_out=True, provider_timestamp=datetime.now(UTC))
+    await publisher(app).publish(stop, INBOUND_PREFERENCES)
+    await window_open(client, "wa-main", user)
+
+    async def opted_out() -> bool:
+        return bool((await client.get(f"/v1/windows/wa-main/{user}")).json()["marketing_opted_out"])
+
+    await eventually(opted_out)
+    await cache_restarts_empty(cache, module_infra)
+
+    answers: list[int] = []
+
+    async def rebuilt() -> bool:
+        response = await client.get(f"/v1/windows/wa-main/{user}")
+        answers.append(response.status_code)
+        if response.status_code == 503:
+            assert response.json()["error"]["code"] == "window_facts_rebuilding", response.text
+            assert response.headers["Retry-After"]
+            return False
+        assert response.status_code == 200, response.text
+        return True
+
+    await eventually(rebuilt)
+    window = (await client.get(f"/v1/windows/wa-main/{user}")).json()
+    assert window["open"] and window["marketing_opted_out"], window
+    assert datetime.fromisoformat(window["last_customer_message_at"]) == newer.provider_timestamp
+    reply = await client.post("/v1/messages", json={"channel_id": "wa-main", "recipient": {"external_user_id": user},
+                                                    "content": {"kind": "text", "text": "still inside"}})
+    assert reply.status_code == 202, reply.text
+    assert set(answers) <= {200, 503}, answers
+
+
+async def test_a_rebuild_the_cache_outlived_marks_nothing_and_one_replica_rebuilds_at_a_time(cache: Redis) -> None:
+    prefix = f"lease-{uuid.uuid4().hex[:8]}:"  # a deployment of its own: the module's app does not see it
+    marker = ProjectionMarker(cache, prefix)
+    assert await marker.take_lease("first", 30)
+    assert not await marker.take_lease("second", 30)  # another replica: it waits for the marker instead
+    assert await marker.renew_lease("first", 30)
+    async for key in cache.scan_iter(match=f"{prefix}*"):  # the cache restarts empty during the rebuild
+        await cache.delete(key)
+    assert not await marker.finish("first")  # what it wrote is gone: not marked
+    assert not await marker.ready()
+    assert await marker.take_lease("second", 30)
+    await marker.release_lease("first")  # not its lease any more: nothing happens
+    assert await marker.finish("second")
+    assert await marker.ready()
+    await cache.delete(marker.key)
