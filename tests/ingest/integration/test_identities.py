@@ -142,6 +142,20 @@ async def test_after_the_cache_forgot_every_identity_a_customer_keeps_their_key(
     assert await keys(topics) == {"wamid.ID-both": BSUID, "wamid.ID-phone-only": BSUID, "wamid.ID-new-bsuid": BSUID}
 
 
+async def test_after_the_database_was_restored_from_an_older_backup_the_cache_restores_what_it_knows(
+        client, kit, topics, redis, mongo) -> None:
+    """The identities written since the backup are gone from the database but not from the cache: a BSUID change
+    (its new identifier must be recorded) keeps the key the cache names and writes it back, so the customer keeps
+    it once the cache forgot too."""
+    await post(client, kit, "bsuid_and_phone")
+    await mongo[topics.infra.database_name("ingest")]["identities"].delete_many({})  # the restore
+    await post(client, kit, "user_id_update", field="user_id_update")
+    await forget_the_cache(redis, topics.infra)
+    await post(client, kit, "new_bsuid_only")
+    await post(client, kit, "phone_only")
+    assert await keys(topics) == {"wamid.ID-both": BSUID, "wamid.ID-new-bsuid": BSUID, "wamid.ID-phone-only": BSUID}
+
+
 def customer(n: int) -> tuple[str, str]:
     return f"4477009{n:05d}", f"GB.7{n:016d}"
 

@@ -54,6 +54,17 @@ def test_a_later_claim_of_the_same_webhook_uses_what_an_earlier_one_gave() -> No
     assert resolve([first, second], {}, NOW).keys == ["GB.1", "GB.1"]
 
 
+def test_what_the_cache_remembers_and_the_store_lost_is_recorded_again_not_reinvented() -> None:
+    """A store restored from a backup older than the customer: the cache's rank is kept and written back."""
+    remembered = {scoped("wa:44"): rank(7, "GB.1")}
+    resolution = resolve([ScopedClaim("acme", "wa-main", claim("GB.2", "wa:44", "bsuid:GB.2"))], {}, NOW, remembered)
+    assert resolution.keys == ["GB.1"]
+    assert resolution.new == {scoped("wa:44"): rank(7, "GB.1"), scoped("bsuid:GB.2"): rank(7, "GB.1")}
+    # the store wins where it knows the identifier: the cache may be stale
+    stored = {scoped("wa:44"): rank(3, "44")}
+    assert resolve([ScopedClaim("acme", "wa-main", claim("GB.2", "wa:44"))], stored, NOW, remembered).keys == ["44"]
+
+
 def test_the_same_identifier_on_another_channel_is_another_customer() -> None:
     stored = {("acme", "wa-second", "wa:44"): rank(1, "other")}
     assert resolve([ScopedClaim("acme", "wa-main", claim("44", "wa:44"))], stored, NOW).keys == ["44"]

@@ -66,20 +66,22 @@ class IdentityStore:
         keys = [settled_key(claim, cached) for claim in claims]
         unsettled = [claim for claim, key in zip(claims, keys, strict=True) if key is None]
         if unsettled:
-            resolution = await self._recorded(unsettled)
+            resolution = await self._recorded(unsettled, cached)
             await self._cache(resolution.ranks)
             resolved = iter(resolution.keys)
             keys = [key if key is not None else next(resolved) for key in keys]
         return [key for key in keys if key is not None]
 
-    async def _recorded(self, claims: list[ScopedClaim]) -> Resolution:
-        """The claims resolved against the database, every new identifier and link recorded there."""
+    async def _recorded(self, claims: list[ScopedClaim], cached: dict[Scoped, str]) -> Resolution:
+        """The claims resolved against the database, every new identifier and link recorded there; what the cache
+        knows and the database does not (restored from an older backup) is recorded again, not reinvented."""
         born_ms = time.time_ns() // 1_000_000
         try:
             with pymongo.timeout(self._database_timeout):
                 for _ in range(ATTEMPTS):
                     stored = await self._records.ranks({i for claim in claims for i in claim.identifiers()})
-                    resolution = resolve(claims, stored, born_ms)
+                    remembered = {i: rank for i, rank in cached.items() if i not in stored}
+                    resolution = resolve(claims, stored, born_ms, remembered)
                     if await self._records.record(resolution.new, resolution.lowered):
                         return resolution
         except PyMongoError as exc:

@@ -73,12 +73,15 @@ class Resolution:
     ranks: dict[Scoped, str]
 
 
-def resolve(claims: list[ScopedClaim], stored: dict[Scoped, str], born_ms: int) -> Resolution:
+def resolve(claims: list[ScopedClaim], stored: dict[Scoped, str], born_ms: int,
+            remembered: dict[Scoped, str] | None = None) -> Resolution:
     """Each claim takes the oldest rank any of its identifiers holds (stored, or given by another claim of the
     batch), else a key born now (its preferred key); every identifier of the claim then holds that rank unless
     it holds an older one. Repeated until nothing changes, so claims of one batch that link each other (a
-    message by phone and BSUID, a BSUID change) all end on the oldest of their keys."""
-    ranks = dict(stored)
+    message by phone and BSUID, a BSUID change) all end on the oldest of their keys. `remembered`: ranks the
+    cache holds for identifiers the store lacks (a store restored from a backup older than them) — taken as
+    known, and recorded again as new."""
+    ranks = {**(remembered or {}), **stored}
     chosen: list[str] = []
     while True:
         before, chosen = dict(ranks), []
