@@ -8,9 +8,10 @@ import asyncio
 from typing import Any
 
 from parley_common.settings import InfraSettings
-from parley_router.adapters.directory import AgentSpec, Directory
+from parley_router.adapters.directory import AgentSpec, Directory, RoutingSpec, RuleSpec, TeamSpec
 from parley_router.adapters.directory_cache import DirectoryCache
 from parley_router.domain.assignment import Agent
+from parley_router.domain.conversation import AssigneeKind
 
 TTL = 0.05
 
@@ -89,3 +90,21 @@ async def test_one_version_read_checks_every_entry_of_the_tenant(mongo: Any, inf
     await asyncio.sleep(0.01)  # a second check would have been started with the first
     assert directory.version_reads == 1
     assert directory.loads == 1  # the version did not move: nothing loaded again
+
+
+async def test_a_newer_releases_directory_documents_are_read_after_a_rollback(
+        mongo: Any, infra_settings: InfraSettings) -> None:
+    db = mongo[infra_settings.database_name("router")]
+    directory = Directory(db)
+    await directory.put_agent("acme", "ann", AgentSpec(teams=["sales"]))
+    await directory.put_team("acme", "sales", TeamSpec(name="Sales"))
+    await directory.put_routing("acme", RoutingSpec(rules=[RuleSpec(id="vip", target_kind=AssigneeKind.TEAM,
+                                                                    target_id="sales")]))
+    newer = {"$set": {"added_by_a_newer_release": 1}}  # fields this release does not know, at every depth
+    for collection in ("agents", "teams", "routing"):
+        await db[collection].update_many({}, newer)
+    await db["routing"].update_many({}, {"$set": {"rules.0.added_by_a_newer_release": 1}})
+
+    assert [agent.login for agent in await directory.agents("acme")] == ["ann"]
+    assert (await directory.team_specs("acme"))["sales"].name == "Sales"
+    assert [rule.id for rule in (await directory.routing("acme")).rules] == ["vip"]

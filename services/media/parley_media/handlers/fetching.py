@@ -15,6 +15,7 @@ from parley_common.channels import Channels
 from parley_common.events.dlq import DeadLetter
 from parley_common.events.inbound import MediaPart, MessageReceived
 from parley_common.events.media import MediaPending, RetryMediaFetch
+from parley_common.mongo import read_stored
 from parley_common.topics import DEAD_LETTERS, MEDIA_EVENTS, MEDIA_RETRIES
 from parley_media.adapters.providers import FetchError, ProviderFetcher
 from parley_media.domain import limits
@@ -68,7 +69,7 @@ class Fetcher:
             attachment_id=record.get("attachment_id"), requested_by=login), MEDIA_EVENTS)
         await self.pipeline.publisher.publish(RetryMediaFetch(
             **scope, media_id=record["_id"], channel_type=record["channel_type"],
-            provider_message_id=record["provider_message_id"], part=MediaPart.model_validate(record["part"]),
+            provider_message_id=record["provider_message_id"], part=read_stored(MediaPart, record["part"]),
             attempt=1, not_before=now, received_at=record["received_at"]), MEDIA_RETRIES)
 
     async def on_retry(self, job: RetryMediaFetch) -> None:

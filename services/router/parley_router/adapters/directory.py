@@ -15,6 +15,7 @@ from pymongo.errors import DuplicateKeyError
 from parley_common.batching import TickBatcher
 from parley_common.bounds import Identifier
 from parley_common.ids import ConversationKey
+from parley_common.mongo import read_stored
 from parley_router.adapters.contact_cards import (
     APPLIED,
     CardChange,
@@ -168,7 +169,7 @@ class Directory:
 
     async def team_specs(self, tenant_id: str) -> dict[str, TeamSpec]:
         cursor = self._teams.find({"tenant_id": tenant_id})
-        return {doc["team_id"]: TeamSpec.model_validate(_strip(doc, "tenant_id", "team_id")) async for doc in cursor}
+        return {doc["team_id"]: read_stored(TeamSpec, doc) async for doc in cursor}
 
     async def teams(self, tenant_id: str) -> dict[str, Team]:
         return {team_id: Team(team_id, spec.strategy, spec.offer_timeout_seconds,
@@ -181,7 +182,7 @@ class Directory:
 
     async def routing(self, tenant_id: str) -> RoutingSpec:
         doc = await self._routing.find_one({"_id": tenant_id})
-        return RoutingSpec.model_validate(_strip(doc)) if doc else RoutingSpec()
+        return read_stored(RoutingSpec, doc) if doc else RoutingSpec()
 
     async def set_blocked(self, blocked: Mapping[ConversationKey, bool]) -> None:
         """Identities blocked (True) or not (False) any more, in one write."""
@@ -282,9 +283,5 @@ def _identity(key: ConversationKey) -> str:
     return f"{key.channel_id}|{key.external_user_id}"
 
 
-def _strip(doc: Doc, *extra: str) -> Doc:
-    return {k: v for k, v in doc.items() if k not in ("_id", *extra)}
-
-
 def _agent(doc: Doc) -> Agent:
-    return AgentSpec.model_validate(_strip(doc, "tenant_id", "login")).to_agent(doc["login"])
+    return read_stored(AgentSpec, doc).to_agent(doc["login"])  # _id, tenant_id, login: no fields of the spec
