@@ -180,10 +180,10 @@ def test_max_replicas_are_partitions_divided_by_the_consumers_per_pod(
     for svc in services.SERVICES:
         if svc.consumes:
             assert scaled[svc.app] == min(c.topic.partitions // c.per_pod for c in svc.consumes)
-    # outbound's 4 senders per pod on 12 partitions; media's 6-partition topics; router and contacts one consumer
-    # per group on 12.
+    # outbound's one sender per pod on 12 partitions (4 before issue 17: 3 pods at most); media's 6-partition
+    # topics; router and contacts one consumer per group on 12.
     assert (scaled["parley-outbound"], scaled["parley-router"], scaled["parley-media"],
-            scaled["parley-contacts"]) == (3, 12, 6, 12)
+            scaled["parley-contacts"]) == (12, 12, 6, 12)
 
 
 def _ingress_sources(policy: dict[str, Any]) -> set[str]:

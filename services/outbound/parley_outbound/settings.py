@@ -30,8 +30,10 @@ class OutboundSettings(ServiceSettings):
     batch_records: int = Field(default=500, ge=1, le=5000,
                                description="send commands fetched at once; stored, and their outcomes recorded, "
                                "with one bulk write each")
-    send_consumers: int = Field(default=4, ge=1, le=12, description="consumers of the requests topic in one "
-                                "process (one group; the partitions are shared out, their batches overlap)")
+    send_consumers: int = Field(default=1, ge=1, le=12, description="consumers of the requests topic in one "
+                                "process (one group; the partitions are shared out, their batches overlap). One: "
+                                "each more is an idle fetch loop (~0.4 % of a core), and under a backlog KEDA adds "
+                                "pods on the group's lag instead (docs/benchmarks.md)")
     write_chunk_records: int = Field(default=100, ge=1, le=5000, description="a consumer batch is handled in "
                                      "chunks of this many commands at once: one chunk's writes overlap another's calls")
     send_concurrency: int = Field(default=128, ge=1, le=1000, description="conversations whose provider calls run "
