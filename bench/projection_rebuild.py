@@ -27,6 +27,7 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES, Topic
 from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.topic_replay import replay
 from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 
@@ -83,6 +84,7 @@ async def main(messages: int, contacts: int) -> None:
         await seed(infra, audience, messages, contacts)
         rebuild = ProjectionRebuild(redis=redis, prefix=infra.redis_prefix(), namespace=infra.namespace,
                                     audience=audience, check_seconds=3600,
+                                    preferences=MarketingPreferenceRepository(mongo[infra.database_name("outbound")]),
                                     replay=lambda topics, batch: replay(infra, topics, "bench-rebuild", batch))
         wall, cpu = time.monotonic(), time.process_time()
         assert await rebuild.rebuild_once()

@@ -41,6 +41,7 @@ from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
 from parley_outbound.adapters.pending_messages import PendingMessages
+from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionsRebuilding
 from parley_outbound.adapters.providers.registry import adapters, provider_media
 from parley_outbound.adapters.ratelimit import RateLimiter
@@ -65,6 +66,7 @@ from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
     MediaProjection,
+    PreferenceProjection,
     StatusProjection,
     TemplateStatusProjection,
     WindowProjection,
@@ -124,6 +126,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                             fields=ContactFieldsProjection(contact_fields), audience=AudienceProjection(audience),
                             inbound=InboundMessagesProjection(projections, windows,
                                                               ReplyProjection(replies, messages)),
+                            preferences=PreferenceProjection(projections, MarketingPreferenceRepository(runtime.db)),
                             visibility=visibility, templates=TemplateStatusProjection(templates))
     for group in consumer_groups(settings, sender, projected):
         consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
@@ -180,6 +183,7 @@ def projection_rebuild(settings: OutboundSettings, runtime: Runtime,
     """What rebuilds the cache's projections when it lost them (a reader of the topics outside any group)."""
     return ProjectionRebuild(redis=runtime.redis, prefix=settings.infra.redis_prefix(),
                              namespace=settings.infra.namespace, audience=audience,
+                             preferences=MarketingPreferenceRepository(runtime.db),
                              replay=lambda topics, batch: replay(settings.infra, topics, REPLAY_CLIENT, batch),
                              check_seconds=settings.projection_check_seconds)
 
@@ -208,6 +212,7 @@ class Projections:
     fields: ContactFieldsProjection
     audience: AudienceProjection
     inbound: InboundMessagesProjection  # windows and broadcasts' replies, from one pipeline per batch
+    preferences: PreferenceProjection
     visibility: VisibilityProjection
     templates: TemplateStatusProjection
 
@@ -225,7 +230,7 @@ def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Proje
     projections = ConsumerGroup("parley-outbound.events", (
         # the window, and a customer's answer counted for its broadcast: one Redis round trip per batch
         Reads(INBOUND_MESSAGES, projected.inbound.on_batch, whole_batch=True, formerly=("outbound-windows",)),
-        Reads(INBOUND_PREFERENCES, projected.windows.on_preference, formerly=("outbound-preferences",)),
+        Reads(INBOUND_PREFERENCES, projected.preferences.on_preference, formerly=("outbound-preferences",)),
         # one reader of conversation events keeps both the thread facts and who may see each customer
         *visibility_reads(projected.visibility, "outbound",
                           also_on_conversations=projected.windows.on_conversations_changed),

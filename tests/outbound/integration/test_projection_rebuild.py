@@ -1,11 +1,13 @@
 """Redis is a cache: outbound's projections lost with it are rebuilt from the topics (the latest facts, not the
-last replayed), and a rebuild the cache outlived marks nothing (the restarted cache is rebuilt again)."""
+last replayed) and its database (what the topics no longer keep), and a rebuild the cache outlived marks nothing
+(the restarted cache is rebuilt again)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -15,10 +17,16 @@ from outbound_helpers import TENANT, customer_message, eventually, publisher, wi
 from redis.asyncio import Redis
 
 from parley_common.events.inbound import MarketingPreferenceChanged
+from parley_common.ids import ConversationKey
+from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
+from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -93,3 +101,32 @@ async def test_a_rebuild_the_cache_outlived_marks_nothing_and_one_replica_rebuil
     assert await marker.finish("second")
     assert await marker.ready()
     await cache.delete(marker.key)
+
+
+async def nothing_kept(topics: list[str], batch: int) -> AsyncIterator[list[Any]]:
+    """Topics whose retention dropped every record."""
+    for _ in ():
+        yield []
+
+
+async def test_an_opt_out_older_than_the_topic_is_restored_from_the_database(
+        module_infra: InfraSettings, cache: Redis) -> None:
+    prefix = f"prefs-{uuid.uuid4().hex[:8]}:"  # a deployment of its own
+    mongo = mongo_client(module_infra.mongo_uri, "parley-tests")
+    db = mongo[f"parley_outbound_{prefix.rstrip(':')}"]
+    try:
+        preferences, key = MarketingPreferenceRepository(db), ConversationKey(TENANT, "wa-main", "old-stop")
+        stopped = datetime.now(UTC) - timedelta(days=40)
+        await preferences.record(key, True, stopped)
+        await preferences.record(key, False, stopped - timedelta(days=1))  # a late webhook of an earlier resume
+        rebuild = ProjectionRebuild(redis=cache, prefix=prefix, namespace=module_infra.namespace,
+                                    audience=AudienceRepository(db), preferences=preferences, replay=nothing_kept,
+                                    check_seconds=3600)
+        assert await rebuild.rebuild_once()
+        facts = await WindowStore(cache, prefix).facts(key)
+        assert facts.marketing_opted_out
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+        async for stale in cache.scan_iter(match=f"{prefix}*"):
+            await cache.delete(stale)

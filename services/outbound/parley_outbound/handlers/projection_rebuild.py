@@ -5,12 +5,13 @@ projections in it are rebuilt here, and until they are every send that needs the
 The loss is seen by the marker's absence (adapters/projection_marker.py): checked every
 PARLEY_OUTBOUND_PROJECTION_CHECK_SECONDS, and at once when a send met it. Then, in one replica at a time (a lease
 in Redis; another replica takes over when it expires, say after a crash):
-1. from outbound's own MongoDB audience: every contact's custom fields, which contact each identity is, and the
-   blocked identities — all of them, where the contacts topic keeps 30 days;
+1. from outbound's own MongoDB: every contact's custom fields, which contact each identity is, and the blocked
+   identities (its audience), and every customer's marketing preference (marketing_preferences) — all of them,
+   where the contacts and preferences topics keep 30 days;
 2. from the topics, read from their start to their end at that moment, a batch at a time (one pipeline each):
    parley.inbound.messages.v1 (7 days: the longest window) for the window facts, Viber subscriptions and email
-   threads, parley.inbound.preferences.v1 (30 days) for marketing opt-outs and parley.media.events.v1 (7 days)
-   for the attachments' facts;
+   threads, parley.inbound.preferences.v1 (30 days: the preferences from before the database kept them) and
+   parley.media.events.v1 (7 days) for the attachments' facts;
 3. the marker is set — only if this rebuild still holds its lease: a cache that restarted meanwhile lost both.
 
 The service's own consumers go on meanwhile. The writes keep the latest in provider (or event) time, restored
@@ -35,6 +36,7 @@ from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EV
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.projections import MediaProjection, WindowProjection
@@ -53,11 +55,12 @@ class LeaseLost(Exception):
 
 class ProjectionRebuild:
     def __init__(self, *, redis: Redis, prefix: str, namespace: str, audience: AudienceRepository,
-                 replay: Replay, check_seconds: float) -> None:
+                 preferences: MarketingPreferenceRepository, replay: Replay, check_seconds: float) -> None:
         self._redis = redis
         self._prefix = prefix
         self._namespace = namespace
         self._audience = audience
+        self._preferences = preferences
         self._replay = replay
         self._check_seconds = check_seconds
         self._marker = ProjectionMarker(redis, prefix)
@@ -91,7 +94,7 @@ class ProjectionRebuild:
         started = time.monotonic()
         log.warning("projection_rebuild_started")
         try:
-            contacts = await self._restore_contacts(token)
+            contacts = await self._restore_contacts(token) + await self._restore_preferences(token)
             records = await self._replay_topics(token)
             finished = await self._marker.finish(token)
         except LeaseLost:
@@ -121,6 +124,18 @@ class ProjectionRebuild:
                         self._windows.queue_blocked(pipeline, ConversationKey(tenant_id, channel_id, user))
                 await pipeline.execute()
             restored += len(docs)
+            await self._renew(token)
+        return restored
+
+    async def _restore_preferences(self, token: str) -> int:
+        restored = 0
+        async for preferences in self._preferences.every_preference(BATCH):
+            async with self._windows.pipeline() as pipeline:
+                for preference in preferences:
+                    self._windows.queue_marketing_preference(pipeline, preference.key, preference.opted_out,
+                                                             preference.at)
+                await pipeline.execute()
+            restored += len(preferences)
             await self._renew(token)
         return restored
 

@@ -29,6 +29,7 @@ from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.parked_statuses import ParkedStatusRepository
+from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.email_thread import EmailThread
@@ -90,10 +91,6 @@ class WindowProjection:
         self._projections.queue_customer_message(pipeline, event.conversation_key, event.provider_timestamp,
                                                  free_entry, subscribed)
 
-    async def on_preference(self, event: MarketingPreferenceChanged) -> None:
-        await self._projections.record_marketing_preference(event.conversation_key, event.opted_out,
-                                                            event.provider_timestamp)
-
     async def on_conversations_changed(self, events: list[ConversationChanged]) -> None:
         """The thread facts of a consumer batch in one round trip: each event carries the conversation's state
         after it, so the batch's last event per conversation is all that needs writing."""
@@ -108,6 +105,20 @@ class WindowProjection:
             identity = event.identity
             key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
             await self._projections.set_blocked(key, isinstance(event, ContactBlocked), event.occurred_at)
+
+
+class PreferenceProjection:
+    """Marketing opt-outs: in outbound's database first (durable: what the cache restores them from after a
+    restart), then in the cache's window projection every send reads."""
+
+    def __init__(self, projections: WindowStore, preferences: MarketingPreferenceRepository) -> None:
+        self._projections = projections
+        self._preferences = preferences
+
+    async def on_preference(self, event: MarketingPreferenceChanged) -> None:
+        await self._preferences.record(event.conversation_key, event.opted_out, event.provider_timestamp)
+        await self._projections.record_marketing_preference(event.conversation_key, event.opted_out,
+                                                            event.provider_timestamp)
 
 
 class TemplateStatusProjection:
