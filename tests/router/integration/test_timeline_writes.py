@@ -1,5 +1,6 @@
 """Timeline entries over the real database: inserted when new, refreshed in place when seen again (also twice in
-one batch), dotted fields stored as the nested document an update would make, the first sighting's place kept."""
+one batch), dotted fields stored as the nested document an update would make, the first sighting's place kept; a
+later status of a message refreshes its entry and moves it on, only forward, in one write."""
 
 from __future__ import annotations
 
@@ -38,25 +39,28 @@ async def test_new_entries_are_inserted_and_known_ones_refreshed_without_moving(
     assert (m3["text"], m3["at"]) == ("again", T0)
 
 
-async def test_an_entry_probably_there_is_refreshed_in_one_write_and_created_when_it_was_not(
+async def test_a_later_status_refreshes_its_entry_and_moves_it_only_forward_in_one_write(
         mongo: Any, infra_settings: InfraSettings) -> None:
     db = mongo[infra_settings.database_name("router")]
     timeline = TimelineRepository(db)
-    assert await timeline.put("acme", "c2", "out:m1", "outbound", T0, {"message_id": "m1", "statuses.queued": T0})
+    assert await timeline.put("acme", "c2", "out:m1", "outbound", T0, {"message_id": "m1", "statuses.queued": T0},
+                              created_with={"status": "queued", "status_rank": 0})
+    read_at, delivered_at = LATER, LATER + timedelta(seconds=1)
 
-    results = await asyncio.gather(  # a later status of a known message, one of a message never seen, a new one
-        timeline.put("acme", "c2", "out:m1", "outbound", LATER, {"message_id": "m1", "statuses.sent": LATER},
-                     probably_there=True),
-        timeline.put("acme", "c2", "out:m2", "outbound", LATER, {"message_id": "m2", "statuses.sent": LATER},
-                     probably_there=True),
-        timeline.put("acme", "c2", "out:m3", "outbound", T0, {"message_id": "m3"}),
-    )
+    # read arrives before delivered; then a status of a message never seen (its queued lost): created at it
+    assert await timeline.put_status("acme", "c2", "out:m1", read_at, {"message_id": "m1"}, "read", 3) == (
+        False, (0, T0))
+    assert await timeline.put_status("acme", "c2", "out:m1", delivered_at, {"message_id": "m1", "text": "hi"},
+                                     "delivered", 2) == (False, None)
+    assert await timeline.put_status("acme", "c2", "out:m2", LATER, {"message_id": "m2"}, "sent", 1) == (
+        True, (-1, LATER))
 
-    assert results == [False, True, True]
     m1 = await db["timeline"].find_one({"_id": "c2|out:m1"})
-    assert (m1["statuses"], m1["at"]) == ({"queued": T0, "sent": LATER}, T0)
+    assert (m1["status"], m1["status_rank"], m1["at"], m1["text"]) == ("read", 3, T0, "hi")
+    assert m1["statuses"] == {"queued": T0, "read": read_at, "delivered": delivered_at}
     m2 = await db["timeline"].find_one({"_id": "c2|out:m2"})
-    assert (m2["statuses"], m2["at"], m2["kind"]) == ({"sent": LATER}, LATER, "outbound")
+    assert (m2["status"], m2["statuses"], m2["at"], m2["kind"], m2["rank"]) == (
+        "sent", {"sent": LATER}, LATER, "outbound", m1["rank"])
 
 
 async def test_entries_stored_before_arrival_was_kept_still_sort_among_the_new_ones(

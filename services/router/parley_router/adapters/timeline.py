@@ -23,7 +23,7 @@ class TimelineRepository:
         self._entries = db["timeline"]
         self._media = db["media_links"]
         # concurrent handlers of a consumer batch share one bulk write / one query (parley_common.batching)
-        self._puts: TickBatcher[tuple[str, Doc, Doc, bool], bool] = TickBatcher(self._put_many)
+        self._puts: TickBatcher[tuple[str, Doc, Doc], bool] = TickBatcher(self._put_many)
         self._lookups: TickBatcher[tuple[str, str], str | None] = TickBatcher(self._conversations_of)
 
     async def ensure_indexes(self) -> None:
@@ -33,36 +33,51 @@ class TimelineRepository:
         await self._entries.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
 
     async def put(self, tenant_id: str, conversation_id: str, entry_id: str, kind: str, at: datetime,
-                  body: Doc, *, probably_there: bool = False, created_with: Doc | None = None,
-                  received_at: datetime | None = None) -> bool:
-        """Insert or refresh one entry (same id → same document); True when it is new. `probably_there`: the
-        entry most likely exists (a later status of a message): refreshed at once, without an insert first.
-        `created_with`: fields written only by the write that creates the entry (a message's first status).
-        `received_at`: when ingest received an inbound message (its place among entries of the same second)."""
-        fields = {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id,
-                  "kind": kind}
+                  body: Doc, *, created_with: Doc | None = None, received_at: datetime | None = None) -> bool:
+        """Insert or refresh one entry (same id → same document); True when it is new. `created_with`: fields
+        written only by the write that creates the entry (a message's first status). `received_at`: when ingest
+        received an inbound message (its place among entries of the same second)."""
         # the first sighting fixes the entry's place in the order; later updates never move it
         placed = {"at": at, "rank": tiebreak_rank(EntryKind(kind)), **(created_with or {})}
         if received_at is not None:
             placed["received_at"] = received_at
-        return await self._puts.submit((f"{conversation_id}|{entry_id}", fields, placed, probably_there))
+        return await self._puts.submit((f"{conversation_id}|{entry_id}",
+                                        _entry_fields(tenant_id, conversation_id, entry_id, kind, body), placed))
 
-    async def _put_many(self, puts: list[tuple[str, Doc, Doc, bool]]) -> list[bool]:
-        """New ones inserted first (almost every entry is new, and an insert costs the local database half an
-        upsert); the ones already there, or probably there, refreshed by an upsert that leaves their place alone
-        (one write instead of an insert that fails and the upsert after it)."""
-        fresh = [index for index, put in enumerate(puts) if not put[3]]
-        failed = await insert_new(self._entries, [{"_id": puts[index][0], **_nested(puts[index][1]), **puts[index][2]}
-                                                  for index in fresh]) if fresh else set()
-        refreshed = sorted({fresh[position] for position in failed} | {index for index, put in enumerate(puts)
-                                                                       if put[3]})
+    async def _put_many(self, puts: list[tuple[str, Doc, Doc]]) -> list[bool]:
+        """Inserted first (almost every entry is new, and an insert costs the local database half an upsert); the
+        ones already there refreshed by an upsert that leaves their place alone."""
+        failed = sorted(await insert_new(self._entries, [{"_id": key, **_nested(fields), **placed}
+                                                         for key, fields, placed in puts]))
         created: set[int] = set()
-        if refreshed:
+        if failed:
             result = await self._entries.bulk_write(
                 [UpdateOne({"_id": puts[index][0]}, {"$set": puts[index][1], "$setOnInsert": puts[index][2]},
-                           upsert=True) for index in refreshed], ordered=False)
-            created = {refreshed[position] for position in result.upserted_ids or {}}
-        return [(index in fresh and index not in refreshed) or index in created for index in range(len(puts))]
+                           upsert=True) for index in failed], ordered=False)
+            created = {failed[position] for position in result.upserted_ids or {}}
+        return [index not in failed or index in created for index in range(len(puts))]
+
+    async def put_status(self, tenant_id: str, conversation_id: str, entry_id: str, at: datetime, body: Doc,
+                         status: str, rank: int) -> tuple[bool, tuple[int, datetime] | None]:
+        """A later status of one of our messages (its entry most likely there), in one write: the entry created at
+        this status when it is not there, its fields refreshed (`statuses.<status>` added), its status moved on
+        only when this one is further (statuses arrive unordered: read after delivered, never back). Returns
+        whether it is new, and as `advance_status` whether this status moved it on."""
+        fields = _entry_fields(tenant_id, conversation_id, entry_id, EntryKind.OUTBOUND.value, body)
+        had = {"$ifNull": ["$status_rank", -1]}
+        before = await self._entries.find_one_and_update(
+            {"_id": f"{conversation_id}|{entry_id}"},
+            [{"$set": {**{name: {"$literal": value} for name, value in fields.items()},
+                       "statuses": {"$mergeObjects": [{"$ifNull": ["$statuses", {}]}, {status: {"$literal": at}}]},
+                       "at": {"$ifNull": ["$at", {"$literal": at}]},
+                       "rank": {"$ifNull": ["$rank", tiebreak_rank(EntryKind.OUTBOUND)]},
+                       "status": {"$cond": [{"$lt": [had, rank]}, status, "$status"]},
+                       "status_rank": {"$max": [had, rank]}}}],
+            upsert=True, projection={"status_rank": 1, "at": 1})
+        if before is None:
+            return True, (-1, at)
+        rank_before = int(before.get("status_rank", -1))
+        return False, (rank_before, before["at"]) if rank_before < rank else None
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str,
                              rank: int) -> tuple[int, datetime] | None:
@@ -179,6 +194,10 @@ def _after(last: Entry) -> Doc:
         later, same = {"received_at": {"$gt": last.received_at}}, {"received_at": last.received_at}
     return {"$or": [{"at": {"$gt": last.at}}, {"at": last.at, "rank": {"$gt": place["rank"]}},
                     {**place, **later}, {**place, **same, "entry_id": {"$gt": last.id}}]}
+
+
+def _entry_fields(tenant_id: str, conversation_id: str, entry_id: str, kind: str, body: Doc) -> Doc:
+    return {**body, "tenant_id": tenant_id, "conversation_id": conversation_id, "entry_id": entry_id, "kind": kind}
 
 
 def _pending(part: Doc) -> Doc:

@@ -54,24 +54,21 @@ class OutboundHandler:
             return  # refused, failed or not sent yet, with nothing open: outbound's own record tells the sender
         conv = conv or await self._first_contact(event)
         entry_id = outbound_entry_id(event.message_id)
-        status_fields = {"status": event.status.value, "status_rank": STATUS_RANK[event.status]}
-        is_new = await self.stores.timeline.put(event.tenant_id, conv.id, entry_id, EntryKind.OUTBOUND.value,
-                                                event.status_at, {
-                                                    "message_id": event.message_id,
-                                                    "provider_message_id": event.provider_message_id,
-                                                    "sender": event.sender.model_dump(mode="json"),
-                                                    "content": event.content.model_dump(mode="json"),
-                                                    "text": shown_text(event),
-                                                    "email": event.email.model_dump(mode="json") if event.email
-                                                    else None,
-                                                    f"statuses.{event.status.value}": event.status_at,
-                                                    "error": event.error.model_dump() if event.error else None,
-                                                    "reason": event.reason},
-                                                probably_there=event.status is not OutboundStatus.QUEUED,
-                                                created_with=status_fields)
-        # a new entry starts at this status (no second write); a known one moves on only if this status is further
-        moved = (-1, event.status_at) if is_new else await self.stores.timeline.advance_status(
-            conv.id, entry_id, event.status.value, STATUS_RANK[event.status])
+        timeline, rank = self.stores.timeline, STATUS_RANK[event.status]
+        body = {"message_id": event.message_id, "provider_message_id": event.provider_message_id,
+                "sender": event.sender.model_dump(mode="json"), "content": event.content.model_dump(mode="json"),
+                "text": shown_text(event), "email": event.email.model_dump(mode="json") if event.email else None,
+                "error": event.error.model_dump() if event.error else None, "reason": event.reason}
+        moved: tuple[int, datetime] | None
+        if event.status is OutboundStatus.QUEUED:  # the first status: a new entry, inserted with the batch's others
+            is_new = await timeline.put(event.tenant_id, conv.id, entry_id, EntryKind.OUTBOUND.value,
+                                        event.status_at, {**body, "statuses.queued": event.status_at},
+                                        created_with={"status": event.status.value, "status_rank": rank})
+            moved = (-1, event.status_at) if is_new else await timeline.advance_status(
+                conv.id, entry_id, event.status.value, rank)
+        else:  # a later one: the entry refreshed and moved on (only forward) in one write
+            is_new, moved = await timeline.put_status(event.tenant_id, conv.id, entry_id, event.status_at, body,
+                                                      event.status.value, rank)
         if moved is not None and moved[0] < SENT_RANK and left and conv.is_open and event.broadcast_id is None:
             # answered when the agent wrote it (its first status), once it is known to have left
             await self._reply_left(conv, event, entry_id, moved[1], "message_appended" if is_new else "message_status")
