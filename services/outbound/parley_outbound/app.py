@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request
@@ -65,6 +64,7 @@ from parley_outbound.handlers.phone_recipient import PhoneRecipients
 from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 from parley_outbound.handlers.projections import (
     ContactFieldsProjection,
+    ContactProjections,
     MediaProjection,
     PreferenceProjection,
     StatusProjection,
@@ -123,7 +123,8 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
                              settings=settings)
     windows = WindowProjection(projections)
     projected = Projections(windows=windows, statuses=statuses, media=MediaProjection(media),
-                            fields=ContactFieldsProjection(contact_fields), audience=AudienceProjection(audience),
+                            contacts=ContactProjections(projections, windows, ContactFieldsProjection(contact_fields)),
+                            audience=AudienceProjection(audience),
                             inbound=InboundMessagesProjection(projections, windows,
                                                               ReplyProjection(replies, messages)),
                             preferences=PreferenceProjection(projections, MarketingPreferenceRepository(runtime.db)),
@@ -209,7 +210,7 @@ class Projections:
     windows: WindowProjection
     statuses: StatusProjection
     media: MediaProjection
-    fields: ContactFieldsProjection
+    contacts: ContactProjections  # blocked identities and custom fields, from one pipeline per batch
     audience: AudienceProjection
     inbound: InboundMessagesProjection  # windows and broadcasts' replies, from one pipeline per batch
     preferences: PreferenceProjection
@@ -223,10 +224,6 @@ def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Proje
     (`send_consumers`). Until issue 17 each topic had a group of its own (`outbound-<name>`): their offsets are
     adopted once (parley_common.group_offsets)."""
 
-    async def on_contact_event(event: Any) -> None:  # both Redis projections of contacts' events
-        await projected.windows.on_contact_event(event)
-        await projected.fields.on_contact_event(event)
-
     projections = ConsumerGroup("parley-outbound.events", (
         # the window, and a customer's answer counted for its broadcast: one Redis round trip per batch
         Reads(INBOUND_MESSAGES, projected.inbound.on_batch, whole_batch=True, formerly=("outbound-windows",)),
@@ -234,7 +231,8 @@ def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Proje
         # one reader of conversation events keeps both the thread facts and who may see each customer
         *visibility_reads(projected.visibility, "outbound",
                           also_on_conversations=projected.windows.on_conversations_changed),
-        Reads(CONTACTS_EVENTS, on_contact_event, formerly=("outbound-contacts",)),
+        # both Redis projections of contacts' events, one pipeline per batch
+        Reads(CONTACTS_EVENTS, projected.contacts.on_batch, whole_batch=True, formerly=("outbound-contacts",)),
         # and the audience (MongoDB) in bulk, at the same time: a tenant's whole contact base may arrive at once
         Reads(CONTACTS_EVENTS, projected.audience.on_batch, whole_batch=True, formerly=("outbound-audience",)),
         Reads(INBOUND_STATUSES, projected.statuses.on_status, formerly=("outbound-statuses",)),

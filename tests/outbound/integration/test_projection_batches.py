@@ -4,20 +4,23 @@ event), on the real Redis: what a batch leaves behind is what the same events on
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from outbound_helpers import TENANT, customer_message, projections_complete
 from redis.asyncio import Redis
 
+from parley_common.events.contacts import ContactBlocked, ContactCreated, ContactsMerged, ContactUpdated, Identity
 from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_common.events.inbound import SystemPart
 from parley_common.events.outbound import OutboundText, Sender, SendMessage
 from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
+from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.broadcast_projections import ReplyProjection
 from parley_outbound.handlers.inbound_projection import InboundMessagesProjection
-from parley_outbound.handlers.projections import WindowProjection
+from parley_outbound.handlers.projections import ContactFieldsProjection, ContactProjections, WindowProjection
 
 
 def changed(user: str, change: str, status: str, agent: str | None) -> ConversationChanged:
@@ -82,3 +85,30 @@ async def test_a_batch_of_customer_messages_opens_windows_and_counts_broadcast_r
     assert echo_window.last_customer_at is None  # the business writing elsewhere opens none either
     assert marked.marked == ["broadcast-msg-1"]  # only the customer the broadcast reached answered it
     await projection.on_batch([echo])  # a batch that asks nothing: no round trip, no failure
+
+
+async def test_a_batch_of_contacts_events_links_merges_updates_and_blocks_in_order(
+        redis: Redis, infra_settings: InfraSettings) -> None:
+    prefix = infra_settings.redis_prefix()
+    store, fields = WindowStore(redis, prefix), ContactFieldsStore(redis, prefix)
+    await projections_complete(redis, prefix)
+    projection = ContactProjections(store, WindowProjection(store), ContactFieldsProjection(fields))
+    now = datetime.now(UTC)
+    ana, bea = Identity(channel_id="tg-bot", external_user_id="batch-ana"), Identity(channel_id="tg-bot",
+                                                                                     external_user_id="batch-bea")
+
+    def event(model: type[Any], contact_id: str, **fields: Any) -> Any:
+        return model(occurred_at=now, tenant_id=TENANT, correlation_id="c-k", contact_id=contact_id, **fields)
+
+    batch = [event(ContactCreated, "c-ana", identities=(ana,)), event(ContactCreated, "c-bea", identities=(bea,)),
+             event(ContactUpdated, "c-ana", changed={"custom_fields.tier": "gold"}),
+             event(ContactUpdated, "c-bea", changed={"custom_fields.tier": "silver", "custom_fields.pet": "cat"}),
+             event(ContactsMerged, "c-ana", merged_contact_id="c-bea", identities=(ana, bea)),
+             event(ContactBlocked, "c-ana", identity=bea)]
+    for _ in range(2):  # the batch delivered again changes nothing
+        await projection.on_batch(batch)
+        assert await fields.fields_of(ConversationKey(TENANT, "tg-bot", "batch-bea")) == {"tier": "gold", "pet": "cat"}
+        ana_view, bea_view = await store.views([ConversationKey(TENANT, "tg-bot", user)
+                                                for user in ("batch-ana", "batch-bea")])
+        assert not ana_view[0].blocked and bea_view[0].blocked
+    await projection.on_batch([])  # an empty batch: no round trip, no failure

@@ -33,7 +33,6 @@ class ContactFieldsStore:
         self._redis = redis
         self._on_lost = on_lost
         self._prefix = prefix
-        self._merge = redis.register_script(_MERGE)
         self._marker = ProjectionMarker(redis, prefix).key
 
     def _fields(self, tenant_id: str, contact_id: str) -> str:
@@ -42,24 +41,26 @@ class ContactFieldsStore:
     def _owner(self, key: ConversationKey) -> str:
         return f"{self._prefix}outbound:contact-of:{key}"
 
-    async def link(self, contact_id: str, identities: Iterable[ConversationKey]) -> None:
+    # The writes of a consumer batch go onto one pipeline (one round trip), in the batch's order.
+    def link(self, pipeline: Pipeline, contact_id: str, identities: Iterable[ConversationKey]) -> None:
         keys = list(identities)
         if keys:
-            await self._redis.mset({self._owner(key): contact_id for key in keys})
+            pipeline.mset({self._owner(key): contact_id for key in keys})
 
-    async def update(self, tenant_id: str, contact_id: str, changes: Mapping[str, str | None]) -> None:
+    def update(self, pipeline: Pipeline, tenant_id: str, contact_id: str, changes: Mapping[str, str | None]) -> None:
+        """Set and removed fields, one after the other (a saved reply rendered between the two sees the new
+        values and a field about to go: no harm, the next render is whole)."""
         key = self._fields(tenant_id, contact_id)
         present: dict[Any, Any] = {name: value for name, value in changes.items() if value is not None}
         removed = [name for name, value in changes.items() if value is None]
-        async with self._redis.pipeline(transaction=True) as pipe:
-            if present:
-                pipe.hset(key, mapping=present)
-            if removed:
-                pipe.hdel(key, *removed)
-            await pipe.execute()
+        if present:
+            pipeline.hset(key, mapping=present)
+        if removed:
+            pipeline.hdel(key, *removed)
 
-    async def merge(self, tenant_id: str, survivor_id: str, merged_id: str) -> None:
-        await self._merge(keys=[self._fields(tenant_id, survivor_id), self._fields(tenant_id, merged_id)])
+    def merge(self, pipeline: Pipeline, tenant_id: str, survivor_id: str, merged_id: str) -> None:
+        """EVAL, not the registered script: in a pipeline that would ask SCRIPT EXISTS first (a round trip)."""
+        pipeline.eval(_MERGE, 2, self._fields(tenant_id, survivor_id), self._fields(tenant_id, merged_id))
 
     def restore(self, pipeline: Pipeline, tenant_id: str, contact_id: str, fields: Mapping[str, str],
                 identities: Iterable[ConversationKey]) -> None:

@@ -83,7 +83,6 @@ class WindowStore:
         self._prefix = prefix
         self._on_lost = on_lost  # told when a read finds the projections lost (the rebuild looks at once)
         self._marketing = redis.register_script(_MARKETING)
-        self._latest = redis.register_script(_LATEST)
         self._marker = ProjectionMarker(redis, prefix).key
 
     def _key(self, key: ConversationKey) -> str:
@@ -127,8 +126,8 @@ class WindowStore:
                 pipeline.hsetnx(self._key(key), "fep", str(_micros(at)))
             await pipeline.execute()
 
-    async def set_blocked(self, key: ConversationKey, blocked: bool, at: datetime) -> None:
-        await self._latest(keys=[self._key(key)], args=["blocked", "1" if blocked else "0", _micros(at)])
+    def queue_blocked_change(self, pipeline: Pipeline, key: ConversationKey, blocked: bool, at: datetime) -> None:
+        pipeline.eval(_LATEST, 1, self._key(key), "blocked", "1" if blocked else "0", _micros(at))
 
     def queue_blocked(self, pipeline: Pipeline, key: ConversationKey) -> None:
         """A rebuild's restore from the database: blocked, unless an event said otherwise since (it is newer)."""
