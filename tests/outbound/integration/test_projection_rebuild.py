@@ -16,12 +16,13 @@ from fastapi import FastAPI
 from outbound_helpers import TENANT, customer_message, eventually, publisher, window_open
 from redis.asyncio import Redis
 
+from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged
 from parley_common.events.inbound import MarketingPreferenceChanged
 from parley_common.ids import ConversationKey
 from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
-from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
@@ -84,6 +85,35 @@ async def test_the_lost_window_is_rebuilt_with_the_latest_facts_and_a_reply_goes
                                                     "content": {"kind": "text", "text": "still inside"}})
     assert reply.status_code == 202, reply.text
     assert set(answers) <= {200, 503}, answers
+
+
+async def test_after_the_rebuild_an_agent_is_refused_a_thread_another_agent_holds_as_before_the_wipe(
+        app: FastAPI, client: httpx.AsyncClient, module_infra: InfraSettings, cache: Redis) -> None:
+    user = f"rb-held-{uuid.uuid4().hex[:8]}"  # dana (the caller) sees it through her team; lee holds it
+    await publisher(app).publish(AgentChanged(occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-a",
+                                              login="agent.dana", teams=("support",)), AGENTS_EVENTS)
+    await publisher(app).publish(customer_message("tg-bot", "telegram", user, timedelta(minutes=2)), INBOUND_MESSAGES)
+    now = datetime.now(UTC)
+    for holder, at in (("agent.lee", now), ("agent.dana", now - timedelta(minutes=1))):  # the older one comes last
+        await publisher(app).publish(ConversationChanged(
+            occurred_at=now, tenant_id=TENANT, correlation_id="c-t", channel_id="tg-bot", external_user_id=user,
+            conversation_id=f"conv-{user}", change="assigned", status="assigned",
+            assignee=Assignee(kind="agent", id=holder), team_id="support", changed_at=at), CONVERSATIONS_EVENTS)
+    body = {"channel_id": "tg-bot", "recipient": {"external_user_id": user}, "content": {"kind": "text", "text": "x"}}
+
+    async def refused_as_held(wiped: bool = False) -> bool:
+        response = await client.post("/v1/messages", json=body)
+        code = response.json()["error"]["code"] if response.status_code >= 400 else None
+        if wiped:  # until the rebuild only "not yet", then the refusal again: never sent into lee's thread
+            assert code in ("window_facts_rebuilding", "thread_held_by_another_agent"), response.text
+        return code == "thread_held_by_another_agent"
+
+    await window_open(client, "tg-bot", user)
+    await eventually(refused_as_held)  # the thread facts projected
+    await cache_restarts_empty(cache, module_infra)
+    await eventually(lambda: refused_as_held(wiped=True))
+    window = (await client.get(f"/v1/windows/tg-bot/{user}")).json()
+    assert window["open"], window
 
 
 async def test_a_rebuild_the_cache_outlived_marks_nothing_and_one_replica_rebuilds_at_a_time(cache: Redis) -> None:

@@ -4,11 +4,12 @@ conversation key.
 
 Redis because every send reads it (sub-millisecond; the send path must not queue on the database). Redis is a
 cache: after a restart with nothing kept the projection is rebuilt (handlers/projection_rebuild.py) by replaying
-parley.inbound.messages.v1 (its 7-day retention covers the longest window, HUMAN_AGENT's 7 days) and
-parley.inbound.preferences.v1, and the blocked identities from outbound's own MongoDB audience. Until then every
-read raises ProjectionsRebuilding: the marker (adapters/projection_marker.py) is read in the same pipeline as the
-facts, so knowing costs no round trip. Facts written while a rebuild replays older events keep the latest in
-provider (or event) time, so the replay and the live consumers are harmless together."""
+parley.inbound.messages.v1 (its 7-day retention covers the longest window, HUMAN_AGENT's 7 days),
+parley.inbound.preferences.v1 and parley.conversations.events.v1 (7 days: the thread of a conversation the router
+left unchanged longer is rebuilt as held by nobody), and the blocked identities from outbound's own MongoDB
+audience. Until then every read raises ProjectionsRebuilding: the marker (adapters/projection_marker.py) is read
+in the same pipeline as the facts, so knowing costs no round trip. Facts written while a rebuild replays older
+events keep the latest in provider (or event) time, so the replay and the live consumers are harmless together."""
 
 from __future__ import annotations
 
@@ -60,6 +61,16 @@ _MARKETING = """
 local at = tonumber(ARGV[1])
 if at >= tonumber(redis.call('HGET', KEYS[1], 'mkt_at') or '0') then
   redis.call('HSET', KEYS[1], 'mkt', ARGV[2], 'mkt_at', at)
+end
+return 1
+"""
+
+# KEYS[1] the hash; ARGV: status, assignee kind, assignee id, the change's time (µs). The router's latest state
+# wins: a rebuild replays the conversations topic while the live consumer writes newer changes.
+_THREAD = """
+local at = tonumber(ARGV[4])
+if at >= tonumber(redis.call('HGET', KEYS[1], 't_at') or '0') then
+  redis.call('HSET', KEYS[1], 't_status', ARGV[1], 't_kind', ARGV[2], 't_id', ARGV[3], 't_at', at)
 end
 return 1
 """
@@ -173,18 +184,20 @@ class WindowStore:
                     raise
                 await asyncio.sleep(REBUILT_POLL_SECONDS)  # the rebuild (maybe another replica's) sets the marker
 
-    async def set_threads(self, threads: Sequence[tuple[ConversationKey, ThreadFacts]]) -> None:
-        """The router's view of conversations (parley.conversations.events.v1), a consumer batch in one round trip;
-        latest state wins (the caller passes one per conversation, or them in order)."""
+    async def set_threads(self, threads: Sequence[tuple[ConversationKey, ThreadFacts, datetime]]) -> None:
+        """The router's view of conversations (parley.conversations.events.v1), a consumer batch in one round trip."""
         if not threads:
             return
         async with self.pipeline() as pipeline:
-            for key, thread in threads:
-                pipeline.hset(self._key(key), mapping={"t_status": thread.status or "",
-                                                       "t_kind": thread.assignee_kind or "",
-                                                       "t_id": thread.assignee_id or ""})
+            self.queue_threads(pipeline, threads)
             await pipeline.execute()
 
+    def queue_threads(self, pipeline: Pipeline,
+                      threads: Sequence[tuple[ConversationKey, ThreadFacts, datetime]]) -> None:
+        """Each conversation's state as of its change's time: the latest change wins, whatever order they come in."""
+        for key, thread, at in threads:
+            pipeline.eval(_THREAD, 1, self._key(key), thread.status or "", thread.assignee_kind or "",
+                          thread.assignee_id or "", _micros(at))
 
 def _window_facts(fields: dict[str, str]) -> WindowFacts:
     subscribed = fields.get("sub")

@@ -10,8 +10,10 @@ in Redis; another replica takes over when it expires, say after a crash):
    where the contacts and preferences topics keep 30 days;
 2. from the topics, read from their start to their end at that moment, a batch at a time (one pipeline each):
    parley.inbound.messages.v1 (7 days: the longest window) for the window facts, Viber subscriptions and email
-   threads, parley.inbound.preferences.v1 (30 days: the preferences from before the database kept them) and
-   parley.media.events.v1 (7 days) for the attachments' facts;
+   threads, parley.inbound.preferences.v1 (30 days: the preferences from before the database kept them),
+   parley.media.events.v1 (7 days) for the attachments' facts and parley.conversations.events.v1 (7 days) for who
+   holds each conversation's thread — a conversation the router has not changed for longer is rebuilt as held by
+   nobody, so until its next change any agent may reply into it (the router still shows who holds it);
 3. the marker is set — only if this rebuild still holds its lease: a cache that restarted meanwhile lost both.
 
 The service's own consumers go on meanwhile. The writes keep the latest in provider (or event) time, restored
@@ -32,7 +34,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from parley_common.ids import ConversationKey, new_id
-from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, Topic
+from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, Topic
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
@@ -45,7 +47,7 @@ log = structlog.get_logger(__name__)
 LEASE_SECONDS = 30.0  # renewed after every batch: a live rebuild never loses it
 BATCH = 500  # records (or contacts) per pipeline
 RETRY_SECONDS = 1.0  # after a failed rebuild (the cache or the broker not answering yet)
-REPLAYED = (INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS)
+REPLAYED = (INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, CONVERSATIONS_EVENTS)
 Replay = Callable[[list[str], int], AsyncIterator[list[ConsumerRecord[bytes, bytes]]]]
 
 
@@ -146,6 +148,7 @@ class ProjectionRebuild:
         async for records in self._replay(list(topics), BATCH):
             async with self._windows.pipeline() as pipeline:
                 media = MediaProjection(MediaStore(pipeline, self._prefix))  # its writes onto the pipeline
+                conversations = []
                 for record in records:
                     topic = topics[record.topic]
                     event = _parsed(topic, record.value)
@@ -156,8 +159,11 @@ class ProjectionRebuild:
                     elif topic is INBOUND_PREFERENCES:
                         self._windows.queue_marketing_preference(pipeline, event.conversation_key,
                                                                  event.opted_out, event.provider_timestamp)
+                    elif topic is CONVERSATIONS_EVENTS:
+                        conversations.append(event)
                     else:
                         await media.on_media_event(event)
+                windows.queue_conversations_changed(pipeline, conversations)
                 await pipeline.execute()
             replayed += len(records)
             await self._renew(token)

@@ -5,6 +5,7 @@ parley.inbound.messages.v1), blocked identities and custom fields (parley.contac
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -92,19 +93,31 @@ class WindowProjection:
                                                  free_entry, subscribed)
 
     async def on_conversations_changed(self, events: list[ConversationChanged]) -> None:
-        """The thread facts of a consumer batch in one round trip: each event carries the conversation's state
-        after it, so the batch's last event per conversation is all that needs writing."""
-        latest = {event.conversation_key: event for event in events}
-        await self._projections.set_threads([
-            (key, ThreadFacts(event.status, event.assignee.kind if event.assignee else None,
-                              event.assignee.id if event.assignee else None))
-            for key, event in latest.items()])
+        """The thread facts of a consumer batch in one round trip."""
+        await self._projections.set_threads(thread_facts(events))
+
+    def queue_conversations_changed(self, pipeline: Pipeline, events: list[ConversationChanged]) -> None:
+        """The same, added to a rebuild's pipeline."""
+        self._projections.queue_threads(pipeline, thread_facts(events))
 
     def queue_contact_event(self, pipeline: Pipeline, event: Any) -> None:
         if isinstance(event, ContactBlocked | ContactUnblocked):
             identity = event.identity
             key = ConversationKey(event.tenant_id, identity.channel_id, identity.external_user_id)
             self._projections.queue_blocked_change(pipeline, key, isinstance(event, ContactBlocked), event.occurred_at)
+
+
+def thread_facts(events: list[ConversationChanged]) -> list[tuple[ConversationKey, ThreadFacts, datetime]]:
+    """Each event carries the conversation's state after it, so a batch's latest change per conversation is all
+    that needs writing (with its time: the store keeps the latest change)."""
+    latest: dict[ConversationKey, ConversationChanged] = {}
+    for event in events:
+        kept = latest.get(event.conversation_key)
+        if kept is None or event.changed_at >= kept.changed_at:
+            latest[event.conversation_key] = event
+    return [(key, ThreadFacts(event.status, event.assignee.kind if event.assignee else None,
+                              event.assignee.id if event.assignee else None), event.changed_at)
+            for key, event in latest.items()]
 
 
 class PreferenceProjection:
