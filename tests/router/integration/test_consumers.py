@@ -110,6 +110,34 @@ async def test_two_messages_of_one_second_show_in_the_order_they_arrived_not_by_
     assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_cursor")
 
 
+async def test_the_newest_page_first_and_the_pages_before_it_in_timeline_order(consuming_router: Router) -> None:
+    router = consuming_router
+    same_second = [inbound(text=text, message_id=wamid).model_copy(
+        update={"received_at": T0 + timedelta(milliseconds=ms)})
+        for text, wamid, ms in (("one", "wamid.zz", 200), ("two", "wamid.aa", 700))]
+    for event in [*same_second, *(inbound(text=f"then {n}", at=later(n)) for n in (1, 2, 3))]:
+        await router.engine.publisher.publish(event, INBOUND_MESSAGES)
+    await eventually(lambda: _count(router, 1))
+    [conv] = await conversations(router)
+    await eventually(lambda: _inbound_entries(router, conv["id"], 5))
+    whole = await timeline(router, conv["id"])  # the messages and the activity they caused (no received_at)
+    path = f"/v1/conversations/{conv['id']}/timeline"
+    newest = await router.ok("GET", path, params={"from": "latest", "limit": 2})
+    assert newest["items"] == whole[-2:] and newest["next_cursor"] is None
+    pages, page = [newest["items"]], newest
+    while page["previous_cursor"] is not None:  # back to the first entry, a page at a time
+        page = await router.ok("GET", path, params={"before": page["previous_cursor"], "limit": 2})
+        pages.insert(0, page["items"])
+    assert [e["entry_id"] for items in pages for e in items] == [e["entry_id"] for e in whole]
+    assert all(len(items) == 2 for items in pages[1:]) and len(whole) > 4
+    onward = await router.ok("GET", path, params={"cursor": page["next_cursor"], "limit": 500})
+    assert onward["items"] == whole[len(pages[0]):] and onward["previous_cursor"] is not None
+    refusals = [await router.call("GET", path, params=params)
+                for params in ({"before": "not-ours"}, {"from": "latest", "before": newest["previous_cursor"]})]
+    codes = [(refused.status_code, refused.json()["error"]["code"]) for refused in refusals]
+    assert codes == [(422, "invalid_cursor"), (422, "conflicting_cursors")]
+
+
 async def test_blocked_customer_is_stored_and_routed_nowhere(consuming_router: Router) -> None:
     router = consuming_router
     publish = router.engine.publisher.publish

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import ASCENDING, DESCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.batching import TickBatcher
@@ -15,6 +15,7 @@ from parley_router.domain.timeline import ORDER_FIELDS, Entry, EntryKind, tiebre
 Doc = dict[str, Any]
 SHOWN = {"_id": 0, "revision_event_ids": 0}  # an entry as the API shows it: not the bookkeeping of revisions
 ORDER = [(field, ASCENDING) for field in ORDER_FIELDS]
+NEWEST_FIRST = [(field, DESCENDING) for field in ORDER_FIELDS]  # the same index, walked from its end
 RETIRED_ORDER_INDEX = "conversation_id_1_at_1_entry_id_1"
 
 
@@ -141,10 +142,22 @@ class TimelineRepository:
     async def entries(self, tenant_id: str, conversation_id: str, limit: int = 500,
                       after: Entry | None = None) -> list[Doc]:
         """The first `limit` entries in order, or the first after the entry at `after`'s place (a page cursor)."""
+        return await self._page(tenant_id, conversation_id, limit, ORDER, _after(after) if after else None)
+
+    async def entries_before(self, tenant_id: str, conversation_id: str, limit: int = 500,
+                             before: Entry | None = None) -> list[Doc]:
+        """The last `limit` entries (the newest page), or the last before the entry at `before`'s place; in
+        order, as `entries` gives them."""
+        newest_first = await self._page(tenant_id, conversation_id, limit, NEWEST_FIRST,
+                                        _before(before) if before else None)
+        return newest_first[::-1]
+
+    async def _page(self, tenant_id: str, conversation_id: str, limit: int, sort: list[tuple[str, int]],
+                    beyond: Doc | None) -> list[Doc]:
         query: Doc = {"tenant_id": tenant_id, "conversation_id": conversation_id}
-        if after is not None:
-            query = {"$and": [query, _after(after)]}
-        cursor = self._entries.find(query, sort=ORDER, limit=limit, projection=SHOWN)
+        if beyond is not None:
+            query = {"$and": [query, beyond]}
+        cursor = self._entries.find(query, sort=sort, limit=limit, projection=SHOWN)
         return await self._with_media(tenant_id, [doc async for doc in cursor])
 
     async def entry(self, tenant_id: str, conversation_id: str, entry_id: str) -> Doc | None:
@@ -183,17 +196,30 @@ class ProcessedEvents:
 
 
 def _after(last: Entry) -> Doc:
-    """Entries after `last` in the order of ORDER_FIELDS; a missing received_at sorts before any time, as in the
-    sort (a query's `$gt` would not cross from missing to a date)."""
-    place = {"at": last.at, "rank": tiebreak_rank(last.kind)}
-    later: Doc
+    """Entries after `last` in the order of ORDER_FIELDS."""
+    return _beyond(last, later=True)
+
+
+def _before(first: Entry) -> Doc:
+    """Entries before `first` in the order of ORDER_FIELDS (the mirror of `_after`)."""
+    return _beyond(first, later=False)
+
+
+def _beyond(entry: Entry, *, later: bool) -> Doc:
+    """Entries on one side of `entry` in the order of ORDER_FIELDS; a missing received_at sorts before any time, as
+    in the sort (a query's `$gt` / `$lt` would not cross between missing and a date)."""
+    side = "$gt" if later else "$lt"
+    place = {"at": entry.at, "rank": tiebreak_rank(entry.kind)}
+    received: list[Doc]  # the entry's place, and a received_at on this side of its own
     same: Doc
-    if last.received_at is None:
-        later, same = {"received_at": {"$type": "date"}}, {"received_at": None}
+    if entry.received_at is None:
+        received, same = ([{"received_at": {"$type": "date"}}] if later else []), {"received_at": None}
     else:
-        later, same = {"received_at": {"$gt": last.received_at}}, {"received_at": last.received_at}
-    return {"$or": [{"at": {"$gt": last.at}}, {"at": last.at, "rank": {"$gt": place["rank"]}},
-                    {**place, **later}, {**place, **same, "entry_id": {"$gt": last.id}}]}
+        received = [{"received_at": {"$gt": entry.received_at}} if later
+                    else {"received_at": {"$not": {"$gte": entry.received_at}}}]  # missing or earlier
+        same = {"received_at": entry.received_at}
+    return {"$or": [{"at": {side: entry.at}}, {"at": entry.at, "rank": {side: place["rank"]}},
+                    *({**place, **other} for other in received), {**place, **same, "entry_id": {side: entry.id}}]}
 
 
 def _entry_fields(tenant_id: str, conversation_id: str, entry_id: str, kind: str, body: Doc) -> Doc:

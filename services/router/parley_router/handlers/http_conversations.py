@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import PathId
-from parley_common.errors import documented_errors
+from parley_common.errors import ApiError, documented_errors
 from parley_common.visibility import sees_whole_tenant
 from parley_router.domain.conversation import Status
 from parley_router.domain.tab_counts import tabs
@@ -91,16 +91,34 @@ async def get_conversation(conversation_id: PathId, principal: StaffOrBot, reque
 
 
 @router.get("/{conversation_id}/timeline", summary="Messages, notes and activity in provider-time order "
-            "(cursor pagination)", responses=documented_errors({**ONE, 422: "invalid_cursor, validation_failed"}))
+            "(cursor pagination both ways)",
+            description="A page of entries, always in timeline order (oldest first). Without a cursor: the first "
+            "page; `cursor` (a `next_cursor`): the page after it; `from=latest`: the newest page; `before` (a "
+            "`previous_cursor`): the page before it. `next_cursor` / `previous_cursor` point past the page's last / "
+            "first entry, null when no entry lies that way. At most one of `cursor`, `before`, `from`.",
+            responses=documented_errors({**ONE, 422: "invalid_cursor, conflicting_cursors, validation_failed"}))
 async def timeline(conversation_id: PathId, principal: StaffOrBot, request: Request, cursor: str | None = None,
+                   before: str | None = None,
+                   start: Annotated[Literal["latest"] | None, Query(alias="from")] = None,
                    limit: Annotated[int, Query(ge=1, le=500)] = 500) -> dict[str, Any]:
+    if sum(given is not None for given in (cursor, before, start)) > 1:
+        raise ApiError(422, "conflicting_cursors", "give at most one of cursor, before and from")
     engine = engine_of(request)
     conv = await visible_conversation(engine, principal, conversation_id)
-    entries = await engine.stores.timeline.entries(conv.tenant_id, conv.id, limit + 1,
-                                                   after=decode_entry_cursor(cursor) if cursor else None)
-    page, more = entries[:limit], len(entries) > limit
+    repo = engine.stores.timeline
+    if before is None and start is None:  # forward: the page after `cursor` (the first page without one)
+        entries = await repo.entries(conv.tenant_id, conv.id, limit + 1,
+                                     after=decode_entry_cursor(cursor) if cursor else None)
+        page, more = entries[:limit], len(entries) > limit
+        earlier, later = cursor is not None, more
+    else:  # backward: the newest page, or the page before `before`
+        entries = await repo.entries_before(conv.tenant_id, conv.id, limit + 1,
+                                            before=decode_entry_cursor(before) if before else None)
+        page, more = entries[-limit:], len(entries) > limit
+        earlier, later = more, before is not None
     return {"items": [_jsonable(entry) for entry in page],
-            "next_cursor": encode_entry_position(page[-1]) if more else None}
+            "next_cursor": encode_entry_position(page[-1]) if later and page else None,
+            "previous_cursor": encode_entry_position(page[0]) if earlier and page else None}
 
 
 def _jsonable(entry: dict[str, Any]) -> dict[str, Any]:
