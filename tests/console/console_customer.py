@@ -25,6 +25,14 @@ class Customer:
         self._deliver(payload)
         return wamid
 
+    def writes_many(self, texts: list[str], first_at: float) -> None:
+        """Many messages in one webhook (as Meta batches them), a second apart from `first_at` on."""
+        payload = whatsapp_text(self.phone, "", "", 0, WHATSAPP.phone_number_id, self.name)
+        payload["entry"][0]["changes"][0]["value"]["messages"] = [
+            {"from": self.phone, "id": f"wamid.CONSOLE{uuid.uuid4().hex}", "timestamp": str(int(first_at) + n),
+             "type": "text", "text": {"body": text}} for n, text in enumerate(texts)]
+        self._deliver(payload)
+
     def sends_image(self, media_ref: str, caption: str) -> None:
         """An image message; the fake Graph API serves (or refuses) its file under `media_ref`."""
         wamid = f"wamid.CONSOLE{uuid.uuid4().hex}"
@@ -73,6 +81,19 @@ class Customer:
                     return str(found[0]["status"])
                 time.sleep(0.2)
         raise AssertionError(f"no conversation of {self.name} within 30 s")
+
+    def wait_for_messages(self, login: str, count: int) -> None:
+        """Until the newest timeline page of this customer's conversation holds `count` of their messages."""
+        with self._console(login) as client:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                found = client.get("/v1/conversations", params={"q": self.search, "limit": 1}).json()["items"]
+                entries = client.get(f"/v1/conversations/{found[0]['id']}/timeline",
+                                     params={"from": "latest"}).json()["items"] if found else []
+                if sum(entry["kind"] == "inbound" for entry in entries) >= count:
+                    return
+                time.sleep(0.2)
+        raise AssertionError(f"{count} messages of {self.name} not stored within 60 s")
 
     def outbound_entries(self, login: str) -> list[dict[str, Any]]:
         """The agent's messages on this customer's timeline, read as the agent through the console."""

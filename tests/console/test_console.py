@@ -414,12 +414,37 @@ def test_a_message_announced_before_it_is_stored_still_shows(system: System, bro
         else:
             route.fulfill(response=answer)
 
-    page.route(re.compile(r"/v1/conversations/[^/]+/timeline$"), not_stored_yet)
+    page.route(re.compile(r"/v1/conversations/[^/]+/timeline(\?|$)"), not_stored_yet)
     customer.writes("Second words")
     expect(page.locator(".timeline .inbound p.text", has_text=re.compile("^Second words$"))).to_be_visible(
         timeout=30_000)
     assert held_back, "the screen never met a timeline without the announced message"
     assert_clean(alice, "announced-before-stored")
+    alice.close()
+
+
+def test_a_long_conversation_opens_on_its_newest_messages_and_loads_earlier_ones(system: System,
+                                                                                  browser: Browser) -> None:
+    alice = on_duty(browser, system, AGENT)
+    customer = Customer(system, "Chatty")
+    texts = [f"Message number {n}" for n in range(1, 131)]
+    first_at = time.time() - 200  # a second apart, all within the window
+    for start in range(0, len(texts), 44):  # a webhook may carry many messages
+        customer.writes_many(texts[start:start + 44], first_at + start)
+    customer.wait_for_messages(AGENT, len(texts))
+    page = opened(alice, customer)
+    message = page.locator(".timeline .inbound p.text")
+    expect(message.filter(has_text=re.compile("^Message number 130$"))).to_be_visible()
+    expect(message.filter(has_text=re.compile("^Message number 1$"))).to_have_count(0)
+    assert message.count() <= 100  # the newest page only
+    page.get_by_role("button", name="Load earlier").click()
+    expect(message.filter(has_text=re.compile("^Message number 1$"))).to_have_count(1)
+    expect(page.get_by_role("button", name="Load earlier")).to_have_count(0)  # the conversation's start
+    expect(message).to_have_count(130)  # each message once
+    customer.writes("Message number 131")  # live: the newest page again, the earlier pages kept
+    expect(message.filter(has_text=re.compile("^Message number 131$"))).to_be_visible(timeout=30_000)
+    expect(message).to_have_count(131)
+    assert_clean(alice, "timeline-earlier")
     alice.close()
 
 

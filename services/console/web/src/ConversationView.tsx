@@ -11,6 +11,21 @@ import { type LiveEvents, useNewEvents } from "./useNewEvents";
 import { useNow } from "./useNow";
 
 const ENTRY_RETRIES_MS = [250, 500, 1000, 2000, 4000, 8000];
+/** Entries per timeline page: the newest page on opening and on every live event, earlier ones on request. */
+const TIMELINE_PAGE = 100;
+
+interface TimelinePage { items: Entry[]; previous_cursor: string | null }
+/** The entries shown (the newest page and the earlier pages loaded before it) and the cursor to the page before. */
+interface Shown { entries: Entry[]; earlier: string | null }
+
+/** The newest page laid over what is shown: the earlier entries before its first one kept — unless its first one
+ * is not shown (more than a page arrived meanwhile, or a message was placed before what is shown): then it starts
+ * again from the newest page, as no gap may open between the earlier entries and the newest ones. */
+function withNewest(shown: Shown, newest: TimelinePage): Shown {
+  const start = newest.items.length ? shown.entries.findIndex((entry) => entry.entry_id === newest.items[0].entry_id) : -1;
+  if (newest.previous_cursor === null || start < 0) return { entries: newest.items, earlier: newest.previous_cursor };
+  return { entries: [...shown.entries.slice(0, start), ...newest.items], earlier: shown.earlier };
+}
 
 interface Props {
   conversation: Conversation;
@@ -24,7 +39,7 @@ interface Props {
 }
 
 export function ConversationView({ conversation, session, liveEvents, agents, teams, onChanged, onBack, onCard }: Props) {
-  const [entries, setEntries] = useState<Entry[]>([]);
+  const [shown, setShown] = useState<Shown>({ entries: [], earlier: null });
   const [messagingWindow, setMessagingWindow] = useState<Window | null>(null);
   const [error, setError] = useState("");
   const [dialog, setDialog] = useState<DialogKind | null>(null);
@@ -36,21 +51,35 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
   const offered = mine && c.status === "assigned" && !!c.offer_expires_at;
   const closed = c.status === "closed";
 
-  // Loads overlap (one per live event): only the latest request may set the entries, or a slower earlier answer
-  // would put back a timeline without the newest message.
+  // Loads overlap (one per live event): only the latest request may set the newest page, or a slower earlier
+  // answer would put back a timeline without the newest message.
   const latestLoad = useRef(0);
   const loadTimeline = useCallback(async (): Promise<Entry[] | null> => {
     const load = ++latestLoad.current;
     try {
-      const page = await api<{ items: Entry[] }>(`/v1/conversations/${c.id}/timeline`);
+      const page = await api<TimelinePage>(`/v1/conversations/${c.id}/timeline`, { query: { from: "latest", limit: TIMELINE_PAGE } });
       if (load !== latestLoad.current) return null;
-      setEntries(page.items);
+      setShown((before) => withNewest(before, page));
       return page.items;
     } catch (problem) {
       if (load === latestLoad.current) setError(problem instanceof Error ? problem.message : "the timeline could not be loaded");
       return null;
     }
   }, [c.id]);
+
+  const loadEarlier = useCallback(async () => {
+    if (shown.earlier === null) return;
+    try {
+      const page = await api<TimelinePage>(`/v1/conversations/${c.id}/timeline`, { query: { before: shown.earlier, limit: TIMELINE_PAGE } });
+      setShown((before) => {
+        if (before.earlier !== shown.earlier) return before; // the newest page started again meanwhile
+        const ids = new Set(before.entries.map((entry) => entry.entry_id));
+        return { entries: [...page.items.filter((entry) => !ids.has(entry.entry_id)), ...before.entries], earlier: page.previous_cursor };
+      });
+    } catch (problem) {
+      setError(problem instanceof Error ? problem.message : "the earlier messages could not be loaded");
+    }
+  }, [c.id, shown.earlier]);
 
   // The router announces a message just before it stores it: an entry the pushed event names but the timeline
   // does not have yet is asked for again, a little later each time, until it is there.
@@ -164,7 +193,7 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
         </p>
       )}
       {error && <p role="alert" className="error">{error}</p>}
-      <Timeline entries={entries} />
+      <Timeline entries={shown.entries} onEarlier={shown.earlier === null ? undefined : loadEarlier} />
       <Composer ref={composer} conversation={c} agents={agents} teams={teams} mode={mode} onMode={setMode} freeFormAllowed={freeFormAllowed && !messagingWindow?.blocked}
                 onSent={() => { void loadTimeline(); onChanged(); }} onError={setError} />
       {dialog && (

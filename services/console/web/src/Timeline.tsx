@@ -1,4 +1,4 @@
-import { useEffect, useRef } from "react";
+import { useLayoutEffect, useRef, useState } from "react";
 import type { Entry, MediaRef } from "./api";
 import { activityText, clock, senderLogin } from "./format";
 import { MediaPreview } from "./MediaPreview";
@@ -96,11 +96,46 @@ function Revisions({ entry }: { entry: Entry }) {
   );
 }
 
-export function Timeline({ entries }: { entries: Entry[] }) {
+interface TimelineProps {
+  entries: Entry[];
+  /** Loads the page before the first entry shown; absent when the first entry is the conversation's first. */
+  onEarlier?: () => Promise<void>;
+}
+
+export function Timeline({ entries, onEarlier }: TimelineProps) {
+  const list = useRef<HTMLOListElement>(null);
   const end = useRef<HTMLLIElement>(null);
-  useEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [entries.length]);
+  const [loadingEarlier, setLoadingEarlier] = useState(false);
+  // Earlier entries go in above what the agent reads: the view keeps its distance from the bottom, so the same
+  // messages stay in place; a new last entry scrolls to the end.
+  const fromBottom = useRef<number | null>(null);
+  const last = entries.at(-1)?.entry_id;
+  const first = entries[0]?.entry_id;
+  useLayoutEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [last]);
+  useLayoutEffect(() => {
+    const view = list.current;
+    if (view && fromBottom.current !== null) view.scrollTop = view.scrollHeight - fromBottom.current;
+    fromBottom.current = null;
+  }, [first]);
+  const earlier = async () => {
+    if (!onEarlier || !list.current) return;
+    fromBottom.current = list.current.scrollHeight - list.current.scrollTop;
+    setLoadingEarlier(true);
+    try {
+      await onEarlier();
+    } finally {
+      setLoadingEarlier(false);
+    }
+  };
   return (
-    <ol className="timeline" aria-label="Conversation timeline" tabIndex={0}>
+    <ol ref={list} className="timeline" aria-label="Conversation timeline" tabIndex={0}>
+      {onEarlier && (
+        <li className="earlier">
+          <button type="button" onClick={() => void earlier()} disabled={loadingEarlier}>
+            {loadingEarlier ? "Loading earlier messages…" : "Load earlier"}
+          </button>
+        </li>
+      )}
       {entries.filter((entry) => !QUIET_CHANGES.has(entry.change ?? "")).map((entry) => {
         if (entry.kind === "activity") {
           return (
