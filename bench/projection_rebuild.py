@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from aiokafka import AIOKafkaProducer
 from pydantic import SecretStr
 
+from parley_common.clock import SystemClock
 from parley_common.events.inbound import Customer, MarketingPreferenceChanged, MessageReceived, TextPart
 from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.mongo import mongo_client
@@ -27,6 +28,7 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES, Topic
 from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.topic_replay import replay
 from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
@@ -85,6 +87,8 @@ async def main(messages: int, contacts: int) -> None:
         rebuild = ProjectionRebuild(redis=redis, prefix=infra.redis_prefix(), namespace=infra.namespace,
                                     audience=audience, check_seconds=3600,
                                     preferences=MarketingPreferenceRepository(mongo[infra.database_name("outbound")]),
+                                    messages=MessageRepository(mongo[infra.database_name("outbound")]),
+                                    clock=SystemClock(),
                                     replay=lambda topics, batch: replay(infra, topics, "bench-rebuild", batch))
         wall, cpu = time.monotonic(), time.process_time()
         assert await rebuild.rebuild_once()

@@ -49,6 +49,12 @@ async def projections_complete(redis: Redis, prefix: str) -> None:
     assert await marker.take_lease("test", 30) and await marker.finish("test")
 
 
+async def cache_restarts_empty(redis: Redis, infra: InfraSettings) -> None:
+    """What a restart with nothing kept does to this deployment's keys."""
+    async for key in redis.scan_iter(match=f"{infra.redis_prefix()}*"):
+        await redis.delete(key)
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = TIMEOUT) -> None:
     deadline = asyncio.get_running_loop().time() + within
     while not await check():

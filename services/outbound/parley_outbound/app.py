@@ -96,7 +96,7 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     http = provider_client(settings)
     messages = MessageRepository(runtime.db)
     audience = AudienceRepository(runtime.db)
-    rebuild = projection_rebuild(settings, runtime, audience)
+    rebuild = projection_rebuild(settings, runtime, audience, messages, clock)
     projections = WindowStore(runtime.redis, settings.infra.redis_prefix(), on_lost=rebuild.wake)
     updates = UpdatePublisher(runtime.publisher)
     delivery = Delivery(adapters(http, provider_media(settings, http, runtime.redis)),
@@ -179,12 +179,13 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
     return app
 
 
-def projection_rebuild(settings: OutboundSettings, runtime: Runtime,
-                       audience: AudienceRepository) -> ProjectionRebuild:
+def projection_rebuild(settings: OutboundSettings, runtime: Runtime, audience: AudienceRepository,
+                       messages: MessageRepository, clock: Clock) -> ProjectionRebuild:
     """What rebuilds the cache's projections when it lost them (a reader of the topics outside any group)."""
     return ProjectionRebuild(redis=runtime.redis, prefix=settings.infra.redis_prefix(),
                              namespace=settings.infra.namespace, audience=audience,
                              preferences=MarketingPreferenceRepository(runtime.db),
+                             messages=messages, clock=clock,
                              replay=lambda topics, batch: replay(settings.infra, topics, REPLAY_CLIENT, batch),
                              check_seconds=settings.projection_check_seconds)
 

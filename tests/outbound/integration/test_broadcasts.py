@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 from outbound_fakes import FakeProvider
-from outbound_helpers import TENANT, customer_message, eventually, manager, publisher, read_topic
+from outbound_helpers import TENANT, cache_restarts_empty, customer_message, eventually, manager, publisher, read_topic
 
 from parley_common.auth import issue_token
 from parley_common.channels import Channels
@@ -34,6 +34,7 @@ from parley_common.events.contacts import ContactBlocked, ContactCreated, Contac
 from parley_common.events.envelope import Envelope
 from parley_common.events.inbound import MarketingPreferenceChanged
 from parley_common.kafka import ensure_topics
+from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES, OUTBOUND_MESSAGES, Topic
 from parley_outbound.app import create_app
@@ -220,6 +221,11 @@ async def test_audience_mapping_skips_progress_and_replies(app: FastAPI, boss: h
     lines = list(csv.DictReader(io.StringIO(export.text)))
     assert {line["contact_id"]: line["status"] for line in lines}["v3"] == "skipped" and len(lines) == 6
 
+    cache = redis_client(module_infra.redis_url)
+    try:  # which broadcast the customer got is restored from the database, and their answer waits for it
+        await cache_restarts_empty(cache, module_infra)
+    finally:
+        await cache.aclose()
     await publisher(app).publish(customer_message("wa-b1", "whatsapp", "4915100001", timedelta(0)), INBOUND_MESSAGES)
     await progress_until(boss, broadcast_id, lambda v: v["progress"]["replied"] == 1)
     stream = await boss.get(f"/v1/broadcasts/{broadcast_id}/stream")  # finished: its last state, then the end

@@ -13,9 +13,10 @@ import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from outbound_helpers import TENANT, customer_message, eventually, publisher, window_open
+from outbound_helpers import TENANT, cache_restarts_empty, customer_message, eventually, publisher, window_open
 from redis.asyncio import Redis
 
+from parley_common.clock import SystemClock
 from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged
 from parley_common.events.inbound import MarketingPreferenceChanged
 from parley_common.ids import ConversationKey
@@ -24,18 +25,13 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
 from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def cache_restarts_empty(redis: Redis, infra: InfraSettings) -> None:
-    """What a restart with nothing kept does to this deployment's keys."""
-    async for key in redis.scan_iter(match=f"{infra.redis_prefix()}*"):
-        await redis.delete(key)
 
 
 @pytest_asyncio.fixture(loop_scope="module")
@@ -151,6 +147,7 @@ async def test_an_opt_out_older_than_the_topic_is_restored_from_the_database(
         await preferences.record(key, False, stopped - timedelta(days=1))  # a late webhook of an earlier resume
         rebuild = ProjectionRebuild(redis=cache, prefix=prefix, namespace=module_infra.namespace,
                                     audience=AudienceRepository(db), preferences=preferences, replay=nothing_kept,
+                                    messages=MessageRepository(db), clock=SystemClock(),
                                     check_seconds=3600)
         assert await rebuild.rebuild_once()
         facts = await WindowStore(cache, prefix).facts(key)

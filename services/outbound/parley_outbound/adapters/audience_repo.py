@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
 Doc = dict[str, Any]
 
 
-async def in_pages(cursor: AsyncCursor[Doc], page: int) -> AsyncGenerator[list[Doc]]:
+async def in_pages(cursor: AsyncCursor[Doc] | AsyncCommandCursor[Doc], page: int) -> AsyncGenerator[list[Doc]]:
     """A cursor's documents `page` at a time, the cursor closed however the reader stops."""
     docs: list[Doc] = []
     try:

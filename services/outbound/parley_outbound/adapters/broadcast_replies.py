@@ -5,7 +5,7 @@ message."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -30,6 +30,14 @@ class BroadcastReplies:
             for command in commands:
                 pipeline.set(self._key(command.conversation_key), command.message_id, ex=REPLY_WINDOW)
             await pipeline.execute()
+
+    def restore(self, pipeline: Pipeline, key: ConversationKey, message_id: str, sent_at: datetime,
+                now: datetime) -> None:
+        """A rebuild's restore of a customer's latest broadcast message, for the rest of its REPLY_WINDOW; never
+        over one a page expected since (it is newer)."""
+        left = REPLY_WINDOW - (now - sent_at)
+        if left.total_seconds() >= 1:
+            pipeline.set(self._key(key), message_id, ex=left, nx=True)
 
     def ask_answered(self, pipeline: Pipeline, key: ConversationKey) -> None:
         """Queue the question: which broadcast message does this customer's message answer? Its answer in the

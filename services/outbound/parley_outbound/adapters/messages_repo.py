@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -11,7 +12,9 @@ from pymongo import ASCENDING, InsertOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
+from parley_common.ids import ConversationKey
 from parley_common.mongo import DUPLICATE_KEY
+from parley_outbound.adapters.audience_repo import in_pages
 from parley_outbound.domain.broadcasts import MessageCount
 from parley_outbound.domain.status import State
 
@@ -45,6 +48,9 @@ class MessageRepository:
         await self._messages.create_index([("tenant_id", ASCENDING), ("provider_message_id", ASCENDING)])
         await self._messages.create_index([("state", ASCENDING), ("updated_at", ASCENDING)])
         await self._messages.create_index([("broadcast_id", ASCENDING), ("state", ASCENDING), ("reason", ASCENDING)],
+                                          partialFilterExpression={"broadcast_id": {"$exists": True}})
+        await self._messages.create_index([("created_at", ASCENDING)],  # recent broadcast messages: a rebuild's
+                                          name="broadcast_created_at",  # (latest_broadcast_messages)
                                           partialFilterExpression={"broadcast_id": {"$exists": True}})
 
     async def claim(self, tenant_id: str, key: str, message_id: str) -> str:
@@ -106,6 +112,21 @@ class MessageRepository:
                         "replied": {"$sum": {"$cond": [{"$gt": ["$replied_at", None]}, 1, 0]}}}}]
         return [MessageCount(row["_id"]["state"], row["_id"].get("reason"), int(row["n"]), int(row["replied"]))
                 async for row in await self._messages.aggregate(pipeline)]
+
+    async def latest_broadcast_messages(self, since: datetime,
+                                        page: int) -> AsyncIterator[list[tuple[ConversationKey, str, datetime]]]:
+        """Each customer's latest broadcast message created since `since` (its id and when), `page` at a time: what
+        the cache's record of which broadcast a reply answers is restored from."""
+        pipeline: list[Doc] = [
+            {"$match": {"broadcast_id": {"$exists": True}, "created_at": {"$gte": since}}},
+            {"$sort": {"created_at": ASCENDING}},
+            {"$group": {"_id": {"tenant_id": "$tenant_id", "channel_id": "$channel_id",
+                                "external_user_id": "$external_user_id"},
+                        "message_id": {"$last": "$_id"}, "at": {"$last": "$created_at"}}}]
+        cursor = await self._messages.aggregate(pipeline, allowDiskUse=True, batchSize=page)
+        async for docs in in_pages(cursor, page):
+            yield [(ConversationKey(doc["_id"]["tenant_id"], doc["_id"]["channel_id"], doc["_id"]["external_user_id"]),
+                    str(doc["message_id"]), doc["at"]) for doc in docs]
 
     async def mark_replied(self, tenant_id: str, message_id: str, at: datetime) -> None:
         """The customer wrote after this broadcast message reached them (the first answer counts)."""

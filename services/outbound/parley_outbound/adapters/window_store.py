@@ -184,6 +184,25 @@ class WindowStore:
                     raise
                 await asyncio.sleep(REBUILT_POLL_SECONDS)  # the rebuild (maybe another replica's) sets the marker
 
+    def queue_rebuilt(self, pipeline: Pipeline) -> None:
+        """Ask, in a batch's pipeline, whether the projections are complete; `rebuilt` reads the answer."""
+        pipeline.get(self._marker)
+
+    def rebuilt(self, answer: object) -> bool:
+        if answer == READY:
+            return True
+        if self._on_lost is not None:
+            self._on_lost()
+        return False
+
+    async def wait_rebuilt(self, within: float) -> None:
+        """Until the projections are rebuilt (maybe by another replica); ProjectionsRebuilding after `within` s."""
+        deadline = time.monotonic() + within
+        while not self.rebuilt(await self._redis.get(self._marker)):
+            if time.monotonic() >= deadline:
+                raise ProjectionsRebuilding
+            await asyncio.sleep(REBUILT_POLL_SECONDS)
+
     async def set_threads(self, threads: Sequence[tuple[ConversationKey, ThreadFacts, datetime]]) -> None:
         """The router's view of conversations (parley.conversations.events.v1), a consumer batch in one round trip."""
         if not threads:

@@ -7,7 +7,8 @@ PARLEY_OUTBOUND_PROJECTION_CHECK_SECONDS, and at once when a send met it. Then, 
 in Redis; another replica takes over when it expires, say after a crash):
 1. from outbound's own MongoDB: every contact's custom fields, which contact each identity is, and the blocked
    identities (its audience), and every customer's marketing preference (marketing_preferences) — all of them,
-   where the contacts and preferences topics keep 30 days;
+   where the contacts and preferences topics keep 30 days — and each customer's latest broadcast message of the
+   last REPLY_WINDOW (7 days; outbound_messages), so an answer to it still counts as the broadcast's reply;
 2. from the topics, read from their start to their end at that moment, a batch at a time (one pipeline each):
    parley.inbound.messages.v1 (7 days: the longest window) for the window facts, Viber subscriptions and email
    threads, parley.inbound.preferences.v1 (30 days: the preferences from before the database kept them),
@@ -33,11 +34,14 @@ from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
+from parley_common.clock import Clock
 from parley_common.ids import ConversationKey, new_id
 from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, Topic
 from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.broadcast_replies import REPLY_WINDOW, BroadcastReplies
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
@@ -57,17 +61,21 @@ class LeaseLost(Exception):
 
 class ProjectionRebuild:
     def __init__(self, *, redis: Redis, prefix: str, namespace: str, audience: AudienceRepository,
-                 preferences: MarketingPreferenceRepository, replay: Replay, check_seconds: float) -> None:
+                 preferences: MarketingPreferenceRepository, messages: MessageRepository, clock: Clock,
+                 replay: Replay, check_seconds: float) -> None:
         self._redis = redis
         self._prefix = prefix
         self._namespace = namespace
         self._audience = audience
         self._preferences = preferences
+        self._messages = messages
+        self._clock = clock
         self._replay = replay
         self._check_seconds = check_seconds
         self._marker = ProjectionMarker(redis, prefix)
         self._windows = WindowStore(redis, prefix)
         self._fields = ContactFieldsStore(redis, prefix)
+        self._replies = BroadcastReplies(redis, prefix)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -96,7 +104,8 @@ class ProjectionRebuild:
         started = time.monotonic()
         log.warning("projection_rebuild_started")
         try:
-            contacts = await self._restore_contacts(token) + await self._restore_preferences(token)
+            contacts = (await self._restore_contacts(token) + await self._restore_preferences(token)
+                        + await self._restore_broadcast_replies(token))
             records = await self._replay_topics(token)
             finished = await self._marker.finish(token)
         except LeaseLost:
@@ -138,6 +147,17 @@ class ProjectionRebuild:
                                                              preference.at)
                 await pipeline.execute()
             restored += len(preferences)
+            await self._renew(token)
+        return restored
+
+    async def _restore_broadcast_replies(self, token: str) -> int:
+        restored, now = 0, self._clock.now()
+        async for latest in self._messages.latest_broadcast_messages(now - REPLY_WINDOW, BATCH):
+            async with self._windows.pipeline() as pipeline:
+                for key, message_id, sent_at in latest:
+                    self._replies.restore(pipeline, key, message_id, sent_at, now)
+                await pipeline.execute()
+            restored += len(latest)
             await self._renew(token)
         return restored
 
