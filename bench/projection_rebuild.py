@@ -27,6 +27,7 @@ from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_PREFERENCES, Topic
+from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
@@ -88,6 +89,7 @@ async def main(messages: int, contacts: int) -> None:
                                     audience=audience, check_seconds=3600,
                                     preferences=MarketingPreferenceRepository(mongo[infra.database_name("outbound")]),
                                     messages=MessageRepository(mongo[infra.database_name("outbound")]),
+                                    owners=VisibilityProjection(mongo[infra.database_name("outbound")]),
                                     clock=SystemClock(),
                                     replay=lambda topics, batch: replay(infra, topics, "bench-rebuild", batch))
         wall, cpu = time.monotonic(), time.process_time()

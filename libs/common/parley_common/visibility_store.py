@@ -4,7 +4,7 @@ database. No service asks the router: the facts arrive as events, like every oth
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from pymongo import UpdateOne
@@ -36,6 +36,18 @@ class VisibilityProjection:
         latest = {str(event.conversation_key): event for event in events}
         await self._owners.bulk_write([UpdateOne({"_id": key}, {"$set": _owner_fields(event)}, upsert=True)
                                        for key, event in latest.items()], ordered=False)
+
+    async def every_owner(self, page: int) -> AsyncIterator[list[Doc]]:
+        """Every conversation key's latest state (owner, status, changed_at), `page` at a time — those stored since
+        the status is kept: what a service's cache of who holds each thread is restored from."""
+        docs: list[Doc] = []
+        async for doc in self._owners.find({"status": {"$exists": True}}, batch_size=page):
+            docs.append(doc)
+            if len(docs) == page:
+                yield docs
+                docs = []
+        if docs:
+            yield docs
 
     async def on_agent_changed(self, event: AgentChanged) -> None:
         await self._agents.update_one(
@@ -78,7 +90,7 @@ class VisibilityProjection:
 def _owner_fields(event: ConversationChanged) -> Doc:
     owner = owner_of(event)
     return {"tenant_id": event.tenant_id, "conversation_id": event.conversation_id, "team_id": owner.team_id,
-            "agent": owner.agent, "changed_at": event.changed_at}
+            "agent": owner.agent, "status": event.status, "changed_at": event.changed_at}
 
 
 def visibility_reads(projection: VisibilityProjection, formerly_prefix: str,

@@ -185,7 +185,7 @@ def projection_rebuild(settings: OutboundSettings, runtime: Runtime, audience: A
     return ProjectionRebuild(redis=runtime.redis, prefix=settings.infra.redis_prefix(),
                              namespace=settings.infra.namespace, audience=audience,
                              preferences=MarketingPreferenceRepository(runtime.db),
-                             messages=messages, clock=clock,
+                             messages=messages, owners=VisibilityProjection(runtime.db), clock=clock,
                              replay=lambda topics, batch: replay(settings.infra, topics, REPLAY_CLIENT, batch),
                              check_seconds=settings.projection_check_seconds)
 

@@ -17,6 +17,7 @@ from outbound_helpers import TENANT, cache_restarts_empty, customer_message, eve
 from redis.asyncio import Redis
 
 from parley_common.clock import SystemClock
+from parley_common.events.common import ChannelType, SenderKind
 from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged
 from parley_common.events.inbound import MarketingPreferenceChanged
 from parley_common.ids import ConversationKey
@@ -24,11 +25,13 @@ from parley_common.mongo import mongo_client
 from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES
+from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.domain.threads import held_by_another_agent
 from parley_outbound.handlers.projection_rebuild import ProjectionRebuild
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -135,6 +138,35 @@ async def nothing_kept(topics: list[str], batch: int) -> AsyncIterator[list[Any]
         yield []
 
 
+async def rebuild_from_the_database(db: Any, cache: Redis, prefix: str, infra: InfraSettings) -> bool:
+    return await ProjectionRebuild(
+        redis=cache, prefix=prefix, namespace=infra.namespace, audience=AudienceRepository(db),
+        preferences=MarketingPreferenceRepository(db), messages=MessageRepository(db),
+        owners=VisibilityProjection(db), clock=SystemClock(), replay=nothing_kept, check_seconds=3600).rebuild_once()
+
+
+async def test_a_thread_held_since_before_the_topic_is_restored_from_the_database(
+        module_infra: InfraSettings, cache: Redis) -> None:
+    prefix = f"threads-{uuid.uuid4().hex[:8]}:"  # a deployment of its own
+    mongo = mongo_client(module_infra.mongo_uri, "parley-tests")
+    db = mongo[f"parley_outbound_{prefix.rstrip(':')}"]
+    key, held_since = ConversationKey(TENANT, "tg-bot", "held-long"), datetime.now(UTC) - timedelta(days=10)
+    try:
+        await VisibilityProjection(db).on_conversations_changed([ConversationChanged(
+            occurred_at=held_since, tenant_id=TENANT, correlation_id="c-t", channel_id=key.channel_id,
+            external_user_id=key.external_user_id, conversation_id="conv-long", change="assigned",
+            status="assigned", assignee=Assignee(kind="agent", id="agent.lee"), team_id="support",
+            changed_at=held_since)])
+        assert await rebuild_from_the_database(db, cache, prefix, module_infra)
+        [(_, thread)] = await WindowStore(cache, prefix).views([key])
+        assert held_by_another_agent(ChannelType.TELEGRAM, SenderKind.HUMAN, "agent.dana", thread), thread
+    finally:
+        await mongo.drop_database(db.name)
+        await mongo.close()
+        async for stale in cache.scan_iter(match=f"{prefix}*"):
+            await cache.delete(stale)
+
+
 async def test_an_opt_out_older_than_the_topic_is_restored_from_the_database(
         module_infra: InfraSettings, cache: Redis) -> None:
     prefix = f"prefs-{uuid.uuid4().hex[:8]}:"  # a deployment of its own
@@ -145,11 +177,7 @@ async def test_an_opt_out_older_than_the_topic_is_restored_from_the_database(
         stopped = datetime.now(UTC) - timedelta(days=40)
         await preferences.record(key, True, stopped)
         await preferences.record(key, False, stopped - timedelta(days=1))  # a late webhook of an earlier resume
-        rebuild = ProjectionRebuild(redis=cache, prefix=prefix, namespace=module_infra.namespace,
-                                    audience=AudienceRepository(db), preferences=preferences, replay=nothing_kept,
-                                    messages=MessageRepository(db), clock=SystemClock(),
-                                    check_seconds=3600)
-        assert await rebuild.rebuild_once()
+        assert await rebuild_from_the_database(db, cache, prefix, module_infra)
         facts = await WindowStore(cache, prefix).facts(key)
         assert facts.marketing_opted_out
     finally:

@@ -5,10 +5,10 @@ conversation key.
 Redis because every send reads it (sub-millisecond; the send path must not queue on the database). Redis is a
 cache: after a restart with nothing kept the projection is rebuilt (handlers/projection_rebuild.py) by replaying
 parley.inbound.messages.v1 (its 7-day retention covers the longest window, HUMAN_AGENT's 7 days),
-parley.inbound.preferences.v1 and parley.conversations.events.v1 (7 days: the thread of a conversation the router
-left unchanged longer is rebuilt as held by nobody), and the blocked identities from outbound's own MongoDB
-audience. Until then every read raises ProjectionsRebuilding: the marker (adapters/projection_marker.py) is read
-in the same pipeline as the facts, so knowing costs no round trip. Facts written while a rebuild replays older
+parley.inbound.preferences.v1 and parley.conversations.events.v1 (7 days), and the blocked identities and thread
+facts from outbound's own MongoDB (audience, visibility owners). Until then every read raises
+ProjectionsRebuilding: the marker (adapters/projection_marker.py) is read in the same pipeline as the facts, so
+knowing costs no round trip. Facts written while a rebuild replays older
 events keep the latest in provider (or event) time, so the replay and the live consumers are harmless together."""
 
 from __future__ import annotations

@@ -8,13 +8,15 @@ in Redis; another replica takes over when it expires, say after a crash):
 1. from outbound's own MongoDB: every contact's custom fields, which contact each identity is, and the blocked
    identities (its audience), and every customer's marketing preference (marketing_preferences) — all of them,
    where the contacts and preferences topics keep 30 days — and each customer's latest broadcast message of the
-   last REPLY_WINDOW (7 days; outbound_messages), so an answer to it still counts as the broadcast's reply;
+   last REPLY_WINDOW (7 days; outbound_messages), so an answer to it still counts as the broadcast's reply — and
+   each conversation's latest state, who holds its thread (visibility_owners, kept from the conversations topic
+   with its status since this was added);
 2. from the topics, read from their start to their end at that moment, a batch at a time (one pipeline each):
    parley.inbound.messages.v1 (7 days: the longest window) for the window facts, Viber subscriptions and email
    threads, parley.inbound.preferences.v1 (30 days: the preferences from before the database kept them),
    parley.media.events.v1 (7 days) for the attachments' facts and parley.conversations.events.v1 (7 days) for who
-   holds each conversation's thread — a conversation the router has not changed for longer is rebuilt as held by
-   nobody, so until its next change any agent may reply into it (the router still shows who holds it);
+   holds each conversation's thread (those the database kept before it kept the status: a conversation unchanged
+   since then and for longer than 7 days comes back held by nobody until its next change);
 3. the marker is set — only if this rebuild still holds its lease: a cache that restarted meanwhile lost both.
 
 The service's own consumers go on meanwhile. The writes keep the latest in provider (or event) time, restored
@@ -37,6 +39,7 @@ from redis.asyncio import Redis
 from parley_common.clock import Clock
 from parley_common.ids import ConversationKey, new_id
 from parley_common.topics import CONVERSATIONS_EVENTS, INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, Topic
+from parley_common.visibility_store import VisibilityProjection
 from parley_outbound.adapters.audience_repo import AudienceRepository
 from parley_outbound.adapters.broadcast_replies import REPLY_WINDOW, BroadcastReplies
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
@@ -45,6 +48,7 @@ from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.domain.threads import ThreadFacts
 from parley_outbound.handlers.projections import MediaProjection, WindowProjection
 
 log = structlog.get_logger(__name__)
@@ -61,7 +65,8 @@ class LeaseLost(Exception):
 
 class ProjectionRebuild:
     def __init__(self, *, redis: Redis, prefix: str, namespace: str, audience: AudienceRepository,
-                 preferences: MarketingPreferenceRepository, messages: MessageRepository, clock: Clock,
+                 preferences: MarketingPreferenceRepository, messages: MessageRepository,
+                 owners: VisibilityProjection, clock: Clock,
                  replay: Replay, check_seconds: float) -> None:
         self._redis = redis
         self._prefix = prefix
@@ -69,6 +74,7 @@ class ProjectionRebuild:
         self._audience = audience
         self._preferences = preferences
         self._messages = messages
+        self._owners = owners
         self._clock = clock
         self._replay = replay
         self._check_seconds = check_seconds
@@ -105,7 +111,7 @@ class ProjectionRebuild:
         log.warning("projection_rebuild_started")
         try:
             contacts = (await self._restore_contacts(token) + await self._restore_preferences(token)
-                        + await self._restore_broadcast_replies(token))
+                        + await self._restore_broadcast_replies(token) + await self._restore_threads(token))
             records = await self._replay_topics(token)
             finished = await self._marker.finish(token)
         except LeaseLost:
@@ -158,6 +164,19 @@ class ProjectionRebuild:
                     self._replies.restore(pipeline, key, message_id, sent_at, now)
                 await pipeline.execute()
             restored += len(latest)
+            await self._renew(token)
+        return restored
+
+    async def _restore_threads(self, token: str) -> int:
+        restored = 0
+        async for owners in self._owners.every_owner(BATCH):
+            async with self._windows.pipeline() as pipeline:
+                self._windows.queue_threads(pipeline, [
+                    (ConversationKey.parse(doc["_id"]),
+                     ThreadFacts(doc["status"], "agent" if doc.get("agent") else None, doc.get("agent")),
+                     doc["changed_at"]) for doc in owners])
+                await pipeline.execute()
+            restored += len(owners)
             await self._renew(token)
         return restored
 
