@@ -437,8 +437,10 @@ def test_a_long_conversation_opens_on_its_newest_messages_and_loads_earlier_ones
     expect(message.filter(has_text=re.compile("^Message number 130$"))).to_be_visible()
     expect(message.filter(has_text=re.compile("^Message number 1$"))).to_have_count(0)
     assert message.count() <= 100  # the newest page only
-    page.get_by_role("button", name="Load earlier").click()
+    was_first = message.filter(has_text=re.compile(f"^{re.escape(message.first.inner_text())}$"))
+    page.get_by_role("button", name="Load earlier").click()  # scrolled up to it: the first message in view
     expect(message.filter(has_text=re.compile("^Message number 1$"))).to_have_count(1)
+    expect(was_first).to_be_in_viewport()  # what the agent was reading stays in place, the earlier ones above
     expect(page.get_by_role("button", name="Load earlier")).to_have_count(0)  # the conversation's start
     expect(message).to_have_count(130)  # each message once
     customer.writes("Message number 131")  # live: the newest page again, the earlier pages kept

@@ -108,18 +108,22 @@ export function Timeline({ entries, onEarlier }: TimelineProps) {
   const [loadingEarlier, setLoadingEarlier] = useState(false);
   // Earlier entries go in above what the agent reads: the view keeps its distance from the bottom, so the same
   // messages stay in place; a new last entry scrolls to the end.
-  const fromBottom = useRef<number | null>(null);
+  const reading = useRef<{ first: string; fromBottom: number } | null>(null);
   const last = entries.at(-1)?.entry_id;
   const first = entries[0]?.entry_id;
   useLayoutEffect(() => { end.current?.scrollIntoView({ block: "end" }); }, [last]);
   useLayoutEffect(() => {
     const view = list.current;
-    if (view && fromBottom.current !== null) view.scrollTop = view.scrollHeight - fromBottom.current;
-    fromBottom.current = null;
-  }, [first]);
+    const before = reading.current;
+    // only when the entries were put in above the one that was first (not when the view started again)
+    if (view && before && before.first !== first && entries.some((entry) => entry.entry_id === before.first)) {
+      view.scrollTop = view.scrollHeight - before.fromBottom;
+      reading.current = null;
+    }
+  }, [first, entries]);
   const earlier = async () => {
-    if (!onEarlier || !list.current) return;
-    fromBottom.current = list.current.scrollHeight - list.current.scrollTop;
+    if (!onEarlier || !list.current || !first) return;
+    reading.current = { first, fromBottom: list.current.scrollHeight - list.current.scrollTop };
     setLoadingEarlier(true);
     try {
       await onEarlier();
