@@ -97,6 +97,9 @@ async def test_two_messages_of_one_second_show_in_the_order_they_arrived_not_by_
     [conv] = await conversations(router)
     entries = await eventually(lambda: _inbound_entries(router, conv["id"], 2))
     assert [e["text"] for e in entries] == ["I need", "a refund"]
+    # the second message changed nothing of its conversation (the same second): the screens hear of it still
+    appended = [c for c in await read_changes(router, {"message_appended"}) if c.change == "message_appended"]
+    assert [c.entry_id for c in appended] == ["in:wamid.aa"]
     whole = await timeline(router, conv["id"])
     path, paged, cursor = f"/v1/conversations/{conv['id']}/timeline", [], None
     for _ in whole:  # a page at a time: the same entries in the same order

@@ -152,6 +152,8 @@ class Engine:
         now = now or self.clock.now()
         after = transition(conv)
         if after == conv:
+            if entry_id is not None:  # a message that changed nothing (the same second as the last one) is news still
+                await self.publish(conv, change, actor, comment, now, conv, entry_id)
             return conv
         after = conv_rules.stamp_first_assignment(after, now)
         if not conv.is_open and after.is_open and not await self.stores.conversations.claim_open(after):
@@ -236,7 +238,10 @@ class Engine:
                       previous: Conversation | None = None, entry_id: str | None = None) -> None:
         # `opened` is announced again when its message is redelivered after a crash (it may have been published
         # before the crash): every copy carries the same event id, so subscribers' event-id de-duplication holds.
-        same_every_time = {"event_id": opened_event_id(conv.id)} if change == "opened" else {}
+        # so is a message's `message_appended` (its message may be handled again after a crash, and one that
+        # changed nothing of its conversation is announced on every attempt)
+        same_every_time = {"event_id": opened_event_id(conv.id)} if change == "opened" else {
+            "event_id": appended_event_id(conv.id, entry_id)} if change == "message_appended" and entry_id else {}
         event = ConversationChanged(
             **same_every_time,
             occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,
@@ -396,3 +401,8 @@ def _event_assignee(assignee: Assignee | None) -> EventAssignee | None:
 def opened_event_id(conversation_id: str) -> UUID:
     """The event id of a conversation's `opened` event, the same whenever it is published."""
     return uuid5(NAMESPACE_URL, f"parley:conversation:{conversation_id}:opened")
+
+
+def appended_event_id(conversation_id: str, entry_id: str) -> UUID:
+    """The event id of the `message_appended` event of one message's entry, the same whenever it is published."""
+    return uuid5(NAMESPACE_URL, f"parley:conversation:{conversation_id}:appended:{entry_id}")
