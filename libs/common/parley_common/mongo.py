@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.command_cursor import AsyncCommandCursor
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError
 
 from parley_common import round_trips
@@ -56,3 +58,19 @@ def read_stored(model: type[M], stored: Mapping[str, Any]) -> M:
     rollback — are ignored at every depth, the ones it knows validated as strictly as ever. The models stay strict
     for what they build and accept from outside."""
     return model.model_validate(stored, extra="ignore")
+
+
+async def in_pages(cursor: AsyncCursor[dict[str, Any]] | AsyncCommandCursor[dict[str, Any]],
+                   page: int) -> AsyncGenerator[list[dict[str, Any]]]:
+    """A cursor's documents `page` at a time, the cursor closed however the reader stops."""
+    docs: list[dict[str, Any]] = []
+    try:
+        async for doc in cursor:
+            docs.append(doc)
+            if len(docs) == page:
+                yield docs
+                docs = []
+        if docs:
+            yield docs
+    finally:
+        await cursor.close()

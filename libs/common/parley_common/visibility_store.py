@@ -15,6 +15,7 @@ from parley_common.consumer_groups import Reads
 from parley_common.errors import ApiError
 from parley_common.events.conversations import AgentChanged, ConversationChanged
 from parley_common.ids import ConversationKey
+from parley_common.mongo import in_pages
 from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
 from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_tenant, visible_whatever_the_teams
 
@@ -40,13 +41,7 @@ class VisibilityProjection:
     async def every_owner(self, page: int) -> AsyncIterator[list[Doc]]:
         """Every conversation key's latest state (owner, status, changed_at), `page` at a time — those stored since
         the status is kept: what a service's cache of who holds each thread is restored from."""
-        docs: list[Doc] = []
-        async for doc in self._owners.find({"status": {"$exists": True}}, batch_size=page):
-            docs.append(doc)
-            if len(docs) == page:
-                yield docs
-                docs = []
-        if docs:
+        async for docs in in_pages(self._owners.find({"status": {"$exists": True}}, batch_size=page), page):
             yield docs
 
     async def on_agent_changed(self, event: AgentChanged) -> None:

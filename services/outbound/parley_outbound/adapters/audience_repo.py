@@ -6,31 +6,16 @@ redelivered event changes nothing; a merged contact is kept, marked, and never m
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pymongo import ASCENDING, UpdateOne
-from pymongo.asynchronous.command_cursor import AsyncCommandCursor
-from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 
+from parley_common.mongo import in_pages
+
 Doc = dict[str, Any]
-
-
-async def in_pages(cursor: AsyncCursor[Doc] | AsyncCommandCursor[Doc], page: int) -> AsyncGenerator[list[Doc]]:
-    """A cursor's documents `page` at a time, the cursor closed however the reader stops."""
-    docs: list[Doc] = []
-    try:
-        async for doc in cursor:
-            docs.append(doc)
-            if len(docs) == page:
-                yield docs
-                docs = []
-        if docs:
-            yield docs
-    finally:
-        await cursor.close()
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
-from parley_common.mongo import DUPLICATE_KEY
-from parley_outbound.adapters.audience_repo import in_pages
+from parley_common.mongo import DUPLICATE_KEY, in_pages
 from parley_outbound.domain.broadcasts import BroadcastState
 
 Doc = dict[str, Any]

@@ -13,8 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from parley_common.ids import ConversationKey
-from parley_common.mongo import DUPLICATE_KEY
-from parley_outbound.adapters.audience_repo import in_pages
+from parley_common.mongo import DUPLICATE_KEY, in_pages
 from parley_outbound.domain.broadcasts import MessageCount
 from parley_outbound.domain.status import State
 

@@ -15,7 +15,7 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 
 from parley_common.ids import ConversationKey
-from parley_outbound.adapters.audience_repo import in_pages
+from parley_common.mongo import in_pages
 
 Doc = dict[str, Any]
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
