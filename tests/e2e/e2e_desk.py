@@ -98,17 +98,20 @@ class Desk:
 async def published_changes(bootstrap: str, namespace: str, conversation_id: str, until: str,
                             within: float = 30.0) -> list[dict[str, Any]]:
     """The router's `ConversationChanged` events of one conversation, read from its topic in order, up to and
-    including the first whose `change` is `until`."""
+    including the first whose `change` is `until` — each event once, as a subscriber that de-duplicates on
+    `event_id` sees them (`opened` is published again, with its id, when its message is handled again)."""
     consumer = AIOKafkaConsumer(CONVERSATIONS_EVENTS.name(namespace), bootstrap_servers=bootstrap,
                                 auto_offset_reset="earliest", group_id=f"e2e-reader-{uuid.uuid4().hex[:8]}")
     await consumer.start()
     found: list[dict[str, Any]] = []
+    seen: set[str] = set()
     try:
         async def collect() -> None:
             while not found or found[-1]["change"] != until:
                 record = await consumer.getone()
                 event = json.loads(record.value)
-                if event.get("conversation_id") == conversation_id:
+                if event.get("conversation_id") == conversation_id and event["event_id"] not in seen:
+                    seen.add(event["event_id"])
                     found.append(event)
 
         await asyncio.wait_for(collect(), within)
