@@ -52,9 +52,10 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
     dedup = DedupStore(runtime.redis, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
-    identities = IdentityStore(runtime.redis, IdentityRecords(runtime.db), prefix,
+    database_timeout = settings.identity_database_timeout_seconds
+    identities = IdentityStore(runtime.redis, IdentityRecords(runtime.db, timeout_seconds=database_timeout), prefix,
                                cache_ttl_seconds=settings.identity_cache_ttl_seconds,
-                               database_timeout_seconds=settings.identity_database_timeout_seconds)
+                               database_timeout_seconds=database_timeout)
     intake = Intake(link, dedup, identities, prefix)
     normaliser = Normaliser(settings.parse_budget_seconds)
 

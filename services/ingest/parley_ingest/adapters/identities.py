@@ -11,11 +11,11 @@ the older key; the events already published under the younger one stay where the
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
 
-import pymongo
 import structlog
 from pymongo.errors import PyMongoError
 from redis.asyncio import Redis
@@ -77,14 +77,15 @@ class IdentityStore:
         knows and the database does not (restored from an older backup) is recorded again, not reinvented."""
         born_ms = time.time_ns() // 1_000_000
         try:
-            with pymongo.timeout(self._database_timeout):
+            # this webhook's budget: its calls are shared with other webhooks' (IdentityRecords), each bounded too
+            async with asyncio.timeout(self._database_timeout):
                 for _ in range(ATTEMPTS):
                     stored = await self._records.ranks({i for claim in claims for i in claim.identifiers()})
                     remembered = {i: rank for i, rank in cached.items() if i not in stored}
                     resolution = resolve(claims, stored, born_ms, remembered)
                     if await self._records.record(resolution.new, resolution.lowered):
                         return resolution
-        except PyMongoError as exc:
+        except (PyMongoError, TimeoutError) as exc:
             log.warning("identity_database_unavailable", error=type(exc).__name__)
             raise IdentityStoreUnavailable("database") from None
         log.warning("identity_writes_kept_racing", attempts=ATTEMPTS)
