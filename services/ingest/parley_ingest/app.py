@@ -24,6 +24,7 @@ from parley_common.topics import (
     INBOUND_PREFERENCES,
     INBOUND_STATUSES,
 )
+from parley_ingest.adapters.cache import SharedCache
 from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.identity_records import IdentityRecords
@@ -51,9 +52,10 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     declare_published(broker, settings.infra.namespace, *PRODUCED)
     link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
-    dedup = DedupStore(runtime.redis, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
+    cache = SharedCache(runtime.redis)
+    dedup = DedupStore(cache, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)
     database_timeout = settings.identity_database_timeout_seconds
-    identities = IdentityStore(runtime.redis, IdentityRecords(runtime.db, timeout_seconds=database_timeout), prefix,
+    identities = IdentityStore(cache, IdentityRecords(runtime.db, timeout_seconds=database_timeout), prefix,
                                cache_ttl_seconds=settings.identity_cache_ttl_seconds,
                                database_timeout_seconds=database_timeout)
     intake = Intake(link, dedup, identities, prefix)

@@ -18,6 +18,7 @@ from parley_common.redis import redis_client
 from parley_common.settings import InfraSettings
 from parley_common.tasks import running
 from parley_common.topics import INBOUND_MESSAGES
+from parley_ingest.adapters.cache import SharedCache
 from parley_ingest.adapters.dedup import DedupStore, DedupUnavailable
 from parley_ingest.app import create_app
 from parley_ingest.settings import IngestSettings
@@ -60,7 +61,7 @@ async def test_an_exhausted_connection_pool_makes_the_check_unavailable_instead_
         infra_settings: InfraSettings) -> None:
     client = redis_client(infra_settings.redis_url)
     client.connection_pool.max_connections = 1  # as if the pool's connections were all busy under overload
-    store = DedupStore(client, ttl_seconds=60, check_timeout_seconds=5.0)
+    store = DedupStore(SharedCache(client), ttl_seconds=60, check_timeout_seconds=5.0)
     try:
         async with running(client.blpop([f"{infra_settings.redis_prefix()}never-pushed"], timeout=3)):
             await asyncio.sleep(0.2)  # the only connection is now waiting in BLPOP

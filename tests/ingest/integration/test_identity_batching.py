@@ -92,10 +92,12 @@ def customer(n: int) -> tuple[str, str]:
     return f"4477008{n:05d}", f"GB.8{n:016d}"
 
 
-async def test_concurrent_webhooks_of_new_and_colliding_customers_end_on_one_key_each(client, kit, topics) -> None:
+async def test_concurrent_webhooks_of_new_and_colliding_customers_end_on_one_key_each(client, kit, topics,
+                                                                                       redis) -> None:
     """Twenty new customers at once, each by two webhooks that propose different keys (our send's status by
-    phone, the customer's message by BSUID), and ten customers each written to once: all in one batch of lookups
-    and writes, every customer ends on one key."""
+    phone, the customer's message by BSUID), and ten customers each written to once: their lookups and writes
+    shared, every customer ends on one key. Their cache reads (duplicate checks and cached identities) are
+    shared too: far fewer `MGET`s than webhooks (counted by the server)."""
     async def webhook(value: dict[str, Any]) -> None:
         body = kit.body({"object": "whatsapp_business_account", "entry": [{"id": "100000000000001", "changes": [{
             "field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
@@ -113,8 +115,10 @@ async def test_concurrent_webhooks_of_new_and_colliding_customers_end_on_one_key
                               "timestamp": "1795939101", "type": "text", "text": {"body": "hi"}}]}
 
     customers = [customer(n) for n in range(30)]
+    before = await mgets(redis)
     await asyncio.gather(*(webhook(status(n, *ids)) for n, ids in enumerate(customers[:20])),
                          *(webhook(message(n, *ids)) for n, ids in enumerate(customers)))
+    assert await mgets(redis) - before <= 10  # 1 when they arrive in one turn, as here (one per webhook before)
     published = await topics_keys(topics)
     for n, (phone, bsuid) in enumerate(customers[:20]):
         assert published[f"wamid.send-{n}"] == published[f"wamid.reply-{n}"] in (phone, bsuid), n
@@ -125,3 +129,6 @@ async def topics_keys(topics: Any) -> dict[str, str]:
     events = [*await topics.events(INBOUND_MESSAGES), *await topics.events(INBOUND_STATUSES)]
     return {event.provider_message_id: event.external_user_id for event in events}
 
+
+async def mgets(redis: Any) -> int:
+    return int((await redis.info("commandstats")).get("cmdstat_mget", {}).get("calls", 0))

@@ -6,8 +6,9 @@ import asyncio
 from collections.abc import Sequence
 
 import structlog
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
+
+from parley_ingest.adapters.cache import ScriptCall, SharedCache
 
 log = structlog.get_logger(__name__)
 # One round trip for a whole batch: SET key 1 NX EX ttl for every key.
@@ -24,18 +25,19 @@ class DedupUnavailable(Exception):
 
 
 class DedupStore:
-    def __init__(self, redis: Redis, ttl_seconds: int, check_timeout_seconds: float) -> None:
-        self._redis = redis
+    def __init__(self, cache: SharedCache, ttl_seconds: int, check_timeout_seconds: float) -> None:
+        self._cache = cache
         self._ttl = ttl_seconds
         self._check_timeout = check_timeout_seconds
-        self._mark_all = redis.register_script(_MARK_ALL)
+        self._mark_all = cache.script(_MARK_ALL)
 
     async def already_seen(self, keys: Sequence[str]) -> list[bool]:
         """Which keys are marked; DedupUnavailable when that cannot be known in time."""
         if not keys:
             return []
         try:
-            values = await asyncio.wait_for(self._redis.mget(list(keys)), self._check_timeout)
+            async with asyncio.timeout(self._check_timeout):  # in this task: its read joins this turn's MGET
+                values = await self._cache.get(list(keys))
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("dedup_check_unavailable", error=type(exc).__name__, keys=len(keys))
             raise DedupUnavailable(type(exc).__name__) from None
@@ -45,7 +47,7 @@ class DedupStore:
         if not keys:
             return
         try:
-            await self._mark_all(keys=list(keys), args=[self._ttl])
+            await self._cache.call(ScriptCall(self._mark_all, list(keys), [self._ttl]))
         except (RedisError, OSError) as exc:
             # Already published: a later retry becomes a duplicate that consumers ignore, never a loss.
             log.warning("dedup_mark_failed", error=type(exc).__name__, keys=len(keys))

@@ -2,9 +2,11 @@
 truth), Redis caches it (read-through, `<prefix>ingest:identity:<tenant>:<channel>:rank:<sha256>` → the key's
 rank, with an expiry).
 
-One webhook's claims cost one cache round trip when the cache knows each claim's identifiers under one key (the
-hot path: no database). Otherwise the claims it could not settle cost one batched database read and, when
-something is new or linked, one write — made before the events are published — then one cache write. A write
+One webhook's claims cost one cache read — shared with its duplicate check and the other webhooks in flight
+(adapters/cache.py) — when the cache knows each claim's identifiers under one key (the hot path: no database).
+Otherwise the claims it could not settle cost one batched database read and, when something is new or linked,
+one write — made before the events are published — and the ranks are cached afterwards, in the same round trip
+as the de-duplication marks (or alone when publishing failed: a link the database holds must reach the cache). A write
 another writer raced (a concurrent webhook for the same new customer) is read again and decided anew, so both
 end on one key. A claim that links identifiers known under two keys joins them from then on: later events use
 the older key; the events already published under the younger one stay where they are."""
@@ -15,12 +17,13 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import structlog
 from pymongo.errors import PyMongoError
-from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
+from parley_ingest.adapters.cache import ScriptCall, SharedCache
 from parley_ingest.adapters.identity_records import IdentityRecords
 from parley_ingest.domain.identities import Resolution, Scoped, ScopedClaim, resolve, settled_key
 
@@ -48,29 +51,56 @@ class IdentityStoreUnavailable(Exception):
     webhook is retried."""
 
 
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """Each claim's key, in order, and the ranks to cache once the webhook's events are published (`remember`)."""
+
+    keys: list[str]
+    ranks: dict[Scoped, str]
+
+
 class IdentityStore:
-    def __init__(self, redis: Redis, records: IdentityRecords, prefix: str, *, cache_ttl_seconds: int,
+    def __init__(self, cache: SharedCache, records: IdentityRecords, prefix: str, *, cache_ttl_seconds: int,
                  database_timeout_seconds: float) -> None:
-        self._redis = redis
+        self._cache = cache
         self._records = records
         self._prefix = prefix
         self._ttl = cache_ttl_seconds
         self._database_timeout = database_timeout_seconds
-        self._cache_sha = redis.register_script(_CACHE_OLDEST).sha
+        self._cache_oldest = cache.script(_CACHE_OLDEST)
 
-    async def keys_for(self, claims: Sequence[ScopedClaim]) -> list[str]:
-        """The customer key of each claim, in order."""
-        if not claims:
-            return []
-        cached = await self._cached([identifier for claim in claims for identifier in claim.identifiers()])
+    async def cached(self, claims: Sequence[ScopedClaim]) -> dict[Scoped, str]:
+        """What the cache knows of the claims' identifiers (one read, shared: adapters/cache.py)."""
+        identifiers = list(dict.fromkeys(identifier for claim in claims for identifier in claim.identifiers()))
+        try:
+            answers = await self._cache.get([self._key(identifier) for identifier in identifiers])
+        except (RedisError, OSError) as exc:
+            log.warning("identity_cache_unavailable", error=type(exc).__name__)
+            raise IdentityStoreUnavailable("cache") from None
+        return {identifier: answer for identifier, answer in zip(identifiers, answers, strict=True)
+                if answer is not None}
+
+    async def keys_for(self, claims: Sequence[ScopedClaim], cached: dict[Scoped, str]) -> Keyed:
+        """The customer key of each claim, in order: from `cached` (what `cached` answered) when it settles the
+        claim, else from the database, every new identifier and link recorded there first."""
         keys = [settled_key(claim, cached) for claim in claims]
         unsettled = [claim for claim, key in zip(claims, keys, strict=True) if key is None]
-        if unsettled:
-            resolution = await self._recorded(unsettled, cached)
-            await self._cache(resolution.ranks)
-            resolved = iter(resolution.keys)
-            keys = [key if key is not None else next(resolved) for key in keys]
-        return [key for key in keys if key is not None]
+        if not unsettled:
+            return Keyed([key for key in keys if key is not None], {})
+        resolution = await self._recorded(unsettled, cached)
+        resolved = iter(resolution.keys)
+        return Keyed([key if key is not None else next(resolved) for key in keys], resolution.ranks)
+
+    async def remember(self, ranks: dict[Scoped, str]) -> None:
+        """Cache the ranks (each only if at least as old as what is cached). Not raised: the database has them, a
+        lost cache write costs a database read later."""
+        if not ranks:
+            return
+        try:
+            await self._cache.call(ScriptCall(self._cache_oldest, [self._key(identifier) for identifier in ranks],
+                                              [self._ttl, *ranks.values()]))
+        except (RedisError, OSError) as exc:
+            log.warning("identity_cache_write_failed", error=type(exc).__name__, identifiers=len(ranks))
 
     async def _recorded(self, claims: list[ScopedClaim], cached: dict[Scoped, str]) -> Resolution:
         """The claims resolved against the database, every new identifier and link recorded there; what the cache
@@ -90,28 +120,6 @@ class IdentityStore:
             raise IdentityStoreUnavailable("database") from None
         log.warning("identity_writes_kept_racing", attempts=ATTEMPTS)
         raise IdentityStoreUnavailable("database")
-
-    async def _cached(self, identifiers: list[Scoped]) -> dict[Scoped, str]:
-        try:
-            answers = await self._redis.mget([self._key(identifier) for identifier in identifiers])
-        except (RedisError, OSError) as exc:
-            log.warning("identity_cache_unavailable", error=type(exc).__name__)
-            raise IdentityStoreUnavailable("cache") from None
-        return {identifier: str(answer)  # the client decodes answers (parley_common.redis)
-                for identifier, answer in zip(identifiers, answers, strict=True) if answer is not None}
-
-    async def _cache(self, ranks: dict[Scoped, str]) -> None:
-        keys = [self._key(identifier) for identifier in ranks]
-        args: list[str | int] = [self._ttl, *ranks.values()]
-        try:
-            try:
-                await self._redis.evalsha(self._cache_sha, len(keys), *keys, *args)
-            except NoScriptError:  # a new or restarted Redis: load the script once, then again
-                await self._redis.script_load(_CACHE_OLDEST)
-                await self._redis.evalsha(self._cache_sha, len(keys), *keys, *args)
-        except (RedisError, OSError) as exc:
-            log.warning("identity_cache_unavailable", error=type(exc).__name__)
-            raise IdentityStoreUnavailable("cache") from None
 
     def _key(self, scoped: Scoped) -> str:
         tenant_id, channel_id, identifier = scoped

@@ -29,8 +29,8 @@ from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.kafka_link import KafkaLink
 from parley_ingest.domain.dedup import dedup_key
-from parley_ingest.domain.identities import ScopedClaim
-from parley_ingest.domain.model import Batch, Normalised, Rejected, RequestContext, stable_event_id
+from parley_ingest.domain.identities import IdentityClaim, Scoped, ScopedClaim
+from parley_ingest.domain.model import Batch, Rejected, RequestContext, stable_event_id
 
 SERVICE = "ingest"
 log = structlog.get_logger(__name__)
@@ -48,6 +48,20 @@ class _Item:
     event: Envelope
     topic: Topic
     dedup_key: str
+    claim: ScopedClaim | None = None  # the identifiers of the event's customer, when it names one
+
+
+def _claims(items: list[_Item]) -> list[ScopedClaim]:
+    return [item.claim for item in items if item.claim is not None]
+
+
+def _keyed(items: list[_Item], keys: list[str]) -> list[_Item]:
+    """Each item that names a customer under the key found for it (`keys`: one per such item, in order; the
+    links' keys after them are not needed)."""
+    found = iter(keys)
+    return [replace(item, event=item.event.model_copy(update={"external_user_id": key}))
+            if item.claim is not None and (key := next(found)) != getattr(item.event, "external_user_id", None)
+            else item for item in items]
 
 
 def topic_for(event: Envelope) -> Topic:
@@ -112,39 +126,50 @@ class Intake:
     async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
         """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then), and
         IdentityStoreUnavailable or DedupUnavailable when the customers' keys or the duplicate check could not be
-        had (nothing is published then)."""
-        events = await self._keyed(batch)
-        items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id) for n in events]
+        had (nothing is published then). Its cache round trips: one read (the duplicate check with the cached
+        identities) and one write after publishing (the marks with the ranks to cache), each shared with the other
+        webhooks in flight (adapters/cache.py)."""
+        items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id, n.identity) for n in batch.events]
         items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]
+        links = [ScopedClaim(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
         keys = [item.dedup_key for item in items]
         async with self._turns.of(keys):
-            seen = await self._dedup.already_seen(keys)
+            seen, cached = await self._looked_up(keys, [*_claims(items), *links])
+            # a duplicate was published under its key already: only the fresh events' customers are looked for
             fresh = [item for item, was_seen in zip(items, seen, strict=True) if not was_seen]
+            keyed = await self._identities.keys_for([*_claims(fresh), *links], cached)
+            fresh = _keyed(fresh, keyed.keys)
             started = time.perf_counter()
-            await self._link.publish_all([(item.event, item.topic) for item in fresh])
+            try:
+                await self._link.publish_all([(item.event, item.topic) for item in fresh])
+            except Exception:
+                await self._identities.remember(keyed.ranks)  # what the database holds now, published or not
+                raise
             metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-            await self._dedup.mark([item.dedup_key for item in fresh])
+            await asyncio.gather(self._dedup.mark([item.dedup_key for item in fresh]),
+                                 self._identities.remember(keyed.ranks))  # one round trip (adapters/cache.py)
         return self._count(ctx, fresh, duplicates=len(items) - len(fresh))
 
-    async def _keyed(self, batch: Batch) -> list[Normalised]:
-        """The batch's events, each under its customer's key (identity links only recorded)."""
-        claimed = [n for n in batch.events if n.identity is not None]
-        claims = [ScopedClaim(n.event.tenant_id, n.event.channel_id, n.identity)
-                  for n in claimed if n.identity is not None]
-        claims += [ScopedClaim(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
-        # the links' keys come after the events' and are not needed: zip stops at the claimed events
-        keys = dict(zip(map(id, claimed), await self._identities.keys_for(claims), strict=False))
-        return [
-            replace(n, event=n.event.model_copy(update={"external_user_id": keys[id(n)]}))
-            if id(n) in keys and keys[id(n)] != getattr(n.event, "external_user_id", None) else n
-            for n in batch.events
-        ]
+    async def _looked_up(self, keys: list[str], claims: list[ScopedClaim]) -> tuple[list[bool], dict[Scoped, str]]:
+        """The duplicate check and the cached identities, in one cache read (both asked in this turn). When the
+        check fails, that is the answer (503 dedup_unavailable), without waiting for the identities."""
+        checking = asyncio.ensure_future(self._dedup.already_seen(keys))
+        reading = asyncio.ensure_future(self._identities.cached(claims))
+        try:
+            return await checking, await reading
+        finally:
+            if not reading.done():
+                reading.cancel()
+            elif not reading.cancelled():
+                reading.exception()  # retrieved: when both failed, the check's failure is the one answered
 
-    def _item(self, ctx: RequestContext, event: Envelope, kind: str, provider_id: str) -> _Item:
+    def _item(self, ctx: RequestContext, event: Envelope, kind: str, provider_id: str,
+              identity: IdentityClaim | None = None) -> _Item:
         # The event's own channel: one WhatsApp webhook may carry changes for several numbers (channels).
         channel_id = getattr(event, "channel_id", ctx.channel_id)
         key = dedup_key(self._prefix, event.tenant_id, channel_id, kind, provider_id)
-        return _Item(event, topic_for(event), key)
+        claim = ScopedClaim(event.tenant_id, channel_id, identity) if identity is not None else None
+        return _Item(event, topic_for(event), key, claim)
 
     def _count(self, ctx: RequestContext, fresh: list[_Item], duplicates: int) -> Outcome:
         channel_type = ctx.channel_type.value
