@@ -35,6 +35,7 @@ async def test_whatsapp_batch_is_published_exactly_with_correlation_id_and_key(c
     event = INBOUND_MESSAGES.parse(record.value)
     assert record.key == b"acme|wa-main|GB.28391746502938475612"
     assert dict(record.headers)["ce_correlationid"] == b"corr-wa-1"
+    assert dict(record.headers)["correlation_id"] == b"corr-wa-1"  # faststream's too: not a uuid4 drawn per record
     assert isinstance(event, MessageReceived) and event.correlation_id == "corr-wa-1"
     assert event.customer.phone_e164 == "+447700900123" and event.raw == messages["text"]
     assert event.parts[0].text == "Hi, where is my parcel?"

@@ -37,6 +37,7 @@ class AckedPublisher(EventPublisher):
                 topic=topic_name,
                 key=event.partition_key(),
                 headers=headers,
+                correlation_id=event.correlation_id,  # else faststream draws a uuid4 per record (os.urandom)
                 no_confirm=True,
             )
         return cast(asyncio.Future[Any], future)
