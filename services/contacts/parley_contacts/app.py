@@ -43,8 +43,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
     services = Services(contacts=contacts, fields=FieldsService(contacts, vocabulary, clock),
                         comments=CommentsService(contacts, CommentsRepository(collections), clock),
                         vocabulary=vocabulary, profiles=profiles, pictures=pictures)
-    inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now,
-                             max_batch=settings.batch_max, max_wait=settings.batch_wait_ms / 1000)
+    inbound = InboundHandler(SightingsStore(collections), runtime.publisher, clock.now)
     wire_consumers(runtime, settings, channels, inbound, PreferenceHandler(ContactsRepository(collections)),
                    profiles, visibility)
     app = build_service(
@@ -57,7 +56,7 @@ def create_app(settings: ContactsSettings, clock: Clock | None = None, channels:
         broker=runtime.broker,
         replica_leases=runtime.replica_leases,
         on_startup=[collections.ensure_indexes],
-        on_shutdown=[inbound.batcher.close, graph.close, pictures.close, runtime.close],
+        on_shutdown=[graph.close, pictures.close, runtime.close],
     )
     app.state.collections = collections
     app.state.runtime = runtime
@@ -72,7 +71,7 @@ def wire_consumers(runtime: Runtime, settings: ContactsSettings, channels: Chann
     17 each topic had a group of its own: their offsets are adopted once (parley_common.group_offsets)."""
     prefix = settings.consumer_group
     events = ConsumerGroup(f"{prefix}.events", (
-        Reads(INBOUND_MESSAGES, inbound, by_key=True, concurrency=settings.consumer_concurrency, formerly=(prefix,)),
+        Reads(INBOUND_MESSAGES, inbound, whole_batch=True, formerly=(prefix,)),
         Reads(INBOUND_PREFERENCES, preferences, formerly=(f"{prefix}-preferences",)),
         *visibility_reads(visibility, prefix),
     ), max_records=settings.batch_max)

@@ -13,11 +13,8 @@ class ContactsSettings(ServiceSettings):
 
     port: int = 8002
     consumer_group: str = "parley-contacts"
-    consumer_concurrency: int = Field(default=64, ge=1, le=1000,
-                                      description="customers handled at once from one Kafka batch; their records "
-                                                  "share bulk writes")
-    batch_max: int = Field(default=200, ge=1, le=5000)
-    batch_wait_ms: float = Field(default=5.0, ge=0, le=1000)
+    batch_max: int = Field(default=200, ge=1, le=5000, description="records of one consumer batch at most; a "
+                                                                      "batch's inbound messages share bulk writes")
     profile_lookups_per_second: float = Field(
         default=5.0, gt=0, le=100, description="Graph API profile look-ups (Messenger, Instagram) per channel and "
                                               "replica; the rest wait their turn on the background consumer")

@@ -64,7 +64,7 @@ AGENT = auth()
 
 @asynccontextmanager
 async def running(infra: InfraSettings, **overrides: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(ContactsSettings(infra=infra, **{"consumer_concurrency": 2, **overrides}), channels=TEST_CHANNELS)
+    app = create_app(ContactsSettings(infra=infra, **overrides), channels=TEST_CHANNELS)
     async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://contacts") as client:

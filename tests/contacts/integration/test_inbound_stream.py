@@ -69,7 +69,7 @@ async def test_two_replicas_consuming_two_partitions(kafka_topics: InfraSettings
     """The same new customer's messages on different partitions, consumed by two app instances in one group."""
     db = mongo[kafka_topics.database_name("contacts")]
     events = [message("15550001234", name="Li", at=T0 + timedelta(seconds=n)) for n in range(12)]
-    async with running(kafka_topics, consumer_concurrency=2), running(kafka_topics, consumer_concurrency=2):
+    async with running(kafka_topics), running(kafka_topics):
         await publish_to(kafka_topics, [(event, n % 12) for n, event in enumerate(events)])
 
         async def all_seen() -> bool:
@@ -119,3 +119,35 @@ async def test_platform_name_refresh_keeps_agent_name_and_duplicates_change_noth
     updates = {(e.event_id, e.changed["platform_name"]) for e in events
                if isinstance(e, ContactUpdated) and "platform_name" in e.changed}
     assert updates == {(derived_event_id(renamed.event_id, "platform_name"), "Annie")}
+
+
+async def test_a_card_left_missing_by_a_crash_is_created_by_the_customers_next_message(
+        infra_settings: InfraSettings, mongo: Any) -> None:
+    """A consumer killed between registering a new customer and inserting their card: its batch comes again,
+    and may now end with a later message of that customer (the first one no longer the batch's latest). The
+    card is created from whichever message comes, once, and announced once."""
+    client = mongo_client(infra_settings.mongo_uri, "crashed")
+    try:
+        collections = Collections(client[infra_settings.database_name("contacts")])
+        await collections.ensure_indexes()
+        store = SightingsStore(collections)
+        first, later = (message("447700900777", name="Bo", at=T0 + timedelta(seconds=n)) for n in range(2))
+        await store._register(latest_per_customer([first]))  # what the killed consumer wrote before its card
+        db = mongo[infra_settings.database_name("contacts")]
+        assert await db.contacts.count_documents({}) == 0
+
+        redelivered = await store.record(latest_per_customer([first, later]))
+        again = await store.record(latest_per_customer([first, later]))  # the batch once more (no commit)
+        assert [(s.event.event_id, card["_id"]) for s, card in redelivered.created] == \
+               [(s.event.event_id, card["_id"]) for s, card in again.created]
+        assert [s.event for s, _ in redelivered.created] == [later]
+        card = await db.contacts.find_one({})
+        entry = await db.identities.find_one({})
+        assert await db.contacts.count_documents({}) == 1 and card["_id"] == entry["contact_id"]
+        assert card["last_seen_at"] == T0 + timedelta(seconds=1) and card["platform_name"] == "Bo"
+
+        newer = message("447700900777", name="Bo", at=T0 + timedelta(seconds=5))
+        assert (await store.record(latest_per_customer([newer]))).created == []  # known now: last seen only
+        assert (await db.contacts.find_one({}))["last_seen_at"] == T0 + timedelta(seconds=5)
+    finally:
+        await client.close()

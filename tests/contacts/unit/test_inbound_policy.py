@@ -1,12 +1,9 @@
-"""What a customer message does: the first card, the platform-name refresh, batching per customer."""
+"""What a customer message does: the first card, the platform-name refresh, the latest message per customer."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_contacts.domain.card import Key
@@ -16,7 +13,6 @@ from parley_contacts.domain.inbound import (
     latest_per_customer,
     platform_name_refresh,
 )
-from parley_contacts.handlers.inbound import Batcher
 
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
 
@@ -65,22 +61,6 @@ def test_derived_event_ids_are_stable() -> None:
     source = uuid.uuid4()
     assert derived_event_id(source, "created") == derived_event_id(source, "created")
     assert derived_event_id(source, "created") != derived_event_id(source, "platform_name")
-
-
-async def test_batcher_coalesces_and_propagates_failures() -> None:
-    flushed: list[list[int]] = []
-
-    async def flush(items: list[int]) -> None:
-        flushed.append(items)
-        if 13 in items:
-            raise RuntimeError("store down")
-
-    batcher: Batcher[int] = Batcher(flush, max_size=3, max_wait=0.01)
-    await asyncio.gather(*(batcher.submit(n) for n in range(5)))
-    assert sorted(len(batch) for batch in flushed) == [2, 3]
-    with pytest.raises(RuntimeError):
-        await asyncio.gather(batcher.submit(12), batcher.submit(13))
-    await batcher.close()
 
 
 def test_the_channels_avatar_fills_a_card_without_one_and_never_replaces_another() -> None:

@@ -1,5 +1,6 @@
-"""Recording customer messages in bulk: the identity registry upsert that creates each contact exactly once,
-then the cards, then last-seen and platform-name updates. Few round trips per batch, whatever its size."""
+"""Recording customer messages in bulk: a consumer batch's customers looked up in the identity registry with
+their cards, the new ones registered (the unique index creates each contact exactly once), their cards inserted,
+then last-seen and platform-name updates. A few round trips per batch, whatever its size."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pymongo.errors import BulkWriteError
 
 from parley_common.ids import new_id
 from parley_common.mongo import DUPLICATE_KEY
+from parley_common.retries import Transient
 from parley_contacts.adapters.collections import BY_ID, Collections, Doc, of_tenant
 from parley_contacts.domain.card import Card, activity_key
 from parley_contacts.domain.inbound import Sighting, first_message_card, platform_name_refresh
@@ -27,76 +29,105 @@ class Recorded:
     renamed: list[tuple[Sighting, str, dict[str, Any]]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Registered:
+    """A customer's registry entry, and its card as read with it (None: not inserted yet)."""
+
+    contact_id: str
+    by_a_message: bool  # registered by a customer's message (else by an agent creating the card, who inserts it)
+    card: Card | None = None
+
+
+class RegistrationRaced(Transient):
+    """An identity's registration failed as a duplicate, but its entry was gone when read: the batch comes again."""
+
+
 class SightingsStore:
     def __init__(self, collections: Collections) -> None:
         self._c = collections
 
     async def record(self, sightings: list[Sighting]) -> Recorded:
-        """Register first (a new customer costs no lookup), then look up only the customers we already knew,
-        or whose registration another consumer won."""
-        proposed = await self._register(sightings)
-        registry = await self._lookup([s.key for s in sightings if s.key not in proposed])
-        registry.update(proposed)
+        """Look the batch's customers up first (a `$lookup` brings their cards in the same round trip), then
+        register the new ones with one insert (far cheaper for the database than an upsert per customer), so a
+        new customer costs a registry insert and a card insert, a known one its last-seen update.
+
+        A card is inserted wherever the registry names none: for a customer this batch registered, and for one
+        whose card a crash between the registry insert and the card insert left missing, whichever of the
+        customer's messages comes next. The insert is by the registry's contact id, so exactly one card exists
+        however many consumers race; only the insert that took place announces it, or a redelivery of the event
+        that built the card (`created_by_event_id`)."""
+        registry = await self._registered([s.key for s in sightings])
+        registry.update(await self._register([s for s in sightings if s.key not in registry]))
+        missing = [s for s in sightings if registry[s.key].card is None and registry[s.key].by_a_message]
+        cards = [first_message_card(s.event, registry[s.key].contact_id) for s in missing]
+        inserted = await self._insert_cards(cards)
         outcome = Recorded()
-        created = [s for s in sightings if registry[s.key]["created_by_event_id"] == str(s.event.event_id)]
-        cards = [first_message_card(s.event, registry[s.key]["contact_id"]) for s in created]
-        await self._insert_cards(cards)
-        outcome.created = list(zip(created, cards, strict=True))
-        seen = [s for s in sightings if s not in created]
-        outcome.renamed = await self._update_seen(seen, {s.key: registry[s.key]["contact_id"] for s in seen})
+        outcome.created = [(s, card) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted]
+        outcome.created += [(s, card) for s in sightings if (card := registry[s.key].card) is not None
+                            and card.get("created_by_event_id") == str(s.event.event_id)]  # a redelivery
+        announced = {id(s) for s, _ in outcome.created}
+        outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in announced])
         return outcome
 
-    async def _lookup(self, keys: list[CustomerKey]) -> dict[CustomerKey, Doc]:
+    async def _registered(self, keys: list[CustomerKey]) -> dict[CustomerKey, Registered]:
+        """The registry entries of `keys` with their cards: one aggregate per tenant and channel (a `$lookup` by
+        `_id`, an index lookup), never a read per customer nor a second one for the cards."""
         groups: dict[tuple[str, str], list[str]] = defaultdict(list)
         for tenant_id, channel_id, external_user_id in keys:
             groups[(tenant_id, channel_id)].append(external_user_id)
-        found: dict[CustomerKey, Doc] = {}
+        found: dict[CustomerKey, Registered] = {}
         for (tenant_id, channel_id), external_ids in groups.items():
             query = {"tenant_id": tenant_id, "channel_id": channel_id, "external_user_id": {"$in": external_ids}}
-            async for doc in self._c.identities.find(query, {"_id": 0}):
-                found[(tenant_id, channel_id, doc["external_user_id"])] = doc
+            async for doc in await self._c.identities.aggregate([
+                    {"$match": query},
+                    {"$lookup": {"from": self._c.contacts.name, "localField": "contact_id", "foreignField": "_id",
+                                 "as": "cards"}}]):
+                cards = [card for card in doc["cards"] if of_tenant(card, tenant_id) is not None]  # see of_tenant
+                found[(tenant_id, channel_id, doc["external_user_id"])] = Registered(
+                    str(doc["contact_id"]), doc.get("created_by_event_id") is not None, cards[0] if cards else None)
         return found
 
-    async def _register(self, sightings: list[Sighting]) -> dict[CustomerKey, Doc]:
-        """Upsert one registry entry per customer; returns the entries this call inserted. A concurrent consumer
-        that wins the race makes ours a no-op match (or a duplicate-key error, ignored) and the lookup that
-        follows returns the single winner."""
-        entries = [{"contact_id": new_id(), "created_by_event_id": str(s.event.event_id)} for s in sightings]
-        operations = [
-            UpdateOne(
-                {"tenant_id": s.event.tenant_id, "channel_id": s.event.channel_id,
-                 "external_user_id": s.event.external_user_id},
-                {"$setOnInsert": {**entry, "created_at": s.event.received_at}},
-                upsert=True,
-            )
-            for s, entry in zip(sightings, entries, strict=True)
-        ]
-        try:
-            inserted = (await self._c.identities.bulk_write(operations, ordered=False)).upserted_ids or {}
-        except BulkWriteError as exc:
-            _raise_unless_duplicates(exc)
-            inserted = {item["index"]: item["_id"] for item in exc.details.get("upserted", [])}
-        return {sightings[index].key: entries[index] for index in inserted}
-
-    async def _insert_cards(self, cards: list[Card]) -> None:
-        """Insert, not upsert (twice as fast here); a card already there (a redelivery) is a duplicate, ignored."""
-        if cards:
-            await _ignoring_duplicates(self._c.contacts.bulk_write([InsertOne(card) for card in cards], ordered=False))
-
-    async def _update_seen(self, sightings: list[Sighting],
-                           contact_ids: dict[CustomerKey, str]) -> list[tuple[Sighting, str, dict[str, Any]]]:
+    async def _register(self, sightings: list[Sighting]) -> dict[CustomerKey, Registered]:
+        """Insert one registry entry per new customer. A concurrent consumer (another partition, a replica) that
+        registered one first makes ours a duplicate: its entry is read instead."""
         if not sightings:
+            return {}
+        entries: list[Doc] = [{"tenant_id": s.event.tenant_id, "channel_id": s.event.channel_id,
+                    "external_user_id": s.event.external_user_id, "contact_id": new_id(),
+                    "created_by_event_id": str(s.event.event_id), "created_at": s.event.received_at}
+                   for s in sightings]
+        taken = await _duplicates(self._c.identities.bulk_write([InsertOne(entry) for entry in entries],
+                                                                 ordered=False))
+        registry = {s.key: Registered(entry["contact_id"], by_a_message=True)
+                    for index, (s, entry) in enumerate(zip(sightings, entries, strict=True)) if index not in taken}
+        if taken:
+            raced = [sightings[index].key for index in taken]
+            winners = await self._registered(raced)
+            if len(winners) < len(raced):  # the winner's registration was undone since (an HTTP create's rollback)
+                raise RegistrationRaced("an identity's registration was undone while this batch registered it")
+            registry.update(winners)
+        return registry
+
+    async def _insert_cards(self, cards: list[Card]) -> set[str]:
+        """Insert, not upsert (far cheaper here); returns the ids inserted. A card already there is a duplicate,
+        left as it is: another consumer inserted it first, or this batch's earlier delivery did."""
+        if not cards:
+            return set()
+        taken = await _duplicates(self._c.contacts.bulk_write([InsertOne(card) for card in cards], ordered=False))
+        return {card["_id"] for index, card in enumerate(cards) if index not in taken}
+
+    async def _update_seen(self, seen: list[tuple[Sighting, Registered]]) -> list[tuple[Sighting, str, dict[str, Any]]]:
+        """Last seen of every customer not announced as created, and what the channel tells anew
+        (`platform_name_refresh`, guarded on the `platform_name_at` read with the card): one bulk write."""
+        if not seen:
             return []
-        named = [s for s in sightings if s.event.customer.profile_name and s.is_customer_message]
-        cards = await self._cards(named, contact_ids)
         operations: list[UpdateOne] = []
         renamed: list[tuple[Sighting, str, dict[str, Any]]] = []
-        for sighting in sightings:
-            contact_id = contact_ids[sighting.key]
+        for sighting, registered in seen:
+            contact_id, card = registered.contact_id, registered.card
             operations.append(_seen_update(sighting, contact_id))
-            card = cards.get(contact_id)
             if card is None:
-                continue
+                continue  # inserted by another consumer as this batch went (or to be by an agent's create)
             changes = platform_name_refresh(card, sighting.event)
             if changes is not None:
                 operations.append(UpdateOne(
@@ -110,17 +141,6 @@ class SightingsStore:
         await self._c.contacts.bulk_write(operations, ordered=True)
         return renamed
 
-    async def _cards(self, sightings: list[Sighting], contact_ids: dict[CustomerKey, str]) -> dict[str, Card]:
-        by_tenant: dict[str, list[str]] = defaultdict(list)
-        for sighting in sightings:
-            by_tenant[sighting.event.tenant_id].append(contact_ids[sighting.key])
-        cards: dict[str, Card] = {}
-        for tenant_id, ids in by_tenant.items():
-            async for card in self._c.contacts.find({"_id": {"$in": ids}}):  # see `of_tenant`
-                if of_tenant(card, tenant_id) is not None:
-                    cards[card["_id"]] = card
-        return cards
-
 
 def _seen_update(sighting: Sighting, contact_id: str) -> UpdateOne:
     event = sighting.event
@@ -131,11 +151,14 @@ def _seen_update(sighting: Sighting, contact_id: str) -> UpdateOne:
     return UpdateOne({"_id": contact_id, "tenant_id": event.tenant_id}, {"$max": latest}, hint=BY_ID)
 
 
-async def _ignoring_duplicates(write: Any) -> None:
+async def _duplicates(write: Any) -> set[int]:
+    """The indexes of an unordered bulk insert's documents that were duplicates; any other error is raised."""
     try:
         await write
     except BulkWriteError as exc:
         _raise_unless_duplicates(exc)
+        return {error["index"] for error in exc.details.get("writeErrors", [])}
+    return set()
 
 
 def _raise_unless_duplicates(exc: BulkWriteError) -> None:

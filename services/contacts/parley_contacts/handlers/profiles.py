@@ -22,7 +22,7 @@ from parley_contacts.adapters.contacts_repo import ContactsRepository
 from parley_contacts.adapters.graph_profiles import GraphProfiles, ProfileUnavailable
 from parley_contacts.domain.card import Card
 from parley_contacts.domain.inbound import derived_event_id
-from parley_contacts.domain.profiles import Profile, platform_identities, with_profile
+from parley_contacts.domain.profiles import PROFILE_FIELDS, Profile, platform_identities, with_profile
 from parley_contacts.handlers.card_service import ContactsService
 
 log = structlog.get_logger(__name__)
@@ -39,8 +39,10 @@ class ProfileLookups:
         self._channels = channels
 
     async def on_contact_event(self, event: ContactEvent) -> None:
-        """A new card: each of its Messenger / Instagram identities not yet looked up, once."""
-        if not isinstance(event, ContactCreated):
+        """A new card: each of its Messenger / Instagram identities not yet looked up, once. The event names the
+        card's identities: a card without one on such a channel (WhatsApp, Telegram, e-mail...) is not read."""
+        if not isinstance(event, ContactCreated) or not any(
+                self._has_profile(identity.channel_id) for identity in event.identities):
             return
         card = await self._repo.get(event.tenant_id, event.contact_id)
         for item in platform_identities(card, looked_up=False) if card else []:
@@ -83,6 +85,10 @@ class ProfileLookups:
             await self._contacts.publish([ContactUpdated(**self._contacts.envelope(principal, contact_id,
                                                                                    correlation_id), changed=changed)])
         return await self._contacts.get(principal, contact_id)
+
+    def _has_profile(self, channel_id: str) -> bool:
+        channel = self._channels.get(channel_id)
+        return channel is not None and channel.type in PROFILE_FIELDS
 
     async def _fetch(self, item: dict[str, Any]) -> Profile:
         channel = self._channels.get(item["channel_id"])
