@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -156,6 +157,12 @@ async def test_after_the_database_was_restored_from_an_older_backup_the_cache_re
     assert await keys(topics) == {"wamid.ID-both": BSUID, "wamid.ID-new-bsuid": BSUID, "wamid.ID-phone-only": BSUID}
 
 
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def customer(n: int) -> tuple[str, str]:
     return f"4477009{n:05d}", f"GB.7{n:016d}"
 
@@ -230,3 +237,44 @@ async def test_the_keys_an_older_version_kept_in_redis_are_migrated_into_the_dat
     await forget_the_cache(redis, topics.infra)
     await post(client, kit, "bsuid_only")
     assert await keys(topics) == {"wamid.ID-bsuid-only": PHONE}
+
+
+async def test_a_link_recorded_before_the_broker_failed_still_reaches_the_cache(kafka_topics, client, kit,
+                                                                                 topics) -> None:
+    """The phone's key and the BSUID's are cached apart; the webhook that links them records the link, then
+    Kafka fails (503, nothing published): the cache learns the link anyway, so the customer's next message by
+    BSUID alone is published under the older key (the phone's), not under the one the cache held before."""
+    await post(client, kit, "phone_only")
+    await post(client, kit, "bsuid_only")
+    broker_down = kafka_topics.model_copy(update={"kafka_bootstrap": f"127.0.0.1:{closed_port()}"})
+    app = create_app(IngestSettings(infra=broker_down, publish_timeout_seconds=2), channels=kit.channels)
+    body = kit.body(change("messages", kit.fixture("whatsapp_identity.json")["bsuid_and_phone"]))
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest") as unlucky:
+        failed = await unlucky.post(WA, content=body, headers=kit.meta_headers(body))
+        assert failed.json()["error"]["code"] == "broker_unavailable", failed.text
+    again = kit.body(change("messages", {"messages": [{
+        "from_user_id": BSUID, "id": "wamid.ID-after-link", "timestamp": "1795939999", "type": "text",
+        "text": {"body": "again"}}]}))
+    assert (await client.post(WA, content=again, headers=kit.meta_headers(again))).status_code == 200
+    assert (await keys(topics))["wamid.ID-after-link"] == PHONE
+
+
+async def test_a_providers_retry_of_a_published_webhook_is_a_duplicate_without_the_database(
+        kafka_topics, redis, mongo, kit, topics, database_proxy) -> None:
+    """A retry of events already published is answered from the duplicate check: their customers are not looked
+    up again, so the retry is a 200 duplicate even when neither the cache nor the database can name them."""
+    infra = kafka_topics.model_copy(update={
+        "mongo_uri": f"mongodb://127.0.0.1:{database_proxy.port}/?retryWrites=false&directConnection=true"})
+    app = create_app(IngestSettings(infra=infra, identity_database_timeout_seconds=1), channels=kit.channels)
+    body = kit.body(change("messages", kit.fixture("whatsapp_identity.json")["bsuid_and_phone"]))
+    async with LifespanManager(app) as manager, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=manager.app), base_url="http://ingest") as http:
+        assert (await http.post(WA, content=body, headers=kit.meta_headers(body))).json()["published"] == 1
+        await database_proxy.unplug()
+        async for key in redis.scan_iter(match=f"{kafka_topics.redis_prefix()}ingest:identity:*"):
+            await redis.delete(key)
+        retried = await http.post(WA, content=body, headers=kit.meta_headers(body))
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["duplicates"] == 1
+        await database_proxy.plug()  # the app's shutdown closes its database client
