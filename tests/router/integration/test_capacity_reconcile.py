@@ -99,6 +99,60 @@ async def test_restoring_above_capacity_counts_the_truth_and_hands_out_nothing_m
     assert (await stored(router, third)).agent == "ann"  # back under capacity: the queue is served
 
 
+async def test_a_conversation_moved_away_while_the_reconciler_reads_is_not_put_back(
+        router: Router, redis: Any, monkeypatch: Any) -> None:
+    """Taken after the slot sets were read and released after MongoDB was read, a conversation looks held but
+    missing; its slot already serves another conversation, so putting it back would count ann over capacity."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    await router.agent("ann", ["default"], capacity=2)
+    first, second, third = [(await new_conv(router, f"u{i}"))["id"] for i in range(3)]
+    await router.ok("POST", f"/v1/conversations/{second}/take", login="ann", roles=["agent"])
+    upkeep = upkeep_of(router)
+    read_slots, read_held = upkeep.audit.slots, upkeep.audit.held
+
+    async def slots_then_a_take(*args: Any) -> Any:
+        found = await read_slots(*args)
+        await router.ok("POST", f"/v1/conversations/{first}/take", login="ann", roles=["agent"])
+        return found
+
+    async def held_then_a_close_and_a_take(tenant_id: str) -> Any:
+        found = await read_held(tenant_id)
+        await router.ok("POST", f"/v1/conversations/{first}/close", json={})
+        await router.ok("POST", f"/v1/conversations/{third}/take", login="ann", roles=["agent"])
+        return found
+
+    monkeypatch.setattr(upkeep.audit, "slots", slots_then_a_take)
+    monkeypatch.setattr(upkeep.audit, "held", held_then_a_close_and_a_take)
+
+    healed = await upkeep.reconcile_tenant("acme")
+
+    assert healed.restored == 0
+    assert await slots(router, redis, "ann") == {second, third}
+
+
+async def test_a_conversation_closed_while_the_slots_are_rebuilt_is_not_put_back(
+        router: Router, redis: Any, monkeypatch: Any) -> None:
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin"})
+    await router.agent("ann", ["default"], capacity=2)
+    first, second = [(await new_conv(router, f"u{i}"))["id"] for i in range(2)]
+    assert {(await stored(router, cid)).agent for cid in (first, second)} == {"ann"}
+    async for key in redis.scan_iter(match=f"{router.infra.redis_prefix()}router:*"):
+        await redis.delete(key)
+    audit = router.engine.stores.audit
+    read_held = audit.held
+
+    async def held_then_a_close(tenant_id: str) -> Any:
+        found = await read_held(tenant_id)
+        await router.ok("POST", f"/v1/conversations/{first}/close", json={})
+        return found
+
+    monkeypatch.setattr(audit, "held", held_then_a_close)
+
+    await router.engine.rebuild_slots("acme")
+
+    assert await slots(router, redis, "ann") == {second}
+
+
 async def _race(engine: Engine, cid: str, target: str | None, rng: random.Random) -> None:
     """Read fresh and move, a few times with jitter, so replicas interleave at every step of `change`."""
     for _ in range(3):

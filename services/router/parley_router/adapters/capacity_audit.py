@@ -20,18 +20,21 @@ from parley_router.domain.conversation import Status
 
 Doc = dict[str, Any]
 
-# KEYS[1] = slot set; ARGV[1] = cutoff (ms, server time): only slots stamped before it may go; ARGV[2] = n;
-# ARGV[3..2+n] = stale candidates; the rest = missing conversations to put back.
+# KEYS[1] = slot set; ARGV[1] = cutoff (ms, server time): only slots stamped before it may go; ARGV[2] = when the
+# reads behind these repairs began (ms, server time); ARGV[3] = n; ARGV[4..3+n] = stale candidates; the rest =
+# missing conversations to put back.
 # A stale member without a stamp (taken by a path that does not stamp) is stamped now and left for a later
-# round: removal always needs a stamp older than the grace period.
+# round: removal always needs a stamp older than the grace period. A missing conversation released since the
+# reads began (presence.py `_RELEASE_IF` remembers when) is not put back: the read that found it held may predate
+# its move away, and its slot may already serve another conversation.
 # Returns {removed ids, restored ids, set size after}.
 _HEAL = """
-local set, stamps = KEYS[1], KEYS[1] .. ':taken_at'
-local cutoff, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+local set, stamps, released = KEYS[1], KEYS[1] .. ':taken_at', KEYS[1] .. ':released_at'
+local cutoff, since, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = redis.call('TIME')
 local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local removed, restored = {}, {}
-for i = 3, 2 + n do
+for i = 4, 3 + n do
   local stamp = redis.call('ZSCORE', stamps, ARGV[i])
   if not stamp then
     if redis.call('SISMEMBER', set, ARGV[i]) == 1 then redis.call('ZADD', stamps, at, ARGV[i]) end
@@ -40,8 +43,9 @@ for i = 3, 2 + n do
     table.insert(removed, ARGV[i])
   end
 end
-for i = 3 + n, #ARGV do
-  if redis.call('SADD', set, ARGV[i]) == 1 then
+for i = 4 + n, #ARGV do
+  local gone = tonumber(redis.call('ZSCORE', released, ARGV[i]))
+  if not (gone and gone >= since) and redis.call('SADD', set, ARGV[i]) == 1 then
     redis.call('ZADD', stamps, at, ARGV[i])
     table.insert(restored, ARGV[i])
   end
@@ -118,13 +122,15 @@ class CapacityAudit:
             await asyncio.sleep(AUDIT_PAUSE)  # routing first: the audit is not in a hurry
         return found
 
-    async def heal(self, tenant_id: str, repairs: list[SlotRepair], cutoff_ms: int) -> list[tuple[
-            SlotRepair, list[str], list[str], int]]:
-        """Apply the repairs (pipelined, each set atomically); per repair: removed, restored, set size after."""
+    async def heal(self, tenant_id: str, repairs: list[SlotRepair], cutoff_ms: int, read_since_ms: int) -> list[
+            tuple[SlotRepair, list[str], list[str], int]]:
+        """Apply the repairs (pipelined, each set atomically) decided from reads begun at `read_since_ms`; per
+        repair: removed, restored, set size after."""
         pipe = self._redis.pipeline(transaction=False)
         for repair in repairs:
             await self._heal(keys=[self._slot_key(tenant_id, repair.login, repair.channel_type)],
-                             args=[cutoff_ms, len(repair.stale), *repair.stale, *repair.missing], client=pipe)
+                             args=[cutoff_ms, read_since_ms, len(repair.stale), *repair.stale, *repair.missing],
+                             client=pipe)
         results = await pipe.execute() if repairs else []
         return [(repair, [_text(i) for i in removed], [_text(i) for i in restored], int(size))
                 for repair, (removed, restored, size) in zip(repairs, results, strict=True)]

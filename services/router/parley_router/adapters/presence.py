@@ -66,15 +66,29 @@ end
 return 0
 """
 
-# KEYS[1] = the agent's active set; ARGV[1] = conversation id, ARGV[2] = the stamp the caller read or took.
-# Compare-and-release: a slot stamped again since (another replica's take of the same conversation) stays.
+# KEYS[1] = the agent's active set; ARGV[1] = conversation id, ARGV[2] = the stamp the caller read or took ('' to
+# release whatever the stamp), ARGV[3] = how long a release is remembered (ms).
+# Compare-and-release: a slot stamped again since (another replica's take of the same conversation) stays. A slot
+# without a stamp (the cache lost it, and no take or put-back stamped it since) is released too. Every release is
+# remembered in the zset `<set>:released_at` for a while: a reconcile or rebuild that read the conversation as held
+# before this release must not put it back (adapters/capacity_audit.py `_HEAL`), or the agent's set would count a
+# conversation they no longer hold — above capacity once the freed slot has been taken again.
 _RELEASE_IF = """
-if tonumber(redis.call('ZSCORE', KEYS[1] .. ':taken_at', ARGV[1])) == tonumber(ARGV[2]) then
-  redis.call('ZREM', KEYS[1] .. ':taken_at', ARGV[1])
-  return redis.call('SREM', KEYS[1], ARGV[1])
-end
-return 0
+local stamps, released = KEYS[1] .. ':taken_at', KEYS[1] .. ':released_at'
+local stamp = redis.call('ZSCORE', stamps, ARGV[1])
+if ARGV[2] ~= '' and stamp and tonumber(stamp) ~= tonumber(ARGV[2]) then return 0 end
+local now = redis.call('TIME')
+local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
+redis.call('ZREM', stamps, ARGV[1])
+redis.call('ZADD', released, at, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', released, '-inf', '(' .. (at - tonumber(ARGV[3])))
+redis.call('PEXPIRE', released, ARGV[3])
+return redis.call('SREM', KEYS[1], ARGV[1])
 """
+
+# How long a release is remembered: longer than any reconcile or rebuild of one tenant takes from its first read to
+# its put-back.
+RELEASE_MEMORY_MS = 600_000
 
 
 # KEYS[1] = the tenant's online set; ARGV[1] = presence key prefix; ARGV[2] = "online" (members whose presence is
@@ -222,16 +236,14 @@ class PresenceStore:
         return int(stamp) if stamp is not None else None
 
     async def release(self, tenant_id: str, login: str, channel_type: str, conversation_id: str) -> None:
-        await self._redis.srem(self._active_key(tenant_id, login, channel_type), conversation_id)
+        await self.release_if(tenant_id, login, channel_type, conversation_id, None)
 
     async def release_if(self, tenant_id: str, login: str, channel_type: str, conversation_id: str,
                          stamp: int | None) -> bool:
-        """Give the slot back unless a take stamped it since `stamp` (None: a slot never stamped, released)."""
-        if stamp is None:
-            await self.release(tenant_id, login, channel_type, conversation_id)
-            return True
+        """Give the slot back unless a take stamped it since `stamp` (None: whatever its stamp)."""
         return bool(await self._release_if(keys=[self._active_key(tenant_id, login, channel_type)],
-                                           args=[conversation_id, stamp]))
+                                           args=[conversation_id, "" if stamp is None else stamp,
+                                                 RELEASE_MEMORY_MS]))
 
     async def snapshot(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> tuple[
             dict[str, Presence], dict[str, tuple[tuple[str, int], ...]]]:

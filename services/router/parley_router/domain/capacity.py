@@ -27,10 +27,11 @@ class SlotRepair:
 def repairs(slots: Mapping[SlotKey, Set[str]], held: Mapping[SlotKey, Set[str]]) -> list[SlotRepair]:
     """Compare the slot sets (read first) with the held conversations (read after them).
 
-    Reading Redis before MongoDB makes both directions safe against concurrent changes: a slot taken and saved
-    in between shows up as `missing` and re-adding it is a no-op; a conversation moved away in between is not
-    held any more, so it is never re-added. Every set is returned, also those needing nothing, so that the
-    adapter can prune the take stamps of slots released meanwhile."""
+    Reading Redis before MongoDB makes both directions safe against changes between the reads: a slot taken and
+    saved in between shows up as `missing` and re-adding it is a no-op; a conversation moved away in between is
+    not held any more, so it is not re-added. One moved away after the MongoDB read still looks held: the adapter
+    does not put back a conversation released since the reads began. Every set is returned, also those needing
+    nothing, so that the adapter can prune the take stamps of slots released meanwhile."""
     out = []
     for login, channel_type in sorted(set(slots) | set(held)):
         members = slots.get((login, channel_type), frozenset())

@@ -218,8 +218,10 @@ class Engine:
         async with self._rebuilding.setdefault(tenant_id, asyncio.Lock()):
             if not await presence.begin_rebuild(tenant_id):
                 return
+            started = await self.stores.audit.server_time_ms()
             held = await self.stores.audit.held(tenant_id)
-            await self.stores.audit.heal(tenant_id, repairs({}, held), cutoff_ms=0)  # only puts back: no cutoff
+            # only puts back (no cutoff), and not what was given back since the read began
+            await self.stores.audit.heal(tenant_id, repairs({}, held), cutoff_ms=0, read_since_ms=started)
             if await presence.finish_rebuild(tenant_id):
                 log.warning("capacity_slots_rebuilt", tenant_id=tenant_id, held=sum(map(len, held.values())))
 

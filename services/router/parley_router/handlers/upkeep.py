@@ -54,8 +54,10 @@ class Upkeep:
 
     async def reconcile_tenant(self, tenant_id: str) -> Healed:
         # the cutoff is fixed before anything is read: a slot stamped after it may have its save in flight and
-        # is left alone; one stamped before it had its save done (or failed and released) before the reads
-        cutoff = await self.audit.server_time_ms() - self.grace_ms
+        # is left alone; one stamped before it had its save done (or failed and released) before the reads. A
+        # conversation released after the reads began is not put back (it may have been read as held just before)
+        started = await self.audit.server_time_ms()
+        cutoff = started - self.grace_ms
         logins = set(await self.audit.directory_logins(tenant_id))
         slots = await self.audit.slots(tenant_id, sorted(logins), CHANNEL_TYPES)  # Redis first, then MongoDB
         held = await self.audit.held(tenant_id)
@@ -65,7 +67,8 @@ class Upkeep:
             held = await self.audit.held(tenant_id)
         healed = Healed()
         agents = await self.engine.cache.agents(tenant_id)
-        for repair, removed, restored, size in await self.audit.heal(tenant_id, repairs(slots, held), cutoff):
+        healing = await self.audit.heal(tenant_id, repairs(slots, held), cutoff, read_since_ms=started)
+        for repair, removed, restored, size in healing:
             healed.removed += len(removed)
             healed.restored += len(restored)
             if removed or restored:
