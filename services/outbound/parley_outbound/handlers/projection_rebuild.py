@@ -29,12 +29,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar
 
 import structlog
 from aiokafka import ConsumerRecord
 from pydantic import ValidationError
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from parley_common.clock import Clock
 from parley_common.ids import ConversationKey, new_id
@@ -45,7 +47,7 @@ from parley_outbound.adapters.broadcast_replies import REPLY_WINDOW, BroadcastRe
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
 from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
-from parley_outbound.adapters.preferences_repo import MarketingPreferenceRepository
+from parley_outbound.adapters.preferences_repo import MarketingPreference, MarketingPreferenceRepository
 from parley_outbound.adapters.projection_marker import ProjectionMarker
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.domain.threads import ThreadFacts
@@ -56,6 +58,7 @@ LEASE_SECONDS = 30.0  # renewed after every batch: a live rebuild never loses it
 BATCH = 500  # records (or contacts) per pipeline
 RETRY_SECONDS = 1.0  # after a failed rebuild (the cache or the broker not answering yet)
 REPLAYED = (INBOUND_MESSAGES, INBOUND_PREFERENCES, MEDIA_EVENTS, CONVERSATIONS_EVENTS)
+Page = TypeVar("Page")
 Replay = Callable[[list[str], int], AsyncIterator[list[ConsumerRecord[bytes, bytes]]]]
 
 
@@ -128,55 +131,50 @@ class ProjectionRebuild:
         return True
 
     async def _restore_contacts(self, token: str) -> int:
-        restored = 0
-        async for docs in self._audience.every_contact(BATCH):
-            async with self._windows.pipeline() as pipeline:
-                for doc in docs:
-                    tenant_id = doc["tenant_id"]
-                    identities = [ConversationKey(tenant_id, i["channel_id"], i["external_user_id"])
-                                  for i in doc.get("identities") or ()]
-                    self._fields.restore(pipeline, tenant_id, doc["contact_id"], doc.get("fields") or {}, identities)
-                    for blocked in doc.get("blocked") or ():
-                        channel_id, _, user = str(blocked).partition("|")
-                        self._windows.queue_blocked(pipeline, ConversationKey(tenant_id, channel_id, user))
-                await pipeline.execute()
-            restored += len(docs)
-            await self._renew(token)
-        return restored
+        def queue(pipeline: Pipeline, docs: list[dict[str, Any]]) -> None:
+            for doc in docs:
+                tenant_id = doc["tenant_id"]
+                identities = [ConversationKey(tenant_id, i["channel_id"], i["external_user_id"])
+                              for i in doc.get("identities") or ()]
+                self._fields.restore(pipeline, tenant_id, doc["contact_id"], doc.get("fields") or {}, identities)
+                for blocked in doc.get("blocked") or ():
+                    channel_id, _, user = str(blocked).partition("|")
+                    self._windows.queue_blocked(pipeline, ConversationKey(tenant_id, channel_id, user))
+        return await self._restore_pages(token, self._audience.every_contact(BATCH), queue)
 
     async def _restore_preferences(self, token: str) -> int:
-        restored = 0
-        async for preferences in self._preferences.every_preference(BATCH):
-            async with self._windows.pipeline() as pipeline:
-                for preference in preferences:
-                    self._windows.queue_marketing_preference(pipeline, preference.key, preference.opted_out,
-                                                             preference.at)
-                await pipeline.execute()
-            restored += len(preferences)
-            await self._renew(token)
-        return restored
+        def queue(pipeline: Pipeline, preferences: list[MarketingPreference]) -> None:
+            for preference in preferences:
+                self._windows.queue_marketing_preference(pipeline, preference.key, preference.opted_out,
+                                                         preference.at)
+        return await self._restore_pages(token, self._preferences.every_preference(BATCH), queue)
 
     async def _restore_broadcast_replies(self, token: str) -> int:
-        restored, now = 0, self._clock.now()
-        async for latest in self._messages.latest_broadcast_messages(now - REPLY_WINDOW, BATCH):
-            async with self._windows.pipeline() as pipeline:
-                for key, message_id, sent_at in latest:
-                    self._replies.restore(pipeline, key, message_id, sent_at, now)
-                await pipeline.execute()
-            restored += len(latest)
-            await self._renew(token)
-        return restored
+        now = self._clock.now()
+
+        def queue(pipeline: Pipeline, latest: list[tuple[ConversationKey, str, datetime]]) -> None:
+            for key, message_id, sent_at in latest:
+                self._replies.restore(pipeline, key, message_id, sent_at, now)
+        return await self._restore_pages(token, self._messages.latest_broadcast_messages(now - REPLY_WINDOW, BATCH),
+                                         queue)
 
     async def _restore_threads(self, token: str) -> int:
+        def queue(pipeline: Pipeline, owners: list[dict[str, Any]]) -> None:
+            self._windows.queue_threads(pipeline, [
+                (ConversationKey.parse(doc["_id"]),
+                 ThreadFacts(doc["status"], "agent" if doc.get("agent") else None, doc.get("agent")),
+                 doc["changed_at"]) for doc in owners])
+        return await self._restore_pages(token, self._owners.every_owner(BATCH), queue)
+
+    async def _restore_pages(self, token: str, pages: AsyncIterator[list[Page]],
+                             queue: Callable[[Pipeline, list[Page]], None]) -> int:
+        """Each page of what the database kept written in one pipeline, the lease renewed after each."""
         restored = 0
-        async for owners in self._owners.every_owner(BATCH):
+        async for page in pages:
             async with self._windows.pipeline() as pipeline:
-                self._windows.queue_threads(pipeline, [
-                    (ConversationKey.parse(doc["_id"]),
-                     ThreadFacts(doc["status"], "agent" if doc.get("agent") else None, doc.get("agent")),
-                     doc["changed_at"]) for doc in owners])
+                queue(pipeline, page)
                 await pipeline.execute()
-            restored += len(owners)
+            restored += len(page)
             await self._renew(token)
         return restored
 
