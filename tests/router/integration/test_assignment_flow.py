@@ -132,8 +132,8 @@ async def test_a_slot_goes_back_only_from_the_take_that_stamped_it_last(router: 
     slot for the same agent (a re-take). A's give-back must leave the slot to B; B's own give-back works."""
     store = router.engine.stores.presence
     await router.engine.rebuild_slots("acme")  # the tenant's slots known complete: takes may go on
-    outcome_a, stamp_a = await store.take("acme", "ann", "whatsapp", "c1", 3)
-    outcome_b, stamp_b = await store.take("acme", "ann", "whatsapp", "c1", 3)
+    outcome_a, stamp_a = await store.take("acme", "ann", "whatsapp", "c1", 3, 0)
+    outcome_b, stamp_b = await store.take("acme", "ann", "whatsapp", "c1", 3, 0)
     assert (outcome_a, outcome_b) == (Take.TAKEN, Take.ALREADY_HELD)
     assert stamp_b > stamp_a  # even within one millisecond
     assert not await store.release_if("acme", "ann", "whatsapp", "c1", stamp_a)
@@ -153,14 +153,14 @@ async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: 
     await router.engine.rebuild_slots("acme")
     try:
         results = [outcome for outcome, _ in await asyncio.gather(
-            *(stores[i % 8].take("acme", "ann", "whatsapp", f"c{i}", 3) for i in range(200)))]
+            *(stores[i % 8].take("acme", "ann", "whatsapp", f"c{i}", 3, 0) for i in range(200)))]
         assert sum(results) == 3
         winner = next(f"c{i}" for i, won in enumerate(results) if won)
-        replay, _ = await stores[1].take("acme", "ann", "whatsapp", winner, 3)
+        replay, _ = await stores[1].take("acme", "ann", "whatsapp", winner, 3, 0)
         assert replay is Take.ALREADY_HELD  # replay: same slot
         assert (await stores[0].snapshot("acme", ["ann"], ["whatsapp"]))[1]["ann"] == (("whatsapp", 3),)
         await stores[2].release("acme", "ann", "whatsapp", winner)
-        again = await asyncio.gather(*(store.take("acme", "ann", "whatsapp", f"n{i}", 3)
+        again = await asyncio.gather(*(store.take("acme", "ann", "whatsapp", f"n{i}", 3, 0)
                                        for i, store in enumerate(stores)))
         assert sum(outcome for outcome, _ in again) == 1
     finally:

@@ -8,6 +8,8 @@ import random
 from functools import partial
 from typing import Any
 
+import pytest
+
 from parley_router.adapters.conversations import StaleVersion
 from parley_router.adapters.presence import Take
 from parley_router.domain import conversation as conv_rules
@@ -35,6 +37,11 @@ async def backdate(router: Router, redis: Any, login: str, conversation_id: str)
     await redis.zadd(key, {conversation_id: 0})
 
 
+async def lose_slot(router: Router, redis: Any, login: str, conversation_id: str) -> None:
+    """The slot gone without a release (an undercount): what the reconciler puts back."""
+    await redis.srem(f"{router.infra.redis_prefix()}router:active:acme:{login}:whatsapp", conversation_id)
+
+
 async def stored(router: Router, cid: str) -> Conversation:
     conv = await router.engine.stores.conversations.get("acme", cid)
     assert conv is not None
@@ -52,13 +59,14 @@ async def test_reconciler_removes_leaks_restores_undercount_and_keeps_in_flight(
     await router.ok("POST", f"/v1/conversations/{closed}/take", login="ann", roles=["agent"])
     await router.ok("POST", f"/v1/conversations/{closed}/close", json={"note": "done"})
     # leaks: a queued one, another agent's, a closed one; an undercount: ann's held one lost its slot
+    version = await router.engine.stores.directory.version("acme")
     for cid in (queued, other, closed):
-        assert (await presence.take("acme", "ann", "whatsapp", cid, 10))[0] is Take.TAKEN
+        assert (await presence.take("acme", "ann", "whatsapp", cid, 10, version))[0] is Take.TAKEN
         await backdate(router, redis, "ann", cid)
-    await presence.release("acme", "ann", "whatsapp", held)
-    await presence.release("acme", "bob", "whatsapp", other)
+    await lose_slot(router, redis, "ann", held)
+    await lose_slot(router, redis, "bob", other)
     # in flight: taken just now, its save not done yet; and a slot added by a path that does not stamp
-    assert (await presence.take("acme", "ann", "whatsapp", in_flight, 10))[0] is Take.TAKEN
+    assert (await presence.take("acme", "ann", "whatsapp", in_flight, 10, version))[0] is Take.TAKEN
     await redis.sadd(f"{router.infra.redis_prefix()}router:active:acme:ann:whatsapp", "ghost")
 
     healed = await upkeep_of(router).reconcile_tenant("acme")
@@ -83,7 +91,7 @@ async def test_restoring_above_capacity_counts_the_truth_and_hands_out_nothing_m
     first = (await new_conv(router, "u1"))["id"]
     assert (await stored(router, first)).agent == "ann"
     # the undercount let a second conversation through: ann holds two with capacity one
-    await router.engine.stores.presence.release("acme", "ann", "whatsapp", first)
+    await lose_slot(router, redis, "ann", first)
     second = (await new_conv(router, "u2"))["id"]
     assert (await stored(router, second)).agent == "ann"
     third = (await new_conv(router, "u3"))["id"]
@@ -151,6 +159,29 @@ async def test_a_conversation_closed_while_the_slots_are_rebuilt_is_not_put_back
     await router.engine.rebuild_slots("acme")
 
     assert await slots(router, redis, "ann") == {second}
+
+
+async def test_a_capacity_lowered_through_another_replica_binds_this_one_at_once(router: Router) -> None:
+    """Replica B read ann's capacity of 3 just before a manager lowered it to 1 through replica A: B's directory
+    cache is still fresh, yet its take is refused, B reads the directory again and counts against 1."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    await router.agent("ann", ["default"], capacity=3)
+    first, second = [(await new_conv(router, f"u{i}"))["id"] for i in range(2)]
+    replica_b = Engine(router.engine.stores, router.engine.publisher, router.clock)  # a directory cache of its own
+    assert (await replica_b.cache.agents("acme"))["ann"].default_capacity == 3
+    await router.ok("POST", f"/v1/conversations/{first}/take", login="ann", roles=["agent"])
+    await router.agent("ann", ["default"], capacity=1)  # through replica A
+
+    conv = await stored(router, second)
+    with pytest.raises(TransitionError, match="capacity"):
+        await replica_b.change(conv, partial(conv_rules.assign, target=Assignee(AssigneeKind.AGENT, "ann"), now=T0),
+                               "assigned", "x", dispatch_after=False)
+
+    assert (await replica_b.cache.agents("acme"))["ann"].default_capacity == 1
+    await router.agent("ann", ["default"], capacity=2)  # raised: B takes with the new capacity too
+    await replica_b.change(conv, partial(conv_rules.assign, target=Assignee(AssigneeKind.AGENT, "ann"), now=T0),
+                           "assigned", "x", dispatch_after=False)
+    assert (await stored(router, second)).agent == "ann"
 
 
 async def _race(engine: Engine, cid: str, target: str | None, rng: random.Random) -> None:

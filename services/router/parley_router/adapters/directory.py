@@ -143,13 +143,17 @@ class Directory:
         doc = await self._versions.find_one({"_id": tenant_id})
         return int(doc["version"]) if doc else 0
 
-    async def _written(self, tenant_id: str) -> None:
-        await self._versions.update_one({"_id": tenant_id}, {"$inc": {"version": 1}}, upsert=True)
+    async def _written(self, tenant_id: str) -> int:
+        doc = await self._versions.find_one_and_update({"_id": tenant_id}, {"$inc": {"version": 1}}, upsert=True,
+                                                       return_document=ReturnDocument.AFTER)
+        if doc is None:  # never, with an upsert returning the document after it; typed as optional
+            raise RuntimeError("the directory version upsert returned no document")
+        return int(doc["version"])
 
-    async def put_agent(self, tenant_id: str, login: str, spec: AgentSpec) -> None:
+    async def put_agent(self, tenant_id: str, login: str, spec: AgentSpec) -> int:
         await self._agents.replace_one({"_id": f"{tenant_id}|{login}"},
                                        {**spec.model_dump(), "tenant_id": tenant_id, "login": login}, upsert=True)
-        await self._written(tenant_id)
+        return await self._written(tenant_id)
 
     async def agent(self, tenant_id: str, login: str) -> Agent | None:
         doc = await self._agents.find_one({"_id": f"{tenant_id}|{login}"})
@@ -161,11 +165,11 @@ class Directory:
             query["teams"] = team_id
         return [_agent(doc) async for doc in self._agents.find(query)]
 
-    async def put_team(self, tenant_id: str, team_id: str, spec: TeamSpec) -> None:
+    async def put_team(self, tenant_id: str, team_id: str, spec: TeamSpec) -> int:
         await self._teams.replace_one({"_id": f"{tenant_id}|{team_id}"},
                                       {**spec.model_dump(), "tenant_id": tenant_id, "team_id": team_id},
                                       upsert=True)
-        await self._written(tenant_id)
+        return await self._written(tenant_id)
 
     async def team_specs(self, tenant_id: str) -> dict[str, TeamSpec]:
         cursor = self._teams.find({"tenant_id": tenant_id})
@@ -176,9 +180,9 @@ class Directory:
                               requeue_on_offline=spec.requeue_on_offline)
                 for team_id, spec in (await self.team_specs(tenant_id)).items()}
 
-    async def put_routing(self, tenant_id: str, spec: RoutingSpec) -> None:
+    async def put_routing(self, tenant_id: str, spec: RoutingSpec) -> int:
         await self._routing.replace_one({"_id": tenant_id}, spec.model_dump(), upsert=True)
-        await self._written(tenant_id)
+        return await self._written(tenant_id)
 
     async def routing(self, tenant_id: str) -> RoutingSpec:
         doc = await self._routing.find_one({"_id": tenant_id})

@@ -57,7 +57,8 @@ class DirectoryCache:
         for key in [key for key in self._entries if key[0] == tenant_id]:
             del self._entries[key]
 
-    async def _cached(self, tenant_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> T:
+    async def _cached(self, tenant_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> tuple[T, int]:
+        """The value and the directory version read before it was loaded."""
         key = (tenant_id, kind)
         entry = self._entries.get(key)
         if entry is None:
@@ -67,16 +68,16 @@ class DirectoryCache:
             self._refreshing[tenant_id] = task
             task.add_done_callback(lambda _: self._refreshing.pop(tenant_id, None))
         value: T = entry.value
-        return value
+        return value, entry.version
 
-    async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[T]]) -> T:
+    async def _load(self, key: tuple[str, str], load: Callable[[], Awaitable[T]]) -> tuple[T, int]:
         generation = self._generation.get(key[0], 0)
         version = await self._directory.version(key[0])  # before the load: a write during it reloads next time
         loaded = await load()
         if generation == self._generation.get(key[0], 0):
             now = time.monotonic()
             self._entries[key] = _Entry(loaded, version, now + self._ttl, now, load)
-        return loaded
+        return loaded, version
 
     async def _refresh(self, tenant_id: str) -> None:
         """Every entry of the tenant checked against one read of its version: kept when it has not moved, else
@@ -96,15 +97,19 @@ class DirectoryCache:
             log.warning("directory_refresh_failed", tenant_id=tenant_id, exc_info=True)
 
     async def agents(self, tenant_id: str) -> dict[str, Agent]:
+        return (await self.agents_at(tenant_id))[0]
+
+    async def agents_at(self, tenant_id: str) -> tuple[dict[str, Agent], int]:
+        """The agents and the tenant's directory version they were read at (what a capacity take states)."""
         async def load() -> dict[str, Agent]:
             return {agent.login: agent for agent in await self._directory.agents(tenant_id)}
         return await self._cached(tenant_id, "agents", load)
 
     async def teams(self, tenant_id: str) -> dict[str, Team]:
-        return await self._cached(tenant_id, "teams", lambda: self._directory.teams(tenant_id))
+        return (await self._cached(tenant_id, "teams", lambda: self._directory.teams(tenant_id)))[0]
 
     async def routing(self, tenant_id: str) -> CompiledRouting:
         async def load() -> CompiledRouting:
             spec = await self._directory.routing(tenant_id)
             return CompiledRouting(tuple(rule.to_rule() for rule in spec.rules), spec.hours())
-        return await self._cached(tenant_id, "routing", load)
+        return (await self._cached(tenant_id, "routing", load))[0]

@@ -15,12 +15,13 @@ from parley_router.domain.assignment import Presence
 
 
 class Take(IntEnum):
-    """Outcome of a check-and-take; truthy when the agent holds the slot afterwards."""
+    """Outcome of a check-and-take; the agent holds the slot afterwards on TAKEN and ALREADY_HELD."""
 
     FULL = 0
     TAKEN = 1  # a new slot: give it back if the assignment is not stored after all
     ALREADY_HELD = 2  # this conversation held it before (a replay, or another replica won): never give back
     NOT_REBUILT = 3  # the tenant's slots are not known to be complete (the cache lost them): rebuild first
+    STALE_CAPACITY = 4  # the directory changed since the caller read the capacity: read it again first
 
 
 # KEYS[1] = the agent's active set on one channel type; ARGV[1] = conversation id, ARGV[2] = capacity.
@@ -30,9 +31,13 @@ class Take(IntEnum):
 # so the stamp also names the latest take: a slot is given back only by the take that stamped it last
 # (`_RELEASE_IF`). KEYS[2] = the tenant's slots marker: no take until it says `rebuilt` — a cache that restarted
 # empty has lost every slot held, and a take counted against the empty set would put the agent over capacity.
+# KEYS[3] = the tenant's directory version as last written (`note_directory_version`); ARGV[3] = the version the
+# caller's capacity was read at: a replica whose cached directory predates a capacity change made through another
+# replica must not take with the old capacity (it read 5, the manager had just set 2).
 # Returns {outcome, stamp}.
 _TAKE = """
 if redis.call('GET', KEYS[2]) ~= 'rebuilt' then return {3, 0} end
+if tonumber(redis.call('GET', KEYS[3]) or '0') > tonumber(ARGV[3]) then return {4, 0} end
 local now = redis.call('TIME')
 local at = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local previous = tonumber(redis.call('ZSCORE', KEYS[1] .. ':taken_at', ARGV[1]))
@@ -47,6 +52,11 @@ if redis.call('SCARD', KEYS[1]) < tonumber(ARGV[2]) then
   return {1, at}
 end
 return {0, 0}
+"""
+
+# KEYS[1] = the tenant's directory version; ARGV[1] = a version written: kept only when newer.
+_NOTE_VERSION = """
+if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], ARGV[1]) end
 """
 
 # KEYS[1] = the tenant's slots marker. Marks a rebuild begun (1), unless the slots are rebuilt already (0).
@@ -145,6 +155,7 @@ class PresenceStore:
         self._prefix = prefix
         self._ttl = ttl_seconds
         self._take = redis.register_script(_TAKE)
+        self._note_version = redis.register_script(_NOTE_VERSION)
         self._begin_rebuild = redis.register_script(_BEGIN_REBUILD)
         self._finish_rebuild = redis.register_script(_FINISH_REBUILD)
         self._release_if = redis.register_script(_RELEASE_IF)
@@ -160,6 +171,9 @@ class PresenceStore:
 
     def _slots_marker_key(self, tenant_id: str) -> str:
         return f"{self._prefix}router:slots:{tenant_id}"
+
+    def _directory_version_key(self, tenant_id: str) -> str:
+        return f"{self._prefix}router:directory_version:{tenant_id}"
 
     def _online_key(self, tenant_id: str) -> str:
         return f"{self._prefix}router:online:{tenant_id}"
@@ -215,12 +229,19 @@ class PresenceStore:
                                2, self._online_key(tenant_id), self._tenants_key(), tenant_id)
 
     async def take(self, tenant_id: str, login: str, channel_type: str, conversation_id: str,
-                   capacity: int) -> tuple[Take, int]:
-        """The outcome and the slot's stamp (which `release_if` compares)."""
+                   capacity: int, capacity_version: int) -> tuple[Take, int]:
+        """The outcome and the slot's stamp (which `release_if` compares); `capacity` as of the tenant's directory
+        version `capacity_version`."""
         outcome, stamp = await self._take(keys=[self._active_key(tenant_id, login, channel_type),
-                                                self._slots_marker_key(tenant_id)],
-                                          args=[conversation_id, capacity])
+                                                self._slots_marker_key(tenant_id),
+                                                self._directory_version_key(tenant_id)],
+                                          args=[conversation_id, capacity, capacity_version])
         return Take(int(outcome)), int(stamp)
+
+    async def note_directory_version(self, tenant_id: str, version: int) -> None:
+        """The tenant's agents, teams or routing were written (MongoDB first): takes with an older capacity are
+        refused as STALE_CAPACITY from now on, on every replica."""
+        await self._note_version(keys=[self._directory_version_key(tenant_id)], args=[version])
 
     async def begin_rebuild(self, tenant_id: str) -> bool:
         """False when the tenant's slots are rebuilt already."""

@@ -51,6 +51,7 @@ CHANNEL_TYPES = [channel.value for channel in ChannelType]
 HOLDS_CAPACITY = (Status.ASSIGNED, Status.SNOOZED)
 # Re-plans after offers lost to a concurrent dispatcher; each pass re-reads the queue and live capacity.
 DISPATCH_PASSES = 3
+TAKE_ATTEMPTS = 3  # a take refused for a capacity read before the latest directory write (or lost slots) tries again
 Transition = Callable[[Conversation], Conversation]
 Announce = Callable[[Conversation], Awaitable[None]]
 
@@ -201,14 +202,26 @@ class Engine:
         return current is not None and _holder(current) == login
 
     async def _take(self, conv: Conversation, login: str) -> tuple[Take, int]:
-        agent = (await self.cache.agents(conv.tenant_id)).get(login)
-        # a login router has no profile for yet (e.g. replying from another tool) gets the default capacity
-        capacity = agent.max_for(conv.channel_type) if agent else DEFAULT_CAPACITY
-        taken = await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
-        if taken[0] is Take.NOT_REBUILT:
-            await self.rebuild_slots(conv.tenant_id)
-            taken = await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity)
-        return (Take.FULL, 0) if taken[0] is Take.NOT_REBUILT else taken
+        for _ in range(TAKE_ATTEMPTS):
+            agents, version = await self.cache.agents_at(conv.tenant_id)
+            agent = agents.get(login)
+            # a login router has no profile for yet (e.g. replying from another tool) gets the default capacity
+            capacity = agent.max_for(conv.channel_type) if agent else DEFAULT_CAPACITY
+            taken = await self.stores.presence.take(conv.tenant_id, login, conv.channel_type, conv.id, capacity,
+                                                    version)
+            if taken[0] is Take.NOT_REBUILT:
+                await self.rebuild_slots(conv.tenant_id)
+            elif taken[0] is Take.STALE_CAPACITY:
+                self.cache.invalidate(conv.tenant_id)  # another replica changed the directory: read it again
+            else:
+                return taken
+        return Take.FULL, 0
+
+    async def directory_written(self, tenant_id: str, version: int) -> None:
+        """The tenant's agents, teams or routing were just stored at `version`: this process reads them again, and
+        every replica's take with an older capacity is refused until it has too."""
+        await self.stores.presence.note_directory_version(tenant_id, version)
+        self.cache.invalidate(tenant_id)
 
     async def rebuild_slots(self, tenant_id: str) -> None:
         """The cache does not have the tenant's slots (Redis restarted empty, or never had them): put back every
@@ -222,6 +235,8 @@ class Engine:
             held = await self.stores.audit.held(tenant_id)
             # only puts back (no cutoff), and not what was given back since the read began
             await self.stores.audit.heal(tenant_id, repairs({}, held), cutoff_ms=0, read_since_ms=started)
+            # the directory version the cache lost too: a replica's capacities older than it are read again
+            await presence.note_directory_version(tenant_id, await self.stores.directory.version(tenant_id))
             if await presence.finish_rebuild(tenant_id):
                 log.warning("capacity_slots_rebuilt", tenant_id=tenant_id, held=sum(map(len, held.values())))
 

@@ -30,8 +30,8 @@ class Heartbeat(BaseModel):
 @router.put("/v1/agents/{login}", summary="Create or update an agent: teams, skills, capacity per channel")
 async def put_agent(login: PathId, spec: AgentSpec, principal: Manager, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
-    await engine.stores.directory.put_agent(principal.tenant_id, login, spec)
-    engine.cache.invalidate(principal.tenant_id)
+    await engine.directory_written(principal.tenant_id,
+                                   await engine.stores.directory.put_agent(principal.tenant_id, login, spec))
     # after storing: the other services keep the agent's teams from this for the visibility rule
     await engine.publisher.publish(AgentChanged(
         occurred_at=engine.clock.now(), tenant_id=principal.tenant_id, correlation_id=request.state.correlation_id,
@@ -73,8 +73,8 @@ async def heartbeat(body: Heartbeat, principal: Anyone, request: Request) -> dic
 @router.put("/v1/teams/{team_id}", summary="Create or update a team: strategy and offer timeout")
 async def put_team(team_id: PathId, spec: TeamSpec, principal: Manager, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
-    await engine.stores.directory.put_team(principal.tenant_id, team_id, spec)
-    engine.cache.invalidate(principal.tenant_id)
+    await engine.directory_written(principal.tenant_id,
+                                   await engine.stores.directory.put_team(principal.tenant_id, team_id, spec))
     return {"id": team_id, **spec.model_dump()}
 
 
@@ -91,8 +91,8 @@ async def list_teams(principal: Anyone, request: Request) -> dict[str, Any]:
 @router.put("/v1/routing", summary="Replace the tenant's routing rules (first match wins) and business hours")
 async def put_routing(spec: RoutingSpec, principal: Manager, request: Request) -> dict[str, Any]:
     engine = engine_of(request)
-    await engine.stores.directory.put_routing(principal.tenant_id, spec)
-    engine.cache.invalidate(principal.tenant_id)
+    await engine.directory_written(principal.tenant_id,
+                                   await engine.stores.directory.put_routing(principal.tenant_id, spec))
     return spec.model_dump()
 
 
