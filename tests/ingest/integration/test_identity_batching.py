@@ -132,3 +132,21 @@ async def topics_keys(topics: Any) -> dict[str, str]:
 
 async def mgets(redis: Any) -> int:
     return int((await redis.info("commandstats")).get("cmdstat_mget", {}).get("calls", 0))
+
+
+async def test_a_webhook_reads_its_duplicate_check_and_its_customers_keys_in_one_mget(client, kit, redis) -> None:
+    def body(n: int) -> bytes:
+        phone, bsuid = customer(99)
+        return kit.body({"object": "whatsapp_business_account", "entry": [{"id": "100000000000001", "changes": [{
+            "field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": "200000000000002"},
+                "contacts": [{"profile": {"name": "Someone"}, "wa_id": phone, "user_id": bsuid}],
+                "messages": [{"from": phone, "from_user_id": bsuid, "id": f"wamid.one-read-{n}",
+                              "timestamp": "1795939101", "type": "text", "text": {"body": "hi"}}]}}]}]})
+
+    for n in range(2):  # someone new, then someone the cache knows
+        before = await mgets(redis)
+        response = await client.post(WA, content=body(n), headers=kit.meta_headers(body(n)))
+        assert response.status_code == 200, response.text
+        assert await mgets(redis) - before == 1, n

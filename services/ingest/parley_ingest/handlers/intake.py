@@ -146,17 +146,20 @@ class Intake:
                 await self._identities.remember(keyed.ranks)  # what the database holds now, published or not
                 raise
             metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
-            await asyncio.gather(self._dedup.mark([item.dedup_key for item in fresh]),
-                                 self._identities.remember(keyed.ranks))  # one round trip (adapters/cache.py)
+            marking = self._dedup.mark([item.dedup_key for item in fresh])
+            if keyed.ranks:  # both in this turn: one round trip (adapters/cache.py)
+                await asyncio.gather(marking, self._identities.remember(keyed.ranks))
+            else:  # a known customer: no task to start
+                await marking
         return self._count(ctx, fresh, duplicates=len(items) - len(fresh))
 
     async def _looked_up(self, keys: list[str], claims: list[ScopedClaim]) -> tuple[list[bool], dict[Scoped, str]]:
-        """The duplicate check and the cached identities, in one cache read (both asked in this turn). When the
-        check fails, that is the answer (503 dedup_unavailable), without waiting for the identities."""
-        checking = asyncio.ensure_future(self._dedup.already_seen(keys))
+        """The duplicate check and the cached identities, in one cache read: the read's task takes its first step
+        before the batch this task's check joins is sent (both asked in this turn). When the check fails, that is
+        the answer (503 dedup_unavailable), without waiting for the identities."""
         reading = asyncio.ensure_future(self._identities.cached(claims))
         try:
-            return await checking, await reading
+            return await self._dedup.already_seen(keys), await reading
         finally:
             if not reading.done():
                 reading.cancel()
