@@ -16,7 +16,8 @@ infrastructure alone: broker produce → consume, database single inserts and `i
 The servers are the test profile's (PARLEY_LOCAL_{KAFKA,MONGO,REDIS}_PORT move them), restarted with
 `infra.py start --fresh` unless `--keep-infra`. Writes the table to stdout, the chart to `--chart`
 (docs/pipeline.png by default). `--count` also reports each service's round trips per message
-(PARLEY_COUNT_ROUND_TRIPS, see parley_common.round_trips)."""
+(PARLEY_COUNT_ROUND_TRIPS, see parley_common.round_trips); `--database-commands` the database's own CPU per
+message by command shape (deploy/local/mongo_command_cpu.py)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import httpx  # noqa: E402
 import infra as local_infra  # noqa: E402
+import mongo_command_cpu  # noqa: E402
 from e2e_journey import meta_signed, whatsapp_text  # noqa: E402
 from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, WHATSAPP, System, running_system  # noqa: E402
@@ -55,6 +57,7 @@ from parley_common.round_trips import read_commands, read_counts  # noqa: E402
 from parley_common.tasks import running  # noqa: E402
 
 INFRA = ("kafka", "mongo", "redis")
+COMMAND_CPU = REPO / ".run" / "test" / "mongo-command-cpu.json"  # --database-commands
 TEAM = "bench"
 HEARTBEAT_EVERY = 15.0
 
@@ -322,6 +325,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, float], dict[str, Any]]:
+    if args.database_commands:  # the database started afresh, timing its commands (deploy/local/mongo_command_cpu)
+        COMMAND_CPU.unlink(missing_ok=True)
+        os.environ["PARLEY_LOCAL_MONGO_COMMAND_CPU"] = str(COMMAND_CPU)
     endpoints = restart_infra(args.keep_infra)
     provider = TimedProvider(WHATSAPP.access_token).start()
     # the router's own default sweep interval (the journeys' harness shortens it to 1 s for their timeouts)
@@ -329,6 +335,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
     if args.count:
         overrides["PARLEY_COUNT_ROUND_TRIPS"] = "true"
     overrides.update(setting.split("=", 1) for setting in args.env)
+    commands = COMMAND_CPU if args.database_commands else None
     try:
         logs = contextlib.nullcontext(str(args.logs)) if args.logs else tempfile.TemporaryDirectory(prefix="pipeline-")
         with logs as tmp, running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
@@ -338,7 +345,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
             print(f"pipeline: measuring idle for {args.idle_seconds:.0f} s …", flush=True)
             idle = groups.rates_over(args.idle_seconds)
             with heartbeating(system, logins):
-                steps = drive(system, endpoints, plan, groups, idle, logins, provider)
+                steps = drive(system, endpoints, plan, groups, idle, logins, provider, commands)
             ceilings = infrastructure_ceilings(endpoints, groups) if args.ceilings else {}
             if args.count:
                 ceilings["round_trips"], ceilings["round_trip_commands"] = round_trips(system)
@@ -348,7 +355,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
 
 
 def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: ProcessGroups, idle: dict[str, float],
-          logins: list[str], provider: TimedProvider) -> list[Step]:
+          logins: list[str], provider: TimedProvider, commands: Path | None) -> list[Step]:
     tokens = {login: issue_token_for(system, login) for login in logins}
     control, theirs = multiprocessing.Pipe()
     load_args = (system.url("ingest"), system.url("outbound"), endpoints["PARLEY_KAFKA_BOOTSTRAP"], system.namespace,
@@ -359,12 +366,15 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
     try:
         count = len(plan.rates) + (1 if plan.replies else 0)
         for number in range(count):
+            print(f"pipeline: step {number + 1} of {count} …", flush=True)  # what a profiler from outside waits for
+            commands_before = database_commands(commands)
             before = groups.cpu_seconds()
             control.send("go")
             result: StepResult = control.recv()
             used = groups.cpu_seconds()
+            spent = mongo_command_cpu.between(commands_before, database_commands(commands))
             cpu = {name: used[name] - before[name] - idle[name] * result.seconds for name in used}
-            step = summarise(result, cpu, provider, replies_step=number >= len(plan.rates))
+            step = summarise(result, cpu, provider, replies_step=number >= len(plan.rates), database_commands=spent)
             print(step.line(), flush=True)
             steps.append(step)
     finally:
@@ -374,11 +384,20 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
     return steps
 
 
+def database_commands(path: Path | None) -> mongo_command_cpu.Totals:
+    """The database's CPU by command shape so far, once its last second is written; {} when not timed."""
+    if path is None:
+        return {}
+    time.sleep(mongo_command_cpu.WRITE_EVERY_S + 0.2)
+    return mongo_command_cpu.read(path)
+
+
 def issue_token_for(system: System, login: str) -> str:
     return system.auth(login)["Authorization"].removeprefix("Bearer ")
 
 
-def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider, replies_step: bool) -> Step:
+def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider, replies_step: bool,
+              database_commands: mongo_command_cpu.Totals) -> Step:
     reply_ms = [(provider.called_at[user] - accepted) * 1000 for user, accepted in result.replies.items()
                 if user in provider.called_at]
     per_message = {name: used * 1000 / max(1, result.accepted) for name, used in cpu.items()}
@@ -390,7 +409,7 @@ def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider
         refusals=result.refusals, reply_rate=result.reply_rate,
         replies=len(result.replies) if replies_step else None, replies_refused=result.replies_refused,
         reply_p50=percentile(reply_ms, 0.5), reply_p99=percentile(reply_ms, 0.99),
-        replies_unsent=len(result.replies) - len(reply_ms))
+        replies_unsent=len(result.replies) - len(reply_ms), database_commands=database_commands)
 
 
 def round_trips(system: System) -> tuple[dict[str, dict[str, float]], dict[str, dict[tuple[str, str], float]]]:
@@ -431,12 +450,16 @@ def main() -> None:
     parser.add_argument("--keep-infra", action="store_true", help="use the running test-profile servers as they are")
     parser.add_argument("--no-ceilings", dest="ceilings", action="store_false")
     parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
+    parser.add_argument("--database-commands", action="store_true",
+                        help="also the database's CPU per message by command shape (deploy/local/mongo_command_cpu)")
     parser.add_argument("--env", action="append", default=[], metavar="PARLEY_X=VALUE",
                         help="a setting of every service (repeatable), e.g. PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS=10")
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory (else a temporary one)")
     parser.add_argument("--chart", type=Path, default=REPO / "docs" / "pipeline.png")
     parser.add_argument("--docs", action="store_true", help="rewrite the pipeline section of docs/benchmarks.md")
     args = parser.parse_args()
+    if args.database_commands and args.keep_infra:
+        parser.error("--database-commands starts the database afresh: not with --keep-infra")
     plan = parse_plan(args)
     steps, idle, ceilings = run(plan, args)
     markdown = render_markdown(steps, idle, ceilings, " ".join(sys.argv[1:]))

@@ -36,6 +36,8 @@ class Step:
     replies_unsent: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
     reply_rate: float = 0.0
+    # the database's own CPU by command shape over the step: shape → [commands, documents, CPU seconds]
+    database_commands: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def total_ms(self) -> float:
@@ -91,6 +93,9 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
                for step in steps if step.refusals]
     if refused:
         lines += ["", "Refusals by step (what, status, code): " + "; ".join(refused) + "."]
+    for step in steps:
+        if step.database_commands:
+            lines += ["", *_database_commands(step)]
     if ceilings.get("infrastructure"):
         lines += ["", "The infrastructure alone, same run: " + "; ".join(ceilings["infrastructure"]) + "."]
     if ceilings.get("round_trips"):
@@ -107,6 +112,23 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
         if by_command:
             lines += ["", "Database commands per accepted message (≥ 0.02): " + "; ".join(by_command) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _database_commands(step: Step, shown: float = 0.01) -> list[str]:
+    """The database's CPU per accepted message by command shape (deploy/local/mongo_command_cpu.py), the shapes
+    that take at least `shown` of it."""
+    per_message = 1000 / max(1, step.accepted)
+    under = sum(cpu for _, _, cpu in step.database_commands.values())
+    lines = [f"The database's CPU at {step.rate:.0f} msg/s by command shape: {under * per_message:.2f} ms per "
+             f"accepted message under commands, of the database's {step.cpu_ms.get('database', 0):.2f} (the rest: "
+             "the wire, WiredTiger's own threads, sweeps; idle subtracted):", "",
+             "| command shape | ms per message | commands per message | documents per message | ms per document |",
+             "|---|---|---|---|---|"]
+    for shape, (commands, documents, cpu) in sorted(step.database_commands.items(), key=lambda item: -item[1][2]):
+        if cpu >= shown * under:
+            lines.append(f"| `{shape}` | {cpu * per_message:.2f} | {commands * per_message / 1000:.2f} | "
+                         f"{documents * per_message / 1000:.2f} | {cpu * 1000 / max(1, documents):.2f} |")
+    return lines
 
 
 def render_chart(steps: list[Step], path: Path) -> None:

@@ -8,7 +8,8 @@ server (SecantusDB) and Redis (Debian's redis-server). No Docker engine needed.
 
 Each profile has its own ports and data folder under .run/<profile>/, so `make test` never touches what
 `make run` started. Ports can be overridden with PARLEY_LOCAL_{KAFKA,MONGO,REDIS}_PORT. Starting twice finds
-the running servers; a port held by another program is reported, not fought over.
+the running servers; a port held by another program is reported, not fought over. PARLEY_LOCAL_MONGO_COMMAND_CPU
+names a file the database then writes its CPU by command shape to (benchmarks: deploy/local/mongo_command_cpu.py).
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ class Server:
             return [str(BIN / "noida-db"), "start", "--data-dir", str(self.data_dir), "--only", "kafka",
                     "--kafka-port", str(self.port)]
         if self.name == "mongo":
+            command_cpu = os.environ.get("PARLEY_LOCAL_MONGO_COMMAND_CPU")  # benchmarks: deploy/local/mongo_command_cpu
             return [sys.executable, str(REPO / "deploy/local/mongo_server.py"), "--port", str(self.port),
-                    "--storage-path", str(self.data_dir)]
+                    "--storage-path", str(self.data_dir), *(["--command-cpu", command_cpu] if command_cpu else [])]
         redis = shutil.which("redis-server")
         if redis is None:
             raise SystemExit("infra: redis-server is not installed; run deploy/local/bootstrap.sh")
