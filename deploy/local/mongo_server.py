@@ -1,14 +1,50 @@
 """Runs the local MongoDB-wire-protocol server (SecantusDB, a one-member replica set) in the foreground
-until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it)."""
+until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it) and so every commit
+is written through to the operating system (`commits_written_through`)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import secantus.storage
 from secantus import SecantusDBServer
+
+# SecantusDB journals every commit in WiredTiger's log, but by default writes the log to the OS only now and then:
+# a kill -9 loses the last ~15 ms of acknowledged writes unless a write asks for `j: true`, which commits with an
+# fsync (docs/architecture.md, "What the local servers keep on a kill -9"). Written through on every commit, with
+# no fsync (`method=none`), a kill -9 loses nothing acknowledged — with or without `j`, multi-document
+# transactions included — and no write waits for the disk: the fsync only guards against a power cut, which
+# this local, disposable server need not survive. The services still ask for `j: true` (DURABLE_WRITES): a
+# deployed MongoDB needs it, and here it costs no more than any write (docs/benchmarks.md, "The database's cost
+# per message").
+SECANTUS_JOURNAL = "transaction_sync=(enabled=false,method=fsync)"
+WRITTEN_THROUGH = "transaction_sync=(enabled=true,method=none)"
+
+
+@contextlib.contextmanager
+def commits_written_through() -> Iterator[None]:
+    """While a SecantusDB server is built, its WiredTiger connection opens with every commit written through to
+    the OS. SecantusDB has no setting for it (its `sync_on_commit` is the fsync); a SecantusDB whose storage
+    configuration no longer reads as expected refuses to start rather than run with another durability."""
+    wiredtiger = secantus.storage.wt
+    open_connection = wiredtiger.wiredtiger_open
+
+    def open_written_through(home: str, config: str) -> Any:
+        if SECANTUS_JOURNAL not in config:
+            raise RuntimeError(f"SecantusDB's storage configuration changed, review commits_written_through: {config}")
+        return open_connection(home, config.replace(SECANTUS_JOURNAL, WRITTEN_THROUGH))
+
+    wiredtiger.wiredtiger_open = open_written_through
+    try:
+        yield
+    finally:
+        wiredtiger.wiredtiger_open = open_connection
 
 
 def main() -> None:
@@ -22,9 +58,10 @@ def main() -> None:
         import mongo_command_cpu  # beside this script
 
         mongo_command_cpu.install(args.command_cpu)
-    server = SecantusDBServer(
-        host="127.0.0.1", port=args.port, storage_path=args.storage_path, ttl_sweep_seconds=args.ttl_sweep_seconds
-    )
+    with commits_written_through():
+        server = SecantusDBServer(
+            host="127.0.0.1", port=args.port, storage_path=args.storage_path, ttl_sweep_seconds=args.ttl_sweep_seconds
+        )
     server.start()
     print(f"mongodb wire protocol ready on 127.0.0.1:{args.port}", flush=True)
     stop = threading.Event()

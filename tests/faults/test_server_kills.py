@@ -4,7 +4,9 @@ The database's kill -9 loses no acknowledged write of ours. Consumers commit an 
 acknowledged, so a write the database loses after acknowledging it is a message lost for good; every service's
 client asks for journaled majority writes (parley_common.mongo.DURABLE_WRITES). Without them the local database
 lost the last ~15 ms of acknowledged writes on every kill -9 measured (10-21 of four writers' updates, five kills
-of five: docs/architecture.md), so this test fails when the write concern goes.
+of five: docs/architecture.md). The local server now writes every commit through to the OS
+(deploy/local/mongo_server.py), so even a write without `j` survives its kill -9: the second test holds the local
+server to that, the first the services' write concern.
 
 The broker's kill -9 does not stop our producers: the local broker forgets an idempotent producer's last
 sequence numbers, and aiokafka alone then has every later record to that partition refused as out of order
@@ -16,6 +18,7 @@ import asyncio
 import itertools
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from fault_servers import kill_server, local_server, start_again
 from pymongo.asynchronous.collection import AsyncCollection
@@ -44,10 +47,11 @@ async def _write_until_refused(collection: AsyncCollection[dict[str, object]], w
         acknowledged.append(document_id)
 
 
-async def _write_while_killed(endpoints: dict[str, str], database: str) -> tuple[int, int]:
-    """Answers (writes acknowledged, acknowledged writes missing after the restart)."""
+async def _write_while_killed(endpoints: dict[str, str], database: str, **write_concern: Any) -> tuple[int, int]:
+    """Answers (writes acknowledged, acknowledged writes missing after the restart); `write_concern` replaces the
+    services' (DURABLE_WRITES)."""
     server = local_server(endpoints, "mongo")
-    client = mongo_client(endpoints["PARLEY_MONGO_URI"], "parley-durability-test")
+    client = mongo_client(endpoints["PARLEY_MONGO_URI"], "parley-durability-test", **write_concern)
     collection = client[database]["writes"]
     acknowledged: list[str] = []
     killed = asyncio.Event()
@@ -75,6 +79,15 @@ def test_a_kill_9_of_the_database_loses_no_write_it_acknowledged(infra_endpoints
     print(f"{acknowledged} writes acknowledged, {lost} of them lost by the kill -9")
     assert acknowledged > 0
     assert lost == 0, f"{lost} of {acknowledged} acknowledged writes lost"
+
+
+def test_the_local_database_writes_every_commit_through_so_a_kill_9_loses_no_unjournaled_write(
+        infra_endpoints: dict[str, str]) -> None:
+    acknowledged, lost = asyncio.run(_write_while_killed(
+        infra_endpoints, f"durability_{uuid.uuid4().hex[:10]}", w=1, journal=False))
+    print(f"{acknowledged} unjournaled writes acknowledged, {lost} of them lost by the kill -9")
+    assert acknowledged > 0
+    assert lost == 0, f"{lost} of {acknowledged} acknowledged unjournaled writes lost"
 
 
 async def test_after_a_kill_9_of_the_broker_our_producer_publishes_again(kafka_topics: InfraSettings,

@@ -23,8 +23,9 @@ M = TypeVar("M", bound=BaseModel)
 # offset once its write is acknowledged, and HTTP answers "stored" on it: an acknowledged write that a crash of the
 # database then loses is a message lost for good (the record is never delivered again). MongoDB's implicit default
 # is the same on a plain replica set, but a cluster default (setDefaultRWConcern) or an arbiter can lower it to
-# w:1 unjournaled; and the local server (SecantusDB) without `j` loses the last ~15 ms of acknowledged writes on a
-# kill -9 (measured: docs/architecture.md, "What the local servers keep on a kill -9"). Explicit, it holds anywhere.
+# w:1 unjournaled; and SecantusDB as shipped loses the last ~15 ms of acknowledged writes without `j` on a kill -9
+# (ours writes every commit through: docs/architecture.md, "What the local servers keep on a kill -9"). Explicit,
+# it holds anywhere.
 DURABLE_WRITES: dict[str, Any] = {"w": "majority", "journal": True}
 
 
