@@ -4,16 +4,21 @@
    several sizes, then for repeat messages of known customers (last-seen update + name check);
 2. end to end: N first messages pre-published to Kafka (distinct customers over the 12 partitions), then one
    contacts app consumes them, a consumer batch in a few bulk writes; contacts/s until all exist.
+3. `--rate R`: instead, the cost of a message at a steady rate — one contacts app in this process, a publisher
+   process sending N first messages at R/s, then the same N customers again (known customers): CPU of the
+   contacts process and of the database server per message, each one's idle rate subtracted.
 
 Run (test-profile infra up):
   eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"; export PARLEY_KAFKA_BOOTSTRAP PARLEY_MONGO_URI
   .venv/bin/python bench/contacts_stream.py --count 4000
+  .venv/bin/python bench/contacts_stream.py --count 1000 --rate 50
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import sys
 import time
 import uuid
@@ -21,14 +26,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from asgi_lifespan import LifespanManager
+from proc_cpu import ProcessGroups
+from prometheus_client import REGISTRY
 from pydantic import SecretStr
 
 from parley_common.channels import Channels
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.kafka import EventPublisher, ensure_topics, make_broker
 from parley_common.mongo import mongo_client
+from parley_common.round_trips import DATABASE
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 from parley_contacts.adapters.collections import Collections
@@ -36,6 +45,8 @@ from parley_contacts.adapters.sightings import SightingsStore
 from parley_contacts.app import create_app
 from parley_contacts.domain.inbound import latest_per_customer
 from parley_contacts.settings import ContactsSettings
+
+DATABASE_PID = Path(__file__).resolve().parents[1] / ".run/test/mongo.pid"
 
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
 CHANNELS = Channels.parse({"channels": [{"id": "wa-main", "type": "whatsapp", "tenant_id": "bench",
@@ -104,8 +115,73 @@ async def end_to_end(infra: InfraSettings, count: int, args_timeout: float = 600
     await client.close()
 
 
+def publish_steadily(infra: InfraSettings, count: int, rate: float, at: datetime) -> None:
+    """In a process of its own (its CPU is not the contacts process's): `count` messages at `rate` per second."""
+    async def run() -> None:
+        broker = make_broker(infra.kafka_bootstrap, "bench-steady")
+        await broker.connect()
+        publisher = EventPublisher(broker, infra.namespace)
+        started = time.monotonic()
+        for n in range(count):
+            await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+            await publisher.publish(message(n, "777", at), INBOUND_MESSAGES)
+        await broker.stop()
+
+    asyncio.run(run())
+
+
+def handled() -> float:
+    """Inbound messages the contacts app handled so far (its own metric, read in this process: no server asked)."""
+    labels = {"service": "contacts", "topic": INBOUND_MESSAGES.base_name, "outcome": "handled"}
+    return REGISTRY.get_sample_value("parley_consumer_records_total", labels) or 0.0
+
+
+def database_round_trips() -> float:
+    return REGISTRY.get_sample_value("parley_round_trips_total", {"kind": DATABASE}) or 0.0
+
+
+async def steady(infra: InfraSettings, count: int, rate: float, idle_seconds: float = 5) -> None:
+    database = ProcessGroups({"database": int(DATABASE_PID.read_text())})
+
+    def cpu() -> tuple[float, float, float, float]:
+        return time.process_time(), database.cpu_seconds()["database"], time.monotonic(), database_round_trips()
+
+    app = create_app(ContactsSettings(infra=infra.model_copy(update={"count_round_trips": True})), channels=CHANNELS)
+    async with LifespanManager(app, startup_timeout=60, shutdown_timeout=60):
+        await asyncio.sleep(5)  # the consumer joins its group
+        before = cpu()
+        await asyncio.sleep(idle_seconds)
+        after = cpu()
+        idle = [(after[i] - before[i]) / (after[2] - before[2]) for i in (0, 1)]
+        print(f"idle: contacts {idle[0]:.1%} of a core, database {idle[1]:.1%}")
+        for label, at in (("new customers", T0), ("known customers", T0 + timedelta(minutes=1))):
+            goal = handled() + count
+            before = cpu()
+            publisher = multiprocessing.get_context("spawn").Process(
+                target=publish_steadily, args=(infra, count, rate, at))
+            publisher.start()
+            for _ in range(6000):  # poll (at most 10 min): the consumer gives no completion signal
+                if handled() >= goal:
+                    break
+                await asyncio.sleep(0.1)
+            after = cpu()
+            publisher.join()
+            elapsed = after[2] - before[2]
+            per = [(after[i] - before[i] - idle[i] * elapsed) / count * 1000 for i in (0, 1)]
+            print(f"{label}: {count} messages at {rate:g}/s in {elapsed:.1f} s; per message: contacts "
+                  f"{per[0]:.2f} ms, database {per[1]:.2f} ms of CPU (idle subtracted), "
+                  f"{(after[3] - before[3]) / count:.2f} database round trips")
+    client = mongo_client(infra.mongo_uri, "bench")
+    await client.drop_database(infra.database_name("contacts"))
+    await client.close()
+
+
 async def main(args: argparse.Namespace) -> None:
     infra = InfraSettings(namespace=f"bench{uuid.uuid4().hex[:8]}", jwt_secret=SecretStr("b" * 40))
+    if args.rate:
+        await ensure_topics(infra.kafka_bootstrap, infra.namespace)
+        await steady(infra, args.count, args.rate)
+        return
     await store_only(infra, args.count)
     await ensure_topics(infra.kafka_bootstrap, infra.namespace)
     await end_to_end(infra, args.count)
@@ -114,4 +190,5 @@ async def main(args: argparse.Namespace) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--rate", type=float, help="messages per second: the steady-rate measurement (3.)")
     asyncio.run(main(parser.parse_args()))
