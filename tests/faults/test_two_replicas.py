@@ -80,10 +80,13 @@ def two_of_each(system: System, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 async def staff(desk: Desk) -> None:
-    await desk.team("replicas", list(AGENTS), offer_timeout_seconds=600)
+    """Each agent's team and capacity in one write: an agent written with the team alone has the default capacity
+    (5) until the next write, and one still online from the test before is offered up to that meanwhile."""
     for login in AGENTS:
         await desk.ok("PUT", "router", f"/v1/agents/{login}", json={"teams": ["replicas"],
                                                                     "default_capacity": CAPACITY})
+    await desk.team("replicas", [], offer_timeout_seconds=600)
+    for login in AGENTS:
         await desk.presence(login, "online")
 
 
