@@ -24,6 +24,7 @@ from faststream.kafka.message import KafkaMessage
 from parley_common import tracing
 from parley_common.channels import Channels
 from parley_common.kafka import EventPublisher
+from parley_common.kafka_seams import pace_lane
 from parley_common.records import handle_parsed_batch, handle_record
 from parley_common.topics import Topic
 
@@ -62,6 +63,9 @@ class ConsumerGroup:
     max_records: int = 256
     why: str = ""  # why this lane is apart from the service's others (the AsyncAPI description says it)
     batch_wait_ms: int = BATCH_WAIT_MS
+    # The longest pause of this lane's idle fetches (None: the process's PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS): the
+    # most a record arriving at it idle waits, for a lane whose records may wait that long (`pace_idle_lanes`).
+    idle_pause_ms: int | None = None
 
     def full_name(self, namespace: str) -> str:
         """Consumer groups are cluster-wide like topics, so the namespace prefixes them too: deployments (and test
@@ -114,6 +118,17 @@ def consume_group(broker: KafkaBroker, group: ConsumerGroup, *, namespace: str, 
     registered = _registry.setdefault(broker, _Registered())
     registered.groups.append((namespace, group))
     _document(broker, registered, group, namespace)
+
+
+def pace_idle_lanes(broker: KafkaBroker) -> None:
+    """Once `broker` started: each group with its own `idle_pause_ms` gets it on its consumers (kafka_seams)."""
+    paces = {group.full_name(namespace): group.idle_pause_ms for namespace, group in groups_of(broker)
+             if group.idle_pause_ms is not None}
+    for subscriber in broker.subscribers:
+        consumer = getattr(subscriber, "consumer", None)
+        pause = paces.get(getattr(subscriber, "group_id", None) or "")
+        if consumer is not None and pause is not None:
+            pace_lane(consumer, pause)
 
 
 def groups_of(broker: KafkaBroker) -> list[tuple[str, ConsumerGroup]]:

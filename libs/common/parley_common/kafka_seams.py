@@ -3,6 +3,7 @@ upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
 
 - `pace_idle_fetches` (aiokafka's fetcher): the local broker answers an empty fetch at once instead of holding it
   (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py.
+  `pace_lane` gives one consumer a longer bound than the process's (same test).
 - `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
   record; tests/common/integration/test_batch_latency.py.
 - `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
@@ -47,6 +48,7 @@ def pace_idle_fetches(longest_ms: int) -> None:
     async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
         has_new_data: bool = await original(self, *args)
         longest = _idle_fetch_backoff["longest"]
+        longest = getattr(self, "_parley_lane_longest", longest) if longest else 0.0  # 0: pacing off everywhere
         if has_new_data or not longest:
             self._parley_idle_pause = 0.0
             return has_new_data
@@ -58,6 +60,13 @@ def pace_idle_fetches(longest_ms: int) -> None:
         return has_new_data
 
     Fetcher._proc_fetch_request = fetch_then_pace
+
+
+def pace_lane(consumer: Any, longest_ms: int) -> None:
+    """This started consumer's idle fetches pause up to `longest_ms` instead of the process's bound (after
+    `pace_idle_fetches`): a lane whose records may wait a moment spends less while idle. The attribute lives on the
+    consumer's fetcher (aiokafka 0.14, created by `start`); a consumer created again falls back to the bound."""
+    consumer._fetcher._parley_lane_longest = longest_ms / 1000
 
 
 async def _take_batch_without_idle_sleep(self: BatchSubscriber, consumer: Any) -> tuple[Any, ...]:

@@ -21,7 +21,7 @@ from structlog.contextvars import bind_contextvars, clear_contextvars
 from parley_common import cloudevents, tracing
 from parley_common.bounds import BodySizeLimit
 from parley_common.connections import kafka_client_options
-from parley_common.consumer_groups import documentation_brokers
+from parley_common.consumer_groups import documentation_brokers, pace_idle_lanes
 from parley_common.dead_peers import ReplicaLeases, evicting_dead_peers
 from parley_common.errors import install_error_handlers
 from parley_common.group_offsets import adopt_former_offsets
@@ -107,6 +107,7 @@ async def _consuming(broker: KafkaBroker | None, service: str, infra: InfraSetti
         await leave_for_dead_predecessor(broker, infra.kafka_bootstrap, client_id, **kafka_client_options(infra))
         await adopt_former_offsets(broker, infra.kafka_bootstrap, **kafka_client_options(infra))
         await broker.start()
+        pace_idle_lanes(broker)
         try:
             async with lag_sampling(service, broker, infra.namespace):
                 yield

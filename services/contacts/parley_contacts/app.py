@@ -25,6 +25,9 @@ from parley_contacts.handlers.profiles import ProfileLookups
 from parley_contacts.settings import ContactsSettings
 
 SERVICE = "contacts"
+# The profile look-ups' lane, idle, fetches a few times a second instead of ~25 (~0.6 % of a core less): a new
+# card's name may come half a second later, and the look-ups wait their turn at the Graph API's rate anyway.
+PROFILES_IDLE_PAUSE_MS = 500
 
 
 def create_app(settings: ContactsSettings, clock: Clock | None = None, channels: Channels | None = None) -> FastAPI:
@@ -78,7 +81,7 @@ def wire_consumers(runtime: Runtime, settings: ContactsSettings, channels: Chann
     lookups = ConsumerGroup(f"{prefix}.profiles", (
         Reads(CONTACTS_EVENTS, profiles.on_contact_event, formerly=(f"{prefix}-profiles",)),
     ), why="Profile look-ups wait their turn at the Graph API's rate: a group of their own, so inbound messages "
-           "never wait behind them.")
+           "never wait behind them.", idle_pause_ms=PROFILES_IDLE_PAUSE_MS)
     for group in (events, lookups):
         consume_group(runtime.broker, group, namespace=settings.infra.namespace, publisher=runtime.publisher,
                       service=SERVICE, channels=channels)

@@ -14,8 +14,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.consumer.fetcher import Fetcher
+from known_channels import TEST_CHANNELS
 
 from parley_common import kafka_seams
+from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group, pace_idle_lanes
+from parley_common.events.inbound import MessageReceived
 from parley_common.kafka import EventPublisher, make_broker
 from parley_common.kafka_seams import FIRST_IDLE_PAUSE_MS, IDLE_FETCH_BACKOFF_MS, idle_pause, pace_idle_fetches
 from parley_common.settings import InfraSettings
@@ -107,3 +110,27 @@ async def test_an_idle_consumer_fetches_at_most_some_25_times_a_second_and_pause
     finally:
         await consumer.stop()
 
+
+
+async def test_a_lane_with_its_own_idle_pause_waits_up_to_it_and_picks_a_record_up_within_it(
+        kafka_topics: InfraSettings, chosen_pauses: list[float]) -> None:
+    """`ConsumerGroup.idle_pause_ms` (contacts' profile look-ups): the lane's consumer, once its broker started and
+    `pace_idle_lanes` ran, pauses up to its own bound instead of the process's, and still reads a record."""
+    broker = make_broker(kafka_topics.kafka_bootstrap, "lane-pacing")
+    publisher = EventPublisher(broker, kafka_topics.namespace)
+    seen: asyncio.Queue[MessageReceived] = asyncio.Queue()
+    lane = ConsumerGroup("lane-pacing", (Reads(INBOUND_MESSAGES, seen.put),), idle_pause_ms=200)
+    consume_group(broker, lane, namespace=kafka_topics.namespace, publisher=publisher, service="test",
+                  channels=TEST_CHANNELS)
+    await broker.start()
+    try:
+        pace_idle_lanes(broker)
+        await publisher.publish(message(), INBOUND_MESSAGES)
+        await asyncio.wait_for(seen.get(), 30)  # joined and fetching
+        chosen_pauses.clear()
+        await eventually(lambda: 0.2 in chosen_pauses, 10)  # idle pauses grow past the process's 40 ms to 200
+        assert max(chosen_pauses) == 0.2, chosen_pauses
+        await publisher.publish(message(), INBOUND_MESSAGES)
+        await asyncio.wait_for(seen.get(), 10)
+    finally:
+        await broker.stop()
