@@ -1,7 +1,8 @@
 """What one command costs the local database (SecantusDB) in its own CPU, by shape — the floor under the database's
 CPU per message in bench/pipeline.py (issue 17). Two throwaway servers on free ports: as
-SecantusDB ships (the journal written to the OS now and then; `j: true` commits with an fsync) and as
-deploy/local/mongo_server.py runs it (every commit written through, no fsync), both up at once and taking turns at
+SecantusDB ships (the journal written to the OS now and then; `j: true` commits with an fsync; an oplog entry per
+document written) and as deploy/local/mongo_server.py runs it (every commit written through, no fsync; no oplog),
+both up at once and taking turns at
 each shape (the median of the turns: a loaded machine's noise weighs on both alike). One client, one command at a
 time; the server's CPU (user + system, from /proc) per command or, for a bulk insert, per document.
 
@@ -40,17 +41,18 @@ SCANNED_DOCS = 2_000
 Shape = tuple[str, Callable[[int], object], int]  # label, the command numbered n, documents per command
 
 
-def serve(port: int, storage: str, written_through: bool) -> None:
+def serve(port: int, storage: str, ours: bool) -> None:
     """The child process: one SecantusDB server until SIGTERM."""
-    from mongo_server import commits_written_through
+    from mongo_server import commits_written_through, without_oplog
     from secantus import SecantusDBServer
 
     def build() -> SecantusDBServer:
         return SecantusDBServer(host="127.0.0.1", port=port, storage_path=storage)
 
-    if written_through:
+    if ours:
         with commits_written_through():
             server = build()
+        without_oplog(server)
     else:
         server = build()
     server.start()
@@ -61,13 +63,13 @@ def serve(port: int, storage: str, written_through: bool) -> None:
 
 
 class Server:
-    """A throwaway SecantusDB server on a free port, as shipped or written through, with a journaled (the
+    """A throwaway SecantusDB server on a free port, as shipped or as deploy/local runs it, with a journaled (the
     services' write concern) and an unjournaled client."""
 
-    def __init__(self, written_through: bool, storage: str) -> None:
+    def __init__(self, ours: bool, storage: str) -> None:
         port = free_port()
         self.process = subprocess.Popen([sys.executable, __file__, "--serve", str(port), storage]
-                                        + (["--written-through"] if written_through else []), start_new_session=True)
+                                        + (["--ours"] if ours else []), start_new_session=True)
         self.groups = ProcessGroups({"database": self.process.pid})
         uri = f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
         self.journaled, self.unjournaled = MongoClient(uri, **JOURNALED), MongoClient(uri, **UNJOURNALED)
@@ -123,7 +125,7 @@ def _shapes(journaled: MongoClient[Any], unjournaled: MongoClient[Any]) -> list[
 
 
 def measure(commands: int, rounds: int) -> list[tuple[str, float, float]]:
-    """(shape, as shipped, written through): each the median over `rounds` of the server's CPU ms per command,
+    """(shape, as shipped, as deploy/local runs it): each the median over `rounds` of the server's CPU ms per command,
     the two servers taking turns so that the machine's other load weighs on both alike."""
     with tempfile.TemporaryDirectory(prefix="bench-db-") as storage:
         shipped = Server(False, f"{storage}/shipped")
@@ -152,16 +154,16 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2000, help="commands of each shape on each server")
     parser.add_argument("--rounds", type=int, default=5, help="turns the two servers take at each shape")
     parser.add_argument("--serve", nargs=2, metavar=("PORT", "STORAGE"), help=argparse.SUPPRESS)
-    parser.add_argument("--written-through", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--ours", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        serve(int(args.serve[0]), args.serve[1], args.written_through)
+        serve(int(args.serve[0]), args.serve[1], args.ours)
         return
     found = measure(args.commands, args.rounds)
     print(f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (load average {os.getloadavg()[0]:.1f} on "
           f"{os.cpu_count()} cores), `.venv/bin/python bench/database_commands.py --commands {args.commands} "
           f"--rounds {args.rounds}`\n")
-    print("| command (one client, one at a time) | as shipped: server CPU ms | written through: ms |")
+    print("| command (one client, one at a time) | as shipped: server CPU ms | as deploy/local runs it: ms |")
     print("|---|---|---|")
     for label, shipped, ours in found:
         print(f"| {label} | {shipped:.3f} | {ours:.3f} |")

@@ -1,6 +1,6 @@
 """Runs the local MongoDB-wire-protocol server (SecantusDB, a one-member replica set) in the foreground
-until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it) and so every commit
-is written through to the operating system (`commits_written_through`)."""
+until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it), every commit is
+written through to the operating system (`commits_written_through`) and no oplog is kept (`without_oplog`)."""
 
 from __future__ import annotations
 
@@ -47,6 +47,17 @@ def commits_written_through() -> Iterator[None]:
         wiredtiger.wiredtiger_open = open_connection
 
 
+def without_oplog(server: SecantusDBServer) -> None:
+    """No oplog entry per document written. SecantusDB keeps its oplog only for change streams (a standalone
+    server keeps none), and Parley opens no change stream (tests/deploy/test_local_database.py holds the code to
+    that); the replica-set persona stays, which multi-document transactions (contacts' merge) need. Each entry
+    cost the server ~0.03 ms per inserted and ~0.1 ms per updated document (docs/benchmarks.md, "The database's
+    cost per message"). Call before the server starts."""
+    if not isinstance(getattr(server.storage, "enable_oplog", None), bool):
+        raise RuntimeError("SecantusDB's storage no longer has enable_oplog, review without_oplog")
+    server.storage.enable_oplog = False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -62,6 +73,7 @@ def main() -> None:
         server = SecantusDBServer(
             host="127.0.0.1", port=args.port, storage_path=args.storage_path, ttl_sweep_seconds=args.ttl_sweep_seconds
         )
+    without_oplog(server)
     server.start()
     print(f"mongodb wire protocol ready on 127.0.0.1:{args.port}", flush=True)
     stop = threading.Event()

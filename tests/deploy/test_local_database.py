@@ -1,9 +1,11 @@
-"""The local database as deploy/local runs it, timing its commands for benchmarks (`--command-cpu`,
+"""The local database as deploy/local runs it: without an oplog, which only change streams read and Parley opens
+none, transactions working all the same; timing its commands for benchmarks (`--command-cpu`,
 deploy/local/mongo_command_cpu.py): each command shape's count, documents and CPU, the filter's fields named and
 its values left out. (That it loses nothing acknowledged to a kill -9: tests/faults/test_server_kills.py.)"""
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import socket
@@ -84,3 +86,31 @@ def test_the_local_database_times_each_command_shape(timed_database: tuple[str, 
     assert found["update owners {_id} $set"][:2] == [2, 2]
     assert found["find owners {team}"][:2] == [1, 1]
     assert all(cpu > 0 for *_, cpu in found.values())
+
+
+def test_parley_opens_no_change_stream_so_the_local_database_keeps_no_oplog() -> None:
+    """deploy/local/mongo_server.py's without_oplog: a change stream on the local database would see nothing."""
+    sources = [path for root in ("services", "libs") for path in (REPO / root).rglob("*.py")]
+    mentions = [str(path) for path in sources if "changeStream" in (text := path.read_text())
+                or "change_stream" in text or "ChangeStream" in text]
+    watch_calls = {str(path.relative_to(REPO)) for path in sources for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "watch"}
+    assert mentions == []
+    # the router's live hub (its own watchers of conversations' changes), not a collection's change stream
+    assert watch_calls <= {"services/router/parley_router/handlers/live.py"}
+
+
+def test_the_local_database_writes_no_oplog_and_commits_transactions(timed_database: tuple[str, Path]) -> None:
+    uri, _ = timed_database
+    client: MongoClient[dict[str, object]]
+    with MongoClient(uri, serverSelectionTimeoutMS=30_000) as client:
+        oplog: Collection[dict[str, object]] = client["local"]["oplog.rs"]
+        entries = oplog.count_documents({})
+        merged: Collection[dict[str, object]] = client["timed"]["merged"]
+        merged.insert_one({"_id": "kept"})
+        with client.start_session() as session, session.start_transaction():
+            merged.insert_one({"_id": "folded"}, session=session)
+            merged.update_one({"_id": "kept"}, {"$set": {"absorbed": "folded"}}, session=session)
+        assert merged.find_one({"_id": "kept"}) == {"_id": "kept", "absorbed": "folded"}
+        assert merged.count_documents({}) == 2
+        assert oplog.count_documents({}) == entries
