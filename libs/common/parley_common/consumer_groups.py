@@ -24,7 +24,7 @@ from faststream.kafka.message import KafkaMessage
 from parley_common import tracing
 from parley_common.channels import Channels
 from parley_common.kafka import EventPublisher
-from parley_common.kafka_seams import pace_lane
+from parley_common.kafka_seams import linger_batches, pace_lane
 from parley_common.records import handle_parsed_batch, handle_record
 from parley_common.topics import Topic
 
@@ -66,6 +66,9 @@ class ConsumerGroup:
     # The longest pause of this lane's idle fetches (None: the process's PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS): the
     # most a record arriving at it idle waits, for a lane whose records may wait that long (`pace_idle_lanes`).
     idle_pause_ms: int | None = None
+    # A batch that is not full waits this long for more records (kafka_seams.linger_batches): a lane writing in bulk
+    # whose records may wait, so that a low rate still shares its round trips. 0: handled as soon as fetched.
+    linger_ms: int = 0
 
     def full_name(self, namespace: str) -> str:
         """Consumer groups are cluster-wide like topics, so the namespace prefixes them too: deployments (and test
@@ -104,7 +107,7 @@ def consume_group(broker: KafkaBroker, group: ConsumerGroup, *, namespace: str, 
     on_batch.__name__ = f"{service}_{group.name.replace('.', '_').replace('-', '_')}"
     full_name = group.full_name(namespace)
     for _ in range(group.members):
-        broker.subscriber(
+        subscriber = broker.subscriber(
             *by_topic,
             group_id=full_name,
             auto_offset_reset="earliest",
@@ -114,7 +117,10 @@ def consume_group(broker: KafkaBroker, group: ConsumerGroup, *, namespace: str, 
             batch_timeout_ms=group.batch_wait_ms,
             decoder=_message_itself,
             include_in_schema=False,  # described topic by topic in the documentation broker below
-        )(on_batch)
+        )
+        if group.linger_ms:
+            linger_batches(subscriber, group.linger_ms)
+        subscriber(on_batch)
     registered = _registry.setdefault(broker, _Registered())
     registered.groups.append((namespace, group))
     _document(broker, registered, group, namespace)

@@ -3,7 +3,8 @@ upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
 
 - `pace_idle_fetches` (aiokafka's fetcher): the local broker answers an empty fetch at once instead of holding it
   (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py.
-  `pace_lane` gives one consumer a longer bound than the process's (same test).
+  `pace_lane` gives one consumer a longer bound than the process's (same test). `linger_batches` lets a lane's
+  batch that is not full wait a moment for more records (tests/common/integration/test_batch_latency.py).
 - `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
   record; tests/common/integration/test_batch_latency.py.
 - `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
@@ -76,7 +77,20 @@ async def _take_batch_without_idle_sleep(self: BatchSubscriber, consumer: Any) -
     waits, and returns the moment a record arrives, so the sleep only adds latency. FastStream is pinned;
     tests/common/integration/test_batch_latency.py fails if an upgrade moves this seam."""
     records = await consumer.getmany(timeout_ms=self.batch_timeout_ms, max_records=self.max_records)
-    return tuple(record for batch in records.values() for record in batch)
+    taken = [record for batch in records.values() for record in batch]
+    linger, limit = getattr(self, "_parley_linger", 0.0), self.max_records
+    if linger and taken and (limit is None or len(taken) < limit):
+        await asyncio.sleep(linger)  # what arrives meanwhile joins this batch (`linger_batches`)
+        more = await consumer.getmany(timeout_ms=0, max_records=None if limit is None else limit - len(taken))
+        taken += [record for batch in more.values() for record in batch]  # after the first: each partition in order
+    return tuple(taken)
+
+
+def linger_batches(subscriber: Any, linger_ms: int) -> None:
+    """A batch that is not full waits `linger_ms` for more records before it is handled (Kafka's producer
+    `linger.ms`, on the consuming side): for a lane whose cost is per batch (bulk writes) and whose records may wait
+    that long, so a low rate still makes batches of several records."""
+    subscriber._parley_linger = linger_ms / 1000
 
 
 def take_batches_without_idle_sleep() -> None:

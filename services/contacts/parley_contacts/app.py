@@ -77,7 +77,7 @@ def wire_consumers(runtime: Runtime, settings: ContactsSettings, channels: Chann
         Reads(INBOUND_MESSAGES, inbound, whole_batch=True, formerly=(prefix,)),
         Reads(INBOUND_PREFERENCES, preferences, formerly=(f"{prefix}-preferences",)),
         *visibility_reads(visibility, prefix),
-    ), max_records=settings.batch_max)
+    ), max_records=settings.batch_max, linger_ms=settings.batch_linger_ms)
     lookups = ConsumerGroup(f"{prefix}.profiles", (
         Reads(CONTACTS_EVENTS, profiles.on_contact_event, formerly=(f"{prefix}-profiles",)),
     ), why="Profile look-ups wait their turn at the Graph API's rate: a group of their own, so inbound messages "

@@ -77,3 +77,32 @@ async def test_after_an_idle_spell_a_batch_consumer_is_as_quick_as_a_one_record_
     assert median < BATCH_TIMEOUT_MS / 1000 / 5, (
         f"the batch consumer's median lag behind a one-record consumer: {median * 1000:.0f} ms "
         f"(the sleep would make it ~{BATCH_TIMEOUT_MS / 2:.0f} ms): {[round(lag * 1000) for lag in lags]}")
+
+
+async def test_a_lane_that_lingers_takes_records_arriving_within_its_linger_in_one_batch(
+        kafka_topics: InfraSettings) -> None:
+    """`ConsumerGroup.linger_ms` (contacts' inbound lane): a record arriving while a batch that is not full lingers
+    joins it: a low rate still shares the batch's bulk writes."""
+    broker = make_broker(kafka_topics.kafka_bootstrap, "batch-linger", idle_fetch_backoff_ms=5)
+    publisher = EventPublisher(broker, kafka_topics.namespace)
+    batches: asyncio.Queue[tuple[float, list[str]]] = asyncio.Queue()
+
+    async def handle(events: list[MessageReceived]) -> None:
+        await batches.put((time.monotonic(), [event.parts[0].text for event in events]))  # type: ignore[union-attr]
+
+    consume_group(broker, ConsumerGroup("linger", (Reads(INBOUND_MESSAGES, handle, whole_batch=True),),
+                                        linger_ms=400),
+                  namespace=kafka_topics.namespace, publisher=publisher, service="test", channels=TEST_CHANNELS)
+    await broker.start()
+    try:
+        await publisher.publish(message(text="warm-up"), INBOUND_MESSAGES)
+        await asyncio.wait_for(batches.get(), 60)
+        await publisher.publish(message(text="first"), INBOUND_MESSAGES)
+        published = time.monotonic()
+        await asyncio.sleep(0.1)
+        await publisher.publish(message(text="second"), INBOUND_MESSAGES)
+        handled_at, texts = await asyncio.wait_for(batches.get(), 30)
+        assert texts == ["first", "second"], texts
+        assert handled_at - published >= 0.4  # it lingered
+    finally:
+        await broker.stop()
