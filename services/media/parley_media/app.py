@@ -38,6 +38,9 @@ from parley_media.handlers.sweeper import Sweeper
 from parley_media.settings import MediaSettings
 
 SERVICE = "media"
+# The retries' lane, idle, fetches twice a second instead of ~25: a retry is due seconds after its failure
+# (PARLEY_MEDIA_RETRY_BASE_SECONDS), so half a second more before it is read changes nothing a customer sees.
+RETRIES_IDLE_PAUSE_MS = 500
 GROUP = "parley-media"
 
 
@@ -65,8 +68,9 @@ def consumer_groups(settings: MediaSettings, fetcher: Fetcher, attachments: Emai
     ), max_records=settings.download_concurrency)
     retries = ConsumerGroup(f"{GROUP}.retries", (
         Reads(MEDIA_RETRIES, fetcher.on_retry, formerly=formerly(MEDIA_RETRIES)),
-    ), max_records=1, why="A retry sleeps until its time: one record per batch, in a group of its own, so the "
-                          "wait holds up nothing else.")
+    ), max_records=1, idle_pause_ms=RETRIES_IDLE_PAUSE_MS,
+        why="A retry sleeps until its time: one record per batch, in a group of its own, so the wait holds up "
+            "nothing else.")
     return [events, retries]
 
 
