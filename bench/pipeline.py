@@ -17,7 +17,14 @@ The servers are the test profile's (PARLEY_LOCAL_{KAFKA,MONGO,REDIS}_PORT move t
 `infra.py start --fresh` unless `--keep-infra`. Writes the table to stdout, the chart to `--chart`
 (docs/pipeline.png by default). `--count` also reports each service's round trips per message
 (PARLEY_COUNT_ROUND_TRIPS, see parley_common.round_trips); `--database-commands` the database's own CPU per
-message by command shape (deploy/local/mongo_command_cpu.py)."""
+message by command shape (deploy/local/mongo_command_cpu.py).
+
+`--open N` puts N open conversations in place before the idle measurement, so idle and per-message cost are
+measured against a deployment's data rather than an empty database: the router's bot conversations of the
+bench team with their open-conversation pointer and first timeline entry (bench/router_routing.py's seeder,
+bulk inserts straight into the router's database), their last activity spread over the past week.
+
+    .venv/bin/python bench/pipeline.py --open 100000 --rates 50 --no-ceilings --count   # against 1,000: grows?"""
 
 from __future__ import annotations
 
@@ -48,11 +55,13 @@ import infra as local_infra  # noqa: E402
 import mongo_command_cpu  # noqa: E402
 from e2e_journey import meta_signed, whatsapp_text  # noqa: E402
 from e2e_provider import E2EProvider, free_port  # noqa: E402
-from e2e_system import SERVICES, WHATSAPP, System, running_system  # noqa: E402
+from e2e_system import SERVICES, TENANT, WHATSAPP, System, running_system  # noqa: E402
 from fastapi import Request  # noqa: E402
 from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
 from proc_cpu import ProcessGroups  # noqa: E402
+from router_routing import seed_open_conversations  # noqa: E402
 
+from parley_common.mongo import mongo_client  # noqa: E402
 from parley_common.round_trips import read_commands, read_counts  # noqa: E402
 from parley_common.tasks import running  # noqa: E402
 
@@ -60,6 +69,7 @@ INFRA = ("kafka", "mongo", "redis")
 COMMAND_CPU = REPO / ".run" / "test" / "mongo-command-cpu.json"  # --database-commands
 TEAM = "bench"
 HEARTBEAT_EVERY = 15.0
+SETTLE_AFTER_SEEDING = 10.0  # the database's own work after a bulk load is not the idle cost
 
 
 @dataclass
@@ -340,6 +350,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
         logs = contextlib.nullcontext(str(args.logs)) if args.logs else tempfile.TemporaryDirectory(prefix="pipeline-")
         with logs as tmp, running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
             logins = staff(system, plan.agents)
+            seeded = seed_open(endpoints, system, args.open) if args.open else ""
             groups = ProcessGroups({name: system.services[name].process.pid  # type: ignore[union-attr]
                                     for name in SERVICES} | infra_pids())
             print(f"pipeline: measuring idle for {args.idle_seconds:.0f} s …", flush=True)
@@ -349,9 +360,31 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
             ceilings = infrastructure_ceilings(endpoints, groups) if args.ceilings else {}
             if args.count:
                 ceilings["round_trips"], ceilings["round_trip_commands"] = round_trips(system)
+            if seeded:
+                ceilings["seeded"] = seeded
             return steps, idle, ceilings
     finally:
         provider.stop()
+
+
+def seed_open(endpoints: dict[str, str], system: System, count: int) -> str:
+    """`count` open conversations of the bench team in the router's database, then a pause for the database to
+    settle; what was done, for the report."""
+    print(f"pipeline: seeding {count} open conversations …", flush=True)
+
+    async def seed() -> float:
+        mongo = mongo_client(endpoints["PARLEY_MONGO_URI"], "bench-pipeline")
+        try:
+            router_db = mongo[f"parley_router_{system.namespace}"]
+            return await seed_open_conversations(router_db, TENANT, WHATSAPP.id, "whatsapp", TEAM, count)
+        finally:
+            await mongo.close()
+
+    seconds = asyncio.run(seed())
+    time.sleep(SETTLE_AFTER_SEEDING)
+    return (f"{count:,} open bot conversations of the bench team seeded into the router's database before the "
+            f"idle measurement (bench/router_routing.py's seeder, {seconds:.0f} s, then {SETTLE_AFTER_SEEDING:.0f} s "
+            "to settle)")
 
 
 def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: ProcessGroups, idle: dict[str, float],
@@ -452,6 +485,8 @@ def main() -> None:
     parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
     parser.add_argument("--database-commands", action="store_true",
                         help="also the database's CPU per message by command shape (deploy/local/mongo_command_cpu)")
+    parser.add_argument("--open", type=int, default=0, metavar="N",
+                        help="N open conversations in the router's database before the idle measurement")
     parser.add_argument("--env", action="append", default=[], metavar="PARLEY_X=VALUE",
                         help="a setting of every service (repeatable), e.g. PARLEY_KAFKA_IDLE_FETCH_BACKOFF_MS=10")
     parser.add_argument("--logs", type=Path, help="keep the services' logs in this directory (else a temporary one)")

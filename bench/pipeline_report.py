@@ -74,6 +74,8 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
                      f"{step.http_p50:.0f} / {step.http_p99:.0f} ms | {_ms(step.p50)} / {_ms(step.p99)} | "
                      f"{step.not_offered} | {step.total_ms:.1f} |")
     names = [name for name in (*SERVICES, *SERVERS) if name in idle]
+    if ceilings.get("seeded"):
+        lines += ["", ceilings["seeded"] + "."]
     lines += ["", "CPU per accepted message, idle subtracted (ms):", "",
               "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
     for step in inbound:

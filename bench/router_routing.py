@@ -109,28 +109,39 @@ async def seed(engine: Engine, db: Any, agents: int, open_count: int) -> None:
         await directory.put_agent(TENANT, f"agent{i:04d}", AgentSpec(teams=["default"], default_capacity=5))
     for i in range(agents):
         await presence.heartbeat(TENANT, f"agent{i:04d}", Presence.ONLINE)
+    seconds = await seed_open_conversations(db, TENANT, "wa-main", "whatsapp", "default", open_count)
+    print(f"seeded {agents} agents online and {open_count} open conversations (with their first message) in "
+          f"{seconds:.1f} s")
+
+
+async def seed_open_conversations(db: Any, tenant_id: str, channel_id: str, channel_type: str, team_id: str,
+                                  count: int, prefix: str = "seed") -> float:
+    """`count` open bot conversations of `team_id` straight into the router's database `db` (bulk inserts, not
+    the router's API: a benchmark's setup, never a test's), each with its open-conversation pointer and the
+    inbound timeline entry of the message that opened it, their last activity spread over the past week. The
+    customers are `<prefix><8 digits>`. Returns the seconds it took."""
     started = time.perf_counter()
     now = datetime.now(UTC)
-    for start in range(0, open_count, 5000):
+    for start in range(0, count, 5000):
         convs, pointers, entries = [], [], []
-        for n in range(start, min(open_count, start + 5000)):
-            conv = open_conversation(f"seed{n}", TENANT, "wa-main", "whatsapp", f"seed{n:08d}",
+        for n in range(start, min(count, start + 5000)):
+            user = f"{prefix}{n:08d}"
+            conv = open_conversation(f"{prefix}{n}", tenant_id, channel_id, channel_type, user,
                                      now - timedelta(seconds=6 * n))  # 100k spread over the last week
             conv = conv.__class__(**{**conv.__dict__, "status": Status.BOT,
-                                     "assignee": Assignee(AssigneeKind.BOT, "bot"), "team_id": "default"})
+                                     "assignee": Assignee(AssigneeKind.BOT, "bot"), "team_id": team_id})
             convs.append(to_doc(conv))
-            pointers.append({"_id": f"{TENANT}|wa-main|seed{n:08d}", "conversation_id": conv.id,
-                             "tenant_id": TENANT})
-            entry_id = inbound_entry_id(f"wamid.seed{n}")  # the message that opened it
-            entries.append({"_id": f"{conv.id}|{entry_id}", "tenant_id": TENANT, "conversation_id": conv.id,
+            pointers.append({"_id": f"{tenant_id}|{channel_id}|{user}", "conversation_id": conv.id,
+                             "tenant_id": tenant_id})
+            entry_id = inbound_entry_id(f"wamid.{prefix}{n}")  # the message that opened it
+            entries.append({"_id": f"{conv.id}|{entry_id}", "tenant_id": tenant_id, "conversation_id": conv.id,
                             "entry_id": entry_id, "kind": EntryKind.INBOUND.value, "at": conv.opened_at,
-                            "rank": tiebreak_rank(EntryKind.INBOUND), "provider_message_id": f"wamid.seed{n}",
+                            "rank": tiebreak_rank(EntryKind.INBOUND), "provider_message_id": f"wamid.{prefix}{n}",
                             "direction": "inbound", "text": "hello", "sender": "customer", "blocked": False})
         await db["conversations"].insert_many(convs, ordered=False)
         await db["open_conversations"].insert_many(pointers, ordered=False)
         await db["timeline"].insert_many(entries, ordered=False)
-    print(f"seeded {agents} agents online and {open_count} open conversations (with their first message) in "
-          f"{time.perf_counter() - started:.1f} s")
+    return time.perf_counter() - started
 
 
 async def handler_phase(engine: Engine, count: int) -> None:
