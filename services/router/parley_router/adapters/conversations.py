@@ -41,6 +41,11 @@ RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last
                    "tenant_id_1_status_1_priority_-1_waiting_since_1", "tenant_id_1_assignee_agent_1")
 OPEN_STATUSES = [status.value for status in Status if status is not Status.CLOSED]
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
+# No due time (an offer's expiry, a snooze's end, a bot's reply) is earlier than this. The sweep's queries name it
+# as their lower bound: the local database starts an index range at its lower bound, and with none it walks from
+# the status's first entry — every conversation of that status with no due time (null sorts first), fetched and
+# dropped one by one, so the sweep grew with the open conversations instead of with the due ones.
+NO_DUE_TIME_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def to_doc(conv: Conversation) -> Doc:
@@ -344,10 +349,11 @@ class ConversationRepository:
     async def due(self, now: datetime, limit: int = 500) -> list[Conversation]:
         """Offers past their timeout, snoozes that ran out and bots that did not answer in time, over all tenants
         (one query each, each served by one index: the local database scans the collection for an `$or`)."""
+        due = {"$gte": NO_DUE_TIME_BEFORE, "$lte": now}
         offers, snoozes, bots = await asyncio.gather(
-            self.find({"status": Status.ASSIGNED.value, "offer_expires_at": {"$lte": now}}, None, limit),
-            self.find({"status": Status.SNOOZED.value, "snoozed_until": {"$lte": now}}, None, limit),
-            self.find({"status": Status.BOT.value, "bot_reply_due": {"$lte": now}}, None, limit))
+            self.find({"status": Status.ASSIGNED.value, "offer_expires_at": due}, None, limit),
+            self.find({"status": Status.SNOOZED.value, "snoozed_until": due}, None, limit),
+            self.find({"status": Status.BOT.value, "bot_reply_due": due}, None, limit))
         return [*offers, *snoozes, *bots][:limit]
 
     async def find(self, query: Doc, sort: list[tuple[str, int]] | None, limit: int) -> list[Conversation]:
