@@ -110,6 +110,23 @@ async def test_unanswered_offer_returns_to_queue_and_goes_to_the_next_agent(rout
     assert changes.count("offered") == 2 and "offer_expired" in changes
 
 
+async def test_the_sweep_moves_what_is_due_and_nothing_without_a_due_time(router: Router) -> None:
+    """An accepted conversation has no offer expiry: never swept, beside an expired offer that is. The sweep's
+    queries bound the due time from below (what the bound saves, the database's walk over every conversation
+    with no due time, is timed in docs/benchmarks.md, not here)."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin", "offer_timeout_seconds": 60})
+    await router.agent("ann", ["default"], capacity=3)
+    held, offered = await new_conv(router, "held"), await new_conv(router, "offered")
+    await router.ok("POST", f"/v1/conversations/{held['id']}/accept", login="ann", roles=["agent"], json={})
+    assert (await router.ok("GET", f"/v1/conversations/{held['id']}"))["offer_expires_at"] is None
+    router.clock.advance(timedelta(seconds=61))
+    assert await router.engine.sweep() == 1
+    changes = {conv["id"]: [entry.get("change") for entry in (await router.ok(
+        "GET", f"/v1/conversations/{conv['id']}/timeline"))["items"]] for conv in (held, offered)}
+    assert "offer_expired" in changes[offered["id"]] and "offer_expired" not in changes[held["id"]]
+    assert (await router.ok("GET", f"/v1/conversations/{held['id']}"))["assignee"]["id"] == "ann"
+
+
 async def test_snooze_wakes_up_on_time(router: Router) -> None:
     conv = await new_conv(router, "u1")
     until = (T0 + timedelta(hours=1)).isoformat()
