@@ -50,13 +50,17 @@ def fields(contact: str, **changed: Any) -> ContactUpdated:
 
 
 class Commands(monitoring.CommandListener):
-    """Database commands sent, as `find contacts`, `update conversations`."""
+    """Database commands sent, as `find contacts`, `update conversations`, and the documents their writes name
+    (a bulk write's statements: what the database pays for per document)."""
 
     def __init__(self) -> None:
         self.sent: Counter[str] = Counter()
+        self.statements: Counter[str] = Counter()
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        self.sent[f"{event.command_name} {event.command.get(event.command_name)}"] += 1
+        shape = f"{event.command_name} {event.command.get(event.command_name)}"
+        self.sent[shape] += 1
+        self.statements[shape] += len(event.command.get("updates", ()))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -113,6 +117,44 @@ async def test_a_batch_costs_a_few_round_trips_whatever_its_size(router: Router,
                     "aggregate open_conversations": 1, "find conversations": 1, "update conversations": 2,
                     "update tab_counts": 1,
                     "update contacts": 1, "find contacts": 1}, sent
+    # one document written per card change: a new card is created by its first change's upsert
+    assert counted.statements["update contacts"] == 3 * len(users)
+
+
+async def test_a_batch_of_new_cards_writes_one_document_per_event(router: Router, counted: Commands) -> None:
+    for user in ("u1", "u2"):
+        await InboundHandler(router.engine).handle(inbound(user=user, text=f"hi {user}"))
+    counted.sent.clear()
+
+    await ContactsHandler(router.engine)([created("k1", "u1", name="Ana"), created("k2", "u2", name="Bo")])
+
+    assert (counted.sent["update contacts"], counted.statements["update contacts"]) == (1, 2)
+    for contact, user, name in (("k1", "u1", "Ana"), ("k2", "u2", "Bo")):
+        conv = await conversation_of(router, user)
+        assert (conv.contact_id, conv.customer_name) == (contact, name)
+
+
+async def test_a_batch_delivered_again_with_a_new_card_in_it_creates_that_card(router: Router,
+                                                                                counted: Commands) -> None:
+    for user in ("u1", "u2", "u3"):
+        await InboundHandler(router.engine).handle(inbound(user=user, text=f"hi {user}"))
+    handler = ContactsHandler(router.engine)
+    first = [created("k1", "u1", name="Ana"), labelled("k1", "new")]
+    await handler(first)
+    await handler([labelled("k1", "vip")])
+    counted.sent.clear()
+
+    # the batch again (its consumer lost the partition before committing), now with events written after it:
+    # the applied ones change nothing, the new card is created with its first change
+    await handler([*first, created("k2", "u2", name="Bo"), labelled("k2", "new"), created("k3", "u3")])
+
+    directory = router.engine.stores.directory
+    ana, bo, third = [await directory.contact("acme", contact) for contact in ("k1", "k2", "k3")]
+    assert ana is not None and (ana["name"], ana["labels"]) == ("Ana", ["vip"])
+    assert bo is not None and (bo["name"], bo["labels"]) == ("Bo", ["new"])
+    assert third is not None and third["identities"] == ["wa-1|u3"]
+    assert counted.sent["update contacts"] == 2  # stopped at the first card with its event, then the rest at once
+    assert (await conversation_of(router, "u2")).customer_name == "Bo"
 
 
 async def test_a_batch_delivered_again_changes_nothing_even_after_later_ones(router: Router) -> None:

@@ -4,12 +4,13 @@ bulk write, each event applied once (by its event id), by update operators only.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pymongo import DeleteOne, UpdateOne
 
 from parley_common.ids import ConversationKey
+from parley_common.mongo import DUPLICATE_KEY
 
 Doc = dict[str, Any]
 APPLIED = "applied_events"  # the card's latest event ids: an event whose id is there is not applied again
@@ -44,25 +45,64 @@ def merged_card_ids(changes: Iterable[CardChange]) -> list[str]:
     return [card_id(change.tenant_id, change.merged_contact_id) for change in changes if change.merged_contact_id]
 
 
-def card_writes(changes: Sequence[CardChange], merged_fields: Mapping[str, Doc]) -> list[UpdateOne]:
-    """The ordered writes of `changes` (one card's in their order): each card created when new, then every change
-    guarded by its event id, which it records in the same write — a batch delivered again, even after another
-    consumer applied later events of the same cards (a rebalance), changes nothing. `merged_fields`: the custom
-    fields of the folded cards, by card id."""
-    writes = [UpdateOne({"_id": card}, {"$setOnInsert": {"tenant_id": tenant_id}}, upsert=True)
-              for card, tenant_id in {change.card_id: change.tenant_id for change in changes}.items()]
+@dataclass(frozen=True)
+class CardWrite:
+    """One statement of a batch's ordered card writes. `upsert`: the card's first change in the batch, which
+    creates the card when it is new."""
+
+    filter: Doc
+    update: Doc
+    upsert: bool = False
+
+    def operation(self) -> UpdateOne:
+        return UpdateOne(self.filter, self.update, upsert=self.upsert)
+
+
+def card_writes(changes: Sequence[CardChange], merged_fields: Mapping[str, Doc]) -> list[CardWrite]:
+    """The ordered writes of `changes` (one card's in their order): every change guarded by its event id, which
+    it records in the same write — a batch delivered again, even after another consumer applied later events of
+    the same cards (a rebalance), changes nothing. A card's first change is an upsert, so a new card is created
+    with it: one document written per event. (Where the card is there with that event already, that upsert fails
+    on the duplicate key: `resumed_after`.) `merged_fields`: the custom fields of the folded cards, by card id."""
+    writes: list[CardWrite] = []
+    written: set[str] = set()  # cards with a write before this change's
     for change in changes:
         guard, update = guarded_update(change)
         merged = card_id(change.tenant_id, change.merged_contact_id) if change.merged_contact_id else None
+        folded = merged_fields.get(merged, {}) if merged else {}
+        if folded and change.card_id not in written:  # the folded fields are set only where the card has none
+            writes.append(creation(change.card_id, change.tenant_id))
         # the card kept wins a field both have (as contacts folds them): set only where it has none
-        writes += [UpdateOne({**guard, f"custom_fields.{name}": {"$exists": False}},
-                             {"$set": {f"custom_fields.{name}": value}})
-                   for name, value in (merged_fields.get(merged, {}) if merged else {}).items()]
-        writes.append(UpdateOne(guard, update))
+        writes += [CardWrite({**guard, f"custom_fields.{name}": {"$exists": False}},
+                             {"$set": {f"custom_fields.{name}": value}}) for name, value in folded.items()]
+        writes.append(CardWrite(guard, update, upsert=change.card_id not in written))
+        written.add(change.card_id)
         if merged:  # an identity leads to the surviving card only (nothing when the folded card is unknown)
-            writes.append(UpdateOne({"_id": merged}, {"$set": {"merged_into": change.contact_id},
+            writes.append(CardWrite({"_id": merged}, {"$set": {"merged_into": change.contact_id},
                                                       "$pullAll": {"identities": list(change.identities)}}))
     return writes
+
+
+def creation(card: str, tenant_id: str) -> CardWrite:
+    return CardWrite({"_id": card}, {"$setOnInsert": {"tenant_id": tenant_id}}, upsert=True)
+
+
+def resumed_after(writes: Sequence[CardWrite], failed: Mapping[str, Any]) -> list[CardWrite] | None:
+    """What is left to write of ordered `writes` stopped by the write error `failed`. When a card's first change
+    met the card there already with that event (a batch delivered again), the rest is written as a redelivery
+    is: each card left created when new, then every change as a plain guarded update (a no-op where the card had
+    that event) — one more round trip, not one per card. None: any other error, which is raised."""
+    index = failed["index"]
+    if failed.get("code") != DUPLICATE_KEY or not _creates_with_change(writes[index]):
+        return None
+    rest = writes[index:]
+    return [*(creation(write.filter["_id"], write.update["$set"]["tenant_id"])
+              for write in rest if _creates_with_change(write)),
+            *(replace(write, upsert=False) if _creates_with_change(write) else write for write in rest)]
+
+
+def _creates_with_change(write: CardWrite) -> bool:
+    return write.upsert and APPLIED in write.filter
 
 
 def guarded_update(change: CardChange) -> tuple[Doc, Doc]:

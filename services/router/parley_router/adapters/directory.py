@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from parley_common.batching import TickBatcher
 from parley_common.bounds import Identifier
@@ -19,10 +19,12 @@ from parley_common.mongo import read_stored
 from parley_router.adapters.contact_cards import (
     APPLIED,
     CardChange,
+    CardWrite,
     blocked_writes,
     card_writes,
     guarded_update,
     merged_card_ids,
+    resumed_after,
 )
 from parley_router.domain import contact_fields
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Agent, Strategy, Team
@@ -212,10 +214,23 @@ class Directory:
             return await self._change_card(changes[0])
         merged = {doc["_id"]: doc.get("custom_fields", {}) async for doc in self._contacts.find(
             {"_id": {"$in": merged_ids}}, projection={"custom_fields": 1})} if merged_ids else {}
-        await self._contacts.bulk_write(card_writes(changes, merged), ordered=True)
+        await self._write_cards(card_writes(changes, merged))
         cursor = self._contacts.find({"_id": {"$in": list({change.card_id for change in changes})}},
                                      projection=CARD_SHOWN)
         return {doc["_id"]: doc async for doc in cursor}
+
+    async def _write_cards(self, writes: list[CardWrite]) -> None:
+        """In order; resumed past a card's creating upsert that met the card already there (a redelivery)."""
+        while writes:
+            try:
+                await self._contacts.bulk_write([write.operation() for write in writes], ordered=True)
+                return
+            except BulkWriteError as exc:
+                errors = exc.details.get("writeErrors") or ()
+                rest = resumed_after(writes, errors[0]) if errors else None
+                if rest is None:
+                    raise
+                writes = rest
 
     async def _change_card(self, change: CardChange) -> dict[str, Doc]:
         """A lone change (a quiet moment's batch) written and read back in one findAndModify."""
