@@ -4,6 +4,7 @@ nothing), a fold of two cards in the batch's order, blocks by each identity's la
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
@@ -25,7 +26,7 @@ from parley_common.settings import InfraSettings
 from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.domain.conversation import Conversation
-from parley_router.handlers.contacts_in import ContactsHandler
+from parley_router.handlers.contacts_in import ContactsHandler, card_change
 from parley_router.handlers.inbound import InboundHandler
 
 from .conftest import T0, Router, inbound
@@ -194,3 +195,28 @@ async def test_a_fold_keeps_the_surviving_cards_fields_and_the_batchs_order(rout
     for user in ("u3", "u4"):
         conv = await conversation_of(router, user)
         assert (conv.contact_id, conv.contact_fields) == ("k3", (("size", "M"), ("tier", "gold")))
+
+
+async def test_two_replicas_writing_the_same_batch_apply_each_change_once(router: Router,
+                                                                          infra_settings: InfraSettings) -> None:
+    """A partition moved while its batch was in progress: the old and the new consumer write it at once, so one's
+    creating upserts meet the cards the other just created."""
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True)
+    try:
+        db = client[infra_settings.database_name("router")]
+        replicas = (Directory(db), Directory(db))
+        for round_number in range(5):
+            contacts = [f"r{round_number}-{number}" for number in range(6)]
+            events = [event for contact in contacts for event in (
+                created(contact, f"user-{contact}", name=contact), labelled(contact, "new"), fields(contact, tier="1"))]
+            batch = [change for change in map(card_change, events) if change is not None]
+            await asyncio.gather(*(replica.change_cards(batch) for replica in replicas))
+
+            for contact in contacts:
+                card = await db["contacts"].find_one({"_id": f"acme|{contact}"})
+                assert card is not None
+                assert (card["name"], card["labels"], card["custom_fields"]) == (contact, ["new"], {"tier": "1"})
+                assert card["identities"] == [f"wa-1|user-{contact}"]
+                assert len(card["applied_events"]) == len(set(card["applied_events"])) == 3
+    finally:
+        await client.close()
