@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any, Union, cast
 
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -43,7 +44,9 @@ class Reads:
     the batch's events of this topic in one call (for handlers that write in bulk). `concurrency` bounds the
     partitions or keys in flight: each holds connections from finite database and cache pools. `formerly`: the
     groups (without the namespace) that read this topic before it joined this group; their committed offsets
-    are adopted once (`parley_common.group_offsets`)."""
+    are adopted once (`parley_common.group_offsets`). `on_partitions_moved` is called whenever a member of the
+    group in this process loses or gains partitions: a handler that remembers what it stored for the keys of its
+    partitions forgets it then, since another replica may have written them meanwhile."""
 
     topic: Topic
     handle: Callable[[Any], Awaitable[None]]
@@ -51,6 +54,7 @@ class Reads:
     by_key: bool = False
     concurrency: int = 64
     formerly: tuple[str, ...] = ()
+    on_partitions_moved: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,7 @@ def consume_group(broker: KafkaBroker, group: ConsumerGroup, *, namespace: str, 
             batch_timeout_ms=group.batch_wait_ms,
             decoder=_message_itself,
             include_in_schema=False,  # described topic by topic in the documentation broker below
+            listener=_listener_of(group),
         )
         if group.linger_ms:
             linger_batches(subscriber, group.linger_ms)
@@ -124,6 +129,26 @@ def consume_group(broker: KafkaBroker, group: ConsumerGroup, *, namespace: str, 
     registered = _registry.setdefault(broker, _Registered())
     registered.groups.append((namespace, group))
     _document(broker, registered, group, namespace)
+
+
+class _PartitionsMoved(ConsumerRebalanceListener):  # type: ignore[misc, unused-ignore]
+    def __init__(self, callbacks: list[Callable[[], None]]) -> None:
+        self._callbacks = callbacks
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        self._moved()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self._moved()
+
+    def _moved(self) -> None:
+        for callback in self._callbacks:
+            callback()
+
+
+def _listener_of(group: ConsumerGroup) -> ConsumerRebalanceListener | None:
+    callbacks = [reads.on_partitions_moved for reads in group.reads if reads.on_partitions_moved is not None]
+    return _PartitionsMoved(callbacks) if callbacks else None
 
 
 def pace_idle_lanes(broker: KafkaBroker) -> None:

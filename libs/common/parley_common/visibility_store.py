@@ -4,6 +4,7 @@ database. No service asks the router: the facts arrive as events, like every oth
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
@@ -22,25 +23,60 @@ from parley_common.visibility import Owner, may_see_any, owner_of, sees_whole_te
 Doc = dict[str, Any]
 OWNERS = "visibility_owners"
 AGENTS = "visibility_agents"
+# Conversation keys whose stored state a process remembers, the least recently written forgotten first: the keys
+# whose conversations are moving now. A key forgotten is only written again at its next event.
+REMEMBERED_KEYS = 50_000
+Stored = tuple[str, str | None, str | None, str]  # what a reader needs: conversation, team, agent, status
 
 
 class VisibilityProjection:
-    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], remembered_keys: int = REMEMBERED_KEYS) -> None:
         self._owners = db[OWNERS]
         self._agents = db[AGENTS]
+        self._remembered_keys = remembered_keys
+        # What this process last stored per key. True of the database while only this process writes the keys of
+        # its partitions: forgotten when they move (`forget_stored`), and a failed write forgets its keys.
+        self._stored: OrderedDict[str, Stored] = OrderedDict()
+        self._moves = 0  # partition moves so far: a write that overlapped one is not remembered
 
     async def on_conversations_changed(self, events: Sequence[ConversationChanged]) -> None:
         """The key's latest conversation decides: one key's events arrive in order, so the last of a batch per
-        key is its state, and one bulk write stores them all (a redelivery re-applies the same states in the same
-        order and ends where it was). One write per batch instead of one per event: with five events per
-        inbound message, in three services, these were 15 database round trips per message."""
+        key is its state. Only the keys whose state (conversation, team, agent, status) differs from what this
+        process last stored are written, in one bulk write: most events (a message appended, a contact changed)
+        change none of it. A redelivery ends where it was: what equals the memory is skipped, what differs is written
+        again in order. `changed_at` is therefore when the stored state began, not the key's latest event."""
         latest = {str(event.conversation_key): event for event in events}
-        await self._owners.bulk_write([UpdateOne({"_id": key}, {"$set": _owner_fields(event)}, upsert=True)
-                                       for key, event in latest.items()], ordered=False)
+        changed = {key: event for key, event in latest.items() if self._stored.get(key) != _stored_state(event)}
+        if not changed:
+            return
+        moves = self._moves
+        try:
+            await self._owners.bulk_write([UpdateOne({"_id": key}, {"$set": _owner_fields(event)}, upsert=True)
+                                           for key, event in changed.items()], ordered=False)
+        except BaseException:
+            for key in changed:  # some may have been written: what is stored is unknown until written again
+                self._stored.pop(key, None)
+            raise
+        if moves == self._moves:
+            self._remember(changed)
+
+    def forget_stored(self) -> None:
+        """Partitions moved (`Reads.on_partitions_moved`): another replica may have written their keys since this
+        one did — a replica regaining a partition must not trust what it stored before."""
+        self._moves += 1
+        self._stored.clear()
+
+    def _remember(self, written: dict[str, ConversationChanged]) -> None:
+        for key, event in written.items():
+            self._stored[key] = _stored_state(event)
+            self._stored.move_to_end(key)
+        while len(self._stored) > self._remembered_keys:
+            self._stored.popitem(last=False)
 
     async def every_owner(self, page: int) -> AsyncIterator[list[Doc]]:
-        """Every conversation key's latest state (owner, status, changed_at), `page` at a time — those stored since
-        the status is kept: what a service's cache of who holds each thread is restored from."""
+        """Every conversation key's latest state (owner, status, and changed_at: when that state began), `page` at a
+        time — those stored since the status is kept: what a service's cache of who holds each thread is restored
+        from."""
         async for docs in in_pages(self._owners.find({"status": {"$exists": True}}, batch_size=page), page):
             yield docs
 
@@ -82,6 +118,11 @@ class VisibilityProjection:
             raise not_found
 
 
+def _stored_state(event: ConversationChanged) -> Stored:
+    owner = owner_of(event)
+    return event.conversation_id, owner.team_id, owner.agent, event.status
+
+
 def _owner_fields(event: ConversationChanged) -> Doc:
     owner = owner_of(event)
     return {"tenant_id": event.tenant_id, "conversation_id": event.conversation_id, "team_id": owner.team_id,
@@ -102,5 +143,5 @@ def visibility_reads(projection: VisibilityProjection, formerly_prefix: str,
             await also_on_conversations(events)
 
     return (Reads(CONVERSATIONS_EVENTS, on_conversations, whole_batch=True,
-                  formerly=(f"{formerly_prefix}-visibility",)),
+                  formerly=(f"{formerly_prefix}-visibility",), on_partitions_moved=projection.forget_stored),
             Reads(AGENTS_EVENTS, projection.on_agent_changed, formerly=(f"{formerly_prefix}-agents",)))

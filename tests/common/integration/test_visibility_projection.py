@@ -1,27 +1,80 @@
 """The visibility projection stores a batch of conversation events with one bulk write (issue 17): per
-conversation key the batch's last event decides, as one event at a time did; other keys are left alone."""
+conversation key the batch's last event decides, as one event at a time did; other keys are left alone. A key is
+written only when what a reader needs changed (conversation, team, agent, status), as far as this process knows:
+its memory of what it stored is forgotten when partitions move, so a replica regaining a partition writes again."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pymongo import AsyncMongoClient
+import pytest
+from faststream.kafka import KafkaBroker
+from known_channels import TEST_CHANNELS
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.asynchronous.database import AsyncDatabase
 
+from parley_common.consumer_groups import ConsumerGroup, consume_group
 from parley_common.events.conversations import Assignee, ConversationChanged
 from parley_common.ids import ConversationKey
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.visibility import Owner
-from parley_common.visibility_store import VisibilityProjection
+from parley_common.visibility_store import OWNERS, VisibilityProjection, visibility_reads
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
+KEY = ConversationKey("acme", "wa", "u1")
 
 
-def change(user: str, step: int, team: str, agent: str | None) -> ConversationChanged:
+def change(user: str, step: int, team: str | None, agent: str | None, status: str = "assigned",
+           kind: str = "assigned", conversation: str = "") -> ConversationChanged:
     return ConversationChanged(occurred_at=NOW, tenant_id="acme", correlation_id="c", channel_id="wa",
-                               external_user_id=user, conversation_id=f"conv-{user}", change="assigned",
-                               status="assigned", assignee=Assignee(kind="agent", id=agent) if agent else None,
+                               external_user_id=user, conversation_id=conversation or f"conv-{user}", change=kind,
+                               status=status,  # type: ignore[arg-type]
+                               assignee=Assignee(kind="agent", id=agent) if agent else None,
                                team_id=team, changed_at=NOW + timedelta(seconds=step))
+
+
+class OwnersWritten(monitoring.CommandListener):
+    """The visibility documents sent to the server in `update` commands: what it writes, at ~0.2 ms each."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update" and event.command.get("update") == OWNERS:
+            self.documents += len(event.command["updates"])
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@pytest.fixture
+async def counted(infra_settings: InfraSettings) -> AsyncIterator[tuple[AsyncDatabase[Any], OwnersWritten]]:
+    written = OwnersWritten()
+    client: AsyncMongoClient[Any] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True,
+                                                      event_listeners=[written])
+    db = client[infra_settings.database_name("visibility-counted")]
+    yield db, written
+    await client.drop_database(db.name)
+    await client.close()
+
+
+def new_customers_conversation(user: str) -> list[ConversationChanged]:
+    """A new customer's conversation as the router announces it, one event per consumer batch at a low rate."""
+    return [change(user, 0, "sales", None, "queued", "opened"),
+            change(user, 1, "sales", None, "queued", "message_appended"),
+            change(user, 2, "sales", None, "queued", "contact_changed"),
+            change(user, 3, "sales", "ana", "assigned", "offered"),
+            change(user, 4, "sales", "ana", "assigned", "offer_accepted"),
+            change(user, 5, "sales", "ana", "assigned", "message_status"),
+            change(user, 6, "sales", "ana", "closed", "closed"),
+            change(user, 7, "sales", "ana", "closed", "contact_changed")]
 
 
 async def test_a_batch_keeps_each_keys_last_state(mongo: AsyncMongoClient[Any], infra_settings: InfraSettings) -> None:
@@ -32,3 +85,92 @@ async def test_a_batch_keeps_each_keys_last_state(mongo: AsyncMongoClient[Any], 
 
     keys = [ConversationKey("acme", "wa", user) for user in ("u1", "u2", "u3", "u4")]
     assert await projection.owners(keys) == [Owner("support", "cy"), Owner("vip", "bo"), Owner("vip", None), None]
+
+
+async def test_a_key_is_written_only_when_what_a_reader_needs_changed(
+        counted: tuple[AsyncDatabase[Any], OwnersWritten]) -> None:
+    db, written = counted
+    projection = VisibilityProjection(db)
+    for event in new_customers_conversation("u1"):
+        await projection.on_conversations_changed([event])
+    assert written.documents == 3  # opened (queued), offered (ana's), closed: not one per event (8)
+    assert await projection.owners([KEY]) == [Owner("sales", "ana")]
+    [[stored]] = [docs async for docs in projection.every_owner(10)]
+    assert (stored["status"], stored["agent"], stored["changed_at"]) == ("closed", "ana", NOW + timedelta(seconds=6))
+
+    await projection.on_conversations_changed(new_customers_conversation("u1"))  # the same batch again
+    await projection.on_conversations_changed([change("u1", 9, "sales", "ana", "queued", "opened", "conv-2")])
+    assert written.documents == 4  # the redelivery wrote nothing; the customer's next conversation did
+
+
+async def test_a_replica_regaining_a_partition_writes_again_what_another_replica_changed(
+        counted: tuple[AsyncDatabase[Any], OwnersWritten]) -> None:
+    db, written = counted
+    first, second = VisibilityProjection(db), VisibilityProjection(db)
+    await first.on_conversations_changed([change("u1", 0, "sales", "ana")])
+    first.forget_stored()  # the partition moves to the second replica (Reads.on_partitions_moved)
+    await second.on_conversations_changed([change("u1", 1, "sales", "bo")])
+    first.forget_stored()  # and back
+    await first.on_conversations_changed([change("u1", 2, "sales", "ana")])
+    assert await first.owners([KEY]) == [Owner("sales", "ana")]
+    assert written.documents == 3
+
+
+async def test_the_memory_of_what_was_stored_is_bounded(counted: tuple[AsyncDatabase[Any], OwnersWritten]) -> None:
+    db, written = counted
+    projection = VisibilityProjection(db, remembered_keys=2)
+    for user in ("u1", "u2", "u3", "u1", "u3"):
+        await projection.on_conversations_changed([change(user, 0, "sales", None)])
+    assert written.documents == 4  # u1 was forgotten for u3, so written again; u3 was still remembered
+
+
+class Replica(VisibilityProjection):
+    """A service's projection, counting the moves of its partitions it was told of (a join tells twice: the
+    partitions it gives up before it, those it gets after)."""
+
+    def __init__(self, db: AsyncDatabase[Any]) -> None:
+        super().__init__(db)
+        self.moves = 0
+        self._moved = asyncio.Event()
+
+    def forget_stored(self) -> None:
+        super().forget_stored()
+        self.moves += 1
+        self._moved.set()
+
+    async def moved(self, times: int) -> None:
+        async with asyncio.timeout(60):
+            while self.moves < times:
+                self._moved.clear()
+                await self._moved.wait()
+
+    def consume(self, infra: InfraSettings, name: str) -> KafkaBroker:
+        broker = make_broker(infra.kafka_bootstrap, name)
+        consume_group(broker, ConsumerGroup("visibility-moves", visibility_reads(self, "visibility-moves")),
+                      namespace=infra.namespace, publisher=EventPublisher(broker, infra.namespace), service=name,
+                      channels=TEST_CHANNELS)
+        return broker
+
+
+async def test_a_replica_forgets_what_it_stored_when_its_partitions_move(
+        kafka_topics: InfraSettings, counted: tuple[AsyncDatabase[Any], OwnersWritten]) -> None:
+    db, written = counted
+    first, second = Replica(db), Replica(db)
+    first_broker = first.consume(kafka_topics, "first")
+    await first_broker.start()
+    try:
+        await first.moved(2)  # joined the group
+        await first.on_conversations_changed([change("u1", 0, "sales", "ana")])
+        await first.on_conversations_changed([change("u1", 1, "sales", "ana", kind="message_appended")])
+        assert written.documents == 1
+        second_broker = second.consume(kafka_topics, "second")
+        await second_broker.start()  # the group rebalances: the second replica may take the key's partition
+        try:
+            await second.moved(2)
+            await first.moved(4)
+            await first.on_conversations_changed([change("u1", 2, "sales", "ana", kind="message_appended")])
+            assert written.documents == 2  # what it stored before the move is no longer trusted
+        finally:
+            await second_broker.stop()
+    finally:
+        await first_broker.stop()
