@@ -65,7 +65,7 @@ def consumer_groups(settings: MediaSettings, fetcher: Fetcher, attachments: Emai
               formerly=formerly(INBOUND_MESSAGES)),
         Reads(INBOUND_ATTACHMENTS, attachments.on_attachment, formerly=formerly(INBOUND_ATTACHMENTS)),
         *visibility_reads(visibility, GROUP),
-    ), max_records=settings.download_concurrency)
+    ), max_records=settings.download_concurrency, linger_ms=settings.batch_linger_ms)
     retries = ConsumerGroup(f"{GROUP}.retries", (
         Reads(MEDIA_RETRIES, fetcher.on_retry, formerly=formerly(MEDIA_RETRIES)),
     ), max_records=1, idle_pause_ms=RETRIES_IDLE_PAUSE_MS,

@@ -44,6 +44,10 @@ class MediaSettings(ServiceSettings):
     retry_max_attempts: int = Field(default=6, ge=1)
     download_timeout_seconds: float = Field(default=30, gt=0)
     download_concurrency: int = Field(default=64, ge=1, le=1000, description="inbound records handled at once")
+    batch_linger_ms: int = Field(
+        default=100, ge=0, le=1000, description="how long a batch of the events lane that is not full waits for more "
+        "records: at a low rate a new conversation's events share one write of the visibility projection (a "
+        "download starts, and the projection learns who holds a customer, that much later)")
 
     def signing_keys(self) -> tuple[bytes, ...]:
         """The key that signs links first, then the earlier ones still accepted."""
