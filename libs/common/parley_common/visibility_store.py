@@ -4,6 +4,7 @@ database. No service asks the router: the facts arrive as events, like every oth
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
@@ -26,18 +27,24 @@ AGENTS = "visibility_agents"
 # Conversation keys whose stored state a process remembers, the least recently written forgotten first: the keys
 # whose conversations are moving now. A key forgotten is only written again at its next event.
 REMEMBERED_KEYS = 50_000
+# After partitions move, how long nothing written is remembered: the replica that gave a partition up may still be
+# finishing a batch of it (its write landing after this one's), and a key's next event must then write again.
+SETTLE_SECONDS = 5.0
 Stored = tuple[str, str | None, str | None, str]  # what a reader needs: conversation, team, agent, status
 
 
 class VisibilityProjection:
-    def __init__(self, db: AsyncDatabase[Doc], remembered_keys: int = REMEMBERED_KEYS) -> None:
+    def __init__(self, db: AsyncDatabase[Doc], remembered_keys: int = REMEMBERED_KEYS,
+                 settle_seconds: float = SETTLE_SECONDS) -> None:
         self._owners = db[OWNERS]
         self._agents = db[AGENTS]
         self._remembered_keys = remembered_keys
+        self._settle_seconds = settle_seconds
         # What this process last stored per key. True of the database while only this process writes the keys of
         # its partitions: forgotten when they move (`forget_stored`), and a failed write forgets its keys.
         self._stored: OrderedDict[str, Stored] = OrderedDict()
         self._moves = 0  # partition moves so far: a write that overlapped one is not remembered
+        self._moved_at = time.monotonic()
 
     async def on_conversations_changed(self, events: Sequence[ConversationChanged]) -> None:
         """The key's latest conversation decides: one key's events arrive in order, so the last of a batch per
@@ -49,7 +56,7 @@ class VisibilityProjection:
         changed = {key: event for key, event in latest.items() if self._stored.get(key) != _stored_state(event)}
         if not changed:
             return
-        moves = self._moves
+        moves, started = self._moves, time.monotonic()
         try:
             await self._owners.bulk_write([UpdateOne({"_id": key}, {"$set": _owner_fields(event)}, upsert=True)
                                            for key, event in changed.items()], ordered=False)
@@ -57,13 +64,14 @@ class VisibilityProjection:
             for key in changed:  # some may have been written: what is stored is unknown until written again
                 self._stored.pop(key, None)
             raise
-        if moves == self._moves:
+        if moves == self._moves and started - self._moved_at >= self._settle_seconds:
             self._remember(changed)
 
     def forget_stored(self) -> None:
         """Partitions moved (`Reads.on_partitions_moved`): another replica may have written their keys since this
         one did — a replica regaining a partition must not trust what it stored before."""
         self._moves += 1
+        self._moved_at = time.monotonic()
         self._stored.clear()
 
     def _remember(self, written: dict[str, ConversationChanged]) -> None:
