@@ -14,6 +14,9 @@ week, so queries run against realistic collections.
    router's process, of the load and of each local server shows where the time goes.
 3. end to end at a rate: `--count` messages at `--rate` msg/s: the latency under a steady load.
 4. inbox: `GET /v1/conversations?limit=50` as a manager and as an agent, p50/p99.
+5. the periodic and on-demand queries on the conversations, each timed on its own (p50/p99): the sweep's due
+   conversations, the queue, the capacity audit's tenants and held conversations, an agent's conversations, a
+   customer's history, the supervisors' figures of the last day.
 
 Run:
   eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"
@@ -30,6 +33,7 @@ import os
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -241,6 +245,29 @@ async def inbox_phase(client: httpx.AsyncClient, secret: str, rounds: int) -> No
         print(summary(f"inbox list ({roles[0]}, 50 per page)", durations))
 
 
+async def queries_phase(engine: Engine, rounds: int) -> None:
+    repo, audit, now = engine.stores.conversations, engine.stores.audit, datetime.now(UTC)
+    last_day = {"$gte": now - timedelta(days=1), "$lt": now}
+
+    async def period() -> None:
+        for field in ("opened_at", "closed_at"):
+            async for _ in repo.stream({"tenant_id": TENANT, field: last_day}, [(field, 1)], 1000):
+                pass
+
+    queries = {"sweep (due conversations)": lambda: repo.due(now), "queue": lambda: repo.queued(TENANT, 50),
+               "capacity audit: tenants": audit.tenants, "capacity audit: held": lambda: audit.held(TENANT),
+               "an agent's conversations": lambda: repo.active_of_agent(TENANT, "agent0001"),
+               "a customer's history": lambda: repo.of_contact(TENANT, "seed-contact", 20),
+               "period figures, last day": period}
+    for label, query in queries.items():
+        durations = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            await query()
+            durations.append(time.perf_counter() - t)
+        print(summary(label, durations))
+
+
 async def drop_bench_stores(mongo: Any, infra: InfraSettings) -> None:
     """What a bench run made: the router's database and the namespace's topics."""
     await mongo.drop_database(infra.database_name("router"))
@@ -256,9 +283,16 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--burst", type=int, default=2000, help="messages published at once: throughput")
     parser.add_argument("--inbox-rounds", type=int, default=200)
+    parser.add_argument("--query-rounds", type=int, default=20)
     args = parser.parse_args()
     namespace = "benchrouter" + uuid.uuid4().hex[:6]
-    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)), namespace=namespace, log_level="WARNING")
+    channels = Path(tempfile.mkdtemp()) / "channels.yaml"
+    channels.write_text(f"""channels:
+  - {{id: wa-main, type: whatsapp, tenant_id: {TENANT}, phone_number_id: pn-bench, access_token: token,
+     app_secret: secret, verify_token: verify}}
+""")  # the router dead-letters a message of a channel it does not know
+    infra = InfraSettings(jwt_secret=SecretStr(secrets.token_hex(32)), namespace=namespace, log_level="WARNING",
+                          channels_file=channels)
     await ensure_topics(infra.kafka_bootstrap, namespace)
     # a long presence TTL: seeding takes longer than a real heartbeat interval
     app = create_app(RouterSettings(infra=infra, sweep_interval_seconds=3600, presence_ttl_seconds=3600))
@@ -275,6 +309,7 @@ async def main() -> None:
             await end_to_end(infra, min(args.count, capacity // 2), args.rate, "e")
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as client:
                 await inbox_phase(client, app.state.jwt_secret, args.inbox_rounds)
+            await queries_phase(engine, args.query_rounds)
     finally:
         await drop_bench_stores(mongo, infra)
 
