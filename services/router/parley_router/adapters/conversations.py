@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
@@ -10,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pymongo import ASCENDING, DESCENDING, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReplaceOne, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
@@ -36,16 +37,49 @@ INBOX_SCOPES: tuple[tuple[str, ...], ...] = ((), ("team_id",), ("assignee_agent"
 INBOX_INDEXES = [[("tenant_id", ASCENDING), ("archived", ASCENDING), ("blocked", ASCENDING),
                   *[(field, ASCENDING) for field in scope], *tab, ("last_activity_at", DESCENDING)]
                  for scope in INBOX_SCOPES for tab in ((), (("status", ASCENDING),))]
-# replaced by indexes holding every field of their queries (see INBOX_INDEXES): every write kept them up for nothing
-RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last_activity_at_-1",
-                   "tenant_id_1_status_1_priority_-1_waiting_since_1", "tenant_id_1_assignee_agent_1")
 OPEN_STATUSES = [status.value for status in Status if status is not Status.CLOSED]
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
-# No due time (an offer's expiry, a snooze's end, a bot's reply) is earlier than this. The sweep's queries name it
-# as their lower bound: the local database starts an index range at its lower bound, and with none it walks from
-# the status's first entry — every conversation of that status with no due time (null sorts first), fetched and
-# dropped one by one, so the sweep grew with the open conversations instead of with the due ones.
-NO_DUE_TIME_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
+# No time the router stores (an offer's expiry, a snooze's end, a bot's reply due, a close) is earlier than this.
+# The sweep's queries name it as their lower bound: the local database starts an index range at its lower bound,
+# and with none it walks from the status's first entry — every conversation of that status with no due time (null
+# sorts first), fetched and dropped one by one, so the sweep grew with the open conversations instead of with the
+# due ones. It is also the filter of the partial indexes on a time (`{field: {"$gte": NO_TIME_BEFORE}}`): only a
+# conversation with that time set has an entry there.
+NO_TIME_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
+DUE_FIELDS = {Status.ASSIGNED: "offer_expires_at", Status.SNOOZED: "snoozed_until", Status.BOT: "bot_reply_due"}
+# Every index of the conversations, each with the queries it serves. The local database reads its catalog of the
+# collection's indexes several times per document written (and deletes and writes again every entry of a document
+# it updates, changed or not), so each index costs every insert and save; a partial index holds only the documents
+# its filter matches (on MongoDB those alone pay for it). The local database uses a partial index for a query whose
+# filter implies the index's filter and whose other fields lead its key, as MongoDB does.
+CONVERSATION_INDEXES = [
+    # the queue (Engine.dispatch, the supervisor's floor), and the capacity audit: the tenants holding
+    # conversations, a tenant's held ones (equalities on the key's prefix, one query per status)
+    IndexModel([("status", ASCENDING), ("tenant_id", ASCENDING), ("blocked", ASCENDING), ("priority", DESCENDING),
+                ("waiting_since", ASCENDING)]),
+    # inbox pages; an agent's own one (with a status) also serves their open conversations (`active_of_agent`)
+    *(IndexModel(index) for index in INBOX_INDEXES),
+    # a channel identity's conversations, newest first (sticky agent, the contacts' events)
+    IndexModel([("tenant_id", ASCENDING), ("channel_id", ASCENDING), ("external_user_id", ASCENDING),
+                ("opened_at", DESCENDING)]),
+    # the sweep: one query per kind of due time, over the conversations that have one
+    *(IndexModel([("status", ASCENDING), (field, ASCENDING)], name=f"due_{field}",
+                 partialFilterExpression={field: {"$gte": NO_TIME_BEFORE}}) for field in DUE_FIELDS.values()),
+    # a customer's history: the conversations linked to their card
+    IndexModel([("tenant_id", ASCENDING), ("contact_id", ASCENDING), ("opened_at", DESCENDING)], name="history",
+               partialFilterExpression={"contact_id": {"$gt": ""}}),
+    # supervisors' figures of a period: opened in it, closed in it (closed ones only)
+    IndexModel([("tenant_id", ASCENDING), ("opened_at", ASCENDING)]),
+    IndexModel([("tenant_id", ASCENDING), ("closed_at", ASCENDING)], name="closed",
+               partialFilterExpression={"closed_at": {"$gte": NO_TIME_BEFORE}}),
+]
+# Indexes of earlier releases, dropped at start once the ones above exist: replaced by indexes holding every field
+# of their queries (see INBOX_INDEXES), or by the partial and reordered ones above — every write kept them up.
+RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last_activity_at_-1",
+                   "tenant_id_1_status_1_priority_-1_waiting_since_1", "tenant_id_1_assignee_agent_1",
+                   "tenant_id_1_status_1_blocked_1_priority_-1_waiting_since_1", "status_1_offer_expires_at_1",
+                   "status_1_snoozed_until_1", "status_1_bot_reply_due_1", "tenant_id_1_assignee_agent_1_status_1",
+                   "tenant_id_1_contact_id_1_opened_at_-1", "tenant_id_1_closed_at_1")
 
 
 def to_doc(conv: Conversation) -> Doc:
@@ -134,27 +168,13 @@ class ConversationRepository:
         self._saves: TickBatcher[tuple[Conversation, Conversation], bool] = TickBatcher(self._save_many)
 
     async def ensure_indexes(self) -> None:
+        """The indexes of `CONVERSATION_INDEXES`, then the retired ones dropped: queries stay served throughout."""
         await self.counters.ensure_indexes()
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("status", ASCENDING),
-                                                ("blocked", ASCENDING), ("priority", DESCENDING),
-                                                ("waiting_since", ASCENDING)])  # the queue
-        for index in INBOX_INDEXES:
-            await self._conversations.create_index(index)
+        await self._conversations.create_indexes(CONVERSATION_INDEXES)
         existing = await self._conversations.index_information()
         for name in RETIRED_INDEXES:
             if name in existing:
                 await self._conversations.drop_index(name)
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("channel_id", ASCENDING),
-                                                ("external_user_id", ASCENDING), ("opened_at", DESCENDING)])
-        await self._conversations.create_index([("status", ASCENDING), ("offer_expires_at", ASCENDING)])
-        await self._conversations.create_index([("status", ASCENDING), ("snoozed_until", ASCENDING)])
-        await self._conversations.create_index([("status", ASCENDING), ("bot_reply_due", ASCENDING)])
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("assignee_agent", ASCENDING),
-                                                ("status", ASCENDING)])
-        await self._conversations.create_index([("tenant_id", ASCENDING), ("contact_id", ASCENDING),
-                                                ("opened_at", DESCENDING)])  # a customer's history
-        for field in ("opened_at", "closed_at"):  # supervisors' figures of a period
-            await self._conversations.create_index([("tenant_id", ASCENDING), (field, ASCENDING)])
 
     async def get(self, tenant_id: str, conversation_id: str) -> Conversation | None:
         doc = await self._gets.submit(conversation_id)  # by key alone: the fastest lookup
@@ -349,12 +369,10 @@ class ConversationRepository:
     async def due(self, now: datetime, limit: int = 500) -> list[Conversation]:
         """Offers past their timeout, snoozes that ran out and bots that did not answer in time, over all tenants
         (one query each, each served by one index: the local database scans the collection for an `$or`)."""
-        due = {"$gte": NO_DUE_TIME_BEFORE, "$lte": now}
-        offers, snoozes, bots = await asyncio.gather(
-            self.find({"status": Status.ASSIGNED.value, "offer_expires_at": due}, None, limit),
-            self.find({"status": Status.SNOOZED.value, "snoozed_until": due}, None, limit),
-            self.find({"status": Status.BOT.value, "bot_reply_due": due}, None, limit))
-        return [*offers, *snoozes, *bots][:limit]
+        due = {"$gte": NO_TIME_BEFORE, "$lte": now}
+        found = await asyncio.gather(*(self.find({"status": status.value, field: due}, None, limit)
+                                       for status, field in DUE_FIELDS.items()))
+        return [conv for convs in found for conv in convs][:limit]
 
     async def find(self, query: Doc, sort: list[tuple[str, int]] | None, limit: int) -> list[Conversation]:
         cursor = self._conversations.find(query, sort=sort, limit=limit)
@@ -418,7 +436,12 @@ class ConversationRepository:
             return await self._conversations.count_documents(query, limit=cap)
         return await self._conversations.count_documents(query)
 
-    async def active_of_agent(self, tenant_id: str, login: str) -> list[Conversation]:
-        # `$in`, not `$ne` closed: the local database bounds an index by `$in` on its last field, `$ne` it scans
-        return await self.find({"tenant_id": tenant_id, "assignee_agent": login, "status": {"$in": OPEN_STATUSES}},
-                               [("_id", ASCENDING)], 10_000)
+    async def active_of_agent(self, tenant_id: str, login: str, limit: int = 10_000) -> list[Conversation]:
+        """The agent's open conversations by id: one query per open status, archived or not, blocked or not —
+        equalities on the prefix of the agent's inbox index (the local database scans the collection for `$ne`,
+        and for `$in` when a field follows it in the index)."""
+        found = await asyncio.gather(*(
+            self.find({"tenant_id": tenant_id, "archived": archived, "blocked": blocked, "assignee_agent": login,
+                       "status": status}, [("_id", ASCENDING)], limit)
+            for archived, blocked, status in itertools.product((False, True), (False, True), OPEN_STATUSES)))
+        return sorted((conv for convs in found for conv in convs), key=lambda conv: conv.id)[:limit]
