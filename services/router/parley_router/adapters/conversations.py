@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import asdict, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,7 +83,9 @@ RETIRED_INDEXES = ("tenant_id_1_last_activity_at_-1", "tenant_id_1_status_1_last
 
 
 def to_doc(conv: Conversation) -> Doc:
-    doc = asdict(conv)
+    # a shallow copy: the fields are immutable values, and the nested ones are rebuilt below (`dataclasses.asdict`
+    # deep-copies every value, recursively: most of the Python cost of storing a conversation)
+    doc = dict(vars(conv))
     doc["_id"] = doc.pop("id")
     doc["status"] = conv.status.value
     doc["assignee"] = {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None

@@ -6,7 +6,6 @@ import base64
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
 from datetime import datetime
 from typing import Any, Literal, TypeVar
 
@@ -139,7 +138,7 @@ def _read_opaque(cursor: str, read: Callable[[Doc], T]) -> T:
 
 
 def conversation_json(conv: Conversation) -> Doc:
-    doc = asdict(conv)
+    doc = dict(vars(conv))  # shallow, as the repository's `to_doc`: what is not a plain value is rebuilt below
     for key, value in doc.items():
         if isinstance(value, datetime):
             doc[key] = value.isoformat()
