@@ -25,7 +25,7 @@ _idle_fetch_backoff = {"longest": 0.0}
 
 
 def idle_pause(previous: float, longest: float) -> float:
-    """The pause after an empty fetch, given the one before it (0 after a fetch that brought records): it doubles
+    """The pause after a fetch, given the one before it (0 when this fetch brought records): it doubles
     from FIRST_IDLE_PAUSE_MS up to `longest` (seconds), so a consumer that just emptied its partitions looks
     again soon, and one that stays idle fetches 1/`longest` times a second."""
     return min(longest, max(FIRST_IDLE_PAUSE_MS / 1000, previous * 2))
@@ -33,7 +33,9 @@ def idle_pause(previous: float, longest: float) -> float:
 
 def pace_idle_fetches(longest_ms: int) -> None:
     """After a fetch that brought no records, pause before the next fetch to that broker: from 5 ms, doubling
-    while the consumer stays idle, up to `longest_ms` — the most a record arriving at an idle consumer waits.
+    while the consumer stays idle, up to `longest_ms` — the most a record arriving at an idle consumer waits. After
+    one that brought records, 5 ms too (once they are handed to their reader): a record arriving meanwhile waits
+    up to that, and the fetch that would have found nothing is not sent.
 
     Kafka holds an empty fetch for `fetch_max_wait_ms` (a long poll); the local broker (noida-db) answers it at
     once, so an idle aiokafka consumer re-fetched ~2,400 times a second and burned half a core — the router's six
@@ -50,10 +52,16 @@ def pace_idle_fetches(longest_ms: int) -> None:
         has_new_data: bool = await original(self, *args)
         longest = _idle_fetch_backoff["longest"]
         longest = getattr(self, "_parley_lane_longest", longest) if longest else 0.0  # 0: pacing off everywhere
-        if has_new_data or not longest:
-            self._parley_idle_pause = 0.0
+        if not longest:
             return has_new_data
-        pause = self._parley_idle_pause = idle_pause(getattr(self, "_parley_idle_pause", 0.0), longest)
+        if has_new_data:
+            # the records go to their reader now (the fetcher would wake it only once this returns), and the next
+            # fetch waits the shortest pause: at once, it would ask every partition again for what has hardly
+            # arrived — an empty fetch per fetch that brought records
+            for waiter in list(self._fetch_waiters):
+                self._notify(waiter)
+        previous = 0.0 if has_new_data else getattr(self, "_parley_idle_pause", 0.0)
+        pause = self._parley_idle_pause = idle_pause(previous, longest)
         try:
             await asyncio.sleep(pause)
         except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error

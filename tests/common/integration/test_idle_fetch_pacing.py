@@ -134,3 +134,52 @@ async def test_a_lane_with_its_own_idle_pause_waits_up_to_it_and_picks_a_record_
         await asyncio.wait_for(seen.get(), 10)
     finally:
         await broker.stop()
+
+
+async def test_a_fetch_that_brought_records_hands_them_over_and_the_next_fetch_waits_the_shortest_pause(
+        kafka_topics: InfraSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """At a moderate rate the fetch right after one that brought records finds nothing (an empty fetch of every
+    partition per record-bearing fetch): the next one waits the shortest pause instead — and the records are handed
+    to their reader before that pause, not after it. The shortest pause is made 300 ms here, so both show on a
+    loaded machine: a record read long before the pause ended, and no fetch sent within it."""
+    monkeypatch.setattr(kafka_seams, "FIRST_IDLE_PAUSE_MS", 300)
+    unpaced = getattr(Fetcher._proc_fetch_request, "__wrapped__", Fetcher._proc_fetch_request)
+    fetches: list[tuple[float, float, bool]] = []  # sent, answered, brought records
+
+    async def timed(self: Fetcher, *args: Any) -> bool:
+        sent = time.monotonic()
+        brought: bool = await unpaced(self, *args)
+        fetches.append((sent, time.monotonic(), brought))
+        return brought
+
+    monkeypatch.setattr(Fetcher, "_proc_fetch_request", timed)
+    broker = make_broker(kafka_topics.kafka_bootstrap, "pacing-records", idle_fetch_backoff_ms=400)  # paces `timed`
+    topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_topics.kafka_bootstrap,
+                                group_id=f"pacing-{kafka_topics.namespace}", auto_offset_reset="earliest")
+    await consumer.start()
+    await broker.connect()
+    publisher = EventPublisher(broker, kafka_topics.namespace)
+    try:
+        await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 10)  # joined and fetching
+        await asyncio.sleep(0.5)
+        joined = time.monotonic()  # the fetches of the join and of positions being reset are left out
+        handed_over = []
+        for _ in range(3):
+            await asyncio.sleep(0.5)
+            await publisher.publish(message(), INBOUND_MESSAGES)
+            await asyncio.wait_for(consumer.getone(), 10)
+            read_at = time.monotonic()
+            brought = [answered for _, answered, records in fetches if records]
+            handed_over.append(read_at - brought[-1])
+        await asyncio.sleep(0.5)
+        assert max(handed_over) < 0.15, f"records read {handed_over} s after their fetch: after its pause"
+        answered_with_records = [answered for sent, answered, records in fetches[:-1] if records and sent > joined]
+        for answered in answered_with_records:
+            next_sent = min(sent for sent, _, _ in fetches if sent > answered)
+            assert next_sent - answered >= 0.29, f"a fetch {next_sent - answered:.3f} s after one with records"
+        assert len(answered_with_records) >= 3
+    finally:
+        await broker.stop()
+        await consumer.stop()
+        pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)  # the process's bound again, for the tests after this one
