@@ -143,7 +143,7 @@ def mongo_client_options(settings: Connections) -> dict[str, Any]:
 
 
 def redis_client_options(settings: Connections) -> dict[str, Any]:
-    """redis-py keyword arguments for `Redis.from_url(settings.redis_url, ...)`."""
+    """redis-py keyword arguments for a connection pool of `settings.redis_url` (parley_common.redis)."""
     options: dict[str, Any] = {}
     if settings.redis_password is not None:
         options["password"] = settings.redis_password.get_secret_value()

@@ -138,7 +138,7 @@ class MongoCommandTimer(monitoring.CommandListener):
 
 class TimedRedis(Redis):
     """redis-py's asyncio client timing each command, and each pipeline as one `PIPELINE`. The service's name
-    is given after construction (`Redis.from_url` builds the instance)."""
+    is given after construction (`Redis.from_pool` builds the instance)."""
 
     metrics_service = "unknown"
 

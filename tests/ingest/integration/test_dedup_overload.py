@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from tcp_proxy import TcpProxy
 
 from parley_common.redis import redis_client
@@ -60,7 +60,10 @@ async def test_a_slow_duplicate_check_is_answered_503_before_publishing(kafka_to
 async def test_an_exhausted_connection_pool_makes_the_check_unavailable_instead_of_skipping_it(
         infra_settings: InfraSettings) -> None:
     client = redis_client(infra_settings.redis_url)
-    client.connection_pool.max_connections = 1  # as if the pool's connections were all busy under overload
+    pool = client.connection_pool
+    assert isinstance(pool, BlockingConnectionPool)
+    # as if the pool's connections were all busy under overload for longer than a command waits for one
+    pool.max_connections, pool.timeout = 1, 0.5
     store = DedupStore(SharedCache(client), ttl_seconds=60, check_timeout_seconds=5.0)
     try:
         async with running(client.blpop([f"{infra_settings.redis_prefix()}never-pushed"], timeout=3)):
