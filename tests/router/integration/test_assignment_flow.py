@@ -84,6 +84,22 @@ async def test_only_online_agents_and_assignment_when_capacity_frees(router: Rou
     assert (agents["ann"]["default_capacity"], agents["ann"]["capacity"]) == (1, {})  # her load: 1 of 1
 
 
+async def test_an_agent_coming_online_is_offered_a_queue_longer_than_a_page(router: Router) -> None:
+    """The queue is read a page (200) at a time, and read on while a whole page was offered; a page's offers run
+    at once, more of them than the router has Redis connections (100): they wait for one instead of failing the
+    heartbeat that dispatched them with 503 cache_unavailable."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin"})
+    await router.agent("ann", ["default"], capacity=1000, online=False)
+    handler = InboundHandler(router.engine)
+    for start in range(0, 250, 50):
+        await asyncio.gather(*(handler.handle(inbound(user=f"u{n}", message_id=f"m-{n}"))
+                               for n in range(start, start + 50)))
+    answer = await router.ok("POST", "/v1/agents/me/heartbeat", login="ann", roles=["agent"],
+                             json={"presence": "online"})
+    assert answer["offered"] == 250
+    assert await router.engine.stores.conversations.queued("acme", 10) == []
+
+
 async def test_queue_serves_highest_priority_then_longest_waiting(router: Router) -> None:
     await router.ok("PUT", "/v1/teams/default", json={"strategy": "round_robin"})
     old = await new_conv(router, "old", at=T0)

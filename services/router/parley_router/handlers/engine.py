@@ -274,11 +274,21 @@ class Engine:
 
     async def dispatch(self, tenant_id: str, only: Sequence[Conversation] | None = None, limit: int = 200) -> int:
         """Offer queued conversations (the tenant's queue, or just `only`) to free agents; returns how many were
-        offered.
+        offered. The tenant's queue is read `limit` at a time, and read on while a whole page was offered: an agent
+        coming online to a queue longer than a page has room for more, and nothing else would offer them it
+        (a new message dispatches only its own conversation)."""
+        if only is not None:
+            return await self._dispatch_page(tenant_id, only, limit)
+        offered = 0
+        while (made := await self._dispatch_page(tenant_id, None, limit)) >= limit:
+            offered += made
+        return offered + made
 
-        When another replica dispatches at the same time, some planned offers lose the race (the conversation
-        or the slot was taken meanwhile) and the slot they planned may still be free: plan again from fresh
-        state, a bounded number of times, so no free agent is left idle while conversations wait."""
+    async def _dispatch_page(self, tenant_id: str, only: Sequence[Conversation] | None, limit: int) -> int:
+        """One page of the queue (or `only`) offered. When another replica dispatches at the same time, some
+        planned offers lose the race (the conversation or the slot was taken meanwhile) and the slot they planned
+        may still be free: plan again from fresh state, a bounded number of times, so no free agent is left idle
+        while conversations wait."""
         offered = 0
         pending = list(only) if only is not None else None
         for _ in range(DISPATCH_PASSES):
