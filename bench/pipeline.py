@@ -358,12 +358,14 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
         logs = contextlib.nullcontext(str(args.logs)) if args.logs else tempfile.TemporaryDirectory(prefix="pipeline-")
         with logs as tmp, running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
             logins = staff(system, plan.agents)
-            seeded = seed_open(endpoints, system, args.open) if args.open else ""
-            groups = ProcessGroups({name: system.services[name].process.pid  # type: ignore[union-attr]
-                                    for name in SERVICES} | infra_pids())
-            print(f"pipeline: measuring idle for {args.idle_seconds:.0f} s …", flush=True)
-            idle = groups.rates_over(args.idle_seconds)
+            # from staffing on: seeding 100,000 takes longer than the router's presence TTL, and agents gone offline
+            # meanwhile left the step's first messages queued until their next heartbeat
             with heartbeating(system, logins):
+                seeded = seed_open(endpoints, system, args.open) if args.open else ""
+                groups = ProcessGroups({name: system.services[name].process.pid  # type: ignore[union-attr]
+                                        for name in SERVICES} | infra_pids())
+                print(f"pipeline: measuring idle for {args.idle_seconds:.0f} s …", flush=True)
+                idle = groups.rates_over(args.idle_seconds)
                 steps = drive(system, endpoints, plan, groups, idle, logins, provider, commands)
             ceilings = infrastructure_ceilings(endpoints, groups) if args.ceilings else {}
             if args.count:
