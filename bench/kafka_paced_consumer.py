@@ -18,29 +18,15 @@ import secrets
 import statistics
 import time
 import uuid
-from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.consumer.fetcher import Fetcher
+from kafka_idle_consumer import count_fetches, fetches  # the same fetch counter
 from pydantic import SecretStr
 
 from parley_common.kafka import drop_namespace_topics, ensure_topics
 from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches
 from parley_common.settings import InfraSettings
 from parley_common.topics import ALL_TOPICS
-
-fetches = [0]
-
-
-def count_fetches() -> None:
-    unpaced = Fetcher._proc_fetch_request
-
-    async def counting(self: Fetcher, *args: Any) -> bool:
-        fetches[0] += 1
-        result: bool = await unpaced(self, *args)
-        return result
-
-    Fetcher._proc_fetch_request = counting
 
 
 async def measure(bootstrap: str, topics: list[str], rate: float, seconds: float) -> None:

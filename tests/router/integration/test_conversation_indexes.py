@@ -12,6 +12,7 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
+from query_plans import plan_stages
 
 from parley_common.auth import Principal, Role
 from parley_common.ids import ConversationKey
@@ -60,16 +61,6 @@ class Queries(CommandListener):
 
     def failed(self, event: CommandFailedEvent) -> None:
         pass
-
-
-def stages(plan: dict[str, Any]) -> list[tuple[str, str | None]]:
-    found = [(plan["stage"], plan.get("indexName"))]
-    for key in ("inputStage", "queryPlan"):
-        if key in plan:
-            found += stages(plan[key])
-    for child in plan.get("inputStages", []):
-        found += stages(child)
-    return found
 
 
 def conversations() -> list[dict[str, Any]]:
@@ -140,7 +131,7 @@ async def test_every_query_on_the_conversations_is_served_by_an_index_and_every_
             kind = "find" if "find" in sent else "distinct"
             asked = {key: sent[key] for key in (kind, "filter", "sort", "limit", "key", "query") if key in sent}
             plan = (await db.command("explain", asked))["queryPlanner"]["winningPlan"]
-            scans = stages(plan)
+            scans = plan_stages(plan)
             assert "COLLSCAN" not in {stage for stage, _ in scans}, (sent, plan)
             served |= {index for stage, index in scans if stage == "IXSCAN" and index}
         assert served - {"_id_"} == set(indexes) - {"_id_"}
