@@ -75,6 +75,8 @@ async def test_the_floor_now_the_figures_of_the_day_and_the_export(system: Syste
     bad = await desk.call("GET", "router", "/v1/supervisor/period", "sam", "manager",
                           params={"since": since, "until": since})
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_period"
+    epoch = await desk.call("GET", "router", "/v1/supervisor/period", "sam", "manager", params={"until": "0"})
+    assert epoch.status_code == 422 and epoch.json()["error"]["code"] == "validation_failed"
     assert (await desk.call("GET", "router", "/v1/supervisor/now", AGENT, "agent")).status_code == 403
 
     export = await desk.call("GET", "router", "/v1/conversations/export", "sam", "manager",

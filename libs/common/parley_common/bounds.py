@@ -1,12 +1,13 @@
-"""Bounds every input shares: identifiers taken from a path (or a token), and request body sizes. Every service
+"""Bounds every input shares: identifiers taken from a path (or a token), times, and request body sizes. Every
 uses these, so a hostile value gets the same 4xx everywhere instead of a 500 deep inside one of them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import Path
-from pydantic import StringConstraints
+from pydantic import AwareDatetime, BeforeValidator, StringConstraints
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
@@ -22,6 +23,24 @@ ID_PATTERN = r"^[^\x00-\x1f\x7f$\u202a-\u202e\u2066-\u2069]{1,128}$"
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 # The same, as a path parameter of a FastAPI route (documented in OpenAPI; a bad value is 422 validation_failed).
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
+
+
+
+def _iso_8601(value: Any) -> Any:
+    """Only an ISO 8601 text is a time here: pydantic would also take a number ("0", 1700000000) as seconds since
+    1970, which the OpenAPI document (`format: date-time`) says is refused."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("an ISO 8601 date and time is expected")
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise ValueError("an ISO 8601 date and time is expected") from None
+
+
+# A time with its offset, written in ISO 8601 (`2026-12-05T18:00:00Z`); anything else is 422 validation_failed.
+IsoDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 

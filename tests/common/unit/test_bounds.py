@@ -11,11 +11,12 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from parley_common.auth import decode_token
-from parley_common.bounds import BodySizeLimit, Identifier
+from parley_common.bounds import BodySizeLimit, Identifier, IsoDatetime
 from parley_common.digests import same_secret
 from parley_common.errors import ApiError, install_error_handlers
 
 IDS = TypeAdapter(Identifier)
+TIMES = TypeAdapter(IsoDatetime)
 SECRET = "k" * 32
 
 
@@ -30,6 +31,18 @@ def test_identifiers_take_what_ids_look_like(value: str) -> None:
 def test_identifiers_refuse_control_dollar_bidi_and_length(value: str) -> None:
     with pytest.raises(ValidationError):
         IDS.validate_python(value)
+
+
+@pytest.mark.parametrize("value", ["2026-12-05T18:00:00Z", "2026-12-05T18:00:00+01:00", "2026-12-05T18:00:00.5-05:30"])
+def test_times_take_iso_8601_with_an_offset(value: str) -> None:
+    assert TIMES.validate_python(value).utcoffset() is not None
+
+
+@pytest.mark.parametrize("value", ["0", "1700000000", 0, 1700000000.5, "2026-12-05T18:00:00", "tomorrow", "", None])
+def test_times_refuse_numbers_and_times_without_an_offset(value: object) -> None:
+    """pydantic alone reads "0" as 1970-01-01 (a schema-violating request accepted: schemathesis found it)."""
+    with pytest.raises(ValidationError):
+        TIMES.validate_python(value)
 
 
 @given(st.text(max_size=300))

@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from parley_common.auth import Principal, Role, require_roles
-from parley_common.bounds import PathId
+from parley_common.bounds import IsoDatetime, PathId
 from parley_common.errors import ApiError, documented_errors
 from parley_common.ids import new_id
 from parley_router.adapters.conversations import StaleVersion
@@ -55,7 +55,7 @@ class CloseBody(BaseModel):
 
 
 class SnoozeBody(BaseModel):
-    until: AwareDatetime
+    until: IsoDatetime
 
 
 class MarkBody(BaseModel):

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime
 
 from parley_common.auth import MANAGERS, Principal, require_roles
+from parley_common.bounds import IsoDatetime
 from parley_common.errors import ApiError, documented_errors
 from parley_router.domain.supervision import PeriodFigures, floor_now
 from parley_router.handlers import supervisor_metrics
@@ -47,8 +47,8 @@ async def now(principal: Manager, request: Request) -> dict[str, Any]:
             summary="Figures of a period: first response and wait time (median, p90), conversations "
                     "opened and closed, in total, per team and per agent")
 async def period(principal: Manager, request: Request,
-                 since: Annotated[AwareDatetime | None, Query(description="default: 24 h before `until`")] = None,
-                 until: Annotated[AwareDatetime | None, Query(description="default: now")] = None,
+                 since: Annotated[IsoDatetime | None, Query(description="default: 24 h before `until`")] = None,
+                 until: Annotated[IsoDatetime | None, Query(description="default: now")] = None,
                  ) -> dict[str, Any]:
     engine = engine_of(request)
     end = until or engine.clock.now()
