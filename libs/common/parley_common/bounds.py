@@ -1,5 +1,5 @@
 """Bounds every input shares: identifiers taken from a path (or a token), times, and request body sizes. Every
-uses these, so a hostile value gets the same 4xx everywhere instead of a 500 deep inside one of them."""
+service uses these, so a hostile value gets the same 4xx everywhere instead of a 500 deep inside one of them."""
 
 from __future__ import annotations
 
