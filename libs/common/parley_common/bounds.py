@@ -25,7 +25,6 @@ Identifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_ID_LE
 PathId = Annotated[str, Path(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)]
 
 
-
 def _iso_8601(value: Any) -> Any:
     """Only an ISO 8601 text is a time here: pydantic would also take a number ("0", 1700000000) as seconds since
     1970, which the OpenAPI document (`format: date-time`) says is refused."""

@@ -121,8 +121,9 @@ async def test_phone_and_name_searches_use_the_index(kafka_topics: InfraSettings
     repo = ContactsRepository(collections)
     for criteria in (Criteria(phone="+447700"), Criteria(name="pers"), Criteria(name="person 1", phone="+44")):
         plan = (await repo.explain_search("acme", conditions(criteria), 20))["queryPlanner"]["winningPlan"]
-        assert "COLLSCAN" not in [stage for stage, _ in plan_stages(plan)], plan
-        assert "IXSCAN" in [stage for stage, _ in plan_stages(plan)], plan
+        stages = {stage for stage, _ in plan_stages(plan)}
+        assert "COLLSCAN" not in stages, plan
+        assert "IXSCAN" in stages, plan
         assert SEARCH_INDEX in json.dumps(plan)
     if collections.per_element_ranges:
         for criteria in (Criteria(phone="+4477009000"), Criteria(name="person 2")):
