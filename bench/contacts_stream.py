@@ -43,7 +43,7 @@ from parley_common.topics import INBOUND_MESSAGES
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.sightings import SightingsStore
 from parley_contacts.app import create_app
-from parley_contacts.domain.inbound import latest_per_customer
+from parley_contacts.domain.inbound import per_customer
 from parley_contacts.settings import ContactsSettings
 
 DATABASE_PID = Path(__file__).resolve().parents[1] / ".run/test/mongo.pid"
@@ -75,13 +75,13 @@ async def store_only(infra: InfraSettings, count: int) -> None:
             events = [message(n, f"{batch:03d}"[-3:]) for n in range(total)]
             started = time.perf_counter()
             for start in range(0, total, batch):
-                await store.record(latest_per_customer(events[start:start + batch]))
+                await store.record(per_customer(events[start:start + batch]))
             rate = total / (time.perf_counter() - started)
             print(f"store: first messages, batch {batch:>3}: {total} contacts in {total / rate:.1f} s = {rate:,.0f}/s")
         events = [message(n, "200", T0 + timedelta(minutes=1)) for n in range(count)]
         started = time.perf_counter()
         for start in range(0, count, 200):
-            await store.record(latest_per_customer(events[start:start + 200]))
+            await store.record(per_customer(events[start:start + 200]))
         rate = count / (time.perf_counter() - started)
         print(f"store: repeat messages (known customers), batch 200: {rate:,.0f}/s")
     finally:

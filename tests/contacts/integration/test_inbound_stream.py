@@ -4,20 +4,22 @@ the platform name, duplicates change nothing."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from contacts_helpers import AGENT, T0, message, read_events, running
 
 from parley_common.cloudevents import headers_for
 from parley_common.events.contacts import ContactCreated, ContactUpdated
+from parley_common.events.inbound import Customer, MessageReceived, SystemPart
 from parley_common.kafka import make_broker
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 from parley_contacts.adapters.collections import Collections
 from parley_contacts.adapters.sightings import SightingsStore
-from parley_contacts.domain.inbound import derived_event_id, latest_per_customer
+from parley_contacts.domain.inbound import derived_event_id, per_customer
+from parley_contacts.handlers.inbound import InboundHandler
 
 
 async def wait_for(check: Any, wait: float = 30) -> None:
@@ -41,7 +43,7 @@ async def test_concurrent_first_messages_create_one_contact(infra_settings: Infr
             stores.append(SightingsStore(collections))
         events = [message("447700900123", at=T0 + timedelta(seconds=n)) for n in range(16)]
         outcomes = await asyncio.gather(*(
-            stores[n % 2].record(latest_per_customer([event])) for n, event in enumerate(events)))
+            stores[n % 2].record(per_customer([event])) for n, event in enumerate(events)))
         db = mongo[infra_settings.database_name("contacts")]
         assert await db.contacts.count_documents({"tenant_id": "acme"}) == 1
         assert await db.identities.count_documents({"tenant_id": "acme"}) == 1
@@ -132,12 +134,12 @@ async def test_a_card_left_missing_by_a_crash_is_created_by_the_customers_next_m
         await collections.ensure_indexes()
         store = SightingsStore(collections)
         first, later = (message("447700900777", name="Bo", at=T0 + timedelta(seconds=n)) for n in range(2))
-        await store._register(latest_per_customer([first]))  # what the killed consumer wrote before its card
+        await store._register(per_customer([first]))  # what the killed consumer wrote before its card
         db = mongo[infra_settings.database_name("contacts")]
         assert await db.contacts.count_documents({}) == 0
 
-        redelivered = await store.record(latest_per_customer([first, later]))
-        again = await store.record(latest_per_customer([first, later]))  # the batch once more (no commit)
+        redelivered = await store.record(per_customer([first, later]))
+        again = await store.record(per_customer([first, later]))  # the batch once more (no commit)
         assert [(s.event.event_id, card["_id"]) for s, card in redelivered.created] == \
                [(s.event.event_id, card["_id"]) for s, card in again.created]
         assert [s.event for s, _ in redelivered.created] == [later]
@@ -147,7 +149,44 @@ async def test_a_card_left_missing_by_a_crash_is_created_by_the_customers_next_m
         assert card["last_seen_at"] == T0 + timedelta(seconds=1) and card["platform_name"] == "Bo"
 
         newer = message("447700900777", name="Bo", at=T0 + timedelta(seconds=5))
-        assert (await store.record(latest_per_customer([newer]))).created == []  # known now: last seen only
+        assert (await store.record(per_customer([newer]))).created == []  # known now: last seen only
         assert (await db.contacts.find_one({}))["last_seen_at"] == T0 + timedelta(seconds=5)
+    finally:
+        await client.close()
+
+
+async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_after_it(
+        infra_settings: InfraSettings, mongo: Any) -> None:
+    """A consumer behind the stream reads a new Telegram-like customer's first message, their blocking the bot and
+    a message without the phone in one batch: one card holds all three. A later unblock changes the identity
+    and announces no rename (there is none)."""
+    client = mongo_client(infra_settings.mongo_uri, "lagging")
+    try:
+        collections = Collections(client[infra_settings.database_name("contacts")])
+        await collections.ensure_indexes()
+        store = SightingsStore(collections)
+        handler = InboundHandler(store, publisher=None, now=lambda: T0)  # type: ignore[arg-type]  # events_of only
+
+        def notice(kind: str, at: datetime) -> MessageReceived:
+            return message("447700900888", name="Tom", at=at).model_copy(update={
+                "customer": Customer(profile_name="Tom"), "parts": (SystemPart(system_kind=kind),)})
+
+        first = message("447700900888", name="Tom", at=T0)
+        phoneless = message("447700900888", name="Tom", at=T0 + timedelta(seconds=2)).model_copy(update={
+            "customer": Customer(profile_name="Tom")})
+        recorded = await store.record(per_customer([first, notice("bot_blocked", T0 + timedelta(seconds=1)),
+                                                    phoneless]))
+        db = mongo[infra_settings.database_name("contacts")]
+        card = await db.contacts.find_one({})
+        assert await db.contacts.count_documents({}) == 1
+        assert card["phones"] == ["+447700900888"] and card["identities"][0]["blocked_the_bot"] is True
+        assert card["last_seen_at"] == T0 + timedelta(seconds=2)
+        created = handler.events_of(recorded)
+        assert [(type(e), e.event_id) for e in created] == [(ContactCreated, derived_event_id(first.event_id,
+                                                                                             "created"))]
+
+        unblocked = await store.record(per_customer([notice("bot_unblocked", T0 + timedelta(seconds=3))]))
+        assert unblocked.created == unblocked.renamed == [] and handler.events_of(unblocked) == []
+        assert (await db.contacts.find_one({}))["identities"][0]["blocked_the_bot"] is False
     finally:
         await client.close()

@@ -15,7 +15,7 @@ from parley_common.settings import InfraSettings
 from parley_contacts.adapters.collections import SEARCH_INDEX, Collections
 from parley_contacts.adapters.contacts_repo import ContactsRepository, search_filter
 from parley_contacts.adapters.sightings import SightingsStore
-from parley_contacts.domain.inbound import latest_per_customer
+from parley_contacts.domain.inbound import per_customer
 from parley_contacts.domain.search import Criteria, conditions
 
 AGENT = auth()
@@ -35,7 +35,7 @@ async def seed(app: Any) -> dict[str, str]:
         message("447700900002", name="Josefina Ruiz", at=T0 + timedelta(hours=2)),
         message("15550001111", name="Chloé Martin", at=T0 + timedelta(hours=3)),
     ]
-    await store.record(latest_per_customer(events))
+    await store.record(per_customer(events))
     repo = ContactsRepository(app.state.collections)
     found = {}
     for event in events:
@@ -90,7 +90,7 @@ async def test_cursor_pages_and_export(kafka_topics: InfraSettings, mongo: objec
         others = [message(f"1555000{n:04d}", name=f"Other {n}", at=T0 + timedelta(minutes=n, seconds=30))
                   for n in range(10)]
         old = [message(f"3361234{n:04d}", name=f"Old {n}", at=T0 - timedelta(days=400 + n)) for n in range(3)]
-        await store.record(latest_per_customer([*events, *others, *old]))
+        await store.record(per_customer([*events, *others, *old]))
         newest_first = [f"Customer {n}" for n in reversed(range(25))]
         assert await pages(client, phone="+44") == newest_first
         assert await pages(client, name="customer") == newest_first
@@ -117,7 +117,7 @@ async def test_phone_and_name_searches_use_the_index(kafka_topics: InfraSettings
     collections = Collections(db)
     await collections.ensure_indexes()
     events = [message(f"4477009{n:05d}", name=f"Person {n}") for n in range(30)]
-    await SightingsStore(collections).record(latest_per_customer(events))
+    await SightingsStore(collections).record(per_customer(events))
     repo = ContactsRepository(collections)
     for criteria in (Criteria(phone="+447700"), Criteria(name="pers"), Criteria(name="person 1", phone="+44")):
         plan = (await repo.explain_search("acme", conditions(criteria), 20))["queryPlanner"]["winningPlan"]

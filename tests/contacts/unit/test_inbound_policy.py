@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from parley_common.events.inbound import Customer, MessageReceived, TextPart
+from parley_common.events.inbound import Customer, MessageReceived, SystemPart, TextPart
 from parley_contacts.domain.card import Key
 from parley_contacts.domain.inbound import (
     derived_event_id,
     first_message_card,
-    latest_per_customer,
+    first_sighting_card,
+    per_customer,
     platform_name_refresh,
+    refreshed,
 )
 
 T0 = datetime(2026, 11, 27, 9, tzinfo=UTC)
@@ -51,10 +53,44 @@ def test_platform_name_refresh_only_for_newer_names() -> None:
     assert platform_name_refresh(card, message(name=None, at=T0 + timedelta(minutes=1))) is None
 
 
-def test_latest_per_customer_keeps_the_newest() -> None:
+def test_per_customer_groups_a_batch_in_order_and_knows_the_newest() -> None:
     old, new, other = message(at=T0), message(at=T0 + timedelta(seconds=5)), message(user="15550001111")
-    sightings = latest_per_customer([new, other, old])
+    sightings = per_customer([new, other, old])
+    assert [s.events for s in sightings] == [(new, old), (other,)]
     assert [s.event for s in sightings] == [new, other]
+    assert sightings[0].event_ids == {str(new.event_id), str(old.event_id)}
+    echo = message(at=T0 + timedelta(seconds=9), direction="echo")
+    assert per_customer([old, echo])[0].last_seen_at == T0  # the business's own message is not the customer
+    assert per_customer([echo])[0].last_seen_at is None
+
+
+def test_a_new_customers_batch_makes_one_card_of_all_their_messages() -> None:
+    """A lagging consumer's batch holding the first message and what came after it: the phone of the first,
+    the block of a later notice, the newest name, the newest activity."""
+    first = message(name="Tom", at=T0)
+    blocked = message(name="Tom", at=T0 + timedelta(seconds=1)).model_copy(update={
+        "customer": Customer(profile_name="Tom"), "parts": (SystemPart(system_kind="bot_blocked"),)})
+    renamed = message(name="Tommy", at=T0 + timedelta(seconds=2)).model_copy(update={
+        "customer": Customer(profile_name="Tommy")})
+    card = first_sighting_card(per_customer([first, blocked, renamed])[0], "c1")
+    assert card["phones"] == ["+447700900001"] and card["created_by_event_id"] == str(first.event_id)
+    assert card["identities"][0]["blocked_the_bot"] is True and card["identities"][0]["platform_name"] == "Tommy"
+    assert card["platform_name"] == "Tommy" and card["platform_name_event_id"] == str(renamed.event_id)
+    assert card["last_seen_at"] == card["last_activity_at"] == T0 + timedelta(seconds=2)
+    assert Key.NAME + "tommy" in card["search_keys"]
+    assert first_sighting_card(per_customer([first, blocked, renamed])[0], "c1") == card  # a replay: the same
+    assert first_sighting_card(per_customer([first])[0], "c1") == first_message_card(first, "c1")
+
+
+def test_refreshed_reads_each_message_against_the_card_the_ones_before_left() -> None:
+    card = first_message_card(message(), "c1")
+    notice = message(name=None, at=T0 + timedelta(seconds=1))
+    blocked = notice.model_copy(update={"parts": (SystemPart(system_kind="bot_blocked"),)})
+    unblocked = notice.model_copy(update={"parts": (SystemPart(system_kind="bot_unblocked"),)})
+    assert refreshed(card, [blocked, unblocked])["identities"][0]["blocked_the_bot"] is False  # type: ignore[index]
+    assert refreshed(card, [unblocked, blocked])["identities"][0]["blocked_the_bot"] is True  # type: ignore[index]
+    assert refreshed(card, [message(at=T0 + timedelta(seconds=1))]) is None  # nothing new
+    assert refreshed(card, []) is None
 
 
 def test_derived_event_ids_are_stable() -> None:
@@ -74,8 +110,6 @@ def test_the_channels_avatar_fills_a_card_without_one_and_never_replaces_another
 
 
 def test_a_user_blocking_the_bot_is_marked_on_their_identity_only() -> None:
-    from parley_common.events.inbound import SystemPart
-
     card = first_message_card(message(), "c1")
     blocked = message(name=None).model_copy(update={"parts": (SystemPart(system_kind="bot_blocked"),)})
     changes = platform_name_refresh(card, blocked)

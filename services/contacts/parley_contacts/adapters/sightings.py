@@ -16,14 +16,16 @@ from parley_common.mongo import DUPLICATE_KEY
 from parley_common.retries import Transient
 from parley_contacts.adapters.collections import BY_ID, Collections, Doc, of_tenant
 from parley_contacts.domain.card import Card, activity_key
-from parley_contacts.domain.inbound import Sighting, first_message_card, platform_name_refresh
+from parley_contacts.domain.inbound import Sighting, first_sighting_card, refreshed
 
 CustomerKey = tuple[str, str, str]
+RENAME = ("platform_name", "platform_name_event_id")
 
 
 @dataclass
 class Recorded:
-    """What a batch did: contacts created (republished on redelivery), platform names refreshed."""
+    """What a batch did: contacts created, platform names refreshed (each republished on redelivery, with the
+    event that changed the name: `platform_name_event_id`)."""
 
     created: list[tuple[Sighting, Card]] = field(default_factory=list)
     renamed: list[tuple[Sighting, str, dict[str, Any]]] = field(default_factory=list)
@@ -59,12 +61,12 @@ class SightingsStore:
         registry = await self._registered([s.key for s in sightings])
         registry.update(await self._register([s for s in sightings if s.key not in registry]))
         missing = [s for s in sightings if registry[s.key].card is None and registry[s.key].by_a_message]
-        cards = [first_message_card(s.event, registry[s.key].contact_id) for s in missing]
+        cards = [first_sighting_card(s, registry[s.key].contact_id) for s in missing]
         inserted = await self._insert_cards(cards)
         outcome = Recorded()
         outcome.created = [(s, card) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted]
         outcome.created += [(s, card) for s in sightings if (card := registry[s.key].card) is not None
-                            and card.get("created_by_event_id") == str(s.event.event_id)]  # a redelivery
+                            and card.get("created_by_event_id") in s.event_ids]  # a redelivery
         announced = {id(s) for s, _ in outcome.created}
         outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in announced])
         return outcome
@@ -118,7 +120,7 @@ class SightingsStore:
 
     async def _update_seen(self, seen: list[tuple[Sighting, Registered]]) -> list[tuple[Sighting, str, dict[str, Any]]]:
         """Last seen of every customer not announced as created, and what the channel tells anew
-        (`platform_name_refresh`, guarded on the `platform_name_at` read with the card): one bulk write."""
+        (`refreshed`, guarded on the `platform_name_at` read with the card): one bulk write."""
         if not seen:
             return []
         operations: list[UpdateOne] = []
@@ -128,16 +130,17 @@ class SightingsStore:
             operations.append(_seen_update(sighting, contact_id))
             if card is None:
                 continue  # inserted by another consumer as this batch went (or to be by an agent's create)
-            changes = platform_name_refresh(card, sighting.event)
+            changes = refreshed(card, sighting.events)
             if changes is not None:
                 operations.append(UpdateOne(
                     {"_id": contact_id, "tenant_id": sighting.event.tenant_id,
                      "platform_name_at": card.get("platform_name_at")},
                     {"$set": changes, "$inc": {"version": 1}}, hint=BY_ID,
                 ))
-                renamed.append((sighting, contact_id, changes))
-            elif card.get("platform_name_event_id") == str(sighting.event.event_id):
-                renamed.append((sighting, contact_id, {"platform_name": card["platform_name"]}))  # redelivery
+                if "platform_name" in changes:
+                    renamed.append((sighting, contact_id, changes))
+            elif card.get("platform_name_event_id") in sighting.event_ids:  # a redelivery
+                renamed.append((sighting, contact_id, {name: card[name] for name in RENAME}))
         await self._c.contacts.bulk_write(operations, ordered=True)
         return renamed
 
@@ -146,8 +149,8 @@ def _seen_update(sighting: Sighting, contact_id: str) -> UpdateOne:
     event = sighting.event
     latest: dict[str, Any] = {"last_activity_at": event.provider_timestamp,
                               "activity_key": activity_key(event.provider_timestamp, contact_id)}
-    if sighting.is_customer_message:
-        latest["last_seen_at"] = event.provider_timestamp
+    if sighting.last_seen_at is not None:
+        latest["last_seen_at"] = sighting.last_seen_at
     return UpdateOne({"_id": contact_id, "tenant_id": event.tenant_id}, {"$max": latest}, hint=BY_ID)
 
 

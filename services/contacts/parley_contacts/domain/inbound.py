@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from parley_common.events.inbound import MessageReceived, SystemPart
@@ -22,29 +23,45 @@ def derived_event_id(source_event_id: uuid.UUID, kind: str) -> uuid.UUID:
 
 @dataclass(frozen=True)
 class Sighting:
-    """One customer (tenant, channel, external id) seen in a batch: the latest of their messages wins."""
+    """One customer (tenant, channel, external id) seen in a batch: all of their messages in it, in the batch's
+    order. A lagging consumer's batch may hold a customer's first message and the notices after it (a Telegram
+    user blocking the bot, a WhatsApp message without the phone): the card folds every one of them."""
 
-    event: MessageReceived
+    events: tuple[MessageReceived, ...]
+
+    @property
+    def event(self) -> MessageReceived:
+        """The newest by provider time (on a tie, the later in the batch)."""
+        newest = self.events[0]
+        for event in self.events[1:]:
+            if event.provider_timestamp >= newest.provider_timestamp:
+                newest = event
+        return newest
 
     @property
     def key(self) -> tuple[str, str, str]:
-        return (self.event.tenant_id, self.event.channel_id, self.event.external_user_id)
+        first = self.events[0]
+        return (first.tenant_id, first.channel_id, first.external_user_id)
 
     @property
-    def is_customer_message(self) -> bool:
-        return self.event.direction == "inbound"
+    def event_ids(self) -> frozenset[str]:
+        return frozenset(str(event.event_id) for event in self.events)
+
+    @property
+    def last_seen_at(self) -> datetime | None:
+        """When the customer last wrote themselves (echoes of the business's own messages are not the customer)."""
+        return max((e.provider_timestamp for e in self.events if e.direction == "inbound"), default=None)
 
 
-def latest_per_customer(events: list[MessageReceived]) -> list[Sighting]:
-    """One sighting per customer key (the newest by provider time), in first-seen order; machine mail none."""
-    chosen: dict[tuple[str, str, str], MessageReceived] = {}
+def per_customer(events: list[MessageReceived]) -> list[Sighting]:
+    """One sighting per customer key, in first-seen order, each with its messages in batch order; machine mail
+    none."""
+    grouped: dict[tuple[str, str, str], list[MessageReceived]] = {}
     for event in events:
         if event.email is not None and event.email.automatic:
             continue  # an auto-reply or a bounce (a mailer daemon) makes no contact
-        key = (event.tenant_id, event.channel_id, event.external_user_id)
-        if key not in chosen or event.provider_timestamp >= chosen[key].provider_timestamp:
-            chosen[key] = event
-    return [Sighting(event) for event in chosen.values()]
+        grouped.setdefault((event.tenant_id, event.channel_id, event.external_user_id), []).append(event)
+    return [Sighting(tuple(group)) for group in grouped.values()]
 
 
 def customer_phone(event: MessageReceived) -> str | None:
@@ -79,6 +96,30 @@ def first_message_card(event: MessageReceived, contact_id: str) -> Card:
     card["search_keys"] = search_keys(card)
     card["activity_key"] = activity_key(event.provider_timestamp, contact_id)
     return card
+
+
+def first_sighting_card(sighting: Sighting, contact_id: str) -> Card:
+    """The card a new customer's batch creates: built by the first of their messages, then told what the
+    later ones in the batch tell (deterministic for the same batch)."""
+    card = first_message_card(sighting.events[0], contact_id)
+    card.update(refreshed(card, sighting.events[1:]) or {})
+    card["last_activity_at"] = sighting.event.provider_timestamp
+    card["last_seen_at"] = sighting.last_seen_at
+    card["activity_key"] = activity_key(sighting.event.provider_timestamp, contact_id)
+    return card
+
+
+def refreshed(card: Mapping[str, Any], events: Sequence[MessageReceived]) -> dict[str, Any] | None:
+    """What `events` (in order) tell anew about the card's customer, each read against the card as the ones
+    before it left it; None if nothing."""
+    merged: dict[str, Any] = {}
+    current = card
+    for event in events:
+        changes = platform_name_refresh(current, event)
+        if changes:
+            merged.update(changes)
+            current = {**current, **changes}
+    return merged or None
 
 
 # Telegram: the user blocked the bot, or started it again (ingest's my_chat_member notices).

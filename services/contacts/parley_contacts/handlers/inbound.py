@@ -8,6 +8,7 @@ published."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from parley_common.events.inbound import MessageReceived
 from parley_common.kafka import EventPublisher
 from parley_common.topics import CONTACTS_EVENTS
 from parley_contacts.adapters.sightings import Recorded, SightingsStore
-from parley_contacts.domain.inbound import derived_event_id, latest_per_customer
+from parley_contacts.domain.inbound import derived_event_id, per_customer
 
 
 class InboundHandler:
@@ -26,7 +27,7 @@ class InboundHandler:
         self._now = now
 
     async def __call__(self, events: list[MessageReceived]) -> None:
-        sightings = latest_per_customer(events)
+        sightings = per_customer(events)
         if not sightings:
             return  # machine mail only
         recorded = await self._store.record(sightings)
@@ -39,7 +40,7 @@ class InboundHandler:
         for sighting, card in recorded.created:
             source = sighting.event
             events.append(ContactCreated(
-                event_id=derived_event_id(source.event_id, "created"), occurred_at=self._now(),
+                event_id=derived_event_id(uuid.UUID(card["created_by_event_id"]), "created"), occurred_at=self._now(),
                 tenant_id=source.tenant_id, correlation_id=source.correlation_id, contact_id=card["_id"],
                 identities=(Identity(channel_id=source.channel_id, external_user_id=source.external_user_id),),
                 display_name=card.get("display_name") or card.get("platform_name"),
@@ -47,7 +48,8 @@ class InboundHandler:
         for sighting, contact_id, changes in recorded.renamed:
             source = sighting.event
             events.append(ContactUpdated(
-                event_id=derived_event_id(source.event_id, "platform_name"), occurred_at=self._now(),
+                event_id=derived_event_id(uuid.UUID(changes["platform_name_event_id"]), "platform_name"),
+                occurred_at=self._now(),
                 tenant_id=source.tenant_id, correlation_id=source.correlation_id, contact_id=contact_id,
                 changed={"platform_name": changes["platform_name"]}))
         return events
