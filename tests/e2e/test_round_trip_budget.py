@@ -51,7 +51,9 @@ BUDGET: dict[str, dict[str, int]] = {
     # call); a customer the cache knows costs one MGET and no database round trip, as the identity script did.
     # cache 7 → 4 (issue 17): a webhook's cached identities are read in its duplicate check's MGET, and its ranks
     # cached in one pipeline with its de-dup marks after publishing (adapters/cache.py): one read, one write each
-    "ingest": {"database": 2, "cache": 4, "kafka_produced": 2},
+    # database 2 → 1 (issue 17): identifiers the cache knows nothing of are inserted without being looked up
+    # first; only an insert that meets a stored identifier reads them (adapters/identities.py)
+    "ingest": {"database": 1, "cache": 4, "kafka_produced": 2},
     # contacts 9 (issue 17): the registry read with the cards (a `$lookup`), the registry insert, the card insert,
     # and the visibility projection's 6 conversation batches (shared code). The profile consumer no longer reads a
     # card without a Messenger / Instagram identity (one `find` less) and the registry is read before it is

@@ -13,8 +13,10 @@ from pymongo import AsyncMongoClient, monitoring
 
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_STATUSES
+from parley_ingest.adapters.cache import SharedCache
+from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.identity_records import IdentityRecords
-from parley_ingest.domain.identities import Scoped, rank
+from parley_ingest.domain.identities import Scoped, ScopedClaim, claim, rank
 
 WA = "/webhooks/whatsapp/wa-main"
 
@@ -48,6 +50,36 @@ async def counted(infra_settings: InfraSettings, mongo: AsyncMongoClient[Any]
 
 def scoped(n: int) -> Scoped:
     return ("acme", "wa-main", f"wa:4477009{n:05d}")
+
+
+def scoped_claim(preferred_key: str, *identifiers: str) -> ScopedClaim:
+    return ScopedClaim("acme", "wa-main", claim(preferred_key, *identifiers))
+
+
+async def test_someone_new_is_inserted_without_a_read_and_someone_the_cache_forgot_is_read_after_the_insert(
+        counted, redis, infra_settings: InfraSettings) -> None:
+    """Issue 17: claims the cache knows nothing of are inserted first (one write, no `find`); an insert that meets
+    a stored identifier reads them and decides anew, so a known customer keeps their key — and an identifier the
+    insert added under a key born now joins the older key."""
+    records, commands = counted
+    store = IdentityStore(SharedCache(redis), records, infra_settings.redis_prefix(), cache_ttl_seconds=60,
+                          database_timeout_seconds=10)
+    first = await store.keys_for([scoped_claim("bsuid-1", "bsuid:bsuid-1", "wa:447700900001")], {})
+    assert first.keys == ["bsuid-1"]
+    assert commands.sent == ["insert"]
+
+    commands.sent.clear()  # the same customer with a new phone, the cache forgotten: the BSUID is stored already
+    again = await store.keys_for([scoped_claim("bsuid-1", "bsuid:bsuid-1", "wa:447700900002")], {})
+    assert again.keys == ["bsuid-1"]
+    assert commands.sent == ["insert", "find", "update"]  # the new phone's younger key lowered to the BSUID's
+    stored = await records.ranks([("acme", "wa-main", f"wa:44770090000{n}") for n in (1, 2)])
+    assert set(stored.values()) == {first.ranks[("acme", "wa-main", "bsuid:bsuid-1")]}
+
+    commands.sent.clear()  # what the cache knows is read first, as before
+    cached = {("acme", "wa-main", "bsuid:bsuid-1"): first.ranks[("acme", "wa-main", "bsuid:bsuid-1")]}
+    linked = await store.keys_for([scoped_claim("bsuid-1", "bsuid:bsuid-1", "wa:447700900003")], cached)
+    assert linked.keys == ["bsuid-1"]
+    assert commands.sent == ["find", "insert"]
 
 
 async def test_lookups_and_records_of_concurrent_webhooks_are_one_find_and_one_write(counted) -> None:

@@ -4,8 +4,10 @@ rank, with an expiry).
 
 One webhook's claims cost one cache read — shared with its duplicate check and the other webhooks in flight
 (adapters/cache.py) — when the cache knows each claim's identifiers under one key (the hot path: no database).
-Otherwise the claims it could not settle cost one batched database read and, when something is new or linked,
-one write — made before the events are published — and the ranks are cached afterwards, in the same round trip
+Otherwise the claims it could not settle go to the database before the events are published: when the cache
+knows none of their identifiers (most likely someone new) they are inserted straight away — one write, no read;
+else, or when such an insert met an identifier stored already, one batched read and, when something is new or
+linked, one write. The ranks are cached afterwards, in the same round trip
 as the de-duplication marks (or alone when publishing failed: a link the database holds must reach the cache). A write
 another writer raced (a concurrent webhook for the same new customer) is read again and decided anew, so both
 end on one key. A claim that links identifiers known under two keys joins them from then on: later events use
@@ -104,11 +106,20 @@ class IdentityStore:
 
     async def _recorded(self, claims: list[ScopedClaim], cached: dict[Scoped, str]) -> Resolution:
         """The claims resolved against the database, every new identifier and link recorded there; what the cache
-        knows and the database does not (restored from an older backup) is recorded again, not reinvented."""
+        knows and the database does not (restored from an older backup) is recorded again, not reinvented.
+
+        Claims none of whose identifiers the cache knows are most likely someone new: their identifiers are
+        inserted first, without reading; only when one of them exists already (a known customer the cache
+        forgot, or a concurrent writer) is the database read and the claims decided anew — as after any raced
+        write: an identifier this insert added under a key born now is then lowered to the older key."""
         born_ms = time.time_ns() // 1_000_000
         try:
             # this webhook's budget: its calls are shared with other webhooks' (IdentityRecords), each bounded too
             async with asyncio.timeout(self._database_timeout):
+                if not any(identifier in cached for claim in claims for identifier in claim.identifiers()):
+                    unknown = resolve(claims, {}, born_ms)
+                    if await self._records.record(unknown.new, {}):
+                        return unknown
                 for _ in range(ATTEMPTS):
                     stored = await self._records.ranks({i for claim in claims for i in claim.identifiers()})
                     remembered = {i: rank for i, rank in cached.items() if i not in stored}
