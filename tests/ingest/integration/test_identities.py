@@ -189,6 +189,35 @@ async def test_two_webhooks_at_once_for_a_new_customer_give_one_key(client, kit,
         assert published[f"wamid.send-{n}"] == published[f"wamid.reply-{n}"] in (phone, bsuid), n
 
 
+async def test_two_replicas_at_once_for_new_customers_give_one_key_each(kafka_topics, redis, mongo, kit,
+                                                                          topics) -> None:
+    """Two ingest replicas share nothing but the database and the cache: each inserts the identifiers of a
+    customer nobody knew without reading first, proposing its own key (the status the phone, the message the
+    BSUID), so their inserts race on the identifiers' unique ids; the replica whose insert failed reads and takes
+    the older key (had each won one identifier, both would lower the other to it): every customer ends on one."""
+    def app() -> Any:
+        return create_app(IngestSettings(infra=kafka_topics, publish_timeout_seconds=10), channels=kit.channels)
+
+    async with LifespanManager(app()) as first, LifespanManager(app()) as second, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=first.app), base_url="http://one") as one, \
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=second.app), base_url="http://two") as two:
+        async def webhook(replica: httpx.AsyncClient, value: dict[str, Any]) -> None:
+            body = kit.body(change("messages", value))
+            response = await replica.post(WA, content=body, headers=kit.meta_headers(body))
+            assert response.status_code == 200, response.text
+
+        customers = [customer(100 + n) for n in range(8)]
+        await asyncio.gather(*(request for n, (phone, bsuid) in enumerate(customers) for request in (
+            webhook(one, {"statuses": [{"id": f"wamid.send-{n}", "status": "sent", "timestamp": "1795939100",
+                                        "recipient_id": phone, "recipient_user_id": bsuid}]}),
+            webhook(two, {"contacts": [{"profile": {"name": "Someone"}, "wa_id": phone, "user_id": bsuid}],
+                          "messages": [{"from": phone, "from_user_id": bsuid, "id": f"wamid.reply-{n}",
+                                        "timestamp": "1795939101", "type": "text", "text": {"body": "hi"}}]}))))
+    published = await keys(topics)
+    for n, (phone, bsuid) in enumerate(customers):
+        assert published[f"wamid.send-{n}"] == published[f"wamid.reply-{n}"] in (phone, bsuid), n
+
+
 @pytest.fixture
 async def database_proxy(infra_endpoints: dict[str, str]) -> AsyncIterator[TcpProxy]:
     host, port = infra_endpoints["PARLEY_MONGO_URI"].removeprefix("mongodb://").partition("/")[0].split(":")
