@@ -60,3 +60,20 @@ async def test_a_failed_script_call_fails_only_its_caller_and_an_unknown_script_
     assert outcomes[0] is None and outcomes[2] is None
     assert isinstance(outcomes[1], ResponseError)
     assert await redis.mget([key("counter"), key("plain")]) == ["1", "set"]
+
+
+async def test_a_call_alone_in_its_turn_answers_as_in_a_pipeline(cache: SharedCache, infra_settings: InfraSettings,
+                                                                  redis: Redis) -> None:
+    """A lone call is sent without a pipeline (less client work for a known customer's marks): Redis having
+    forgotten its script, it is loaded and the call made again; its own error is its caller's alone."""
+    key = f"{infra_settings.redis_prefix()}shared:{{}}".format
+    await redis.set(key("text"), "not a number")
+    await redis.script_flush()
+    await cache.get([key("lone")])  # connects: not counted
+    SENT.clear()
+    await cache.call(ScriptCall(cache.script(INCR_EACH), [key("lone")], []))
+    assert SENT == ["EVALSHA", "SCRIPT", "EVALSHA"]
+    with pytest.raises(ResponseError):
+        await cache.call(ScriptCall(cache.script(INCR_EACH), [key("text")], []))
+    await cache.call(ScriptCall(cache.script(INCR_EACH), [key("lone")], []))
+    assert await redis.get(key("lone")) == "2"

@@ -1,14 +1,15 @@
 """Ingest's Redis round trips, shared by the webhooks in flight (parley_common.batching): the reads made in one
 event-loop turn — de-duplication marks and cached identity ranks, of one webhook or of many — are one `MGET`;
-the script calls made in one turn (marking what was published, caching ranks) are one pipeline. Each caller gets
-its own answer and decides what a failure means for it (adapters/dedup.py, adapters/identities.py)."""
+the script calls made in one turn (marking what was published, caching ranks) are one pipeline, or the call itself
+when it is alone. Each caller gets its own answer and decides what a failure means for it (adapters/dedup.py,
+adapters/identities.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from parley_common.batching import TickBatcher
 
@@ -61,7 +62,15 @@ class SharedCache:
         return [answer if isinstance(answer, BaseException) else None for answer in answers]
 
     async def _pipelined(self, calls: list[ScriptCall]) -> list[object]:
-        """Each call by its SHA, all in one round trip; a call's error is its answer."""
+        """Each call by its SHA, all in one round trip; a call's error is its answer. A call alone in its turn (a
+        known customer's de-dup marks) is sent as itself: a pipeline of one costs the client more than the call."""
+        if len(calls) == 1:
+            call = calls[0]
+            try:
+                return [await self._redis.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys,
+                                                          *call.args)]
+            except ResponseError as error:  # the call's own error (NOSCRIPT among them), as a pipeline answers it
+                return [error]
         async with self._redis.pipeline(transaction=False) as pipe:
             for call in calls:
                 pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
