@@ -108,6 +108,21 @@ async def _changes_until(lines: AsyncIterator[str], entry_id: str) -> list[tuple
     raise AssertionError("stream ended")
 
 
+async def test_the_live_consumer_of_a_replica_nobody_has_watched_yet_stops_fetching_without_waiting_a_minute(
+        consuming_router: Router) -> None:
+    """The app's own pause loop (a minute after the last stream closed): a replica on which no stream was ever
+    opened keeps nothing to resume from, so it pauses as soon as the consumer has its partitions; the first stream
+    resumes it."""
+    router = consuming_router
+    hub = router.app.state.live_hub
+    await eventually(lambda: asyncio.sleep(0, hub.follower.paused), within=30)  # not PAUSE_AFTER_SECONDS (60)
+    async with ann_watching(router) as lines:
+        assert not hub.follower.paused
+        await router.engine.publisher.publish(inbound(text="after the pause", message_id="m1"), INBOUND_MESSAGES)
+        opened = await asyncio.wait_for(next_event(lines, "opened"), 30)
+        assert opened["entry"]["text"] == "after the pause"
+
+
 async def test_the_live_consumer_pauses_while_nobody_watches_and_resumes_from_now(consuming_router: Router) -> None:
     router = consuming_router
     hub = router.app.state.live_hub

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -83,8 +84,10 @@ class Watcher:
 class LiveHub:
     """The streams of this replica, and the events they are sent. With a `follower` (the live consumer), it
     fetches only while someone watches: paused `PAUSE_AFTER_SECONDS` after the last stream closed (the kept events
-    are dropped then: a stream resuming with an older Last-Event-ID gets `reset`), resumed from the newest record
-    before the next stream says `connected`. Idle, the consumer would poll the broker for nobody."""
+    are dropped then: a stream resuming with an older Last-Event-ID gets `reset`), or as soon as it has its
+    partitions when no stream has been opened on this replica yet (it keeps nothing a stream could resume from),
+    resumed from the newest record before the next stream says `connected`. Idle, the consumer would poll the
+    broker for nobody."""
 
     def __init__(self, entries: EntrySource | None = None, counter: Counter | None = None,
                  follower: Follower | None = None) -> None:
@@ -94,7 +97,7 @@ class LiveHub:
         self._counter = counter
         self._counts: dict[tuple[str, ...], tuple[float, dict[str, int]]] = {}  # scope → (when, counts)
         self.follower = follower
-        self._unwatched_since = time.monotonic()
+        self._unwatched_since = -math.inf  # never watched: nothing kept to resume from, no reason to keep fetching
 
     def watch(self, watcher: Watcher) -> None:
         self._watchers.add(watcher)
@@ -105,7 +108,8 @@ class LiveHub:
             self._unwatched_since = time.monotonic()
 
     async def pause_while_unwatched(self, after: float = PAUSE_AFTER_SECONDS) -> None:
-        """Runs until cancelled: pauses the follower once nobody has watched for `after` seconds."""
+        """Runs until cancelled: pauses the follower once nobody has watched for `after` seconds (at once if
+        nobody has watched yet)."""
         while True:
             await asyncio.sleep(min(after, 5.0))
             unwatched = not self._watchers and time.monotonic() - self._unwatched_since >= after
