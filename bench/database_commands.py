@@ -1,7 +1,8 @@
 """What one command costs the local database (SecantusDB) in its own CPU, by shape — the floor under the database's
 CPU per message in bench/pipeline.py (issue 17). Two throwaway servers on free ports: as
 SecantusDB ships (the journal written to the OS now and then; `j: true` commits with an fsync; an oplog entry per
-document written) and as deploy/local/mongo_server.py runs it (every commit written through, no fsync; no oplog),
+document written; the index catalog read at every step of a write) and as deploy/local/mongo_server.py runs it
+(every commit written through, no fsync; no oplog; the index catalog read once per write),
 both up at once and taking turns at
 each shape (the median of the turns: a loaded machine's noise weighs on both alike). One client, one command at a
 time; the server's CPU (user + system, from /proc) per command or, for a bulk insert, per document.
@@ -43,7 +44,7 @@ Shape = tuple[str, Callable[[int], object], int]  # label, the command numbered 
 
 def serve(port: int, storage: str, ours: bool) -> None:
     """The child process: one SecantusDB server until SIGTERM."""
-    from mongo_server import commits_written_through, without_oplog
+    from mongo_server import commits_written_through, index_catalog_read_once_per_transaction, without_oplog
     from secantus import SecantusDBServer
 
     def build() -> SecantusDBServer:
@@ -53,6 +54,7 @@ def serve(port: int, storage: str, ours: bool) -> None:
         with commits_written_through():
             server = build()
         without_oplog(server)
+        index_catalog_read_once_per_transaction()
     else:
         server = build()
     server.start()
@@ -117,6 +119,8 @@ def _shapes(journaled: MongoClient[Any], unjournaled: MongoClient[Any]) -> list[
         (f"insert one, {INDEXED_FIELDS} more indexes, journaled", lambda n: indexed.insert_one(doc(n)), 1),
         (f"update one by _id ($set), {INDEXED_FIELDS} more indexes, journaled", lambda n: indexed.update_one(
             {"_id": n}, {"$set": {"text": "thanks"}}), 1),
+        (f"replace one by _id and version, {INDEXED_FIELDS} more indexes, journaled (the router's save)",
+         lambda n: indexed.replace_one({"_id": n, "version": None}, {**doc(n), "version": 1}), 1),
         ("insert_many of 100, per document, journaled", lambda n: db["bulk"].insert_many(
             [doc(n * 100 + d) for d in range(100)]), 100),
         (f"find one by an unindexed field ({SCANNED_DOCS:,} documents)",

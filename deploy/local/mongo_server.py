@@ -1,19 +1,24 @@
 """Runs the local MongoDB-wire-protocol server (SecantusDB, a one-member replica set) in the foreground
 until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it), every commit is
-written through to the operating system (`commits_written_through`) and no oplog is kept (`without_oplog`)."""
+written through to the operating system (`commits_written_through`), no oplog is kept (`without_oplog`) and a
+write reads its collection's index catalog once, not at every step (`index_catalog_read_once_per_transaction`)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
+import inspect
 import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bson
 import secantus.storage
 from secantus import SecantusDBServer
+from secantus.storage import Storage
 
 # SecantusDB journals every commit in WiredTiger's log, but by default writes the log to the OS only now and then:
 # a kill -9 loses the last ~15 ms of acknowledged writes unless a write asks for `j: true`, which commits with an
@@ -58,6 +63,166 @@ def without_oplog(server: SecantusDBServer) -> None:
     server.storage.enable_oplog = False
 
 
+# The SecantusDB whose storage.py index_catalog_read_once_per_transaction was proven safe against: every path that
+# writes the catalog, and how its transactions take their snapshots. Another version needs that reading again.
+CATALOG_REVIEWED_FOR = "0.7.0b3"
+INDEX_CATALOG = "table:secantus_indexes"  # SecantusDB's _IDX_TABLE: a row (db, coll, name) -> BSON {key, options}
+CatalogRows = list[tuple[str, bytes]]  # one collection's catalog: (index name, the row's stored BSON)
+
+
+class _CatalogMemo:
+    """The catalog rows one WiredTiger transaction has read, per collection; valid only on `session`."""
+
+    __slots__ = ("rows", "session")
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+        self.rows: dict[tuple[str, str], CatalogRows] = {}
+
+
+def _forget_catalog(tls: Any) -> None:
+    memo: _CatalogMemo | None = getattr(tls, "catalog_memo", None)
+    if memo is not None:
+        memo.rows.clear()
+
+
+class _CatalogCursor:
+    """A cursor on the index catalog that forgets its thread's memo before anything is written through it."""
+
+    __slots__ = ("_cursor", "_tls")
+
+    def __init__(self, cursor: Any, tls: Any) -> None:
+        self._cursor, self._tls = cursor, tls
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
+
+    def __getitem__(self, key: Any) -> Any:
+        return self._cursor[key]
+
+    def __iter__(self) -> Any:
+        return iter(self._cursor)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _forget_catalog(self._tls)
+        self._cursor[key] = value
+
+    def __delitem__(self, key: Any) -> None:
+        _forget_catalog(self._tls)
+        del self._cursor[key]
+
+    def insert(self) -> Any:
+        _forget_catalog(self._tls)
+        return self._cursor.insert()
+
+    def update(self) -> Any:
+        _forget_catalog(self._tls)
+        return self._cursor.update()
+
+    def remove(self) -> Any:
+        _forget_catalog(self._tls)
+        return self._cursor.remove()
+
+    def modify(self, *entries: Any) -> Any:
+        _forget_catalog(self._tls)
+        return self._cursor.modify(*entries)
+
+    def reserve(self) -> Any:
+        _forget_catalog(self._tls)
+        return self._cursor.reserve()
+
+
+def index_catalog_read_once_per_transaction() -> None:
+    """Within one write transaction, SecantusDB reads a collection's index catalog from WiredTiger once and reuses
+    the rows, instead of at every step of every document (the indexes, the partial filters, the multikey names, the
+    options for each unique check and each index entry, the planner of an update's filter). Each read walks every
+    index's row: most of the cost of a write into a collection with many indexes (docs/benchmarks.md, "The index
+    catalog read once per write").
+
+    Why it is safe: every insert, update and delete runs in one WiredTiger transaction of its thread's session
+    (`_batch_transaction`), with snapshot isolation, so every read of the catalog inside it returns the same rows
+    — what another session commits later (an index created, dropped or changed through another connection) is
+    invisible to it until it ends — except for what the transaction writes itself or a reset of its snapshot. The
+    memo lives exactly that long: it starts once the transaction has begun, ends before it commits or rolls back,
+    serves only reads on that same session, is emptied when the session's snapshot is reset (`reset_snapshot`, in
+    `_refresh_read_snapshot`), and is emptied before any write through a cursor on the catalog (SecantusDB writes
+    it only through cursors from `_cursor`: index builds and drops, collMod, multikey marking, dropping or renaming
+    collections and databases, all of them; only its start-up check of the entry format opens one otherwise, to
+    read). So a read served from the memo returns the very bytes WiredTiger would return,
+    decoded afresh for every read as before (no caller shares a decoded row with another). Statements of a
+    multi-document transaction, reads outside a write (find, aggregate) and DDL read the catalog as before: they
+    keep SecantusDB's own behaviour, a global cache would not (a reader whose snapshot predates an index build
+    could plan with the new index and miss its entries). A SecantusDB other than the version reviewed, or whose
+    internals no longer read as expected, refuses to start."""
+    if getattr(Storage, "_catalog_memo_installed", False):
+        return
+    version = importlib.metadata.version("secantusdb")
+    expected = {"_cursor": ["self", "table", "overwrite"], "_batch_transaction": ["self", "sync"],
+                "_iter_indexes": ["self", "db", "coll"], "_refresh_read_snapshot": ["self"]}
+    found = {name: list(inspect.signature(getattr(Storage, name, lambda: None)).parameters) for name in expected}
+    if (version != CATALOG_REVIEWED_FOR or found != expected or secantus.storage._IDX_TABLE != INDEX_CATALOG
+            or not hasattr(Storage._batch_transaction, "__wrapped__")):
+        raise RuntimeError(f"SecantusDB {version} is not the one reviewed ({CATALOG_REVIEWED_FOR}) or its storage "
+                           f"changed, review index_catalog_read_once_per_transaction: {found}")
+    open_cursor, begin_batch = Storage._cursor, Storage._batch_transaction
+    read_catalog, refresh_snapshot = Storage._iter_indexes, Storage._refresh_read_snapshot
+
+    def cursor(self: Storage, table: str, *, overwrite: bool = True) -> Any:
+        found = open_cursor(self, table, overwrite=overwrite)
+        return _CatalogCursor(found, self._tls) if table == INDEX_CATALOG else found
+
+    @contextlib.contextmanager
+    def batch_transaction(self: Storage, *, sync: bool = False) -> Iterator[Any]:
+        with begin_batch(self, sync=sync) as session:
+            if getattr(self._tls, "user_txn", None) is not None:  # a statement of a multi-document transaction
+                yield session
+                return
+            outer = getattr(self._tls, "catalog_memo", None)
+            self._tls.catalog_memo = _CatalogMemo(session)
+            try:
+                yield session
+            finally:
+                self._tls.catalog_memo = outer
+
+    def iter_indexes(self: Storage, db: str, coll: str) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:
+        memo: _CatalogMemo | None = getattr(self._tls, "catalog_memo", None)
+        if memo is None or memo.session is not getattr(self._tls, "session", None):
+            yield from read_catalog(self, db, coll)
+            return
+        rows = memo.rows.get((db, coll))
+        if rows is None:
+            rows = memo.rows[(db, coll)] = _catalog_rows(open_cursor(self, INDEX_CATALOG), db, coll)
+        for name, stored in rows:
+            payload = bson.decode(stored)
+            yield name, payload.get("key", {}), payload.get("options", {})
+
+    def refresh_read_snapshot(self: Storage) -> None:
+        _forget_catalog(self._tls)
+        refresh_snapshot(self)
+
+    Storage._cursor = cursor
+    Storage._batch_transaction = batch_transaction
+    Storage._iter_indexes = iter_indexes
+    Storage._refresh_read_snapshot = refresh_read_snapshot
+    Storage._catalog_memo_installed = True
+
+
+def _catalog_rows(cursor: Any, db: str, coll: str) -> CatalogRows:
+    """One collection's rows of the catalog, walked as SecantusDB's `_iter_indexes` walks them."""
+    cursor.set_key(db, coll, "")
+    found = cursor.search_near()
+    if found == secantus.storage.wt.WT_NOTFOUND or (found < 0 and cursor.next() != 0):
+        return []
+    rows: CatalogRows = []
+    while True:
+        row_db, row_coll, name = cursor.get_key()
+        if row_db != db or row_coll != coll:
+            return rows
+        rows.append((name, bytes(cursor.get_value())))
+        if cursor.next() != 0:
+            return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -74,6 +239,7 @@ def main() -> None:
             host="127.0.0.1", port=args.port, storage_path=args.storage_path, ttl_sweep_seconds=args.ttl_sweep_seconds
         )
     without_oplog(server)
+    index_catalog_read_once_per_transaction()
     server.start()
     print(f"mongodb wire protocol ready on 127.0.0.1:{args.port}", flush=True)
     stop = threading.Event()

@@ -1,28 +1,38 @@
 """The local database as deploy/local runs it: without an oplog, which only change streams read and Parley opens
-none, transactions working all the same; timing its commands for benchmarks (`--command-cpu`,
-deploy/local/mongo_command_cpu.py): each command shape's count, documents and CPU, the filter's fields named and
-its values left out. (That it loses nothing acknowledged to a kill -9: tests/faults/test_server_kills.py.)"""
+none, transactions working all the same; a write reading its collection's index catalog once, every change of the
+catalog seen by the next write (`index_catalog_read_once_per_transaction`); timing its commands for benchmarks
+(`--command-cpu`, deploy/local/mongo_command_cpu.py): each command shape's count, documents and CPU, the filter's
+fields named and its values left out. (That it loses nothing acknowledged to a kill -9:
+tests/faults/test_server_kills.py.)"""
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import bson
 import pytest
 from pymongo import MongoClient
 from pymongo.collection import Collection
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+from secantus.storage import Storage
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "deploy" / "local"))
 
 import mongo_command_cpu  # noqa: E402
+import mongo_server  # noqa: E402
 
 
 def test_a_shape_names_the_command_its_collection_and_the_fields_not_the_values() -> None:
@@ -55,18 +65,26 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def timed_database(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A throwaway local database on a free port, as deploy/local/infra.py starts it, timing its commands."""
-    port, totals = _free_port(), tmp_path / "command-cpu.json"
+@contextlib.contextmanager
+def _local_database(tmp_path: Path, *options: str) -> Iterator[str]:
+    """A throwaway local database on a free port, as deploy/local/infra.py starts it; its URI."""
+    port = _free_port()
     server = subprocess.Popen([sys.executable, str(REPO / "deploy/local/mongo_server.py"), "--port", str(port),
-                               "--storage-path", str(tmp_path / "data"), "--command-cpu", str(totals)],
+                               "--storage-path", str(tmp_path / "data"), *options],
                               start_new_session=True, stdout=subprocess.DEVNULL)
     try:
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false", totals
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.fixture
+def timed_database(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The local database timing its commands."""
+    totals = tmp_path / "command-cpu.json"
+    with _local_database(tmp_path, "--command-cpu", str(totals)) as uri:
+        yield uri, totals
 
 
 def test_the_local_database_times_each_command_shape(timed_database: tuple[str, Path]) -> None:
@@ -114,3 +132,197 @@ def test_the_local_database_writes_no_oplog_and_commits_transactions(timed_datab
         assert merged.find_one({"_id": "kept"}) == {"_id": "kept", "absorbed": "folded"}
         assert merged.count_documents({}) == 2
         assert oplog.count_documents({}) == entries
+
+
+# SecantusDB serves each connection on a thread of its own, and a write's memo of the index catalog belongs to
+# that thread's transaction: the catalog is changed through one connection (`ddl`) and written through others, so
+# a memo that outlived its transaction would show in what they write.
+Connections = tuple[Database[dict[str, Any]], Database[dict[str, Any]]]
+
+
+@pytest.fixture
+def local_database(tmp_path: Path) -> Iterator[str]:
+    with _local_database(tmp_path) as uri:
+        yield uri
+
+
+@pytest.fixture
+def connections(local_database: str) -> Iterator[Connections]:
+    """(ddl, writer): the same database through two clients of one connection each."""
+    ddl: MongoClient[dict[str, Any]]
+    writer: MongoClient[dict[str, Any]]
+    with MongoClient(local_database, maxPoolSize=1) as ddl, MongoClient(local_database, maxPoolSize=1) as writer:
+        yield ddl["catalog"], writer["catalog"]
+
+
+def _writes(people: Collection[dict[str, Any]], emails: list[str]) -> None:
+    """Inserts and updates, each its own write transaction on the writer's thread."""
+    for email in emails:
+        inserted = people.insert_one({"email": email, "verified": False}).inserted_id
+        people.update_one({"_id": inserted}, {"$set": {"seen": True}})
+
+
+def _duplicate_refused(people: Collection[dict[str, Any]], document: dict[str, Any]) -> bool:
+    try:
+        people.insert_one(dict(document))
+    except DuplicateKeyError:
+        return True
+    return False
+
+
+def test_an_index_created_through_another_connection_is_kept_up_and_enforced_by_the_next_write(
+        connections: Connections) -> None:
+    ddl, writer = connections
+    _writes(writer["people"], ["ann@x", "bob@x"])
+    ddl["people"].create_index("email", unique=True)
+    assert _duplicate_refused(writer["people"], {"email": "ann@x"})
+    cid = writer["people"].insert_one({"email": "cid@x"}).inserted_id
+    with pytest.raises(DuplicateKeyError):
+        writer["people"].update_one({"_id": cid}, {"$set": {"email": "bob@x"}})
+    assert [doc["_id"] for doc in writer["people"].find({"email": "cid@x"}).hint("email_1")] == [cid]
+
+
+def test_a_dropped_unique_index_is_no_longer_enforced(connections: Connections) -> None:
+    ddl, writer = connections
+    ddl["people"].create_index("email", unique=True)
+    _writes(writer["people"], ["ann@x"])
+    ddl["people"].drop_index("email_1")
+    _writes(writer["people"], ["ann@x", "ann@x"])
+    assert writer["people"].count_documents({"email": "ann@x"}) == 3
+
+
+def test_collmod_prepare_unique_holds_the_next_write(connections: Connections) -> None:
+    ddl, writer = connections
+    ddl["people"].create_index("email")
+    _writes(writer["people"], ["ann@x", "ann@x"])
+    ddl.command("collMod", "people", index={"keyPattern": {"email": 1}, "prepareUnique": True})
+    assert _duplicate_refused(writer["people"], {"email": "ann@x"})
+    assert not _duplicate_refused(writer["people"], {"email": "bob@x"})
+
+
+def test_a_partial_unique_index_holds_only_what_its_filter_selects(connections: Connections) -> None:
+    ddl, writer = connections
+    _writes(writer["people"], ["ann@x"])
+    ddl["people"].create_index("email", unique=True, partialFilterExpression={"verified": True})
+    _writes(writer["people"], ["ann@x"])  # unverified: outside the index
+    writer["people"].insert_one({"email": "ann@x", "verified": True})
+    assert _duplicate_refused(writer["people"], {"email": "ann@x", "verified": True})
+    assert writer["people"].count_documents({"email": "ann@x", "verified": True}) == 1
+    assert writer["people"].count_documents({"email": "ann@x"}) == 3
+
+
+@pytest.mark.parametrize("change", ["drop the collection", "drop the database", "rename it"])
+def test_a_collection_dropped_or_renamed_away_starts_again_without_indexes(connections: Connections,
+                                                                           change: str) -> None:
+    ddl, writer = connections
+    ddl["people"].create_index("email", unique=True)
+    _writes(writer["people"], ["ann@x"])
+    _writes(writer["archive"], ["ann@x", "ann@x"])  # the rename's target: no unique index there yet
+    if change == "drop the collection":
+        ddl["people"].drop()
+    elif change == "drop the database":
+        ddl.client.drop_database(ddl.name)
+    else:
+        ddl["people"].rename("archive", dropTarget=True)
+        assert _duplicate_refused(writer["archive"], {"email": "ann@x"})  # the index moved with its collection
+    _writes(writer["people"], ["ann@x", "ann@x"])
+    assert writer["people"].count_documents({"email": "ann@x"}) == 2
+
+
+def test_an_index_created_in_an_aborted_transaction_is_not_there(connections: Connections) -> None:
+    ddl, writer = connections
+    with ddl.client.start_session() as session:
+        session.start_transaction()
+        ddl["people"].create_index("email", unique=True, session=session)
+        ddl["people"].insert_one({"email": "ann@x"}, session=session)
+        with pytest.raises(DuplicateKeyError):  # the transaction's own index holds inside it
+            ddl["people"].insert_one({"email": "ann@x"}, session=session)
+        session.abort_transaction()
+    _writes(writer["people"], ["ann@x", "ann@x"])
+    assert list(writer["people"].index_information()) == ["_id_"]
+    assert writer["people"].count_documents({"email": "ann@x"}) == 2
+
+
+def _ticket(tickets: Collection[dict[str, Any]], number: int) -> None:
+    tickets.insert_one({"_id": f"t{number}", "number": number})
+    tickets.update_one({"_id": f"t{number}"}, {"$set": {"open": True}})
+
+
+def test_writers_on_two_connections_while_an_index_is_built(connections: Connections, local_database: str) -> None:
+    """Every document written before, during or after the build is in the index, and its uniqueness holds on
+    both writers' connections."""
+    ddl, _ = connections
+    built, written = threading.Event(), []
+
+    def write(writer: int) -> None:
+        client: MongoClient[dict[str, Any]]
+        with MongoClient(local_database, maxPoolSize=1) as client:
+            tickets: Collection[dict[str, Any]] = client[ddl.name]["tickets"]
+            first, count = writer * 1_000_000, 0
+            while not built.is_set() or count < 40:
+                _ticket(tickets, first + count)
+                count += 1
+            for _ in range(20):  # after the build
+                _ticket(tickets, first + count)
+                count += 1
+            written.append((count, _duplicate_refused(tickets, {"number": first + count - 1})))
+
+    writers = [threading.Thread(target=write, args=(writer,)) for writer in (1, 2)]
+    for thread in writers:
+        thread.start()
+    while ddl["tickets"].estimated_document_count() < 20:
+        time.sleep(0.01)
+    ddl["tickets"].create_index("number", unique=True)
+    built.set()
+    for thread in writers:
+        thread.join(timeout=120)
+    assert [refused for _, refused in written] == [True, True]
+    total = sum(n for n, _ in written)
+    assert ddl["tickets"].count_documents({}) == total
+    assert len(list(ddl["tickets"].find({"number": {"$gte": 0}}, {"_id": 1}).hint("number_1"))) == total
+
+
+def _as_wiredtiger_holds_it(storage: Storage, db: str, coll: str) -> list[tuple[str, dict[str, Any]]]:
+    """The collection's catalog read now through the thread's own session (and so its transaction), no memo."""
+    cursor = storage._tls.session.open_cursor(mongo_server.INDEX_CATALOG, None)
+    try:
+        return [(name, bson.decode(stored)) for name, stored in mongo_server._catalog_rows(cursor, db, coll)]
+    finally:
+        cursor.close()
+
+
+def _as_a_write_reads_it(storage: Storage, db: str, coll: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(name, {"key": key, "options": options}) for name, key, options in storage._iter_indexes(db, coll)]
+
+
+def test_a_write_transaction_reads_the_catalog_as_wiredtiger_holds_it_for_that_transaction(tmp_path: Path) -> None:
+    """The memo's whole contract, in SecantusDB's storage itself: inside one write transaction a read of the catalog
+    returns what WiredTiger returns to that transaction — another session's index build unseen until the snapshot
+    is reset, the transaction's own catalog write (a multikey marking) seen at once — and the next transaction
+    reads it afresh."""
+    mongo_server.index_catalog_read_once_per_transaction()
+    storage = Storage(str(tmp_path / "data"), enable_oplog=False)
+
+    def build_elsewhere(name: str) -> None:
+        builder = threading.Thread(target=storage.create_index, args=("db", "people", name, {name: 1}))
+        builder.start()
+        builder.join()
+
+    try:
+        storage.create_index("db", "people", "tags", {"tags": 1})
+        with storage._batch_transaction():
+            first = _as_a_write_reads_it(storage, "db", "people")
+            build_elsewhere("email")
+            assert _as_a_write_reads_it(storage, "db", "people") == first  # snapshot isolation
+            storage._refresh_read_snapshot()
+            assert _as_a_write_reads_it(storage, "db", "people") == _as_wiredtiger_holds_it(storage, "db", "people")
+            assert [name for name, _ in _as_a_write_reads_it(storage, "db", "people")] == ["email", "tags"]
+            indexes = storage._all_indexes("db", "people")
+            storage._maybe_mark_multikey("db", "people", {"tags": ["a", "b"]}, indexes, set())
+            assert storage._multikey_index_names("db", "people") == {"tags"}
+        build_elsewhere("phone")
+        with storage._batch_transaction():
+            assert [name for name, _ in _as_a_write_reads_it(storage, "db", "people")] == ["email", "phone", "tags"]
+            assert _as_a_write_reads_it(storage, "db", "people") == _as_wiredtiger_holds_it(storage, "db", "people")
+    finally:
+        storage.close()
