@@ -295,12 +295,22 @@ def _as_a_write_reads_it(storage: Storage, db: str, coll: str) -> list[tuple[str
     return [(name, {"key": key, "options": options}) for name, key, options in storage._iter_indexes(db, coll)]
 
 
+@pytest.fixture
+def catalog_memo_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memo installed in this test's process and taken out after it: other tests that run SecantusDB's storage
+    in-process run it as shipped."""
+    for patched in ("_cursor", "_batch_transaction", "_iter_indexes", "_refresh_read_snapshot",
+                    "_catalog_memo_installed"):
+        monkeypatch.setattr(Storage, patched, getattr(Storage, patched, False), raising=False)
+    mongo_server.index_catalog_read_once_per_transaction()
+
+
+@pytest.mark.usefixtures("catalog_memo_in_this_process")
 def test_a_write_transaction_reads_the_catalog_as_wiredtiger_holds_it_for_that_transaction(tmp_path: Path) -> None:
     """The memo's whole contract, in SecantusDB's storage itself: inside one write transaction a read of the catalog
     returns what WiredTiger returns to that transaction — another session's index build unseen until the snapshot
     is reset, the transaction's own catalog write (a multikey marking) seen at once — and the next transaction
     reads it afresh."""
-    mongo_server.index_catalog_read_once_per_transaction()
     storage = Storage(str(tmp_path / "data"), enable_oplog=False)
 
     def build_elsewhere(name: str) -> None:
