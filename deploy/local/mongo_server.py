@@ -1,7 +1,8 @@
 """Runs the local MongoDB-wire-protocol server (SecantusDB, a one-member replica set) in the foreground
 until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it), every commit is
-written through to the operating system (`commits_written_through`), no oplog is kept (`without_oplog`) and a
-write reads its collection's index catalog once, not at every step (`index_catalog_read_once_per_transaction`)."""
+written through to the operating system (`commits_written_through`), no oplog is kept (`without_oplog`), a
+write reads its collection's index catalog once, not at every step (`index_catalog_read_once_per_transaction`), and a
+findAndModify finds the document it matched by `_id` instead of scanning (`writes_find_their_document_by_id`)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,10 @@ def without_oplog(server: SecantusDBServer) -> None:
     server.storage.enable_oplog = False
 
 
-# The SecantusDB whose storage.py index_catalog_read_once_per_transaction was proven safe against: every path that
-# writes the catalog, and how its transactions take their snapshots. Another version needs that reading again.
-CATALOG_REVIEWED_FOR = "0.7.0b3"
+# The SecantusDB whose storage.py the patches below were proven safe against (index_catalog_read_once_per_transaction:
+# every path that writes the catalog, and how its transactions take their snapshots; writes_find_their_document_by_id:
+# every caller of its planner). Another version needs that reading again.
+SECANTUS_REVIEWED = "0.7.0b3"
 INDEX_CATALOG = "table:secantus_indexes"  # SecantusDB's _IDX_TABLE: a row (db, coll, name) -> BSON {key, options}
 CatalogRows = list[tuple[str, bytes]]  # one collection's catalog: (index name, the row's stored BSON)
 
@@ -160,9 +162,9 @@ def index_catalog_read_once_per_transaction() -> None:
     expected = {"_cursor": ["self", "table", "overwrite"], "_batch_transaction": ["self", "sync"],
                 "_iter_indexes": ["self", "db", "coll"], "_refresh_read_snapshot": ["self"]}
     found = {name: list(inspect.signature(getattr(Storage, name, lambda: None)).parameters) for name in expected}
-    if (version != CATALOG_REVIEWED_FOR or found != expected or secantus.storage._IDX_TABLE != INDEX_CATALOG
+    if (version != SECANTUS_REVIEWED or found != expected or secantus.storage._IDX_TABLE != INDEX_CATALOG
             or not hasattr(Storage._batch_transaction, "__wrapped__")):
-        raise RuntimeError(f"SecantusDB {version} is not the one reviewed ({CATALOG_REVIEWED_FOR}) or its storage "
+        raise RuntimeError(f"SecantusDB {version} is not the one reviewed ({SECANTUS_REVIEWED}) or its storage "
                            f"changed, review index_catalog_read_once_per_transaction: {found}")
     open_cursor, begin_batch = Storage._cursor, Storage._batch_transaction
     read_catalog, refresh_snapshot = Storage._iter_indexes, Storage._refresh_read_snapshot
@@ -207,6 +209,40 @@ def index_catalog_read_once_per_transaction() -> None:
     Storage._catalog_memo_installed = True
 
 
+def writes_find_their_document_by_id() -> None:
+    """A filter naming `_id` next to a top-level operator (`{_id: X, $and: [...]}`) looks its document up by `_id`
+    instead of scanning the collection. SecantusDB writes every findAndModify that matched a document with exactly
+    that filter (the matched `_id` plus the query re-asserted in `$and`), and its planner gives up on any filter with
+    a top-level operator: each such write walked the whole collection holding the collection's lock — the router's
+    timeline statuses and contact cards, growing with the data, and every other write of the collection queued
+    behind it (a router waited on them past its stop; docs/benchmarks.md, "findAndModify by `_id`").
+
+    Why it is safe: top-level clauses are a conjunction, so every document the filter matches has that `_id`; the
+    lookup returns a superset of the matches (one document at most) and every caller applies the whole filter to
+    each candidate, as it does for any index lookup. Only without a collation (the `_id` lookup compares binary)
+    and only for an `_id` SecantusDB can look up directly (an exact value or `$in`; anything else plans as before).
+    A SecantusDB other than the version reviewed refuses to start."""
+    if getattr(Storage, "_id_lookup_installed", False):
+        return
+    version = importlib.metadata.version("secantusdb")
+    found = list(inspect.signature(Storage._try_index_id_keys).parameters)
+    if version != SECANTUS_REVIEWED or found != ["self", "db", "coll", "filter", "collation"]:
+        raise RuntimeError(f"SecantusDB {version} is not the one reviewed ({SECANTUS_REVIEWED}) or its planner "
+                           f"changed, review writes_find_their_document_by_id: {found}")
+    plan = Storage._try_index_id_keys
+
+    def try_index_id_keys(self: Storage, db: str, coll: str, filter: dict[str, Any], *,
+                          collation: Any = None) -> list[bytes] | None:
+        if collation is None and "_id" in filter and len(filter) > 1:
+            by_id = plan(self, db, coll, {"_id": filter["_id"]})
+            if by_id is not None:
+                return by_id
+        return plan(self, db, coll, filter, collation=collation)
+
+    Storage._try_index_id_keys = try_index_id_keys
+    Storage._id_lookup_installed = True
+
+
 def _catalog_rows(cursor: Any, db: str, coll: str) -> CatalogRows:
     """One collection's rows of the catalog, walked as SecantusDB's `_iter_indexes` walks them."""
     cursor.set_key(db, coll, "")
@@ -240,6 +276,7 @@ def main() -> None:
         )
     without_oplog(server)
     index_catalog_read_once_per_transaction()
+    writes_find_their_document_by_id()
     server.start()
     print(f"mongodb wire protocol ready on 127.0.0.1:{args.port}", flush=True)
     stop = threading.Event()

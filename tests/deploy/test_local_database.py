@@ -1,6 +1,7 @@
 """The local database as deploy/local runs it: without an oplog, which only change streams read and Parley opens
 none, transactions working all the same; a write reading its collection's index catalog once, every change of the
-catalog seen by the next write (`index_catalog_read_once_per_transaction`); timing its commands for benchmarks
+catalog seen by the next write (`index_catalog_read_once_per_transaction`); a findAndModify's write finding its
+document by `_id` (`writes_find_their_document_by_id`); timing its commands for benchmarks
 (`--command-cpu`, deploy/local/mongo_command_cpu.py): each command shape's count, documents and CPU, the filter's
 fields named and its values left out. (That it loses nothing acknowledged to a kill -9:
 tests/faults/test_server_kills.py.)"""
@@ -336,3 +337,60 @@ def test_a_write_transaction_reads_the_catalog_as_wiredtiger_holds_it_for_that_t
             assert _as_a_write_reads_it(storage, "db", "people") == _as_wiredtiger_holds_it(storage, "db", "people")
     finally:
         storage.close()
+
+
+@pytest.fixture
+def id_lookup_in_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`writes_find_their_document_by_id` installed in this test's process and taken out after it."""
+    for patched in ("_try_index_id_keys", "_id_lookup_installed"):
+        monkeypatch.setattr(Storage, patched, getattr(Storage, patched, False), raising=False)
+    mongo_server.writes_find_their_document_by_id()
+
+
+@pytest.mark.usefixtures("id_lookup_in_this_process")
+def test_a_write_filtered_by_id_and_a_top_level_operator_looks_its_document_up_instead_of_scanning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The filter SecantusDB writes every matched findAndModify with, `{_id, $and: [query]}`: no collection scan
+    (it walked every document under the collection's lock), and the query still decides what is written."""
+    storage = Storage(str(tmp_path / "data"), enable_oplog=False)
+    scans: list[str] = []
+    scan = Storage._scan_docs
+
+    def counted(self: Storage, db: str, coll: str, *args: Any, **kwargs: Any) -> Any:
+        scans.append(coll)
+        return scan(self, db, coll, *args, **kwargs)
+
+    monkeypatch.setattr(Storage, "_scan_docs", counted)
+    try:
+        storage.insert("db", "entries", [{"_id": f"e{n}", "rank": n} for n in range(200)])
+        scans.clear()
+        changed = storage.update_matching("db", "entries", {"_id": "e7", "$and": [{"rank": 7}]},
+                                          {"$set": {"status": "read"}})
+        unchanged = storage.update_matching("db", "entries", {"_id": "e8", "$and": [{"rank": 9}]},
+                                            {"$set": {"status": "read"}})
+        removed = storage.delete_matching("db", "entries", {"_id": {"$in": ["e9", "e10"]}, "$or": [{"rank": 10}]},
+                                          limit=1)
+        assert scans == []
+        assert (changed["modified"], unchanged["matched"], removed) == (1, 0, 1)
+        read = {key: storage.update_matching("db", "entries", {"_id": key, "status": "read"}, {"$set": {}})["matched"]
+                for key in ("e7", "e8")}
+        assert read == {"e7": 1, "e8": 0}
+        assert (storage.delete_matching("db", "entries", {"_id": "e9"}),
+                storage.delete_matching("db", "entries", {"_id": "e10"})) == (1, 0)
+    finally:
+        storage.close()
+
+
+def test_find_and_modify_still_writes_only_what_its_query_matches(connections: Connections) -> None:
+    """Over the wire, as the services write: findAndModify with more than `_id` in its query, matching or not."""
+    _, writer = connections
+    entries = writer["entries"]
+    entries.insert_many([{"_id": f"e{n}", "status_rank": n % 3} for n in range(30)])
+    assert entries.find_one_and_update({"_id": "e4", "status_rank": {"$not": {"$gte": 2}}},
+                                       {"$set": {"status_rank": 2}})["status_rank"] == 1
+    assert entries.find_one_and_update({"_id": "e4", "status_rank": {"$not": {"$gte": 2}}},
+                                       {"$set": {"status_rank": 0}}) is None
+    assert entries.find_one_and_delete({"_id": "e5", "status_rank": 0}) is None
+    assert entries.find_one_and_delete({"_id": "e6", "status_rank": 0}) == {"_id": "e6", "status_rank": 0}
+    assert entries.find_one({"_id": "e4"}) == {"_id": "e4", "status_rank": 2}
+    assert entries.count_documents({}) == 29
