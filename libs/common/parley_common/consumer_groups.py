@@ -1,13 +1,13 @@
 """How a service consumes: one consumer group per lane, each reading several topics in batches.
 
-Each consumer costs an idle fetch loop (the local broker does not long-poll: ~1 % of a core per consumer while
-idle, docs/benchmarks.md), so a service runs one group over all the topics whose handlers may wait behind each
-other, and a lane of its own only where one must not (outbound's sends behind its projections, media's retries
-that sleep until their time). A batch holds records of several topics: each topic's records go to its handler
-(`Reads`), all topics at once; the batch is committed only after every record was handled or dead-lettered, and
-any other error redelivers the whole batch, which idempotent handlers absorb. A member takes its next batch only
-when its last one is done; `members` consumers of a group in one process share out its partitions, so a slow
-record holds up only its member's partitions."""
+Each consumer costs an idle fetch loop (the local broker does not long-poll: 1.5 to 3 % of a core per consumer
+while idle, growing with its partitions, docs/benchmarks.md), so a service runs one group over all the topics whose
+handlers may wait behind each other, and a lane of its own only where one must not (outbound's sends behind its
+projections, media's retries that sleep until their time). A batch holds records of several topics: each topic's
+records go to its handler (`Reads`), all topics at once; the batch is committed only after every record was handled
+or dead-lettered, and any other error redelivers the whole batch, which idempotent handlers absorb. A member takes
+its next batch only when its last one is done; `members` consumers of a group in one process share out its
+partitions, so a slow record holds up only its member's partitions."""
 
 from __future__ import annotations
 
@@ -256,7 +256,7 @@ def follow_from_now(broker: KafkaBroker, topics: tuple[Topic, ...], namespace: s
 
 class Follower:
     """A consumer from `follow_from_now`, which may stop fetching while nobody needs its records: idle, it would
-    poll the local broker ~25 times a second like any consumer (~1 % of a core, docs/benchmarks.md)."""
+    poll the local broker ~25 times a second like any consumer (docs/benchmarks.md, "What idle is made of")."""
 
     def __init__(self, subscriber: Any) -> None:
         self._subscriber = subscriber
