@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -36,7 +36,11 @@ class TickBatcher(Generic[Item, Result]):
         self._futures.append(future)
         if len(self._items) >= self._max:
             self._flush()
-        return await asyncio.shield(future)  # a cancelled caller must not cancel the shared call
+        try:
+            return await asyncio.shield(future)  # a cancelled caller must not cancel the shared call
+        except asyncio.CancelledError:
+            future.add_done_callback(_outcome_unwanted)  # its failure is nobody's to raise now
+            raise
 
     def _flush(self) -> None:
         if not self._items:
@@ -59,3 +63,10 @@ class TickBatcher(Generic[Item, Result]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+def _outcome_unwanted(future: asyncio.Future[Any]) -> None:
+    """Retrieve a shared call's outcome whose caller was cancelled, so a failure is not logged as an exception
+    nobody retrieved (asyncio's "Future exception was never retrieved")."""
+    if not future.cancelled():
+        future.exception()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 
 import pytest
 
@@ -68,3 +69,32 @@ async def test_a_cancelled_caller_leaves_the_others_their_results() -> None:
     assert await second == 2
     with pytest.raises(asyncio.CancelledError):
         await first
+
+
+async def test_a_failure_after_its_caller_was_cancelled_is_not_reported_as_never_retrieved() -> None:
+    """A webhook cancelled (its client gone, its time budget spent) while its shared call runs: when that call
+    fails afterwards, asyncio must not log "Future exception was never retrieved" for the abandoned caller."""
+    release = asyncio.Event()
+
+    async def failing(items: list[int]) -> list[int]:
+        await release.wait()
+        raise ConnectionError("database away")
+
+    reported: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _, context: reported.append(context))
+    try:
+        batcher: TickBatcher[int, int] = TickBatcher(failing)
+        caller = asyncio.create_task(batcher.submit(1))
+        await asyncio.sleep(0.01)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        release.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        del caller, batcher
+        gc.collect()
+        assert reported == []
+    finally:
+        loop.set_exception_handler(None)
