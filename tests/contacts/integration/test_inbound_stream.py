@@ -4,6 +4,7 @@ the platform name, duplicates change nothing."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -190,3 +191,37 @@ async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_af
         assert (await db.contacts.find_one({}))["identities"][0]["blocked_the_bot"] is False
     finally:
         await client.close()
+
+
+async def test_a_card_another_consumer_inserts_first_still_gets_this_batchs_news(
+        infra_settings: InfraSettings, mongo: Any) -> None:
+    """A partition moving between two replicas: both read a new customer's messages, the other inserts the card
+    between this batch's lookup and its own insert. This batch's block notice still reaches the card."""
+    clients = [mongo_client(infra_settings.mongo_uri, name) for name in ("this", "other")]
+    try:
+        stores = []
+        for client in clients:
+            collections = Collections(client[infra_settings.database_name("contacts")])
+            await collections.ensure_indexes()
+            stores.append(SightingsStore(collections))
+        ours, other = stores
+        first = message("447700900999", name="Tom", at=T0)
+        blocked = first.model_copy(update={"event_id": uuid.uuid4(), "provider_timestamp": T0 + timedelta(seconds=1),
+                                           "parts": (SystemPart(system_kind="bot_blocked"),)})
+        register = ours._register
+
+        async def register_then_the_other_inserts(sightings: list[Any]) -> Any:
+            registered = await register(sightings)
+            await other.record(per_customer([first]))
+            return registered
+
+        ours._register = register_then_the_other_inserts  # type: ignore[method-assign]
+        recorded = await ours.record(per_customer([first, blocked]))
+        db = mongo[infra_settings.database_name("contacts")]
+        card = await db.contacts.find_one({})
+        assert await db.contacts.count_documents({}) == 1
+        assert card["identities"][0]["blocked_the_bot"] is True
+        assert [card["_id"] for _, card in recorded.created] == [card["_id"]]  # the same first event: announced
+    finally:
+        for client in clients:
+            await client.close()

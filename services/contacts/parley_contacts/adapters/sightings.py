@@ -57,18 +57,22 @@ class SightingsStore:
         whose card a crash between the registry insert and the card insert left missing, whichever of the
         customer's messages comes next. The insert is by the registry's contact id, so exactly one card exists
         however many consumers race; only the insert that took place announces it, or a redelivery of the event
-        that built the card (`created_by_event_id`)."""
+        that built the card (`created_by_event_id`). A card another consumer inserted first is read back (rare: a
+        partition moving between two replicas), so this batch's messages still reach it."""
         registry = await self._registered([s.key for s in sightings])
         registry.update(await self._register([s for s in sightings if s.key not in registry]))
         missing = [s for s in sightings if registry[s.key].card is None and registry[s.key].by_a_message]
         cards = [first_sighting_card(s, registry[s.key].contact_id) for s in missing]
         inserted = await self._insert_cards(cards)
+        beaten = [s.key for s, card in zip(missing, cards, strict=True) if card["_id"] not in inserted]
+        if beaten:  # another consumer inserted the card as this batch went: read it, to tell it this batch's news
+            registry.update(await self._registered(beaten))
         outcome = Recorded()
         outcome.created = [(s, card) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted]
         outcome.created += [(s, card) for s in sightings if (card := registry[s.key].card) is not None
                             and card.get("created_by_event_id") in s.event_ids]  # a redelivery
-        announced = {id(s) for s, _ in outcome.created}
-        outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in announced])
+        built_here = {id(s) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted}
+        outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in built_here])
         return outcome
 
     async def _registered(self, keys: list[CustomerKey]) -> dict[CustomerKey, Registered]:
@@ -119,7 +123,7 @@ class SightingsStore:
         return {card["_id"] for index, card in enumerate(cards) if index not in taken}
 
     async def _update_seen(self, seen: list[tuple[Sighting, Registered]]) -> list[tuple[Sighting, str, dict[str, Any]]]:
-        """Last seen of every customer not announced as created, and what the channel tells anew
+        """Last seen of every customer whose card this batch did not build, and what the channel tells anew
         (`refreshed`, guarded on the `platform_name_at` read with the card): one bulk write."""
         if not seen:
             return []
@@ -129,7 +133,7 @@ class SightingsStore:
             contact_id, card = registered.contact_id, registered.card
             operations.append(_seen_update(sighting, contact_id))
             if card is None:
-                continue  # inserted by another consumer as this batch went (or to be by an agent's create)
+                continue  # an agent's create registered the customer and inserts the card itself
             changes = refreshed(card, sighting.events)
             if changes is not None:
                 operations.append(UpdateOne(
@@ -139,7 +143,8 @@ class SightingsStore:
                 ))
                 if "platform_name" in changes:
                     renamed.append((sighting, contact_id, changes))
-            elif card.get("platform_name_event_id") in sighting.event_ids:  # a redelivery
+            elif (card.get("platform_name_event_id") in sighting.event_ids
+                  and card.get("created_by_event_id") not in sighting.event_ids):  # a redelivery of a rename
                 renamed.append((sighting, contact_id, {name: card[name] for name in RENAME}))
         await self._c.contacts.bulk_write(operations, ordered=True)
         return renamed
