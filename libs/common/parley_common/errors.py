@@ -85,7 +85,8 @@ def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status)
+        retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None  # as documented_errors says
+        return JSONResponse(error_body(exc.code, exc.message, exc.details), status_code=exc.status, headers=retry)
 
     async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         dependency = unavailable_dependency(exc)

@@ -32,8 +32,11 @@ class OutboundSettings(ServiceSettings):
                                "with one bulk write each")
     send_consumers: int = Field(default=1, ge=1, le=12, description="consumers of the requests topic in one "
                                 "process (one group; the partitions are shared out, their batches overlap). One: "
-                                "each more is an idle fetch loop (~0.4 % of a core), and under a backlog KEDA adds "
-                                "pods on the group's lag instead (docs/benchmarks.md)")
+                                "each more is an idle fetch loop of its own (docs/benchmarks.md, \"What idle is "
+                                "made of\"), and under a backlog KEDA adds pods on the group's lag instead")
+    max_sends_in_flight: int = Field(default=100, ge=1, description="POST /v1/messages handled at once by this "
+                                     "process; one more is answered 503 overloaded at once (retry with the same "
+                                     "Idempotency-Key) instead of queueing into the client's time-out")
     write_chunk_records: int = Field(default=100, ge=1, le=5000, description="a consumer batch is handled in "
                                      "chunks of this many commands at once: one chunk's writes overlap another's calls")
     send_concurrency: int = Field(default=128, ge=1, le=1000, description="conversations whose provider calls run "

@@ -84,3 +84,39 @@ async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
     await mongo.close()
     documented = app.openapi()["paths"]["/v1/messages"]["post"]["responses"]["503"]
     assert "cache_unavailable" in documented["description"] and "Retry-After" in documented["headers"]
+
+
+async def test_a_send_over_the_in_flight_limit_is_answered_503_overloaded_at_once(
+        infra_endpoints: dict[str, str], channels: Channels) -> None:
+    """One send held up (its cache commands wait on a slow Redis) fills a limit of one: the next is answered 503
+    `overloaded` at once with Retry-After, and answered as before once the first is done — the agents' replies
+    beyond what a process takes are shed, not queued into their clients' time-outs (issue 17)."""
+    host, _, port = infra_endpoints["PARLEY_REDIS_URL"].removeprefix("redis://").partition("/")[0].partition(":")
+    async with TcpProxy(host, int(port), hold=lambda _: True, delay=2.0) as slow_cache:
+        slow_cache.slow = False
+        infra = InfraSettings(
+            kafka_bootstrap=infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
+            redis_url=f"redis://127.0.0.1:{slow_cache.port}/0", namespace="t" + uuid.uuid4().hex[:12],
+            jwt_secret="outbound-module-secret-of-at-least-32-bytes",  # type: ignore[arg-type]
+        )
+        await ensure_topics(infra.kafka_bootstrap, infra.namespace)
+        app = create_app(OutboundSettings(infra=infra, send_consumers=1, max_sends_in_flight=1), channels=channels)
+        token = issue_token(infra.jwt_secret.get_secret_value(), TENANT, "agent.dana", ["agent"])
+        send = {"channel_id": "wa-main", "recipient": {"external_user_id": "447700900998"},
+                "content": {"kind": "text", "text": "Are you still there?"}}
+        async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://outbound",
+                headers={"Authorization": f"Bearer {token}"}) as client:
+            slow_cache.slow = True
+            held = asyncio.create_task(client.post("/v1/messages", json=send))
+            await asyncio.sleep(0.5)  # the first waits on the cache
+            started = asyncio.get_running_loop().time()
+            shed = await client.post("/v1/messages", json=send)
+            assert (shed.status_code, shed.json()["error"]["code"]) == (503, "overloaded"), shed.text
+            assert shed.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
+            assert asyncio.get_running_loop().time() - started < 1.0  # at once, not after the first
+            first = await held
+            assert (first.status_code, first.json()["error"]["code"]) == (422, "no_approved_template"), first.text
+            slow_cache.slow = False
+            again = await client.post("/v1/messages", json=send)
+            assert (again.status_code, again.json()["error"]["code"]) == (422, "no_approved_template"), again.text

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
@@ -14,6 +13,7 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from parley_common.admission import Admission
 from parley_common.bounds import BodyTooLarge, limited
 from parley_common.channels import AnyChannel, Channels, InstagramChannel, MessengerChannel, WhatsAppChannel
 from parley_common.errors import ApiError
@@ -42,27 +42,6 @@ class Limits:
     max_in_flight: int
 
 
-class Admission:
-    """At most `limit` webhooks in flight in this process; one more is answered 503 `overloaded` at once, before
-    anything is read or published. Above the rate the process sustains, requests otherwise pile up until the
-    provider's time-out (a load test saw 10 s time-outs outnumber the 503s 2:1) and the Redis pool runs dry; a
-    prompt 503 sheds the load cleanly and the provider retries."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._in_flight = 0
-
-    @contextmanager
-    def slot(self) -> Iterator[None]:
-        if self._in_flight >= self._limit:
-            raise ApiError(503, "overloaded", f"more than {self._limit} webhooks in flight; retry later")
-        self._in_flight += 1
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-
-
 class Normaliser:
     """Runs a plugin's normaliser: small JSON bodies inline (a thread hop would cost more than the parse), emails
     and large bodies in a small pool of worker threads with a time budget. A parse over its budget is answered
@@ -89,7 +68,7 @@ class Normaliser:
 def webhook_router(channels: Channels, intake: Intake, limits: Limits,
                    plugins: Mapping[ChannelType, ChannelPlugin], normaliser: Normaliser) -> APIRouter:
     router = APIRouter(tags=["webhooks"])
-    admission = Admission(limits.max_in_flight)
+    admission = Admission(limits.max_in_flight, "webhooks")
 
     @router.get(PATH, summary="Meta webhook subscription handshake (WhatsApp, Messenger, Instagram)")
     async def handshake(channel_type: str, channel_id: str, request: Request) -> PlainTextResponse:

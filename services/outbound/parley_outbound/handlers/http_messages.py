@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from parley_common.admission import OVERLOADED, Admission
 from parley_common.auth import Principal, Role, require_roles
 from parley_common.bounds import Identifier, PathId
 from parley_common.errors import AUTHENTICATED_ERRORS, ApiError, documented_errors
@@ -78,7 +79,8 @@ def hidden_customer() -> ApiError:
     return ApiError(404, "conversation_not_found", "no conversation with this customer that you may see")
 
 
-def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones: PhoneRecipients) -> APIRouter:
+def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones: PhoneRecipients,
+                    admission: Admission) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
     @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)",
@@ -87,13 +89,15 @@ def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones
                      422: "validation_failed, invalid_phone_number, customer_not_on_channel (writing first by phone "
                           "on Telegram / Viber: no contact with that phone on the channel), or a refusal's reason "
                           "(details: message_id, field)",
-                     503: WINDOW_FACTS_REBUILDING}))
+                     503: f"{WINDOW_FACTS_REBUILDING}; {OVERLOADED}"}))
     async def send(body: SendRequest, request: Request,
                    principal: Principal = Depends(require_roles(*SENDERS)),
                    idempotency_header: str | None = Header(default=None, alias="Idempotency-Key")) -> SendAccepted:
-        command = await _command(body, principal, request.state.correlation_id, idempotency_header, pipeline, phones)
-        await visibility.require(principal, [command.conversation_key], hidden_customer())
-        accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
+        with admission.slot():
+            command = await _command(body, principal, request.state.correlation_id, idempotency_header, pipeline,
+                                     phones)
+            await visibility.require(principal, [command.conversation_key], hidden_customer())
+            accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
         if accepted.state is State.REFUSED:
             details = {"message_id": accepted.message_id, **({"field": accepted.field} if accepted.field else {})}
             raise ApiError(422, accepted.reason or "refused", accepted.message or _refusal_message(accepted.reason),
