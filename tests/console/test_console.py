@@ -9,6 +9,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -392,6 +393,48 @@ def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, bro
     expect(page.locator(".timeline .attachment img")).to_be_visible(timeout=30_000)
     expect(failed).to_have_count(0)
     assert_clean(alice, "attachment-retried")
+    alice.close()
+
+
+def test_a_reply_sent_again_after_an_error_goes_out_once(system: System, browser: Browser) -> None:
+    alice, customer = a_customer_writes(browser, system, "Twice", "Are you there?")
+    page = alice.page
+    # A 503 can come after outbound stored the message (its answer lost, or a store slow after the write): the
+    # first send is made to meet that, and the agent sends the draft again.
+    keys: list[str] = []
+    answers: list[dict[str, Any]] = []
+
+    def stored_but_answered_503(route: Route) -> None:
+        keys.append(route.request.post_data_json["idempotency_key"])
+        answer = route.fetch()
+        answers.append(answer.json())
+        if len(keys) == 1:
+            route.fulfill(status=503, json={"error": {"code": "database_unavailable",
+                                                      "message": "the database did not answer in time"}})
+        else:
+            route.fulfill(response=answer)
+
+    page.route(re.compile(r"/v1/messages$"), stored_but_answered_503)
+    page.keyboard.press("r")
+    page.keyboard.type("Yes, one moment.")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("database_unavailable")
+    page.keyboard.press("Enter")  # the draft is still there: the same message again
+    reply = page.locator(".timeline .outbound", has_text="Yes, one moment.")
+    expect(reply.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
+    assert len(keys) == 2 and keys[0] == keys[1]
+    assert answers[1]["duplicate"] is True and answers[1]["message_id"] == answers[0]["message_id"]
+    assert [e["content"]["text"] for e in customer.outbound_entries(AGENT)].count("Yes, one moment.") == 1
+    assert [body.get("text", {}).get("body") for body in system.provider.sends_to(customer.phone)].count(
+        "Yes, one moment.") == 1
+    expect(reply).to_have_count(1)
+    refused_as_expected(alice, 503, "/v1/messages")
+    assert_clean(alice, "sent-again")
+
+    page.keyboard.type("A second message.")  # a new draft is a new message
+    page.keyboard.press("Enter")
+    expect(page.locator(".timeline .outbound", has_text="A second message.")).to_have_count(1, timeout=30_000)
+    assert len(keys) == 3 and keys[2] != keys[0]
     alice.close()
 
 

@@ -23,6 +23,10 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
 ) {
   const [text, setText] = useState("");
   const [file, setFile] = useState<File | null>(null);
+  // One key per draft: sending it again after an error (a 503 may come after the message was stored) is the same
+  // message to outbound, never a second one; a changed draft is a new message.
+  const [draftKey, setDraftKey] = useState(newDraftKey);
+  useEffect(() => setDraftKey(newDraftKey()), [text, file, conversation.id]);
   const [sending, setSending] = useState(false);
   const [afterSend, setAfterSend] = useState<AfterSend>("");
   const [transferTo, setTransferTo] = useState("");
@@ -58,7 +62,10 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
       } else {
         const mediaId = file ? await upload(file) : null;
         const content = text.trim() ? { kind: "text", text: text.trim(), media_id: mediaId } : { kind: "media", media_id: mediaId };
-        await api("/v1/messages", { method: "POST", json: { channel_id: conversation.channel_id, recipient, content, ...after } });
+        await api("/v1/messages", {
+          method: "POST",
+          json: { channel_id: conversation.channel_id, recipient, content, idempotency_key: draftKey, ...after },
+        });
       }
       setText("");
       setFile(null);
@@ -176,3 +183,8 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
     </section>
   );
 });
+
+/** 128 random bits as hex (crypto.getRandomValues works on a plain-HTTP origin too, unlike randomUUID). */
+function newDraftKey(): string {
+  return Array.from(crypto.getRandomValues(new Uint8Array(16)), (byte) => byte.toString(16).padStart(2, "0")).join("");
+}
