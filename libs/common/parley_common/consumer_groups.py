@@ -1,6 +1,6 @@
 """How a service consumes: one consumer group per lane, each reading several topics in batches.
 
-Each consumer costs an idle fetch loop (the local broker does not long-poll: 1.5 to 3 % of a core per consumer
+Each consumer costs an idle fetch loop (the local broker does not long-poll: 1.3 to 3 % of a core per consumer
 while idle, growing with its partitions, docs/benchmarks.md), so a service runs one group over all the topics whose
 handlers may wait behind each other, and a lane of its own only where one must not (outbound's sends behind its
 projections, media's retries that sleep until their time). A batch holds records of several topics: each topic's

@@ -5,6 +5,8 @@ upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
   (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py.
   `pace_lane` gives one consumer a longer bound than the process's (same test). `linger_batches` lets a lane's
   batch that is not full wait a moment for more records (tests/common/integration/test_batch_latency.py).
+- `reuse_unchanged_fetches` (aiokafka's fetcher and fetch protocol): an idle consumer's unchanged request is built
+  and encoded once and the broker's unchanged answer decoded once; tests/common/integration/test_idle_fetch_reuse.py.
 - `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
   record; tests/common/integration/test_batch_latency.py.
 - `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
@@ -14,9 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import io
 from typing import Any
 
+import aiokafka
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.protocol.fetch import FetchRequest
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 IDLE_FETCH_BACKOFF_MS = 40
@@ -69,6 +74,84 @@ def pace_idle_fetches(longest_ms: int) -> None:
         return has_new_data
 
     Fetcher._proc_fetch_request = fetch_then_pace
+
+
+def reuse_unchanged_fetches() -> None:
+    """An idle consumer's fetch asks every partition from the same positions as the one before, and the local broker
+    answers it with the same bytes: the request is encoded once and the answer decoded once, while nothing moves.
+
+    Each fetch, aiokafka builds a new request (its partitions shuffled), encodes it and decodes the answer field by
+    field through its protocol structs, in Python: most of an idle fetch's own work, in proportion to its partitions
+    (docs/benchmarks.md, "What an idle fetch is made of"). Here the fetcher sends the previous request again, in the
+    same order, when it asks the same node for the same partitions from the same positions (the shuffle spreads
+    records across partitions when an answer is cut at `fetch_max_bytes`; an unchanged request follows one that
+    brought no record); the request's encoded bytes are kept on it; and an answer carrying no record whose bytes
+    equal an earlier one's is that earlier answer's decoded value (read-only everywhere in aiokafka). Any position
+    that moves (records read, a seek, a reset, a new assignment) builds and encodes a new request as before.
+    aiokafka 0.14 is pinned (the fetcher's `_get_actions_per_node`, `FetchRequest.prepare`, the fetch answers'
+    `decode`); tests/common/integration/test_idle_fetch_reuse.py fails if an upgrade moves these seams."""
+    if aiokafka.__version__ != "0.14.0":
+        raise RuntimeError(f"reuse_unchanged_fetches patches aiokafka 0.14.0's fetcher, not {aiokafka.__version__}")
+    if getattr(Fetcher._get_actions_per_node, "__wrapped__", None):
+        return
+    build_actions = Fetcher._get_actions_per_node
+    prepare = FetchRequest.prepare
+
+    @functools.wraps(build_actions)
+    def actions_reusing_requests(self: Fetcher, assignment: Any) -> Any:
+        fetch_requests, *other_actions = build_actions(self, assignment)
+        previous: dict[int, tuple[frozenset[Any], FetchRequest]] = self.__dict__.setdefault("_parley_requests", {})
+        for index, (node_id, request) in enumerate(fetch_requests):
+            asked = frozenset((topic, *partition) for topic, partitions in request.topics for partition in partitions)
+            if node_id in previous and previous[node_id][0] == asked:
+                fetch_requests[index] = (node_id, previous[node_id][1])
+            else:
+                previous[node_id] = (asked, request)
+        return (fetch_requests, *other_actions)
+
+    @functools.wraps(prepare)
+    def prepare_once(self: FetchRequest, versions: dict[int, tuple[int, int]]) -> Any:
+        prepared = self.__dict__.get("_parley_prepared")
+        if prepared is None or prepared[0] is not versions:  # a new connection may speak another version
+            request_struct = prepare(self, versions)
+            encoded = request_struct.encode()
+            request_struct.encode = lambda: encoded
+            prepared = self._parley_prepared = (versions, request_struct)
+        return prepared[1]
+
+    Fetcher._get_actions_per_node = actions_reusing_requests
+    FetchRequest.prepare = prepare_once
+    for response_class in {request_class.RESPONSE_TYPE for request_class in FetchRequest._CLASSES}:
+        response_class.decode = classmethod(_decode_once(response_class.decode.__func__))
+
+
+_RECORDLESS_ANSWERS_KEPT = 64
+_LARGEST_ANSWER_KEPT = 64 * 1024  # an answer without records: ~42 bytes a partition
+
+
+def _decode_once(decode: Any) -> Any:
+    """`decode` of a fetch answer class, returning the value already decoded from the same bytes for a small answer
+    carrying no record (an idle consumer's; all are dropped once more are kept than a process has consumers)."""
+    decoded: dict[bytes, Any] = {}
+
+    @functools.wraps(decode)
+    def decode_once(response_class: Any, data: io.BytesIO) -> Any:
+        start = data.tell()
+        if data.seek(0, io.SEEK_END) - start > _LARGEST_ANSWER_KEPT:  # records: decoded from the buffer as before
+            data.seek(start)
+            return decode(response_class, data)
+        data.seek(start)
+        answer = data.read()
+        if answer in decoded:
+            return decoded[answer]
+        response = decode(response_class, answer)
+        if not any(partition[-1] for _, partitions in response.topics for partition in partitions):
+            if len(decoded) >= _RECORDLESS_ANSWERS_KEPT:
+                decoded.clear()
+            decoded[answer] = response
+        return response
+
+    return decode_once
 
 
 def pace_lane(consumer: Any, longest_ms: int) -> None:
