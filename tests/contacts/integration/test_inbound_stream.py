@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -33,15 +35,25 @@ async def wait_for(check: Any, wait: float = 30) -> None:
     raise AssertionError("condition not reached")
 
 
-async def test_concurrent_first_messages_create_one_contact(infra_settings: InfraSettings, mongo: Any) -> None:
-    """Two 'replicas' (separate clients and stores) record the same new customer at once, many times."""
-    clients = [mongo_client(infra_settings.mongo_uri, f"replica-{n}") for n in range(2)]
+@asynccontextmanager
+async def replicas(infra_settings: InfraSettings, *names: str) -> AsyncIterator[list[SightingsStore]]:
+    """One store per name, each with its own database client: as many replicas of contacts' consumer."""
+    clients = [mongo_client(infra_settings.mongo_uri, name) for name in names]
     try:
         stores = []
         for client in clients:
             collections = Collections(client[infra_settings.database_name("contacts")])
             await collections.ensure_indexes()
             stores.append(SightingsStore(collections))
+        yield stores
+    finally:
+        for client in clients:
+            await client.close()
+
+
+async def test_concurrent_first_messages_create_one_contact(infra_settings: InfraSettings, mongo: Any) -> None:
+    """Two 'replicas' (separate clients and stores) record the same new customer at once, many times."""
+    async with replicas(infra_settings, "replica-0", "replica-1") as stores:
         events = [message("447700900123", at=T0 + timedelta(seconds=n)) for n in range(16)]
         outcomes = await asyncio.gather(*(
             stores[n % 2].record(per_customer([event])) for n, event in enumerate(events)))
@@ -52,9 +64,6 @@ async def test_concurrent_first_messages_create_one_contact(infra_settings: Infr
         card = await db.contacts.find_one({"tenant_id": "acme"})
         assert card["last_seen_at"] == T0 + timedelta(seconds=15)
         assert card["phones"] == ["+447700900123"]
-    finally:
-        for client in clients:
-            await client.close()
 
 
 async def publish_to(infra: InfraSettings, placed: list[tuple[Any, int]]) -> None:
@@ -161,11 +170,7 @@ async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_af
     """A consumer behind the stream reads a new Telegram-like customer's first message, their blocking the bot and
     a message without the phone in one batch: one card holds all three. A later unblock changes the identity
     and announces no rename (there is none)."""
-    client = mongo_client(infra_settings.mongo_uri, "lagging")
-    try:
-        collections = Collections(client[infra_settings.database_name("contacts")])
-        await collections.ensure_indexes()
-        store = SightingsStore(collections)
+    async with replicas(infra_settings, "lagging") as (store,):
         handler = InboundHandler(store, publisher=None, now=lambda: T0)  # type: ignore[arg-type]  # events_of only
 
         def notice(kind: str, at: datetime) -> MessageReceived:
@@ -189,22 +194,13 @@ async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_af
         unblocked = await store.record(per_customer([notice("bot_unblocked", T0 + timedelta(seconds=3))]))
         assert unblocked.created == unblocked.renamed == [] and handler.events_of(unblocked) == []
         assert (await db.contacts.find_one({}))["identities"][0]["blocked_the_bot"] is False
-    finally:
-        await client.close()
 
 
 async def test_a_card_another_consumer_inserts_first_still_gets_this_batchs_news(
         infra_settings: InfraSettings, mongo: Any) -> None:
     """A partition moving between two replicas: both read a new customer's messages, the other inserts the card
     between this batch's lookup and its own insert. This batch's block notice still reaches the card."""
-    clients = [mongo_client(infra_settings.mongo_uri, name) for name in ("this", "other")]
-    try:
-        stores = []
-        for client in clients:
-            collections = Collections(client[infra_settings.database_name("contacts")])
-            await collections.ensure_indexes()
-            stores.append(SightingsStore(collections))
-        ours, other = stores
+    async with replicas(infra_settings, "this", "other") as (ours, other):
         first = message("447700900999", name="Tom", at=T0)
         blocked = first.model_copy(update={"event_id": uuid.uuid4(), "provider_timestamp": T0 + timedelta(seconds=1),
                                            "parts": (SystemPart(system_kind="bot_blocked"),)})
@@ -222,6 +218,3 @@ async def test_a_card_another_consumer_inserts_first_still_gets_this_batchs_news
         assert await db.contacts.count_documents({}) == 1
         assert card["identities"][0]["blocked_the_bot"] is True
         assert [card["_id"] for _, card in recorded.created] == [card["_id"]]  # the same first event: announced
-    finally:
-        for client in clients:
-            await client.close()

@@ -8,10 +8,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
 from outbound_helpers import TENANT
 from redis.asyncio import BlockingConnectionPool, Redis
 from tcp_proxy import TcpProxy
@@ -35,21 +38,35 @@ async def cache_proxy(infra_endpoints: dict[str, str]) -> AsyncIterator[TcpProxy
         yield proxy
 
 
-async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
-        infra_endpoints: dict[str, str], channels: Channels, cache_proxy: TcpProxy) -> None:
+@asynccontextmanager
+async def outbound_behind(cache: TcpProxy, infra_endpoints: dict[str, str], channels: Channels,
+                          **settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient, InfraSettings]]:
+    """Outbound whose cache is the real Redis behind `cache`, and an agent's client of its API; its database is
+    dropped after."""
     infra = InfraSettings(
         kafka_bootstrap=infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
-        redis_url=f"redis://127.0.0.1:{cache_proxy.port}/0", namespace="t" + uuid.uuid4().hex[:12],
+        redis_url=f"redis://127.0.0.1:{cache.port}/0", namespace="t" + uuid.uuid4().hex[:12],
         jwt_secret="outbound-module-secret-of-at-least-32-bytes",  # type: ignore[arg-type]
     )
     await ensure_topics(infra.kafka_bootstrap, infra.namespace)
-    app = create_app(OutboundSettings(infra=infra, send_consumers=1), channels=channels)
+    app = create_app(OutboundSettings(infra=infra, send_consumers=1, **settings), channels=channels)
     token = issue_token(infra.jwt_secret.get_secret_value(), TENANT, "agent.dana", ["agent"])
+    try:
+        async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60), httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://outbound",
+                headers={"Authorization": f"Bearer {token}"}) as client:
+            yield app, client, infra
+    finally:
+        mongo = mongo_client(infra.mongo_uri, "parley-tests")
+        await mongo.drop_database(infra.database_name("outbound"))
+        await mongo.close()
+
+
+async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
+        infra_endpoints: dict[str, str], channels: Channels, cache_proxy: TcpProxy) -> None:
     send = {"channel_id": "wa-main", "recipient": {"external_user_id": "447700900999"},
             "content": {"kind": "text", "text": "Are you still there?"}}
-    async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://outbound",
-            headers={"Authorization": f"Bearer {token}"}) as client:
+    async with outbound_behind(cache_proxy, infra_endpoints, channels) as (app, client, infra):
         before = await client.post("/v1/messages", json=send)
         assert (before.status_code, before.json()["error"]["code"]) == (422, "no_approved_template"), before.text
 
@@ -79,9 +96,6 @@ async def test_a_send_while_the_cache_is_away_is_answered_503_with_retry_after(
         finally:
             pool.max_connections, pool.timeout = MAX_CONNECTIONS, CONNECTION_WAIT_SECONDS
 
-    mongo = mongo_client(infra.mongo_uri, "parley-tests")
-    await mongo.drop_database(infra.database_name("outbound"))
-    await mongo.close()
     documented = app.openapi()["paths"]["/v1/messages"]["post"]["responses"]["503"]
     assert "cache_unavailable" in documented["description"] and "Retry-After" in documented["headers"]
 
@@ -94,19 +108,9 @@ async def test_a_send_over_the_in_flight_limit_is_answered_503_overloaded_at_onc
     host, _, port = infra_endpoints["PARLEY_REDIS_URL"].removeprefix("redis://").partition("/")[0].partition(":")
     async with TcpProxy(host, int(port), hold=lambda _: True, delay=2.0) as slow_cache:
         slow_cache.slow = False
-        infra = InfraSettings(
-            kafka_bootstrap=infra_endpoints["PARLEY_KAFKA_BOOTSTRAP"], mongo_uri=infra_endpoints["PARLEY_MONGO_URI"],
-            redis_url=f"redis://127.0.0.1:{slow_cache.port}/0", namespace="t" + uuid.uuid4().hex[:12],
-            jwt_secret="outbound-module-secret-of-at-least-32-bytes",  # type: ignore[arg-type]
-        )
-        await ensure_topics(infra.kafka_bootstrap, infra.namespace)
-        app = create_app(OutboundSettings(infra=infra, send_consumers=1, max_sends_in_flight=1), channels=channels)
-        token = issue_token(infra.jwt_secret.get_secret_value(), TENANT, "agent.dana", ["agent"])
         send = {"channel_id": "wa-main", "recipient": {"external_user_id": "447700900998"},
                 "content": {"kind": "text", "text": "Are you still there?"}}
-        async with LifespanManager(app, startup_timeout=90, shutdown_timeout=60), httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://outbound",
-                headers={"Authorization": f"Bearer {token}"}) as client:
+        async with outbound_behind(slow_cache, infra_endpoints, channels, max_sends_in_flight=1) as (_, client, _):
             slow_cache.slow = True
             held = asyncio.create_task(client.post("/v1/messages", json=send))
             await asyncio.sleep(0.5)  # the first waits on the cache

@@ -23,10 +23,17 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
 ) {
   const [text, setText] = useState("");
   const [file, setFile] = useState<File | null>(null);
-  // One key per draft: sending it again after an error (a 503 may come after the message was stored) is the same
-  // message to outbound, never a second one; a changed draft is a new message.
-  const [draftKey, setDraftKey] = useState(newDraftKey);
-  useEffect(() => setDraftKey(newDraftKey()), [text, file, conversation.id]);
+  // The draft last sent without a success, with its key: sending the same draft again after an error (a 503 may
+  // come after outbound stored the message) is the same message to outbound, never a second one; any other draft
+  // is a new message. Compared at send time, so no render can hand a send a stale key.
+  const unconfirmed = useRef<{ conversationId: string; text: string; file: File | null; key: string } | null>(null);
+
+  function keyOfDraft(): string {
+    const last = unconfirmed.current;
+    if (last && last.conversationId === conversation.id && last.text === text && last.file === file) return last.key;
+    unconfirmed.current = { conversationId: conversation.id, text, file, key: newDraftKey() };
+    return unconfirmed.current.key;
+  }
   const [sending, setSending] = useState(false);
   const [afterSend, setAfterSend] = useState<AfterSend>("");
   const [transferTo, setTransferTo] = useState("");
@@ -64,9 +71,10 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
         const content = text.trim() ? { kind: "text", text: text.trim(), media_id: mediaId } : { kind: "media", media_id: mediaId };
         await api("/v1/messages", {
           method: "POST",
-          json: { channel_id: conversation.channel_id, recipient, content, idempotency_key: draftKey, ...after },
+          json: { channel_id: conversation.channel_id, recipient, content, idempotency_key: keyOfDraft(), ...after },
         });
       }
+      unconfirmed.current = null;
       setText("");
       setFile(null);
       onError("");
