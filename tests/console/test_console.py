@@ -435,6 +435,28 @@ def test_a_reply_sent_again_after_an_error_goes_out_once(system: System, browser
     page.keyboard.press("Enter")
     expect(page.locator(".timeline .outbound", has_text="A second message.")).to_have_count(1, timeout=30_000)
     assert len(keys) == 3 and keys[2] != keys[0]
+
+    # A refusal (4xx) is stored by outbound under its key: the same draft sent again is a new attempt, a new key.
+    page.unroute(re.compile(r"/v1/messages$"))
+    refused: list[str] = []
+
+    def refused_at_first(route: Route) -> None:
+        refused.append(route.request.post_data_json["idempotency_key"])
+        if len(refused) == 1:
+            route.fulfill(status=422, json={"error": {"code": "customer_blocked_bot",
+                                                      "message": "the customer blocked the bot"}})
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/v1/messages$"), refused_at_first)
+    page.keyboard.type("Back now?")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("alert")).to_contain_text("customer_blocked_bot")
+    page.keyboard.press("Enter")
+    expect(page.locator(".timeline .outbound", has_text="Back now?")).to_have_count(1, timeout=30_000)
+    assert len(refused) == 2 and refused[0] != refused[1]
+    refused_as_expected(alice, 422, "/v1/messages")
+    assert_clean(alice, "sent-after-a-refusal")
     alice.close()
 
 

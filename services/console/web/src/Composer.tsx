@@ -23,17 +23,11 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
 ) {
   const [text, setText] = useState("");
   const [file, setFile] = useState<File | null>(null);
-  // The draft last sent without a success, with its key: sending the same draft again after an error (a 503 may
-  // come after outbound stored the message) is the same message to outbound, never a second one; any other draft
-  // is a new message. Compared at send time, so no render can hand a send a stale key.
-  const unconfirmed = useRef<{ conversationId: string; text: string; file: File | null; key: string } | null>(null);
-
-  function keyOfDraft(): string {
-    const last = unconfirmed.current;
-    if (last && last.conversationId === conversation.id && last.text === text && last.file === file) return last.key;
-    unconfirmed.current = { conversationId: conversation.id, text, file, key: newDraftKey() };
-    return unconfirmed.current.key;
-  }
+  // A draft's key is kept after an error that may have come after outbound stored the message (a 5xx, no
+  // answer), so sending the same draft again is the same message to outbound, never a second one; it goes after a
+  // success or a refusal (4xx: outbound stored the refusal under it, and the next try is a new attempt). Any other
+  // draft is a new message. Looked up at send time, so no render can hand a send a stale key.
+  const unconfirmed = useRef(new Map<string, string>());
   const [sending, setSending] = useState(false);
   const [afterSend, setAfterSend] = useState<AfterSend>("");
   const [transferTo, setTransferTo] = useState("");
@@ -53,6 +47,22 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
     : afterSend ? { after_send: { action: afterSend } } : {};
   const afterSendReady = afterSend !== "transfer" || Boolean(targetId);
 
+  async function sendDraft(draft: unknown[], content: object): Promise<void> {
+    const signature = JSON.stringify([conversation.id, ...draft]);
+    const key = unconfirmed.current.get(signature) ?? newDraftKey();
+    unconfirmed.current.set(signature, key);
+    try {
+      await api("/v1/messages", {
+        method: "POST",
+        json: { channel_id: conversation.channel_id, recipient, content, idempotency_key: key, ...after },
+      });
+      unconfirmed.current.delete(signature);
+    } catch (problem) {
+      if (problem instanceof ApiError && problem.status < 500) unconfirmed.current.delete(signature);
+      throw problem;
+    }
+  }
+
   async function upload(chosen: File): Promise<string> {
     const form = new FormData();
     form.append("file", chosen, chosen.name);
@@ -69,12 +79,8 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
       } else {
         const mediaId = file ? await upload(file) : null;
         const content = text.trim() ? { kind: "text", text: text.trim(), media_id: mediaId } : { kind: "media", media_id: mediaId };
-        await api("/v1/messages", {
-          method: "POST",
-          json: { channel_id: conversation.channel_id, recipient, content, idempotency_key: keyOfDraft(), ...after },
-        });
+        await sendDraft(["reply", text, file && [file.name, file.size, file.lastModified]], content);
       }
-      unconfirmed.current = null;
       setText("");
       setFile(null);
       onError("");
@@ -88,11 +94,9 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
 
   async function sendTemplate(template: Template, variables: Record<string, string>) {
     if (!afterSendReady) { onError("Choose who the conversation goes to after the send."); return; }
+    const content = { kind: "template", name: template.name, language: template.language, variables };
     try {
-      await api("/v1/messages", {
-        method: "POST",
-        json: { channel_id: conversation.channel_id, recipient, content: { kind: "template", name: template.name, language: template.language, variables }, ...after },
-      });
+      await sendDraft([content], content);
       setPicking(false);
       onError("");
       onSent();
@@ -103,11 +107,9 @@ export const Composer = forwardRef<HTMLTextAreaElement, Props>(function Composer
 
   async function sendSaved(savedReplyId: string) {
     if (!afterSendReady) { onError("Choose who the conversation goes to after the send."); return; }
+    const content = { kind: "saved_reply", saved_reply_id: savedReplyId };
     try {
-      await api("/v1/messages", {
-        method: "POST",
-        json: { channel_id: conversation.channel_id, recipient, content: { kind: "saved_reply", saved_reply_id: savedReplyId }, ...after },
-      });
+      await sendDraft([content], content);
       onError("");
       onSent();
     } catch (problem) {
