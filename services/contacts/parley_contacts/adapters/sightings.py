@@ -67,12 +67,12 @@ class SightingsStore:
         beaten = [s.key for s, card in zip(missing, cards, strict=True) if card["_id"] not in inserted]
         if beaten:  # another consumer inserted the card as this batch went: read it, to tell it this batch's news
             registry.update(await self._registered(beaten))
+        built_here = [(s, card) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted]
         outcome = Recorded()
-        outcome.created = [(s, card) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted]
-        outcome.created += [(s, card) for s in sightings if (card := registry[s.key].card) is not None
-                            and card.get("created_by_event_id") in s.event_ids]  # a redelivery
-        built_here = {id(s) for s, card in zip(missing, cards, strict=True) if card["_id"] in inserted}
-        outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in built_here])
+        outcome.created = built_here + [(s, card) for s in sightings if (card := registry[s.key].card) is not None
+                                        and card.get("created_by_event_id") in s.event_ids]  # a redelivery
+        built = {id(s) for s, _ in built_here}
+        outcome.renamed = await self._update_seen([(s, registry[s.key]) for s in sightings if id(s) not in built])
         return outcome
 
     async def _registered(self, keys: list[CustomerKey]) -> dict[CustomerKey, Registered]:

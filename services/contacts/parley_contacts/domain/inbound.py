@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from parley_common.events.inbound import MessageReceived, SystemPart
@@ -29,7 +30,7 @@ class Sighting:
 
     events: tuple[MessageReceived, ...]
 
-    @property
+    @cached_property
     def event(self) -> MessageReceived:
         """The newest by provider time (on a tie, the later in the batch)."""
         newest = self.events[0]
@@ -43,7 +44,7 @@ class Sighting:
         first = self.events[0]
         return (first.tenant_id, first.channel_id, first.external_user_id)
 
-    @property
+    @cached_property
     def event_ids(self) -> frozenset[str]:
         return frozenset(str(event.event_id) for event in self.events)
 
