@@ -157,8 +157,8 @@ def asyncapi_document(broker: KafkaBroker, title: str) -> dict[str, Any]:
 
 def declare_published(broker: KafkaBroker, namespace: str, *topics: Topic) -> None:
     """Names `topics` in the service's AsyncAPI document as topics it publishes to, with their event schema:
-    FastStream lists only topics it has a publisher object for, and the services publish through EventPublisher
-    (or ingest's AckedPublisher), not through those objects."""
+    FastStream lists only topics it has a publisher object for, and the services publish through EventPublisher,
+    not through those objects."""
     for topic in topics:
         name = topic.name(namespace)
         broker.publisher(name, title=name, description=topic.description, schema=topic.payload)

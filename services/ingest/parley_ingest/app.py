@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.connections import kafka_security
 from parley_common.health import redis_check
-from parley_common.kafka import make_broker
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.logging import configure_logging
 from parley_common.runtime import Runtime, run_service
 from parley_common.service import asyncapi_document, build_service, declare_published
@@ -28,7 +28,7 @@ from parley_ingest.adapters.cache import SharedCache
 from parley_ingest.adapters.dedup import DedupStore
 from parley_ingest.adapters.identities import IdentityStore
 from parley_ingest.adapters.identity_records import IdentityRecords
-from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink
+from parley_ingest.adapters.kafka_link import KafkaLink
 from parley_ingest.domain.providers import plugins_for
 from parley_ingest.handlers.intake import Intake
 from parley_ingest.handlers.webhooks import Limits, Normaliser, webhook_router
@@ -50,7 +50,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
                          security=kafka_security(settings.infra),
                          max_request_size=INBOUND_ATTACHMENTS.max_message_bytes)
     declare_published(broker, settings.infra.namespace, *PRODUCED)
-    link = KafkaLink(broker, AckedPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
+    link = KafkaLink(broker, EventPublisher(broker, settings.infra.namespace), settings.publish_timeout_seconds)
     prefix = settings.infra.redis_prefix()
     cache = SharedCache(runtime.redis)
     dedup = DedupStore(cache, settings.dedup_ttl_seconds, settings.dedup_check_timeout_seconds)

@@ -17,11 +17,11 @@ from asgi_lifespan import LifespanManager
 
 from parley_common.events.common import ChannelType
 from parley_common.events.inbound import Customer, TextPart
-from parley_common.kafka import make_broker
+from parley_common.kafka import EventPublisher, make_broker
 from parley_common.settings import InfraSettings
 from parley_common.tasks import running
 from parley_common.topics import DEAD_LETTERS, INBOUND_ATTACHMENTS, INBOUND_MESSAGES
-from parley_ingest.adapters.kafka_link import AckedPublisher, KafkaLink, UnpublishableEvent
+from parley_ingest.adapters.kafka_link import KafkaLink, UnpublishableEvent
 from parley_ingest.app import create_app
 from parley_ingest.domain.model import message_event
 from parley_ingest.settings import IngestSettings
@@ -174,7 +174,7 @@ async def test_an_event_that_cannot_be_serialised_is_unpublishable_not_a_broker_
     event = message_event(ctx, external_user_id="42", raw=deep, provider_message_id="m1", customer=Customer(),
                           provider_timestamp=ctx.received_at, parts=(TextPart(text="hi"),)).event
     broker = make_broker(kafka_topics.kafka_bootstrap, "ingest-test")
-    link = KafkaLink(broker, AckedPublisher(broker, kafka_topics.namespace), timeout_seconds=10)
+    link = KafkaLink(broker, EventPublisher(broker, kafka_topics.namespace), timeout_seconds=10)
     try:
         with pytest.raises(UnpublishableEvent):
             await link.publish_all([(event, INBOUND_MESSAGES)])

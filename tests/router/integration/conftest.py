@@ -18,6 +18,7 @@ from parley_common.auth import issue_token
 from parley_common.clock import FixedClock
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.settings import InfraSettings
+from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.app import create_app
 from parley_router.handlers.engine import Engine
 from parley_router.settings import RouterSettings
@@ -73,19 +74,23 @@ class ProcessGone(Exception):
 
 
 def published_events(router: Router, *, stop_at_first: bool = False) -> list[tuple[str, str, str]]:
-    """What the engine publishes from now on, as (customer, change, status). `stop_at_first`: the first publish
-    raises ProcessGone instead, recorded as a "stopped" change (an attempt that stopped right after storing)."""
+    """The conversations' events published from now on, as (customer, change, status). `stop_at_first`: the first
+    publish of them raises ProcessGone instead, recorded as a "stopped" change (an attempt that stopped right after
+    storing)."""
     events: list[tuple[str, str, str]] = []
-    publish = router.engine.publish
+    publisher = router.engine.publisher
+    publish_together = publisher.publish_together
 
-    async def recorded(conv: Any, change: str, *args: Any, **kwargs: Any) -> None:
+    async def recorded(sent: Any, topic: Any) -> None:
+        if topic is not CONVERSATIONS_EVENTS:
+            return await publish_together(sent, topic)
         if stop_at_first and not events:
-            events.append((conv.external_user_id, "stopped", conv.status.value))
+            events.append((sent[0].external_user_id, "stopped", sent[0].status))
             raise ProcessGone
-        events.append((conv.external_user_id, change, conv.status.value))
-        await publish(conv, change, *args, **kwargs)
+        events.extend((event.external_user_id, event.change, event.status) for event in sent)
+        return await publish_together(sent, topic)
 
-    router.engine.publish = recorded  # type: ignore[method-assign]
+    publisher.publish_together = recorded  # type: ignore[method-assign]
     return events
 
 

@@ -160,15 +160,16 @@ async def test_an_opened_event_published_again_by_the_redelivery_carries_the_sam
     await router.agent("ann", ["default"], capacity=2)
     message = inbound(user="u1", text="hello", message_id="m1")
     sent: list[Any] = []
-    publish = router.engine.publisher.publish
+    publish_together = router.engine.publisher.publish_together
 
-    async def crash_after_opened(event: Any, topic: Any) -> None:
-        if getattr(event, "change", None) == "offered" and len(sent) == 1:
-            raise ProcessGone  # `opened` went out; the process dies before anything else
-        sent.append(event)
-        await publish(event, topic)
+    async def crash_after_first_publish(events: Any, topic: Any) -> None:
+        first = not sent
+        sent.extend(events)
+        await publish_together(events, topic)
+        if first:
+            raise ProcessGone  # `opened` (with `offered`) went out; the process dies before anything else
 
-    router.engine.publisher.publish = crash_after_opened  # type: ignore[method-assign]
+    router.engine.publisher.publish_together = crash_after_first_publish  # type: ignore[method-assign]
     with pytest.raises(ProcessGone):
         await InboundHandler(router.engine).handle(message)
     await InboundHandler(router.engine).handle(message)  # the redelivery

@@ -6,14 +6,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from typing import Any, cast
 
 import structlog
 from aiokafka.errors import MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 
-from parley_common import round_trips, tracing
-from parley_common.cloudevents import headers_for
 from parley_common.events.envelope import Envelope
 from parley_common.idempotence import SEQUENCE_LOST, producer_id, start_sequences_again
 from parley_common.kafka import EventPublisher
@@ -21,26 +18,6 @@ from parley_common.topics import Topic
 
 log = structlog.get_logger(__name__)
 RECONNECT_INTERVAL_S = 1.0
-
-
-class AckedPublisher(EventPublisher):
-    """EventPublisher (same encoding, key and CloudEvents headers, acks=all producer) that can hand an event to
-    the producer without waiting: the returned future resolves when Kafka acknowledged it."""
-
-    async def enqueue(self, event: Envelope, topic: Topic, encoded: bytes) -> asyncio.Future[Any]:
-        round_trips.count(round_trips.KAFKA_PRODUCED)
-        headers = headers_for(event)
-        topic_name = self.topic_name(topic)
-        with tracing.sending(topic_name, headers):  # the span ends at the hand-off, before Kafka's ack
-            future = await self._broker.publish(
-                encoded,
-                topic=topic_name,
-                key=event.partition_key(),
-                headers=headers,
-                correlation_id=event.correlation_id,  # else faststream draws a uuid4 per record (os.urandom)
-                no_confirm=True,
-            )
-        return cast(asyncio.Future[Any], future)
 
 
 class BrokerUnavailable(Exception):
@@ -56,7 +33,7 @@ class EventTooLarge(Exception):
 
 
 class KafkaLink:
-    def __init__(self, broker: KafkaBroker, publisher: AckedPublisher, timeout_seconds: float) -> None:
+    def __init__(self, broker: KafkaBroker, publisher: EventPublisher, timeout_seconds: float) -> None:
         self._broker = broker
         self._publisher = publisher
         self._timeout = timeout_seconds

@@ -4,7 +4,7 @@ publish, and the dispatcher that hands queued conversations to free agents."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -53,7 +53,7 @@ HOLDS_CAPACITY = (Status.ASSIGNED, Status.SNOOZED)
 DISPATCH_PASSES = 3
 TAKE_ATTEMPTS = 3  # a take refused for a capacity read before the latest directory write (or lost slots) tries again
 Transition = Callable[[Conversation], Conversation]
-Announce = Callable[[Conversation], Awaitable[None]]
+Announce = Callable[[Conversation], ConversationChanged]  # a new conversation's `opened` event, built
 
 
 @dataclass
@@ -75,7 +75,8 @@ class Stores:
 
 @dataclass
 class _Opening:
-    """A new conversation whose key this process claimed, not stored yet: an offer made to it stores it."""
+    """A new conversation whose key this process claimed, not stored yet: an offer made to it stores it, and its
+    `opened` event is published with the offer's."""
     announce: Announce
     stored: Conversation | None = None
 
@@ -101,7 +102,8 @@ class Engine:
         """Store a new conversation whose key was just claimed, then `announce` it (its `opened` event). A queued
         one is planned first, with the others queued meanwhile, and when an agent has room it is stored already
         offered: one insert instead of an insert and an update (that update was half of the local database's
-        work per routed message). Returns it as stored; a failure before it was stored gives the key back."""
+        work per routed message), and its `opened` event goes out together with the `offered` one. Returns it as
+        stored; a failure before it was stored gives the key back."""
         opening = _Opening(announce)
         try:
             if conv_rules.queue_target(conv) is not None:
@@ -112,7 +114,7 @@ class Engine:
                     del self._opening[conv.id]
             if opening.stored is None:  # a bot's, a blocked customer's, or nobody has room: offered when room frees
                 opening.stored = await self.stores.conversations.insert(conv)
-                await announce(conv)
+                await self.publisher.publish(announce(conv), CONVERSATIONS_EVENTS)
         except Exception:
             if opening.stored is None:
                 await self.stores.conversations.release_claim(conv)
@@ -170,7 +172,7 @@ class Engine:
         leaving_stamp = await presence.stamp_of(conv.tenant_id, leaving, conv.channel_type, conv.id) if (
             leaving is not None) else None
         try:
-            saved = await self._store(conv, after)
+            saved, opened = await self._store(conv, after)
         except StaleVersion:
             # the slot goes back only if no other replica's take stamped it since ours; a slot that was already
             # there (ALREADY_HELD) may be a stored assignment to this agent: it goes back only if the stored
@@ -182,20 +184,21 @@ class Engine:
         if leaving is not None:
             await presence.release_if(conv.tenant_id, leaving, conv.channel_type, conv.id, leaving_stamp)
         freed = leaving is not None
-        await self.record(saved, change, actor, comment, now, previous=conv, entry_id=entry_id)
+        await self.record(saved, change, actor, comment, now, previous=conv, entry_id=entry_id, first=opened)
         if dispatch_after and freed:
             await self.dispatch(conv.tenant_id)  # the freed slot may serve the longest-waiting conversation
         elif dispatch_after and conv_rules.queue_target(saved) is not None:
             await self.offer_soon(saved)
         return saved
 
-    async def _store(self, before: Conversation, after: Conversation) -> Conversation:
+    async def _store(self, before: Conversation, after: Conversation) -> tuple[Conversation, list[ConversationChanged]]:
+        """`after` stored, and the events that must go out before this change's own: a conversation being opened
+        is inserted here, and its `opened` event (as it was before the offer) is published with the offer's."""
         opening = self._opening.get(before.id)
         if opening is None or opening.stored is not None:
-            return await self.stores.conversations.save(after, before)
+            return await self.stores.conversations.save(after, before), []
         opening.stored = await self.stores.conversations.insert(replace(after, version=before.version + 1))
-        await opening.announce(before)  # `opened` goes first, as it was before the offer
-        return opening.stored
+        return opening.stored, [opening.announce(before)]
 
     async def _held_by(self, conv: Conversation, login: str) -> bool:
         current = await self.stores.conversations.get(conv.tenant_id, conv.id)
@@ -241,25 +244,34 @@ class Engine:
                 log.warning("capacity_slots_rebuilt", tenant_id=tenant_id, held=sum(map(len, held.values())))
 
     async def record(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
-                     previous: Conversation | None = None, entry_id: str | None = None) -> None:
-        """Activity entry on the timeline (messages have their own entries) and the published event."""
+                     previous: Conversation | None = None, entry_id: str | None = None,
+                     first: Sequence[ConversationChanged] = ()) -> None:
+        """Activity entry on the timeline (messages have their own entries) and the published event, with `first`
+        (published before it, together)."""
         if change not in ("message_appended", "note_added", "opened", "contact_changed", "message_status"):
             activity_id = f"act:{conv.version:08d}"  # one per saved version: a repeated record overwrites
             await self.stores.timeline.put(conv.tenant_id, conv.id, activity_id, EntryKind.ACTIVITY.value, now, {
                 "change": change, "actor": actor, "comment": comment, "status": conv.status.value,
                 "assignee": {"kind": conv.assignee.kind.value, "id": conv.assignee.id} if conv.assignee else None})
             entry_id = entry_id or activity_id  # a change a message caused (a reply that took it) names the message
-        await self.publish(conv, change, actor, comment, now, previous, entry_id)
+        await self.publish(conv, change, actor, comment, now, previous, entry_id, first=first)
 
     async def publish(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
-                      previous: Conversation | None = None, entry_id: str | None = None) -> None:
+                      previous: Conversation | None = None, entry_id: str | None = None,
+                      *, first: Sequence[ConversationChanged] = ()) -> None:
+        """The change's event, after `first` and in one produce request with them."""
+        event = self.event(conv, change, actor, comment, now, previous, entry_id)
+        await self.publisher.publish_together([*first, event], CONVERSATIONS_EVENTS)
+
+    def event(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
+              previous: Conversation | None = None, entry_id: str | None = None) -> ConversationChanged:
         # `opened` is announced again when its message is redelivered after a crash (it may have been published
         # before the crash): every copy carries the same event id, so subscribers' event-id de-duplication holds.
         # so is a message's `message_appended` (its message may be handled again after a crash, and one that
         # changed nothing of its conversation is announced on every attempt)
         same_every_time = {"event_id": opened_event_id(conv.id)} if change == "opened" else {
             "event_id": appended_event_id(conv.id, entry_id)} if change == "message_appended" and entry_id else {}
-        event = ConversationChanged(
+        return ConversationChanged(
             **same_every_time,
             occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,
             channel_id=conv.channel_id, external_user_id=conv.external_user_id, conversation_id=conv.id,
@@ -269,7 +281,6 @@ class Engine:
             snoozed_until=conv.snoozed_until, entry_id=entry_id, contact_id=conv.contact_id,
             previous_assignee=_event_assignee(previous.assignee) if previous else None,
         )
-        await self.publisher.publish(event, CONVERSATIONS_EVENTS)
 
 
     async def dispatch(self, tenant_id: str, only: Sequence[Conversation] | None = None, limit: int = 200) -> int:

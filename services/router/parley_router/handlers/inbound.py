@@ -6,8 +6,10 @@ from dataclasses import replace
 from datetime import datetime
 
 from parley_common.channels import Channels
+from parley_common.events.conversations import ConversationChanged
 from parley_common.events.inbound import MessageReceived
 from parley_common.ids import ConversationKey, new_id
+from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.bots import ChannelBot, hand_to_bot, route_of
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
@@ -145,20 +147,17 @@ class InboundHandler:
         if (existing := await self.stores.conversations.claim_key(conv)) is not None:
             return existing  # another delivery opened it first
 
-        async def announce(opened: Conversation) -> None:
-            await self._opened(opened, comment, event)
+        return await self.engine.open_new(conv, lambda opened: self._opened(opened, comment, event))
 
-        return await self.engine.open_new(conv, announce)
-
-    async def _opened(self, conv: Conversation, comment: str | None, event: MessageReceived) -> None:
-        await self.engine.publish(conv, "opened", "customer", comment, event.provider_timestamp,
-                                  entry_id=inbound_entry_id(event.provider_message_id))
+    def _opened(self, conv: Conversation, comment: str | None, event: MessageReceived) -> ConversationChanged:
+        return self.engine.event(conv, "opened", "customer", comment, event.provider_timestamp,
+                                 entry_id=inbound_entry_id(event.provider_message_id))
 
     async def _announce_again(self, conv: Conversation, event: MessageReceived) -> None:
         """The events of a conversation stored by an attempt that stopped before its entry was written: it may
         never have been announced, or offered (repeated events are harmless; an offer of a conversation already
         placed is skipped)."""
-        await self._opened(conv, None, event)
+        await self.engine.publisher.publish(self._opened(conv, None, event), CONVERSATIONS_EVENTS)
         if conv_rules.queue_target(conv) is not None:
             await self.engine.offer_soon(conv)
         elif conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
