@@ -60,8 +60,7 @@ class ContactsService:
         return self._clock.now()
 
     async def publish(self, events: list[ContactEvent]) -> None:
-        for event in events:
-            await self._publisher.publish(event, CONTACTS_EVENTS)
+        await self._publisher.publish_together(events, CONTACTS_EVENTS)
 
     def envelope(self, principal: Principal, contact_id: str, correlation_id: str) -> dict[str, Any]:
         return {"occurred_at": self._clock.now(), "tenant_id": principal.tenant_id,

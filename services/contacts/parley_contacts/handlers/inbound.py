@@ -7,7 +7,6 @@ published."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import datetime
@@ -31,9 +30,8 @@ class InboundHandler:
         if not sightings:
             return  # machine mail only
         recorded = await self._store.record(sightings)
-        # at once: the producer sends them in a few requests instead of one acknowledged round trip per event
-        await asyncio.gather(*(self._publisher.publish(contact_event, CONTACTS_EVENTS)
-                               for contact_event in self.events_of(recorded)))
+        # at once, in order: the producer sends them in a few requests instead of one acknowledged round trip each
+        await self._publisher.publish_together(self.events_of(recorded), CONTACTS_EVENTS)
 
     def events_of(self, recorded: Recorded) -> list[ContactEvent]:
         events: list[ContactEvent] = []
