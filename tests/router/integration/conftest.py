@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -11,6 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaClient
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.memory_records import MemoryRecords
 from asgi_lifespan import LifespanManager
 from known_channels import TEST_CHANNELS
 
@@ -18,7 +22,7 @@ from parley_common.auth import issue_token
 from parley_common.clock import FixedClock
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
 from parley_common.settings import InfraSettings
-from parley_common.topics import CONVERSATIONS_EVENTS
+from parley_common.topics import CONVERSATIONS_EVENTS, Topic
 from parley_router.app import create_app
 from parley_router.handlers.engine import Engine
 from parley_router.settings import RouterSettings
@@ -92,6 +96,29 @@ def published_events(router: Router, *, stop_at_first: bool = False) -> list[tup
 
     publisher.publish_together = recorded  # type: ignore[method-assign]
     return events
+
+
+async def record_batches(infra: InfraSettings, topic: Topic) -> list[list[dict[str, Any]]]:
+    """Every record batch the broker holds for `topic`, as stored (one per produce request and partition)."""
+    client = AIOKafkaClient(bootstrap_servers=infra.kafka_bootstrap)
+    await client.bootstrap()
+    try:
+        name = topic.name(infra.namespace)
+        client.add_topic(name)
+        await client.force_metadata_update()
+        [node] = [broker.nodeId for broker in client.cluster.brokers()]
+        answer = await client.send(node, FetchRequest(
+            max_wait_time=0, min_bytes=1, max_bytes=4 * 1024 * 1024, isolation_level=0,
+            topics=[(name, [(partition, 0, 1024 * 1024) for partition in range(topic.partitions)])]))
+    finally:
+        await client.close()
+    batches = []
+    for _, partitions in answer.topics:
+        for partition in partitions:
+            records = MemoryRecords(partition[-1])
+            while (batch := records.next_batch()) is not None:
+                batches.append([json.loads(record.value) for record in batch])
+    return batches
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 60.0) -> Any:

@@ -5,18 +5,12 @@ before its `offered` one, and the two leave in one produce request: a reader get
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-from aiokafka import AIOKafkaClient
-from aiokafka.protocol.fetch import FetchRequest
-from aiokafka.record.memory_records import MemoryRecords
-
-from parley_common.settings import InfraSettings
-from parley_common.topics import CONVERSATIONS_EVENTS, Topic
+from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import Router, inbound, published_events
+from .conftest import Router, inbound, published_events, record_batches
 
 
 def _count_writes(router: Router) -> dict[str, int]:
@@ -88,31 +82,8 @@ async def test_a_new_conversations_opened_and_offered_events_are_one_batch_on_th
     for user in users:
         await InboundHandler(router.engine).handle(inbound(user=user, message_id=f"m-{user}"))
 
-    batches = await _record_batches(router.infra, CONVERSATIONS_EVENTS)
+    batches = await record_batches(router.infra, CONVERSATIONS_EVENTS)
 
     for user in users:
         [mine] = [batch for batch in batches if any(event["external_user_id"] == user for event in batch)]
         assert [(event["change"], event["status"]) for event in mine] == [("opened", "queued"), ("offered", "assigned")]
-
-
-async def _record_batches(infra: InfraSettings, topic: Topic) -> list[list[dict[str, Any]]]:
-    """Every record batch the broker holds for `topic`, as stored (one per produce request and partition)."""
-    client = AIOKafkaClient(bootstrap_servers=infra.kafka_bootstrap)
-    await client.bootstrap()
-    try:
-        name = topic.name(infra.namespace)
-        client.add_topic(name)
-        await client.force_metadata_update()
-        [node] = [broker.nodeId for broker in client.cluster.brokers()]
-        answer = await client.send(node, FetchRequest(
-            max_wait_time=0, min_bytes=1, max_bytes=4 * 1024 * 1024, isolation_level=0,
-            topics=[(name, [(partition, 0, 1024 * 1024) for partition in range(topic.partitions)])]))
-    finally:
-        await client.close()
-    batches = []
-    for _, partitions in answer.topics:
-        for partition in partitions:
-            records = MemoryRecords(partition[-1])
-            while (batch := records.next_batch()) is not None:
-                batches.append([json.loads(record.value) for record in batch])
-    return batches

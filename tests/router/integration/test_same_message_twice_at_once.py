@@ -14,11 +14,12 @@ from pymongo.errors import AutoReconnect
 
 from parley_common.batching import TickBatcher
 from parley_common.settings import InfraSettings
+from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.adapters.conversations import OpeningInProgress
 from parley_router.domain.assignment import Presence
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import ProcessGone, Router, inbound, published_events, running_router
+from .conftest import ProcessGone, Router, inbound, published_events, record_batches, running_router
 
 ROUNDS = 8
 
@@ -125,6 +126,8 @@ async def test_a_conversation_stored_already_offered_by_an_attempt_that_stopped_
     await InboundHandler(router.engine).handle(message)  # the redelivery
 
     assert changes(published) == ["stopped", "opened", "offered"]
+    batches = await record_batches(router.infra, CONVERSATIONS_EVENTS)
+    assert [[event["change"] for event in batch] for batch in batches] == [["opened", "offered"]]
     got = await router.ok("GET", f"/v1/conversations/{stored['_id']}")
     assert (got["status"], got["assignee"]) == ("assigned", {"kind": "agent", "id": "ann"})
     entries = await router.ok("GET", f"/v1/conversations/{stored['_id']}/timeline")

@@ -157,11 +157,13 @@ class InboundHandler:
         """The events of a conversation stored by an attempt that stopped before its entry was written: it may
         never have been announced, or offered (repeated events are harmless; an offer of a conversation already
         placed is skipped)."""
-        await self.engine.publisher.publish(self._opened(conv, None, event), CONVERSATIONS_EVENTS)
+        opened = self._opened(conv, None, event)
+        if conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
+            await self.engine.record(conv, "offered", "system", None, self.engine.clock.now(), first=[opened])
+            return
+        await self.engine.publisher.publish(opened, CONVERSATIONS_EVENTS)
         if conv_rules.queue_target(conv) is not None:
             await self.engine.offer_soon(conv)
-        elif conv.version == 1 and conv.offer_expires_at is not None:  # stored already offered, untouched since
-            await self.engine.record(conv, "offered", "system", None, self.engine.clock.now())
 
     async def _route(self, conv: Conversation, event: MessageReceived) -> tuple[Conversation, str]:
         routing = await self.engine.cache.routing(conv.tenant_id)
