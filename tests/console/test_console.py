@@ -933,3 +933,113 @@ def test_load_more_pages_past_the_first_fifty(system: System, browser: Browser) 
     page.keyboard.press("g")
     expect(page.get_by_label("Search by phone, name or user id")).to_be_visible()
     sam.close()
+
+
+# `j` pressed on the page the moment a live reload re-renders the list: in the task of React's commit, before the
+# effects of that render run (a MutationObserver's callback comes right after the DOM changed). An agent's key
+# lands there whenever a reload's render is committed just before it, which is often on a busy inbox.
+J_AS_THE_LIST_RERENDERS = """() => {
+  window.pressedAsTheListRerendered = false;
+  const observer = new MutationObserver(() => {
+    observer.disconnect();
+    document.body.dispatchEvent(new KeyboardEvent("keydown", {key: "j", bubbles: true, cancelable: true}));
+    window.pressedAsTheListRerendered = true;
+  });
+  observer.observe(document.querySelector("#conversation-list ul"), {childList: true});
+}"""
+
+
+def closed(system: System, *customers: Customer) -> None:
+    """Each customer's conversation closed by a manager through the console, in this order: the Closed tab holds
+    them, newest closed first, whoever was holding them."""
+    with httpx.Client(base_url=system.url(CONSOLE), headers=system.auth(SUPERVISOR, "manager"), timeout=30) as api:
+        for customer in customers:
+            customer.conversation_status(SUPERVISOR, "manager")  # stored
+            [found] = api.get("/v1/conversations", params={"q": customer.search, "limit": 1}).json()["items"]
+            closing = api.post(f"/v1/conversations/{found['id']}/close", json={})
+            assert closing.status_code == 200, closing.text
+
+
+def closed_and_listed(system: System, browser: Browser, marker: str, *customers: Customer) -> Screen:
+    """The customers' conversations closed, and listed on a supervisor's Closed tab searched for `marker` (in
+    every name): the last one closed first."""
+    closed(system, *customers)
+    sam = signed_in(browser, system, SUPERVISOR, "manager")
+    page = sam.page
+    page.get_by_role("tab", name=re.compile("Closed")).click()
+    page.get_by_label("Search by phone, name or user id").fill(marker)
+    items = page.locator(".list li.item")
+    expect(items).to_have_count(len(customers))
+    for item, customer in zip(items.all(), reversed(customers), strict=True):
+        expect(item).to_contain_text(customer.name)
+    return sam
+
+
+def test_a_key_pressed_as_a_live_reload_rerenders_the_list_is_kept(system: System, browser: Browser) -> None:
+    marker = f"Keys{uuid.uuid4().hex[:6]}"
+    older, newer, third = (Customer(system, f"{marker} {which}") for which in ("older", "newer", "third"))
+    for customer, text in ((older, "Older one"), (newer, "Newer one"), (third, "Third one")):
+        customer.writes(text)
+    sam = closed_and_listed(system, browser, marker, older, newer)
+    page = sam.page
+    title = page.locator("#conversation-title")
+    page.locator(".list li.item", has_text=newer.name).get_by_role("button").click()
+    expect(title).to_have_text(newer.name)
+
+    # a third one closed: the reload puts it at the top, and j is pressed as that list renders. The selection
+    # moves on from what was open, and stays there (the reload's own refresh of the open conversation used to
+    # open again the one open when the list rendered)
+    page.evaluate(J_AS_THE_LIST_RERENDERS)
+    closed(system, third)
+    page.wait_for_function("window.pressedAsTheListRerendered === true")
+    expect(page.locator(".timeline .inbound", has_text="Older one")).to_be_visible()
+    expect(title).to_have_text(older.name)
+    sam.close()
+
+
+# Records whether the list ever lost a conversation it showed (named by `name`).
+WATCH_THE_LIST = """name => {
+  window.listLost = false;
+  new MutationObserver(() => {
+    const shown = [...document.querySelectorAll(".list li.item")].some(item => item.textContent.includes(name));
+    if (!shown) window.listLost = true;
+  }).observe(document.querySelector("#conversation-list ul"), {childList: true, subtree: true});
+}"""
+
+
+def test_a_slow_list_answer_does_not_undo_a_newer_one(system: System, browser: Browser) -> None:
+    marker = f"Late{uuid.uuid4().hex[:6]}"
+    first, second, third = (Customer(system, f"{marker} {which}") for which in ("first", "second", "third"))
+    for customer in (first, second, third):
+        customer.writes("Hello")
+    sam = closed_and_listed(system, browser, marker, first)
+    page = sam.page
+
+    # the next reload is read at once but answered late: after the one that shows the second customer
+    held: list[tuple[Route, Any]] = []
+
+    def hold_the_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    lists = re.compile(r"/v1/conversations\?")
+    page.route(lists, hold_the_first)
+    closed(system, third)
+    deadline = time.monotonic() + 30
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert held, "the list was not reloaded after a conversation closed"
+    closed(system, second)
+    expect(conversation_item(sam, second)).to_be_visible(timeout=30_000)
+    page.evaluate(WATCH_THE_LIST, second.name)
+
+    [(late, answer)] = held
+    with page.expect_response(lambda response: response.request == late.request):
+        late.fulfill(response=answer)
+    page.unroute(lists)
+    page.wait_for_timeout(500)  # the answer is read and rendered
+    assert page.evaluate("window.listLost") is False, "a reload asked earlier put back the list without it"
+    expect(conversation_item(sam, second)).to_be_visible()
+    sam.close()

@@ -83,8 +83,8 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
   const [items, setItems] = useState<Conversation[]>([]);
   const [error, setError] = useState("");
   const [loading, setLoading] = useState(true);
-  const [openId, setOpenId] = useState<string | null>(null);
   const [opened, setOpened] = useState<Conversation | null>(null);
+  const openId = opened?.id ?? null;
   const [selected, setSelected] = useState<Set<string>>(new Set());
   const [seen, setSeen] = useState<Record<string, string>>(loadSeen);
   const [agents, setAgents] = useState<Agent[]>([]);
@@ -104,13 +104,20 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
   }), [current, filters, session.login]);
 
   // A page asked for another tab or filter that answers after the switch is dropped (it would fill the list
-  // with the wrong conversations); pages of the current query are all kept, so frequent live reloads still land.
+  // with the wrong conversations). Reloads of the current query overlap (one per burst of live events) and may
+  // answer out of order: one asked before the answer shown is dropped too, or a slow earlier read would put back
+  // a list without the conversation that just arrived, and no later event would bring it back. Answers are not
+  // held back for the latest request, so a list under constant live changes still follows them.
   const currentQuery = useRef(query);
   currentQuery.current = query;
+  const reloadsAsked = useRef(0);
+  const reloadShown = useRef(0);
   const reload = useCallback(async () => {
+    const asked = ++reloadsAsked.current;
     try {
       const page = await api<Page<Conversation>>("/v1/conversations", { query });
-      if (query !== currentQuery.current) return;
+      if (query !== currentQuery.current || asked < reloadShown.current) return;
+      reloadShown.current = asked;
       setItems(page.items);
       setNextCursor(page.next_cursor);
       setError("");
@@ -157,20 +164,27 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
 
   const open = useCallback((conversation: Conversation | undefined) => {
     if (!conversation) return;
-    setOpenId(conversation.id);
     setOpened(conversation);
     setCardShown(false);
+  }, []);
+
+  // A reload shows the open conversation's newer state. The open one is read as it is when the update applies,
+  // not as it was when this list rendered: a key or click handled in between (j pressed as a live reload
+  // re-rendered the list) opened another, which must stay open.
+  useEffect(() => {
+    setOpened((current) => (current && items.find((c) => c.id === current.id)) ?? current);
+  }, [items]);
+
+  // What is open is read: its latest activity is marked seen, on opening and on every newer state of it.
+  useEffect(() => {
+    if (!opened) return;
     setSeen((previous) => {
-      const next = { ...previous, [conversation.id]: conversation.last_activity_at };
+      if (previous[opened.id] === opened.last_activity_at) return previous;
+      const next = { ...previous, [opened.id]: opened.last_activity_at };
       sessionStorage.setItem(SEEN_KEY, JSON.stringify(next));
       return next;
     });
-  }, []);
-
-  useEffect(() => {
-    const fresh = items.find((c) => c.id === openId);
-    if (fresh) open(fresh);
-  }, [items, openId, open]);
+  }, [opened]);
 
   useEffect(() => {
     const onKey = (event: KeyboardEvent) => {
@@ -322,7 +336,8 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
         <>
           <ConversationView key={opened.id} conversation={opened} session={session} liveEvents={liveEvents}
                             agents={agents} teams={teams}
-                            onChanged={(updated) => { if (updated) setOpened(updated); void reload(); }} onBack={() => { setOpenId(null); setOpened(null); setCardShown(false); }}
+                            onChanged={(updated) => { if (updated) setOpened((current) => (current?.id === updated.id ? updated : current)); void reload(); }}
+                            onBack={() => { setOpened(null); setCardShown(false); }}
                             onCard={() => setCardShown(true)} />
           <ContactCard key={`card-${opened.id}`} conversation={opened} manager={isManager(session)} onOpen={open}
                        onHide={() => setCardShown(false)} />
