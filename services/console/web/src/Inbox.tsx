@@ -41,6 +41,7 @@ interface Filters {
 const NO_FILTERS: Filters = { channel_type: "", channel_id: "", brand: "", team: "", assignee: "", label: "", unanswered: false, q: "" };
 const SEEN_KEY = "parley.seen";
 const PAGE_SIZE = 50;
+const LARGEST_PAGE = 200; // the router's
 
 function loadSeen(): Record<string, string> {
   try {
@@ -112,11 +113,14 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
   currentQuery.current = query;
   const reloadsAsked = useRef(0);
   const reloadShown = useRef(0);
+  // A reload asks for as many as the list shows, so the pages Load more added stay (up to the router's largest
+  // page) instead of going back to the first one at every live change.
+  const depth = useRef(PAGE_SIZE);
   const reload = useCallback(async () => {
     const asked = ++reloadsAsked.current;
     try {
-      const page = await api<Page<Conversation>>("/v1/conversations", { query });
-      if (query !== currentQuery.current || asked < reloadShown.current) return;
+      const page = await api<Page<Conversation>>("/v1/conversations", { query: { ...query, limit: depth.current } });
+      if (query !== currentQuery.current || asked <= reloadShown.current) return;
       reloadShown.current = asked;
       setItems(page.items);
       setNextCursor(page.next_cursor);
@@ -128,7 +132,7 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
     }
   }, [query]);
 
-  useEffect(() => { setLoading(true); void reload(); }, [reload]);
+  useEffect(() => { depth.current = PAGE_SIZE; setLoading(true); void reload(); }, [reload]);
 
   // Agents and teams (filters, transfer) once the first page is shown: asked together with it they made the
   // router and its database serve three calls before the one the first screen waits for.
@@ -206,8 +210,11 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
     if (!nextCursor) return;
     try {
       const page = await api<Page<Conversation>>("/v1/conversations", { query: { ...query, cursor: nextCursor } });
+      if (query !== currentQuery.current) return;
       setItems((shown) => [...shown, ...page.items.filter((c) => !shown.some((s) => s.id === c.id))]);
       setNextCursor(page.next_cursor);
+      depth.current = Math.min(LARGEST_PAGE, depth.current + PAGE_SIZE);
+      reloadShown.current = reloadsAsked.current; // a reload asked before would take the added page away
     } catch (problem) {
       setError(problem instanceof Error ? problem.message : "the next page could not be loaded");
     }
