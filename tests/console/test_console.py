@@ -258,6 +258,15 @@ def test_a_template_goes_out_once_the_window_has_closed(system: System, browser:
     alice.close()
 
 
+def a_colleague_labels_a_new_client(system: System, label: str) -> None:
+    """Bob creates a client by phone (nobody's conversation: no routing) and labels their card, through the console."""
+    with httpx.Client(base_url=system.url(CONSOLE), headers=system.auth(OTHER_AGENT), timeout=30) as api:
+        created = api.post("/v1/contacts", json={"phone": f"+{Customer(system, 'Labelled').phone}"})
+        assert created.status_code == 201, created.text
+        labelled = api.post(f"/v1/contacts/{created.json()['id']}/labels", json={"add": [label], "remove": []})
+        assert labelled.status_code == 200, labelled.text
+
+
 MENTIONS_READ = ("performance.getEntriesByType('resource')"
                  ".some(entry => entry.name.endsWith('/v1/contacts/mentions') && entry.responseEnd > 0)")
 
@@ -276,6 +285,13 @@ def test_the_contact_card_and_a_saved_reply(system: System, browser: Browser) ->
     card.get_by_label("Add a label").fill("vip")
     card.get_by_role("button", name="Add", exact=True).first.click()
     expect(card.locator(".labels")).to_contain_text("vip")
+    expect(card.locator("#label-suggestions option[value='vip']")).to_have_count(1)  # the tenant's from now on
+    # a label a colleague gives another client meanwhile is suggested once the field is entered again
+    theirs = f"from-bob-{uuid.uuid4().hex[:6]}"
+    a_colleague_labels_a_new_client(system, theirs)
+    page.get_by_label("Reply to the customer").focus()
+    card.get_by_label("Add a label").focus()
+    expect(card.locator(f"#label-suggestions option[value='{theirs}']")).to_have_count(1)
     card.get_by_label("Custom field").fill("order")
     card.get_by_label("Value").fill("4471")
     card.get_by_role("button", name="Set").click()

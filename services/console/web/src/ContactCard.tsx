@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { api, ApiError, pictureUrl, type Comment, type Contact, type Conversation, type Page } from "./api";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
 
@@ -39,6 +39,17 @@ export function ContactCard({ conversation, manager, onOpen, onHide }: Props) {
 
   useEffect(() => { void load(); }, [load]);
 
+  // The tenant's labels, read when the card opens and again each time the label field is entered: the vocabulary
+  // grows while a card is open (a colleague labels another customer), and a read that failed is not the last.
+  // Only the latest read shows: one asked before a label was added here would answer without it.
+  const labelReads = useRef(0);
+  const loadLabelSuggestions = useCallback(() => {
+    const read = ++labelReads.current;
+    void api<{ name: string }[]>("/v1/contacts/labels")
+      .then((items) => { if (read === labelReads.current) setLabelSuggestions(items.map((i) => i.name)); })
+      .catch(() => undefined);
+  }, []);
+
   useEffect(() => {
     // The customer's history on every channel by their card; before the router knows the card, by phone or id.
     const page = conversation.contact_id
@@ -47,18 +58,28 @@ export function ContactCard({ conversation, manager, onOpen, onHide }: Props) {
     void page
       .then((found) => setOthers(found.items.filter((c) => c.id !== conversation.id)))
       .catch(() => setOthers([]));
-    void api<{ name: string }[]>("/v1/contacts/labels").then((items) => setLabelSuggestions(items.map((i) => i.name))).catch(() => undefined);
+    loadLabelSuggestions();
     void api<{ name: string; type: string | null }[]>("/v1/contacts/fields").then(setFieldNames).catch(() => undefined);
-  }, [conversation.id, conversation.contact_id, conversation.customer_phone, conversation.external_user_id]);
+  }, [conversation.id, conversation.contact_id, conversation.customer_phone, conversation.external_user_id, loadLabelSuggestions]);
 
-  async function change(path: string, json: unknown) {
-    if (!contact) return;
+  async function change(path: string, json: unknown): Promise<boolean> {
+    if (!contact) return false;
     try {
       const updated = await api<Contact>(`/v1/contacts/${contact.id}/${path}`, { method: "POST", json });
       setContact(updated);
       setProblem("");
+      return true;
     } catch (error) {
       setProblem(error instanceof ApiError ? `${error.message} (${error.code})` : "not saved");
+      return false;
+    }
+  }
+
+  /** A label added here is the tenant's from now on (contacts remembers it before answering): suggested at once. */
+  async function addLabel(added: string) {
+    if (await change("labels", { add: [added], remove: [] })) {
+      labelReads.current += 1;
+      setLabelSuggestions((known) => (known.includes(added) ? known : [...known, added].sort()));
     }
   }
 
@@ -158,9 +179,10 @@ export function ContactCard({ conversation, manager, onOpen, onHide }: Props) {
               <li key={l} className="label">{l} <button type="button" className="link" aria-label={`Remove label ${l}`} onClick={() => void change("labels", { add: [], remove: [l] })}>×</button></li>
             ))}
           </ul>
-          <form className="inline" onSubmit={(e) => { e.preventDefault(); if (label.trim()) { void change("labels", { add: [label.trim()], remove: [] }); setLabel(""); } }}>
+          <form className="inline" onSubmit={(e) => { e.preventDefault(); if (label.trim()) { void addLabel(label.trim()); setLabel(""); } }}>
             <label htmlFor="new-label" className="sr-only">Add a label</label>
-            <input id="new-label" list="label-suggestions" placeholder="Add a label" value={label} onChange={(e) => setLabel(e.target.value)} />
+            <input id="new-label" list="label-suggestions" placeholder="Add a label" value={label} onChange={(e) => setLabel(e.target.value)}
+                   onFocus={loadLabelSuggestions} />
             <datalist id="label-suggestions">{labelSuggestions.map((l) => <option key={l} value={l} />)}</datalist>
             <button type="submit">Add</button>
           </form>
