@@ -447,7 +447,11 @@ def test_a_reply_sent_again_after_an_error_goes_out_once(system: System, browser
     page.keyboard.type("Yes, one moment.")
     page.keyboard.press("Enter")
     expect(page.get_by_role("alert")).to_contain_text("database_unavailable")
-    page.keyboard.press("Enter")  # the draft is still there: the same message again
+    # the draft is still there: the same message again. Its answer is waited for: the first send, stored, shows
+    # as sent on the timeline by itself, possibly before this one has been answered
+    with page.expect_response(lambda r: r.url.endswith("/v1/messages") and r.request.method == "POST") as again:
+        page.keyboard.press("Enter")
+    assert again.value.ok, again.value.text()
     reply = page.locator(".timeline .outbound", has_text="Yes, one moment.")
     expect(reply.locator(".ticks")).to_have_attribute("data-status", "sent", timeout=30_000)
     assert len(keys) == 2 and keys[0] == keys[1]
