@@ -6,7 +6,9 @@ The consumer reads one topic of each `--partitions` count in turn (the services'
 the services run (`--asyncio` for the standard loop), the way FastStream's batch subscriber does (`getmany` with a
 1 s wait, in a loop). CPU is the process's (`time.process_time`) over the window, per fetch sent. `--profile`
 prints cProfile's busiest functions of one window per partition count; `--pauses` compares pauses (0: unpaced);
-`--rebuild-fetches` leaves out `kafka_seams.reuse_unchanged_fetches`, which the services apply (before/after).
+`--rebuild-fetches` leaves out `kafka_seams.reuse_unchanged_fetches`, which the services apply (before/after), and
+with it `fetches_coded_directly` unless `--coded-directly` is given: each fetch then costs what one costs while records
+flow (its positions moved, so nothing is reused), coded by aiokafka or directly.
 
     eval "$(.venv/bin/python deploy/local/infra.py env --profile test)"; export PARLEY_KAFKA_BOOTSTRAP
     .venv/bin/python bench/kafka_idle_consumer.py [--partitions 12,48,96] [--seconds 8] [--rounds 2] [--profile]
@@ -31,7 +33,12 @@ from aiokafka.consumer.fetcher import Fetcher
 from pydantic import SecretStr
 
 from parley_common.kafka import drop_namespace_topics, ensure_topics
-from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches, reuse_unchanged_fetches
+from parley_common.kafka_seams import (
+    IDLE_FETCH_BACKOFF_MS,
+    fetches_coded_directly,
+    pace_idle_fetches,
+    reuse_unchanged_fetches,
+)
 from parley_common.settings import InfraSettings
 from parley_common.tasks import running
 from parley_common.topics import INBOUND_MESSAGES, Topic
@@ -91,6 +98,8 @@ async def main(args: argparse.Namespace) -> None:
     topics = [Topic(f"p{count}", INBOUND_MESSAGES.payload, count, INBOUND_MESSAGES.key, "idle fetches")
               for count in args.partitions]
     await ensure_topics(infra.kafka_bootstrap, namespace, topics)
+    if args.coded_directly:
+        fetches_coded_directly()
     if not args.rebuild_fetches:
         reuse_unchanged_fetches()
     count_fetches()
@@ -116,6 +125,8 @@ if __name__ == "__main__":
     parser.add_argument("--profile", action="store_true", help="cProfile each window")
     parser.add_argument("--rebuild-fetches", action="store_true",
                         help="without kafka_seams.reuse_unchanged_fetches: each fetch built, encoded and decoded anew")
+    parser.add_argument("--coded-directly", action="store_true",
+                        help="kafka_seams.fetches_coded_directly even with --rebuild-fetches")
     parser.add_argument("--asyncio", action="store_true", help="the standard event loop instead of uvloop")
     arguments = parser.parse_args()
     if arguments.asyncio:

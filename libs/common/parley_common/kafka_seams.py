@@ -7,6 +7,9 @@ upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
   batch that is not full wait a moment for more records (tests/common/integration/test_batch_latency.py).
 - `reuse_unchanged_fetches` (aiokafka's fetcher and fetch protocol): an idle consumer's unchanged request is built
   and encoded once and the broker's unchanged answer decoded once; tests/common/integration/test_idle_fetch_reuse.py.
+  `fetches_coded_directly` (aiokafka's fetch protocol): a fetch request is written and its answer read with a few
+  `struct` calls per partition instead of aiokafka's generic field-by-field coder;
+  tests/common/unit/test_fetch_coding.py.
 - `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
   record; tests/common/integration/test_batch_latency.py.
 - `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
@@ -17,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import functools
 import io
+import struct
 from typing import Any
 
 import aiokafka
 from aiokafka.consumer.fetcher import Fetcher
-from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.protocol.fetch import FetchRequest, FetchRequest_v11, FetchResponse_v11
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 IDLE_FETCH_BACKOFF_MS = 40
@@ -89,9 +93,11 @@ def reuse_unchanged_fetches() -> None:
     equal an earlier one's is that earlier answer's decoded value (read-only everywhere in aiokafka). Any position
     that moves (records read, a seek, a reset, a new assignment) builds and encodes a new request as before.
     aiokafka 0.14 is pinned (the fetcher's `_get_actions_per_node`, `FetchRequest.prepare`, the fetch answers'
-    `decode`); tests/common/integration/test_idle_fetch_reuse.py fails if an upgrade moves these seams."""
+    `decode`); tests/common/integration/test_idle_fetch_reuse.py fails if an upgrade moves these seams. The requests
+    and answers it does code are coded by `fetches_coded_directly`."""
     if aiokafka.__version__ != "0.14.0":
         raise RuntimeError(f"reuse_unchanged_fetches patches aiokafka 0.14.0's fetcher, not {aiokafka.__version__}")
+    fetches_coded_directly()
     if getattr(Fetcher._get_actions_per_node, "__wrapped__", None):
         return
     build_actions = Fetcher._get_actions_per_node
@@ -188,3 +194,106 @@ def take_batches_without_idle_sleep() -> None:
     BatchSubscriber.get_msg = _take_batch_without_idle_sleep  # type: ignore[method-assign]
 
 
+
+
+_FETCH_REQUEST_HEAD = struct.Struct(">iiiibii")  # replica_id, max_wait, min_bytes, max_bytes, isolation, session
+_PARTITION_ASKED = struct.Struct(">iiqqi")  # partition, current_leader_epoch, fetch_offset, log_start_offset, max_bytes
+_FETCH_ANSWER_HEAD = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
+_COUNT = struct.Struct(">i")  # an array's length, or a byte string's (-1: null)
+_STRING_LENGTH = struct.Struct(">h")
+_PARTITION_HEAD = struct.Struct(">ihqqq")  # partition, error_code, highwater, last_stable and log_start offsets
+_ABORTED_TRANSACTION = struct.Struct(">qq")  # producer_id, first_offset
+_REPLICA_AND_RECORDS_LENGTH = struct.Struct(">ii")  # preferred_read_replica, message_set's length
+
+
+def fetches_coded_directly() -> None:
+    """A fetch request is written, and its answer read, with one `struct` call per fixed run of fields instead of
+    aiokafka's generic coder, which makes several Python calls per field of every partition (FetchRequest and
+    FetchResponse v11: the version aiokafka 0.14 speaks with the local broker and with Kafka 2.3+). Whenever records
+    flow, each fetch asks from moved positions and gets a different answer, so neither is built once and reused
+    (`reuse_unchanged_fetches`), and coding them was a large share of a consumer service's CPU at low rates
+    (docs/benchmarks.md, "Fetches coded directly"). The bytes written are aiokafka's, and the answer read is the same
+    `FetchResponse_v11` its decoder builds, field for field (tests/common/unit/test_fetch_coding.py compares both on
+    generated values); a truncated answer is refused with a ValueError, as aiokafka's is. `reuse_unchanged_fetches`
+    applies it first: it wraps whatever decodes an answer then."""
+    if aiokafka.__version__ != "0.14.0":
+        raise RuntimeError(f"fetches_coded_directly codes aiokafka 0.14.0's fetch v11, not {aiokafka.__version__}")
+    if getattr(FetchResponse_v11.decode, "_parley_direct", False):
+        return
+    FetchRequest_v11.encode = _encode_fetch_request
+    FetchResponse_v11.decode = classmethod(_decode_fetch_answer)
+    FetchResponse_v11.decode.__func__._parley_direct = True
+
+
+def _encode_fetch_request(request: FetchRequest_v11) -> bytes:
+    fields = request.__dict__
+    parts = [_FETCH_REQUEST_HEAD.pack(fields["replica_id"], fields["max_wait_time"], fields["min_bytes"],
+                                      fields["max_bytes"], fields["isolation_level"], fields["session_id"],
+                                      fields["session_epoch"])]
+    topics = fields["topics"]
+    parts.append(_COUNT.pack(-1 if topics is None else len(topics)))
+    for topic, partitions in topics or ():
+        parts.append(_string(topic))
+        parts.append(_COUNT.pack(-1 if partitions is None else len(partitions)))
+        parts += [_PARTITION_ASKED.pack(*partition) for partition in partitions or ()]
+    forgotten = fields["forgotten_topics_data"]
+    parts.append(_COUNT.pack(-1 if forgotten is None else len(forgotten)))
+    for topic, partitions in forgotten or ():
+        parts.append(_string(topic))
+        parts.append(_COUNT.pack(-1 if partitions is None else len(partitions)))
+        parts += [_COUNT.pack(partition) for partition in partitions or ()]
+    parts.append(_string(fields["rack_id"]))
+    return b"".join(parts)
+
+
+def _string(value: str | None) -> bytes:
+    if value is None:
+        return _STRING_LENGTH.pack(-1)
+    encoded = str(value).encode("utf-8")
+    return _STRING_LENGTH.pack(len(encoded)) + encoded
+
+
+def _decode_fetch_answer(response_class: type[FetchResponse_v11], data: io.BytesIO | bytes) -> FetchResponse_v11:
+    answer = data.read() if isinstance(data, io.BytesIO) else data
+    try:
+        return response_class(*_fetch_answer_fields(answer))
+    except struct.error as exc:
+        raise ValueError(f"Buffer underrun decoding a fetch answer: {exc}") from exc
+
+
+def _fetch_answer_fields(answer: bytes) -> tuple[Any, ...]:
+    """The answer's fields as aiokafka's decoder gives them: arrays as lists (None when null), their items as
+    tuples, strings decoded, byte strings as bytes (None when null)."""
+    throttle_time_ms, error_code, session_id = _FETCH_ANSWER_HEAD.unpack_from(answer, 0)
+    (topic_count,), at = _COUNT.unpack_from(answer, 10), 14
+    topics = []
+    for _ in range(topic_count):
+        (name_length,) = _STRING_LENGTH.unpack_from(answer, at)
+        at += 2
+        name = None
+        if name_length >= 0:
+            name, at = _exactly(answer, at, name_length, "string").decode("utf-8"), at + name_length
+        (partition_count,), at = _COUNT.unpack_from(answer, at), at + 4
+        partitions = []
+        for _ in range(partition_count):
+            head, at = _PARTITION_HEAD.unpack_from(answer, at), at + _PARTITION_HEAD.size
+            (aborted_count,), at = _COUNT.unpack_from(answer, at), at + 4
+            aborted = []
+            for _ in range(aborted_count):
+                aborted.append(_ABORTED_TRANSACTION.unpack_from(answer, at))
+                at += _ABORTED_TRANSACTION.size
+            replica, length = _REPLICA_AND_RECORDS_LENGTH.unpack_from(answer, at)
+            at += _REPLICA_AND_RECORDS_LENGTH.size
+            records = None
+            if length >= 0:
+                records, at = _exactly(answer, at, length, "Bytes"), at + length
+            partitions.append((*head, None if aborted_count == -1 else aborted, replica, records))
+        topics.append((name, None if partition_count == -1 else partitions))
+    return throttle_time_ms, error_code, session_id, None if topic_count == -1 else topics
+
+
+def _exactly(answer: bytes, at: int, length: int, what: str) -> bytes:
+    value = answer[at:at + length]
+    if len(value) != length:
+        raise ValueError(f"Buffer underrun decoding {what}")
+    return value
