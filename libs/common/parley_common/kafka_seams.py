@@ -194,8 +194,6 @@ def take_batches_without_idle_sleep() -> None:
     BatchSubscriber.get_msg = _take_batch_without_idle_sleep  # type: ignore[method-assign]
 
 
-
-
 _FETCH_REQUEST_HEAD = struct.Struct(">iiiibii")  # replica_id, max_wait, min_bytes, max_bytes, isolation, session
 _PARTITION_ASKED = struct.Struct(">iiqqi")  # partition, current_leader_epoch, fetch_offset, log_start_offset, max_bytes
 _FETCH_ANSWER_HEAD = struct.Struct(">ihi")  # throttle_time_ms, error_code, session_id
@@ -218,11 +216,10 @@ def fetches_coded_directly() -> None:
     applies it first: it wraps whatever decodes an answer then."""
     if aiokafka.__version__ != "0.14.0":
         raise RuntimeError(f"fetches_coded_directly codes aiokafka 0.14.0's fetch v11, not {aiokafka.__version__}")
-    if getattr(FetchResponse_v11.decode, "_parley_direct", False):
+    if FetchRequest_v11.encode is _encode_fetch_request:  # applied already (the decoder may be wrapped since)
         return
     FetchRequest_v11.encode = _encode_fetch_request
     FetchResponse_v11.decode = classmethod(_decode_fetch_answer)
-    FetchResponse_v11.decode.__func__._parley_direct = True
 
 
 def _encode_fetch_request(request: FetchRequest_v11) -> bytes:

@@ -48,11 +48,11 @@ def aiokafkas_own(data: bytes) -> Any:
 def test_an_answer_read_directly_is_what_aiokafka_decodes(fields: tuple[Any, ...]) -> None:
     data = FetchResponse_v11(*fields).encode()
 
-    direct = _decode_fetch_answer(FetchResponse_v11, io.BytesIO(data))
+    direct, own = _decode_fetch_answer(FetchResponse_v11, io.BytesIO(data)), aiokafkas_own(data)
 
     assert isinstance(direct, FetchResponse_v11)
-    assert direct == aiokafkas_own(data)
-    assert direct.topics == aiokafkas_own(data).topics  # the same types too: lists, tuples, bytes, None
+    assert direct == own
+    assert direct.topics == own.topics  # the same types too: lists, tuples, bytes, None
     assert _decode_fetch_answer(FetchResponse_v11, data) == direct  # as bytes too (the reuse seam passes bytes)
 
 

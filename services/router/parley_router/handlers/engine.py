@@ -282,7 +282,6 @@ class Engine:
             previous_assignee=_event_assignee(previous.assignee) if previous else None,
         )
 
-
     async def dispatch(self, tenant_id: str, only: Sequence[Conversation] | None = None, limit: int = 200) -> int:
         """Offer queued conversations (the tenant's queue, or just `only`) to free agents; returns how many were
         offered. The tenant's queue is read `limit` at a time, and read on while a whole page was offered: an agent
