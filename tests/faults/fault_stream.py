@@ -110,7 +110,24 @@ class Stream:
         if missing:
             raise NotYet(f"{len(missing)} accepted messages not on the timeline yet")
         unknown = set(shown) - set(customer.attempted)
-        assert not unknown, f"entries nobody sent: {unknown}"
+        if unknown:
+            raise AssertionError(f"entries {customer.journey.phone} did not send: "
+                                 f"{await self._whose(unknown, conversations[0])}")
+
+    async def _whose(self, unknown: set[str], conversation: dict[str, Any]) -> str:
+        """Who sent the entries a customer's timeline shows but they did not: which other customer of the stream
+        (with that customer's own conversations), or nobody here — what tells a misrouted message apart from a
+        number two journeys happened to share."""
+        senders = {wamid: other for other in self.customers for wamid in other.attempted if wamid in unknown}
+        told = [f"the conversation {conversation['id']} ({conversation.get('external_user_id')}, opened by "
+                f"{conversation.get('opened_by')})"]
+        for other in {id(other): other for other in senders.values()}.values():
+            theirs = await other.journey.conversations()
+            told.append(f"{sum(1 for s in senders.values() if s is other)} of {other.journey.phone}'s "
+                        f"{len(other.attempted)}, whose conversations are {[c['id'] for c in theirs]}")
+        if nobody := unknown - set(senders):
+            told.append(f"{len(nobody)} sent by nobody of this stream: {sorted(nobody)}")
+        return "; ".join(told)
 
     async def _reply_settled(self, message_id: str, customer: Customer, text: str) -> None:
         message = await customer.journey.outbound_message(message_id)
