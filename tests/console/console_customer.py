@@ -9,7 +9,7 @@ import uuid
 from typing import Any
 
 import httpx
-from e2e_journey import meta_signed, whatsapp_change, whatsapp_image, whatsapp_status, whatsapp_text
+from e2e_journey import meta_signed, new_customer_phone, whatsapp_change, whatsapp_image, whatsapp_status, whatsapp_text
 from e2e_system import CONSOLE, INSTAGRAM, TELEGRAM, WHATSAPP, System
 
 
@@ -17,7 +17,7 @@ class Customer:
     def __init__(self, system: System, name: str) -> None:
         self.system = system
         self.name = f"{name} {random.randrange(1000, 9999)}"
-        self.phone = f"4477009{random.randrange(10_000, 99_999)}"
+        self.phone = new_customer_phone()
 
     def writes(self, text: str, at: float | None = None) -> str:
         wamid = f"wamid.CONSOLE{uuid.uuid4().hex}"

@@ -36,9 +36,17 @@ async def eventually(probe: Callable[[], Awaitable[T]], within: float = 60.0, wh
         await asyncio.sleep(POLL_EVERY)
 
 
-def new_customer_phone() -> str:
-    """A UK mobile number (07700 9xxxxx block, digits only as WhatsApp's wa_id) unique enough for one run."""
-    return f"4477009{random.randrange(10_000, 99_999)}"
+_DRAWN: set[str] = set()
+
+
+def new_customer_phone(block: str = "4477009") -> str:
+    """A UK mobile number (07700 9xxxxx block by default, digits only as WhatsApp's wa_id) never drawn before in
+    this run: a module's journeys share one namespace, and two drawing the same number would be one customer to
+    the system (a few hundred draws from 90,000 numbers meet each other every few dozen runs)."""
+    while (phone := f"{block}{random.randrange(10_000, 100_000)}") in _DRAWN:
+        pass
+    _DRAWN.add(phone)
+    return phone
 
 
 def whatsapp_text(phone: str, wamid: str, text: str, timestamp: int, phone_number_id: str,

@@ -25,7 +25,7 @@ from e2e_customer import (
     inbound_entries,
     new_wamid,
 )
-from e2e_journey import NotYet, eventually
+from e2e_journey import NotYet, eventually, new_customer_phone
 from e2e_provider import SmtpServer
 from e2e_system import EMAIL, WHATSAPP, System
 
@@ -97,7 +97,7 @@ async def test_phone_then_bsuid_then_username_only_is_one_contact_and_one_conver
 async def test_a_changed_number_keeps_the_conversation(system: System, http: httpx.AsyncClient) -> None:
     journey = Journey(system, http)
     first, _ = await journey.customer_writes("Hello")
-    new_phone = f"4477008{random.randrange(10_000, 99_999)}"
+    new_phone = new_customer_phone("4477008")
     notice, later = new_wamid(), new_wamid()
     await journey.deliver(messages([], {
         "from": journey.phone, "id": notice, "timestamp": str(int(time.time())), "type": "system",
