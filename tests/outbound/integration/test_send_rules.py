@@ -102,6 +102,43 @@ async def test_a_poison_send_command_is_dead_lettered(app: FastAPI, module_infra
     assert base64.b64decode(letters[0].original_value_base64) == b'{"not": "a command"}'
 
 
+async def test_a_reply_right_after_an_accept_is_not_refused_as_the_other_agents_thread(
+        app: FastAPI, client: httpx.AsyncClient) -> None:
+    """The router answers an agent's accept once its event is on the topic, and outbound's projection follows a
+    moment later: the reply the agent sends at once waits for it instead of being refused as the thread of the
+    agent it was offered to before."""
+    from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged
+    from parley_common.topics import AGENTS_EVENTS, CONVERSATIONS_EVENTS
+
+    user = "tg-accepted-1"  # offered to lee, who declined; the caller (agent.dana) accepts it and replies at once
+    await publisher(app).publish(AgentChanged(occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-a",
+                                              login="agent.dana", teams=("support",)), AGENTS_EVENTS)
+    await publisher(app).publish(customer_message("tg-bot", "telegram", user, timedelta(minutes=2)), INBOUND_MESSAGES)
+
+    async def assigned_to(login: str) -> None:
+        await publisher(app).publish(ConversationChanged(
+            occurred_at=datetime.now(UTC), tenant_id=TENANT, correlation_id="c-t", channel_id="tg-bot",
+            external_user_id=user, conversation_id="conv-accepted-1", change="assigned", status="assigned",
+            assignee=Assignee(kind="agent", id=login), team_id="support", changed_at=datetime.now(UTC)),
+            CONVERSATIONS_EVENTS)
+
+    await assigned_to("agent.lee")
+    await window_open(client, "tg-bot", user)
+    body = {"channel_id": "tg-bot", "recipient": {"external_user_id": user}, "content": {"kind": "text", "text": "x"}}
+    for _ in range(100):  # until lee's assignment is projected: then refused, after the wait
+        refused = await client.post("/v1/messages", json=body)
+        if refused.status_code == 422:
+            break
+        await asyncio.sleep(0.1)
+    assert refused.json()["error"]["code"] == "thread_held_by_another_agent"
+
+    replying = asyncio.create_task(client.post("/v1/messages", json=body))
+    await asyncio.sleep(0.3)  # the reply is in flight when dana's accept reaches outbound
+    await assigned_to("agent.dana")
+    reply = await replying
+    assert reply.status_code == 202, reply.text
+
+
 async def test_thread_held_by_another_agent_refuses_humans_but_not_email(app: FastAPI, client: httpx.AsyncClient
                                                                          ) -> None:
     from parley_common.events.conversations import AgentChanged, Assignee, ConversationChanged

@@ -10,6 +10,7 @@ steps (HTTP accept, reconcile at start)."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -24,7 +25,7 @@ from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import EmailOptions, OutboundText, SavedReplyContent, SendMessage, TemplateContent
 from parley_outbound import metrics
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
-from parley_outbound.adapters.media_store import MediaStore
+from parley_outbound.adapters.media_store import CATCH_UP_POLL_SECONDS, MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.pending_messages import PendingMessages
 from parley_outbound.adapters.projection_marker import ProjectionsRebuilding
@@ -50,6 +51,9 @@ from parley_outbound.handlers.updates import UpdatePublisher, message_doc
 log = structlog.get_logger(__name__)
 # How long a send waits for an attachment's MediaStored (an upload answered a moment ago) before media_not_found.
 MEDIA_CATCH_UP_SECONDS = 3.0
+# How long a send waits for the thread to be projected as the sender's (an accept or a transfer answered a moment
+# ago) before thread_held_by_another_agent.
+THREAD_CATCH_UP_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -174,7 +178,7 @@ class Sender:
         """Every check and the window policy, from the window/thread facts (read now unless given). `templates`:
         the template reads of a batch, shared (a broadcast's chunk reads its template once, not per recipient)."""
         if view is None:
-            view = (await self.projections.views([command.conversation_key]))[0]
+            view = await self._view_soon(command)
         facts, thread = view
         try:
             self.channel(command)
@@ -224,6 +228,19 @@ class Sender:
         if not decision.allowed:
             metrics.WINDOW_REFUSALS.labels(command.channel_type.value, decision.reason.value).inc()
         return decision
+
+    async def _view_soon(self, command: SendMessage) -> View:
+        """The command's window and thread facts; read again for up to THREAD_CATCH_UP_SECONDS while they name
+        another agent as the thread's holder: the router answers an agent's accept once its event is on the topic,
+        and this projection of it follows a moment later — the reply typed right after accepting must not be
+        refused for that (a thread another agent really holds is refused after the wait)."""
+        deadline = time.monotonic() + THREAD_CATCH_UP_SECONDS
+        while True:
+            view = (await self.projections.views([command.conversation_key]))[0]
+            if time.monotonic() >= deadline or not held_by_another_agent(
+                    command.channel_type, command.sender.kind, command.sender.login, view[1]):
+                return view
+            await asyncio.sleep(CATCH_UP_POLL_SECONDS)  # another service's event: nothing here to wait on
 
     def _check_thread(self, command: SendMessage, thread: ThreadFacts) -> None:
         if held_by_another_agent(command.channel_type, command.sender.kind, command.sender.login, thread):
