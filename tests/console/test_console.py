@@ -385,6 +385,43 @@ def test_the_card_shows_the_customers_picture_through_the_console(system: System
     sam.close()
 
 
+def test_a_change_made_before_the_live_stream_started_is_shown_once_it_has(system: System, browser: Browser) -> None:
+    """The screen reads its list, then starts following the live stream, and the router follows changes only while
+    someone watches: a change made in between is on neither. Here the stream is held off (503) until the customer
+    was renamed; once it starts, the list shows the new name — no other change comes to bring it."""
+    customer = Customer(system, "Before")
+    customer.writes("Hello before the stream")
+    tab = tab_of(customer)
+    stream_held = [True]
+
+    def stream(route: Route) -> None:
+        if stream_held[0]:
+            route.fulfill(status=503, json={"error": {"code": "held_by_the_test", "message": "not yet"}})
+        else:
+            route.continue_()
+
+    browser.context.route("**/v1/conversations/stream", stream)
+    try:
+        sam = signed_in(browser, system, SUPERVISOR, "manager")
+        page = sam.page
+        page.get_by_role("tab", name=re.compile(tab)).click()
+        expect(conversation_item(sam, customer)).to_be_visible(timeout=30_000)
+        renamed = f"Renamed {uuid.uuid4().hex[:6]}"
+        with httpx.Client(base_url=system.url(CONSOLE), headers=system.auth(SUPERVISOR, "manager"), timeout=30) as api:
+            contact = api.get("/v1/contacts/search", params={"phone": f"+{customer.phone}"}).json()["items"][0]
+            assert api.patch(f"/v1/contacts/{contact['id']}", json={"display_name": renamed}).status_code == 200
+            deadline = time.monotonic() + 30  # the router shows it on the conversation (its event goes unseen)
+            while renamed not in api.get("/v1/conversations", params={"q": customer.search}).text:
+                assert time.monotonic() < deadline, "the router never showed the new name"
+                time.sleep(0.2)
+        expect(page.locator(".list li.item", has_text=renamed)).to_have_count(0)
+        stream_held[0] = False
+        expect(page.locator(".list li.item", has_text=renamed)).to_be_visible(timeout=30_000)
+    finally:
+        browser.context.unroute("**/v1/conversations/stream", stream)
+    sam.close()
+
+
 def test_a_failed_attachment_shows_its_reason_and_is_retried(system: System, browser: Browser) -> None:
     alice, customer = a_customer_writes(browser, system, "Receipt", "I will send you the receipt")
     page = alice.page

@@ -103,6 +103,11 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
   useEffect(() => { void loadTimeline(); void loadWindow(); }, [loadTimeline, loadWindow]);
 
   useNewEvents(liveEvents, useCallback((event: LiveEvent) => {
+    if (event.type === "reset") {  // what it shows read again: changes may have been missed
+      void loadTimeline();
+      void loadWindow();
+      return;
+    }
     if (event.data.conversation_id !== c.id) return;
     const entryId = event.data.entry_id;
     if (entryId && !entryId.startsWith("act:")) void loadUntilShown(entryId);

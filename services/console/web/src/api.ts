@@ -129,8 +129,8 @@ export async function download(path: string, query: Query, filename: string): Pr
   URL.revokeObjectURL(url);
 }
 
-/** A change to a conversation the caller may see (`event: conversation.<change>`), or `reset`: the router could
- * not resume from the last id, so the screen refetches its lists. */
+/** A change to a conversation the caller may see (`event: conversation.<change>`), or `reset`: the screen refetches
+ * what it shows — the router could not resume from the last id, or the stream has just started (`followLive`). */
 export interface LiveEvent {
   id: string;
   type: string;
@@ -170,6 +170,9 @@ export function followLive(onEvent: (event: LiveEvent) => void, onCounts: (count
         if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
         onState("live");
         retry = 1000;
+        // A stream that resumes nothing starts now: a change made after the screen read its lists and before this
+        // moment is on neither (the router follows changes only while someone watches), so they are read again.
+        if (!lastId) onEvent({ id: "", type: "reset", data: {} as ConversationChange });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
