@@ -5,7 +5,10 @@ before its `offered` one, and the two leave in one produce request: a reader get
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.handlers.inbound import InboundHandler
@@ -87,3 +90,46 @@ async def test_a_new_conversations_opened_and_offered_events_are_one_batch_on_th
     for user in users:
         [mine] = [batch for batch in batches if any(event["external_user_id"] == user for event in batch)]
         assert [(event["change"], event["status"]) for event in mine] == [("opened", "queued"), ("offered", "assigned")]
+
+
+async def test_an_offer_failing_beside_another_leaves_no_conversation_without_its_key(
+        router: Router, mongo: Any) -> None:
+    """Two customers arrive together and are offered in one plan; bob's offer fails (the cache went away) while
+    ann's is storing its conversation. The batch fails and comes again — and each customer still has one
+    conversation: the failed plan's other offers are waited for before the openings decide whether their
+    conversation was stored (one that gave its key back while its insert was still on its way stayed stored and
+    offered, with no key, and the retry opened that customer a second one)."""
+    await router.agent("ann", ["default"], capacity=1)
+    await router.agent("bob", ["default"], capacity=1)
+    engine = router.engine
+    presence, conversations = engine.stores.presence, engine.stores.conversations
+    take, insert, offer_soon = presence.take, conversations.insert, engine.offer_soon
+    both_queued = asyncio.Barrier(2)
+
+    async def offered_together(conv: Any) -> None:  # as a consumer batch's openings reach the dispatcher
+        await both_queued.wait()
+        await offer_soon(conv)
+
+    async def take_failing_for_bob(tenant_id: str, login: str, *args: Any, **kwargs: Any) -> Any:
+        if login == "bob":
+            await asyncio.sleep(0.1)  # while ann's conversation is being stored
+            raise RedisConnectionError("the cache went away")
+        return await take(tenant_id, login, *args, **kwargs)
+
+    async def slow_insert(conv: Any) -> Any:
+        await asyncio.sleep(0.3)
+        return await insert(conv)
+
+    engine.offer_soon, presence.take, conversations.insert = offered_together, take_failing_for_bob, slow_insert
+    handler = InboundHandler(engine)
+    messages = [inbound(user=user, message_id=f"m-{user}") for user in ("u1", "u2")]
+    outcomes = await asyncio.gather(*(handler.handle(message) for message in messages), return_exceptions=True)
+    assert all(isinstance(outcome, RedisConnectionError) for outcome in outcomes), outcomes  # one plan, failed
+
+    engine.offer_soon, presence.take, conversations.insert = offer_soon, take, insert  # the batch comes again
+    await asyncio.sleep(0.5)  # anything still on its way lands first
+    for message in messages:
+        await handler.handle(message)
+    db = mongo[router.infra.database_name("router")]
+    per_customer = Counter([doc["external_user_id"] async for doc in db["conversations"].find({})])
+    assert per_customer == {"u1": 1, "u2": 1}

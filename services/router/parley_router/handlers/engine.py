@@ -328,8 +328,12 @@ class Engine:
         teams = await self.cache.teams(tenant_id)
         plan, before, cursors = await self._plan(tenant_id, waiting, teams)
         by_id = {conv.id: conv for conv in queue}
+        # every offer finishes before a failure goes up: an opening whose offer was still storing it would
+        # otherwise take the failure for "not stored", give its key back, and leave a stored conversation keyless
         results = await asyncio.gather(*(self._offer(by_id[conversation_id], login, teams)
-                                         for conversation_id, login in plan.assignments))
+                                         for conversation_id, login in plan.assignments), return_exceptions=True)
+        if failures := [result for result in results if isinstance(result, BaseException)]:
+            raise failures[0]
         # the round-robin cursor moves once per team, to where this plan left it
         await self.stores.presence.set_cursors(tenant_id, {team_id: login for team_id, login in cursors.items()
                                                            if team_id in teams and before.get(team_id) != login})
