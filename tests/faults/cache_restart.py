@@ -20,12 +20,13 @@ BEFORE, AFTER = 3, 4  # conversations before and after the restart: 7 for 4 slot
 
 
 async def held_by_agent(desk: Desk) -> dict[str, list[str]]:
-    """The conversations each of the desk's agents holds (offered or accepted), as the router stores them."""
+    """The conversations each of the desk's agents holds (offered or accepted), as the router stores them: id and
+    customer (two of one customer would be a conversation opened twice)."""
     held: dict[str, list[str]] = {login: [] for login in AGENTS}
     for login in AGENTS:
         page = await desk.ok("GET", "router", "/v1/conversations", params={"assignee": login, "status": "assigned",
                                                                              "limit": 200})
-        held[login] = [conversation["id"] for conversation in page["items"]]
+        held[login] = [f"{conversation['id']} ({conversation['external_user_id']})" for conversation in page["items"]]
     return held
 
 
