@@ -145,7 +145,11 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
   }, [loading]);
 
   // Live: any change the caller may see (or a reset of the stream) refreshes the list, coalesced; the tab counts
-  // come pushed on the stream itself.
+  // come pushed on the stream itself. The coalesced reload is the one for the list shown when it runs: a tab or
+  // filter changed while it waited would otherwise get the previous list's reload (dropped as stale), and the
+  // changes coalesced into it would never reach the new list.
+  const latestReload = useRef(reload);
+  latestReload.current = reload;
   const pending = useRef<number | null>(null);
   const onEvent = useCallback((event: LiveEvent) => {
     const change = event.data;
@@ -157,8 +161,8 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
       chime();
     }
     if (pending.current !== null) return;
-    pending.current = window.setTimeout(() => { pending.current = null; void reload(); }, 250);
-  }, [reload, openId, session.login]);
+    pending.current = window.setTimeout(() => { pending.current = null; void latestReload.current(); }, 250);
+  }, [openId, session.login]);
   useNewEvents(liveEvents, onEvent);
 
   useEffect(() => {

@@ -170,14 +170,19 @@ export function followLive(onEvent: (event: LiveEvent) => void, onCounts: (count
         if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
         onState("live");
         retry = 1000;
-        // A stream that resumes nothing starts now: a change made after the screen read its lists and before this
-        // moment is on neither (the router follows changes only while someone watches), so they are read again.
-        if (!lastId) onEvent({ id: "", type: "reset", data: {} as ConversationChange });
+        // A stream that resumes nothing starts at its first chunk (the router sends it once it follows changes for
+        // this screen): a change made after the screen read its lists and before then is on neither, so they are
+        // read again then.
+        let unresumed = !lastId;
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          if (unresumed) {
+            unresumed = false;
+            onEvent({ id: "", type: "reset", data: {} as ConversationChange });
+          }
           buffer += value;
           let end: number;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
