@@ -3,16 +3,12 @@ so a send can refuse a format or size the channel does not accept, or media alre
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from parley_outbound.catch_up import read_soon
 from parley_outbound.domain.attachments import MediaFacts
-
-CATCH_UP_POLL_SECONDS = 0.1
 
 
 class MediaStore:
@@ -45,11 +41,4 @@ class MediaStore:
     async def get_soon(self, tenant_id: str, media_id: str, within: float) -> MediaFacts | None:
         """`get`, waiting up to `within` seconds for facts not projected yet: media answers an upload once its
         `MediaStored` is on the topic, so a send made right after the upload may arrive before the projection."""
-        deadline = time.monotonic() + within
-        facts = await self.get(tenant_id, media_id)
-        for _ in range(math.ceil(within / CATCH_UP_POLL_SECONDS)):
-            if facts is not None or time.monotonic() >= deadline:
-                break
-            await asyncio.sleep(CATCH_UP_POLL_SECONDS)  # another service's event: nothing here to wait on
-            facts = await self.get(tenant_id, media_id)
-        return facts
+        return await read_soon(lambda: self.get(tenant_id, media_id), lambda facts: facts is not None, within)

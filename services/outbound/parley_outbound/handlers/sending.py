@@ -10,7 +10,6 @@ steps (HTTP accept, reconcile at start)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -25,13 +24,14 @@ from parley_common.events.inbound import ProviderError
 from parley_common.events.outbound import EmailOptions, OutboundText, SavedReplyContent, SendMessage, TemplateContent
 from parley_outbound import metrics
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
-from parley_outbound.adapters.media_store import CATCH_UP_POLL_SECONDS, MediaStore
+from parley_outbound.adapters.media_store import MediaStore
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.adapters.pending_messages import PendingMessages
 from parley_outbound.adapters.projection_marker import ProjectionsRebuilding
 from parley_outbound.adapters.saved_replies_repo import SavedReplyRepository
 from parley_outbound.adapters.templates_repo import TemplateRepository
 from parley_outbound.adapters.window_store import WindowStore
+from parley_outbound.catch_up import read_soon
 from parley_outbound.domain.attachments import check_attachment
 from parley_outbound.domain.compose import attachment_of, intent_for, outgoing
 from parley_outbound.domain.email_thread import EmailThread, reply_headers, reply_subject
@@ -234,13 +234,11 @@ class Sender:
         another agent as the thread's holder: the router answers an agent's accept once its event is on the topic,
         and this projection of it follows a moment later — the reply typed right after accepting must not be
         refused for that (a thread another agent really holds is refused after the wait)."""
-        deadline = time.monotonic() + THREAD_CATCH_UP_SECONDS
-        while True:
-            view = (await self.projections.views([command.conversation_key]))[0]
-            if time.monotonic() >= deadline or not held_by_another_agent(
-                    command.channel_type, command.sender.kind, command.sender.login, view[1]):
-                return view
-            await asyncio.sleep(CATCH_UP_POLL_SECONDS)  # another service's event: nothing here to wait on
+        async def read() -> View:
+            return (await self.projections.views([command.conversation_key]))[0]
+
+        return await read_soon(read, lambda view: not held_by_another_agent(
+            command.channel_type, command.sender.kind, command.sender.login, view[1]), THREAD_CATCH_UP_SECONDS)
 
     def _check_thread(self, command: SendMessage, thread: ThreadFacts) -> None:
         if held_by_another_agent(command.channel_type, command.sender.kind, command.sender.login, thread):
