@@ -2,7 +2,8 @@
 CPU per message in bench/pipeline.py (issue 17). Two throwaway servers on free ports: as
 SecantusDB ships (the journal written to the OS now and then; `j: true` commits with an fsync; an oplog entry per
 document written; the index catalog read at every step of a write) and as deploy/local/mongo_server.py runs it
-(every commit written through, no fsync; no oplog; the index catalog read once per write),
+(every commit written through, no fsync; no oplog; the index catalog read once per write; a write by `_id` and
+an operator finding its document by `_id`; an update rewriting only the index entries it changes),
 both up at once and taking turns at
 each shape (the median of the turns: a loaded machine's noise weighs on both alike). One client, one command at a
 time; the server's CPU (user + system, from /proc) per command or, for a bulk insert, per document.
@@ -44,7 +45,7 @@ Shape = tuple[str, Callable[[int], object], int]  # label, the command numbered 
 
 def serve(port: int, storage: str, ours: bool) -> None:
     """The child process: one SecantusDB server until SIGTERM."""
-    from mongo_server import commits_written_through, index_catalog_read_once_per_transaction, without_oplog
+    from mongo_server import commits_written_through, storage_as_parley_runs_it, without_oplog
     from secantus import SecantusDBServer
 
     def build() -> SecantusDBServer:
@@ -54,7 +55,7 @@ def serve(port: int, storage: str, ours: bool) -> None:
         with commits_written_through():
             server = build()
         without_oplog(server)
-        index_catalog_read_once_per_transaction()
+        storage_as_parley_runs_it()
     else:
         server = build()
     server.start()
@@ -119,6 +120,8 @@ def _shapes(journaled: MongoClient[Any], unjournaled: MongoClient[Any]) -> list[
         (f"insert one, {INDEXED_FIELDS} more indexes, journaled", lambda n: indexed.insert_one(doc(n)), 1),
         (f"update one by _id ($set), {INDEXED_FIELDS} more indexes, journaled", lambda n: indexed.update_one(
             {"_id": n}, {"$set": {"text": "thanks"}}), 1),
+        (f"update one by _id ($set of one indexed field), {INDEXED_FIELDS} more indexes, journaled",
+         lambda n: indexed.update_one({"_id": n}, {"$set": {"f0": -n}}), 1),
         (f"replace one by _id and version, {INDEXED_FIELDS} more indexes, journaled (the router's save)",
          lambda n: indexed.replace_one({"_id": n, "version": None}, {**doc(n), "version": 1}), 1),
         ("insert_many of 100, per document, journaled", lambda n: db["bulk"].insert_many(

@@ -23,6 +23,9 @@ from typing import Any
 
 import bson
 import pytest
+import secantus.storage
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
@@ -394,3 +397,119 @@ def test_find_and_modify_still_writes_only_what_its_query_matches(connections: C
     assert entries.find_one_and_delete({"_id": "e6", "status_rank": 0}) == {"_id": "e6", "status_rank": 0}
     assert entries.find_one({"_id": "e4"}) == {"_id": "e4", "status_rank": 2}
     assert entries.count_documents({}) == 29
+
+
+UPDATE_PATHS = ("_update_chunk", "_update_matching_single_txn", "_delete_index_entries", "_write_index_entries")
+
+
+@pytest.fixture
+def index_diff_in_this_process(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """`updates_rewrite_only_changed_index_entries` installed in this test's process and taken out after it; the
+    methods it replaced, to run SecantusDB as shipped beside it."""
+    shipped = {name: getattr(Storage, name) for name in UPDATE_PATHS}
+    for patched in (*UPDATE_PATHS, "_index_diff_installed"):
+        monkeypatch.setattr(Storage, patched, getattr(Storage, patched, False), raising=False)
+    mongo_server.updates_rewrite_only_changed_index_entries()
+    return shipped
+
+
+# the indexes of the comparison below: compound, sub-document and dotted keys, a multikey one, sparse, unique, and
+# partial ones (on another field, and through `$and`)
+DIFFED_INDEXES: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
+    ("a", {"a": 1}, {}),
+    ("a_c", {"a": 1, "c": -1}, {}),
+    ("b", {"b": 1}, {}),
+    ("b_x", {"b.x": 1}, {}),
+    ("tags", {"tags": 1}, {}),
+    ("c_open", {"c": 1}, {"partialFilterExpression": {"status": {"$gt": ""}}}),
+    ("c_a_open", {"c": 1, "a": -1}, {"partialFilterExpression": {"$and": [{"status": "open"}, {"c": {"$gte": 0}}]}}),
+    ("sparse_s", {"s": 1}, {"sparse": True}),
+    ("unique_u", {"u": 1}, {"unique": True, "partialFilterExpression": {"u": {"$gt": 0}}}),
+]
+_values = st.one_of(st.integers(-2, 2), st.sampled_from([1.0, True, "x", "", None, [1, 2], [2, 1], [], {"x": 1}]))
+_sub_documents = st.sampled_from([{"x": 1, "y": 2}, {"y": 2, "x": 1}, {"x": 1.0, "y": 2}, {"x": [1, 2]}, {}, 7])
+_fields = st.fixed_dictionaries({}, optional={
+    "a": _values, "b": _sub_documents, "c": _values, "tags": st.lists(st.sampled_from("pqr"), max_size=3),
+    "status": st.sampled_from(["open", "closed", ""]), "s": _values, "u": st.integers(0, 3),
+    "text": st.text(max_size=3),
+})
+_updates = st.one_of(
+    _fields.map(lambda fields: {"$set": fields} if fields else {"$set": {"text": "same"}}),
+    st.lists(st.sampled_from(["a", "b", "c", "status", "s", "u", "tags"]), min_size=1, max_size=3).map(
+        lambda names: {"$unset": dict.fromkeys(names, "")}),
+    st.just({"$inc": {"c": 1}}),
+    _fields,  # a replacement, as the router saves
+)
+_steps = st.lists(st.tuples(st.integers(0, 5), st.booleans(), _updates), min_size=1, max_size=12)
+
+
+def _entries_by_id(storage: Storage, db: str, coll: str) -> tuple[set[tuple[Any, ...]], set[tuple[Any, ...]]]:
+    """(index entries, unique keys taken) of one collection, each naming the `_id` of its document."""
+    documents = storage._cursor(secantus.storage._doc_table_for(db, coll))
+
+    def id_of(recordid: int) -> Any:
+        documents.reset()
+        documents.set_key(db, coll, recordid)
+        assert documents.search() == 0, f"an entry of {coll} names a row that is gone"
+        return bson.decode(secantus.storage._unframe_doc_value(bytes(documents.get_value()))[1])["_id"]
+
+    def rows(table: str) -> Iterator[tuple[Any, ...]]:
+        cursor = storage._cursor(table)
+        cursor.reset()
+        while cursor.next() == 0:
+            key = cursor.get_key()
+            if key[0] == db and key[1] == coll:
+                yield (*key[2:], cursor.get_value())
+
+    entries = set()
+    for name, packed, _ in rows(secantus.storage._IDX_ENTRIES_TABLE):
+        kb, recordid = secantus.storage._unpack_entry(packed)
+        entries.add((name, kb, id_of(recordid)))
+    taken = {(name, kb, id_of(recordid)) for name, kb, recordid in rows(secantus.storage._UNIQ_TABLE)}
+    return entries, taken
+
+
+def test_an_update_leaves_the_index_entries_secantus_would_rewrite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   index_diff_in_this_process: dict[str, Any]) -> None:
+    """The same documents updated the same way, one collection with the changed entries alone rewritten and one as
+    SecantusDB ships: the same index entries and unique keys, for the same documents, and the same refusals."""
+    storage = Storage(str(tmp_path / "data"), enable_oplog=False)
+    examples = iter(range(1_000_000))
+
+    def run(coll: str, documents: list[dict[str, Any]], steps: list[tuple[int, bool, dict[str, Any]]]) -> list[str]:
+        for name, key, options in DIFFED_INDEXES:
+            storage.create_index("db", coll, name, key, options)
+        outcomes = []
+        for document in documents:
+            try:
+                storage.insert("db", coll, [dict(document)])
+                outcomes.append("inserted")
+            except Exception as exc:  # a refusal must be the same on both sides
+                outcomes.append(type(exc).__name__)
+        for number, every, update in steps:
+            try:
+                found = storage.update_matching("db", coll, {} if every else {"_id": number}, dict(update), multi=every)
+                outcomes.append(f"{found['matched']}/{found['modified']}")
+            except Exception as exc:
+                outcomes.append(type(exc).__name__)
+        return outcomes
+
+    @settings(max_examples=150, deadline=None)
+    @given(documents=st.lists(_fields, min_size=1, max_size=6), steps=_steps)
+    def the_same_entries(documents: list[dict[str, Any]], steps: list[tuple[int, bool, dict[str, Any]]]) -> None:
+        documents = [{"_id": number, **fields} for number, fields in enumerate(documents)]
+        example = next(examples)
+        diffed = run(f"diffed{example}", documents, steps)
+        with monkeypatch.context() as shipped:
+            for name, method in index_diff_in_this_process.items():
+                shipped.setattr(Storage, name, method)
+            as_shipped = run(f"shipped{example}", documents, steps)
+        assert diffed == as_shipped
+        assert _entries_by_id(storage, "db", f"diffed{example}") == _entries_by_id(storage, "db", f"shipped{example}")
+        assert (storage.find_matching("db", f"diffed{example}", {})
+                == storage.find_matching("db", f"shipped{example}", {}))
+
+    try:
+        the_same_entries()
+    finally:
+        storage.close()
