@@ -3,7 +3,8 @@ test-profile servers, signed WhatsApp webhooks from a separate load process, one
 steps of offered load.
 
 Per step: offered and accepted webhooks, the webhook HTTP answer p50/p99, webhook → conversation `offered`
-p50/p99 (the load process reads the router's `ConversationChanged` from its topic), and CPU per accepted message
+p50/p99 (the load process reads the router's `ConversationChanged` from its topic, its consumer paced as the
+services' are; the offer's time is its record's timestamp, when the router produced it), and CPU per accepted message
 of every process (the five services, broker, database, cache; from /proc, each process group's idle rate —
 measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
 the agents) alongside inbound load and times accepted → provider called. Then, in the same run, the
@@ -61,6 +62,7 @@ from pipeline_report import Step, render_chart, render_markdown, update_docs  # 
 from proc_cpu import ProcessGroups  # noqa: E402
 from router_routing import seed_open_conversations  # noqa: E402
 
+from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches  # noqa: E402
 from parley_common.mongo import mongo_client  # noqa: E402
 from parley_common.round_trips import read_commands, read_counts  # noqa: E402
 from parley_common.tasks import running  # noqa: E402
@@ -115,7 +117,8 @@ class Load:
         self.tokens = tokens
         self.concurrency = concurrency
         self.sent: dict[str, float] = {}  # wa_id → monotonic time its webhook was posted
-        self.offered_at: dict[str, float] = {}
+        self.sent_wall: dict[str, float] = {}  # and the wall clock's, to compare with the offer's record timestamp
+        self.offered_at: dict[str, float] = {}  # wa_id → wall-clock time the router produced its `offered`
         self.offered_to: dict[str, str] = {}  # wa_id → the agent offered the conversation: only they may answer
         self.customers = 0
         self.reachable: list[str] = []  # customers already offered: agents may answer them
@@ -148,13 +151,13 @@ class Load:
 
         while True:
             batch = await consumer.getmany(timeout_ms=100)
-            now = time.monotonic()
+            now = time.time()
             for records in batch.values():
                 for record in records:
                     event = json.loads(record.value)
                     user = event.get("external_user_id")
                     if event.get("change") == "offered" and user in self.sent and user not in self.offered_at:
-                        self.offered_at[user] = now
+                        self.offered_at[user] = record.timestamp / 1000 if record.timestamp > 0 else now
                         self.offered_to[user] = (event.get("assignee") or {}).get("id", "")
 
     async def _step(self, session: Any, rate: float, reply_rate: float | None, plan: Plan) -> StepResult:
@@ -184,7 +187,7 @@ class Load:
         result.seconds = time.monotonic() - started
         for user in accepted:
             if user in self.offered_at:
-                result.offered_ms.append((self.offered_at[user] - self.sent[user]) * 1000)
+                result.offered_ms.append((self.offered_at[user] - self.sent_wall[user]) * 1000)
                 if self.offered_to[user] in self.tokens:
                     self.reachable.append(user)
             else:
@@ -203,7 +206,7 @@ class Load:
         payload = whatsapp_text(user, f"wamid.bench.{uuid.uuid4().hex}", "hello, I need help", int(time.time()),
                                 WHATSAPP.phone_number_id, name="Bench Customer")
         body, headers = meta_signed(WHATSAPP.app_secret, payload)
-        posted = time.monotonic()
+        posted, posted_wall = time.monotonic(), time.time()
         try:
             async with session.post(self.ingest, data=body, headers=headers) as response:
                 answer = await response.read()
@@ -215,7 +218,7 @@ class Load:
         result.http_ms.append((time.monotonic() - posted) * 1000)
         if status == 200:
             result.accepted += 1
-            self.sent[user] = posted
+            self.sent[user], self.sent_wall[user] = posted, posted_wall
         elif status == 503:
             result.shed += 1
         else:
@@ -254,6 +257,10 @@ def _note_refusal(result: StepResult, what: str, status: int, answer: bytes) -> 
 
 
 def _load_process(args: tuple[Any, ...], plan: Plan, control: Connection) -> None:
+    # paced as the services' consumers are: unpaced, its reader re-fetched thousands of times a second from the local
+    # broker (which answers an empty fetch at once), taking half a core from the services and adding the broker's
+    # answers to the broker's CPU per message; the latency is read from the offer's record timestamp, not the pace
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
     asyncio.run(Load(*args).run(plan, control))
 
 
