@@ -53,14 +53,20 @@ async def seed(db: Any, redis: Any, prefix: str, agents: int, held: int) -> None
 
 async def reconcile_once(audit: CapacityAudit) -> str:
     started = time.perf_counter()
-    cutoff = await audit.server_time_ms() + 1000  # no takes in flight here: every stamped slot counts as old
+    read_since = await audit.server_time_ms()
+    cutoff = read_since + 1000  # no takes in flight here: every stamped slot counts as old
     slots = await audit.slots("acme", await audit.directory_logins("acme"), CHANNEL_TYPES)
+    slots_read = time.perf_counter()
     held = await audit.held("acme")
-    results = await audit.heal("acme", repairs(slots, held), cutoff)
-    elapsed = (time.perf_counter() - started) * 1000
+    held_read = time.perf_counter()
+    results = await audit.heal("acme", repairs(slots, held), cutoff, read_since_ms=read_since)
+    ended = time.perf_counter()
+    elapsed = (ended - started) * 1000
     removed = sum(len(removed) for _, removed, _, _ in results)
     restored = sum(len(restored) for _, _, restored, _ in results)
-    return f"{elapsed:.0f} ms (sets checked {len(results)}, removed {removed}, restored {restored})"
+    return (f"{elapsed:.0f} ms: slots {(slots_read - started) * 1000:.0f}, held {(held_read - slots_read) * 1000:.0f}, "
+            f"plan and heal {(ended - held_read) * 1000:.0f} (sets checked {len(results)}, removed {removed}, "
+            f"restored {restored})")
 
 
 async def main(agents: int, held: int) -> None:
