@@ -24,6 +24,9 @@ class RouterSettings(ServiceSettings):
                            "with its partitions)")
     capacity_reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="how often capacity slot sets in Redis are reconciled with MongoDB")
+    capacity_full_audit_interval_seconds: float = Field(
+        default=600.0, gt=0, description="how often a reconcile round reads every conversation held by an agent; the "
+                                         "rounds between read only the conversations stored since the round before")
     capacity_reconcile_grace_seconds: float = Field(
         default=10.0, ge=1, description="a slot taken this recently is never removed (its save may be in flight)")
     offline_check_interval_seconds: float = Field(

@@ -5,25 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import random
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 
-from parley_router.adapters.conversations import StaleVersion
+from parley_router.adapters.conversations import CHANGED_AT, StaleVersion
 from parley_router.adapters.presence import Take
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.handlers.engine import Engine
-from parley_router.handlers.upkeep import Upkeep
+from parley_router.handlers.upkeep import Healed, Upkeep
 
 from .conftest import T0, Router
 from .test_assignment_flow import new_conv
 
 
-def upkeep_of(router: Router, grace_seconds: float = 10.0) -> Upkeep:
+def upkeep_of(router: Router, grace_seconds: float = 10.0, full_audit_seconds: float = 600.0) -> Upkeep:
     upkeep: Upkeep = router.app.state.upkeep
-    return Upkeep(upkeep.engine, upkeep.audit, grace_seconds)
+    return Upkeep(upkeep.engine, upkeep.audit, grace_seconds, full_audit_seconds)
+
+
+def count_full_reads(upkeep: Upkeep, monkeypatch: Any) -> list[str]:
+    """The tenants whose every held conversation the upkeep reads from here on."""
+    full_reads: list[str] = []
+    read_all = upkeep.audit.holders
+
+    async def holders(tenant_id: str) -> Any:
+        full_reads.append(tenant_id)
+        return await read_all(tenant_id)
+
+    monkeypatch.setattr(upkeep.audit, "holders", holders)
+    return full_reads
 
 
 async def slots(router: Router, redis: Any, login: str) -> set[str]:
@@ -107,30 +121,104 @@ async def test_restoring_above_capacity_counts_the_truth_and_hands_out_nothing_m
     assert (await stored(router, third)).agent == "ann"  # back under capacity: the queue is served
 
 
+async def test_the_reconciler_visits_the_tenants_of_the_directory_and_of_the_conversations(router: Router) -> None:
+    audit = router.engine.stores.audit
+    assert "acme" not in await audit.tenants()
+    await new_conv(router, "u1")  # a tenant with conversations and no agent yet: its counters name it
+    assert "acme" in await audit.tenants()
+
+
+async def test_rounds_between_full_reads_repair_from_what_changed(router: Router, redis: Any,
+                                                                    monkeypatch: Any) -> None:
+    """After a full read, a round reads only the conversations stored since: a drift of the slot sets (a leaked
+    slot, a lost one) and a conversation taken since are repaired without reading every held conversation."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    await router.agent("ann", ["default"], capacity=5)
+    held, queued, taken_later = [(await new_conv(router, f"u{i}"))["id"] for i in range(3)]
+    await router.ok("POST", f"/v1/conversations/{held}/take", login="ann", roles=["agent"])
+    upkeep = upkeep_of(router)
+    full_reads = count_full_reads(upkeep, monkeypatch)
+    assert await upkeep.reconcile_tenant("acme") == Healed()
+    presence, version = router.engine.stores.presence, await router.engine.stores.directory.version("acme")
+    assert (await presence.take("acme", "ann", "whatsapp", queued, 10, version))[0] is Take.TAKEN
+    await backdate(router, redis, "ann", queued)  # a leak of a conversation not stored since the full read
+    await lose_slot(router, redis, "ann", held)  # a lost slot of one not stored since either
+    await router.ok("POST", f"/v1/conversations/{taken_later}/take", login="ann", roles=["agent"])
+    await lose_slot(router, redis, "ann", taken_later)
+
+    healed = await upkeep.reconcile_tenant("acme")
+
+    assert (healed.removed, healed.restored) == (1, 2)
+    assert await slots(router, redis, "ann") == {held, taken_later}
+    assert full_reads == ["acme"]  # the first round's only
+
+
+async def test_a_change_the_rounds_between_full_reads_cannot_see_waits_for_the_next_full_read(
+        router: Router, redis: Any, mongo: Any, monkeypatch: Any) -> None:
+    """Conversations stored with a time before the last round's read (a replica whose clock is far behind) are
+    not among what changed: one closed with its slot leaked keeps the slot until the next full read removes it, and
+    one closed and released is not put back on the strength of the view that still has it held (the round reads a
+    conversation again before putting it back) — a view behind the truth delays a repair, never makes a wrong one."""
+    await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
+    await router.agent("ann", ["default"], capacity=5)
+    leaked, released = [(await new_conv(router, f"u{i}"))["id"] for i in range(2)]
+    for conversation_id in (leaked, released):
+        await router.ok("POST", f"/v1/conversations/{conversation_id}/take", login="ann", roles=["agent"])
+    upkeep = upkeep_of(router, grace_seconds=0, full_audit_seconds=0.5)
+    full_reads = count_full_reads(upkeep, monkeypatch)
+    await upkeep.reconcile_tenant("acme")
+    conversations = mongo[router.infra.database_name("router")]["conversations"]
+    for conversation_id in (leaked, released):
+        await router.ok("POST", f"/v1/conversations/{conversation_id}/close", json={})
+        await conversations.update_one({"_id": conversation_id},
+                                       {"$set": {CHANGED_AT: datetime.now(UTC) - timedelta(hours=1)}})
+    await presence_take_again(router, leaked)  # its set still counts the closed conversation
+
+    assert await upkeep.reconcile_tenant("acme") == Healed()
+    assert await slots(router, redis, "ann") == {leaked}
+
+    await asyncio.sleep(0.5)
+    assert await upkeep.reconcile_tenant("acme") == Healed(removed=1)
+    assert await slots(router, redis, "ann") == set()
+    assert full_reads == ["acme", "acme"]
+
+
+async def presence_take_again(router: Router, conversation_id: str) -> None:
+    version = await router.engine.stores.directory.version("acme")
+    taken = await router.engine.stores.presence.take("acme", "ann", "whatsapp", conversation_id, 10, version)
+    assert taken[0] is Take.TAKEN
+
+
+@pytest.mark.parametrize("round_kind", ["full", "between full reads"])
 async def test_a_conversation_moved_away_while_the_reconciler_reads_is_not_put_back(
-        router: Router, redis: Any, monkeypatch: Any) -> None:
+        router: Router, redis: Any, monkeypatch: Any, round_kind: str) -> None:
     """Taken after the slot sets were read and released after MongoDB was read, a conversation looks held but
-    missing; its slot already serves another conversation, so putting it back would count ann over capacity."""
+    missing; its slot already serves another conversation, so putting it back would count ann over capacity. In a
+    round between full reads, the read that decides is the one of the conversations the plan would put back."""
     await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
     await router.agent("ann", ["default"], capacity=2)
     first, second, third = [(await new_conv(router, f"u{i}"))["id"] for i in range(3)]
     await router.ok("POST", f"/v1/conversations/{second}/take", login="ann", roles=["agent"])
     upkeep = upkeep_of(router)
-    read_slots, read_held = upkeep.audit.slots, upkeep.audit.held
+    if round_kind != "full":
+        await upkeep.reconcile_tenant("acme")  # the full read: the rounds after it read only what changed
+    read_slots = upkeep.audit.slots
+    deciding_read = "holders" if round_kind == "full" else "holders_of"
+    read_held = getattr(upkeep.audit, deciding_read)
 
     async def slots_then_a_take(*args: Any) -> Any:
         found = await read_slots(*args)
         await router.ok("POST", f"/v1/conversations/{first}/take", login="ann", roles=["agent"])
         return found
 
-    async def held_then_a_close_and_a_take(tenant_id: str) -> Any:
-        found = await read_held(tenant_id)
+    async def held_then_a_close_and_a_take(*args: Any) -> Any:
+        found = await read_held(*args)
         await router.ok("POST", f"/v1/conversations/{first}/close", json={})
         await router.ok("POST", f"/v1/conversations/{third}/take", login="ann", roles=["agent"])
         return found
 
     monkeypatch.setattr(upkeep.audit, "slots", slots_then_a_take)
-    monkeypatch.setattr(upkeep.audit, "held", held_then_a_close_and_a_take)
+    monkeypatch.setattr(upkeep.audit, deciding_read, held_then_a_close_and_a_take)
 
     healed = await upkeep.reconcile_tenant("acme")
 
@@ -201,9 +289,12 @@ async def _race(engine: Engine, cid: str, target: str | None, rng: random.Random
         await asyncio.sleep(rng.random() * 0.003)
 
 
-async def test_engines_racing_on_the_same_conversations_end_consistent(router: Router, redis: Any) -> None:
+@pytest.mark.parametrize("last_round", ["full", "between full reads"])
+async def test_engines_racing_on_the_same_conversations_end_consistent(router: Router, redis: Any,
+                                                                       last_round: str) -> None:
     """Four engines (replicas) apply different moves to the same read of each conversation, round after round,
-    while reconcilers run; afterwards one reconcile makes every slot set equal the stored truth."""
+    while reconcilers run (a full round, then rounds reading what changed); afterwards one reconcile makes every
+    slot set equal the stored truth."""
     await router.ok("PUT", "/v1/teams/default", json={"strategy": "manual"})
     capacity = 6
     for login in ("ann", "bob"):
@@ -220,7 +311,11 @@ async def test_engines_racing_on_the_same_conversations_end_consistent(router: R
             assert len(await slots(router, redis, login)) <= capacity
 
     await asyncio.sleep(0.05)
-    await upkeep_of(router, grace_seconds=0).reconcile_tenant("acme")
+    if last_round == "full":
+        await upkeep_of(router, grace_seconds=0).reconcile_tenant("acme")
+    else:
+        upkeep.grace_ms = 0
+        await upkeep.reconcile_tenant("acme")
 
     truth: dict[str, set[str]] = {"ann": set(), "bob": set()}
     for cid in ids:

@@ -19,6 +19,7 @@ from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
 from parley_router.adapters.capacity_audit import CapacityAudit
 from parley_router.adapters.conversations import (
+    CHANGED_AT,
     CONVERSATION_INDEXES,
     INBOX_INDEXES,
     RETIRED_INDEXES,
@@ -67,7 +68,7 @@ def conversations() -> list[dict[str, Any]]:
     """One conversation in each state the queries look for, and one of each that a partial index leaves out."""
     def conv(name: str, **fields: Any) -> dict[str, Any]:
         opened = open_conversation(name, "acme", "wa-1", "whatsapp", f"user-{name}", NOW - timedelta(hours=1))
-        return to_doc(replace(opened, **fields))
+        return {**to_doc(replace(opened, **fields)), CHANGED_AT: NOW - timedelta(minutes=len(name))}
     return [
         conv("offered", status=Status.ASSIGNED, assignee=ANN, team_id="sales", offer_expires_at=NOW - timedelta(1)),
         conv("accepted", status=Status.ASSIGNED, assignee=ANN, team_id="sales", contact_id="k1"),
@@ -107,9 +108,13 @@ async def test_every_query_on_the_conversations_is_served_by_an_index_and_every_
         assert [conv.id for conv in await repo.queued("acme", 50)] == ["queued"]
         assert [conv.id for conv in await repo.active_of_agent("acme", "ann")] == ["accepted", "offered", "snoozed"]
         audit = CapacityAudit(redis, infra_settings.redis_prefix(), db)
-        assert "acme" in await audit.tenants()
         assert {conv for convs in (await audit.held("acme")).values() for conv in convs} == {
             "accepted", "offered", "snoozed"}
+        assert await audit.changed_since("acme", NOW - timedelta(minutes=7)) == {  # stored in the last 7 minutes
+            "offered": ("ann", "whatsapp"), "snoozed": ("ann", "whatsapp"), "bot-due": None, "queued": None,
+            "closed": None}
+        assert await audit.holders_of("acme", ["accepted", "queued", "gone"]) == {
+            "accepted": ("ann", "whatsapp"), "queued": None, "gone": None}
         assert [conv.id for conv in await repo.of_contact("acme", "k1", 20)] == ["closed", "accepted"]
         key = ConversationKey("acme", "wa-1", "user-accepted")
         assert await repo.last_agent_for(key) == "ann"

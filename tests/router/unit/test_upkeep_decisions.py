@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_router.domain.capacity import SlotKey, over_capacity, repairs
+from parley_router.domain.capacity import SlotKey, SlotRepair, apply_changes, by_slot, doubted, over_capacity, repairs
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, open_conversation
 from parley_router.domain.offline import OfflineMove, offline_move
 
 NOW = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 keys = st.tuples(st.sampled_from(["ann", "bob", "cid"]), st.sampled_from(["whatsapp", "telegram"]))
 sets = st.dictionaries(keys, st.frozensets(st.sampled_from([f"c{i}" for i in range(8)])), max_size=6)
+holders = st.dictionaries(st.sampled_from([f"c{i}" for i in range(8)]), keys)  # conversation → the slot it holds
 
 
 def test_repairs_find_leaks_and_undercounts() -> None:
@@ -38,6 +39,31 @@ def test_applying_repairs_makes_the_slots_equal_the_truth(slots: dict[SlotKey, f
         current -= set(repair.stale)
         current |= set(repair.missing)
     assert {k: v for k, v in healed.items() if v} == {k: set(v) for k, v in held.items() if v}
+
+
+@given(sets, holders, holders)
+def test_a_plan_from_a_view_behind_the_truth_read_again_where_it_doubts_repairs_only_what_the_truth_asks(
+        slots: dict[SlotKey, frozenset[str]], truth: dict[str, SlotKey], view: dict[str, SlotKey]) -> None:
+    """A round between full reads plans from its view, reads again the conversations the plan names and plans
+    again: every removal and put-back left is one the truth asks for; with a view equal to the truth, all of them."""
+    planned = repairs(slots, by_slot(view))
+    apply_changes(view, {conversation_id: truth.get(conversation_id) for conversation_id in doubted(planned)})
+    rechecked = repairs(slots, by_slot(view))
+
+    asked = {(repair.login, repair.channel_type): repair for repair in repairs(slots, by_slot(truth))}
+    for repair in rechecked:
+        true_repair = asked.get((repair.login, repair.channel_type), SlotRepair(repair.login, repair.channel_type))
+        assert set(repair.stale) <= set(true_repair.stale)
+        assert set(repair.missing) <= set(true_repair.missing)
+    if view == truth:
+        assert [repair for repair in rechecked if repair.stale or repair.missing] == [
+            repair for repair in asked.values() if repair.stale or repair.missing]
+
+
+def test_a_view_follows_the_conversations_read_again() -> None:
+    view: dict[str, SlotKey] = {"c1": ("ann", "whatsapp"), "c2": ("bob", "whatsapp")}
+    apply_changes(view, {"c1": None, "c2": ("ann", "telegram"), "c3": ("bob", "whatsapp"), "c4": None})
+    assert by_slot(view) == {("ann", "telegram"): {"c2"}, ("bob", "whatsapp"): {"c3"}}
 
 
 @given(st.integers(0, 50), st.integers(0, 50))

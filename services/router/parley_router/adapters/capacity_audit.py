@@ -9,13 +9,17 @@ released slots. Like presence.py, the stamp key is derived inside the script (si
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
+from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.asynchronous.database import AsyncDatabase
 from redis.asyncio import Redis
 
-from parley_router.domain.capacity import SlotKey, SlotRepair
+from parley_router.adapters.conversations import CHANGED_AT
+from parley_router.adapters.tab_counters import TabCounters
+from parley_router.domain.capacity import SlotKey, SlotRepair, by_slot
 from parley_router.domain.conversation import Status
 
 Doc = dict[str, Any]
@@ -57,6 +61,15 @@ return {removed, restored, redis.call('SCARD', set)}
 """
 
 HELD_STATUSES = [Status.ASSIGNED.value, Status.SNOOZED.value]
+_HOLDING = {"status": 1, "assignee_agent": 1, "channel_type": 1}
+
+
+def _slot_of(doc: Doc) -> SlotKey | None:
+    """The slot a stored conversation holds: its agent's on its channel type while assigned or snoozed (a team holds
+    none)."""
+    if doc.get("status") in HELD_STATUSES and doc.get("assignee_agent"):
+        return (doc["assignee_agent"], doc["channel_type"])
+    return None
 
 
 def _text(value: object) -> str:
@@ -70,12 +83,23 @@ AUDIT_BATCH = 500
 AUDIT_PAUSE = 0.005
 
 
+async def _paced(cursor: AsyncCursor[Doc]) -> AsyncIterator[Doc]:
+    """The cursor's documents, with a pause after each `AUDIT_BATCH` of them (one batch of the cursor)."""
+    read = 0
+    async for doc in cursor:
+        yield doc
+        read += 1
+        if read % AUDIT_BATCH == 0:
+            await asyncio.sleep(AUDIT_PAUSE)
+
+
 class CapacityAudit:
     def __init__(self, redis: Redis, prefix: str, db: AsyncDatabase[Doc]) -> None:
         self._redis = redis
         self._prefix = prefix
         self._conversations = db["conversations"]
         self._agents = db["agents"]
+        self._counters = TabCounters(db)
         self._heal = redis.register_script(_HEAL)
 
     def _slot_key(self, tenant_id: str, login: str, channel_type: str) -> str:
@@ -86,26 +110,45 @@ class CapacityAudit:
         return int(seconds) * 1000 + int(micros) // 1000
 
     async def tenants(self) -> list[str]:
-        """Tenants with agents in the directory or with conversations held by an agent."""
+        """Tenants with agents in the directory or with conversations (their inbox counters name them). Not a
+        `distinct` over the conversations: the local database reads every matching conversation for it under its
+        global lock, which stalled every service's writes for 14 s under load (docs/benchmarks.md)."""
         with_agents = await self._agents.distinct("tenant_id")
-        # one query per status, each served by an index (the local database scans the collection for `$in`)
-        holding = [await self._conversations.distinct("tenant_id", {"status": status}) for status in HELD_STATUSES]
-        return sorted(set(with_agents).union(*holding))
+        return sorted(set(with_agents).union(await self._counters.counted_tenants()))
 
     async def directory_logins(self, tenant_id: str) -> list[str]:
         return [doc["login"] async for doc in self._agents.find({"tenant_id": tenant_id}, projection={"login": 1})]
 
     async def held(self, tenant_id: str) -> dict[SlotKey, set[str]]:
         """What MongoDB says: per (agent, channel type) the conversations holding a slot."""
-        held: dict[SlotKey, set[str]] = defaultdict(set)
-        for status in HELD_STATUSES:  # one query each, served by an index (as in `tenants`)
-            cursor = self._conversations.find({"tenant_id": tenant_id, "status": status},
-                                              projection={"assignee_agent": 1, "channel_type": 1},
-                                              batch_size=AUDIT_BATCH)
-            async for doc in cursor:
-                if doc.get("assignee_agent"):  # a team holds no slot
-                    held[(doc["assignee_agent"], doc["channel_type"])].add(doc["_id"])
-        return dict(held)
+        return by_slot(await self.holders(tenant_id))
+
+    async def holders(self, tenant_id: str) -> dict[str, SlotKey]:
+        """Every conversation of the tenant holding a slot, with the slot (one read of each held conversation)."""
+        found: dict[str, SlotKey] = {}
+        for status in HELD_STATUSES:  # one query each, served by an index (the local database scans for `$in`)
+            async for doc in _paced(self._conversations.find({"tenant_id": tenant_id, "status": status},
+                                                             projection=_HOLDING, batch_size=AUDIT_BATCH)):
+                if (slot := _slot_of(doc)) is not None:
+                    found[doc["_id"]] = slot
+        return found
+
+    async def changed_since(self, tenant_id: str, since: datetime) -> dict[str, SlotKey | None]:
+        """The tenant's conversations stored at or after `since` (by the writers' clocks), each with the slot it holds
+        now (None: none)."""
+        return {doc["_id"]: _slot_of(doc) async for doc in _paced(self._conversations.find(
+            {"tenant_id": tenant_id, CHANGED_AT: {"$gte": since}}, projection=_HOLDING, batch_size=AUDIT_BATCH))}
+
+    async def holders_of(self, tenant_id: str, conversation_ids: list[str]) -> dict[str, SlotKey | None]:
+        """These conversations as stored now, each with the slot it holds (None: none, or not stored)."""
+        found: dict[str, SlotKey | None] = dict.fromkeys(conversation_ids)
+        for start in range(0, len(conversation_ids), AUDIT_BATCH):
+            # by `_id` alone: with the tenant in the filter too, the local database scans the collection
+            async for doc in self._conversations.find({"_id": {"$in": conversation_ids[start:start + AUDIT_BATCH]}},
+                                                      projection={**_HOLDING, "tenant_id": 1}):
+                if doc["tenant_id"] == tenant_id:
+                    found[doc["_id"]] = _slot_of(doc)
+        return found
 
     async def slots(self, tenant_id: str, logins: list[str], channel_types: list[str]) -> dict[SlotKey, set[str]]:
         """What Redis says: the slot sets of these agents (pipelined, `AUDIT_BATCH` sets per round trip)."""

@@ -39,6 +39,9 @@ INBOX_INDEXES = [[("tenant_id", ASCENDING), ("archived", ASCENDING), ("blocked",
                  for scope in INBOX_SCOPES for tab in ((), (("status", ASCENDING),))]
 OPEN_STATUSES = [status.value for status in Status if status is not Status.CLOSED]
 WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome of each save of a bulk write
+# When a write last stored the conversation (the writing replica's clock): the capacity audit reads the
+# conversations changed since its last round instead of every held one (adapters/capacity_audit.py).
+CHANGED_AT = "changed_at"
 # No time the router stores (an offer's expiry, a snooze's end, a bot's reply due, a close) is earlier than this.
 # The sweep's queries name it as their lower bound: the local database starts an index range at its lower bound,
 # and with none it walks from the status's first entry — every conversation of that status with no due time (null
@@ -47,11 +50,10 @@ WRITE_TOKEN = "_write"  # which save wrote the stored version: tells the outcome
 # conversation with that time set has an entry there.
 NO_TIME_BEFORE = datetime(1970, 1, 1, tzinfo=UTC)
 DUE_FIELDS = {Status.ASSIGNED: "offer_expires_at", Status.SNOOZED: "snoozed_until", Status.BOT: "bot_reply_due"}
-# Every index of the conversations, each with the queries it serves. The local database reads its catalog of the
-# collection's indexes several times per document written (and deletes and writes again every entry of a document
-# it updates, changed or not), so each index costs every insert and save; a partial index holds only the documents
-# its filter matches (on MongoDB those alone pay for it). The local database uses a partial index for a query whose
-# filter implies the index's filter and whose other fields lead its key, as MongoDB does.
+# Every index of the conversations, each with the queries it serves. Each index costs every insert and every save
+# that changes one of its fields (the local database, like MongoDB, rewrites those entries only); a partial index
+# holds only the documents its filter matches (on MongoDB those alone pay for it). The local database uses a partial
+# index for a query whose filter implies the index's filter and whose other fields lead its key, as MongoDB does.
 CONVERSATION_INDEXES = [
     # the queue (Engine.dispatch, the supervisor's floor), and the capacity audit: the tenants holding
     # conversations, a tenant's held ones (equalities on the key's prefix, one query per status)
@@ -72,6 +74,8 @@ CONVERSATION_INDEXES = [
     IndexModel([("tenant_id", ASCENDING), ("opened_at", ASCENDING)]),
     IndexModel([("tenant_id", ASCENDING), ("closed_at", ASCENDING)], name="closed",
                partialFilterExpression={"closed_at": {"$gte": NO_TIME_BEFORE}}),
+    # the capacity audit between its full reads: a tenant's conversations changed since its last round
+    IndexModel([("tenant_id", ASCENDING), (CHANGED_AT, ASCENDING)], name="changed"),
 ]
 # Indexes of earlier releases, dropped at start once the ones above exist: replaced by indexes holding every field
 # of their queries (see INBOX_INDEXES), or by the partial and reordered ones above — every write kept them up.
@@ -102,7 +106,7 @@ def _write_error(error: Doc) -> Exception:
 
 
 def from_doc(doc: Doc) -> Conversation:
-    fields = {k: v for k, v in doc.items() if k not in ("_id", "assignee_agent", WRITE_TOKEN)}
+    fields = {k: v for k, v in doc.items() if k not in ("_id", "assignee_agent", WRITE_TOKEN, CHANGED_AT)}
     assignee = fields.get("assignee")
     fields.update(
         id=doc["_id"], status=Status(doc["status"]), labels=tuple(doc.get("labels", ())),
@@ -207,7 +211,9 @@ class ConversationRepository:
     async def _insert_conversations(self, convs: list[Conversation]) -> list[None]:
         """Inserts (the local database spends half as long on one as on a replace-upsert); ids are new, so a
         duplicate is this same document written by an earlier attempt (counted by that attempt)."""
-        written_before = await insert_new(self._conversations, [to_doc(conv) for conv in convs])
+        changed_at = datetime.now(UTC)
+        written_before = await insert_new(self._conversations, [{**to_doc(conv), CHANGED_AT: changed_at}
+                                                                for conv in convs])
         await self._count([(None, conv) for index, conv in enumerate(convs) if index not in written_before])
         return [None] * len(convs)
 
@@ -282,8 +288,10 @@ class ConversationRepository:
         """Link closed conversations (conversation id → contact id) to their customer's card (history), in one
         write; the version moves, so a save from an older read fails instead of undoing it."""
         if contact_ids:
+            changed_at = datetime.now(UTC)
             await self._conversations.bulk_write([
-                UpdateOne({"_id": conversation_id}, {"$set": {"contact_id": contact_id}, "$inc": {"version": 1}})
+                UpdateOne({"_id": conversation_id}, {"$set": {"contact_id": contact_id, CHANGED_AT: changed_at},
+                                                     "$inc": {"version": 1}})
                 for conversation_id, contact_id in contact_ids.items()], ordered=False)
 
     async def create(self, conv: Conversation) -> Conversation:
@@ -348,7 +356,8 @@ class ConversationRepository:
         lost to a concurrent writer, each save's token, read back, tells which ones did. (A save that matched
         and was overwritten before the read-back reads as lost: its caller retries or gives its capacity slot
         back, the capacity reconciler repairs the slot and the tab counters' repair its count.)"""
-        docs = [{**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex} for _, saved in saves]
+        changed_at = datetime.now(UTC)
+        docs = [{**to_doc(saved), WRITE_TOKEN: uuid.uuid4().hex, CHANGED_AT: changed_at} for _, saved in saves]
         result = await self._conversations.bulk_write(
             [ReplaceOne({"_id": doc["_id"], "version": previous.version}, doc)
              for (previous, _), doc in zip(saves, docs, strict=True)], ordered=False)

@@ -91,3 +91,8 @@ class TabCounters:
     async def tenants(self) -> list[str]:
         """Tenants with conversations (whose counters the repair checks)."""
         return sorted(await self._conversations.distinct("tenant_id"))
+
+    async def counted_tenants(self) -> list[str]:
+        """Tenants with counters: every tenant whose conversations were stored through the counters (all but those
+        stored before the counters existed, which the repair counts at its first round)."""
+        return sorted(await self._counters.distinct("tenant_id"))

@@ -48,3 +48,26 @@ def over_capacity(count: int, capacity: int) -> int:
     one conversation too many. The set is then right to count them all: it only blocks further offers until
     the agent is back under capacity; leaving the slot out would let the router hand out yet another one."""
     return max(0, count - capacity)
+
+
+def by_slot(holders: Mapping[str, SlotKey]) -> dict[SlotKey, set[str]]:
+    """Held conversations (conversation id → the slot it holds) grouped per slot set, as `repairs` takes them."""
+    held: dict[SlotKey, set[str]] = {}
+    for conversation_id, slot in holders.items():
+        held.setdefault(slot, set()).add(conversation_id)
+    return held
+
+
+def apply_changes(holders: dict[str, SlotKey], changed: Mapping[str, SlotKey | None]) -> None:
+    """Bring a view of the held conversations up to date with conversations read again (None: holds no slot, or
+    no longer stored)."""
+    for conversation_id, slot in changed.items():
+        if slot is None:
+            holders.pop(conversation_id, None)
+        else:
+            holders[conversation_id] = slot
+
+
+def doubted(planned: list[SlotRepair]) -> set[str]:
+    """The conversations a plan would remove from or put back into a slot set."""
+    return {conversation_id for repair in planned for conversation_id in (*repair.stale, *repair.missing)}

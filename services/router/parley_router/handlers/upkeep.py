@@ -7,8 +7,10 @@ Both run on every replica on their own interval; a short Redis lease lets one re
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import structlog
@@ -18,7 +20,7 @@ from parley_router.adapters.capacity_audit import CapacityAudit
 from parley_router.adapters.conversations import StaleVersion
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Team
-from parley_router.domain.capacity import over_capacity, repairs
+from parley_router.domain.capacity import SlotKey, apply_changes, by_slot, doubted, over_capacity, repairs
 from parley_router.domain.conversation import Conversation, TransitionError
 from parley_router.domain.offline import AWAY_COMMENT, OFFLINE_COMMENT, offline_move
 from parley_router.domain.tab_counts import Bucket, Suspect, confirmed, suspects
@@ -27,6 +29,11 @@ from parley_router.settings import RouterSettings
 
 log = structlog.get_logger(__name__)
 MOVE_ATTEMPTS = 3  # a conversation changed meanwhile is re-read and decided again
+# A round between full reads reads the conversations stored since the last read began, less this: a replica whose
+# clock is behind, or whose write took long to land (a database stall), stamps its write earlier than it was stored.
+# A later one only waits for the next full read; a wider margin reads more at every round (at 100 new conversations
+# a second, 100 more conversations per second of margin).
+CHANGE_MARGIN = timedelta(seconds=15)
 
 
 @dataclass
@@ -35,11 +42,24 @@ class Healed:
     restored: int = 0
 
 
+@dataclass
+class HeldView:
+    """A tenant's held conversations as this replica's rounds read them: the last full read, brought up to date with
+    the conversations stored since (`read_from`: when the last read began, by this replica's clock)."""
+
+    holders: dict[str, SlotKey]
+    read_from: datetime
+    full_read_at: float  # time.monotonic()
+
+
 class Upkeep:
-    def __init__(self, engine: Engine, audit: CapacityAudit, grace_seconds: float) -> None:
+    def __init__(self, engine: Engine, audit: CapacityAudit, grace_seconds: float,
+                 full_audit_seconds: float = 600.0) -> None:
         self.engine = engine
         self.audit = audit
         self.grace_ms = int(grace_seconds * 1000)
+        self.full_audit_seconds = full_audit_seconds
+        self._views: dict[str, HeldView] = {}  # tenant → its held conversations as last read
         self._suspects: dict[str, dict[Bucket, Suspect]] = {}  # tenant → counters the last repair doubted
 
     # --- capacity -------------------------------------------------------------------------------------------
@@ -53,6 +73,10 @@ class Upkeep:
         return total
 
     async def reconcile_tenant(self, tenant_id: str) -> Healed:
+        """Make the tenant's slot sets agree with MongoDB. A full round reads every held conversation; the rounds
+        between read those stored since the last round, and read again by id the ones their plan would remove or
+        put back, so a repair always rests on a read made after the slots' (see `repairs`): a view behind the
+        truth can only delay a repair to the next full round, never make a wrong one."""
         # the cutoff is fixed before anything is read: a slot stamped after it may have its save in flight and
         # is left alone; one stamped before it had its save done (or failed and released) before the reads. A
         # conversation released after the reads began is not put back (it may have been read as held just before)
@@ -60,14 +84,22 @@ class Upkeep:
         cutoff = started - self.grace_ms
         logins = set(await self.audit.directory_logins(tenant_id))
         slots = await self.audit.slots(tenant_id, sorted(logins), CHANNEL_TYPES)  # Redis first, then MongoDB
-        held = await self.audit.held(tenant_id)
-        extra = {login for login, _ in held} - logins  # holders router has no profile for
+        holders, full = await self._read_held(tenant_id)
+        extra = {login for login, _ in holders.values()} - logins  # holders router has no profile for
         if extra:
             slots |= await self.audit.slots(tenant_id, sorted(extra), CHANNEL_TYPES)
-            held = await self.audit.held(tenant_id)
+            holders, full_again = await self._read_held(tenant_id)
+            full = full or full_again
+        planned = repairs(slots, by_slot(holders))
+        if not full:
+            if doubtful := doubted(planned):
+                apply_changes(holders, await self.audit.holders_of(tenant_id, sorted(doubtful)))
+                planned = repairs(slots, by_slot(holders))
+            # a full round heals every set, also to prune the take stamps of slots released meanwhile
+            planned = [repair for repair in planned if repair.stale or repair.missing]
+        healing = await self.audit.heal(tenant_id, planned, cutoff, read_since_ms=started)
         healed = Healed()
         agents = await self.engine.cache.agents(tenant_id)
-        healing = await self.audit.heal(tenant_id, repairs(slots, held), cutoff, read_since_ms=started)
         for repair, removed, restored, size in healing:
             healed.removed += len(removed)
             healed.restored += len(restored)
@@ -82,6 +114,18 @@ class Upkeep:
         if healed.removed:
             await self.engine.dispatch(tenant_id)  # freed slots may serve the queue
         return healed
+
+    async def _read_held(self, tenant_id: str) -> tuple[dict[str, SlotKey], bool]:
+        """The tenant's held conversations (conversation id → slot) and whether they were all read now (a full
+        read: the first round, and once every `full_audit_seconds`) rather than brought up to date."""
+        began, view = datetime.now(UTC), self._views.get(tenant_id)
+        if view is None or time.monotonic() - view.full_read_at >= self.full_audit_seconds:
+            full_read_at = time.monotonic()
+            view = self._views[tenant_id] = HeldView(await self.audit.holders(tenant_id), began, full_read_at)
+            return view.holders, True
+        apply_changes(view.holders, await self.audit.changed_since(tenant_id, view.read_from - CHANGE_MARGIN))
+        view.read_from = began
+        return view.holders, False
 
     # --- agents going offline or away -----------------------------------------------------------------------
     async def agent_stepped_away(self, tenant_id: str, login: str, *, away: bool = False) -> int:
@@ -162,7 +206,8 @@ class Upkeep:
 
 
 def build_upkeep(runtime: Runtime, engine: Engine, settings: RouterSettings) -> Upkeep:
-    return Upkeep(engine, engine.stores.audit, settings.capacity_reconcile_grace_seconds)
+    return Upkeep(engine, engine.stores.audit, settings.capacity_reconcile_grace_seconds,
+                  settings.capacity_full_audit_interval_seconds)
 
 
 async def _every(interval: float, name: str, audit: CapacityAudit, work: Callable[[], Awaitable[object]]) -> None:
