@@ -31,9 +31,9 @@ log = structlog.get_logger(__name__)
 MOVE_ATTEMPTS = 3  # a conversation changed meanwhile is re-read and decided again
 # A round between full reads reads the conversations stored since the last read began, less this: a replica whose
 # clock is behind, or whose write took long to land (a database stall), stamps its write earlier than it was stored.
-# A later one only waits for the next full read; a wider margin reads more at every round (at 100 new conversations
-# a second, 100 more conversations per second of margin).
-CHANGE_MARGIN = timedelta(seconds=15)
+# One beyond it only waits for the next full read, while every second of margin is read again at every round (at 100
+# conversations stored a second, 100 more read).
+CHANGE_MARGIN = timedelta(seconds=5)
 
 
 @dataclass
