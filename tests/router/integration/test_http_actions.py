@@ -179,3 +179,19 @@ async def test_reopen_refused_while_the_customer_has_a_newer_open_conversation(r
     await InboundHandler(router.engine).handle(inbound(text="new question"))
     refused = await router.call("POST", f"/v1/conversations/{old}/reopen")
     assert (refused.status_code, refused.json()["error"]["code"]) == (409, "another_conversation_open")
+
+
+async def test_a_body_field_of_another_json_type_is_refused_not_converted(router: Router) -> None:
+    """The OpenAPI document says boolean or integer: 0, 1 and "300" are refused, as schemathesis expects (it found
+    `requeue_on_offline: 0` stored as false)."""
+    cid = await open_conv(router)
+    wrong = [("PUT", "/v1/teams/sales", {"requeue_on_offline": 0}),
+             ("PUT", "/v1/teams/sales", {"offer_timeout_seconds": "300"}),
+             ("PUT", "/v1/routing", {"rules": [{"id": "r1", "target_kind": "team", "target_id": "sales",
+                                                 "sticky": 1}]}),
+             ("POST", f"/v1/conversations/{cid}/mark", {"unanswered": 1}),
+             ("POST", "/v1/conversations/bulk", {"ids": [cid], "action": "mark", "unanswered": "true"})]
+    for method, path, body in wrong:
+        refused = await router.call(method, path, json=body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (422, "validation_failed"), (path, body)
+    assert (await router.ok("PUT", "/v1/teams/sales", json={"requeue_on_offline": True}))["requeue_on_offline"]

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from parley_common.auth import MANAGERS, Principal, Role, require_roles
 from parley_common.bounds import PathId
@@ -42,7 +42,7 @@ CONTENT_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 class LegalHold(BaseModel):
-    hold: bool
+    hold: bool = Field(strict=True)
 
 
 class Links:

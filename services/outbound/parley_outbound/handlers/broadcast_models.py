@@ -66,7 +66,7 @@ class AudienceModel(BaseModel):
                                                "broadcast uses at or after this time")
     inactive_since: AwareDatetime | None = Field(default=None, description="the customer has not written on that "
                                                  "number since this time")
-    opted_in: bool = Field(default=False, description="leave out customers who stopped marketing messages")
+    opted_in: bool = Field(default=False, strict=True, description="leave out customers who stopped marketing messages")
 
 
 class BroadcastModel(BaseModel):

@@ -26,7 +26,7 @@ class VariableModel(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_]{1,64}$")
     type: VariableType = VariableType.TEXT
     options: list[str] = Field(default_factory=list, description="the choices of a dropdown variable")
-    max_length: int = Field(default=1024, ge=1, le=4096)
+    max_length: int = Field(default=1024, ge=1, le=4096, strict=True)
 
 
 class HeaderModel(BaseModel):

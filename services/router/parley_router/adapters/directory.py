@@ -67,10 +67,10 @@ class TeamSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = Field(default=None, max_length=200)
     strategy: Strategy = Strategy.ROUND_ROBIN
-    offer_timeout_seconds: int = Field(default=300, ge=5, le=86_400)
+    offer_timeout_seconds: int = Field(default=300, ge=5, le=86_400, strict=True)
     requeue_on_offline: bool = Field(
-        default=False, description="when an agent goes offline, also return their accepted conversations of this "
-                                   "team to its queue (offers always return)")
+        default=False, strict=True, description="when an agent goes offline, also return their accepted "
+                                                "conversations of this team to its queue (offers always return)")
 
 
 class RuleSpec(BaseModel):
@@ -78,7 +78,7 @@ class RuleSpec(BaseModel):
     id: Identifier
     target_kind: AssigneeKind
     target_id: Identifier
-    sticky: bool = False
+    sticky: bool = Field(default=False, strict=True)
     channel_types: Names = Field(default_factory=list)
     channel_ids: Names = Field(default_factory=list)
     labels_any: Annotated[list[Annotated[str, Field(max_length=100)]], Field(max_length=100)] = Field(
@@ -88,8 +88,8 @@ class RuleSpec(BaseModel):
     languages: Names = Field(default_factory=list)
     custom_fields: dict[Identifier, Annotated[str, Field(max_length=500)]] = Field(default_factory=dict,
                                                                                   max_length=50)
-    within_business_hours: bool | None = None
-    bot_timeout_seconds: int | None = Field(default=None, ge=5, le=86_400,
+    within_business_hours: bool | None = Field(default=None, strict=True)
+    bot_timeout_seconds: int | None = Field(default=None, ge=5, le=86_400, strict=True,
                                             description="a bot target: how long it may leave the customer's "
                                                         "message unanswered (default 120)")
     fallback_team: Identifier | None = Field(default=None, description="a bot target: the team that takes over "

@@ -59,7 +59,7 @@ class SnoozeBody(BaseModel):
 
 
 class MarkBody(BaseModel):
-    unanswered: bool
+    unanswered: bool = Field(strict=True)
 
 
 class PriorityBody(BaseModel):
@@ -79,8 +79,8 @@ class BulkBody(BaseModel):
     action: Literal["close", "reopen", "archive", "assign", "status", "priority", "mark"]
     target: Target | None = None
     status: Status | None = None
-    priority: int | None = None
-    unanswered: bool | None = None
+    priority: int | None = Field(default=None, strict=True)
+    unanswered: bool | None = Field(default=None, strict=True)
 
 
 ATTEMPTS_ON_STALE_VERSION = 4
