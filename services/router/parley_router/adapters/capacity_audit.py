@@ -112,7 +112,7 @@ class CapacityAudit:
     async def tenants(self) -> list[str]:
         """Tenants with agents in the directory or with conversations (their inbox counters name them). Not a
         `distinct` over the conversations: the local database reads every matching conversation for it under its
-        global lock, which stalled every service's writes for 14 s under load (docs/benchmarks.md)."""
+        global lock, holding every other command off meanwhile."""
         with_agents = await self._agents.distinct("tenant_id")
         return sorted(set(with_agents).union(await self._counters.counted_tenants()))
 

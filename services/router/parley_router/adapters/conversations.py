@@ -55,8 +55,8 @@ DUE_FIELDS = {Status.ASSIGNED: "offer_expires_at", Status.SNOOZED: "snoozed_unti
 # holds only the documents its filter matches (on MongoDB those alone pay for it). The local database uses a partial
 # index for a query whose filter implies the index's filter and whose other fields lead its key, as MongoDB does.
 CONVERSATION_INDEXES = [
-    # the queue (Engine.dispatch, the supervisor's floor), and the capacity audit: the tenants holding
-    # conversations, a tenant's held ones (equalities on the key's prefix, one query per status)
+    # the queue (Engine.dispatch, the supervisor's floor), and the capacity audit's full read: a tenant's held
+    # conversations (equalities on the key's prefix, one query per status)
     IndexModel([("status", ASCENDING), ("tenant_id", ASCENDING), ("blocked", ASCENDING), ("priority", DESCENDING),
                 ("waiting_since", ASCENDING)]),
     # inbox pages; an agent's own one (with a status) also serves their open conversations (`active_of_agent`)

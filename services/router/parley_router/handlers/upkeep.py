@@ -54,7 +54,7 @@ class HeldView:
 
 class Upkeep:
     def __init__(self, engine: Engine, audit: CapacityAudit, grace_seconds: float,
-                 full_audit_seconds: float = 600.0) -> None:
+                 full_audit_seconds: float) -> None:
         self.engine = engine
         self.audit = audit
         self.grace_ms = int(grace_seconds * 1000)
