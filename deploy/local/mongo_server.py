@@ -68,7 +68,8 @@ def without_oplog(server: SecantusDBServer) -> None:
 
 # The SecantusDB whose storage.py the patches below were proven safe against (index_catalog_read_once_per_transaction:
 # every path that writes the catalog, and how its transactions take their snapshots; writes_find_their_document_by_id:
-# every caller of its planner; updates_rewrite_only_changed_index_entries: every caller of the index entries' writers).
+# every caller of its planner; updates_rewrite_only_changed_index_entries: every caller of the index entries' writers;
+# ttl_sweeps_release_their_pages: the TTL sweep's reads and locks).
 # Another version needs that reading again.
 SECANTUS_REVIEWED = "0.7.0b3"
 INDEX_CATALOG = "table:secantus_indexes"  # SecantusDB's _IDX_TABLE: a row (db, coll, name) -> BSON {key, options}
@@ -368,11 +369,47 @@ def _same_bson(before: Any, after: Any) -> bool:
     return bool(before == after)
 
 
+def ttl_sweeps_release_their_pages() -> None:
+    """The TTL sweeper lets go of the pages its cursors rest on before it lets go of the storage lock. SecantusDB
+    resets a cursor only when its thread next uses it, so between sweeps (every `--ttl-sweep-seconds`) the sweeper's
+    cursors kept a hazard pointer on the last page each read, in tables that every collection shares. A page grown
+    past WiredTiger's limit must be evicted before it is read again; a read that finds it pinned sleeps ~0.5 ms and
+    tries again, up to ten times for every document it reads there, and the sweeper, to let go, waits for the lock
+    that read holds. So a read of a few thousand documents under load — the router's capacity round reading the
+    held conversations — held every command of the database for 14 to 17 s, WiredTiger counting ~1,600 evictions a
+    second refused for a hazard pointer (docs/benchmarks.md, "The stalls at 100 msg/s").
+
+    Why it is safe: `prune_ttl` runs whole under the lock (re-entrant) and reads no cursor after it returns; a reset
+    cursor is positioned again by its next search, as SecantusDB's own `_cursor` does before every use. A SecantusDB
+    other than the version reviewed refuses to start."""
+    if getattr(Storage, "_ttl_release_installed", False):
+        return
+    version = importlib.metadata.version("secantusdb")
+    found = list(inspect.signature(Storage.prune_ttl).parameters)
+    if version != SECANTUS_REVIEWED or found != ["self", "db", "coll", "now"]:
+        raise RuntimeError(f"SecantusDB {version} is not the one reviewed ({SECANTUS_REVIEWED}) or its TTL sweep "
+                           f"changed, review ttl_sweeps_release_their_pages: {found}")
+    prune = Storage.prune_ttl
+
+    @functools.wraps(prune)
+    def prune_then_release(self: Storage, db: str, coll: str, *, now: Any = None) -> int:
+        with self._lock:
+            try:
+                return prune(self, db, coll, now=now)
+            finally:
+                for cursor in getattr(self._tls, "cursors", {}).values():
+                    cursor.reset()
+
+    Storage.prune_ttl = prune_then_release
+    Storage._ttl_release_installed = True
+
+
 def storage_as_parley_runs_it() -> None:
     """Every change of SecantusDB's storage above (each also installable alone)."""
     index_catalog_read_once_per_transaction()
     writes_find_their_document_by_id()
     updates_rewrite_only_changed_index_entries()
+    ttl_sweeps_release_their_pages()
 
 
 def _catalog_rows(cursor: Any, db: str, coll: str) -> CatalogRows:

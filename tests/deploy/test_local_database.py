@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -511,5 +512,51 @@ def test_an_update_leaves_the_index_entries_secantus_would_rewrite(tmp_path: Pat
 
     try:
         the_same_entries()
+    finally:
+        storage.close()
+
+
+@pytest.fixture
+def ttl_release_in_this_process(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """`ttl_sweeps_release_their_pages` installed in this test's process and taken out after it; the sweep it
+    replaced, to run SecantusDB as shipped beside it."""
+    shipped = Storage.prune_ttl
+    for patched in ("prune_ttl", "_ttl_release_installed"):
+        monkeypatch.setattr(Storage, patched, getattr(Storage, patched, False), raising=False)
+    mongo_server.ttl_sweeps_release_their_pages()
+    return shipped
+
+
+def _positioned_tables(storage: Storage) -> list[str]:
+    """The tables on which this thread's cached cursors rest (each holding a hazard pointer on that page)."""
+    positioned = []
+    for (table, _), cursor in storage._tls.cursors.items():
+        try:
+            cursor.get_key()
+        except Exception:  # WiredTiger refuses a key to a cursor that rests nowhere
+            continue
+        positioned.append(table)
+    return positioned
+
+
+def test_a_ttl_sweep_leaves_no_cursor_resting_on_a_page(tmp_path: Path, ttl_release_in_this_process: Any,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a sweep read, expired or not, it lets go of before it lets go of the lock: as shipped, its cursors rest
+    on the last pages it read until its next sweep (the 14 to 17 s stalls of docs/benchmarks.md)."""
+    storage = Storage(str(tmp_path / "data"), enable_oplog=False)
+    try:
+        storage.create_index("db", "sessions", "seen_at", {"seen_at": 1}, {"expireAfterSeconds": 60})
+        now = datetime.now(UTC)
+        storage.insert("db", "sessions", [{"_id": number, "seen_at": now - timedelta(hours=number % 2)}
+                                          for number in range(200)])
+        pruned = storage.prune_ttl_all_collections()
+        assert pruned == 100
+        assert _positioned_tables(storage) == []
+        assert storage.count_matching("db", "sessions", {}) == 100
+
+        monkeypatch.setattr(Storage, "prune_ttl", ttl_release_in_this_process)
+        storage.insert("db", "sessions", [{"_id": 1000, "seen_at": now - timedelta(days=1)}])
+        assert storage.prune_ttl_all_collections() == 1
+        assert _positioned_tables(storage) != []  # as shipped: the sweep's cursors stay where it read
     finally:
         storage.close()
