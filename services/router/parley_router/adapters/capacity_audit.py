@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo.asynchronous.cursor import AsyncCursor
@@ -81,6 +81,13 @@ def _text(value: object) -> str:
 # (a routed message waited 227 ms behind them; bench/router_routing.py with the stall trace in docs/benchmarks.md).
 AUDIT_BATCH = 500
 AUDIT_PAUSE = 0.005
+# The local database fetches every document a query matched before it answers, holding its global lock: so the
+# rounds between full reads, which read the conversations stored since the last round (thousands in a busy
+# half-minute), read them a window of the writers' time at a time — a window's range on the `changed` index fetches
+# only its own documents, and every other command waits for one window, not for the whole read. At most this many
+# windows a round, each at least a second.
+CHANGE_WINDOW = timedelta(seconds=1)
+MAX_CHANGE_WINDOWS = 60
 
 
 async def _paced(cursor: AsyncCursor[Doc]) -> AsyncIterator[Doc]:
@@ -133,11 +140,22 @@ class CapacityAudit:
                     found[doc["_id"]] = slot
         return found
 
-    async def changed_since(self, tenant_id: str, since: datetime) -> dict[str, SlotKey | None]:
+    async def changed_since(self, tenant_id: str, since: datetime, until: datetime) -> dict[str, SlotKey | None]:
         """The tenant's conversations stored at or after `since` (by the writers' clocks), each with the slot it holds
-        now (None: none)."""
-        return {doc["_id"]: _slot_of(doc) async for doc in _paced(self._conversations.find(
-            {"tenant_id": tenant_id, CHANGED_AT: {"$gte": since}}, projection=_HOLDING, batch_size=AUDIT_BATCH))}
+        as last read (None: none). Read in windows of the writers' time up to `until`, then one from there on: a
+        conversation stored again meanwhile moves to a later window, read after, so the latest read of it wins."""
+        found: dict[str, SlotKey | None] = {}
+        step = max(CHANGE_WINDOW, (until - since) / MAX_CHANGE_WINDOWS)
+        start: datetime | None = since
+        while start is not None:
+            end = start + step if start + step < until else None
+            window = {"$gte": start} if end is None else {"$gte": start, "$lt": end}
+            async for doc in self._conversations.find({"tenant_id": tenant_id, CHANGED_AT: window},
+                                                      projection=_HOLDING):
+                found[doc["_id"]] = _slot_of(doc)
+            start = end
+            await asyncio.sleep(AUDIT_PAUSE)
+        return found
 
     async def holders_of(self, tenant_id: str, conversation_ids: list[str]) -> dict[str, SlotKey | None]:
         """These conversations as stored now, each with the slot it holds (None: none, or not stored)."""

@@ -123,7 +123,8 @@ class Upkeep:
             full_read_at = time.monotonic()
             view = self._views[tenant_id] = HeldView(await self.audit.holders(tenant_id), began, full_read_at)
             return view.holders, True
-        apply_changes(view.holders, await self.audit.changed_since(tenant_id, view.read_from - CHANGE_MARGIN))
+        apply_changes(view.holders, await self.audit.changed_since(tenant_id, view.read_from - CHANGE_MARGIN,
+                                                                      began))
         view.read_from = began
         return view.holders, False
 
