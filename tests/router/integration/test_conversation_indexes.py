@@ -110,8 +110,8 @@ async def test_every_query_on_the_conversations_is_served_by_an_index_and_every_
         audit = CapacityAudit(redis, infra_settings.redis_prefix(), db)
         assert {conv for convs in (await audit.held("acme")).values() for conv in convs} == {
             "accepted", "offered", "snoozed"}
-        # stored in the last 7 minutes: those of the 7th minute in windows up to 6.5 minutes ago, the rest after it
-        assert await audit.changed_since("acme", NOW - timedelta(minutes=7), NOW - timedelta(minutes=6.5)) == {
+        # stored in the last 7 minutes: those of the 7th minute in two windows of 10 s, the rest in the open third
+        assert await audit.changed_since("acme", NOW - timedelta(minutes=7), NOW - timedelta(minutes=6.5), 3) == {
             "offered": ("ann", "whatsapp"), "snoozed": ("ann", "whatsapp"), "bot-due": None, "queued": None,
             "closed": None}
         assert await audit.holders_of("acme", ["accepted", "queued", "gone"]) == {

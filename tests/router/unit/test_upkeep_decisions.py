@@ -9,7 +9,18 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_router.domain.capacity import SlotKey, SlotRepair, apply_changes, by_slot, doubted, over_capacity, repairs
+from parley_router.domain.capacity import (
+    CHANGES_PER_WINDOW,
+    MAX_CHANGE_WINDOWS,
+    SlotKey,
+    SlotRepair,
+    apply_changes,
+    by_slot,
+    change_windows,
+    doubted,
+    over_capacity,
+    repairs,
+)
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, Status, open_conversation
 from parley_router.domain.offline import OfflineMove, offline_move
 
@@ -64,6 +75,16 @@ def test_a_view_follows_the_conversations_read_again() -> None:
     view: dict[str, SlotKey] = {"c1": ("ann", "whatsapp"), "c2": ("bob", "whatsapp")}
     apply_changes(view, {"c1": None, "c2": ("ann", "telegram"), "c3": ("bob", "whatsapp"), "c4": None})
     assert by_slot(view) == {("ann", "telegram"): {"c2"}, ("bob", "whatsapp"): {"c3"}}
+
+
+@given(st.integers(0, 10 * CHANGES_PER_WINDOW * MAX_CHANGE_WINDOWS), st.integers(0, 1000))
+def test_a_round_reads_in_more_windows_only_as_the_changes_grow(read: int, more: int) -> None:
+    windows = change_windows(read)
+    assert 1 <= windows <= MAX_CHANGE_WINDOWS
+    assert windows <= change_windows(read + more)  # never fewer windows for more changes
+    if windows < MAX_CHANGE_WINDOWS:  # as many as the last round read: no window above its share
+        assert read <= windows * CHANGES_PER_WINDOW
+    assert change_windows(0) == change_windows(CHANGES_PER_WINDOW) == 1  # a quiet tenant: one query
 
 
 @given(st.integers(0, 50), st.integers(0, 50))

@@ -84,10 +84,9 @@ AUDIT_PAUSE = 0.005
 # The local database fetches every document a query matched before it answers, holding its global lock: so the
 # rounds between full reads, which read the conversations stored since the last round (thousands in a busy
 # half-minute), read them a window of the writers' time at a time — a window's range on the `changed` index fetches
-# only its own documents, and every other command waits for one window, not for the whole read. At most this many
-# windows a round, each at least a second.
-CHANGE_WINDOW = timedelta(seconds=1)
-MAX_CHANGE_WINDOWS = 60
+# only its own documents, and every other command waits for one window, not for the whole read. Each window at
+# least this long (domain/capacity.py `change_windows` decides how many).
+SHORTEST_CHANGE_WINDOW = timedelta(seconds=1)
 
 
 async def _paced(cursor: AsyncCursor[Doc]) -> AsyncIterator[Doc]:
@@ -140,12 +139,14 @@ class CapacityAudit:
                     found[doc["_id"]] = slot
         return found
 
-    async def changed_since(self, tenant_id: str, since: datetime, until: datetime) -> dict[str, SlotKey | None]:
+    async def changed_since(self, tenant_id: str, since: datetime, until: datetime,
+                            windows: int) -> dict[str, SlotKey | None]:
         """The tenant's conversations stored at or after `since` (by the writers' clocks), each with the slot it holds
-        as last read (None: none). Read in windows of the writers' time up to `until`, then one from there on: a
-        conversation stored again meanwhile moves to a later window, read after, so the latest read of it wins."""
+        as last read (None: none). Read in up to `windows` windows of the writers' time from `since` towards `until`,
+        the last one open-ended: a conversation stored again meanwhile moves to a later window, read after, so the
+        latest read of it wins."""
         found: dict[str, SlotKey | None] = {}
-        step = max(CHANGE_WINDOW, (until - since) / MAX_CHANGE_WINDOWS)
+        step = max(SHORTEST_CHANGE_WINDOW, (until - since) / windows)
         start: datetime | None = since
         while start is not None:
             end = start + step if start + step < until else None

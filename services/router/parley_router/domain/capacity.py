@@ -71,3 +71,15 @@ def apply_changes(holders: dict[str, SlotKey], changed: Mapping[str, SlotKey | N
 def doubted(planned: list[SlotRepair]) -> set[str]:
     """The conversations a plan would remove from or put back into a slot set."""
     return {conversation_id for repair in planned for conversation_id in (*repair.stale, *repair.missing)}
+
+
+# A round between full reads reads what changed in windows of the writers' time, each about this many conversations
+# if the round finds as many as the round before did (adapters/capacity_audit.py says why), at most this many windows.
+CHANGES_PER_WINDOW = 500
+MAX_CHANGE_WINDOWS = 60
+
+
+def change_windows(read_last_round: int) -> int:
+    """How many windows a round between full reads reads in, from how many conversations the tenant's last round
+    read: one for a quiet tenant (one query, as an idle deployment should cost), more as its changes grow."""
+    return max(1, min(MAX_CHANGE_WINDOWS, -(-read_last_round // CHANGES_PER_WINDOW)))

@@ -20,7 +20,15 @@ from parley_router.adapters.capacity_audit import CapacityAudit
 from parley_router.adapters.conversations import StaleVersion
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.assignment import DEFAULT_CAPACITY, Team
-from parley_router.domain.capacity import SlotKey, apply_changes, by_slot, doubted, over_capacity, repairs
+from parley_router.domain.capacity import (
+    SlotKey,
+    apply_changes,
+    by_slot,
+    change_windows,
+    doubted,
+    over_capacity,
+    repairs,
+)
 from parley_router.domain.conversation import Conversation, TransitionError
 from parley_router.domain.offline import AWAY_COMMENT, OFFLINE_COMMENT, offline_move
 from parley_router.domain.tab_counts import Bucket, Suspect, confirmed, suspects
@@ -50,6 +58,9 @@ class HeldView:
     holders: dict[str, SlotKey]
     read_from: datetime
     full_read_at: float  # time.monotonic()
+    # how many conversations the tenant's last round read; after a full read the held ones, so the first round
+    # between reads chooses its windows as if every held conversation had changed
+    read_last_round: int
 
 
 class Upkeep:
@@ -121,11 +132,13 @@ class Upkeep:
         began, view = datetime.now(UTC), self._views.get(tenant_id)
         if view is None or time.monotonic() - view.full_read_at >= self.full_audit_seconds:
             full_read_at = time.monotonic()
-            view = self._views[tenant_id] = HeldView(await self.audit.holders(tenant_id), began, full_read_at)
+            holders = await self.audit.holders(tenant_id)
+            view = self._views[tenant_id] = HeldView(holders, began, full_read_at, read_last_round=len(holders))
             return view.holders, True
-        apply_changes(view.holders, await self.audit.changed_since(tenant_id, view.read_from - CHANGE_MARGIN,
-                                                                      began))
-        view.read_from = began
+        changed = await self.audit.changed_since(tenant_id, view.read_from - CHANGE_MARGIN, began,
+                                                 change_windows(view.read_last_round))
+        apply_changes(view.holders, changed)
+        view.read_from, view.read_last_round = began, len(changed)
         return view.holders, False
 
     # --- agents going offline or away -----------------------------------------------------------------------
