@@ -155,7 +155,8 @@ class CapacityAudit:
                                                       projection=_HOLDING):
                 found[doc["_id"]] = _slot_of(doc)
             start = end
-            await asyncio.sleep(AUDIT_PAUSE)
+            if start is not None:  # routing first between two windows; none after the last
+                await asyncio.sleep(AUDIT_PAUSE)
         return found
 
     async def holders_of(self, tenant_id: str, conversation_ids: list[str]) -> dict[str, SlotKey | None]:
