@@ -1,13 +1,13 @@
 """How a service consumes: one consumer group per lane, each reading several topics in batches.
 
-Each consumer costs an idle fetch loop (the local broker does not long-poll: 1.3 to 3 % of a core per consumer
-while idle, growing with its partitions, docs/benchmarks.md), so a service runs one group over all the topics whose
-handlers may wait behind each other, and a lane of its own only where one must not (outbound's sends behind its
-projections, media's retries that sleep until their time). A batch holds records of several topics: each topic's
-records go to its handler (`Reads`), all topics at once; the batch is committed only after every record was handled
-or dead-lettered, and any other error redelivers the whole batch, which idempotent handlers absorb. A member takes
-its next batch only when its last one is done; `members` consumers of a group in one process share out its
-partitions, so a slow record holds up only its member's partitions."""
+Each consumer costs a fetch loop, a group's heartbeats and rebalances; idle, a process's consumers share one fetch
+(the local broker does not long-poll: `kafka_seams.IdleWatch`, docs/benchmarks.md). So a service runs one group
+over all the topics whose handlers may wait behind each other, and a lane of its own only where one must not
+(outbound's sends behind its projections, media's retries that sleep until their time). A batch holds records of
+several topics: each topic's records go to its handler (`Reads`), all topics at once; the batch is committed only
+after every record was handled or dead-lettered, and any other error redelivers the whole batch, which idempotent
+handlers absorb. A member takes its next batch only when its last one is done; `members` consumers of a group in one
+process share out its partitions, so a slow record holds up only its member's partitions."""
 
 from __future__ import annotations
 

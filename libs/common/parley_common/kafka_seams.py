@@ -2,7 +2,9 @@
 upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
 
 - `pace_idle_fetches` (aiokafka's fetcher): the local broker answers an empty fetch at once instead of holding it
-  (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py.
+  (no long poll), so an idle consumer would spin; tests/common/integration/test_idle_fetch_pacing.py. Consumers
+  idle a while are watched together, one fetch for all of a process's (`IdleWatch`);
+  tests/common/integration/test_idle_watch.py.
   `pace_lane` gives one consumer a longer bound than the process's (same test). `linger_batches` lets a lane's
   batch that is not full wait a moment for more records (tests/common/integration/test_batch_latency.py).
 - `reuse_unchanged_fetches` (aiokafka's fetcher and fetch protocol): an idle consumer's unchanged request is built
@@ -21,6 +23,10 @@ import asyncio
 import functools
 import io
 import struct
+import time
+import weakref
+from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import aiokafka
@@ -40,6 +46,15 @@ def idle_pause(previous: float, longest: float) -> float:
     return min(longest, max(FIRST_IDLE_PAUSE_MS / 1000, previous * 2))
 
 
+def parks(pause: float, longest: float, answered_in: float) -> bool:
+    """Whether a consumer, after an empty fetch answered in `answered_in` seconds, leaves its next fetches to the
+    process's `IdleWatch` instead of pausing: once its pauses reached their bound (it has been idle a while), and
+    only where the broker answered at once — a broker that held the fetch (Kafka's long poll) already spends
+    nothing while nothing comes, and the watcher's fetch would be held as long while a consumer parking meanwhile
+    went unwatched."""
+    return pause >= longest and answered_in < longest
+
+
 def pace_idle_fetches(longest_ms: int) -> None:
     """After a fetch that brought no records, pause before the next fetch to that broker: from 5 ms, doubling
     while the consumer stays idle, up to `longest_ms` — the most a record arriving at an idle consumer waits. After
@@ -51,13 +66,17 @@ def pace_idle_fetches(longest_ms: int) -> None:
     consumers a whole core while idle (measured; docs/benchmarks.md). Against Kafka the pause follows a long poll
     that already waited, so it costs nothing. Against the local broker a fixed 10 ms pause left an idle consumer
     at 3.6 % of a core (45 fetches/s on a loaded machine); 40 ms at its longest, 1.5 % (20 fetches/s), and a
-    record still read within 50 ms of arriving. aiokafka 0.14's fetcher is pinned; tests/common/integration
-    checks the effect, so an upgrade that moves this seam fails loudly."""
+    record still read within 50 ms of arriving. Once a consumer's pauses reached the bound, its fetches are left to
+    the process's `IdleWatch` (`parks`; with `reuse_unchanged_fetches` applied too, as `make_broker` does): one
+    fetch per bound for all the process's idle consumers. aiokafka 0.14's
+    fetcher is pinned (`_proc_fetch_request`, `_notify`, `_wait_consume_future`); tests/common/integration checks
+    the effect, so an upgrade that moves this seam fails loudly."""
     _idle_fetch_backoff["longest"] = longest_ms / 1000
     original = getattr(Fetcher._proc_fetch_request, "__wrapped__", Fetcher._proc_fetch_request)
 
     @functools.wraps(original)
     async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
+        sent = time.monotonic()
         has_new_data: bool = await original(self, *args)
         longest = _idle_fetch_backoff["longest"]
         longest = getattr(self, "_parley_lane_longest", longest) if longest else 0.0  # 0: pacing off everywhere
@@ -72,12 +91,187 @@ def pace_idle_fetches(longest_ms: int) -> None:
         previous = 0.0 if has_new_data else getattr(self, "_parley_idle_pause", 0.0)
         pause = self._parley_idle_pause = idle_pause(previous, longest)
         try:
-            await asyncio.sleep(pause)
+            assignment, node_id, request = args
+            built = self.__dict__.get("_parley_built_with", ())
+            if parks(pause, longest, time.monotonic() - sent) and node_id in built:
+                await _idle_watch().park(self, assignment, node_id, request, longest)
+            else:  # not idle a while, a broker that long-polls, or no `reuse_unchanged_fetches` to tell what is stale
+                await asyncio.sleep(pause)
         except asyncio.CancelledError:  # the fetcher closing: it awaits this task and expects no error
             return False
         return has_new_data
 
     Fetcher._proc_fetch_request = fetch_then_pace
+    notify = getattr(Fetcher._notify, "__wrapped__", Fetcher._notify)
+
+    @functools.wraps(notify)
+    def notify_and_unpark(self: Fetcher, future: Any) -> None:
+        notify(self, future)
+        if future is self._wait_consume_future:
+            _wake(list(self.__dict__.get("_parley_parked", {}).values()))
+
+    Fetcher._notify = notify_and_unpark
+
+
+ASKING_AT_MOST = 2.0  # seconds: the watcher's fetch asks through one parked consumer's connection, for them all
+
+
+@dataclass(eq=False)
+class _Parked:
+    """A consumer's fetch task waiting, idle, for the watcher to see something for it at `request`'s positions."""
+
+    fetcher: Fetcher
+    node_id: int
+    request: FetchRequest
+    longest: float
+    woken: asyncio.Future[None]
+
+
+class IdleWatch:
+    """The idle consumers of one event loop, asked with one fetch (`pace_idle_fetches`).
+
+    A consumer that stayed idle until its pauses reached their bound parks its fetch task here instead of sleeping
+    and fetching again: every bound, one request asks the broker for the partitions of every parked consumer, from
+    their positions, and only a consumer one of whose partitions has a record or an error is woken, to fetch for
+    itself as before. A process with two idle consumers then sends one idle fetch per bound instead of two: an idle
+    fetch costs its process ~0.5 ms of CPU mostly in waking up, whatever it asks (docs/benchmarks.md, "What an
+    idle fetch is made of"). A parked consumer also wakes at once when its own state moves: records consumed, a
+    seek or an offset reset (the fetcher's `_notify` of its `_wait_consume_future`, hooked: the fetch loop replaces
+    that future every `fetcher_timeout` even while idle, so waiting on one would miss the next), a paused partition
+    resumed, its assignment lost. A fetch whose loop went round while it was out is not parked at all: a partition
+    given back meanwhile may be missing from its request (`reuse_unchanged_fetches` notes the future each request
+    was built with). The fetcher cancels a parked fetch when it closes."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._parked: dict[tuple[Fetcher, int], _Parked] = {}
+        self._due_at = float("inf")  # the watcher's next fetch (loop time)
+        self._sleeping: asyncio.Future[None] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._unions: dict[int, tuple[list[FetchRequest], FetchRequest]] = {}  # node → parked requests, union
+        self._last_answer: dict[int, Any] = {}  # node → the union's last answer
+
+    async def park(self, fetcher: Fetcher, assignment: Any, node_id: int, request: FetchRequest,
+                   longest: float) -> None:
+        """Returns when the watcher saw a record or an error at one of `request`'s partitions, or the fetcher's
+        state moved: then its fetch loop builds its next request as it would after a pause."""
+        states = [assignment.state_value(tp) for tp in assignment.tps]
+        moved = [assignment.unassign_future, *(state.resume_fut for state in states if state.paused)]
+        consumed = fetcher._wait_consume_future
+        if consumed is None or consumed.done() or any(future.done() for future in moved):
+            return
+        if fetcher._parley_built_with.get(node_id) is not consumed:
+            # the fetch loop went round since it built `request` (a partition given back while it was out may be
+            # missing from it): its next request is built instead of this one parked
+            return
+        parked = _Parked(fetcher, node_id, request, longest, self._loop.create_future())
+        fetcher.__dict__.setdefault("_parley_parked", {})[node_id] = parked  # what `_notify` wakes
+        self._parked[(fetcher, node_id)] = parked
+        self._ask_by(self._loop.time() + longest)
+        try:
+            await asyncio.wait([parked.woken, *moved], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if fetcher._parley_parked.get(node_id) is parked:
+                del fetcher._parley_parked[node_id]
+            if self._parked.get((fetcher, node_id)) is parked:
+                del self._parked[(fetcher, node_id)]
+
+    def _ask_by(self, due_at: float) -> None:
+        if due_at < self._due_at:
+            self._due_at = due_at
+            if self._sleeping is not None and not self._sleeping.done():
+                self._sleeping.set_result(None)  # the watcher sleeps past it: it reckons its sleep anew
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while self._parked:
+            delay = self._due_at - self._loop.time()
+            if delay > 0:
+                self._sleeping = self._loop.create_future()
+                timer = self._loop.call_later(delay, _resolve, self._sleeping)
+                try:
+                    await self._sleeping
+                finally:
+                    timer.cancel()
+                continue
+            self._due_at = float("inf")
+            by_node: dict[int, list[_Parked]] = defaultdict(list)
+            for parked in list(self._parked.values()):
+                by_node[parked.node_id].append(parked)
+            for node_id, parked_at_node in by_node.items():
+                await self._ask(node_id, parked_at_node)
+            if self._parked:
+                self._ask_by(self._loop.time() + min(parked.longest for parked in self._parked.values()))
+        self._unions.clear()
+        self._last_answer.clear()
+
+    async def _ask(self, node_id: int, parked: list[_Parked]) -> None:
+        requests = [each.request for each in parked]
+        known = self._unions.get(node_id)
+        if known is None or list(map(id, known[0])) != list(map(id, requests)):  # held: no id is reused meanwhile
+            known = self._unions[node_id] = (requests, _union(requests))
+            self._last_answer.pop(node_id, None)
+        try:
+            async with asyncio.timeout(ASKING_AT_MOST):
+                answer = await parked[0].fetcher._client.send(node_id, known[1])
+        except (Exception, asyncio.CancelledError):  # each parked consumer fetches for itself again
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # the loop shutting down, not the connection
+                raise
+            _wake(parked)  # the consumer whose connection asked closed (a stopped consumer), or it broke or hung
+            return
+        if answer is self._last_answer.get(node_id):  # the same bytes as before: no record (`_decode_once`)
+            return
+        self._last_answer[node_id] = answer
+        if getattr(answer, "error_code", 0):
+            _wake(parked)
+            return
+        news = {(topic, partition[0]) for topic, partitions in answer.topics for partition in partitions
+                if partition[1] or partition[-1]}  # an error code, or records
+        if news:
+            _wake([each for each in parked if any(
+                (topic, asked[0]) in news for topic, partitions in each.request.topics for asked in partitions)])
+
+
+def _union(requests: list[FetchRequest]) -> FetchRequest:
+    """One request for the partitions of all `requests` (a partition asked twice: from the lower position)."""
+    if len(requests) == 1:
+        return requests[0]  # its encoding is kept (`reuse_unchanged_fetches`)
+    lowest: dict[tuple[str, int], tuple[int, int, int]] = {}
+    for request in requests:
+        for topic, partitions in request.topics:
+            for asked in partitions:
+                known = lowest.get((topic, asked[0]))
+                if known is None or asked[1] < known[1]:
+                    lowest[(topic, asked[0])] = asked
+    by_topic: dict[str, list[tuple[int, int, int]]] = defaultdict(list)
+    for (topic, _), asked in lowest.items():
+        by_topic[topic].append(asked)
+    first = requests[0]
+    return FetchRequest(first._max_wait_ms, first._min_bytes, first._max_bytes, first._isolation_level,
+                        list(by_topic.items()), rack_id=first._rack_id)
+
+
+def _wake(parked: list[_Parked]) -> None:
+    for each in parked:
+        _resolve(each.woken)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+_watches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, IdleWatch] = weakref.WeakKeyDictionary()
+
+
+def _idle_watch() -> IdleWatch:
+    loop = asyncio.get_running_loop()
+    watch = _watches.get(loop)
+    if watch is None:
+        watch = _watches[loop] = IdleWatch(loop)
+    return watch
 
 
 def reuse_unchanged_fetches() -> None:
@@ -94,7 +288,8 @@ def reuse_unchanged_fetches() -> None:
     that moves (records read, a seek, a reset, a new assignment) builds and encodes a new request as before.
     aiokafka 0.14 is pinned (the fetcher's `_get_actions_per_node`, `FetchRequest.prepare`, the fetch answers'
     `decode`); tests/common/integration/test_idle_fetch_reuse.py fails if an upgrade moves these seams. The requests
-    and answers it does code are coded by `fetches_coded_directly`."""
+    and answers it does code are coded by `fetches_coded_directly`. It also notes, per node, the fetch loop's consume
+    future each request was built with, which `IdleWatch.park` checks."""
     if aiokafka.__version__ != "0.14.0":
         raise RuntimeError(f"reuse_unchanged_fetches patches aiokafka 0.14.0's fetcher, not {aiokafka.__version__}")
     fetches_coded_directly()
@@ -105,9 +300,16 @@ def reuse_unchanged_fetches() -> None:
 
     @functools.wraps(build_actions)
     def actions_reusing_requests(self: Fetcher, assignment: Any) -> Any:
+        parked = self.__dict__.get("_parley_parked")
+        if parked and len(parked) >= len(self._client.cluster.brokers()):
+            # every node's fetch is parked (`IdleWatch`): nothing to send, though the fetch loop goes round every
+            # `fetcher_timeout` and would look at each partition to find that out
+            return [], {}, self._fetcher_timeout, False, []
         fetch_requests, *other_actions = build_actions(self, assignment)
         previous: dict[int, tuple[frozenset[Any], FetchRequest]] = self.__dict__.setdefault("_parley_requests", {})
+        built_with = self.__dict__.setdefault("_parley_built_with", {})  # what `IdleWatch.park` checks
         for index, (node_id, request) in enumerate(fetch_requests):
+            built_with[node_id] = self._wait_consume_future
             asked = frozenset((topic, *partition) for topic, partitions in request.topics for partition in partitions)
             if node_id in previous and previous[node_id][0] == asked:
                 fetch_requests[index] = (node_id, previous[node_id][1])

@@ -25,8 +25,9 @@ from parley_contacts.handlers.profiles import ProfileLookups
 from parley_contacts.settings import ContactsSettings
 
 SERVICE = "contacts"
-# The profile look-ups' lane, idle, fetches a few times a second instead of ~25 (~0.6 % of a core less): a new
-# card's name may come half a second later, and the look-ups wait their turn at the Graph API's rate anyway.
+# The profile look-ups' lane, idle while the events lane is busy, is asked twice a second instead of ~25 (with both
+# idle, the process's one idle fetch asks for both every 40 ms: kafka_seams.IdleWatch): a new card's name may come
+# half a second later, and the look-ups wait their turn at the Graph API's rate anyway.
 PROFILES_IDLE_PAUSE_MS = 500
 
 

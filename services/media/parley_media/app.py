@@ -38,7 +38,8 @@ from parley_media.handlers.sweeper import Sweeper
 from parley_media.settings import MediaSettings
 
 SERVICE = "media"
-# The retries' lane, idle, fetches twice a second instead of ~25: a retry is due seconds after its failure
+# The retries' lane, idle while the events lane is busy, is asked twice a second instead of ~25 (with both idle, the
+# process's one idle fetch asks for both every 40 ms: kafka_seams.IdleWatch): a retry is due seconds after its failure
 # (PARLEY_MEDIA_RETRY_BASE_SECONDS), so half a second more before it is read changes nothing a customer sees.
 RETRIES_IDLE_PAUSE_MS = 500
 GROUP = "parley-media"

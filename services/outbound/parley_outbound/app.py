@@ -244,7 +244,7 @@ def consumer_groups(settings: OutboundSettings, sender: Sender, projected: Proje
     ), max_records=settings.batch_records)
     # whole batches: the send pipeline writes them in bulk; with `send_consumers` > 1 the consumers of one group
     # overlap one batch's recording and announcing with the next batches' provider calls (one by default: each
-    # more is an idle fetch loop; pods added on the group's lag overlap them as well)
+    # more is a fetch loop of its own while records flow; pods added on the group's lag overlap them as well)
     sends = ConsumerGroup("parley-outbound.sends", (
         Reads(OUTBOUND_REQUESTS, sender.handle_batch, whole_batch=True, formerly=("outbound-sender",)),
     ), members=settings.send_consumers, max_records=settings.batch_records,

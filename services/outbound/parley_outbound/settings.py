@@ -32,8 +32,8 @@ class OutboundSettings(ServiceSettings):
                                "with one bulk write each")
     send_consumers: int = Field(default=1, ge=1, le=12, description="consumers of the requests topic in one "
                                 "process (one group; the partitions are shared out, their batches overlap). One: "
-                                "each more is an idle fetch loop of its own (docs/benchmarks.md, \"What idle is "
-                                "made of\"), and under a backlog KEDA adds pods on the group's lag instead")
+                                "each more is a fetch loop of its own while records flow (idle, a process's consumers "
+                                "share one fetch), and under a backlog KEDA adds pods on the group's lag instead")
     max_sends_in_flight: int = Field(default=100, ge=1, description="POST /v1/messages handled at once by this "
                                      "process; one more is answered 503 overloaded at once (retry with the same "
                                      "Idempotency-Key) instead of queueing into the client's time-out")

@@ -67,7 +67,7 @@ def wire_consumers(runtime: Runtime, engine: Engine, settings: RouterSettings, c
     """Two consumer groups: the inbound messages (the hot path: a customer waits to be offered), and the router's
     other topics apart — a burst of contacts' events (then one database round trip each, now a few per batch)
     held the inbound messages of the same batches back (offered p50 0.7 → 2.4 s at 50 msg/s, docs/benchmarks.md).
-    Each consumer costs an idle fetch loop, so no more than that."""
+    Each consumer costs a fetch loop while records flow and its group's heartbeats, so no more than that."""
 
     def reads(topic: Topic, handle: Callable[[Any], Awaitable[None]], **how: Any) -> Reads:
         # until issue 17 each topic had a group of its own: its offsets are adopted once (group_offsets)

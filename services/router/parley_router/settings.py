@@ -20,8 +20,8 @@ class RouterSettings(ServiceSettings):
                                      description="conversations whose inbound messages are handled at the same time")
     consumers: int = Field(default=1, ge=1, description="consumers of the router's inbound group in this process; each "
                            "takes its next batch when its last is done, so more overlap one batch's slow tail, but "
-                           "each idle one costs a fetch loop (1.3 to 3 % of a core on the local broker, growing "
-                           "with its partitions)")
+                           "each is a fetch loop of its own while records flow (idle, a process's consumers share "
+                           "one fetch)")
     capacity_reconcile_interval_seconds: float = Field(
         default=30.0, gt=0, description="how often capacity slot sets in Redis are reconciled with MongoDB")
     capacity_full_audit_interval_seconds: float = Field(

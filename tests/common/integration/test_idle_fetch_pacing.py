@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.protocol.fetch import FetchRequest
 from known_channels import TEST_CHANNELS
 
 from parley_common import kafka_seams
@@ -29,20 +30,18 @@ from .test_kafka_roundtrip import message
 
 
 @pytest.fixture
-def fetch_counter() -> Iterator[list[float]]:
-    """Times of the fetch requests sent while the test runs (a counting shim under the pacing wrapper)."""
-    before = Fetcher._proc_fetch_request
-    unpaced = getattr(before, "__wrapped__", before)
+def fetch_counter(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Times of the fetch requests sent while the test runs: a consumer's own, and its process's idle watcher's."""
+    send = AIOKafkaClient.send
     sent: list[float] = []
 
-    async def counting(self: Fetcher, *args: Any) -> bool:
-        sent.append(time.monotonic())
-        result: bool = await unpaced(self, *args)
-        return result
+    async def counting(self: AIOKafkaClient, node_id: int, request: Any, **options: Any) -> Any:
+        if isinstance(request, FetchRequest):
+            sent.append(time.monotonic())
+        return await send(self, node_id, request, **options)
 
-    Fetcher._proc_fetch_request = counting
-    yield sent
-    Fetcher._proc_fetch_request = before
+    monkeypatch.setattr(AIOKafkaClient, "send", counting)
+    return sent
 
 
 def test_the_pause_doubles_from_5_ms_up_to_the_longest_and_starts_again_after_records() -> None:

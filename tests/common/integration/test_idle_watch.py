@@ -1,0 +1,143 @@
+"""Consumers idle a while are watched together (parley_common.kafka_seams.IdleWatch): one fetch per bound asks the
+broker for the partitions of all of a process's idle consumers, and only a consumer with something at one of its
+partitions fetches for itself again. Guards the aiokafka seams the watcher hooks into (the fetcher's
+`_proc_fetch_request`, `_notify`, `_wait_consume_future`): an upgrade that moves them makes these tests fail."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.client import AIOKafkaClient
+from aiokafka.consumer.fetcher import Fetcher
+from aiokafka.protocol.fetch import FetchRequest
+
+from parley_common import kafka_seams
+from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches, reuse_unchanged_fetches
+from parley_common.settings import InfraSettings
+from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES
+
+from .test_consumer_metrics import eventually
+
+
+@pytest.fixture
+def fetches_sent(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
+    """The topics each fetch request sent from now on asks for (any consumer's, or the watcher's)."""
+    send = AIOKafkaClient.send
+    sent: list[frozenset[str]] = []
+
+    async def recording(self: AIOKafkaClient, node_id: int, request: Any, **options: Any) -> Any:
+        if isinstance(request, FetchRequest):
+            sent.append(frozenset(topic for topic, _ in request.topics))
+        return await send(self, node_id, request, **options)
+
+    monkeypatch.setattr(AIOKafkaClient, "send", recording)
+    return sent
+
+
+async def started(topic: str, group: str, bootstrap: str) -> AIOKafkaConsumer:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=group, auto_offset_reset="earliest")
+    await consumer.start()
+    await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 10)  # joined and fetching
+    return consumer
+
+
+async def read_one(consumer: AIOKafkaConsumer) -> bytes:
+    while True:
+        for records in (await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 10)).values():
+            assert len(records) == 1, records
+            return records[0].value or b""
+
+
+async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with_a_record_wakes(
+        kafka_topics: InfraSettings, fetches_sent: list[frozenset[str]]) -> None:
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+    reuse_unchanged_fetches()
+    bootstrap, namespace = kafka_topics.kafka_bootstrap, kafka_topics.namespace
+    quiet, busy = INBOUND_MESSAGES.name(namespace), CONTACTS_EVENTS.name(namespace)
+    consumers = [await started(quiet, f"watch-quiet-{namespace}", bootstrap),
+                 await started(busy, f"watch-busy-{namespace}", bootstrap)]
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        await asyncio.sleep(0.5)  # idle long enough for the pauses to reach their bound
+        fetches_sent.clear()
+        await asyncio.sleep(2)
+        both = frozenset({quiet, busy})
+        assert fetches_sent and set(fetches_sent) == {both}, "idle consumers fetched for themselves"
+        assert len(fetches_sent) / 2 <= 30, f"{len(fetches_sent) / 2:.0f} fetches/s for two idle consumers"
+
+        picked_up = []
+        for n in range(5):
+            await asyncio.sleep(0.3)
+            fetches_sent.clear()
+            await producer.send_and_wait(busy, f"record {n}".encode())
+            stored = time.monotonic()
+            assert await read_one(consumers[1]) == f"record {n}".encode()
+            picked_up.append(time.monotonic() - stored)
+            assert frozenset({quiet}) not in fetches_sent, "the consumer without a record was woken"
+            assert frozenset({busy}) in fetches_sent  # the woken one fetched its record itself
+        print(f"records read {[round(wait * 1000) for wait in picked_up]} ms after stored")
+    finally:
+        await producer.stop()
+        for consumer in consumers:
+            await consumer.stop()
+
+
+async def test_a_parked_consumer_wakes_when_a_partition_it_did_not_ask_for_is_given_back(
+        kafka_topics: InfraSettings) -> None:
+    """`getone` leaves a drained partition's result in the fetcher until its next call, so the consumer parks
+    without that partition; the next call drops it and notifies the fetch loop — which must wake the parked fetch,
+    or the partition's next record would wait for a record elsewhere."""
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+    reuse_unchanged_fetches()
+    topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
+    consumer = await started(topic, f"watch-drained-{kafka_topics.namespace}", kafka_topics.kafka_bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_topics.kafka_bootstrap)
+    await producer.start()
+    try:
+        for n in range(3):
+            await asyncio.sleep(0.5)  # parked, the partition's drained result still held
+            await producer.send_and_wait(topic, f"again {n}".encode(), partition=5)
+            record = await asyncio.wait_for(consumer.getone(), 5)
+            assert record.value == f"again {n}".encode()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+
+
+async def test_a_consumer_stopped_while_parked_stops_and_the_watcher_ends(kafka_topics: InfraSettings) -> None:
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+    reuse_unchanged_fetches()
+    topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
+    consumer = await started(topic, f"watch-stop-{kafka_topics.namespace}", kafka_topics.kafka_bootstrap)
+    try:
+        watch = kafka_seams._watches[asyncio.get_running_loop()]
+        await eventually(lambda: any(fetcher is consumer._fetcher for fetcher, _ in watch._parked), 5)
+    finally:
+        await asyncio.wait_for(consumer.stop(), 5)
+    assert not watch._parked
+    await eventually(lambda: watch._task is None or watch._task.done(), 5)
+
+
+async def test_without_reused_requests_an_idle_consumer_pauses_as_before_and_never_spins(
+        kafka_topics: InfraSettings, fetches_sent: list[frozenset[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Parking needs `reuse_unchanged_fetches`'s note of what each request was built with (`make_broker` applies
+    both); a process that paces without it (a bench's reader) keeps pausing, one fetch per bound at most."""
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+    reuse_unchanged_fetches()
+    monkeypatch.setattr(Fetcher, "_get_actions_per_node", Fetcher._get_actions_per_node.__wrapped__)
+    topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
+    consumer = await started(topic, f"watch-unnoted-{kafka_topics.namespace}", kafka_topics.kafka_bootstrap)
+    try:
+        await asyncio.sleep(0.5)
+        fetches_sent.clear()
+        await asyncio.sleep(2)
+        assert 0 < len(fetches_sent) / 2 <= 30, f"{len(fetches_sent) / 2:.0f} fetches/s"
+        watch = kafka_seams._watches.get(asyncio.get_running_loop())
+        assert watch is None or not watch._parked
+    finally:
+        await consumer.stop()
