@@ -142,8 +142,7 @@ class IdleWatch:
     given back meanwhile may be missing from its request (`reuse_unchanged_fetches` notes the future each request
     was built with). The fetcher cancels a parked fetch when it closes."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:  # one per event loop (`_idle_watch`), which it does not hold: it runs in it
         self._parked: dict[tuple[Fetcher, int], _Parked] = {}
         self._due_at = float("inf")  # the watcher's next fetch (loop time)
         self._sleeping: asyncio.Future[None] | None = None
@@ -164,10 +163,11 @@ class IdleWatch:
             # the fetch loop went round since it built `request` (a partition given back while it was out may be
             # missing from it): its next request is built instead of this one parked
             return
-        parked = _Parked(fetcher, node_id, request, longest, self._loop.create_future())
+        loop = asyncio.get_running_loop()
+        parked = _Parked(fetcher, node_id, request, longest, loop.create_future())
         fetcher.__dict__.setdefault("_parley_parked", {})[node_id] = parked  # what `_notify` wakes
         self._parked[(fetcher, node_id)] = parked
-        self._ask_by(self._loop.time() + longest)
+        self._ask_by(loop.time() + longest)
         try:
             await asyncio.wait([parked.woken, *moved], return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -182,14 +182,15 @@ class IdleWatch:
             if self._sleeping is not None and not self._sleeping.done():
                 self._sleeping.set_result(None)  # the watcher sleeps past it: it reckons its sleep anew
         if self._task is None or self._task.done():
-            self._task = self._loop.create_task(self._watch())
+            self._task = asyncio.get_running_loop().create_task(self._watch())
 
     async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._parked:
-            delay = self._due_at - self._loop.time()
+            delay = self._due_at - loop.time()
             if delay > 0:
-                self._sleeping = self._loop.create_future()
-                timer = self._loop.call_later(delay, _resolve, self._sleeping)
+                self._sleeping = loop.create_future()
+                timer = loop.call_later(delay, _resolve, self._sleeping)
                 try:
                     await self._sleeping
                 finally:
@@ -202,7 +203,7 @@ class IdleWatch:
             for node_id, parked_at_node in by_node.items():
                 await self._ask(node_id, parked_at_node)
             if self._parked:
-                self._ask_by(self._loop.time() + min(parked.longest for parked in self._parked.values()))
+                self._ask_by(loop.time() + min(parked.longest for parked in self._parked.values()))
         self._unions.clear()
         self._last_answer.clear()
 
@@ -270,7 +271,7 @@ def _idle_watch() -> IdleWatch:
     loop = asyncio.get_running_loop()
     watch = _watches.get(loop)
     if watch is None:
-        watch = _watches[loop] = IdleWatch(loop)
+        watch = _watches[loop] = IdleWatch()
     return watch
 
 

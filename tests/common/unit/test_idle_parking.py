@@ -37,7 +37,7 @@ async def test_a_request_built_before_the_fetch_loop_went_round_is_not_parked() 
     """A partition given back while the fetch was out notifies the loop, which goes round and replaces its future:
     the request the fetch carried may lack that partition, so it is not the one watched (`_parley_built_with`)."""
     loop = asyncio.get_running_loop()
-    watch = IdleWatch(loop)
+    watch = IdleWatch()
     built_with, since = loop.create_future(), loop.create_future()
     stale = _Fetcher(_wait_consume_future=since, _parley_built_with={1: built_with})
     await asyncio.wait_for(watch.park(stale, _Assignment(loop), 1, object(), 0.04), 1)
