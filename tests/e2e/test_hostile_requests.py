@@ -215,3 +215,23 @@ async def test_a_media_link_cannot_be_forged_from_what_a_provider_or_customer_kn
         "tenant": TENANT, "variant": "original", "expires": str(expires), "signature": forged})
     assert code(minted) == (403, "invalid_signature"), minted.text
     assert (await http.get(record.json()["download_url"])).status_code == 200
+
+
+async def test_an_idle_keep_alive_connection_outlives_the_clients_own_expiry(system: System) -> None:
+    """A client (httpx: 5 s) must close an idle connection before the service does, or a request sent as the
+    service closes it fails with a read error: each service keeps one open well past 5 s (`KEEP_ALIVE_SECONDS`)."""
+    address = urlsplit(system.url("router"))
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    request = f"GET /healthz HTTP/1.1\r\nHost: {address.netloc}\r\n\r\n".encode()
+    try:
+        for _ in range(2):
+            writer.write(request)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 200"), head
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length")))
+            await reader.readexactly(length)
+            await asyncio.sleep(6)  # idle past httpx's and uvicorn's default 5 s
+            assert not reader.at_eof(), "the service closed an idle connection a client could still be reusing"
+    finally:
+        writer.close()

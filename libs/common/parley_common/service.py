@@ -186,6 +186,14 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+# How long an idle keep-alive connection stays open: longer than the idle expiry of any client in front of a service
+# (httpx's 5 s — the console's and the tests' clients —, a cloud load balancer's 60 s), so the client always closes
+# an idle connection first. With uvicorn's default, 5 s like httpx's, a request sent on a connection at the moment
+# the service closed it failed with a read error (seen in the fault schedule's settle, a test run in ~20).
+KEEP_ALIVE_SECONDS = 75
+
+
 def serve(app: FastAPI, host: str, port: int) -> None:
     setattr(app.state, FREEZE_HEAP, True)
-    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30)
+    uvicorn.run(app, host=host, port=port, log_config=None, access_log=False, timeout_graceful_shutdown=30,
+                timeout_keep_alive=KEEP_ALIVE_SECONDS)
