@@ -189,7 +189,7 @@ def freeze_heap() -> None:
 # How long an idle keep-alive connection stays open: longer than the idle expiry of any client in front of a service
 # (httpx's 5 s — the console's and the tests' clients —, a cloud load balancer's 60 s), so the client always closes
 # an idle connection first. With uvicorn's default, 5 s like httpx's, a request sent on a connection at the moment
-# the service closed it failed with a read error (seen in the fault schedule's settle, a test run in ~20).
+# the service closed it failed with a read error.
 KEEP_ALIVE_SECONDS = 75
 
 
