@@ -12,9 +12,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
-from aiokafka.protocol.fetch import FetchRequest
 from known_channels import TEST_CHANNELS
 
 from parley_common import kafka_seams
@@ -25,23 +23,14 @@ from parley_common.kafka_seams import FIRST_IDLE_PAUSE_MS, IDLE_FETCH_BACKOFF_MS
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES
 
+from .fetch_requests import FetchRequests, record_fetch_requests
 from .test_consumer_metrics import eventually
 from .test_kafka_roundtrip import message
 
 
 @pytest.fixture
-def fetch_counter(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Times of the fetch requests sent while the test runs: a consumer's own, and its process's idle watcher's."""
-    send = AIOKafkaClient.send
-    sent: list[float] = []
-
-    async def counting(self: AIOKafkaClient, node_id: int, request: Any, **options: Any) -> Any:
-        if isinstance(request, FetchRequest):
-            sent.append(time.monotonic())
-        return await send(self, node_id, request, **options)
-
-    monkeypatch.setattr(AIOKafkaClient, "send", counting)
-    return sent
+def fetch_counter(monkeypatch: pytest.MonkeyPatch) -> FetchRequests:
+    return record_fetch_requests(monkeypatch)
 
 
 def test_the_pause_doubles_from_5_ms_up_to_the_longest_and_starts_again_after_records() -> None:
@@ -68,7 +57,7 @@ def chosen_pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 
 async def test_an_idle_consumer_fetches_at_most_some_25_times_a_second_and_pauses_no_longer_than_the_bound(
-        kafka_topics: InfraSettings, fetch_counter: list[float], chosen_pauses: list[float]) -> None:
+        kafka_topics: InfraSettings, fetch_counter: FetchRequests, chosen_pauses: list[float]) -> None:
     """Wall time is only an upper bound here (a loaded machine fetches less often, never more): the bound on how
     long a record waits is read from the pauses the fetcher chose — at most the longest, and from 5 ms again once
     records came — so a pause that grew past the bound (or a fixed long one) fails on any machine."""
@@ -82,7 +71,7 @@ async def test_an_idle_consumer_fetches_at_most_some_25_times_a_second_and_pause
         await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 10)  # joined and fetching
         fetch_counter.clear()
         await asyncio.sleep(2)
-        idle_rate = len(fetch_counter) / 2
+        idle_rate = len(fetch_counter.topics) / 2
         # one fetch per 40 ms at most while idle (fewer on a loaded machine): 25/s, and a little for the first
         assert idle_rate <= 30, f"{idle_rate:.0f} fetches/s while idle: the pacing no longer applies"
         assert chosen_pauses and max(chosen_pauses) == longest, chosen_pauses  # idle pauses grow to the bound only

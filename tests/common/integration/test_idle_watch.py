@@ -7,48 +7,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.client import AIOKafkaClient
 from aiokafka.consumer.fetcher import Fetcher
-from aiokafka.protocol.fetch import FetchRequest
 
 from parley_common import kafka_seams
 from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches, reuse_unchanged_fetches
 from parley_common.settings import InfraSettings
 from parley_common.topics import CONTACTS_EVENTS, INBOUND_MESSAGES
 
+from .fetch_requests import FetchRequests, record_fetch_requests
 from .test_consumer_metrics import eventually
-
-answered_in: list[float] = []  # how long each fetch request recorded by `fetches_sent` waited for its answer
 
 
 @pytest.fixture
-def fetches_sent(monkeypatch: pytest.MonkeyPatch) -> list[frozenset[str]]:
-    """The topics each fetch request sent from now on asks for (any consumer's, or the watcher's)."""
-    send = AIOKafkaClient.send
-    sent: list[frozenset[str]] = []
-    answered_in.clear()
-
-    async def recording(self: AIOKafkaClient, node_id: int, request: Any, **options: Any) -> Any:
-        if not isinstance(request, FetchRequest):
-            return await send(self, node_id, request, **options)
-        sent.append(frozenset(topic for topic, _ in request.topics))
-        started = time.monotonic()
-        answer = await send(self, node_id, request, **options)
-        answered_in.append(time.monotonic() - started)
-        return answer
-
-    monkeypatch.setattr(AIOKafkaClient, "send", recording)
-    return sent
+def fetches_sent(monkeypatch: pytest.MonkeyPatch) -> FetchRequests:
+    return record_fetch_requests(monkeypatch)
 
 
-def skip_if_the_broker_long_polls() -> None:
-    """Against Kafka (PARLEY_TEST_INFRA=containers) an empty fetch is held for `fetch_max_wait_ms`: nothing parks
-    there (`kafka_seams.parks`), and an idle consumer costs nothing to begin with."""
-    if answered_in and sorted(answered_in)[len(answered_in) // 2] >= IDLE_FETCH_BACKOFF_MS / 1000:
+def skip_if_the_broker_long_polls(sent: FetchRequests) -> None:
+    """Against Kafka an empty fetch is held for `fetch_max_wait_ms`: nothing parks there (`kafka_seams.parks`),
+    and an idle consumer costs nothing to begin with."""
+    if sent.held_by_the_broker():
         pytest.skip("the broker holds empty fetches (a long poll): idle consumers are not watched there")
 
 
@@ -67,7 +48,7 @@ async def read_one(consumer: AIOKafkaConsumer) -> bytes:
 
 
 async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with_a_record_wakes(
-        kafka_topics: InfraSettings, fetches_sent: list[frozenset[str]]) -> None:
+        kafka_topics: InfraSettings, fetches_sent: FetchRequests) -> None:
     pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
     reuse_unchanged_fetches()
     bootstrap, namespace = kafka_topics.kafka_bootstrap, kafka_topics.namespace
@@ -80,10 +61,11 @@ async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with
         await asyncio.sleep(0.5)  # idle long enough for the pauses to reach their bound
         fetches_sent.clear()
         await asyncio.sleep(2)
-        skip_if_the_broker_long_polls()
+        skip_if_the_broker_long_polls(fetches_sent)
         both = frozenset({quiet, busy})
-        assert fetches_sent and set(fetches_sent) == {both}, "idle consumers fetched for themselves"
-        assert len(fetches_sent) / 2 <= 30, f"{len(fetches_sent) / 2:.0f} fetches/s for two idle consumers"
+        assert fetches_sent.topics and set(fetches_sent.topics) == {both}, "idle consumers fetched for themselves"
+        rate = len(fetches_sent.topics) / 2
+        assert rate <= 30, f"{rate:.0f} fetches/s for two idle consumers"
 
         picked_up = []
         for n in range(5):
@@ -93,8 +75,8 @@ async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with
             stored = time.monotonic()
             assert await read_one(consumers[1]) == f"record {n}".encode()
             picked_up.append(time.monotonic() - stored)
-            assert frozenset({quiet}) not in fetches_sent, "the consumer without a record was woken"
-            assert frozenset({busy}) in fetches_sent  # the woken one fetched its record itself
+            assert frozenset({quiet}) not in fetches_sent.topics, "the consumer without a record was woken"
+            assert frozenset({busy}) in fetches_sent.topics  # the woken one fetched its record itself
         print(f"records read {[round(wait * 1000) for wait in picked_up]} ms after stored")
     finally:
         await producer.stop()
@@ -125,14 +107,14 @@ async def test_a_parked_consumer_wakes_when_a_partition_it_did_not_ask_for_is_gi
 
 
 async def test_a_consumer_stopped_while_parked_stops_and_the_watcher_ends(
-        kafka_topics: InfraSettings, fetches_sent: list[frozenset[str]]) -> None:
+        kafka_topics: InfraSettings, fetches_sent: FetchRequests) -> None:
     pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
     reuse_unchanged_fetches()
     topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
     consumer = await started(topic, f"watch-stop-{kafka_topics.namespace}", kafka_topics.kafka_bootstrap)
     try:
         await asyncio.sleep(0.5)
-        skip_if_the_broker_long_polls()
+        skip_if_the_broker_long_polls(fetches_sent)
         watch = kafka_seams._watches[asyncio.get_running_loop()]
         await eventually(lambda: any(fetcher is consumer._fetcher for fetcher, _ in watch._parked), 5)
     finally:
@@ -142,7 +124,7 @@ async def test_a_consumer_stopped_while_parked_stops_and_the_watcher_ends(
 
 
 async def test_without_reused_requests_an_idle_consumer_pauses_as_before_and_never_spins(
-        kafka_topics: InfraSettings, fetches_sent: list[frozenset[str]], monkeypatch: pytest.MonkeyPatch) -> None:
+        kafka_topics: InfraSettings, fetches_sent: FetchRequests, monkeypatch: pytest.MonkeyPatch) -> None:
     """Parking needs `reuse_unchanged_fetches`'s note of what each request was built with (`make_broker` applies
     both); a process that paces without it (a bench's reader) keeps pausing, one fetch per bound at most."""
     pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
@@ -154,7 +136,7 @@ async def test_without_reused_requests_an_idle_consumer_pauses_as_before_and_nev
         await asyncio.sleep(0.5)
         fetches_sent.clear()
         await asyncio.sleep(2)
-        assert 0 < len(fetches_sent) / 2 <= 30, f"{len(fetches_sent) / 2:.0f} fetches/s"
+        assert 0 < len(fetches_sent.topics) / 2 <= 30, f"{len(fetches_sent.topics) / 2:.0f} fetches/s"
         watch = kafka_seams._watches.get(asyncio.get_running_loop())
         assert watch is None or not watch._parked
     finally:
