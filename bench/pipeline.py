@@ -116,8 +116,10 @@ class Load:
         self.topic = f"{namespace}.parley.conversations.events.v1"
         self.tokens = tokens
         self.concurrency = concurrency
-        self.sent: dict[str, float] = {}  # wa_id → monotonic time its webhook was posted
-        self.sent_wall: dict[str, float] = {}  # and the wall clock's, to compare with the offer's record timestamp
+        # wa_id → wall-clock time its webhook was posted, to compare with the offer's record timestamp; noted before
+        # the post, as its offer may be read before the webhook's answer
+        self.posted_wall: dict[str, float] = {}
+        self.accepted: set[str] = set()  # wa_ids whose webhook was answered 200
         self.offered_at: dict[str, float] = {}  # wa_id → wall-clock time the router produced its `offered`
         self.offered_to: dict[str, str] = {}  # wa_id → the agent offered the conversation: only they may answer
         self.customers = 0
@@ -156,7 +158,7 @@ class Load:
                 for record in records:
                     event = json.loads(record.value)
                     user = event.get("external_user_id")
-                    if event.get("change") == "offered" and user in self.sent and user not in self.offered_at:
+                    if event.get("change") == "offered" and user in self.posted_wall and user not in self.offered_at:
                         self.offered_at[user] = record.timestamp / 1000 if record.timestamp > 0 else now
                         self.offered_to[user] = (event.get("assignee") or {}).get("id", "")
 
@@ -180,14 +182,14 @@ class Load:
             await asyncio.sleep(0.005)
         await asyncio.gather(*tasks)
         result.offered = posted
-        accepted = [user for user in users if user in self.sent]
+        accepted = [user for user in users if user in self.accepted]
         drain_until = time.monotonic() + plan.drain_seconds
         while time.monotonic() < drain_until and any(user not in self.offered_at for user in accepted):  # noqa: ASYNC110 - fed by the reader task
             await asyncio.sleep(0.1)
         result.seconds = time.monotonic() - started
         for user in accepted:
             if user in self.offered_at:
-                result.offered_ms.append((self.offered_at[user] - self.sent_wall[user]) * 1000)
+                result.offered_ms.append((self.offered_at[user] - self.posted_wall[user]) * 1000)
                 if self.offered_to[user] in self.tokens:
                     self.reachable.append(user)
             else:
@@ -206,7 +208,8 @@ class Load:
         payload = whatsapp_text(user, f"wamid.bench.{uuid.uuid4().hex}", "hello, I need help", int(time.time()),
                                 WHATSAPP.phone_number_id, name="Bench Customer")
         body, headers = meta_signed(WHATSAPP.app_secret, payload)
-        posted, posted_wall = time.monotonic(), time.time()
+        posted = time.monotonic()
+        self.posted_wall[user] = time.time()
         try:
             async with session.post(self.ingest, data=body, headers=headers) as response:
                 answer = await response.read()
@@ -218,7 +221,7 @@ class Load:
         result.http_ms.append((time.monotonic() - posted) * 1000)
         if status == 200:
             result.accepted += 1
-            self.sent[user], self.sent_wall[user] = posted, posted_wall
+            self.accepted.add(user)
         elif status == 503:
             result.shed += 1
         else:
