@@ -557,6 +557,34 @@ def test_a_message_announced_before_it_is_stored_still_shows(system: System, bro
     alice.close()
 
 
+def test_a_card_contacts_does_not_show_yet_is_asked_for_again(system: System, browser: Browser) -> None:
+    """A new customer's conversation names their card as it opens; contacts stores it (or learns that this agent
+    may see it) a moment later, under load seconds later. The card's first answers are made 404: the card reads
+    "No contact card yet." and shows once contacts answers, without a reload and without an error."""
+    alice = on_duty(browser, system, AGENT)
+    page = alice.page
+    refused: list[str] = []
+
+    def not_stored_yet(route: Route) -> None:
+        if len(refused) < 2:
+            refused.append(route.request.url)
+            route.fulfill(status=404, json={"error": {"code": "contact_not_found", "message": "no such contact"}})
+        else:
+            route.continue_()
+
+    page.route(re.compile(r"/v1/contacts/[0-9a-f]{32}$"), not_stored_yet)
+    customer = Customer(system, "Nadia")
+    customer.writes("Is anyone there?")
+    opened(alice, customer)
+    card = page.get_by_role("complementary", name=customer.name)
+    expect(card.locator(".facts")).to_contain_text(f"+{customer.phone}", timeout=30_000)
+    assert len(refused) == 2, refused
+    expect(card.get_by_role("alert")).to_have_count(0)
+    refused_as_expected(alice, 404, "/v1/contacts/")
+    assert_clean(alice, "card-not-stored-yet")
+    alice.close()
+
+
 def test_a_long_conversation_opens_on_its_newest_messages_and_loads_earlier_ones(system: System,
                                                                                   browser: Browser) -> None:
     alice = on_duty(browser, system, AGENT)

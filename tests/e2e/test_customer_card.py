@@ -1,8 +1,8 @@
 """The conversation and the customer, through the public HTTP APIs only (issue 14): a conversation carries the
-customer's contact id, learned from contacts' events; the card opens from it; a customer's history spans their
-channels and survives a merge; card changes (labels, name, fields, block) reach the open conversation at once;
-a first message that never left opens no conversation, and an e-mail with nothing open is history, not a
-queued conversation."""
+customer's contact id — a new customer's from the moment it opens (the card its first message creates), a known
+one's from contacts' events; the card opens from it; a customer's history spans their channels and survives a
+merge; card changes (labels, name, fields, block) reach the open conversation at once; a first message that never
+left opens no conversation, and an e-mail with nothing open is history, not a queued conversation."""
 
 from __future__ import annotations
 
@@ -50,6 +50,7 @@ async def test_the_conversation_opens_the_card_and_the_history_spans_channels_an
     wamid, _ = await whatsapp.customer_writes("Hi, my order 4471 is late")
     opened, _ = await whatsapp.open_conversation_with(wamid)
     card = await whatsapp.one_contact()
+    assert opened["contact_id"] == card["id"]  # named as it opened: the card its first message creates
     conv = await conversation_showing(whatsapp, opened["id"], "the contact id on the conversation",
                                       contact_id=card["id"])
 

@@ -15,6 +15,7 @@ from contacts_helpers import AGENT, T0, message, read_events, running
 from parley_common.cloudevents import headers_for
 from parley_common.events.contacts import ContactCreated, ContactUpdated
 from parley_common.events.inbound import Customer, MessageReceived, SystemPart
+from parley_common.ids import contact_id_of_first_message
 from parley_common.kafka import make_broker
 from parley_common.mongo import mongo_client
 from parley_common.settings import InfraSettings
@@ -168,8 +169,8 @@ async def test_a_card_left_missing_by_a_crash_is_created_by_the_customers_next_m
 async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_after_it(
         infra_settings: InfraSettings, mongo: Any) -> None:
     """A consumer behind the stream reads a new Telegram-like customer's first message, their blocking the bot and
-    a message without the phone in one batch: one card holds all three. A later unblock changes the identity
-    and announces no rename (there is none)."""
+    a message without the phone in one batch: one card holds all three, its id derived from the first message. A
+    later unblock changes the identity and announces no rename (there is none)."""
     async with replicas(infra_settings, "lagging") as (store,):
         handler = InboundHandler(store, publisher=None, now=lambda: T0)  # type: ignore[arg-type]  # events_of only
 
@@ -190,6 +191,8 @@ async def test_a_lagging_batch_with_a_new_customers_first_message_and_notices_af
         created = handler.events_of(recorded)
         assert [(type(e), e.event_id) for e in created] == [(ContactCreated, derived_event_id(first.event_id,
                                                                                              "created"))]
+        # named by the customer's first message, as the router names it on the conversation that message opens
+        assert card["_id"] == created[0].contact_id == contact_id_of_first_message(first.event_id)
 
         unblocked = await store.record(per_customer([notice("bot_unblocked", T0 + timedelta(seconds=3))]))
         assert unblocked.created == unblocked.renamed == [] and handler.events_of(unblocked) == []

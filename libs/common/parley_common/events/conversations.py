@@ -48,7 +48,10 @@ class ConversationChanged(ConversationScoped):
     snoozed_until: AwareDatetime | None = None
     entry_id: str | None = Field(default=None,
                                  description="timeline entry, for message_appended / note_added / message_status")
-    contact_id: str | None = Field(default=None, description="the customer's card in contacts, once known")
+    contact_id: str | None = Field(default=None, description=(
+        "the customer's card in contacts: a new customer's from the conversation's opening (the card contacts creates "
+        "from the same first message, which may be stored a moment after this event), a known customer's once the "
+        "router has read it; a later card (a merge, an agent's card) comes as contact_changed"))
 
 
 CONVERSATION_CHANGES = (

@@ -4,6 +4,9 @@ import { CHANNEL_ICONS, customerLabel, since } from "./format";
 
 // Channels whose customer's name and picture contacts reads from the platform (the webhooks carry none).
 const PROFILE_CHANNELS = new Set(["messenger", "instagram"]);
+// A card the conversation names that contacts does not show yet is asked for again, for a bounded time.
+const CARD_POLL_MS = 1000;
+const CARD_POLLS = 30;
 
 interface Props {
   conversation: Conversation;
@@ -25,19 +28,36 @@ export function ContactCard({ conversation, manager, onOpen, onHide }: Props) {
   const [phone, setPhone] = useState("");
   const [problem, setProblem] = useState("");
 
+  const [cardPolls, setCardPolls] = useState(0);
+  const [cardPending, setCardPending] = useState(false);
+
   const load = useCallback(async () => {
     try {
       const found = conversation.contact_id
         ? await api<Contact>(`/v1/contacts/${conversation.contact_id}`)
         : (await api<Page<Contact>>("/v1/contacts/search", { query: { user_id: conversation.external_user_id } })).items[0] ?? null;
       setContact(found);
+      setCardPending(false);
       if (found) setComments(await api<Comment[]>(`/v1/contacts/${found.id}/comments`));
     } catch (error) {
+      // 404: a new customer's card is named on the conversation before contacts has stored it, or before contacts
+      // has learnt that this agent may see it (its projection follows the router's events): asked again below.
+      if (error instanceof ApiError && error.status === 404) {
+        setContact(null);
+        setCardPending(true);
+        return;
+      }
       setProblem(error instanceof Error ? error.message : "the contact could not be loaded");
     }
   }, [conversation.contact_id, conversation.external_user_id]);
 
-  useEffect(() => { void load(); }, [load]);
+  useEffect(() => { setCardPolls(0); }, [conversation.contact_id]);
+  useEffect(() => { void load(); }, [load, cardPolls]);
+  useEffect(() => {
+    if (!cardPending || cardPolls >= CARD_POLLS) return;
+    const timer = window.setTimeout(() => setCardPolls((n) => n + 1), CARD_POLL_MS);
+    return () => window.clearTimeout(timer);
+  }, [cardPending, cardPolls]);
 
   // The tenant's labels, read when the card opens and again each time the label field is entered: the vocabulary
   // grows while a card is open (a colleague labels another customer), and a read that failed is not the last.

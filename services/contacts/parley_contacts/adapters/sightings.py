@@ -11,7 +11,7 @@ from typing import Any
 from pymongo import InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from parley_common.ids import new_id
+from parley_common.ids import contact_id_of_first_message
 from parley_common.mongo import DUPLICATE_KEY
 from parley_common.retries import Transient
 from parley_contacts.adapters.collections import BY_ID, Collections, Doc, of_tenant
@@ -94,12 +94,14 @@ class SightingsStore:
         return found
 
     async def _register(self, sightings: list[Sighting]) -> dict[CustomerKey, Registered]:
-        """Insert one registry entry per new customer. A concurrent consumer (another partition, a replica) that
-        registered one first makes ours a duplicate: its entry is read instead."""
+        """Insert one registry entry per new customer, its contact id derived from the customer's first message
+        (the router names it on the conversation that message opens). A concurrent consumer (another partition, a
+        replica) that registered one first makes ours a duplicate: its entry is read instead."""
         if not sightings:
             return {}
         entries: list[Doc] = [{"tenant_id": s.event.tenant_id, "channel_id": s.event.channel_id,
-                    "external_user_id": s.event.external_user_id, "contact_id": new_id(),
+                    "external_user_id": s.event.external_user_id,
+                    "contact_id": contact_id_of_first_message(s.events[0].event_id),
                     "created_by_event_id": str(s.event.event_id), "created_at": s.event.received_at}
                    for s in sightings]
         taken = await _duplicates(self._c.identities.bulk_write([InsertOne(entry) for entry in entries],

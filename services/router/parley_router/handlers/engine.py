@@ -128,8 +128,9 @@ class Engine:
         return conv_rules.with_contact(conv, contact_summary(contact)) if contact else conv
 
     async def learn_contact(self, conv: Conversation, attempts: int = 3) -> None:
-        """Show the customer's card on a stored conversation that has none, if the projection knows it now
-        (`contact_changed`); a concurrent save makes it read the conversation again."""
+        """Show the customer's card on a stored conversation, if the projection knows one it does not show yet
+        (`contact_changed`): none, or another than the one its first message's contact was named (a card an agent
+        made, the projection behind); a concurrent save makes it read the conversation again."""
         for _ in range(attempts):
             known = await self.with_known_contact(conv)
             if known == conv:
@@ -139,7 +140,7 @@ class Engine:
                 return
             except StaleVersion:
                 current = await self.stores.conversations.get(conv.tenant_id, conv.id)
-                if current is None or current.contact_id is not None:
+                if current is None:
                     return
                 conv = current
 

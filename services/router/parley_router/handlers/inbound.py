@@ -8,7 +8,7 @@ from datetime import datetime
 from parley_common.channels import Channels
 from parley_common.events.conversations import ConversationChanged
 from parley_common.events.inbound import MessageReceived
-from parley_common.ids import ConversationKey, new_id
+from parley_common.ids import ConversationKey, contact_id_of_first_message, new_id
 from parley_common.topics import CONVERSATIONS_EVENTS
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.bots import ChannelBot, hand_to_bot, route_of
@@ -141,6 +141,8 @@ class InboundHandler:
         answered = await self.stores.broadcasts.answered(key, at)
         conv = await self.engine.with_known_contact(_with_customer(replace(
             conv, opened_by=event.provider_message_id, answered_broadcast_id=answered), event))
+        if conv.contact_id is None:  # a new customer: the card contacts creates from this very message
+            conv = replace(conv, contact_id=contact_id_of_first_message(event.event_id))
         comment = None
         if not blocked:
             conv, comment = await self._route(conv, event)
