@@ -59,7 +59,7 @@ from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, TENANT, WHATSAPP, System, running_system  # noqa: E402
 from fastapi import Request  # noqa: E402
 from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
-from proc_cpu import ProcessGroups  # noqa: E402
+from proc_cpu import ProcessGroups, reference_cpu_ms  # noqa: E402
 from router_routing import seed_open_conversations  # noqa: E402
 
 from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches  # noqa: E402
@@ -356,6 +356,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
     if args.database_commands:  # the database started afresh, timing its commands (deploy/local/mongo_command_cpu)
         COMMAND_CPU.unlink(missing_ok=True)
         os.environ["PARLEY_LOCAL_MONGO_COMMAND_CPU"] = str(COMMAND_CPU)
+    speed_before = reference_cpu_ms()
     endpoints = restart_infra(args.keep_infra)
     provider = TimedProvider(WHATSAPP.access_token).start()
     # the router's own default sweep interval (the journeys' harness shortens it to 1 s for their timeouts)
@@ -382,7 +383,8 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
                 ceilings["round_trips"], ceilings["round_trip_commands"] = round_trips(system)
             if seeded:
                 ceilings["seeded"] = seeded
-            return steps, idle, ceilings
+        ceilings["reference_ms"] = (speed_before, reference_cpu_ms())  # the services stopped, the servers idle
+        return steps, idle, ceilings
     finally:
         provider.stop()
 

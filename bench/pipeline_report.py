@@ -100,6 +100,11 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
             lines += ["", *_database_commands(step)]
     if ceilings.get("infrastructure"):
         lines += ["", "The infrastructure alone, same run: " + "; ".join(ceilings["infrastructure"]) + "."]
+    if ceilings.get("reference_ms"):
+        before, after = ceilings["reference_ms"]
+        lines += ["", f"The machine's speed: a fixed pure-Python loop (`proc_cpu.reference_cpu_ms`) took {before:.0f} "
+                      f"ms of CPU before the run and {after:.0f} ms after it (more: every process's CPU per message "
+                      "inflated alike)."]
     if ceilings.get("round_trips"):
         lines += ["", "Round trips per accepted inbound message, counted over the whole run (counting mode; the "
                       "agents' setup and any replies step included):", "",

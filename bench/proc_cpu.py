@@ -44,3 +44,15 @@ class ProcessGroups:
         time.sleep(seconds)
         after, elapsed = self.cpu_seconds(), time.monotonic() - started
         return {name: (after[name] - before[name]) / elapsed for name in after}
+
+
+def reference_cpu_ms(rounds: int = 5) -> float:
+    """CPU time of a fixed pure-Python workload, the median of `rounds`: how fast this machine runs Python now. On a
+    shared host the same code takes tens of percent more CPU time at one moment than at another (its cores shared with
+    other guests), which moves every process's CPU per message alike; runs are compared with this beside them."""
+    times = []
+    for _ in range(rounds):
+        started = time.process_time()
+        sum(number * number for number in range(1_000_000))
+        times.append((time.process_time() - started) * 1000)
+    return sorted(times)[rounds // 2]
