@@ -76,7 +76,7 @@ class Conversation:
     opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
     declined_by: tuple[str, ...] = ()  # agents who declined its offer: not offered it again while it waits
     first_assigned_at: datetime | None = None  # when an agent first had it for good (wait time; not an offer)
-    contact_id: str | None = None  # the customer's card in contacts (learned from its events)
+    contact_id: str | None = None  # the card in contacts: a new customer's named at opening, else from its events
     contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
     answered_broadcast_id: str | None = None  # the customer opened it answering this broadcast (outbound's events)
     bot_timeout_seconds: int | None = None  # a bot's: how long it may leave the customer waiting (domain/bots.py)

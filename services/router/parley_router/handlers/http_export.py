@@ -37,8 +37,9 @@ EXPORT_CONTENT = {"description": "`format=csv`: text/csv; `format=jsonl`: JSON L
             summary="Export the filtered selection as CSV or JSON Lines (streamed)")
 async def export(principal: Caller, request: Request, wanted: Annotated[InboxFilter, Query()],
                  format: Literal["csv", "jsonl"] = "jsonl") -> StreamingResponse:
-    """Oldest opened first. `contact_id`, `customer_name`, `customer_phone` and `labels` are the customer's card
-    as the router last heard of it (contacts' events), else what the channel told."""
+    """Oldest opened first. `contact_id` is the customer's card (a new customer's named as the conversation opened);
+    `customer_name`, `customer_phone` and `labels` are the card as the router last heard of it (contacts' events), else
+    what the channel told."""
     engine = engine_of(request)
     query = filter_query(scope(principal, await teams_of(engine, principal)), wanted, brands=brands_of(request))
 
