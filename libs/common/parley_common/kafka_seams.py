@@ -114,6 +114,9 @@ def pace_idle_fetches(longest_ms: int) -> None:
 
 
 ASKING_AT_MOST = 2.0  # seconds: the watcher's fetch asks through one parked consumer's connection, for them all
+# uvloop's clock and timers count whole milliseconds: a timer fires up to one early, and a sleep for what is left of
+# it fires at once, again and again until the clock moves on (a spin), so a due time less than a step away has come
+LOOP_CLOCK_STEP = 0.001
 
 
 @dataclass(eq=False)
@@ -188,7 +191,7 @@ class IdleWatch:
         loop = asyncio.get_running_loop()
         while self._parked:
             delay = self._due_at - loop.time()
-            if delay > 0:
+            if delay > LOOP_CLOCK_STEP:
                 self._sleeping = loop.create_future()
                 timer = loop.call_later(delay, _resolve, self._sleeping)
                 try:

@@ -9,6 +9,7 @@ import asyncio
 import time
 
 import pytest
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.consumer.fetcher import Fetcher
 
@@ -82,6 +83,41 @@ async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with
         await producer.stop()
         for consumer in consumers:
             await consumer.stop()
+
+
+def test_on_uvloop_the_watcher_sleeps_once_a_bound(kafka_topics: InfraSettings, fetches_sent: FetchRequests,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The services run on uvloop (uvicorn's choice), whose clock and timers count whole milliseconds: a watcher
+    that slept again for what was left of its due time spun through ~70 sleeps a bound
+    (`kafka_seams.LOOP_CLOCK_STEP`)."""
+    wakeups = [0]
+    resolve = kafka_seams._resolve
+
+    def counted(future: asyncio.Future[None]) -> None:
+        wakeups[0] += 1
+        resolve(future)
+
+    monkeypatch.setattr(kafka_seams, "_resolve", counted)  # the watcher's timer; no consumer has a record to wake for
+
+    async def idle_a_while() -> None:
+        pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+        reuse_unchanged_fetches()
+        bootstrap, namespace = kafka_topics.kafka_bootstrap, kafka_topics.namespace
+        consumers = [await started(INBOUND_MESSAGES.name(namespace), f"watch-uvloop-a-{namespace}", bootstrap),
+                     await started(CONTACTS_EVENTS.name(namespace), f"watch-uvloop-b-{namespace}", bootstrap)]
+        try:
+            await asyncio.sleep(0.5)  # idle long enough for the pauses to reach their bound
+            fetches_sent.clear()
+            wakeups[0] = 0
+            await asyncio.sleep(2)
+        finally:
+            for consumer in consumers:
+                await consumer.stop()
+
+    uvloop.run(idle_a_while())
+    skip_if_the_broker_long_polls(fetches_sent)
+    asks = len(fetches_sent.topics)
+    assert asks and wakeups[0] <= 2 * asks, f"the watcher woke {wakeups[0]} times for {asks} fetches"
 
 
 async def test_a_parked_consumer_wakes_when_a_partition_it_did_not_ask_for_is_given_back(
