@@ -20,10 +20,13 @@ from known_channels import TEST_CHANNELS
 
 from parley_common.auth import issue_token
 from parley_common.clock import FixedClock
+from parley_common.events.contacts import ContactCreated, Identity
 from parley_common.events.inbound import Customer, MessageReceived, TextPart
+from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
 from parley_common.topics import CONVERSATIONS_EVENTS, Topic
 from parley_router.app import create_app
+from parley_router.domain.conversation import Conversation
 from parley_router.handlers.engine import Engine
 from parley_router.settings import RouterSettings
 
@@ -71,6 +74,26 @@ def inbound(user: str = "u1", text: str = "hello", tenant: str = "acme", channel
         provider_message_id=message_id or f"wamid.{text}",
         provider_timestamp=at, received_at=at, parts=(TextPart(text=text),),
     )
+
+
+ENVELOPE: dict[str, Any] = {"occurred_at": T0, "tenant_id": "acme", "correlation_id": "c"}
+
+
+def identity(user: str) -> Identity:
+    return Identity(channel_id="wa-1", external_user_id=user)
+
+
+def created(contact: str, user: str, name: str | None = None, phones: tuple[str, ...] = ()) -> ContactCreated:
+    """Contacts' announcement of `user`'s card on the test channel."""
+    return ContactCreated(**ENVELOPE, contact_id=contact, identities=(identity(user),), display_name=name,
+                          phones=phones)
+
+
+async def conversation_of(router: Router, user: str) -> Conversation:
+    """`user`'s open conversation on the test channel (there must be one)."""
+    conv = await router.engine.stores.conversations.open_for(ConversationKey("acme", "wa-1", user))
+    assert conv is not None
+    return conv
 
 
 class ProcessGone(Exception):

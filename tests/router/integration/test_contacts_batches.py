@@ -14,32 +14,18 @@ from pymongo import AsyncMongoClient, monitoring
 
 from parley_common.events.contacts import (
     ContactBlocked,
-    ContactCreated,
     ContactLabelled,
     ContactsMerged,
     ContactUnblocked,
     ContactUpdated,
-    Identity,
 )
-from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
 from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
-from parley_router.domain.conversation import Conversation
 from parley_router.handlers.contacts_in import ContactsHandler, card_change
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import T0, Router, inbound
-
-ENVELOPE: dict[str, Any] = {"occurred_at": T0, "tenant_id": "acme", "correlation_id": "c"}
-
-
-def identity(user: str) -> Identity:
-    return Identity(channel_id="wa-1", external_user_id=user)
-
-
-def created(contact: str, user: str, name: str | None = None) -> ContactCreated:
-    return ContactCreated(**ENVELOPE, contact_id=contact, identities=(identity(user),), display_name=name)
+from .conftest import ENVELOPE, Router, conversation_of, created, identity, inbound
 
 
 def labelled(contact: str, *labels: str) -> ContactLabelled:
@@ -81,12 +67,6 @@ async def counted(router: Router, infra_settings: InfraSettings) -> AsyncIterato
     stores.directory, stores.conversations = Directory(db), ConversationRepository(db)
     yield commands
     await client.close()
-
-
-async def conversation_of(router: Router, user: str) -> Conversation:
-    conv = await router.engine.stores.conversations.open_for(ConversationKey("acme", "wa-1", user))
-    assert conv is not None
-    return conv
 
 
 async def test_a_batch_costs_a_few_round_trips_whatever_its_size(router: Router, counted: Commands) -> None:

@@ -5,29 +5,11 @@ not read yet) is shown as before (real database and broker)."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from parley_common.events.contacts import ContactCreated, Identity
-from parley_common.ids import ConversationKey, contact_id_of_first_message
-from parley_router.domain.conversation import Conversation
+from parley_common.ids import contact_id_of_first_message
 from parley_router.handlers.contacts_in import ContactsHandler
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import T0, Router, inbound, published_events
-
-ENVELOPE: dict[str, Any] = {"occurred_at": T0, "tenant_id": "acme", "correlation_id": "c"}
-
-
-def created(contact: str, user: str, name: str | None, phones: tuple[str, ...] = ()) -> ContactCreated:
-    return ContactCreated(**ENVELOPE, contact_id=contact, identities=(Identity(channel_id="wa-1",
-                                                                               external_user_id=user),),
-                          display_name=name, phones=phones)
-
-
-async def conversation_of(router: Router, user: str) -> Conversation:
-    conv = await router.engine.stores.conversations.open_for(ConversationKey("acme", "wa-1", user))
-    assert conv is not None
-    return conv
+from .conftest import Router, conversation_of, created, inbound, published_events
 
 
 async def test_the_card_a_first_message_creates_is_named_at_once_and_its_announcement_changes_nothing(
