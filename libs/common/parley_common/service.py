@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
@@ -39,6 +40,9 @@ CORRELATION_HEADER = "X-Correlation-Id"
 _CORRELATION_ID = re.compile(r"[\x21-\x7e]{1,128}")
 FREEZE_HEAP = "freeze_heap_after_start"  # app.state flag: `serve` sets it
 Hook = Callable[[], Awaitable[None]]
+# A step of a shutdown (the broker's stop, a hook) taking longer than this is logged with its name: a stop that
+# outlives its orchestrator's grace period is killed, and the log is then all that tells which step held it.
+SLOW_STOP_STEP_SECONDS = 5.0
 log = structlog.get_logger(__name__)
 
 
@@ -73,7 +77,8 @@ def build_service(
                 yield
         finally:
             for hook in on_shutdown:
-                await hook()
+                async with _timed_stop_step(getattr(hook, "__qualname__", repr(hook))):
+                    await hook()
             log.info("service_stopped", service=service)
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan,
@@ -112,7 +117,28 @@ async def _consuming(broker: KafkaBroker | None, service: str, infra: InfraSetti
             async with lag_sampling(service, broker, infra.namespace):
                 yield
         finally:
-            await broker.stop()  # waits for in-flight handlers, then commits their offsets
+            in_flight = _records_in_flight(broker)
+            async with _timed_stop_step("broker", in_flight=in_flight):
+                await broker.stop()  # waits for in-flight handlers, then commits their offsets
+
+
+@asynccontextmanager
+async def _timed_stop_step(step: str, **context: Any) -> AsyncIterator[None]:
+    started = time.monotonic()
+    try:
+        yield
+    finally:
+        seconds = time.monotonic() - started
+        if seconds >= SLOW_STOP_STEP_SECONDS:
+            log.warning("service_stop_step_slow", step=step, seconds=round(seconds, 3), **context)
+
+
+def _records_in_flight(broker: KafkaBroker) -> list[str]:
+    """`group=count` of each subscriber handling records now: the broker's stop waits for them (its graceful
+    timeout), so a slow stop with none in flight was held by the consumers' own closing (commit, leave group)."""
+    counts = ((getattr(subscriber, "group_id", None), getattr(subscriber.lock, "qsize", 0))
+              for subscriber in broker.subscribers)
+    return [f"{group}={count}" for group, count in counts if count]
 
 
 class CorrelationMiddleware:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
+from structlog.testing import capture_logs
 
+from parley_common import service
 from parley_common.runtime import Runtime
 from parley_common.service import build_service
 from parley_common.settings import InfraSettings
@@ -68,3 +72,19 @@ async def test_readyz_names_what_does_not_answer(kafka_topics: InfraSettings) ->
     assert checks["kafka"] == "ok"
     assert checks["redis"].startswith("failed")
     assert checks["mongodb"].startswith("failed")
+
+
+async def test_a_slow_shutdown_names_the_step_that_held_it(kafka_topics: InfraSettings,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "SLOW_STOP_STEP_SECONDS", 0.05)
+    runtime = Runtime("common", kafka_topics, use_mongo=False, use_redis=False)
+
+    async def flush_slowly() -> None:
+        await asyncio.sleep(0.1)
+    app = build_service(service="common", title="probe", infra=kafka_topics, routers=[],
+                        readiness=runtime.readiness(), broker=runtime.broker, on_shutdown=[flush_slowly, runtime.close])
+    with capture_logs() as logs:
+        async with LifespanManager(app):
+            pass
+    slow = [(entry["step"], entry["seconds"] >= 0.1) for entry in logs if entry["event"] == "service_stop_step_slow"]
+    assert slow == [("test_a_slow_shutdown_names_the_step_that_held_it.<locals>.flush_slowly", True)]
