@@ -57,6 +57,11 @@ class DirectoryCache:
         for key in [key for key in self._entries if key[0] == tenant_id]:
             del self._entries[key]
 
+    async def checked(self, tenant_id: str) -> None:
+        """Returns once the tenant's background version check running now, if any, has finished."""
+        if (check := self._refreshing.get(tenant_id)) is not None:
+            await asyncio.shield(check)
+
     async def _cached(self, tenant_id: str, kind: str, load: Callable[[], Awaitable[T]]) -> tuple[T, int]:
         """The value and the directory version read before it was loaded."""
         key = (tenant_id, kind)
