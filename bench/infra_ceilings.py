@@ -17,6 +17,7 @@ from typing import Any
 
 from ingest_webhooks import free_port, wait_healthy
 from proc_cpu import ProcessGroups
+from pymongo import InsertOne, UpdateOne
 
 from parley_common.mongo import mongo_client
 
@@ -24,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECORDS = 20_000
 SINGLE_INSERTS = 1_000
 BULK_DOCS = 20_000
+SMALL_BATCH = 20
+SMALL_BATCH_DOCS = 2_000
 HTTP_SECONDS = 5.0
 
 
@@ -86,11 +89,28 @@ async def database(uri: str, groups: ProcessGroups) -> list[str]:
                                           for n in range(first, first + 500)])
         bulk_rate = BULK_DOCS / (time.monotonic() - started)
         bulk_cpu = _cpu_ms(groups, "database", before, BULK_DOCS)
+        small_batches = {kind: await _small_batches(collection, groups, kind) for kind in ("insert", "upsert")}
     finally:
         await client.drop_database(name)
         await client.close()
     return [f"database single insert {single_rate:,.0f}/s ({single_cpu:.2f} ms server CPU each)",
-            f"`insert_many` of 500 {bulk_rate:,.0f} docs/s ({bulk_cpu:.3f} ms per document)"]
+            f"`insert_many` of 500 {bulk_rate:,.0f} docs/s ({bulk_cpu:.3f} ms per document)",
+            f"bulk writes of {SMALL_BATCH} (a consumer batch's size) {small_batches['insert']:.3f} ms per document "
+            f"inserted, {small_batches['upsert']:.3f} ms per document upserted by `_id` (a new one)"]
+
+
+async def _small_batches(collection: Any, groups: ProcessGroups, kind: str) -> float:
+    """The database's CPU per document of bulk writes of SMALL_BATCH: inserts, or upserts by `_id` (as the
+    services' projections write), each of a new document."""
+    def document(n: int) -> dict[str, Any]:
+        return {"tenant_id": "acme", "team_id": "sales", "status": "queued", "n": n}
+    before = groups.cpu_seconds()
+    for first in range(0, SMALL_BATCH_DOCS, SMALL_BATCH):
+        numbers = range(first, first + SMALL_BATCH)
+        await collection.bulk_write(
+            [InsertOne({"_id": f"{kind}-{n}", **document(n)}) for n in numbers] if kind == "insert" else
+            [UpdateOne({"_id": f"{kind}-{n}"}, {"$set": document(n)}, upsert=True) for n in numbers], ordered=False)
+    return _cpu_ms(groups, "database", before, SMALL_BATCH_DOCS)
 
 
 async def bare_http() -> str:
