@@ -86,5 +86,5 @@ async def test_a_slow_shutdown_names_the_step_that_held_it(kafka_topics: InfraSe
     with capture_logs() as logs:
         async with LifespanManager(app):
             pass
-    slow = [(entry["step"], entry["seconds"] >= 0.1) for entry in logs if entry["event"] == "service_stop_step_slow"]
-    assert slow == [("test_a_slow_shutdown_names_the_step_that_held_it.<locals>.flush_slowly", True)]
+    slow = [entry["step"] for entry in logs if entry["event"] == "service_stop_step_slow"]
+    assert slow == ["test_a_slow_shutdown_names_the_step_that_held_it.<locals>.flush_slowly"]
