@@ -7,9 +7,9 @@ p50/p99 (the load process reads the router's `ConversationChanged` from its topi
 services' are; the offer's time is its record's timestamp, when the router produced it), and CPU per accepted message
 of every process (the five services, broker, database, cache; from /proc, each process group's idle rate —
 measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
-the agents) alongside inbound load and times accepted → provider called. Then, in the same run, the
-infrastructure alone: broker produce → consume, database single inserts, `insert_many` and small bulk inserts and
-upserts, and a bare HTTP route.
+the agents) alongside inbound load and times accepted → provider called. Then, in the same run and once the
+services have stopped, the infrastructure alone: broker produce → consume, database single inserts, `insert_many`
+and small bulk inserts and upserts, and a bare HTTP route.
 
     .venv/bin/python bench/pipeline.py                        # 20,50,100,200,400 msg/s, 30 s each (~6 min)
     .venv/bin/python bench/pipeline.py --rates 50,200 --step-seconds 10 --idle-seconds 10 --replies 100@250
