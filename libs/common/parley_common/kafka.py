@@ -26,7 +26,7 @@ from parley_common.kafka_seams import (
     take_batches_without_idle_sleep,
 )
 from parley_common.logging import BROKER_LOGGER
-from parley_common.rejoin import rejoin_on_empty_assignment
+from parley_common.rejoin import rejoin_on_empty_assignment, rejoin_on_empty_protocol
 from parley_common.topics import ALL_TOPICS, Topic
 
 log = structlog.get_logger(__name__)
@@ -46,6 +46,7 @@ def make_broker(bootstrap_servers: str, client_id: str, *, idle_fetch_backoff_ms
     reuse_unchanged_fetches()
     take_batches_without_idle_sleep()
     rejoin_on_empty_assignment()
+    rejoin_on_empty_protocol()
     return KafkaBroker(
         bootstrap_servers,
         client_id=client_id,

@@ -14,8 +14,9 @@ upgrade moves its seam (aiokafka and FastStream are pinned in constraints.txt):
   tests/common/unit/test_fetch_coding.py.
 - `take_batches_without_idle_sleep` (FastStream's batch subscriber): a sleep after an empty wait delayed the next
   record; tests/common/integration/test_batch_latency.py.
-- `rejoin_on_empty_assignment` (aiokafka's group join) lives in `parley_common.rejoin`, with the rest of a
-  replica's takeover; it has no test of its own (the race it answers is timing-dependent)."""
+- `rejoin_on_empty_assignment` and `rejoin_on_empty_protocol` (aiokafka's group join) live in `parley_common.rejoin`,
+  with the rest of a replica's takeover; the first has no test of its own (the race it answers is timing-dependent),
+  the second is tested on the answer itself (tests/common/unit/test_rejoin.py)."""
 
 from __future__ import annotations
 

@@ -46,6 +46,24 @@ def rejoin_on_empty_assignment() -> None:
     CoordinatorGroupRebalance.perform_group_join = join_again_when_empty
 
 
+def rejoin_on_empty_protocol() -> None:
+    """The local broker may elect a member leader with an empty assignment protocol in its JoinGroup answer (seen
+    once in `make test`, in a router starting several consumers of one group together; Kafka always names the
+    protocol the group chose). aiokafka 0.14 asserted on it, the consumer's start failed and the service exited.
+    Treated as "join again" instead, as an empty assignment is; aiokafka is pinned."""
+    original = getattr(CoordinatorGroupRebalance._on_join_leader, "__wrapped__",
+                       CoordinatorGroupRebalance._on_join_leader)
+
+    @functools.wraps(original)
+    async def join_again_without_protocol(self: CoordinatorGroupRebalance, response: Any) -> Any:
+        if not response.group_protocol:
+            log.info("empty_protocol_rejoining", group=self.group_id)
+            return None  # perform_group_join returns None: aiokafka waits retry_backoff_ms and joins again
+        return await original(self, response)
+
+    CoordinatorGroupRebalance._on_join_leader = join_again_without_protocol
+
+
 def replica_client_id(service: str, instance_id: str) -> str:
     """The client id of a replica's Kafka clients: `parley-<service>`, plus `@<instance>` when named."""
     return f"parley-{service}@{instance_id}" if instance_id else f"parley-{service}"
