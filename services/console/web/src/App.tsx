@@ -8,6 +8,7 @@ import { Mentions } from "./Mentions";
 import { Supervisor } from "./Supervisor";
 import { Shortcuts } from "./Shortcuts";
 import { NO_EVENTS, withEvent, type LiveEvents } from "./useNewEvents";
+import { useKeydown } from "./useKeydown";
 import { useReloadAfter } from "./useReloadAfter";
 
 type View = "inbox" | "supervisor";
@@ -99,15 +100,11 @@ function Console({ session, onSignOut }: { session: Session; onSignOut: () => vo
     return () => clearInterval(timer);
   }, [agent, presence, beat]);
 
-  useEffect(() => {
-    const onKey = (event: KeyboardEvent) => {
-      if (isTyping(event)) return;
-      if (event.key === "?") { setHelp(true); event.preventDefault(); }
-      if (event.key === "g" && manager) setView((v) => (v === "inbox" ? "supervisor" : "inbox"));
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [manager]);
+  useKeydown((event: KeyboardEvent) => {
+    if (isTyping(event)) return;
+    if (event.key === "?") { setHelp(true); event.preventDefault(); }
+    if (event.key === "g" && manager) setView((v) => (v === "inbox" ? "supervisor" : "inbox"));
+  });
 
   return (
     <div className="app">

@@ -3,6 +3,7 @@ import {
   api, ApiError, type Agent, type Conversation, type Entry, type LiveEvent, type Session, type Team, type Window,
 } from "./api";
 import { isTyping } from "./App";
+import { useKeydown } from "./useKeydown";
 import { Composer } from "./Composer";
 import { Timeline } from "./Timeline";
 import { ActionDialog, type DialogKind } from "./ActionDialog";
@@ -128,24 +129,20 @@ export function ConversationView({ conversation, session, liveEvents, agents, te
     }
   }, [c.id, onChanged, loadTimeline]);
 
-  useEffect(() => {
-    const onKey = (event: KeyboardEvent) => {
-      if (isTyping(event) || document.querySelector("dialog[open]")) return;
-      const keys: Record<string, () => void> = {
-        r: () => { setMode("reply"); composer.current?.focus(); },
-        n: () => { setMode("note"); composer.current?.focus(); },
-        a: () => { if (offered) void act("accept"); },
-        t: () => { if (!mine && !closed) void act("take"); },
-        x: () => { if (!closed) setDialog("transfer"); },
-        c: () => { if (!closed) setDialog("close"); },
-        e: () => { if (!c.archived) void act("archive"); },
-      };
-      const run = keys[event.key];
-      if (run) { run(); event.preventDefault(); }
+  useKeydown((event: KeyboardEvent) => {
+    if (isTyping(event) || document.querySelector("dialog[open]")) return;
+    const keys: Record<string, () => void> = {
+      r: () => { setMode("reply"); composer.current?.focus(); },
+      n: () => { setMode("note"); composer.current?.focus(); },
+      a: () => { if (offered) void act("accept"); },
+      t: () => { if (!mine && !closed) void act("take"); },
+      x: () => { if (!closed) setDialog("transfer"); },
+      c: () => { if (!closed) setDialog("close"); },
+      e: () => { if (!c.archived) void act("archive"); },
     };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [act, offered, mine, closed, c.archived]);
+    const run = keys[event.key];
+    if (run) { run(); event.preventDefault(); }
+  });
 
   const offerLeft = c.offer_expires_at ? (Date.parse(c.offer_expires_at) - now) / 1000 : 0;
   const windowLeft = messagingWindow?.closes_at ? (Date.parse(messagingWindow.closes_at) - now) / 1000 : null;

@@ -7,6 +7,7 @@ import { ConversationView } from "./ConversationView";
 import { ContactCard } from "./ContactCard";
 import { StartConversation } from "./StartConversation";
 import { CHANNEL_ICONS, customerLabel, since } from "./format";
+import { useKeydown } from "./useKeydown";
 import { type LiveEvents, useNewEvents } from "./useNewEvents";
 import { useNow } from "./useNow";
 
@@ -194,17 +195,13 @@ export function Inbox({ session, liveEvents, counts }: { session: Session; liveE
     });
   }, [opened]);
 
-  useEffect(() => {
-    const onKey = (event: KeyboardEvent) => {
-      if (isTyping(event) || document.querySelector("dialog[open]")) return;
-      const index = items.findIndex((c) => c.id === openId);
-      if (event.key === "j") { open(items[Math.min(items.length - 1, index + 1)]); event.preventDefault(); }
-      if (event.key === "k") { open(items[Math.max(0, index - 1)]); event.preventDefault(); }
-      if (event.key === "/") { searchBox.current?.focus(); event.preventDefault(); }
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [items, openId, open]);
+  useKeydown((event: KeyboardEvent) => {
+    if (isTyping(event) || document.querySelector("dialog[open]")) return;
+    const index = items.findIndex((c) => c.id === openId);
+    if (event.key === "j") { open(items[Math.min(items.length - 1, index + 1)]); event.preventDefault(); }
+    if (event.key === "k") { open(items[Math.max(0, index - 1)]); event.preventDefault(); }
+    if (event.key === "/") { searchBox.current?.focus(); event.preventDefault(); }
+  });
 
   useEffect(() => {
     document.querySelector<HTMLElement>(`[data-conversation="${openId}"]`)?.scrollIntoView({ block: "nearest" });
