@@ -68,7 +68,7 @@ class VisibilityProjection:
 
     async def _write(self, changed: dict[str, ConversationChanged]) -> None:
         """The keys this process does not remember are most likely new conversations' (or a returning customer's):
-        inserted, not upserted — on the local database an upsert costs three to four inserts. Only those already
+        inserted, not upserted — on the local database an upsert costs several inserts. Only those already
         stored (a key forgotten, or written by another replica) are then updated, with the remembered ones."""
         unknown = [key for key in changed if key not in self._stored]
         stored_before = await insert_new(self._owners, [{"_id": key, **_owner_fields(changed[key])}

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from parley_common.mongo import in_pages
+from parley_common.mongo import in_pages, insert_new
 
 Doc = dict[str, Any]
 
@@ -33,6 +33,28 @@ def _id(tenant_id: str, contact_id: str) -> str:
     return f"{tenant_id}|{contact_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class AudienceWrite:
+    """One event's write: an upsert by the contact's id. `created`: the whole document the upsert makes of no
+    document (a contact's creation), inserted instead where it is the contact's first write of a batch."""
+
+    contact: str  # the document's `_id`
+    update: Doc
+    created: Doc | None = None
+
+    def operation(self) -> UpdateOne:
+        return UpdateOne({"_id": self.contact}, self.update, upsert=True)
+
+
+def _distinct(values: Sequence[Any]) -> list[Any]:
+    """`values` once each, in order: what `$addToSet` with `$each` makes of them in a new document."""
+    kept: list[Any] = []
+    for value in values:
+        if value not in kept:
+            kept.append(value)
+    return kept
+
+
 class AudienceRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._contacts = db["audience_contacts"]
@@ -45,17 +67,21 @@ class AudienceRepository:
     # --- projection writes: operations applied in bulk, in the order of the events --------------------------
     @staticmethod
     def created(tenant_id: str, contact_id: str, display_name: str | None,
-                identities: Sequence[Mapping[str, str]], phones: Sequence[str] = ()) -> UpdateOne:
+                identities: Sequence[Mapping[str, str]], phones: Sequence[str] = ()) -> AudienceWrite:
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id},
                        "$addToSet": {"identities": {"$each": [dict(i) for i in identities]},
                                      "phones": {"$each": list(phones)}}}
+        key = _id(tenant_id, contact_id)
+        created: Doc = {"_id": key, "tenant_id": tenant_id, "contact_id": contact_id,
+                        "identities": _distinct([dict(i) for i in identities]), "phones": _distinct(list(phones))}
         if display_name:
             update["$set"] = {"display_name": display_name}
-        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+            created["display_name"] = display_name
+        return AudienceWrite(key, update, created)
 
     @staticmethod
     def updated(tenant_id: str, contact_id: str, display_name: str | None,
-                fields: Mapping[str, str | None], phones: Sequence[str] | None = None) -> UpdateOne:
+                fields: Mapping[str, str | None], phones: Sequence[str] | None = None) -> AudienceWrite:
         """`phones`, when given, is the contact's whole new list (as contacts publishes an edit)."""
         present: Doc = {f"fields.{name}": value for name, value in fields.items() if value is not None}
         if display_name:
@@ -68,10 +94,10 @@ class AudienceRepository:
             update["$set"] = present
         if removed:
             update["$unset"] = removed
-        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+        return AudienceWrite(_id(tenant_id, contact_id), update)
 
     @staticmethod
-    def identity_blocked(tenant_id: str, contact_id: str, identity: Mapping[str, str], blocked: bool) -> UpdateOne:
+    def identity_blocked(tenant_id: str, contact_id: str, identity: Mapping[str, str], blocked: bool) -> AudienceWrite:
         """The identity is the contact's (it may have been added after creation) and blocked or not."""
         mark = f"{identity['channel_id']}|{identity['external_user_id']}"
         update: Doc = {"$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id},
@@ -80,17 +106,30 @@ class AudienceRepository:
             update["$addToSet"]["blocked"] = mark
         else:
             update["$pull"] = {"blocked": mark}
-        return UpdateOne({"_id": _id(tenant_id, contact_id)}, update, upsert=True)
+        return AudienceWrite(_id(tenant_id, contact_id), update)
 
     @staticmethod
-    def labelled(tenant_id: str, contact_id: str, labels: Sequence[str]) -> UpdateOne:
-        return UpdateOne({"_id": _id(tenant_id, contact_id)},
-                         {"$set": {"labels": list(labels)},
-                          "$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id}}, upsert=True)
+    def labelled(tenant_id: str, contact_id: str, labels: Sequence[str]) -> AudienceWrite:
+        return AudienceWrite(_id(tenant_id, contact_id),
+                             {"$set": {"labels": list(labels)},
+                              "$setOnInsert": {"tenant_id": tenant_id, "contact_id": contact_id}})
 
-    async def write(self, operations: list[UpdateOne]) -> None:
-        if operations:
-            await self._contacts.bulk_write(operations, ordered=True)
+    async def write(self, writes: Sequence[AudienceWrite]) -> None:
+        """In the events' order. A creation that is its contact's first write of the batch is inserted first (on
+        the local database an upsert costs several inserts; the batch's other contacts' writes do not touch that
+        document, and its own later ones still follow it); where the contact is stored already (a redelivery, or
+        an earlier batch's event about it) its upsert stays in its place."""
+        first_creations: dict[int, Doc] = {}  # by the write's place in the batch
+        seen: set[str] = set()
+        for index, write in enumerate(writes):
+            if write.created is not None and write.contact not in seen:
+                first_creations[index] = write.created
+            seen.add(write.contact)
+        stored_before = await insert_new(self._contacts, list(first_creations.values())) if first_creations else set()
+        inserted = {index for n, index in enumerate(first_creations) if n not in stored_before}
+        rest = [write.operation() for index, write in enumerate(writes) if index not in inserted]
+        if rest:
+            await self._contacts.bulk_write(rest, ordered=True)
 
     async def merged(self, tenant_id: str, survivor_id: str, merged_id: str,
                      identities: Sequence[Mapping[str, str]], phones: Sequence[str] = ()) -> None:

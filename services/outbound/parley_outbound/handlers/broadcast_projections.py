@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import UpdateOne
 from redis.asyncio.client import Pipeline
 
 from parley_common.events.contacts import (
@@ -17,7 +16,7 @@ from parley_common.events.contacts import (
     ContactUpdated,
 )
 from parley_common.events.inbound import MessageReceived
-from parley_outbound.adapters.audience_repo import AudienceRepository
+from parley_outbound.adapters.audience_repo import AudienceRepository, AudienceWrite
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
 from parley_outbound.adapters.messages_repo import MessageRepository
 from parley_outbound.domain.saved_replies import custom_field_changes
@@ -32,7 +31,7 @@ class AudienceProjection:
         self._audience = audience
 
     async def on_batch(self, events: list[Any]) -> None:
-        pending: list[UpdateOne] = []
+        pending: list[AudienceWrite] = []
         for event in events:
             if isinstance(event, ContactsMerged):
                 await self._audience.write(pending)
@@ -43,7 +42,7 @@ class AudienceProjection:
                 pending.append(operation)
         await self._audience.write(pending)
 
-    def _operation(self, event: Any) -> UpdateOne | None:
+    def _operation(self, event: Any) -> AudienceWrite | None:
         audience = self._audience
         if isinstance(event, ContactCreated):
             return audience.created(event.tenant_id, event.contact_id, event.display_name,
