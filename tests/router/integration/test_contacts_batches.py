@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -20,6 +21,7 @@ from parley_common.events.contacts import (
     ContactUpdated,
 )
 from parley_common.settings import InfraSettings
+from parley_router.adapters.contact_cards import card_writes
 from parley_router.adapters.conversations import ConversationRepository
 from parley_router.adapters.directory import Directory
 from parley_router.handlers.contacts_in import ContactsHandler, card_change
@@ -38,7 +40,7 @@ def fields(contact: str, **changed: Any) -> ContactUpdated:
 
 class Commands(monitoring.CommandListener):
     """Database commands sent, as `find contacts`, `update conversations`, and the documents their writes name
-    (a bulk write's statements: what the database pays for per document)."""
+    (a bulk write's statements or inserted documents: what the database pays for per document)."""
 
     def __init__(self) -> None:
         self.sent: Counter[str] = Counter()
@@ -47,7 +49,7 @@ class Commands(monitoring.CommandListener):
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         shape = f"{event.command_name} {event.command.get(event.command_name)}"
         self.sent[shape] += 1
-        self.statements[shape] += len(event.command.get("updates", ()))
+        self.statements[shape] += len(event.command.get("updates", ())) + len(event.command.get("documents", ()))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -97,9 +99,10 @@ async def test_a_batch_costs_a_few_round_trips_whatever_its_size(router: Router,
     assert sent == {"update blocked_identities": 1, "delete blocked_identities": 1,
                     "aggregate open_conversations": 1, "find conversations": 1, "update conversations": 2,
                     "update tab_counts": 1,
-                    "update contacts": 1, "find contacts": 1}, sent
-    # one document written per card change: a new card is created by its first change's upsert
-    assert counted.statements["update contacts"] == 3 * len(users)
+                    "insert contacts": 1, "update contacts": 1, "find contacts": 1}, sent
+    # one document written per card change: the new cards inserted, their later changes updates
+    assert (counted.statements["insert contacts"], counted.statements["update contacts"]) == (len(users),
+                                                                                            2 * len(users))
 
 
 async def test_a_batch_of_new_cards_writes_one_document_per_event(router: Router, counted: Commands) -> None:
@@ -109,10 +112,38 @@ async def test_a_batch_of_new_cards_writes_one_document_per_event(router: Router
 
     await ContactsHandler(router.engine)([created("k1", "u1", name="Ana"), created("k2", "u2", name="Bo")])
 
-    assert (counted.sent["update contacts"], counted.statements["update contacts"]) == (1, 2)
+    assert (counted.sent["insert contacts"], counted.statements["insert contacts"]) == (1, 2)
+    assert counted.sent["update contacts"] == 0
     for contact, user, name in (("k1", "u1", "Ana"), ("k2", "u2", "Bo")):
         conv = await conversation_of(router, user)
         assert (conv.contact_id, conv.customer_name) == (contact, name)
+
+
+async def test_a_new_card_is_inserted_as_its_upsert_would_make_it(router: Router, counted: Commands,
+                                                                   infra_settings: InfraSettings) -> None:
+    """A contact's creation is inserted (an upsert costs the local database several inserts): alone in its batch
+    (then shown as inserted, without a read) and first of its card in a larger one."""
+    directory = router.engine.stores.directory
+    alone, batched, label = (card_change(event) for event in (
+        created("k5", "u5", name="Ana"), created("k6", "u6", name="Bo"), labelled("k6", "vip")))
+    assert alone is not None and batched is not None and label is not None
+    shown = {**await directory.change_cards([alone]), **await directory.change_cards([batched, label])}
+    assert counted.sent["insert contacts"] == 2 and counted.sent["findAndModify contacts"] == 0
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True)
+    try:
+        cards = client[infra_settings.database_name("router")]["contacts"]
+        twins = [replace(change, contact_id=f"{change.contact_id}-upserted") for change in (alone, batched, label)]
+        await cards.bulk_write([write.operation() for write in card_writes(twins, {})], ordered=True)
+        for change, twin in zip((alone, batched), twins, strict=False):
+            inserted, upserted = [await cards.find_one({"_id": card.card_id}, projection={"_id": 0})
+                                  for card in (change, twin)]
+            assert inserted is not None and inserted == upserted, (inserted, upserted)
+        assert shown[alone.card_id] == {"_id": alone.card_id, "tenant_id": "acme", "name": "Ana",
+                                        "identities": ["wa-1|u5"]}
+        assert shown[batched.card_id]["labels"] == ["vip"]
+    finally:
+        await client.close()
 
 
 async def test_a_batch_delivered_again_with_a_new_card_in_it_creates_that_card(router: Router,

@@ -1,5 +1,6 @@
 """The writes of the router's projection of contacts' cards: a consumer batch of contacts' events as one ordered
-bulk write, each event applied once (by its event id), by update operators only."""
+bulk write, each event applied once (by its event id), by update operators only — but the new cards, inserted
+before it (`first_creations`)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ class CardChange:
     custom_set: Doc = field(default_factory=dict)
     custom_drop: tuple[str, ...] = ()
     merged_contact_id: str | None = None
+    creates: bool = False  # the contact's creation: its card most likely does not exist yet
+
+    @property
+    def cards_touched(self) -> tuple[str, ...]:
+        if self.merged_contact_id:
+            return self.card_id, card_id(self.tenant_id, self.merged_contact_id)
+        return (self.card_id,)
 
     @property
     def card_id(self) -> str:
@@ -81,6 +89,30 @@ def card_writes(changes: Sequence[CardChange], merged_fields: Mapping[str, Doc])
             writes.append(CardWrite({"_id": merged}, {"$set": {"merged_into": change.contact_id},
                                                       "$pullAll": {"identities": list(change.identities)}}))
     return writes
+
+
+def new_card(change: CardChange) -> Doc | None:
+    """The card `change`'s guarded upsert makes where there is none, when the change is a contact's creation
+    (nothing folded into it, no custom field): inserted instead — on the local database an upsert costs several
+    inserts. None for any other change."""
+    if not change.creates or change.merged_contact_id or change.custom_set or change.custom_drop:
+        return None
+    card: Doc = {"_id": change.card_id, **change.fields, "tenant_id": change.tenant_id, APPLIED: [change.event_id]}
+    if change.identities:
+        card["identities"] = list(dict.fromkeys(change.identities))
+    return card
+
+
+def first_creations(changes: Sequence[CardChange]) -> dict[int, Doc]:
+    """The new cards of the changes that are their card's first write in `changes` (by the change's place): each
+    may be inserted before the batch's ordered writes, which no other change's write reaches before it."""
+    found: dict[int, Doc] = {}
+    touched: set[str] = set()
+    for index, change in enumerate(changes):
+        if change.card_id not in touched and (card := new_card(change)) is not None:
+            found[index] = card
+        touched.update(change.cards_touched)
+    return found
 
 
 def creation(card: str, tenant_id: str) -> CardWrite:

@@ -35,7 +35,7 @@ def card_change(event: object) -> CardChange | None:
         named = {"name": event.display_name} if isinstance(event, ContactCreated) and event.display_name else {}
         merged = event.merged_contact_id if isinstance(event, ContactsMerged) else None
         return CardChange(str(event.event_id), event.tenant_id, event.contact_id, fields=named, identities=identities,
-                          merged_contact_id=merged)
+                          merged_contact_id=merged, creates=isinstance(event, ContactCreated))
     if isinstance(event, ContactLabelled):
         return CardChange(str(event.event_id), event.tenant_id, event.contact_id, fields={"labels": list(event.labels)})
     if isinstance(event, ContactUpdated):
