@@ -367,6 +367,8 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
     overrides.update(setting.split("=", 1) for setting in args.env)
     commands = COMMAND_CPU if args.database_commands else None
     try:
+        if args.logs:
+            args.logs.mkdir(parents=True, exist_ok=True)
         logs = contextlib.nullcontext(str(args.logs)) if args.logs else tempfile.TemporaryDirectory(prefix="pipeline-")
         with logs as tmp, running_system(endpoints, provider, free_port(), Path(tmp), overrides=overrides) as system:
             logins = staff(system, plan.agents)
