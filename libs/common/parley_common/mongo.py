@@ -53,6 +53,16 @@ async def insert_new(collection: AsyncCollection[dict[str, Any]], docs: Sequence
     return set()
 
 
+async def inserted_of(collection: AsyncCollection[dict[str, Any]], docs: Mapping[int, dict[str, Any]]) -> set[int]:
+    """`docs` by their write's place in a batch, inserted in one unordered write (`insert_new`): the places of
+    those inserted — a batch's creations tried as inserts, the others (there already) left to the batch's own
+    writes. No command when there is none."""
+    if not docs:
+        return set()
+    stored_before = await insert_new(collection, list(docs.values()))
+    return {place for n, place in enumerate(docs) if n not in stored_before}
+
+
 def read_stored(model: type[M], stored: Mapping[str, Any]) -> M:
     """A model rebuilt from a document (or part of one) this service stored, as a tolerant reader, like
     `Topic.parse` on Kafka: fields this version does not know — written by a newer release, read again after a

@@ -13,7 +13,7 @@ from typing import Any
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.database import AsyncDatabase
 
-from parley_common.mongo import in_pages, insert_new
+from parley_common.mongo import in_pages, inserted_of
 
 Doc = dict[str, Any]
 
@@ -125,8 +125,7 @@ class AudienceRepository:
             if write.created is not None and write.contact not in seen:
                 first_creations[index] = write.created
             seen.add(write.contact)
-        stored_before = await insert_new(self._contacts, list(first_creations.values())) if first_creations else set()
-        inserted = {index for n, index in enumerate(first_creations) if n not in stored_before}
+        inserted = await inserted_of(self._contacts, first_creations)
         rest = [write.operation() for index, write in enumerate(writes) if index not in inserted]
         if rest:
             await self._contacts.bulk_write(rest, ordered=True)

@@ -15,7 +15,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from parley_common.batching import TickBatcher
 from parley_common.bounds import Identifier
 from parley_common.ids import ConversationKey
-from parley_common.mongo import insert_new, read_stored
+from parley_common.mongo import inserted_of, read_stored
 from parley_router.adapters.contact_cards import (
     APPLIED,
     CardChange,
@@ -217,7 +217,7 @@ class Directory:
             return await self._change_card(changes[0])
         merged = {doc["_id"]: doc.get("custom_fields", {}) async for doc in self._contacts.find(
             {"_id": {"$in": merged_ids}}, projection={"custom_fields": 1})} if merged_ids else {}
-        inserted = await self._inserted(first_creations(changes))
+        inserted = await inserted_of(self._contacts, first_creations(changes))
         await self._write_cards(card_writes([change for index, change in enumerate(changes) if index not in inserted],
                                             merged))
         cursor = self._contacts.find({"_id": {"$in": list({change.card_id for change in changes})}},
@@ -237,19 +237,11 @@ class Directory:
                     raise
                 writes = rest
 
-    async def _inserted(self, cards: dict[int, Doc]) -> set[int]:
-        """Of the new cards (by their change's place), those inserted: the others were there already (a
-        redelivery, an earlier event about the contact), and their changes are written as any other."""
-        if not cards:
-            return set()
-        stored_before = await insert_new(self._contacts, list(cards.values()))
-        return {index for n, index in enumerate(cards) if n not in stored_before}
-
     async def _change_card(self, change: CardChange) -> dict[str, Doc]:
         """A lone change (a quiet moment's batch): a new card inserted (and shown as inserted), any other change
         written and read back in one findAndModify."""
         card = new_card(change)
-        if card is not None and await self._inserted({0: card}):
+        if card is not None and await inserted_of(self._contacts, {0: card}):
             return {change.card_id: {name: value for name, value in card.items() if name not in CARD_SHOWN}}
         guard, update = guarded_update(change)
         try:
