@@ -1,7 +1,8 @@
-"""The visibility projection stores a batch of conversation events with one bulk write (issue 17): per
-conversation key the batch's last event decides, as one event at a time did; other keys are left alone. A key is
-written only when what a reader needs changed (conversation, team, agent, status), as far as this process knows:
-its memory of what it stored is forgotten when partitions move, so a replica regaining a partition writes again."""
+"""The visibility projection stores a batch of conversation events in bulk (issue 17; the keys it does not remember
+inserted, the others updated): per conversation key the batch's last event decides, as one event at a time did;
+other keys are left alone. A key is written only when what a reader needs changed (conversation, team, agent,
+status), as far as this process knows: its memory of what it stored is forgotten when partitions move, so a replica
+regaining a partition writes again."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import AsyncMongoClient
+from pymongo import AsyncMongoClient, monitoring
 
 from parley_common.settings import InfraSettings
 from parley_outbound.adapters.audience_repo import AudienceRepository
@@ -15,6 +15,21 @@ from parley_outbound.adapters.audience_repo import AudienceRepository
 TENANT = "acme"
 ANA = {"channel_id": "wa-main", "external_user_id": "447700900001"}
 ANA_ON_TELEGRAM = {"channel_id": "tg-bot", "external_user_id": "501"}
+
+
+class Commands(monitoring.CommandListener):
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name in ("insert", "update"):
+            self.sent.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 async def stored(mongo: AsyncMongoClient[Any], database: str, contact_id: str) -> dict[str, Any]:
@@ -26,9 +41,13 @@ async def stored(mongo: AsyncMongoClient[Any], database: str, contact_id: str) -
 async def test_an_inserted_creation_is_the_document_its_upsert_makes(mongo: AsyncMongoClient[Any],
                                                                        infra_settings: InfraSettings) -> None:
     database = infra_settings.database_name("outbound-audience")
-    audience = AudienceRepository(mongo[database])
+    commands = Commands()
+    counted: AsyncMongoClient[Any] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True,
+                                                      event_listeners=[commands])
+    audience = AudienceRepository(counted[database])
     repeated = ([ANA, ANA_ON_TELEGRAM, ANA], ["+447700900001", "+447700900001"])
     await audience.write([audience.created(TENANT, "inserted", "Ana", *repeated)])
+    assert commands.sent == ["insert"]
     await mongo[database]["audience_contacts"].bulk_write([audience.created(TENANT, "upserted", "Ana",
                                                                             *repeated).operation()])
     assert await stored(mongo, database, "inserted") == await stored(mongo, database, "upserted") == {
@@ -41,6 +60,8 @@ async def test_an_inserted_creation_is_the_document_its_upsert_makes(mongo: Asyn
     assert await stored(mongo, database, "inserted") == {
         "tenant_id": TENANT, "identities": [ANA, ANA_ON_TELEGRAM], "phones": ["+447700900001"], "display_name": "Ana B",
         "labels": ["vip"], "fields": {"tier": "gold"}}
+    assert commands.sent == ["insert", "update", "insert", "update"]  # the creation refused, then upserted in place
+    await counted.close()
     await mongo.drop_database(database)
 
 
