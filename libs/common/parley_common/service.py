@@ -3,6 +3,7 @@ health and readiness, AsyncAPI and OpenAPI documents, error handlers, correlatio
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import re
 import time
@@ -43,6 +44,12 @@ Hook = Callable[[], Awaitable[None]]
 # A step of a shutdown (the broker's stop, a hook) taking longer than this is logged with its name: a stop that
 # outlives its orchestrator's grace period is killed, and the log is then all that tells which step held it.
 SLOW_STOP_STEP_SECONDS = 5.0
+# The broker's stop: its graceful timeout for the handlers in flight (parley_common.kafka), then the consumers'
+# closing (commits, leaving their groups). A consumer whose closing never ended held a stop (no record in flight)
+# until the test harness gave up; past this bound the stop is left: what was handled is committed, what was not is
+# delivered again (consumers are idempotent), and a member that did not leave expires with its session. Within the
+# deployments' grace period after uvicorn's own 30 s (deploy/k8s: 75 s).
+BROKER_STOP_SECONDS = 40.0
 log = structlog.get_logger(__name__)
 
 
@@ -119,7 +126,11 @@ async def _consuming(broker: KafkaBroker | None, service: str, infra: InfraSetti
         finally:
             in_flight = _records_in_flight(broker)
             async with _timed_stop_step("broker", in_flight=in_flight):
-                await broker.stop()  # waits for in-flight handlers, then commits their offsets
+                try:
+                    async with asyncio.timeout(BROKER_STOP_SECONDS):
+                        await broker.stop()  # waits for in-flight handlers, then commits their offsets
+                except TimeoutError:
+                    log.warning("broker_stop_abandoned", seconds=BROKER_STOP_SECONDS, in_flight=in_flight)
 
 
 @asynccontextmanager

@@ -88,3 +88,21 @@ async def test_a_slow_shutdown_names_the_step_that_held_it(kafka_topics: InfraSe
             pass
     slow = [entry["step"] for entry in logs if entry["event"] == "service_stop_step_slow"]
     assert slow == ["test_a_slow_shutdown_names_the_step_that_held_it.<locals>.flush_slowly"]
+
+
+async def test_a_broker_stop_that_never_ends_is_left_after_its_bound(kafka_topics: InfraSettings,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "BROKER_STOP_SECONDS", 0.2)
+    runtime = Runtime("common", kafka_topics, use_mongo=False, use_redis=False)
+    app = build_service(service="common", title="probe", infra=kafka_topics, routers=[],
+                        readiness=runtime.readiness(), broker=runtime.broker, on_shutdown=[runtime.close])
+    with capture_logs() as logs:
+        async with LifespanManager(app, shutdown_timeout=10):
+            stop = runtime.broker.stop
+
+            async def stop_and_hang(*args: object, **kwargs: object) -> None:
+                await stop(*args, **kwargs)
+                await asyncio.Event().wait()  # a consumer's closing that never ends
+            monkeypatch.setattr(runtime.broker, "stop", stop_and_hang)
+    events = [entry["event"] for entry in logs]
+    assert "broker_stop_abandoned" in events and events[-1] == "service_stopped", events
