@@ -35,10 +35,12 @@ class CardChange:
     creates: bool = False  # the contact's creation: its card most likely does not exist yet
 
     @property
+    def merged_card_id(self) -> str | None:
+        return card_id(self.tenant_id, self.merged_contact_id) if self.merged_contact_id else None
+
+    @property
     def cards_touched(self) -> tuple[str, ...]:
-        if self.merged_contact_id:
-            return self.card_id, card_id(self.tenant_id, self.merged_contact_id)
-        return (self.card_id,)
+        return (self.card_id,) if self.merged_card_id is None else (self.card_id, self.merged_card_id)
 
     @property
     def card_id(self) -> str:
@@ -50,7 +52,7 @@ def card_id(tenant_id: str, contact_id: str) -> str:
 
 
 def merged_card_ids(changes: Iterable[CardChange]) -> list[str]:
-    return [card_id(change.tenant_id, change.merged_contact_id) for change in changes if change.merged_contact_id]
+    return [merged for change in changes if (merged := change.merged_card_id) is not None]
 
 
 @dataclass(frozen=True)
@@ -76,7 +78,7 @@ def card_writes(changes: Sequence[CardChange], merged_fields: Mapping[str, Doc])
     written: set[str] = set()  # cards with a write before this change's
     for change in changes:
         guard, update = guarded_update(change)
-        merged = card_id(change.tenant_id, change.merged_contact_id) if change.merged_contact_id else None
+        merged = change.merged_card_id
         folded = merged_fields.get(merged, {}) if merged else {}
         if folded and change.card_id not in written:  # the folded fields are set only where the card has none
             writes.append(creation(change.card_id, change.tenant_id))
