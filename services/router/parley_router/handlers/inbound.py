@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime
 
@@ -35,13 +36,15 @@ class InboundHandler:
     async def handle(self, event: MessageReceived) -> None:
         if await self._revised(event) or await self._grouped(event):
             return
-        # the inbound entry is written last: when it exists, this message was fully handled (a replay)
-        if await self.stores.timeline.conversation_of_provider_message(event.tenant_id, event.provider_message_id):
-            return
         key = event.conversation_key
         at = event.provider_timestamp
-        blocked = await self.stores.directory.is_blocked(key)
-        conv = await self.stores.conversations.open_for(key)
+        # three independent reads at once, each shared with the batch's other messages (one command for all); the
+        # inbound entry is written last, so when it exists this message was fully handled (a replay): the others unused
+        handled_in, blocked, conv = await asyncio.gather(
+            self.stores.timeline.conversation_of_provider_message(event.tenant_id, event.provider_message_id),
+            self.stores.directory.is_blocked(key), self.stores.conversations.open_for(key))
+        if handled_in:
+            return
         if conv is None and event.email is not None:
             if event.email.automatic:
                 return  # an auto-reply or a bounce never opens a conversation (nor answers one: no mail loops)
@@ -138,9 +141,10 @@ class InboundHandler:
         at = event.provider_timestamp
         conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, at, blocked=blocked)
-        answered = await self.stores.broadcasts.answered(key, at)
-        conv = await self.engine.with_known_contact(_with_customer(replace(
-            conv, opened_by=event.provider_message_id, answered_broadcast_id=answered), event))
+        answered, conv = await asyncio.gather(  # two reads at once
+            self.stores.broadcasts.answered(key, at),
+            self.engine.with_known_contact(_with_customer(replace(conv, opened_by=event.provider_message_id), event)))
+        conv = replace(conv, answered_broadcast_id=answered)
         if conv.contact_id is None:  # a new customer: the card contacts creates from this very message
             conv = replace(conv, contact_id=contact_id_of_first_message(event.event_id))
         comment = None
