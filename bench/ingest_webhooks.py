@@ -6,6 +6,7 @@ posts pre-signed payloads (70 % single messages, 30 % batches of 10) from `--con
 p50/p99 latency and the ratio, and checks that Kafka holds exactly the accepted events.
 
     .venv/bin/python bench/ingest_webhooks.py --server uvicorn-httptools --seconds 15 --concurrency 32
+    .venv/bin/python bench/ingest_webhooks.py --seconds 15 --concurrency 4 --rate 100   # a quiet moment's pace
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ async def wait_healthy(url: str) -> None:
 
 
 async def load(url: str, bodies: list[tuple[bytes, dict[str, str], int]], seconds: float,
-               concurrency: int) -> dict[str, float]:
+               concurrency: int, rate: float = 0.0) -> dict[str, float]:
     latencies: list[float] = []
     events, errors, cursor = 0, 0, 0
     deadline = time.perf_counter() + seconds
@@ -122,6 +123,8 @@ async def load(url: str, bodies: list[tuple[bytes, dict[str, str], int]], second
             while time.perf_counter() < deadline and cursor < len(bodies):
                 body, headers, size = bodies[cursor]
                 cursor += 1
+                if rate:  # the n-th request leaves n / rate seconds after the first
+                    await asyncio.sleep(max(0.0, first + cursor / rate - time.perf_counter()))
                 started = time.perf_counter()
                 async with session.post(f"{url}/webhooks/whatsapp/wa-bench", data=body, headers=headers) as resp:
                     await resp.read()
@@ -129,7 +132,7 @@ async def load(url: str, bodies: list[tuple[bytes, dict[str, str], int]], second
                 latencies.append(time.perf_counter() - started)
                 events, errors = events + (size if ok else 0), errors + (0 if ok else 1)
 
-        started = time.perf_counter()
+        started = first = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
     quantiles = statistics.quantiles(latencies, n=100)
@@ -191,7 +194,7 @@ async def run(target: str, env: dict[str, str], args: argparse.Namespace, seed: 
         bodies = payloads(int(args.seconds * 4000) + 2000, seed, args.senders)
         await load(url, bodies[:1000], 2.0, args.concurrency)  # warm-up: connections, caches, producer
         before, cpu_before = await publish_seconds(url), cpu_seconds(process.pid)
-        result = await load(url, bodies[1000:], args.seconds, args.concurrency)
+        result = await load(url, bodies[1000:], args.seconds, args.concurrency, args.rate)
         after, cpu_after = await publish_seconds(url), cpu_seconds(process.pid)
         # CPU the server itself used: a measure that other load on the machine does not distort much.
         result["cpu_ms_per_request"] = (cpu_after - cpu_before) / max(result["requests"], 1) * 1000
@@ -223,6 +226,9 @@ def main() -> None:
                         help="customers the messages come from at random: with few, nearly every one is known after "
                              "the warm-up (ingest's cache answers); with many, a message often comes from someone "
                              "new (looked up and recorded in ingest's database)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="requests per second in all, spread over the connections (0: as fast as they go); "
+                             "at a low rate each request finds the server asleep, as a quiet moment's webhooks do")
     parser.add_argument("--middleware", action="store_true",
                         help="also measure the bare route behind the common correlation-id BaseHTTPMiddleware")
     args = parser.parse_args()
@@ -236,7 +242,9 @@ def main() -> None:
         env = {**os.environ, **infra, "PARLEY_NAMESPACE": namespace, "PARLEY_CHANNELS_FILE": str(channels),
                "PARLEY_LOG_LEVEL": args_log_level(), "PARLEY_LOG_JSON": "true",
                "PARLEY_JWT_SECRET": os.environ.get("PARLEY_JWT_SECRET") or secrets.token_hex(32)}  # required
-        print(f"server {args.server}, {args.concurrency} connections, {args.seconds:.0f} s, cpus {os.cpu_count()}")
+        pace = f", {args.rate:g} requests/s" if args.rate else ""
+        print(f"server {args.server}, {args.concurrency} connections{pace}, {args.seconds:.0f} s, "
+              f"cpus {os.cpu_count()}")
         ingest = asyncio.run(run("parley_ingest.app:app_from_env", env, args, seed=1))
         report("ingest", ingest)
         bare = asyncio.run(run("ingest_bare_app:app", env, args, seed=2))

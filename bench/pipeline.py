@@ -8,8 +8,10 @@ services' are; the offer's time is its record's timestamp, when the router produ
 of every process (the five services, broker, database, cache; from /proc, each process group's idle rate —
 measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
 the agents) alongside inbound load and times accepted → provider called. Then, in the same run and once the
-services have stopped, the infrastructure alone: broker produce → consume, database single inserts, `insert_many`
-and small bulk inserts and upserts, and a bare HTTP route.
+services have stopped, the infrastructure alone: broker produce → consume, database single inserts (back to back and
+one every 10 ms), `insert_many` and small bulk inserts, upserts and updates, and a bare HTTP route (from 32
+connections and one request every 10 ms); and what a wake-up costs a small piece of Python (`proc_cpu.woken_cpu_us`).
+A stopped run (SIGTERM) stops its services and load process on the way out; a killed one leaves the services.
 
     .venv/bin/python bench/pipeline.py                        # 20,50,100,200,400 msg/s, 30 s each (~6 min)
     .venv/bin/python bench/pipeline.py --rates 50,200 --step-seconds 10 --idle-seconds 10 --replies 100@250
@@ -35,10 +37,12 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -60,7 +64,7 @@ from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, TENANT, WHATSAPP, System, running_system  # noqa: E402
 from fastapi import Request  # noqa: E402
 from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
-from proc_cpu import ProcessGroups, reference_cpu_ms  # noqa: E402
+from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups, reference_cpu_ms, woken_cpu_us  # noqa: E402
 from router_routing import seed_open_conversations  # noqa: E402
 
 from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches  # noqa: E402
@@ -261,11 +265,20 @@ def _note_refusal(result: StepResult, what: str, status: int, answer: bytes) -> 
 
 
 def _load_process(args: tuple[Any, ...], plan: Plan, control: Connection) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     # paced as the services' consumers are: unpaced, its reader re-fetched thousands of times a second from the local
     # broker (which answers an empty fetch at once), taking half a core from the services and adding the broker's
     # answers to the broker's CPU per message; the latency is read from the offer's record timestamp, not the pace
     pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
     asyncio.run(Load(*args).run(plan, control))
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """The load process ends with the run that started it, however that ended: one left behind by a killed run kept
+    reading from the next run's broker, half a core taken from every later measurement."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 # --- the orchestrator ---------------------------------------------------------------------------------------------
@@ -390,6 +403,7 @@ def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, flo
         if args.ceilings:
             ceilings |= infrastructure_ceilings(endpoints, groups)
         ceilings["reference_ms"] = (speed_before, reference_cpu_ms())  # the servers idle
+        ceilings["woken_us"] = (woken_cpu_us(0), woken_cpu_us(QUIET_GAP_SECONDS))
         return steps, idle, ceilings
     finally:
         provider.stop()
@@ -524,6 +538,8 @@ def main() -> None:
     if args.database_commands and args.keep_infra:
         parser.error("--database-commands starts the database afresh: not with --keep-infra")
     plan = parse_plan(args)
+    # stopped (SIGTERM): the services, the fake provider and the load process are stopped on the way out, as at the end
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     steps, idle, ceilings = run(plan, args)
     markdown = render_markdown(steps, idle, ceilings, " ".join(sys.argv[1:]))
     print(markdown)

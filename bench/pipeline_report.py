@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from proc_cpu import QUIET_GAP_SECONDS
+
 SERVICES = ("ingest", "contacts", "router", "outbound", "media")
 SERVERS = ("broker", "database", "cache")
 BEGIN, END = "<!-- pipeline:begin -->", "<!-- pipeline:end -->"
@@ -105,6 +107,11 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
         lines += ["", f"The machine's speed: a fixed pure-Python loop (`proc_cpu.reference_cpu_ms`) took {before:.0f} "
                       f"ms of CPU before the run and {after:.0f} ms after it (more: every process's CPU per message "
                       "inflated alike)."]
+    if ceilings.get("woken_us"):
+        warm, woken = ceilings["woken_us"]
+        lines += ["", f"What a wake-up costs: a small fixed piece of Python (`proc_cpu.woken_cpu_us`) took {warm:.0f} "
+                      f"µs of CPU back to back and {woken:.0f} µs after each {QUIET_GAP_SECONDS * 1000:.0f} ms sleep "
+                      "(the wake-up and cold caches: what a process woken for each message pays besides its work)."]
     if ceilings.get("round_trips"):
         lines += ["", "Round trips per accepted inbound message, counted over the whole run (counting mode; the "
                       "agents' setup and any replies step included):", "",

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
+QUIET_GAP_SECONDS = 0.01  # a message every 10 ms, as at 100 msg/s: each finds the process asleep
 
 
 def _stat_fields(pid: str) -> list[str] | None:
@@ -56,3 +57,20 @@ def reference_cpu_ms(rounds: int = 5) -> float:
         sum(number * number for number in range(1_000_000))
         times.append((time.process_time() - started) * 1000)
     return sorted(times)[rounds // 2]
+
+
+def woken_cpu_us(gap_seconds: float, pieces: int = 300) -> float:
+    """CPU time of a small fixed piece of Python (tens of µs on a busy core: a handler's bookkeeping for one message)
+    when each piece follows a sleep of `gap_seconds` (0: back to back), the wake-up included, the median of three
+    rounds. What a process woken for every message pays on top of the work: on a virtual machine the wake-up, and the
+    caches the sleep let go cold, cost several times the piece itself (docs/benchmarks.md, "What a wake-up costs")."""
+    numbers = list(range(300))
+    rounds = []
+    for _ in range(3):
+        started = time.process_time()
+        for _ in range(pieces):
+            if gap_seconds:
+                time.sleep(gap_seconds)
+            sorted(str(number) for number in numbers)
+        rounds.append((time.process_time() - started) * 1e6 / pieces)
+    return sorted(rounds)[1]
