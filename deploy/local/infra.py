@@ -143,6 +143,7 @@ def environment(profile: str) -> dict[str, str]:
     ports = {server.name: server.port for server in servers(profile)}
     return {
         "PARLEY_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports['kafka']}",
+        # no retryable writes on SecantusDB (a deployed MongoDB keeps them): docs/architecture.md, the local database
         "PARLEY_MONGO_URI": f"mongodb://127.0.0.1:{ports['mongo']}/?retryWrites=false&directConnection=true",
         "PARLEY_REDIS_URL": f"redis://127.0.0.1:{ports['redis']}/0",
     }
