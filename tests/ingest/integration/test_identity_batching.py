@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+from sent_commands import SentCommands, names_on
 
 from parley_common.settings import InfraSettings
 from parley_common.topics import INBOUND_MESSAGES, INBOUND_STATUSES
@@ -21,27 +22,10 @@ from parley_ingest.domain.identities import Scoped, ScopedClaim, claim, rank
 WA = "/webhooks/whatsapp/wa-main"
 
 
-class Commands(monitoring.CommandListener):
-    """The commands a client sent on the identities collection, by name."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) == "identities":
-            self.sent.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 @pytest.fixture
 async def counted(infra_settings: InfraSettings, mongo: AsyncMongoClient[Any]
-                  ) -> AsyncIterator[tuple[IdentityRecords, Commands]]:
-    commands = Commands()
+                  ) -> AsyncIterator[tuple[IdentityRecords, SentCommands[str]]]:
+    commands = names_on("identities")
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra_settings.mongo_uri,
                                                                  event_listeners=[commands])
     yield IdentityRecords(client[infra_settings.database_name("ingest")], timeout_seconds=10), commands

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
+from sent_commands import writes
 
 from parley_common.settings import InfraSettings
 from parley_outbound.adapters.audience_repo import AudienceRepository
@@ -15,21 +16,6 @@ from parley_outbound.adapters.audience_repo import AudienceRepository
 TENANT = "acme"
 ANA = {"channel_id": "wa-main", "external_user_id": "447700900001"}
 ANA_ON_TELEGRAM = {"channel_id": "tg-bot", "external_user_id": "501"}
-
-
-class Commands(monitoring.CommandListener):
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name in ("insert", "update"):
-            self.sent.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 async def stored(mongo: AsyncMongoClient[Any], database: str, contact_id: str) -> dict[str, Any]:
@@ -41,7 +27,7 @@ async def stored(mongo: AsyncMongoClient[Any], database: str, contact_id: str) -
 async def test_an_inserted_creation_is_the_document_its_upsert_makes(mongo: AsyncMongoClient[Any],
                                                                        infra_settings: InfraSettings) -> None:
     database = infra_settings.database_name("outbound-audience")
-    commands = Commands()
+    commands = writes()
     counted: AsyncMongoClient[Any] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True,
                                                       event_listeners=[commands])
     audience = AudienceRepository(counted[database])

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
-from pymongo.monitoring import CommandFailedEvent, CommandListener, CommandStartedEvent, CommandSucceededEvent
 from query_plans import plan_stages
+from sent_commands import SentCommands
 
 from parley_common.auth import Principal, Role
 from parley_common.ids import ConversationKey
@@ -47,23 +47,6 @@ EARLIER_RELEASE = [
 ]
 
 
-class Queries(CommandListener):
-    """The reads sent to the conversations collection, as sent."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict[str, Any]] = []
-
-    def started(self, event: CommandStartedEvent) -> None:
-        if event.command_name in ("find", "distinct") and event.command[event.command_name] == "conversations":
-            self.sent.append(dict(event.command))
-
-    def succeeded(self, event: CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: CommandFailedEvent) -> None:
-        pass
-
-
 def conversations() -> list[dict[str, Any]]:
     """One conversation in each state the queries look for, and one of each that a partial index leaves out."""
     def conv(name: str, **fields: Any) -> dict[str, Any]:
@@ -86,7 +69,9 @@ async def test_every_query_on_the_conversations_is_served_by_an_index_and_every_
     for keys in EARLIER_RELEASE:  # a database of the earlier release, with its conversations
         await mongo[name]["conversations"].create_index(keys)
     await mongo[name]["conversations"].insert_many(conversations())
-    queries = Queries()
+    queries: SentCommands[dict[str, Any]] = SentCommands(  # the reads sent to the conversations collection, as sent
+        lambda event: dict(event.command) if event.command_name in ("find", "distinct")
+        and event.command[event.command_name] == "conversations" else None)
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True,
                                                                 event_listeners=[queries])
     try:
