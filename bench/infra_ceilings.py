@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ingest_webhooks import free_port, wait_healthy
-from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups
+from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups, Usage
 from pymongo import InsertOne, UpdateOne
 
 from parley_common.mongo import mongo_client
@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECORDS = 20_000
 SINGLE_INSERTS = 1_000
 SPACED_INSERTS = 200
+CONNECTIONS_AT_ONCE = 4  # several services' writes meeting in the database, as in a pipeline step
 BULK_DOCS = 20_000
 SMALL_BATCH = 20
 SMALL_BATCH_DOCS = 2_000
@@ -90,6 +91,7 @@ async def database(uri: str, groups: ProcessGroups) -> list[str]:
             await asyncio.sleep(QUIET_GAP_SECONDS)
             await collection.insert_one({"n": n, "text": "hello, I need help", "tenant": "acme"})
         spaced_cpu = _cpu_ms(groups, "database", before, SPACED_INSERTS)
+        together = await _inserts_from_connections(collection, groups)
         before, started = groups.cpu_seconds(), time.monotonic()
         for first in range(0, BULK_DOCS, 500):
             await collection.insert_many([{"n": n, "text": "hello, I need help", "tenant": "acme"}
@@ -102,11 +104,26 @@ async def database(uri: str, groups: ProcessGroups) -> list[str]:
         await client.drop_database(name)
         await client.close()
     return [f"database single insert {single_rate:,.0f}/s ({single_cpu:.2f} ms server CPU each back to back, "
-            f"{spaced_cpu:.2f} ms each {QUIET_GAP_SECONDS * 1000:.0f} ms apart: the server woken for each)",
+            f"{spaced_cpu:.2f} ms each {QUIET_GAP_SECONDS * 1000:.0f} ms apart: the server woken for each; "
+            f"{together.cpu_seconds * 1000:.2f} ms and {together.wakeups:.1f} wake-ups of the server each from "
+            f"{CONNECTIONS_AT_ONCE} connections at once)",
             f"`insert_many` of 500 {bulk_rate:,.0f} docs/s ({bulk_cpu:.3f} ms per document)",
             f"bulk writes of {SMALL_BATCH} (a consumer batch's size) {small_batches['insert']:.3f} ms per document "
             f"inserted, {small_batches['upsert']:.3f} ms per document upserted by `_id` (a new one), "
             f"{small_batches['update']:.3f} ms per document updated by `_id` (`$inc`, an existing one)"]
+
+
+async def _inserts_from_connections(collection: Any, groups: ProcessGroups) -> Usage:
+    """The database's CPU and wake-ups per insert of single inserts sent from CONNECTIONS_AT_ONCE connections at
+    once, back to back on each (the client's pool opens a connection per insert in flight)."""
+    async def inserts(connection: int) -> None:
+        for n in range(SINGLE_INSERTS // CONNECTIONS_AT_ONCE):
+            await collection.insert_one({"n": n, "connection": connection, "text": "hello, I need help"})
+
+    before = groups.usage()["database"]
+    await asyncio.gather(*(inserts(connection) for connection in range(CONNECTIONS_AT_ONCE)))
+    used = groups.usage()["database"] - before
+    return used.times(1 / (SINGLE_INSERTS // CONNECTIONS_AT_ONCE * CONNECTIONS_AT_ONCE))
 
 
 async def _small_batches(collection: Any, groups: ProcessGroups, kind: str) -> float:

@@ -4,13 +4,14 @@ steps of offered load.
 
 Per step: offered and accepted webhooks, the webhook HTTP answer p50/p99, webhook → conversation `offered`
 p50/p99 (the load process reads the router's `ConversationChanged` from its topic, its consumer paced as the
-services' are; the offer's time is its record's timestamp, when the router produced it), and CPU per accepted message
-of every process (the five services, broker, database, cache; from /proc, each process group's idle rate —
-measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
+services' are; the offer's time is its record's timestamp, when the router produced it), and CPU and wake-ups per
+accepted message of every process (the five services, broker, database, cache; from /proc, each process group's idle
+rate — measured first, over `--idle-seconds` — subtracted). An optional step adds agents' replies (POST /v1/messages as
 the agents) alongside inbound load and times accepted → provider called. Then, in the same run and once the
-services have stopped, the infrastructure alone: broker produce → consume, database single inserts (back to back and
-one every 10 ms), `insert_many` and small bulk inserts, upserts and updates, and a bare HTTP route (from 32
-connections and one request every 10 ms); and what a wake-up costs a small piece of Python (`proc_cpu.woken_cpu_us`).
+services have stopped, the infrastructure alone: broker produce → consume, database single inserts (back to back,
+one every 10 ms, and from 4 connections at once), `insert_many` and small bulk inserts, upserts and updates, and a
+bare HTTP route (from 32 connections and one request every 10 ms); and what a wake-up costs a small piece of Python
+(`proc_cpu.woken_cpu_us`).
 A stopped run (SIGTERM) stops its services and load process on the way out; a killed one leaves the services.
 
     .venv/bin/python bench/pipeline.py                        # 20,50,100,200,400 msg/s, 30 s each (~6 min)
@@ -64,7 +65,7 @@ from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, TENANT, WHATSAPP, System, running_system  # noqa: E402
 from fastapi import Request  # noqa: E402
 from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
-from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups, reference_cpu_ms, woken_cpu_us  # noqa: E402
+from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups, Usage, reference_cpu_ms, woken_cpu_us  # noqa: E402
 from router_routing import seed_open_conversations  # noqa: E402
 
 from parley_common.kafka_seams import IDLE_FETCH_BACKOFF_MS, pace_idle_fetches  # noqa: E402
@@ -366,7 +367,7 @@ def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[min(98, max(0, round(q * 100) - 1))]
 
 
-def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, float], dict[str, Any]]:
+def run(plan: Plan, args: argparse.Namespace) -> tuple[list[Step], dict[str, Usage], dict[str, Any]]:
     if args.database_commands:  # the database started afresh, timing its commands (deploy/local/mongo_command_cpu)
         COMMAND_CPU.unlink(missing_ok=True)
         os.environ["PARLEY_LOCAL_MONGO_COMMAND_CPU"] = str(COMMAND_CPU)
@@ -429,7 +430,7 @@ def seed_open(endpoints: dict[str, str], system: System, count: int) -> str:
             "to settle)")
 
 
-def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: ProcessGroups, idle: dict[str, float],
+def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: ProcessGroups, idle: dict[str, Usage],
           logins: list[str], provider: TimedProvider, commands: Path | None) -> list[Step]:
     tokens = {login: issue_token_for(system, login) for login in logins}
     control, theirs = multiprocessing.Pipe()
@@ -443,13 +444,13 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
         for number in range(count):
             print(f"pipeline: step {number + 1} of {count} …", flush=True)  # what a profiler from outside waits for
             commands_before = database_commands(commands)
-            before = groups.cpu_seconds()
+            before = groups.usage()
             control.send("go")
             result: StepResult = control.recv()
-            used = groups.cpu_seconds()
+            after = groups.usage()
             spent = mongo_command_cpu.between(commands_before, database_commands(commands))
-            cpu = {name: used[name] - before[name] - idle[name] * result.seconds for name in used}
-            step = summarise(result, cpu, provider, replies_step=number >= len(plan.rates), database_commands=spent)
+            used = {name: after[name] - before[name] - idle[name].times(result.seconds) for name in after}
+            step = summarise(result, used, provider, replies_step=number >= len(plan.rates), database_commands=spent)
             print(step.line(), flush=True)
             steps.append(step)
     finally:
@@ -471,16 +472,18 @@ def issue_token_for(system: System, login: str) -> str:
     return system.auth(login)["Authorization"].removeprefix("Bearer ")
 
 
-def summarise(result: StepResult, cpu: dict[str, float], provider: TimedProvider, replies_step: bool,
+def summarise(result: StepResult, used: dict[str, Usage], provider: TimedProvider, replies_step: bool,
               database_commands: mongo_command_cpu.Totals) -> Step:
     reply_ms = [(provider.called_at[user] - accepted) * 1000 for user, accepted in result.replies.items()
                 if user in provider.called_at]
-    per_message = {name: used * 1000 / max(1, result.accepted) for name, used in cpu.items()}
+    accepted = max(1, result.accepted)
     return Step(
         rate=result.rate, offered=result.offered, accepted=result.accepted, shed=result.shed, failed=result.failed,
         http_p50=percentile(result.http_ms, 0.5), http_p99=percentile(result.http_ms, 0.99),
         p50=percentile(result.offered_ms, 0.5), p99=percentile(result.offered_ms, 0.99),
-        not_offered=result.not_offered, seconds=result.seconds, cpu_ms=per_message,
+        not_offered=result.not_offered, seconds=result.seconds,
+        cpu_ms={name: usage.cpu_seconds * 1000 / accepted for name, usage in used.items()},
+        wakeups={name: usage.wakeups / accepted for name, usage in used.items()},
         refusals=result.refusals, reply_rate=result.reply_rate,
         replies=len(result.replies) if replies_step else None, replies_refused=result.replies_refused,
         reply_p50=percentile(reply_ms, 0.5), reply_p99=percentile(reply_ms, 0.99),

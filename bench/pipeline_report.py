@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from proc_cpu import QUIET_GAP_SECONDS
+from proc_cpu import QUIET_GAP_SECONDS, Usage
 
 SERVICES = ("ingest", "contacts", "router", "outbound", "media")
 SERVERS = ("broker", "database", "cache")
@@ -31,6 +31,7 @@ class Step:
     not_offered: int
     seconds: float
     cpu_ms: dict[str, float]  # CPU per accepted message, idle subtracted, per process group
+    wakeups: dict[str, float]  # the same for the times its threads were woken (proc_cpu.Usage)
     replies: int | None = None  # the replies step: replies accepted by the API
     replies_refused: int = 0
     reply_p50: float = math.nan
@@ -61,7 +62,7 @@ def _ms(value: float) -> str:
     return f"{value / 1000:.1f} s" if value >= 10_000 else f"{value:.0f} ms"
 
 
-def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[str, Any], command: str) -> str:
+def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[str, Any], command: str) -> str:
     inbound = [step for step in steps if step.replies is None]
     lines = [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC (load average at the end {os.getloadavg()[0]:.1f} on "
@@ -83,8 +84,14 @@ def render_markdown(steps: list[Step], idle: dict[str, float], ceilings: dict[st
     for step in inbound:
         lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{step.cpu_ms.get(name, 0):.2f}" for name in names)
                      + f" | {step.total_ms:.2f} |")
-    lines += ["", "Idle, before any load (% of a core): " + ", ".join(
-        f"{name} {idle[name] * 100:.1f}" for name in names) + "."]
+    lines += ["", "Wake-ups per accepted message, idle subtracted (the times a thread of the process was woken: "
+                  "voluntary context switches, from /proc):", "",
+              "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+    for step in inbound:
+        lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{step.wakeups.get(name, 0):.1f}" for name in names)
+                     + f" | {sum(step.wakeups.values()):.1f} |")
+    lines += ["", "Idle, before any load (% of a core; wake-ups a second): " + ", ".join(
+        f"{name} {idle[name].cpu_seconds * 100:.1f} ({idle[name].wakeups:.0f})" for name in names) + "."]
     for step in steps:
         if step.replies is not None:
             lines += ["", f"Agents' replies at {step.reply_rate:.0f}/s alongside {step.rate:.0f} "

@@ -1,10 +1,11 @@
-"""CPU time of process groups read from /proc: a service or a local server with whatever it started (noida-db
-runs under a launcher), so a benchmark can say which process a message's cost lies in."""
+"""CPU time and wake-ups of process groups read from /proc: a service or a local server with whatever it started
+(noida-db runs under a launcher), so a benchmark can say which process a message's cost lies in."""
 
 from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -19,6 +20,42 @@ def _stat_fields(pid: str) -> list[str] | None:
         return None
 
 
+@dataclass(frozen=True)
+class Usage:
+    cpu_seconds: float
+    # The voluntary context switches of the group's live threads: each is a thread going to sleep until something
+    # (a socket, a timer, a lock) wakes it, so the count is how many times the group was woken. A thread that ended
+    # takes its count with it (unlike its CPU time): the services' and servers' threads mostly live as long as they
+    # do, the local database's connection threads as long as their connections.
+    wakeups: float
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_seconds + other.cpu_seconds, self.wakeups + other.wakeups)
+
+    def __sub__(self, other: Usage) -> Usage:
+        return Usage(self.cpu_seconds - other.cpu_seconds, self.wakeups - other.wakeups)
+
+    def times(self, factor: float) -> Usage:
+        return Usage(self.cpu_seconds * factor, self.wakeups * factor)
+
+
+def _voluntary_switches(pid: str) -> int:
+    total = 0
+    try:
+        threads = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return 0
+    for thread in threads:
+        try:
+            status = Path(f"/proc/{pid}/task/{thread}/status").read_text()
+        except OSError:
+            continue
+        found = status.find("\nvoluntary_ctxt_switches:")
+        if found >= 0:
+            total += int(status[found:].split(None, 2)[1])
+    return total
+
+
 class ProcessGroups:
     """`leaders` names process-group leaders (each started in its own session); the CPU of a group is the sum of
     user and system time of its live members."""
@@ -27,7 +64,10 @@ class ProcessGroups:
         self.leaders = leaders
 
     def cpu_seconds(self) -> dict[str, float]:
-        by_group = {pid: 0.0 for pid in self.leaders.values()}
+        return {name: usage.cpu_seconds for name, usage in self.usage(wakeups=False).items()}
+
+    def usage(self, wakeups: bool = True) -> dict[str, Usage]:
+        by_group = {pid: Usage(0.0, 0) for pid in self.leaders.values()}
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
@@ -36,15 +76,18 @@ class ProcessGroups:
                 continue
             group = int(fields[2])  # pgrp
             if group in by_group:
-                by_group[group] += (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+                cpu = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime, its ended threads' included
+                by_group[group] += Usage(cpu, _voluntary_switches(entry.name) if wakeups else 0)
         return {name: by_group[pid] for name, pid in self.leaders.items()}
 
-    def rates_over(self, seconds: float) -> dict[str, float]:
-        """Cores used by each group over the next `seconds` (1.0 = one core busy all the time)."""
-        before, started = self.cpu_seconds(), time.monotonic()
+    def rates_over(self, seconds: float) -> dict[str, Usage]:
+        """What each group used per second over the next `seconds`: cores (1.0 = one core busy all the time) and
+        wake-ups."""
+        before, started = self.usage(), time.monotonic()
         time.sleep(seconds)
-        after, elapsed = self.cpu_seconds(), time.monotonic() - started
-        return {name: (after[name] - before[name]) / elapsed for name in after}
+        after, elapsed = self.usage(), time.monotonic() - started
+        return {name: Usage((after[name].cpu_seconds - before[name].cpu_seconds) / elapsed,
+                            (after[name].wakeups - before[name].wakeups) / elapsed) for name in after}
 
 
 def reference_cpu_ms(rounds: int = 5) -> float:

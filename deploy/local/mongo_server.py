@@ -2,8 +2,9 @@
 until SIGTERM/SIGINT. In-process so the TTL sweep interval is honoured (the CLI ignores it), every commit is
 written through to the operating system (`commits_written_through`), no oplog is kept (`without_oplog`), a
 write reads its collection's index catalog once, not at every step (`index_catalog_read_once_per_transaction`), a
-findAndModify finds the document it matched by `_id` instead of scanning (`writes_find_their_document_by_id`), and an
-update rewrites only the index entries whose fields it changed (`updates_rewrite_only_changed_index_entries`)."""
+findAndModify finds the document it matched by `_id` instead of scanning (`writes_find_their_document_by_id`), an
+update rewrites only the index entries whose fields it changed (`updates_rewrite_only_changed_index_entries`), and
+all its threads run on one core (`on_one_core`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import contextlib
 import functools
 import importlib.metadata
 import inspect
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -404,6 +406,19 @@ def ttl_sweeps_release_their_pages() -> None:
     Storage._ttl_release_installed = True
 
 
+def on_one_core() -> None:
+    """Every thread of this process, and every thread started from now on, runs on one core (the last this process
+    may use). SecantusDB runs each connection's commands on a thread of its own, in Python under one GIL, and its
+    WiredTiger binding lets go of the GIL around every call into the storage engine: with several connections busy,
+    the GIL changes hands many times per command, and each hand-over to a thread waiting on another core wakes that
+    core. The threads cannot run Python side by side anyway; on one core a hand-over is a switch on the core already
+    running (docs/benchmarks.md, "The local database on one core"). A thread takes the cores of the thread that
+    starts it, so those running now (one is started on import) are moved, and the rest follow."""
+    core = {max(os.sched_getaffinity(0))}
+    for thread in os.listdir("/proc/self/task"):
+        os.sched_setaffinity(int(thread), core)
+
+
 def storage_as_parley_runs_it() -> None:
     """Every change of SecantusDB's storage above (each also installable alone)."""
     index_catalog_read_once_per_transaction()
@@ -435,6 +450,7 @@ def main() -> None:
     parser.add_argument("--ttl-sweep-seconds", type=float, default=5.0)
     parser.add_argument("--command-cpu", type=Path, help="write the CPU of each command shape there (benchmarks)")
     args = parser.parse_args()
+    on_one_core()
     if args.command_cpu:
         import mongo_command_cpu  # beside this script
 

@@ -71,14 +71,14 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _local_database(tmp_path: Path, *options: str) -> Iterator[str]:
-    """A throwaway local database on a free port, as deploy/local/infra.py starts it; its URI."""
+def _local_database(tmp_path: Path, *options: str) -> Iterator[tuple[str, int]]:
+    """A throwaway local database on a free port, as deploy/local/infra.py starts it; its URI and process id."""
     port = _free_port()
     server = subprocess.Popen([sys.executable, str(REPO / "deploy/local/mongo_server.py"), "--port", str(port),
                                "--storage-path", str(tmp_path / "data"), *options],
                               start_new_session=True, stdout=subprocess.DEVNULL)
     try:
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false"
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true&retryWrites=false", server.pid
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
@@ -88,7 +88,7 @@ def _local_database(tmp_path: Path, *options: str) -> Iterator[str]:
 def timed_database(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The local database timing its commands."""
     totals = tmp_path / "command-cpu.json"
-    with _local_database(tmp_path, "--command-cpu", str(totals)) as uri:
+    with _local_database(tmp_path, "--command-cpu", str(totals)) as (uri, _):
         yield uri, totals
 
 
@@ -147,8 +147,22 @@ Connections = tuple[Database[dict[str, Any]], Database[dict[str, Any]]]
 
 @pytest.fixture
 def local_database(tmp_path: Path) -> Iterator[str]:
-    with _local_database(tmp_path) as uri:
+    with _local_database(tmp_path) as (uri, _):
         yield uri
+
+
+def _cores_of_threads(pid: int) -> dict[str, set[int]]:
+    return {thread: os.sched_getaffinity(int(thread)) for thread in os.listdir(f"/proc/{pid}/task")}
+
+
+def test_the_local_database_runs_every_thread_on_one_core(tmp_path: Path) -> None:
+    """mongo_server.on_one_core: WiredTiger's threads, the accepting one and each connection's, on the same core."""
+    client: MongoClient[dict[str, object]]
+    with _local_database(tmp_path) as (uri, pid), MongoClient(uri, serverSelectionTimeoutMS=30_000) as client:
+        client["cores"]["docs"].insert_one({"n": 1})  # a connection served: its thread started
+        cores = _cores_of_threads(pid)
+        assert len(cores) > 3  # the main thread, the storage engine's and the server's own
+        assert set(map(frozenset, cores.values())) == {frozenset({max(os.sched_getaffinity(0))})}
 
 
 @pytest.fixture
