@@ -99,7 +99,7 @@ def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[st
                           f"{step.replies_unsent} not sent within the step; API accepted → provider called p50 "
                           f"{step.reply_p50:.0f} ms, p99 {step.reply_p99:.0f} ms. Inbound in that step: "
                           f"{step.accepted}/{step.offered} accepted, offered p50 {_ms(step.p50)} / p99 "
-                          f"{_ms(step.p99)}."]
+                          f"{_ms(step.p99)}.", *_reply_cpu(step, inbound)]
     refused = [f"{step.rate:.0f}/s: " + ", ".join(f"{key}: {count}" for key, count in sorted(step.refusals.items()))
                for step in steps if step.refusals]
     if refused:
@@ -133,6 +133,18 @@ def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[st
         if by_command:
             lines += ["", "Database commands per accepted message (≥ 0.02): " + "; ".join(by_command) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _reply_cpu(replies: Step, inbound: list[Step]) -> list[str]:
+    """What a reply added to each process's CPU: the replies step's CPU less what its inbound messages cost in the
+    inbound step of the same rate (when the run had one), per reply accepted."""
+    alone = next((step for step in inbound if step.rate == replies.rate), None)
+    if alone is None or not replies.replies:
+        return []
+    added = {name: (replies.cpu_ms[name] - alone.cpu_ms.get(name, 0.0)) * replies.accepted / replies.replies
+             for name in replies.cpu_ms}
+    return ["", "CPU per reply, the same rate's inbound cost subtracted (ms): " + ", ".join(
+        f"{name} {cpu:.2f}" for name, cpu in added.items()) + f"; {sum(added.values()):.1f} in all."]
 
 
 def _database_commands(step: Step, shown: float = 0.01) -> list[str]:
