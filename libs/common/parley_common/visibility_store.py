@@ -41,7 +41,9 @@ class VisibilityProjection:
         self._remembered_keys = remembered_keys
         self._settle_seconds = settle_seconds
         # What this process last stored per key. True of the database while only this process writes the keys of
-        # its partitions: forgotten when they move (`forget_stored`), and a failed write forgets its keys.
+        # its partitions: forgotten when they move (`forget_stored`), and a failed write forgets its keys. Writes
+        # skip what it holds already, and reads of who owns a key answer from it (a replica's requests for keys of
+        # other replicas' partitions read the database).
         self._stored: OrderedDict[str, Stored] = OrderedDict()
         self._moves = 0  # partition moves so far: a write that overlapped one is not remembered
         self._moved_at = time.monotonic()
@@ -109,9 +111,15 @@ class VisibilityProjection:
         return frozenset(doc["teams"]) if doc else frozenset()
 
     async def owners(self, keys: Sequence[ConversationKey]) -> list[Owner | None]:
+        """Each key's owner as stored; a key this process remembers storing is answered from that memory, which is
+        what the database holds for it (`_stored`), and only the others are read."""
         ids = [str(key) for key in keys]
-        found = {doc["_id"]: Owner(doc.get("team_id"), doc.get("agent"))
-                 async for doc in self._owners.find({"_id": {"$in": ids}})}
+        found = {key_id: Owner(stored[1], stored[2]) for key_id in ids
+                 if (stored := self._stored.get(key_id)) is not None}
+        unknown = [key_id for key_id in ids if key_id not in found]
+        if unknown:
+            found |= {doc["_id"]: Owner(doc.get("team_id"), doc.get("agent"))
+                      async for doc in self._owners.find({"_id": {"$in": unknown}})}
         return [found.get(key_id) for key_id in ids]
 
     async def may_see(self, principal: Principal, keys: Sequence[ConversationKey]) -> bool:

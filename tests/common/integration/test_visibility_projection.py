@@ -16,6 +16,7 @@ from faststream.kafka import KafkaBroker
 from known_channels import TEST_CHANNELS
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.asynchronous.database import AsyncDatabase
+from sent_commands import SentCommands
 
 from parley_common.consumer_groups import ConsumerGroup, consume_group
 from parley_common.events.conversations import Assignee, ConversationChanged
@@ -121,6 +122,32 @@ async def test_a_replica_regaining_a_partition_writes_again_what_another_replica
     await first.on_conversations_changed([change("u1", 2, "sales", "ana")])
     assert await first.owners([KEY]) == [Owner("sales", "ana")]
     assert (written.documents, written.refused_inserts) == (3, 2)
+
+
+async def test_a_key_this_process_stored_is_answered_without_reading_the_database(
+        infra_settings: InfraSettings) -> None:
+    """Who owns a key this process stored is what the database holds for it while its partitions stay: answered from
+    memory. A key it does not remember — another replica's partition, or forgotten when partitions moved — is read."""
+    finds: SentCommands[Any] = SentCommands(lambda event: event.command["filter"] if (
+        event.command_name == "find" and event.command["find"] == OWNERS) else None)
+    client: AsyncMongoClient[Any] = AsyncMongoClient(infra_settings.mongo_uri, tz_aware=True, event_listeners=[finds])
+    db = client[infra_settings.database_name("visibility-reads")]
+    try:
+        this, other = VisibilityProjection(db, settle_seconds=0), VisibilityProjection(db, settle_seconds=0)
+        await this.on_conversations_changed([change("u1", 0, "sales", "ana")])
+        await other.on_conversations_changed([change("u2", 0, "vip", None)])
+        theirs, nobodys = ConversationKey("acme", "wa", "u2"), ConversationKey("acme", "wa", "u9")
+
+        assert await this.owners([KEY]) == [Owner("sales", "ana")]
+        assert finds.sent == []
+        assert await this.owners([KEY, theirs, nobodys]) == [Owner("sales", "ana"), Owner("vip", None), None]
+        assert finds.sent == [{"_id": {"$in": [str(theirs), str(nobodys)]}}]
+        this.forget_stored()
+        assert await this.owners([KEY]) == [Owner("sales", "ana")]
+        assert finds.sent[1:] == [{"_id": {"$in": [str(KEY)]}}]
+    finally:
+        await client.drop_database(db.name)
+        await client.close()
 
 
 async def test_the_memory_of_what_was_stored_is_bounded(counted: tuple[AsyncDatabase[Any], OwnersWritten]) -> None:
