@@ -116,14 +116,15 @@ async def database(uri: str, groups: ProcessGroups) -> list[str]:
 async def _inserts_from_connections(collection: Any, groups: ProcessGroups) -> Usage:
     """The database's CPU and wake-ups per insert of single inserts sent from CONNECTIONS_AT_ONCE connections at
     once, back to back on each (the client's pool opens a connection per insert in flight)."""
+    each = SINGLE_INSERTS // CONNECTIONS_AT_ONCE
+
     async def inserts(connection: int) -> None:
-        for n in range(SINGLE_INSERTS // CONNECTIONS_AT_ONCE):
+        for n in range(each):
             await collection.insert_one({"n": n, "connection": connection, "text": "hello, I need help"})
 
     before = groups.usage()["database"]
     await asyncio.gather(*(inserts(connection) for connection in range(CONNECTIONS_AT_ONCE)))
-    used = groups.usage()["database"] - before
-    return used.times(1 / (SINGLE_INSERTS // CONNECTIONS_AT_ONCE * CONNECTIONS_AT_ONCE))
+    return (groups.usage()["database"] - before).times(1 / (each * CONNECTIONS_AT_ONCE))
 
 
 async def _small_batches(collection: Any, groups: ProcessGroups, kind: str) -> float:

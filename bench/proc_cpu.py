@@ -86,8 +86,7 @@ class ProcessGroups:
         before, started = self.usage(), time.monotonic()
         time.sleep(seconds)
         after, elapsed = self.usage(), time.monotonic() - started
-        return {name: Usage((after[name].cpu_seconds - before[name].cpu_seconds) / elapsed,
-                            (after[name].wakeups - before[name].wakeups) / elapsed) for name in after}
+        return {name: (after[name] - before[name]).times(1 / elapsed) for name in after}
 
 
 def reference_cpu_ms(rounds: int = 5) -> float:
