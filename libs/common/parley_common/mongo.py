@@ -12,7 +12,7 @@ from pymongo.asynchronous.command_cursor import AsyncCommandCursor
 from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import BulkWriteError
 
-from parley_common import round_trips
+from parley_common import mongo_seams, round_trips
 from parley_common.metrics import MongoCommandTimer
 
 DUPLICATE_KEY = 11000
@@ -32,7 +32,9 @@ DURABLE_WRITES: dict[str, Any] = {"w": "majority", "journal": True}
 def mongo_client(uri: str, app_name: str, service: str = "unknown", **options: Any) -> AsyncMongoClient[dict[str, Any]]:
     """Timezone-aware datetimes and standard UUIDs, so what we read equals what we wrote; writes acknowledged
     only once journaled by a majority (DURABLE_WRITES); every command timed under `service`
-    (parley_common.metrics); `options` are TLS and credentials (parley_common.connections.mongo_client_options)."""
+    (parley_common.metrics); `options` are TLS and credentials (parley_common.connections.mongo_client_options).
+    The driver's connection awaits each reply directly (parley_common.mongo_seams)."""
+    mongo_seams.replies_awaited_directly()
     extra = round_trips.mongo_options()
     listeners = [MongoCommandTimer(service), *extra.pop("event_listeners", [])]
     settings = {"serverSelectionTimeoutMS": 5000, **DURABLE_WRITES, **options, **extra}
