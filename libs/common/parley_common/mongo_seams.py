@@ -1,12 +1,12 @@
 """The one patch of PyMongo's internals, with its reason; tests/common/integration/test_mongo_seams.py fails when an
-upgrade moves its seam (PyMongo is pinned in libs/common/pyproject.toml).
+upgrade moves its seam (PyMongo is pinned in constraints.txt and libs/common/pyproject.toml).
 
 `replies_awaited_directly` (PyMongo's async connection: `pool.async_sendall`, `pool.async_receive_message`,
 `_CancellationContext.cancel`): PyMongo 4.20 waits for every reply in `asyncio.wait` beside a second task that
 polls the connection's cancellation every 0.5 s, then cancels that task and waits for it to finish, and writes every
 command under `asyncio.wait_for`, a task of its own on Python 3.11 — about eight turns of the event loop and three
-tasks per command where one read needs one. Every database command of every service paid it (a quarter of the
-driver's CPU per command, measured: docs/benchmarks.md, "Database commands without the driver's extra tasks").
+tasks per command where one read needs one. Every database command of every service paid it (about a fifth of
+the driver's CPU per command, measured: docs/benchmarks.md, "Database commands without the driver's extra tasks").
 Patched, the write is made at once (the protocol's write never waits: the transport buffers), the reply is awaited
 under `asyncio.timeout` with the same deadline (the operation's `pymongo.timeout`, else the socket timeout), and a
 pool cleared with `interrupt_connections` (the monitor found the server unresponsive) aborts a connection waiting for
