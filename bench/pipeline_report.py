@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,17 +80,11 @@ def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[st
     names = [name for name in (*SERVICES, *SERVERS) if name in idle]
     if ceilings.get("seeded"):
         lines += ["", ceilings["seeded"] + "."]
-    lines += ["", "CPU per accepted message, idle subtracted (ms):", "",
-              "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
-    for step in inbound:
-        lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{step.cpu_ms.get(name, 0):.2f}" for name in names)
-                     + f" | {step.total_ms:.2f} |")
-    lines += ["", "Wake-ups per accepted message, idle subtracted (the times a thread of the process was woken: "
-                  "voluntary context switches, from /proc):", "",
-              "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
-    for step in inbound:
-        lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{step.wakeups.get(name, 0):.1f}" for name in names)
-                     + f" | {sum(step.wakeups.values()):.1f} |")
+    lines += _per_process("CPU per accepted message, idle subtracted (ms):", inbound, names,
+                          lambda step: step.cpu_ms, digits=2)
+    lines += _per_process("Wake-ups per accepted message, idle subtracted (the times a thread of the process was "
+                          "woken: voluntary context switches, from /proc):", inbound, names,
+                          lambda step: step.wakeups, digits=1)
     lines += ["", "Idle, before any load (% of a core; wake-ups a second): " + ", ".join(
         f"{name} {idle[name].cpu_seconds * 100:.1f} ({idle[name].wakeups:.0f})" for name in names) + "."]
     for step in steps:
@@ -133,6 +128,17 @@ def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[st
         if by_command:
             lines += ["", "Database commands per accepted message (≥ 0.02): " + "; ".join(by_command) + "."]
     return "\n".join(lines) + "\n"
+
+
+def _per_process(title: str, steps: list[Step], names: list[str], values: Callable[[Step], dict[str, float]],
+                 digits: int) -> list[str]:
+    """A table of one figure per process group and step, with the step's total."""
+    lines = ["", title, "", "| offered msg/s | " + " | ".join(names) + " | total |", "|---" * (len(names) + 2) + "|"]
+    for step in steps:
+        figures = values(step)
+        lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{figures.get(name, 0):.{digits}f}" for name in names)
+                     + f" | {sum(figures.values()):.{digits}f} |")
+    return lines
 
 
 def _reply_cpu(replies: Step, inbound: list[Step]) -> list[str]:
