@@ -22,7 +22,8 @@ The servers are the test profile's (PARLEY_LOCAL_{KAFKA,MONGO,REDIS}_PORT move t
 `infra.py start --fresh` unless `--keep-infra`. Writes the table to stdout, the chart to `--chart`
 (docs/pipeline.png by default). `--count` also reports each service's round trips per message
 (PARLEY_COUNT_ROUND_TRIPS, see parley_common.round_trips); `--database-commands` the database's own CPU per
-message by command shape (deploy/local/mongo_command_cpu.py).
+message by command shape (deploy/local/mongo_command_cpu.py); `--windows S` each step also by windows of S seconds:
+the latency of the messages posted in each and the cores each process used in it (what grows while a step runs).
 
 `--open N` puts N open conversations in place before the idle measurement, so idle and per-message cost are
 measured against a deployment's data rather than an empty database: the router's bot conversations of the
@@ -36,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -65,7 +67,7 @@ from e2e_journey import meta_signed, whatsapp_text  # noqa: E402
 from e2e_provider import E2EProvider, free_port  # noqa: E402
 from e2e_system import SERVICES, TENANT, WHATSAPP, System, running_system  # noqa: E402
 from fastapi import Request  # noqa: E402
-from pipeline_report import Step, render_chart, render_markdown, update_docs  # noqa: E402
+from pipeline_report import Step, Window, render_chart, render_markdown, update_docs  # noqa: E402
 from proc_cpu import QUIET_GAP_SECONDS, ProcessGroups, Usage, reference_cpu_ms, woken_cpu_us  # noqa: E402
 from router_routing import seed_open_conversations  # noqa: E402
 
@@ -91,6 +93,7 @@ class Plan:
     replies: tuple[float, float] | None  # (replies/s, inbound msg/s) of the extra step
     agents: int
     concurrency: int
+    window_seconds: float = 0.0  # > 0: each step also read in windows of this length (`--windows`)
 
 
 @dataclass
@@ -103,6 +106,7 @@ class StepResult:
     failed: int = 0  # other statuses, time-outs, connection errors
     http_ms: list[float] = field(default_factory=list)
     offered_ms: list[float] = field(default_factory=list)
+    posted_s: list[float] = field(default_factory=list)  # when each of `offered_ms` was posted, s into the step
     not_offered: int = 0
     seconds: float = 0.0
     replies: dict[str, float] = field(default_factory=dict)  # wa_id → monotonic time the API accepted it
@@ -173,7 +177,7 @@ class Load:
         users: list[str] = []
         tasks: set[asyncio.Task[None]] = set()
         reply_targets = list(self.reachable)
-        started = time.monotonic()
+        started, started_wall = time.monotonic(), time.time()
         posted = replied = 0
         while (elapsed := time.monotonic() - started) < plan.step_seconds:
             for _ in range(int(elapsed * rate) - posted):
@@ -196,6 +200,7 @@ class Load:
         for user in accepted:
             if user in self.offered_at:
                 result.offered_ms.append((self.offered_at[user] - self.posted_wall[user]) * 1000)
+                result.posted_s.append(self.posted_wall[user] - started_wall)
                 if self.offered_to[user] in self.tokens:
                     self.reachable.append(user)
             else:
@@ -447,11 +452,16 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
             commands_before = database_commands(commands)
             before = groups.usage()
             control.send("go")
+            samples = [(time.monotonic(), groups.usage(wakeups=False))]  # every window's end, with `--windows`
+            while not control.poll(max(0.0, samples[0][0] + len(samples) * plan.window_seconds - time.monotonic())
+                                   if plan.window_seconds else None):
+                samples.append((time.monotonic(), groups.usage(wakeups=False)))
             result: StepResult = control.recv()
             after = groups.usage()
             spent = mongo_command_cpu.between(commands_before, database_commands(commands))
             used = {name: after[name] - before[name] - idle[name].times(result.seconds) for name in after}
-            step = summarise(result, used, provider, replies_step=number >= len(plan.rates), database_commands=spent)
+            step = summarise(result, used, provider, replies_step=number >= len(plan.rates), database_commands=spent,
+                             windows=windows(result, samples, plan.window_seconds))
             print(step.line(), flush=True)
             steps.append(step)
     finally:
@@ -474,7 +484,7 @@ def issue_token_for(system: System, login: str) -> str:
 
 
 def summarise(result: StepResult, used: dict[str, Usage], provider: TimedProvider, replies_step: bool,
-              database_commands: mongo_command_cpu.Totals) -> Step:
+              database_commands: mongo_command_cpu.Totals, windows: list[Window]) -> Step:
     reply_ms = [(provider.called_at[user] - accepted) * 1000 for user, accepted in result.replies.items()
                 if user in provider.called_at]
     accepted = max(1, result.accepted)
@@ -488,7 +498,20 @@ def summarise(result: StepResult, used: dict[str, Usage], provider: TimedProvide
         refusals=result.refusals, reply_rate=result.reply_rate,
         replies=len(result.replies) if replies_step else None, replies_refused=result.replies_refused,
         reply_p50=percentile(reply_ms, 0.5), reply_p99=percentile(reply_ms, 0.99),
-        replies_unsent=len(result.replies) - len(reply_ms), database_commands=database_commands)
+        replies_unsent=len(result.replies) - len(reply_ms), database_commands=database_commands, windows=windows)
+
+
+def windows(result: StepResult, samples: list[tuple[float, dict[str, Usage]]], seconds: float) -> list[Window]:
+    """The step by window of `seconds` from its start (the last one cut at the step's end, its drain included): the
+    webhook → offered latency of the messages posted in each, and the cores each process used in it, idle included."""
+    found = []
+    for index, ((began, before), (ended, after)) in enumerate(itertools.pairwise(samples)):
+        latencies = [latency for latency, posted in zip(result.offered_ms, result.posted_s, strict=True)
+                     if index * seconds <= posted < (index + 1) * seconds]
+        found.append(Window(index * seconds, ended - began, len(latencies), percentile(latencies, 0.5),
+                            percentile(latencies, 0.99),
+                            {name: (after[name] - before[name]).cpu_seconds / (ended - began) for name in after}))
+    return found
 
 
 def round_trips(system: System) -> tuple[dict[str, dict[str, float]], dict[str, dict[tuple[str, str], float]]]:
@@ -513,7 +536,7 @@ def parse_plan(args: argparse.Namespace) -> Plan:
         reply_rate, _, inbound_rate = args.replies.partition("@")
         replies = (float(reply_rate), float(inbound_rate or 0))
     return Plan([float(rate) for rate in args.rates.split(",") if rate], args.step_seconds, args.drain_seconds,
-                replies, args.agents, args.concurrency)
+                replies, args.agents, args.concurrency, args.windows)
 
 
 def main() -> None:
@@ -528,6 +551,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=512, help="webhook connections of the load process")
     parser.add_argument("--keep-infra", action="store_true", help="use the running test-profile servers as they are")
     parser.add_argument("--no-ceilings", dest="ceilings", action="store_false")
+    parser.add_argument("--windows", type=float, default=0.0, metavar="SECONDS",
+                        help="also report each step by windows of this length: latency and each process's cores")
     parser.add_argument("--count", action="store_true", help="also count round trips per message per service")
     parser.add_argument("--database-commands", action="store_true",
                         help="also the database's CPU per message by command shape (deploy/local/mongo_command_cpu)")

@@ -19,6 +19,18 @@ BEGIN, END = "<!-- pipeline:begin -->", "<!-- pipeline:end -->"
 
 
 @dataclass(frozen=True)
+class Window:
+    """Part of a step (`--windows`): from `start` s into it, for `seconds`."""
+
+    start: float
+    seconds: float
+    offered: int  # messages posted in it that were offered
+    p50: float  # their webhook → offered latency
+    p99: float
+    cores: dict[str, float]  # what each process group used in it, idle included (1.0: one core all the time)
+
+
+@dataclass(frozen=True)
 class Step:
     rate: float
     offered: int
@@ -42,6 +54,7 @@ class Step:
     reply_rate: float = 0.0
     # the database's own CPU by command shape over the step: shape → [commands, documents, CPU seconds]
     database_commands: dict[str, list[float]] = field(default_factory=dict)
+    windows: list[Window] = field(default_factory=list)
 
     @property
     def total_ms(self) -> float:
@@ -85,6 +98,8 @@ def render_markdown(steps: list[Step], idle: dict[str, Usage], ceilings: dict[st
     lines += _per_process("Wake-ups per accepted message, idle subtracted (the times a thread of the process was "
                           "woken: voluntary context switches, from /proc):", inbound, names,
                           lambda step: step.wakeups, digits=1)
+    for step in steps:
+        lines += _windows(step, names)
     lines += ["", "Idle, before any load (% of a core; wake-ups a second): " + ", ".join(
         f"{name} {idle[name].cpu_seconds * 100:.1f} ({idle[name].wakeups:.0f})" for name in names) + "."]
     for step in steps:
@@ -138,6 +153,20 @@ def _per_process(title: str, steps: list[Step], names: list[str], values: Callab
         figures = values(step)
         lines.append(f"| {step.rate:.0f} | " + " | ".join(f"{figures.get(name, 0):.{digits}f}" for name in names)
                      + f" | {sum(figures.values()):.{digits}f} |")
+    return lines
+
+
+def _windows(step: Step, names: list[str]) -> list[str]:
+    """The step by window (`--windows`): how the latency and each process's CPU moved while it ran."""
+    if not step.windows:
+        return []
+    what = f"{step.rate:.0f} msg/s" + (f" with {step.reply_rate:.0f} replies/s" if step.replies is not None else "")
+    lines = ["", f"The {what} step by {step.windows[0].seconds:.0f} s (webhook → offered of the messages posted in "
+                 "each window; the cores each process used in it, idle included; the last window holds the drain):", "",
+             "| from s | offered | p50 / p99 | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
+    for window in step.windows:
+        lines.append(f"| {window.start:.0f} | {window.offered} | {_ms(window.p50)} / {_ms(window.p99)} | "
+                     + " | ".join(f"{window.cores.get(name, 0):.2f}" for name in names) + " |")
     return lines
 
 
