@@ -452,10 +452,7 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
             commands_before = database_commands(commands)
             before = groups.usage()
             control.send("go")
-            samples = [(time.monotonic(), groups.usage(wakeups=False))]  # every window's end, with `--windows`
-            while not control.poll(max(0.0, samples[0][0] + len(samples) * plan.window_seconds - time.monotonic())
-                                   if plan.window_seconds else None):
-                samples.append((time.monotonic(), groups.usage(wakeups=False)))
+            samples = sampled_until_reported(control, groups, plan.window_seconds)
             result: StepResult = control.recv()
             after = groups.usage()
             spent = mongo_command_cpu.between(commands_before, database_commands(commands))
@@ -501,8 +498,23 @@ def summarise(result: StepResult, used: dict[str, Usage], provider: TimedProvide
         replies_unsent=len(result.replies) - len(reply_ms), database_commands=database_commands, windows=windows)
 
 
+def sampled_until_reported(control: Connection, groups: ProcessGroups,
+                           seconds: float) -> list[tuple[float, dict[str, Usage]]]:
+    """Each process group's usage now, at every `seconds` after, and when the load process reports its step (none
+    when `seconds` is 0)."""
+    if not seconds:
+        return []
+    samples = [(time.monotonic(), groups.usage(wakeups=False))]
+    while not control.poll(max(0.0, samples[0][0] + len(samples) * seconds - time.monotonic())):
+        samples.append((time.monotonic(), groups.usage(wakeups=False)))
+    reported = (time.monotonic(), groups.usage(wakeups=False))
+    if len(samples) > 1 and reported[0] - samples[-1][0] < seconds / 10:  # no sliver of a window: the last one grows
+        samples.pop()
+    return [*samples, reported]
+
+
 def windows(result: StepResult, samples: list[tuple[float, dict[str, Usage]]], seconds: float) -> list[Window]:
-    """The step by window of `seconds` from its start (the last one cut at the step's end, its drain included): the
+    """The step by window of `seconds` from its start (the last one ends with the step, its drain included): the
     webhook → offered latency of the messages posted in each, and the cores each process used in it, idle included."""
     found = []
     for index, ((began, before), (ended, after)) in enumerate(itertools.pairwise(samples)):
