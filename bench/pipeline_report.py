@@ -161,7 +161,8 @@ def _windows(step: Step, names: list[str]) -> list[str]:
     if not step.windows:
         return []
     what = f"{step.rate:.0f} msg/s" + (f" with {step.reply_rate:.0f} replies/s" if step.replies is not None else "")
-    lines = ["", f"The {what} step by {step.windows[0].seconds:.0f} s (webhook → offered of the messages posted in "
+    length = step.windows[1].start if len(step.windows) > 1 else step.windows[0].seconds  # the last may be longer
+    lines = ["", f"The {what} step by {length:.0f} s (webhook → offered of the messages posted in "
                  "each window; the cores each process used in it, idle included; the last window holds the drain):", "",
              "| from s | offered | p50 / p99 | " + " | ".join(names) + " |", "|---" * (len(names) + 3) + "|"]
     for window in step.windows:
