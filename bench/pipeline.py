@@ -458,7 +458,7 @@ def drive(system: System, endpoints: dict[str, str], plan: Plan, groups: Process
             spent = mongo_command_cpu.between(commands_before, database_commands(commands))
             used = {name: after[name] - before[name] - idle[name].times(result.seconds) for name in after}
             step = summarise(result, used, provider, replies_step=number >= len(plan.rates), database_commands=spent,
-                             windows=windows(result, samples, plan.window_seconds))
+                             windows=step_windows(result, samples, plan.window_seconds))
             print(step.line(), flush=True)
             steps.append(step)
     finally:
@@ -513,10 +513,10 @@ def sampled_until_reported(control: Connection, groups: ProcessGroups,
     return [*samples, reported]
 
 
-def windows(result: StepResult, samples: list[tuple[float, dict[str, Usage]]], seconds: float) -> list[Window]:
+def step_windows(result: StepResult, samples: list[tuple[float, dict[str, Usage]]], seconds: float) -> list[Window]:
     """The step by window of `seconds` from its start (the last one ends with the step, its drain included): the
     webhook → offered latency of the messages posted in each, and the cores each process used in it, idle included."""
-    found = []
+    found: list[Window] = []
     for index, ((began, before), (ended, after)) in enumerate(itertools.pairwise(samples)):
         latencies = [latency for latency, posted in zip(result.offered_ms, result.posted_s, strict=True)
                      if index * seconds <= posted < (index + 1) * seconds]
