@@ -3,12 +3,17 @@
 A batch consumer handles many records at once, one task per key; each task makes the same lookups and writes
 (is this message new, is the customer blocked, store the timeline entry). One `$in` query or one `bulk_write`
 for all of them costs the database a fraction of as many single operations, and the per-record code stays as
-simple as before: it awaits `batcher.submit(item)` as it awaited the single call."""
+simple as before: it awaits `batcher.submit(item)` as it awaited the single call.
+
+Requests that arrive one at a time (webhooks) are in the same turn only when they arrive together; a `LingerGate`
+lets those arriving close together go on together, so each `TickBatcher` of the steps they then take serves
+them with one call."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -63,6 +68,49 @@ class TickBatcher(Generic[Item, Result]):
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+class LingerGate:
+    """Holds callers that come close together so they go on together, in one event-loop turn: a caller entering
+    within `seconds` of the one before, while another is still inside, opens a gate for `seconds` (or joins the gate
+    open), and all its callers go on when it closes; any other caller goes on at once — after a quieter spell, or
+    from a client sending one request after the other's answer, nobody would join it. So a steady stream makes
+    groups — at one caller per 10 ms and 25 ms, two or three — whose every step is one shared call. Each caller
+    waits at most `seconds`."""
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._inside = 0
+        self._last_arrival: float | None = None
+        self._open: asyncio.Future[None] | None = None
+
+    @asynccontextmanager
+    async def passage(self) -> AsyncIterator[None]:
+        """Inside from the arrival (the wait included) to the end of the block."""
+        self._inside += 1
+        try:
+            await self._wait()
+            yield
+        finally:
+            self._inside -= 1
+
+    async def _wait(self) -> None:
+        if self._seconds <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        now, previous = loop.time(), self._last_arrival
+        self._last_arrival = now
+        if self._open is None:
+            if self._inside == 1 or previous is None or now - previous >= self._seconds:
+                return
+            self._open = loop.create_future()
+            loop.call_later(self._seconds, self._close)
+        await asyncio.shield(self._open)  # a cancelled caller must not release the others early
+
+    def _close(self) -> None:
+        gate, self._open = self._open, None
+        if gate is not None:
+            gate.set_result(None)
 
 
 def _outcome_unwanted(future: asyncio.Future[Any]) -> None:

@@ -58,7 +58,7 @@ def create_app(settings: IngestSettings, channels: Channels | None = None) -> Fa
     identities = IdentityStore(cache, IdentityRecords(runtime.db, timeout_seconds=database_timeout), prefix,
                                cache_ttl_seconds=settings.identity_cache_ttl_seconds,
                                database_timeout_seconds=database_timeout)
-    intake = Intake(link, dedup, identities, prefix)
+    intake = Intake(link, dedup, identities, prefix, linger_seconds=settings.linger_ms / 1000)
     normaliser = Normaliser(settings.parse_budget_seconds)
 
     async def stop_parsing() -> None:

@@ -28,6 +28,11 @@ class IngestSettings(ServiceSettings):
     max_in_flight: int = Field(default=100, ge=1, description="webhooks handled at once by this process; one more "
                                                               "is answered 503 overloaded at once (the provider "
                                                               "retries) instead of queueing into time-outs")
+    linger_ms: int = Field(
+        default=25, ge=0, le=200,
+        description="a webhook within this of the one before waits up to this for others, and all go on together: "
+                    "their cache reads, identity writes, Kafka produce and cache writes are one round trip each "
+                    "(parley_common.batching.LingerGate); a webhook after a quieter spell does not wait")
     dedup_check_timeout_seconds: float = Field(
         default=2.0, gt=0, description="the duplicate check answers within this or the webhook is answered 503 "
                                        "before publishing (never published unchecked)")

@@ -1,4 +1,5 @@
-"""TickBatcher: concurrent calls of one event-loop turn share one bulk call; failures reach the right callers."""
+"""TickBatcher: concurrent calls of one event-loop turn share one bulk call; failures reach the right callers.
+LingerGate: callers close together go on together (and so share those calls); a lone caller does not wait."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import gc
 
 import pytest
 
-from parley_common.batching import TickBatcher
+from parley_common.batching import LingerGate, TickBatcher
 
 
 class Recorder:
@@ -98,3 +99,100 @@ async def test_a_failure_after_its_caller_was_cancelled_is_not_reported_as_never
         assert reported == []
     finally:
         loop.set_exception_handler(None)
+
+
+GATE_SECONDS = 0.2  # long against the gaps below, so a loaded machine's scheduling does not split a group
+
+
+async def test_callers_close_together_go_on_together_and_share_each_call() -> None:
+    recorder = Recorder()
+    batcher: TickBatcher[int, int] = TickBatcher(recorder.double)
+    gate = LingerGate(GATE_SECONDS)
+    loop = asyncio.get_running_loop()
+    went_on: dict[int, float] = {}
+    finish = asyncio.Event()
+
+    async def caller(n: int) -> int:
+        async with gate.passage():
+            went_on[n] = loop.time()
+            result = await batcher.submit(n)
+            await finish.wait()  # still inside when the next ones come
+            return result
+
+    callers = [asyncio.create_task(caller(0))]
+    arrived = loop.time()
+    for n in (1, 2, 3):
+        await asyncio.sleep(0.02)
+        callers.append(asyncio.create_task(caller(n)))
+    await asyncio.sleep(GATE_SECONDS + 0.1)
+    finish.set()
+    assert await asyncio.gather(*callers) == [0, 2, 4, 6]
+    assert recorder.calls == [[0], [1, 2, 3]]
+    assert went_on[0] - arrived < GATE_SECONDS / 2  # nobody came before it: at once
+    assert max(went_on[1], went_on[2], went_on[3]) - min(went_on[1], went_on[2], went_on[3]) < 0.01
+    assert GATE_SECONDS <= went_on[1] - arrived < GATE_SECONDS + 1.0  # the gate's opener waited it out
+
+
+async def test_a_caller_after_a_quiet_spell_goes_on_at_once() -> None:
+    gate = LingerGate(GATE_SECONDS)
+    loop = asyncio.get_running_loop()
+    holder = asyncio.Event()
+
+    async def inside() -> None:
+        async with gate.passage():
+            await holder.wait()
+
+    first = asyncio.create_task(inside())  # still inside: only the time since it came decides
+    await asyncio.sleep(GATE_SECONDS * 1.5)
+    started = loop.time()
+    async with gate.passage():
+        assert loop.time() - started < GATE_SECONDS / 2
+    holder.set()
+    await first
+
+
+async def test_one_request_after_the_others_answer_goes_on_at_once() -> None:
+    """A client sending each request once the one before was answered: close together, but nobody else inside."""
+    gate = LingerGate(GATE_SECONDS)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(5):
+        async with gate.passage():
+            await asyncio.sleep(0.01)
+    assert loop.time() - started < GATE_SECONDS
+
+
+async def test_a_cancelled_caller_does_not_release_the_others_early() -> None:
+    gate = LingerGate(GATE_SECONDS)
+    holder = asyncio.Event()
+
+    async def inside() -> None:
+        async with gate.passage():
+            await holder.wait()
+
+    first = asyncio.create_task(inside())
+    await asyncio.sleep(0.01)
+    opener, joiner = asyncio.create_task(inside()), asyncio.create_task(inside())
+    await asyncio.sleep(0.02)
+    opener.cancel()
+    await asyncio.sleep(0.02)
+    holder.set()
+    await asyncio.sleep(0.02)
+    assert not joiner.done()  # still at the gate, which the cancelled opener did not close
+    await asyncio.wait_for(joiner, GATE_SECONDS + 1.0)
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await opener
+
+
+async def test_a_gate_of_no_time_never_holds_anyone() -> None:
+    gate = LingerGate(0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+
+    async def caller() -> None:
+        async with gate.passage():
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(caller() for _ in range(5)))
+    assert loop.time() - started < GATE_SECONDS / 2

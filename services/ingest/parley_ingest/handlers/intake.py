@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 
 import structlog
 
+from parley_common.batching import LingerGate
 from parley_common.events.channels import ChannelHealthReported, TemplateUpdated
 from parley_common.events.dlq import DeadLetter, original_value_fields
 from parley_common.events.envelope import Envelope
@@ -116,24 +117,27 @@ class KeyTurns:
 
 
 class Intake:
-    def __init__(self, link: KafkaLink, dedup: DedupStore, identities: IdentityStore, redis_prefix: str) -> None:
+    def __init__(self, link: KafkaLink, dedup: DedupStore, identities: IdentityStore, redis_prefix: str,
+                 linger_seconds: float = 0.0) -> None:
         self._link = link
         self._dedup = dedup
         self._identities = identities
         self._prefix = redis_prefix
         self._turns = KeyTurns()
+        self._gate = LingerGate(linger_seconds)  # webhooks close together share every round trip below
 
     async def accept(self, ctx: RequestContext, batch: Batch) -> Outcome:
         """Raises BrokerUnavailable when Kafka did not acknowledge everything (nothing is marked then), and
         IdentityStoreUnavailable or DedupUnavailable when the customers' keys or the duplicate check could not be
         had (nothing is published then). Its cache round trips: one read (the duplicate check with the cached
         identities) and one write after publishing (the marks with the ranks to cache), each shared with the other
-        webhooks in flight (adapters/cache.py)."""
+        webhooks in flight (adapters/cache.py) — those arriving close together go on together to share them
+        (`LingerGate`)."""
         items = [self._item(ctx, n.event, n.dedup_kind, n.dedup_id, n.identity) for n in batch.events]
         items += [self._item(ctx, letter, "rejected", _rejected_id(r)) for r, letter in _letters(ctx, batch)]
         links = [ScopedClaim(link.tenant_id, link.channel_id, link.claim) for link in batch.links]
         keys = [item.dedup_key for item in items]
-        async with self._turns.of(keys):
+        async with self._gate.passage(), self._turns.of(keys):
             seen, cached = await self._looked_up(keys, [*_claims(items), *links])
             # a duplicate was published under its key already: only the fresh events' customers are looked for
             fresh = [item for item, was_seen in zip(items, seen, strict=True) if not was_seen]
