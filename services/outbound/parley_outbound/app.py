@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from parley_common.admission import Admission
+from parley_common.batching import LingerGate
 from parley_common.channels import Channels, load_channels_or_exit
 from parley_common.clock import Clock, SystemClock
 from parley_common.consumer_groups import ConsumerGroup, Reads, consume_group
@@ -164,7 +165,8 @@ def create_app(settings: OutboundSettings, *, channels: Channels | None = None,
         description="sending within channel rules: windows, templates, adapters",
         infra=settings.infra,
         routers=[messages_router(sender, visibility, PhoneRecipients(audience, projections, clock),
-                                 Admission(settings.max_sends_in_flight, "sends")),
+                                 Admission(settings.max_sends_in_flight, "sends"),
+                                 LingerGate(settings.send_linger_ms / 1000)),
                  windows_router(sender, visibility), channels_router(channels),
                  templates_router(templates, channels, http), saved_replies_router(saved_replies, clock),
                  broadcasts_router(BroadcastService(broadcasts, messages, templates, resolver, channels, clock,

@@ -1,8 +1,10 @@
 """Outbound's Redis projections a consumer batch at a time (issue 17: one pipeline per batch, not a round trip per
-event), on the real Redis: what a batch leaves behind is what the same events one by one would have left."""
+event), on the real Redis: what a batch leaves behind is what the same events one by one would have left. And the
+request path's reads and notes of sends accepted together, shared: each send gets its own."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +19,7 @@ from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
 from parley_outbound.adapters.broadcast_replies import BroadcastReplies
 from parley_outbound.adapters.contact_fields import ContactFieldsStore
+from parley_outbound.adapters.pending_messages import KEEP_SECONDS, PendingMessages
 from parley_outbound.adapters.window_store import WindowStore
 from parley_outbound.handlers.broadcast_projections import ReplyProjection
 from parley_outbound.handlers.inbound_projection import InboundMessagesProjection
@@ -58,6 +61,26 @@ async def test_a_batch_of_conversation_events_leaves_each_conversations_latest_t
     assert (a[1].status, a[1].assignee_kind, a[1].assignee_id) == ("assigned", "agent", "agent.kim")
     assert (b[1].status, b[1].assignee_kind, b[1].assignee_id) == ("closed", None, None)
     await WindowProjection(store).on_conversations_changed([])  # an empty batch writes nothing and does not fail
+
+
+async def test_sends_accepted_together_each_read_their_own_facts_and_leave_their_own_note(
+        redis: Redis, infra_settings: InfraSettings) -> None:
+    prefix = infra_settings.redis_prefix()
+    store, pending = WindowStore(redis, prefix), PendingMessages(redis, prefix)
+    await projections_complete(redis, prefix)
+    await WindowProjection(store).on_conversations_changed([
+        changed("together-a", "assigned", "assigned", "agent.kim"), changed("together-b", "offered", "queued", None)])
+    keys = [ConversationKey(TENANT, "tg-bot", user) for user in ("together-a", "together-b", "together-none")]
+    views = await asyncio.gather(*(store.view(key) for key in keys))  # one event-loop turn: one read
+    assert [thread.assignee_id for _, thread in views] == ["agent.kim", None, None]
+    assert [thread.status for _, thread in views][:2] == ["assigned", "queued"]
+    assert views == await store.views(keys)
+    notes = {f"together-{n}": {"message_id": f"together-{n}", "status": "queued"} for n in range(3)}
+    await asyncio.gather(*(pending.remember(TENANT, message_id, note) for message_id, note in notes.items()))
+    await pending.remember(TENANT, "alone", {"message_id": "alone", "status": "queued"})  # not a pipeline of one
+    for message_id, note in [*notes.items(), ("alone", {"message_id": "alone", "status": "queued"})]:
+        assert await pending.get(TENANT, message_id) == note
+        assert 0 < await redis.ttl(f"{prefix}outbound:pending:{TENANT}:{message_id}") <= KEEP_SECONDS
 
 
 async def test_a_batch_of_customer_messages_opens_windows_and_counts_broadcast_replies(

@@ -12,6 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from parley_common.batching import TickBatcher
+
 KEEP_SECONDS = 3600  # the consumer stores a message within seconds; an hour covers a long consumer outage
 
 
@@ -19,12 +21,24 @@ class PendingMessages:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self._redis = redis
         self._prefix = prefix
+        # the notes of the sends accepted together in one round trip (parley_common.batching)
+        self._notes: TickBatcher[tuple[str, str], None] = TickBatcher(self._set_many)
 
     def _key(self, tenant_id: str, message_id: str) -> str:
         return f"{self._prefix}outbound:pending:{tenant_id}:{message_id}"
 
     async def remember(self, tenant_id: str, message_id: str, view: dict[str, Any]) -> None:
-        await self._redis.set(self._key(tenant_id, message_id), json.dumps(view), ex=KEEP_SECONDS)
+        await self._notes.submit((self._key(tenant_id, message_id), json.dumps(view)))
+
+    async def _set_many(self, notes: list[tuple[str, str]]) -> list[None]:
+        if len(notes) == 1:  # alone: the command itself, not a pipeline of one
+            await self._redis.set(*notes[0], ex=KEEP_SECONDS)
+        else:
+            async with self._redis.pipeline(transaction=False) as pipeline:
+                for key, value in notes:
+                    pipeline.set(key, value, ex=KEEP_SECONDS)
+                await pipeline.execute()
+        return [None] * len(notes)
 
     async def forget(self, tenant_id: str, message_id: str) -> None:
         await self._redis.delete(self._key(tenant_id, message_id))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
+from parley_common.batching import TickBatcher
 from parley_common.ids import ConversationKey
 from parley_outbound.adapters.projection_marker import READY, ProjectionMarker, ProjectionsRebuilding
 from parley_outbound.domain.email_thread import MAX_REFERENCES, EmailThread
@@ -95,6 +96,8 @@ class WindowStore:
         self._on_lost = on_lost  # told when a read finds the projections lost (the rebuild looks at once)
         self._marketing = redis.register_script(_MARKETING)
         self._marker = ProjectionMarker(redis, prefix).key
+        # the sends accepted together read their facts in one round trip (parley_common.batching)
+        self._views: TickBatcher[ConversationKey, tuple[WindowFacts, ThreadFacts]] = TickBatcher(self.views)
 
     def _key(self, key: ConversationKey) -> str:
         return f"{self._prefix}outbound:window:{key}"
@@ -170,6 +173,10 @@ class WindowStore:
             fields = {str(name): str(value) for name, value in raw.items()}
             views.append((_window_facts(fields), _thread_facts(fields)))
         return views
+
+    async def view(self, key: ConversationKey) -> tuple[WindowFacts, ThreadFacts]:
+        """`views` of one conversation, read with those asked in the same event-loop turn."""
+        return await self._views.submit(key)
 
     async def views_once_rebuilt(self, keys: list[ConversationKey],
                                  within: float) -> list[tuple[WindowFacts, ThreadFacts]]:

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from parley_common.admission import OVERLOADED, Admission
 from parley_common.auth import Principal, Role, require_roles
+from parley_common.batching import LingerGate
 from parley_common.bounds import Identifier, PathId
 from parley_common.errors import AUTHENTICATED_ERRORS, ApiError, documented_errors
 from parley_common.events.common import SenderKind
@@ -80,7 +81,7 @@ def hidden_customer() -> ApiError:
 
 
 def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones: PhoneRecipients,
-                    admission: Admission) -> APIRouter:
+                    admission: Admission, gate: LingerGate) -> APIRouter:
     router = APIRouter(prefix="/v1/messages", tags=["messages"])
 
     @router.post("", status_code=202, response_model=SendAccepted, summary="Send a message (asynchronously)",
@@ -97,7 +98,8 @@ def messages_router(pipeline: Pipeline, visibility: VisibilityProjection, phones
             command = await _command(body, principal, request.state.correlation_id, idempotency_header, pipeline,
                                      phones)
             await visibility.require(principal, [command.conversation_key], hidden_customer())
-            accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
+            async with gate.passage():  # sends close together share each round trip of their acceptance
+                accepted = await pipeline.accept(command, forward=True)  # answers once Kafka has the command
         if accepted.state is State.REFUSED:
             details = {"message_id": accepted.message_id, **({"field": accepted.field} if accepted.field else {})}
             raise ApiError(422, accepted.reason or "refused", accepted.message or _refusal_message(accepted.reason),

@@ -235,7 +235,7 @@ class Sender:
         and this projection of it follows a moment later — the reply typed right after accepting must not be
         refused for that (a thread another agent really holds is refused after the wait)."""
         async def read() -> View:
-            return (await self.projections.views([command.conversation_key]))[0]
+            return await self.projections.view(command.conversation_key)
 
         return await read_soon(read, lambda view: not held_by_another_agent(
             command.channel_type, command.sender.kind, command.sender.login, view[1]), THREAD_CATCH_UP_SECONDS)
