@@ -30,9 +30,10 @@ class IngestSettings(ServiceSettings):
                                                               "retries) instead of queueing into time-outs")
     linger_ms: int = Field(
         default=25, ge=0, le=200,
-        description="a webhook within this of the one before waits up to this for others, and all go on together: "
-                    "their cache reads, identity writes, Kafka produce and cache writes are one round trip each "
-                    "(parley_common.batching.LingerGate); a webhook after a quieter spell does not wait")
+        description="a webhook within this of the one before, while another is being handled, waits up to this for "
+                    "others, and all go on together: their cache reads, identity writes, Kafka produce and cache "
+                    "writes are one round trip each (parley_common.batching.LingerGate); a webhook after a quieter "
+                    "spell, or with none other in flight, does not wait")
     dedup_check_timeout_seconds: float = Field(
         default=2.0, gt=0, description="the duplicate check answers within this or the webhook is answered 503 "
                                        "before publishing (never published unchecked)")

@@ -36,9 +36,10 @@ class OutboundSettings(ServiceSettings):
                                 "share one fetch), and under a backlog KEDA adds pods on the group's lag instead")
     send_linger_ms: int = Field(
         default=25, ge=0, le=200,
-        description="a POST /v1/messages within this of the one before waits up to this for others, and all go on "
-                    "together: their window reads, pending notes and Kafka produce are one round trip each "
-                    "(parley_common.batching.LingerGate); a send after a quieter spell does not wait")
+        description="a POST /v1/messages within this of the one before, while another is being accepted, waits up "
+                    "to this for others, and all go on together: their window reads, pending notes and Kafka produce "
+                    "are one round trip each (parley_common.batching.LingerGate); a send after a quieter spell, or "
+                    "with none other in flight, does not wait")
     max_sends_in_flight: int = Field(default=100, ge=1, description="POST /v1/messages handled at once by this "
                                      "process; one more is answered 503 overloaded at once (retry with the same "
                                      "Idempotency-Key) instead of queueing into the client's time-out")
