@@ -12,6 +12,7 @@ from parley_common.events.outbound import OutboundMessageUpdated, OutboundStatus
 from parley_common.ids import new_id
 from parley_common.records import PermanentFailure
 from parley_common.retries import Transient
+from parley_router.adapters.conversations import StaleVersion
 from parley_router.domain import conversation as conv_rules
 from parley_router.domain.conversation import Assignee, AssigneeKind, Conversation, TransitionError
 from parley_router.domain.timeline import EntryKind, inbound_entry_id, outbound_entry_id
@@ -21,6 +22,7 @@ STATUS_RANK = {OutboundStatus.QUEUED: 0, OutboundStatus.SENT: 1, OutboundStatus.
                OutboundStatus.READ: 3, OutboundStatus.FAILED: 4, OutboundStatus.REFUSED: 4}
 NOT_SENT = (OutboundStatus.FAILED, OutboundStatus.REFUSED)
 SENT_RANK = STATUS_RANK[OutboundStatus.SENT]
+REPLY_SAVE_ATTEMPTS = 5
 
 
 def shown_text(event: OutboundMessageUpdated) -> str | None:
@@ -83,6 +85,21 @@ class OutboundHandler:
 
     async def _reply_left(self, conv: Conversation, event: OutboundMessageUpdated, entry_id: str, at: datetime,
                           change: str) -> None:
+        """The reply answers the conversation. Once its entry has moved to a status that left, a redelivery of
+        this status would not come here again, so a concurrent save of the conversation (an agent's action, a
+        contact's update) makes it read the conversation again and answer that, rather than fail the record."""
+        for attempt in range(REPLY_SAVE_ATTEMPTS):
+            try:
+                await self._answer(conv, event, entry_id, at, change)
+                return
+            except StaleVersion:
+                current = await self.stores.conversations.get(conv.tenant_id, conv.id)
+                if current is None or not current.is_open or attempt == REPLY_SAVE_ATTEMPTS - 1:
+                    raise
+                conv = current
+
+    async def _answer(self, conv: Conversation, event: OutboundMessageUpdated, entry_id: str, at: datetime,
+                      change: str) -> None:
         login = event.sender.login if event.sender.kind is SenderKind.HUMAN else None
         transition: Transition = (lambda c: conv_rules.agent_replied(c, login, at)) if login else (
             lambda c: conv_rules.bot_replied(c, at))
