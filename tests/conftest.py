@@ -4,6 +4,8 @@ other's topics, databases or Redis keys."""
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import os
 import subprocess
 import sys
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from pymongo import AsyncMongoClient
 from redis.asyncio import Redis
 
@@ -24,7 +27,8 @@ from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (known_channels) importable by every test
-import infra_choice  # noqa: E402  (needs the path above)
+import hung_tasks  # noqa: E402  (needs the path above)
+import infra_choice  # noqa: E402
 import infra_containers  # noqa: E402
 
 ENV_KEYS = ("PARLEY_KAFKA_BOOTSTRAP", "PARLEY_MONGO_URI", "PARLEY_REDIS_URL")
@@ -114,3 +118,39 @@ async def redis(infra_settings: InfraSettings) -> AsyncIterator[Redis]:
     async for key in client.scan_iter(match=f"{infra_settings.redis_prefix()}*"):
         await client.delete(key)
     await client.aclose()
+
+
+HUNG_TASKS_SHOWN_BEFORE_THE_TIMEOUT_S = 10
+
+
+@pytest.fixture(autouse=True)
+def _hung_tasks_shown(request: pytest.FixtureRequest) -> None:
+    """An asyncio test that hangs prints what each of its tasks awaits shortly before pytest-timeout stops it
+    (a timer on the loop the test runs on: its module's, for a module that shares one)."""
+    if inspect.iscoroutinefunction(request.function):
+        marker = request.node.get_closest_marker("asyncio")
+        scope = marker.kwargs.get("loop_scope", "function") if marker else "function"
+        request.getfixturevalue(f"_hung_tasks_timer_{scope}")
+
+
+def _hung_tasks_timer(loop_scope: str) -> Any:
+    @pytest_asyncio.fixture(name=f"_hung_tasks_timer_{loop_scope}", loop_scope=loop_scope)
+    async def timer(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+        marker = request.node.get_closest_marker("timeout")
+        timeout = float(marker.args[0] if marker and marker.args else request.config.getini("timeout") or 0)
+        if timeout <= HUNG_TASKS_SHOWN_BEFORE_THE_TIMEOUT_S:
+            yield
+            return
+        loop = asyncio.get_running_loop()
+
+        def show() -> None:
+            print(f"\n{request.node.nodeid} still runs; its tasks await:\n{hung_tasks.report(loop)}",
+                  file=sys.stderr, flush=True)
+        handle = loop.call_later(timeout - HUNG_TASKS_SHOWN_BEFORE_THE_TIMEOUT_S, show)
+        yield
+        handle.cancel()
+    return timer
+
+
+_hung_tasks_timer_function = _hung_tasks_timer("function")
+_hung_tasks_timer_module = _hung_tasks_timer("module")
