@@ -79,6 +79,11 @@ def pace_idle_fetches(longest_ms: int) -> None:
     async def fetch_then_pace(self: Fetcher, *args: Any) -> bool:
         sent = time.monotonic()
         has_new_data: bool = await original(self, *args)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            # cancelled while out (the consumer stopping, or its partitions taken away), which aiokafka's fetch
+            # answers by returning: nothing would wake a parked fetch, and `stop` waits for it
+            return has_new_data
         longest = _idle_fetch_backoff["longest"]
         longest = getattr(self, "_parley_lane_longest", longest) if longest else 0.0  # 0: pacing off everywhere
         if not longest:

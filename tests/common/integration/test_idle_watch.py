@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 import pytest
 import uvloop
@@ -177,3 +178,41 @@ async def test_without_reused_requests_an_idle_consumer_pauses_as_before_and_nev
         assert watch is None or not watch._parked
     finally:
         await consumer.stop()
+
+
+async def test_a_consumer_stopped_while_its_fetch_is_out_stops_and_does_not_park(kafka_topics: InfraSettings) -> None:
+    """aiokafka's fetch answers its cancellation (the consumer stopping, or its partitions taken away) by returning
+    as if nothing came. The fetch whose empty answer brings a consumer's pause to its bound parks it; cancelled,
+    it parked as well, nothing woke it, and the consumer's `stop` waited for it for ever."""
+    pace_idle_fetches(IDLE_FETCH_BACKOFF_MS)
+    reuse_unchanged_fetches()
+    topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
+    # without a group: its `stop` closes the fetcher at once (a group's commit and leaving first can outlast the
+    # bound, and a fetch out longer than the bound does not park)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_topics.kafka_bootstrap)
+    await consumer.start()
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_topics.kafka_bootstrap)
+    await producer.start()
+    fetcher, client = consumer._fetcher, consumer._client
+    send = client.send
+    fetch_out = asyncio.Event()
+
+    async def held_when_the_fetcher_would_park(node_id: int, request: Any, **kwargs: Any) -> Any:
+        task = asyncio.current_task()
+        its_own = task is not None and task.get_coro().__qualname__.endswith("_proc_fetch_request")  # not the watcher's
+        if its_own and getattr(fetcher, "_parley_idle_pause", 0) * 2 >= IDLE_FETCH_BACKOFF_MS / 1000:
+            fetch_out.set()
+            await asyncio.Event().wait()  # a broker slow to answer: the fetch is out when the consumer stops
+        return await send(node_id, request, **kwargs)
+
+    try:
+        await producer.send_and_wait(topic, b"read, then idle")
+        assert await read_one(consumer) == b"read, then idle"
+        client.send = held_when_the_fetcher_would_park  # type: ignore[method-assign]
+        await asyncio.wait_for(fetch_out.wait(), 10)
+        stopping = time.monotonic()
+        # (a `wait_for` that ran out would cancel the parked fetch too, and `stop` return: its time tells)
+        await asyncio.wait_for(consumer.stop(), 10)
+        assert time.monotonic() - stopping < 5, "the consumer's stop waited for its parked fetch"
+    finally:
+        await producer.stop()
