@@ -48,12 +48,17 @@ async def test_a_later_status_refreshes_its_entry_and_moves_it_only_forward_in_o
     read_at, delivered_at = LATER, LATER + timedelta(seconds=1)
 
     # read arrives before delivered; then a status of a message never seen (its queued lost): created at it
-    assert await timeline.put_status("acme", "c2", "out:m1", read_at, {"message_id": "m1"}, "read", 3) == (
+    assert await timeline.put_status("acme", "c2", "out:m1", read_at, {"message_id": "m1"}, "read", 3, "e-read") == (
         False, (0, T0))
     assert await timeline.put_status("acme", "c2", "out:m1", delivered_at, {"message_id": "m1", "text": "hi"},
-                                     "delivered", 2) == (False, None)
-    assert await timeline.put_status("acme", "c2", "out:m2", LATER, {"message_id": "m2"}, "sent", 1) == (
+                                     "delivered", 2, "e-delivered") == (False, None)
+    assert await timeline.put_status("acme", "c2", "out:m2", LATER, {"message_id": "m2"}, "sent", 1, "e-sent") == (
         True, (-1, LATER))
+    # the event that moved an entry, delivered again (its handler stopped after this write): the same answer
+    assert await timeline.put_status("acme", "c2", "out:m1", read_at, {"message_id": "m1"}, "read", 3, "e-read") == (
+        False, (0, T0))
+    assert await timeline.put_status("acme", "c2", "out:m2", LATER, {"message_id": "m2"}, "sent", 1, "e-sent") == (
+        False, (-1, LATER))
 
     m1 = await db["timeline"].find_one({"_id": "c2|out:m1"})
     assert (m1["status"], m1["status_rank"], m1["at"], m1["text"]) == ("read", 3, T0, "hi")

@@ -48,6 +48,16 @@ def test_agent_reply_answers_assigns_and_records_first_response_once() -> None:
     assert again.first_response_at == later
 
 
+def test_a_reply_answers_once_and_the_customer_writing_after_it_stays_unanswered() -> None:
+    answered = c.agent_replied(new(), "bob", T0 + timedelta(minutes=1), "out:r1")
+    wrote_again = c.customer_wrote(answered, T0 + timedelta(minutes=2))
+    assert c.agent_replied(wrote_again, "bob", T0 + timedelta(minutes=1), "out:r1") == wrote_again
+    assert not c.agent_replied(wrote_again, "bob", T0 + timedelta(minutes=3), "out:r2").unanswered
+    by_bot = c.bot_replied(c.assign(new(), BOT, T0), T0, "out:b1")
+    bot_again = c.customer_wrote(by_bot, T0 + timedelta(minutes=1))
+    assert by_bot.answered_by_reply == "out:b1" and c.bot_replied(bot_again, T0, "out:b1") == bot_again
+
+
 def test_agent_reply_takes_conversation_from_bot_and_accepts_offer() -> None:
     conv = c.assign(new(), BOT, T0)
     assert c.agent_replied(conv, "ann", T0).agent == "ann"

@@ -13,7 +13,8 @@ from parley_common.mongo import insert_new
 from parley_router.domain.timeline import ORDER_FIELDS, Entry, EntryKind, tiebreak_rank
 
 Doc = dict[str, Any]
-SHOWN = {"_id": 0, "revision_event_ids": 0}  # an entry as the API shows it: not the bookkeeping of revisions
+# an entry as the API shows it: not the bookkeeping of revisions and status moves
+SHOWN = {"_id": 0, "revision_event_ids": 0, "status_moved_by": 0, "status_moved_from": 0}
 ORDER = [(field, ASCENDING) for field in ORDER_FIELDS]
 NEWEST_FIRST = [(field, DESCENDING) for field in ORDER_FIELDS]  # the same index, walked from its end
 RETIRED_ORDER_INDEX = "conversation_id_1_at_1_entry_id_1"
@@ -59,26 +60,35 @@ class TimelineRepository:
         return [index not in failed or index in created for index in range(len(puts))]
 
     async def put_status(self, tenant_id: str, conversation_id: str, entry_id: str, at: datetime, body: Doc,
-                         status: str, rank: int) -> tuple[bool, tuple[int, datetime] | None]:
+                         status: str, rank: int, event_id: str) -> tuple[bool, tuple[int, datetime] | None]:
         """A later status of one of our messages (its entry most likely there), in one write: the entry created at
         this status when it is not there, its fields refreshed (`statuses.<status>` added), its status moved on
         only when this one is further (statuses arrive unordered: read after delivered, never back). Returns
-        whether it is new, and as `advance_status` whether this status moved it on."""
+        whether it is new, and as `advance_status` whether this status moved it on — also to a redelivery of the
+        event that moved it (`event_id`): a handler that stopped after this write and before the conversation's
+        (a crash, a lost race) does the rest when the event comes again."""
         fields = _entry_fields(tenant_id, conversation_id, entry_id, EntryKind.OUTBOUND.value, body)
         had = {"$ifNull": ["$status_rank", -1]}
+        moves = {"$lt": [had, rank]}
         before = await self._entries.find_one_and_update(
             {"_id": f"{conversation_id}|{entry_id}"},
             [{"$set": {**{name: {"$literal": value} for name, value in fields.items()},
                        "statuses": {"$mergeObjects": [{"$ifNull": ["$statuses", {}]}, {status: {"$literal": at}}]},
                        "at": {"$ifNull": ["$at", {"$literal": at}]},
                        "rank": {"$ifNull": ["$rank", tiebreak_rank(EntryKind.OUTBOUND)]},
-                       "status": {"$cond": [{"$lt": [had, rank]}, status, "$status"]},
-                       "status_rank": {"$max": [had, rank]}}}],
-            upsert=True, projection={"status_rank": 1, "at": 1})
+                       "status": {"$cond": [moves, status, "$status"]},
+                       "status_rank": {"$max": [had, rank]},
+                       "status_moved_by": {"$cond": [moves, {"$literal": event_id}, "$status_moved_by"]},
+                       "status_moved_from": {"$cond": [moves, had, "$status_moved_from"]}}}],
+            upsert=True, projection={"status_rank": 1, "at": 1, "status_moved_by": 1, "status_moved_from": 1})
         if before is None:
             return True, (-1, at)
         rank_before = int(before.get("status_rank", -1))
-        return False, (rank_before, before["at"]) if rank_before < rank else None
+        if rank_before < rank:
+            return False, (rank_before, before["at"])
+        if before.get("status_moved_by") == event_id:  # this event moved it, and is delivered again
+            return False, (int(before["status_moved_from"]), before["at"])
+        return False, None
 
     async def advance_status(self, conversation_id: str, entry_id: str, status: str,
                              rank: int) -> tuple[int, datetime] | None:

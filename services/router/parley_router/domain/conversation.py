@@ -79,6 +79,8 @@ class Conversation:
     contact_id: str | None = None  # the card in contacts: a new customer's named at opening, else from its events
     contact_fields: tuple[tuple[str, str], ...] = ()  # the card's custom fields while open (rule-comparable)
     answered_broadcast_id: str | None = None  # the customer opened it answering this broadcast (outbound's events)
+    # the reply (its timeline entry) that last answered the customer: its status delivered again answers nothing twice
+    answered_by_reply: str | None = None
     bot_timeout_seconds: int | None = None  # a bot's: how long it may leave the customer waiting (domain/bots.py)
     bot_reply_due: datetime | None = None  # a bot's with a customer message unanswered: its team takes over then
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version
@@ -125,12 +127,15 @@ def _bot_deadline(conv: Conversation, now: datetime) -> datetime:
     return now + timedelta(seconds=conv.bot_timeout_seconds or DEFAULT_BOT_TIMEOUT_SECONDS)
 
 
-def agent_replied(conv: Conversation, login: str, now: datetime) -> Conversation:
+def agent_replied(conv: Conversation, login: str, now: datetime, reply: str | None = None) -> Conversation:
     """A human reply: answered, no longer waiting; first response recorded once; an unassigned conversation
-    becomes the replying agent's (and an offer is accepted by replying)."""
+    becomes the replying agent's (and an offer is accepted by replying). `reply`: its entry, which answers once
+    (the customer may have written again before its status comes a second time)."""
+    if reply is not None and conv.answered_by_reply == reply:
+        return conv
     first = conv.first_response_at or now
     conv = replace(conv, unanswered=False, waiting_since=None, first_response_at=first, archived=False,
-                   bot_reply_due=None, last_activity_at=max(conv.last_activity_at, now))
+                   bot_reply_due=None, last_activity_at=max(conv.last_activity_at, now), answered_by_reply=reply)
     if conv.status in (Status.QUEUED, Status.BOT) or (conv.status is Status.ASSIGNED and conv.agent is None):
         conv = replace(conv, status=Status.ASSIGNED, assignee=Assignee(AssigneeKind.AGENT, login))
     if conv.agent == login:
@@ -156,14 +161,17 @@ def _require_pending_offer(conv: Conversation, login: str) -> None:
         raise TransitionError("no_pending_offer", f"no pending offer of this conversation to {login}")
 
 
-def bot_replied(conv: Conversation, now: datetime) -> Conversation:
+def bot_replied(conv: Conversation, now: datetime, reply: str | None = None) -> Conversation:
     """A bot's message left. On a conversation a bot holds: answered, nobody waiting, and the bot's deadline waits
     for the customer's next message (a hand-over then queues the customer from their last unanswered message).
-    On one a bot handed over (its goodbye arriving after the hand-over) or a human's: the customer still waits."""
+    On one a bot handed over (its goodbye arriving after the hand-over) or a human's: the customer still waits.
+    `reply` answers once, as in `agent_replied`."""
+    if reply is not None and conv.answered_by_reply == reply:
+        return conv
     if conv.status is not Status.BOT:
         return replace(conv, last_activity_at=max(conv.last_activity_at, now))
     return replace(conv, unanswered=False, waiting_since=None, bot_reply_due=None,
-                   last_activity_at=max(conv.last_activity_at, now))
+                   last_activity_at=max(conv.last_activity_at, now), answered_by_reply=reply)
 
 
 def assign(conv: Conversation, target: Assignee, now: datetime, *, offer_expires_at: datetime | None = None,

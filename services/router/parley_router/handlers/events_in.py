@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import datetime
 
 from parley_common.events.common import ChannelType
@@ -70,7 +71,7 @@ class OutboundHandler:
                 conv.id, entry_id, event.status.value, rank)
         else:  # a later one: the entry refreshed and moved on (only forward) in one write
             is_new, moved = await timeline.put_status(event.tenant_id, conv.id, entry_id, event.status_at, body,
-                                                      event.status.value, rank)
+                                                      event.status.value, rank, str(event.event_id))
         if moved is not None and moved[0] < SENT_RANK and left and conv.is_open and event.broadcast_id is None:
             # answered when the agent wrote it (its first status), once it is known to have left
             await self._reply_left(conv, event, entry_id, moved[1], "message_appended" if is_new else "message_status")
@@ -85,9 +86,8 @@ class OutboundHandler:
 
     async def _reply_left(self, conv: Conversation, event: OutboundMessageUpdated, entry_id: str, at: datetime,
                           change: str) -> None:
-        """The reply answers the conversation. Once its entry has moved to a status that left, a redelivery of
-        this status would not come here again, so a concurrent save of the conversation (an agent's action, a
-        contact's update) makes it read the conversation again and answer that, rather than fail the record."""
+        """The reply answers the conversation. A concurrent save of it (an agent's action, a contact's update)
+        makes it read the conversation again and answer that, rather than hold the lane for a retry of the record."""
         for attempt in range(REPLY_SAVE_ATTEMPTS):
             try:
                 await self._answer(conv, event, entry_id, at, change)
@@ -101,8 +101,8 @@ class OutboundHandler:
     async def _answer(self, conv: Conversation, event: OutboundMessageUpdated, entry_id: str, at: datetime,
                       change: str) -> None:
         login = event.sender.login if event.sender.kind is SenderKind.HUMAN else None
-        transition: Transition = (lambda c: conv_rules.agent_replied(c, login, at)) if login else (
-            lambda c: conv_rules.bot_replied(c, at))
+        transition: Transition = (lambda c: conv_rules.agent_replied(c, login, at, entry_id)) if login else (
+            lambda c: conv_rules.bot_replied(c, at, entry_id))
         actor = login or "bot"
         after = transition(conv)
         if after == conv:
@@ -112,7 +112,7 @@ class OutboundHandler:
         try:
             await self.engine.change(conv, transition, "assigned" if took_it else change, actor, entry_id=entry_id)
         except TransitionError as exc:  # e.g. the agent has no capacity left: the reply stays, unassigned
-            answered = conv_rules.mark(conv, False, self.engine.clock.now())
+            answered = replace(conv_rules.mark(conv, False, self.engine.clock.now()), answered_by_reply=entry_id)
             await self.engine.change(conv, lambda _: answered, change, actor, comment=exc.code, entry_id=entry_id)
 
     async def _first_contact(self, event: OutboundMessageUpdated) -> Conversation:
