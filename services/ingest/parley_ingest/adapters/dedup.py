@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import structlog
 from redis.exceptions import RedisError
 
-from parley_ingest.adapters.cache import ScriptCall, SharedCache
+from parley_common.shared_scripts import ScriptCall
+from parley_ingest.adapters.cache import SharedCache
 
 log = structlog.get_logger(__name__)
 # One round trip for a whole batch: SET key 1 NX EX ttl for every key.

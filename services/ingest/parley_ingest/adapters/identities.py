@@ -25,7 +25,8 @@ import structlog
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
-from parley_ingest.adapters.cache import ScriptCall, SharedCache
+from parley_common.shared_scripts import ScriptCall
+from parley_ingest.adapters.cache import SharedCache
 from parley_ingest.adapters.identity_records import IdentityRecords
 from parley_ingest.domain.identities import Resolution, Scoped, ScopedClaim, resolve, settled_key
 

@@ -11,6 +11,7 @@ from enum import IntEnum
 
 from redis.asyncio import Redis
 
+from parley_common.shared_scripts import ScriptCall, SharedScripts
 from parley_router.domain.assignment import Presence
 
 
@@ -154,7 +155,8 @@ class PresenceStore:
         self._redis = redis
         self._prefix = prefix
         self._ttl = ttl_seconds
-        self._take = redis.register_script(_TAKE)
+        self._scripts = SharedScripts(redis)  # the offers of one dispatch take their slots in one round trip
+        self._take = self._scripts.script(_TAKE)
         self._note_version = redis.register_script(_NOTE_VERSION)
         self._begin_rebuild = redis.register_script(_BEGIN_REBUILD)
         self._finish_rebuild = redis.register_script(_FINISH_REBUILD)
@@ -232,10 +234,9 @@ class PresenceStore:
                    capacity: int, capacity_version: int) -> tuple[Take, int]:
         """The outcome and the slot's stamp (which `release_if` compares); `capacity` as of the tenant's directory
         version `capacity_version`."""
-        outcome, stamp = await self._take(keys=[self._active_key(tenant_id, login, channel_type),
-                                                self._slots_marker_key(tenant_id),
-                                                self._directory_version_key(tenant_id)],
-                                          args=[conversation_id, capacity, capacity_version])
+        outcome, stamp = await self._scripts.call(ScriptCall(
+            self._take, [self._active_key(tenant_id, login, channel_type), self._slots_marker_key(tenant_id),
+                         self._directory_version_key(tenant_id)], [conversation_id, capacity, capacity_version]))
         return Take(int(outcome)), int(stamp)
 
     async def note_directory_version(self, tenant_id: str, version: int) -> None:
