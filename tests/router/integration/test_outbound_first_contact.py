@@ -45,8 +45,22 @@ async def test_what_never_left_opens_nothing_and_what_left_opens_the_senders(rou
 
 async def test_an_email_with_nothing_open_starts_closed(router: Router) -> None:
     handler = OutboundHandler(router.engine)
-    await handler.handle(message("sent", "dana@customer.example", "e1", channel=("mail-1", "email")))
+    publisher = router.engine.publisher
+    publish_together, closed_ids = publisher.publish_together, set()
+
+    async def noting(events: Any, topic: Any) -> None:
+        closed_ids.update(event.event_id for event in events if getattr(event, "change", None) == "closed")
+        await publish_together(events, topic)
+
+    publisher.publish_together = noting  # type: ignore[method-assign]
+    sent = message("sent", "dana@customer.example", "e1", channel=("mail-1", "email"))
+    await handler.handle(sent)
     [conv] = await of_user(router, "dana@customer.example")
     assert (conv["status"], conv["assignee"]) == ("closed", None)
+    # delivered again (a batch that came again), and a later status: still the one record, announced once
+    await handler.handle(sent)
+    await handler.handle(message("delivered", "dana@customer.example", "e1", channel=("mail-1", "email")))
+    assert [c["id"] for c in await of_user(router, "dana@customer.example")] == [conv["id"]]
+    assert len(closed_ids) == 1
     await handler.handle(message("sent", "dana@customer.example", "e2", channel=("mail-1", "email")))
     assert len(await of_user(router, "dana@customer.example")) == 2  # each one its own closed record

@@ -259,19 +259,22 @@ class Engine:
 
     async def publish(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
                       previous: Conversation | None = None, entry_id: str | None = None,
-                      *, first: Sequence[ConversationChanged] = ()) -> None:
-        """The change's event, after `first` and in one produce request with them."""
-        event = self.event(conv, change, actor, comment, now, previous, entry_id)
+                      *, first: Sequence[ConversationChanged] = (), event_id: UUID | None = None) -> None:
+        """The change's event, after `first` and in one produce request with them; `event_id`: the same whenever
+        it is published (a change that a redelivered record makes again)."""
+        event = self.event(conv, change, actor, comment, now, previous, entry_id, event_id)
         await self.publisher.publish_together([*first, event], CONVERSATIONS_EVENTS)
 
     def event(self, conv: Conversation, change: str, actor: str, comment: str | None, now: datetime,
-              previous: Conversation | None = None, entry_id: str | None = None) -> ConversationChanged:
+              previous: Conversation | None = None, entry_id: str | None = None,
+              event_id: UUID | None = None) -> ConversationChanged:
         # `opened` is announced again when its message is redelivered after a crash (it may have been published
         # before the crash): every copy carries the same event id, so subscribers' event-id de-duplication holds.
         # so is a message's `message_appended` (its message may be handled again after a crash, and one that
         # changed nothing of its conversation is announced on every attempt)
-        same_every_time = {"event_id": opened_event_id(conv.id)} if change == "opened" else {
-            "event_id": appended_event_id(conv.id, entry_id)} if change == "message_appended" and entry_id else {}
+        same_every_time = {"event_id": event_id} if event_id else {"event_id": opened_event_id(conv.id)} if (
+            change == "opened") else {"event_id": appended_event_id(conv.id, entry_id)} if (
+            change == "message_appended" and entry_id) else {}
         return ConversationChanged(
             **same_every_time,
             occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,

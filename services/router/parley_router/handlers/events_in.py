@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import datetime
+from uuid import NAMESPACE_URL, uuid5
 
 from parley_common.events.common import ChannelType
 from parley_common.events.conversations import ConversationActionRequested
@@ -118,15 +119,20 @@ class OutboundHandler:
     async def _first_contact(self, event: OutboundMessageUpdated) -> Conversation:
         """The business wrote first (template, campaign) and the message left: a conversation starts, answered,
         not waiting: a bot's is the bot's, an agent's waits for that agent (their reply then assigns it). An
-        e-mail starts closed (the seeds: an e-mail opens no thread; it is in the customer's history)."""
+        e-mail starts closed (the seeds: an e-mail opens no thread; it is in the customer's history): one record per
+        message, whichever of its statuses comes first and however often (the same id, inserted once, and the
+        same event)."""
         now = event.status_at
-        conv = conv_rules.open_conversation(new_id(), event.tenant_id, event.channel_id, event.channel_type.value,
+        email = event.channel_type is ChannelType.EMAIL
+        conv_id = email_record_id(event.tenant_id, event.message_id) if email else new_id()
+        conv = conv_rules.open_conversation(conv_id, event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, now)
         conv = await self.engine.with_known_contact(conv_rules.mark(conv, False, now))
         actor = event.sender.login or "system"
-        if event.channel_type is ChannelType.EMAIL:
+        if email:
             conv = await self.stores.conversations.insert(conv_rules.close(conv, now))
-            await self.engine.publish(conv, "closed", actor, "sent as e-mail", now)
+            await self.engine.publish(conv, "closed", actor, "sent as e-mail", now,
+                                      event_id=uuid5(NAMESPACE_URL, f"parley:conversation:{conv.id}:sent-as-email"))
             return conv
         if event.sender.kind is SenderKind.HUMAN and event.sender.login:
             conv = conv_rules.enqueue(conv, Assignee(AssigneeKind.AGENT, event.sender.login), now)
@@ -135,6 +141,11 @@ class OutboundHandler:
         conv = await self.stores.conversations.create(conv)
         await self.engine.publish(conv, "opened", actor, None, now)
         return conv
+
+
+def email_record_id(tenant_id: str, message_id: str) -> str:
+    """The closed conversation that records a business-first e-mail, the same for every status of the message."""
+    return uuid5(NAMESPACE_URL, f"parley:email-record:{tenant_id}:{message_id}").hex
 
 
 class MediaHandler:
