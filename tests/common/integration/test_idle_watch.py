@@ -43,10 +43,11 @@ async def started(topic: str, group: str, bootstrap: str) -> AIOKafkaConsumer:
 
 
 async def read_one(consumer: AIOKafkaConsumer) -> bytes:
-    while True:
-        for records in (await asyncio.wait_for(consumer.getmany(timeout_ms=1000), 10)).values():
-            assert len(records) == 1, records
-            return records[0].value or b""
+    async with asyncio.timeout(30):
+        while True:
+            for records in (await consumer.getmany(timeout_ms=1000)).values():
+                assert len(records) == 1, records
+                return records[0].value or b""
 
 
 async def test_two_idle_consumers_are_asked_with_one_fetch_and_only_the_one_with_a_record_wakes(
@@ -189,7 +190,7 @@ async def test_a_consumer_stopped_while_its_fetch_is_out_stops_and_does_not_park
     topic = INBOUND_MESSAGES.name(kafka_topics.namespace)
     # without a group: its `stop` closes the fetcher at once (a group's commit and leaving first can outlast the
     # bound, and a fetch out longer than the bound does not park)
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_topics.kafka_bootstrap)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_topics.kafka_bootstrap, auto_offset_reset="earliest")
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=kafka_topics.kafka_bootstrap)
     await producer.start()
