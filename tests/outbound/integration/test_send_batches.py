@@ -10,17 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 from outbound_fakes import FakeProvider
 from outbound_helpers import TENANT, eventually, publisher, read_topic, status_of
 
-from parley_common.events.outbound import OutboundText, Sender, SendMessage
+from parley_common.events.outbound import AfterSend, OutboundText, Sender, SendMessage
 from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
-from parley_common.topics import DEAD_LETTERS, OUTBOUND_REQUESTS
+from parley_common.topics import CONVERSATIONS_COMMANDS, DEAD_LETTERS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 from parley_outbound.adapters.messages_repo import Move
 from parley_outbound.domain.status import State
-from parley_outbound.handlers.updates import message_doc
+from parley_outbound.handlers.updates import message_doc, status_event_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -91,6 +92,41 @@ async def test_a_crash_after_the_bulk_sending_write_never_sends(app: FastAPI, cl
     for c in batch:
         assert (await status_of(client, c.message_id, "failed"))["reason"] == "send_outcome_unknown"
     assert all(fake_provider.bodies_for(user) == [] for user in users)
+
+
+async def test_an_outcome_stored_but_not_announced_is_announced_when_the_command_comes_again(
+        app: FastAPI, fake_provider: FakeProvider, module_infra: InfraSettings) -> None:
+    """The outcome's event failed after the outcome was written (the broker away, or the process stopped there):
+    the command comes again, finds the message sent and does not send it again, but announces it — the status
+    and the after-send action under the same event ids as the first attempt's, so subscribers take them once."""
+    sender = app.state.sender
+    await open_windows(app, "tg-unannounced")
+    sent = command("tg-unannounced", "unannounced-1").model_copy(update={"after_send": AfterSend(action="close")})
+    state_changed = sender.updates.state_changed
+
+    async def broker_away_for_sent(doc: Any, state: State, *args: Any, **kwargs: Any) -> None:
+        if state is State.SENT:
+            raise KafkaConnectionError("the broker went away")
+        await state_changed(doc, state, *args, **kwargs)
+
+    sender.updates.state_changed = broker_away_for_sent
+    try:
+        with pytest.raises(KafkaConnectionError):
+            await sender.handle_batch([sent])
+    finally:
+        sender.updates.state_changed = state_changed
+    assert (await states(app, ["unannounced-1"]))["unannounced-1"] == ("sent", None)
+
+    await sender.handle_batch([sent])  # redelivered
+    await sender.handle_batch([sent])  # and once more: announced again, under the same ids
+    assert len(fake_provider.bodies_for("tg-unannounced")) == 1
+    statuses = await read_topic(module_infra, OUTBOUND_MESSAGES, lambda seen: len(seen) >= 3,
+                                where=lambda event: event.message_id == "unannounced-1")
+    assert [event.status for event in statuses] == ["queued", "sent", "sent"]
+    assert statuses[1].event_id == statuses[2].event_id == status_event_id("unannounced-1", State.SENT)
+    actions = await read_topic(module_infra, CONVERSATIONS_COMMANDS, lambda seen: len(seen) >= 2,
+                               where=lambda event: event.related_message_id == "unannounced-1")
+    assert [action.action for action in actions] == ["close", "close"] and actions[0].event_id == actions[1].event_id
 
 
 async def test_bulk_moves_report_only_what_they_moved(app: FastAPI) -> None:

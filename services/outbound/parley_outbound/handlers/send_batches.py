@@ -58,6 +58,7 @@ class _Step:
     reason: str | None = None
     decision: Decision | None = None  # set when the message goes to its provider
     channel: AnyChannel | None = None
+    announced_again: bool = False  # stored sent, failed or refused already: only announced (again)
 
 
 @dataclass
@@ -111,17 +112,19 @@ class SendBatches:
         templates: TemplateReads = {}  # one read per template in the chunk
         planned = await asyncio.gather(*(self._plan(command, stored.get(command.message_id), view, templates)
                                          for command, view in zip(unique, views, strict=True)))
-        steps = [step for step in planned if step is not None]
+        steps = [step for step in planned if step is not None and not step.announced_again]
+        again = [step for step in planned if step is not None and step.announced_again]
         written = await sender.messages.write_batch([s.doc for s in steps if s.insert],
                                                     [s.move for s in steps if s.move is not None])
         done = [s for s in steps if s.doc["_id"] in (written.inserted if s.insert else written.moved)]
-        first_events = asyncio.gather(*(self._publish_first(step) for step in done if step.event is not None))
+        first_events = asyncio.gather(*(self._publish_first(step) for step in [*done, *again]
+                                        if step.event is not None))
         try:
             outcomes = await self._send_all([step for step in done if step.decision is not None])
             recorded = await self._record(outcomes)
         finally:
             await first_events  # `queued` goes out before the outcome of the same message
-        await self._announce(recorded)
+        await self._announce([*recorded, *(_stored_outcome(step) for step in again if step.event is None)])
         log.info("send_batch", records=len(unique), stored=len(done), sent=sum(o.reason is None for o in recorded),
                  failed=sum(o.reason is not None for o in recorded))
 
@@ -149,6 +152,13 @@ class SendBatches:
         state, now = State(doc["state"]), sender.clock.now()
         if state is State.SENDING:  # we crashed between the provider call and recording it: never send twice
             return self._refuse(command, doc, State.SENDING, State.FAILED, UNKNOWN_OUTCOME, now)
+        if state in (State.SENT, State.FAILED):
+            # its outcome was stored, and its announcement may not have gone out (a failure or a stop after the
+            # write): the outcome, its after-send action and the statuses parked for it go out again, under the
+            # same event ids (parley_outbound.handlers.updates)
+            return _Step(command, doc, announced_again=True)
+        if state is State.REFUSED:
+            return _Step(command, doc, event=State.REFUSED, reason=doc.get("reason"), announced_again=True)
         if state is not State.QUEUED:
             return None
         if isinstance(command.content, SavedReplyContent):  # deliver the text rendered when it was accepted
@@ -223,7 +233,9 @@ class SendBatches:
                 provider_message_id=outcome.provider_message_id, error=outcome.error, command=step.command))
             if outcome.reason is not None:
                 continue
-            if step.decision is not None and step.decision.opens_free_entry_window:
+            opens_free_entry = step.decision.opens_free_entry_window if step.decision is not None else (
+                step.doc.get("decision") or {}).get("opens_free_entry_window")
+            if opens_free_entry:
                 free_entry_windows.append((step.command.conversation_key, outcome.at))
             if step.command.channel_type is not ChannelType.EMAIL:  # email goes out "closed": no thread to act on
                 work.append(sender.updates.after_send(step.command, outcome.at))
@@ -242,6 +254,17 @@ class SendBatches:
         for (tenant_id, channel_id), provider_ids in by_channel.items():
             for provider_id in await sender.find_parked(tenant_id, channel_id, provider_ids):
                 await sender.apply_parked_statuses(tenant_id, channel_id, provider_id)
+
+
+def _stored_outcome(step: _Step) -> _Outcome:
+    """The send's outcome as its document stored it: sent (then maybe failed, as the provider told later), or
+    failed with the reason the send stored."""
+    doc = step.doc
+    if State.SENT.value in doc["history"]:
+        return _Outcome(step, doc["history"][State.SENT.value], provider_message_id=doc.get("provider_message_id"))
+    error = doc.get("error")
+    return _Outcome(step, doc["history"][State.FAILED.value], reason=doc.get("reason") or UNKNOWN_OUTCOME,
+                    error=ProviderError.model_validate(error) if error else None)
 
 
 async def _all_or_none(work: list[Coroutine[Any, Any, T]]) -> list[T]:

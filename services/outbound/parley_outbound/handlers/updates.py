@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from parley_common.events.conversations import Assignee, ConversationActionRequested
 from parley_common.events.inbound import ProviderError
@@ -29,6 +30,12 @@ def message_doc(command: SendMessage, state: State, now: datetime, decision: dic
     }
 
 
+def status_event_id(message_id: str, state: State) -> UUID:
+    """A message reaches each state once: its event carries the same id whenever it is published (a send's
+    outcome announced again after a failure that followed its write), so subscribers de-duplicate it."""
+    return uuid5(NAMESPACE_URL, f"parley:outbound:{message_id}:{state.value}")
+
+
 class UpdatePublisher:
     def __init__(self, publisher: EventPublisher) -> None:
         self._publisher = publisher
@@ -44,6 +51,7 @@ class UpdatePublisher:
         metrics.MESSAGES.labels(command.channel_type.value, state.value, final_reason or "").inc()
         decision = doc.get("decision") or {}
         event = OutboundMessageUpdated(
+            event_id=status_event_id(command.message_id, state),  # the same when announced again
             occurred_at=at, tenant_id=command.tenant_id, correlation_id=command.correlation_id,
             channel_id=command.channel_id, external_user_id=command.external_user_id,
             message_id=command.message_id, channel_type=command.channel_type, status=OutboundStatus(state.value),
@@ -67,6 +75,7 @@ class UpdatePublisher:
                   if option.action == "transfer" and option.target_kind and option.target_id else None)
         actor = command.sender.login or command.sender.bot_id or "system"
         await self._publisher.publish(ConversationActionRequested(
+            event_id=uuid5(NAMESPACE_URL, f"parley:outbound:{command.message_id}:after-send"),  # (announced again)
             occurred_at=at, tenant_id=command.tenant_id, correlation_id=command.correlation_id,
             channel_id=command.channel_id, external_user_id=command.external_user_id, action=option.action,
             actor=actor, target=target, comment=option.comment, related_message_id=command.message_id,
