@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from outbound_fakes import FakeProvider
 from outbound_helpers import TENANT, eventually, publisher, read_topic, status_of
 
+from parley_common.events.inbound import DeliveryStatus, DeliveryStatusReported
 from parley_common.events.outbound import AfterSend, OutboundText, Sender, SendMessage
 from parley_common.ids import ConversationKey
 from parley_common.settings import InfraSettings
@@ -127,6 +128,44 @@ async def test_an_outcome_stored_but_not_announced_is_announced_when_the_command
     actions = await read_topic(module_infra, CONVERSATIONS_COMMANDS, lambda seen: len(seen) >= 2,
                                where=lambda event: event.related_message_id == "unannounced-1")
     assert [action.action for action in actions] == ["close", "close"] and actions[0].event_id == actions[1].event_id
+
+
+async def test_a_status_stored_but_not_announced_is_announced_when_it_comes_again(
+        app: FastAPI, module_infra: InfraSettings) -> None:
+    """A provider's status moved the message and its event failed: the status comes again (Meta retries, or the
+    consumer's batch is redelivered) and is announced, under the same event id. A status that did not move it
+    (WhatsApp's `sent` callback after the send stored `sent`) is not announced again."""
+    sender = app.state.sender
+    statuses = sender.apply_parked_statuses.__self__  # the status projection, as the consumer calls it
+    await open_windows(app, "tg-status-again")
+    await sender.handle_batch([command("tg-status-again", "status-again-1")])
+    provider_id = (await sender.messages.get(TENANT, "status-again-1"))["provider_message_id"]
+
+    def reported(value: DeliveryStatus) -> DeliveryStatusReported:
+        now = datetime.now(UTC)
+        return DeliveryStatusReported(occurred_at=now, tenant_id=TENANT, correlation_id="c-st", channel_id="tg-bot",
+                                      external_user_id="tg-status-again", channel_type="telegram",
+                                      provider_message_id=provider_id, status=value, provider_timestamp=now)
+    delivered = reported(DeliveryStatus.DELIVERED)
+    state_changed = sender.updates.state_changed
+
+    async def broker_away(*args: Any, **kwargs: Any) -> None:
+        raise KafkaConnectionError("the broker went away")
+
+    sender.updates.state_changed = broker_away
+    try:
+        with pytest.raises(KafkaConnectionError):
+            await statuses.on_status(delivered)
+    finally:
+        sender.updates.state_changed = state_changed
+    assert (await states(app, ["status-again-1"]))["status-again-1"] == ("delivered", None)
+
+    await statuses.on_status(reported(DeliveryStatus.SENT))  # moved nothing: not announced
+    await statuses.on_status(delivered)
+    events = await read_topic(module_infra, OUTBOUND_MESSAGES, lambda seen: len(seen) >= 3,
+                              where=lambda event: event.message_id == "status-again-1")
+    assert [event.status for event in events] == ["queued", "sent", "delivered"]
+    assert events[2].event_id == status_event_id("status-again-1", State.DELIVERED)
 
 
 async def test_bulk_moves_report_only_what_they_moved(app: FastAPI) -> None:

@@ -5,7 +5,7 @@ parley.inbound.messages.v1), blocked identities and custom fields (parley.contac
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio.client import Pipeline
@@ -232,24 +232,42 @@ class StatusProjection:
             doc = await self._messages.by_provider_id(event.tenant_id, event.channel_id, event.provider_message_id)
             if doc is None:
                 return False
-            new = advance(State(doc["state"]), reported) if reported else None
+            current = State(doc["state"])
+            new = advance(current, reported) if reported else None
             if new is None:
+                if reported is current and _moved_by(doc, event):
+                    # this status moved it already, and its event may not have gone out (a failure or a stop
+                    # after the write): again, under the same event id (a provider's duplicate is taken once too)
+                    await self._updates.state_changed(doc, current, event.provider_timestamp,
+                                                      **_failure(event, current))
                 return True
             if await self._transition(doc, event, new):
                 return True
         return True
 
     async def _transition(self, doc: dict[str, Any], event: DeliveryStatusReported, new: State) -> bool:
-        error = event.errors[0] if event.errors and new is State.FAILED else None
-        reason = _failure_reason(event.channel_type, error.code) if error else None
-        fields: dict[str, Any] = {"error": error.model_dump()} if error else {}
-        if reason:
-            fields["reason"] = reason
+        failure = _failure(event, new)
+        fields: dict[str, Any] = {"error": failure["error"].model_dump()} if failure["error"] else {}
+        if failure["reason"]:
+            fields["reason"] = failure["reason"]
         if not await self._messages.transition(doc["tenant_id"], doc["_id"], State(doc["state"]), new,
                                                event.provider_timestamp, **fields):
             return False
-        await self._updates.state_changed(doc, new, event.provider_timestamp, reason=reason, error=error)
+        await self._updates.state_changed(doc, new, event.provider_timestamp, **failure)
         return True
+
+
+def _moved_by(doc: dict[str, Any], event: DeliveryStatusReported) -> bool:
+    """Whether this status is the one that moved the message to its state (its time is the state's in the
+    history: the database keeps milliseconds); not, e.g., WhatsApp's `sent` callback after the send stored `sent`."""
+    at = (doc.get("history") or {}).get(State(doc["state"]).value)
+    return at is not None and abs(at - event.provider_timestamp) < timedelta(milliseconds=1)
+
+
+def _failure(event: DeliveryStatusReported, new: State) -> dict[str, Any]:
+    """A failed callback's first error and the reason it means (none for any other status)."""
+    error = event.errors[0] if event.errors and new is State.FAILED else None
+    return {"error": error, "reason": _failure_reason(event.channel_type, error.code) if error else None}
 
 
 def _failure_reason(channel_type: ChannelType, code: str) -> str:
