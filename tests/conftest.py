@@ -27,7 +27,8 @@ from parley_common.settings import InfraSettings
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))  # shared test helpers (known_channels) importable by every test
-import hung_tasks  # noqa: E402  (needs the path above)
+import counted_redis  # noqa: E402  (needs the path above)
+import hung_tasks  # noqa: E402
 import infra_choice  # noqa: E402
 import infra_containers  # noqa: E402
 
@@ -109,6 +110,14 @@ async def mongo(infra_settings: InfraSettings) -> AsyncIterator[AsyncMongoClient
         if name.endswith(f"_{infra_settings.namespace}"):
             await client.drop_database(name)
     await client.close()
+
+
+@pytest.fixture
+async def counted_cache(infra_settings: InfraSettings, redis: Redis) -> AsyncIterator[counted_redis.CountedRedis]:
+    """A client of the test's Redis whose sends are noted (tests/counted_redis.py); `redis` deletes the keys."""
+    counted = counted_redis.counted_redis(infra_settings.redis_url)
+    yield counted
+    await counted.client.aclose()
 
 
 @pytest.fixture

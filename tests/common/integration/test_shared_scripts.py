@@ -4,10 +4,9 @@ answer or its own error, and a script Redis forgot is loaded once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from counted_redis import counted_redis
+from counted_redis import CountedRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -19,15 +18,13 @@ INCR_EACH = "for i = 1, #KEYS do redis.call('INCR', KEYS[i]) end return redis.ca
 
 
 @pytest.fixture
-def sent() -> list[str]:
-    return []
+def scripts(counted_cache: CountedRedis) -> SharedScripts:
+    return SharedScripts(counted_cache.client)
 
 
 @pytest.fixture
-async def scripts(infra_settings: InfraSettings, redis: Redis, sent: list[str]) -> AsyncIterator[SharedScripts]:
-    client = counted_redis(infra_settings.redis_url, sent)
-    yield SharedScripts(client)
-    await client.aclose()  # the `redis` fixture deletes the test's keys
+def sent(counted_cache: CountedRedis) -> list[str]:
+    return counted_cache.sent
 
 
 async def test_the_calls_of_one_turn_are_one_pipeline_and_each_gets_its_answer(

@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 from typing import Any
 
-from counted_redis import counted_redis
+from counted_redis import CountedRedis
 
 from parley_router.adapters.presence import PresenceStore, Take
 from parley_router.domain.assignment import Presence
@@ -203,23 +203,19 @@ async def test_capacity_take_is_atomic_under_concurrency(router: Router, redis: 
             await client.aclose()
 
 
-async def test_the_takes_of_one_turn_are_one_round_trip_and_still_keep_to_capacity(router: Router) -> None:
+async def test_the_takes_of_one_turn_are_one_round_trip_and_still_keep_to_capacity(
+        router: Router, counted_cache: CountedRedis) -> None:
     """The offers of one dispatch take their slots together (parley_common.shared_scripts): one pipeline, in which
     each take is the same atomic script, so two of them for one agent's last slot still give it once."""
-    sent: list[str] = []
-    client = counted_redis(router.infra.redis_url, sent)
-    store = PresenceStore(client, router.infra.redis_prefix(), 60)
+    store = PresenceStore(counted_cache.client, router.infra.redis_prefix(), 60)
     await router.engine.rebuild_slots("acme")
-    try:
-        assert (await store.take("acme", "ann", "whatsapp", "warm", 3, 0))[0] is Take.TAKEN  # connects, loads
-        sent.clear()
-        outcomes = [outcome for outcome, _ in await asyncio.gather(
-            store.take("acme", "ann", "whatsapp", "c1", 3, 0), store.take("acme", "ann", "whatsapp", "c2", 3, 0),
-            store.take("acme", "ann", "whatsapp", "c3", 3, 0), store.take("acme", "bob", "whatsapp", "c4", 3, 0))]
-        assert sent == ["EVALSHA"]
-        assert outcomes == [Take.TAKEN, Take.TAKEN, Take.FULL, Take.TAKEN]
-    finally:
-        await client.aclose()
+    assert (await store.take("acme", "ann", "whatsapp", "warm", 3, 0))[0] is Take.TAKEN  # connects, loads
+    counted_cache.sent.clear()
+    outcomes = [outcome for outcome, _ in await asyncio.gather(
+        store.take("acme", "ann", "whatsapp", "c1", 3, 0), store.take("acme", "ann", "whatsapp", "c2", 3, 0),
+        store.take("acme", "ann", "whatsapp", "c3", 3, 0), store.take("acme", "bob", "whatsapp", "c4", 3, 0))]
+    assert counted_cache.sent == ["EVALSHA"]
+    assert outcomes == [Take.TAKEN, Take.TAKEN, Take.FULL, Take.TAKEN]
 
 
 async def test_concurrent_dispatchers_never_overrun_capacity(router: Router) -> None:
