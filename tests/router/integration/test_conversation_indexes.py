@@ -104,6 +104,7 @@ async def test_every_query_on_the_conversations_is_served_by_an_index_and_every_
         assert [conv.id for conv in await repo.of_contact("acme", "k1", 20)] == ["closed", "accepted"]
         key = ConversationKey("acme", "wa-1", "user-accepted")
         assert await repo.last_agent_for(key) == "ann"
+        assert not await repo.applied(key, "a-command")
         assert list(await repo.of_identities([key])) == [key]
         within = {"$gte": NOW - timedelta(days=1), "$lt": NOW}  # the supervisors' figures of a period
         assert len([conv async for batch in repo.stream({"tenant_id": "acme", "opened_at": within},

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from parley_router.handlers.inbound import InboundHandler
 
-from .conftest import T0, Router, inbound
+from .conftest import T0, ProcessGone, Router, inbound
 
 
 async def open_conv(router: Router, user: str = "u1", tenant: str = "acme") -> str:
@@ -171,6 +173,40 @@ async def test_commands_before_the_conversation_opens_are_retried_then_dead_lett
     with pytest.raises(PermanentFailure) as closed:  # the conversation is closed now: nothing open to act on
         await handler.handle(command(timedelta(seconds=200)))
     assert closed.value.reason == "no_open_conversation"
+
+
+async def test_a_command_delivered_again_after_its_save_changes_nothing_twice_and_is_not_refused(
+        router: Router) -> None:
+    """The after-send action was saved and the handler stopped before noting it processed (a failure after the
+    save): delivered again, a close finds nothing open and an assignment finds it done — neither waits nor is
+    dead-lettered, and the conversation is changed once."""
+    from parley_common.events.conversations import ConversationActionRequested
+    from parley_router.handlers.events_in import CommandsHandler
+
+    handler = CommandsHandler(router.engine)
+    cid = await open_conv(router)
+    processed = router.engine.stores.processed
+    mark = processed.mark
+
+    async def stopped(*args: object) -> None:
+        raise ProcessGone
+
+    for action in ("assign_to_me", "close"):
+        command = ConversationActionRequested(occurred_at=T0, tenant_id="acme", correlation_id="c", channel_id="wa-1",
+                                              external_user_id="u1", action=action, actor="ann")
+        processed.mark = stopped  # type: ignore[method-assign]
+        try:
+            with pytest.raises(ProcessGone):
+                await handler.handle(command)
+        finally:
+            processed.mark = mark  # type: ignore[method-assign]
+        before = await router.ok("GET", f"/v1/conversations/{cid}")
+        await handler.handle(command)  # delivered again
+        after = await router.ok("GET", f"/v1/conversations/{cid}")
+        assert (after["status"], after["assignee"]["id"], after["last_activity_at"]) == (
+            before["status"], "ann", before["last_activity_at"])
+        assert await processed.seen("commands", str(command.event_id))
+    assert after["status"] == "closed"
 
 
 async def test_reopen_refused_while_the_customer_has_a_newer_open_conversation(router: Router) -> None:

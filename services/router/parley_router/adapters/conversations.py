@@ -246,6 +246,15 @@ class ConversationRepository:
             return None
         return conv
 
+    async def applied(self, key: ConversationKey, command_id: str, lookback: int = 20) -> bool:
+        """Whether one of the key's latest `lookback` conversations was last changed by this after-send action (a
+        close leaves none open). Equality on the index prefix and its sort only, as `last_agent_for`: a condition on
+        another field made the local database scan the collection."""
+        cursor = self._conversations.find(
+            {"tenant_id": key.tenant_id, "channel_id": key.channel_id, "external_user_id": key.external_user_id},
+            sort=[("opened_at", DESCENDING)], projection={"applied_command_id": 1}, limit=lookback)
+        return any([doc.get("applied_command_id") == command_id async for doc in cursor])
+
     async def last_agent_for(self, key: ConversationKey, lookback: int = 20) -> str | None:
         """The agent of the customer's latest conversation that had one, among the last `lookback`: equality on
         the index prefix and its sort only (a `$ne` on the agent made the local database scan the collection)."""

@@ -81,6 +81,8 @@ class Conversation:
     answered_broadcast_id: str | None = None  # the customer opened it answering this broadcast (outbound's events)
     # the reply (its timeline entry) that last answered the customer: its status delivered again answers nothing twice
     answered_by_reply: str | None = None
+    # the after-send action (its event id) that last changed it: delivered again, it changes nothing twice
+    applied_command_id: str | None = None
     bot_timeout_seconds: int | None = None  # a bot's: how long it may leave the customer waiting (domain/bots.py)
     bot_reply_due: datetime | None = None  # a bot's with a customer message unanswered: its team takes over then
     version: int = 0  # optimistic concurrency: the store refuses a save over a newer version

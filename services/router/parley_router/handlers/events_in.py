@@ -190,18 +190,23 @@ class CommandsHandler:
         self.stores = engine.stores
 
     async def handle(self, event: ConversationActionRequested) -> None:
-        if await self.stores.processed.seen("commands", str(event.event_id)):
+        command_id = str(event.event_id)
+        if await self.stores.processed.seen("commands", command_id):
             return
         conv = await self.stores.conversations.open_for(event.conversation_key)
-        if conv is None:
+        # applied by an earlier attempt that stopped before noting it processed (its save carries the command):
+        # a close leaves nothing open, an assignment is there already; neither is to be waited for or refused
+        applied = conv.applied_command_id == command_id if conv is not None else (
+            await self.stores.conversations.applied(event.conversation_key, command_id))
+        if conv is None and not applied:
             await self._wait_for_conversation(event)
             return
-        now = event.occurred_at
-        try:
-            await self._act(conv, event, now)
-        except TransitionError as exc:
-            raise PermanentFailure(exc.code, exc.message) from exc
-        await self.stores.processed.mark("commands", str(event.event_id), self.engine.clock.now())
+        if conv is not None and not applied:
+            try:
+                await self._act(conv, event, command_id)
+            except TransitionError as exc:
+                raise PermanentFailure(exc.code, exc.message) from exc
+        await self.stores.processed.mark("commands", command_id, self.engine.clock.now())
 
     async def _wait_for_conversation(self, event: ConversationActionRequested) -> None:
         """The after-send action can overtake the outbound message that opens the thread (another topic):
@@ -212,10 +217,12 @@ class CommandsHandler:
         await asyncio.sleep(1.0)
         raise ConversationNotYetOpen(event.action)
 
-    async def _act(self, conv: Conversation, event: ConversationActionRequested, now: datetime) -> None:
+    async def _act(self, conv: Conversation, event: ConversationActionRequested, command_id: str) -> None:
+        now = event.occurred_at
         if event.action == "close":
-            await self.engine.change(conv, lambda c: conv_rules.close(c, now, event.comment), "closed",
-                                     event.actor, event.comment)
+            await self.engine.change(
+                conv, lambda c: replace(conv_rules.close(c, now, event.comment), applied_command_id=command_id),
+                "closed", event.actor, event.comment)
             return
         if event.action == "assign_to_me":
             target = Assignee(AssigneeKind.AGENT, event.actor)
@@ -226,5 +233,6 @@ class CommandsHandler:
             target = Assignee(AssigneeKind(event.target.kind if event.target.kind != "queue" else "team"),
                               event.target.id)
             change = "transferred"
-        await self.engine.change(conv, lambda c: conv_rules.assign(c, target, now), change, event.actor,
-                                 event.comment)
+        await self.engine.change(
+            conv, lambda c: replace(conv_rules.assign(c, target, now), applied_command_id=command_id), change,
+            event.actor, event.comment)

@@ -139,7 +139,7 @@ def _read_opaque(cursor: str, read: Callable[[Doc], T]) -> T:
 
 def conversation_json(conv: Conversation) -> Doc:
     doc = dict(vars(conv))  # shallow, as the repository's `to_doc`: what is not a plain value is rebuilt below
-    del doc["answered_by_reply"]  # the router's bookkeeping (the timeline shows the replies)
+    del doc["answered_by_reply"], doc["applied_command_id"]  # the router's bookkeeping of redeliveries
     for key, value in doc.items():
         if isinstance(value, datetime):
             doc[key] = value.isoformat()
