@@ -95,6 +95,23 @@ async def test_an_executable_declared_as_an_image_is_refused(media_app: Any, pro
     assert response.json()["state"] == "failed" and "download_url" not in response.json()
 
 
+async def test_a_failure_is_announced_again_when_its_message_comes_again(media_app: Any,
+                                                                         provider: FakeProvider) -> None:
+    """The failure's first announcement may have been lost (a stop after the record was marked failed): the message
+    delivered again announces it again, under the same event id, and fetches nothing."""
+    provider.files["evil-again"] = b"MZ\x90\x00" + b"\x00" * 500
+    again = message((media_part("provider_id", "evil-again", "e.0"),), message_id="evil-again")
+    async with media_app() as media:
+        await publish(media.settings.infra, (again, INBOUND_MESSAGES))
+        [first] = await read_topic(media.settings.infra, MEDIA_EVENTS, 1)
+        await media.wait_state(first.media_id, {"failed"})
+        await publish(media.settings.infra, (again, INBOUND_MESSAGES))
+        events = await read_topic(media.settings.infra, MEDIA_EVENTS, 2)
+    assert [(event.type, event.reason, event.event_id) for event in events] == [
+        ("parley.media.failed", "dangerous_type", first.event_id)] * 2
+    assert provider.requests.count("evil-again") == 1
+
+
 async def test_email_attachments_arrive_inside_the_cluster_in_either_order(media_app: Any) -> None:
     pdf = b"%PDF-1.4\n" + b"x" * 2000
     part = media_part("email_attachment", "att-1", "<msg@x>.1", mime="application/pdf", file_name="invoice.pdf")

@@ -88,6 +88,9 @@ class Fetcher:
         if record["state"] == MediaState.STORED.value:
             await self.pipeline.announce_stored(record)  # a redelivery: the first announcement may be lost
             return
+        if record["state"] == MediaState.FAILED.value:  # the same
+            await self.pipeline.announce_failed(record)
+            return
         if record["state"] != MediaState.PENDING.value:
             return
         channel = self.channels.get(job.channel_id)

@@ -13,6 +13,7 @@ import io
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO
+from uuid import NAMESPACE_URL, uuid5
 
 from parley_common.clock import Clock
 from parley_common.events.media import MediaFailed, MediaStored
@@ -150,19 +151,27 @@ class MediaPipeline:
     async def fail(self, record: dict[str, Any], reason: str, detail: str | None, attempts: int) -> None:
         await self.repo.mark_failed(record["_id"], reason, detail, attempts)
         metrics.STATES.labels("failed", reason).inc()
+        await self.announce_failed({**record, "failure_reason": reason, "attempts": attempts})
+
+    async def announce_failed(self, record: dict[str, Any]) -> None:
+        """`MediaFailed` for a customer's attachment (an upload's failure is its uploader's answer), under the same
+        event id whenever it is announced: a redelivery announces it again, the first announcement may be lost."""
         if not record.get("external_user_id"):
             return
         await self.publisher.publish(MediaFailed(
+            event_id=uuid5(NAMESPACE_URL, f"parley:media:{record['_id']}:failed"),
             occurred_at=self.clock.now(), tenant_id=record["tenant_id"],
             correlation_id=record.get("correlation_id") or record["_id"], channel_id=record["channel_id"],
             external_user_id=record["external_user_id"], media_id=record["_id"],
             provider_message_id=record.get("provider_message_id"), attachment_id=record.get("attachment_id"),
-            reason=reason, attempts=attempts,
+            reason=record.get("failure_reason") or "refused", attempts=int(record.get("attempts") or 0),
         ), MEDIA_EVENTS)
 
     async def accept(self, origin: Origin, source: BinaryIO, size: int, declared: str | None) -> dict[str, Any]:
         """Open (if needed), inspect and store; answers the record after. A refused file fails the record."""
         record = await self.open(origin)
+        if record["state"] == MediaState.FAILED.value:  # failed before (a redelivery): announced again
+            await self.announce_failed(record)
         if record["state"] != MediaState.PENDING.value:
             return record  # done before (a redelivery): nothing to redo
         seen = await asyncio.to_thread(inspect, source, size, declared, origin.channel_type, origin.direction)
