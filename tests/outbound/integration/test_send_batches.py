@@ -14,6 +14,7 @@ from aiokafka.errors import KafkaConnectionError
 from fastapi import FastAPI
 from outbound_fakes import FakeProvider
 from outbound_helpers import TENANT, eventually, publisher, read_topic, status_of
+from pymongo.errors import ConnectionFailure
 
 from parley_common.events.inbound import DeliveryStatus, DeliveryStatusReported
 from parley_common.events.outbound import AfterSend, OutboundText, Sender, SendMessage
@@ -22,6 +23,7 @@ from parley_common.settings import InfraSettings
 from parley_common.topics import CONVERSATIONS_COMMANDS, DEAD_LETTERS, OUTBOUND_MESSAGES, OUTBOUND_REQUESTS
 from parley_outbound.adapters.messages_repo import Move
 from parley_outbound.domain.status import State
+from parley_outbound.handlers.send_batches import SendBatches
 from parley_outbound.handlers.updates import message_doc, status_event_id
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -166,6 +168,37 @@ async def test_a_status_stored_but_not_announced_is_announced_when_it_comes_agai
                               where=lambda event: event.message_id == "status-again-1")
     assert [event.status for event in events] == ["queued", "sent", "delivered"]
     assert events[2].event_id == status_event_id("status-again-1", State.DELIVERED)
+
+
+async def test_a_failing_chunk_lets_the_provider_calls_in_flight_finish_and_record(
+        app: FastAPI, client: httpx.AsyncClient, fake_provider: FakeProvider) -> None:
+    """One chunk's write fails while another chunk's provider call is out: that call is answered and recorded
+    `sent` (cancelled, its message stayed `sending`, and the batch delivered again failed it as outcome-unknown,
+    though the provider had it); the batch comes again and sends the other."""
+    sender = app.state.sender
+    await open_windows(app, "tg-chunk-fails", "tg-chunk-flies")
+    batch = [command("tg-chunk-fails", "chunk-fails"), command("tg-chunk-flies", "chunk-flies")]
+    batches = SendBatches(sender, concurrency=8, chunk_size=1)  # one chunk per message
+    write_batch = sender.messages.write_batch
+
+    async def fails_for_one(inserts: list[dict[str, Any]], moves: list[Move]) -> Any:
+        if any(doc["_id"] == "chunk-fails" for doc in inserts):
+            raise ConnectionFailure("the database went away for this write")
+        return await write_batch(inserts, moves)
+
+    sender.messages.write_batch = fails_for_one
+    fake_provider.latency = 0.3  # the other chunk's call is out when the first chunk fails
+    try:
+        with pytest.raises(ConnectionFailure):
+            await batches.handle(batch)
+    finally:
+        sender.messages.write_batch = write_batch
+        fake_provider.latency = 0
+    assert (await states(app, ["chunk-flies"]))["chunk-flies"] == ("sent", None)
+    await batches.handle(batch)  # redelivered
+    assert await states(app, ["chunk-fails", "chunk-flies"]) == {"chunk-fails": ("sent", None),
+                                                                 "chunk-flies": ("sent", None)}
+    assert len(fake_provider.bodies_for("tg-chunk-flies")) == 1
 
 
 async def test_bulk_moves_report_only_what_they_moved(app: FastAPI) -> None:

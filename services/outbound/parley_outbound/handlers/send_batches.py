@@ -18,7 +18,7 @@ import asyncio
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
@@ -92,7 +92,7 @@ class SendBatches:
         first_of: dict[str, SendMessage] = {}
         for command in commands:  # a command redelivered into the same batch counts once
             first_of.setdefault(command.message_id, command)
-        await _all_or_none([self._bounded_chunk(chunk, known or {})
+        await _all_then_raise([self._bounded_chunk(chunk, known or {})
                             for chunk in _chunks(list(first_of.values()), self._chunk_size)])
 
     async def _bounded_chunk(self, unique: list[SendMessage], known: dict[str, dict[str, Any]]) -> None:
@@ -186,7 +186,7 @@ class SendBatches:
         conversations: dict[ConversationKey, list[_Step]] = {}
         for step in steps:
             conversations.setdefault(step.command.conversation_key, []).append(step)
-        results = await _all_or_none([self._in_order(group) for group in conversations.values()])
+        results = await _all_then_raise([self._in_order(group) for group in conversations.values()])
         return [outcome for group in results for outcome in group]
 
     async def _in_order(self, steps: list[_Step]) -> list[_Outcome]:
@@ -267,17 +267,16 @@ def _stored_outcome(step: _Step) -> _Outcome:
                     error=ProviderError.model_validate(error) if error else None)
 
 
-async def _all_or_none(work: list[Coroutine[Any, Any, T]]) -> list[T]:
-    """Like gather, but the first failure cancels the rest and waits for them: the batch is then redelivered,
-    and no part of it may still be writing while the redelivery runs."""
-    tasks = [asyncio.ensure_future(item) for item in work]
-    try:
-        return await asyncio.gather(*tasks)
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+async def _all_then_raise(work: list[Coroutine[Any, Any, T]]) -> list[T]:
+    """Like gather, but every part runs to its end before the first failure is raised: a provider call in flight
+    when another part failed is answered and its outcome recorded (cancelled, its message would stay `sending` and
+    the redelivered batch fail it as outcome-unknown, though the provider may have it). The batch is then
+    redelivered, with no part of it still writing, and finds the finished ones done."""
+    results = await asyncio.gather(*work, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return cast(list[T], results)
 
 
 def _chunks(commands: list[SendMessage], size: int) -> list[list[SendMessage]]:
