@@ -28,6 +28,16 @@ def local_server(endpoints: dict[str, str], name: str) -> infra.Server:
     return server
 
 
+def wait_for_snapshot_of(server: infra.Server, name: str, within: float = 30.0) -> None:
+    """Until the local broker's snapshot on disk names `name` (a topic): what a kill -9 leaves it with. It writes
+    the snapshot now and then, later on a loaded machine: a fixed wait let a topic be lost with the kill."""
+    snapshot = Path(server.data_dir) / "kafka.json"
+    deadline = time.monotonic() + within
+    while not (snapshot.exists() and name.encode() in snapshot.read_bytes()):
+        assert time.monotonic() < deadline, f"{name} not in the broker's snapshot within {within}s"
+        time.sleep(0.2)
+
+
 def kill_server(server: infra.Server) -> None:
     """kill -9: no shutdown, no flush."""
     pid = infra.running_pid(server)

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from fault_servers import kill_server, local_server, start_again
+from fault_servers import kill_server, local_server, start_again, wait_for_snapshot_of
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import PyMongoError
 
@@ -93,7 +93,8 @@ def test_the_local_database_writes_every_commit_through_so_a_kill_9_loses_no_unj
 async def test_after_a_kill_9_of_the_broker_our_producer_publishes_again(kafka_topics: InfraSettings,
                                                                          infra_endpoints: dict[str, str]) -> None:
     server = local_server(infra_endpoints, "kafka")
-    await asyncio.sleep(1.0)  # the namespace's topics in the broker's snapshot, so they outlive the kill
+    # the namespace's topic in the broker's snapshot, so that it outlives the kill
+    await asyncio.to_thread(wait_for_snapshot_of, server, INBOUND_MESSAGES.name(kafka_topics.namespace))
     broker = make_broker(kafka_topics.kafka_bootstrap, "test")
     await broker.connect()
     publisher = EventPublisher(broker, kafka_topics.namespace)
