@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from parley_common.events.outbound import OutboundMessageUpdated, OutboundText, Sender
 from parley_router.handlers.events_in import OutboundHandler
 
-from .conftest import Router, later
+from .conftest import ProcessGone, Router, later, published_events
 
 
 def message(status: str, user: str, message_id: str, channel: tuple[str, str] = ("wa-1", "whatsapp"),
@@ -64,3 +66,18 @@ async def test_an_email_with_nothing_open_starts_closed(router: Router) -> None:
     assert len(closed_ids) == 1
     await handler.handle(message("sent", "dana@customer.example", "e2", channel=("mail-1", "email")))
     assert len(await of_user(router, "dana@customer.example")) == 2  # each one its own closed record
+
+
+async def test_a_first_message_whose_opening_was_not_announced_announces_it_when_its_status_comes_again(
+        router: Router) -> None:
+    """The router stopped after storing the conversation a business-first message opened, before publishing
+    `opened`: the same status delivered again publishes it (under its one event id), and opens nothing else."""
+    handler = OutboundHandler(router.engine)
+    sent = message("sent", "new-3", "o1")
+    events = published_events(router, stop_at_first=True)
+    with pytest.raises(ProcessGone):
+        await handler.handle(sent)
+    assert events == [("new-3", "stopped", "queued")]  # queued for the agent who wrote
+    await handler.handle(sent)
+    assert [change for _, change, _ in events[1:]] == ["opened", "message_appended"]  # then the reply answers it
+    assert len(await of_user(router, "new-3")) == 1

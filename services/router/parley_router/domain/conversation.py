@@ -73,7 +73,9 @@ class Conversation:
     customer_name: str | None = None  # as the channel last described the customer (for search)
     customer_phone: str | None = None
     sticky_agent: str | None = None  # who served this customer last; preferred by sticky rules
-    opened_by: str | None = None  # the provider message that opened it (its redelivery announces it again)
+    # the message that opened it: a customer's provider message id, or a business-first message's entry (`out:<id>`);
+    # its redelivery announces the conversation's `opened` again
+    opened_by: str | None = None
     declined_by: tuple[str, ...] = ()  # agents who declined its offer: not offered it again while it waits
     first_assigned_at: datetime | None = None  # when an agent first had it for good (wait time; not an offer)
     contact_id: str | None = None  # the card in contacts: a new customer's named at opening, else from its events

@@ -56,8 +56,9 @@ class OutboundHandler:
             return
         if conv is None and not left:
             return  # refused, failed or not sent yet, with nothing open: outbound's own record tells the sender
-        conv = conv or await self._first_contact(event)
         entry_id = outbound_entry_id(event.message_id)
+        opened_before = conv is not None and conv.opened_by == entry_id
+        conv = conv or await self._first_contact(event, entry_id)
         timeline, rank = self.stores.timeline, STATUS_RANK[event.status]
         body = {"message_id": event.message_id, "provider_message_id": event.provider_message_id,
                 "sender": event.sender.model_dump(mode="json"), "content": event.content.model_dump(mode="json"),
@@ -73,6 +74,10 @@ class OutboundHandler:
         else:  # a later one: the entry refreshed and moved on (only forward) in one write
             is_new, moved = await timeline.put_status(event.tenant_id, conv.id, entry_id, event.status_at, body,
                                                       event.status.value, rank, str(event.event_id))
+        if opened_before and moved is not None and moved[0] < SENT_RANK:
+            # the status that opened it, delivered again (the router stopped after storing the conversation): its
+            # `opened` may not have gone out, and goes again under its one event id
+            await self.engine.publish(conv, "opened", event.sender.login or "system", None, conv.opened_at)
         if moved is not None and moved[0] < SENT_RANK and left and conv.is_open and event.broadcast_id is None:
             # answered when the agent wrote it (its first status), once it is known to have left
             await self._reply_left(conv, event, entry_id, moved[1], "message_appended" if is_new else "message_status")
@@ -116,7 +121,7 @@ class OutboundHandler:
             answered = replace(conv_rules.mark(conv, False, self.engine.clock.now()), answered_by_reply=entry_id)
             await self.engine.change(conv, lambda _: answered, change, actor, comment=exc.code, entry_id=entry_id)
 
-    async def _first_contact(self, event: OutboundMessageUpdated) -> Conversation:
+    async def _first_contact(self, event: OutboundMessageUpdated, entry_id: str) -> Conversation:
         """The business wrote first (template, campaign) and the message left: a conversation starts, answered,
         not waiting: a bot's is the bot's, an agent's waits for that agent (their reply then assigns it). An
         e-mail starts closed (the seeds: an e-mail opens no thread; it is in the customer's history): one record per
@@ -127,7 +132,7 @@ class OutboundHandler:
         conv_id = email_record_id(event.tenant_id, event.message_id) if email else new_id()
         conv = conv_rules.open_conversation(conv_id, event.tenant_id, event.channel_id, event.channel_type.value,
                                             event.external_user_id, now)
-        conv = await self.engine.with_known_contact(conv_rules.mark(conv, False, now))
+        conv = await self.engine.with_known_contact(replace(conv_rules.mark(conv, False, now), opened_by=entry_id))
         actor = event.sender.login or "system"
         if email:
             conv = await self.stores.conversations.insert(conv_rules.close(conv, now))
