@@ -93,7 +93,7 @@ class SendBatches:
         for command in commands:  # a command redelivered into the same batch counts once
             first_of.setdefault(command.message_id, command)
         await _all_then_raise([self._bounded_chunk(chunk, known or {})
-                            for chunk in _chunks(list(first_of.values()), self._chunk_size)])
+                               for chunk in _chunks(list(first_of.values()), self._chunk_size)])
 
     async def _bounded_chunk(self, unique: list[SendMessage], known: dict[str, dict[str, Any]]) -> None:
         if self._chunks is None:

@@ -272,9 +272,11 @@ class Engine:
         # before the crash): every copy carries the same event id, so subscribers' event-id de-duplication holds.
         # so is a message's `message_appended` (its message may be handled again after a crash, and one that
         # changed nothing of its conversation is announced on every attempt)
-        same_every_time = {"event_id": event_id} if event_id else {"event_id": opened_event_id(conv.id)} if (
-            change == "opened") else {"event_id": appended_event_id(conv.id, entry_id)} if (
-            change == "message_appended" and entry_id) else {}
+        if event_id is None and change == "opened":
+            event_id = opened_event_id(conv.id)
+        elif event_id is None and change == "message_appended" and entry_id:
+            event_id = appended_event_id(conv.id, entry_id)
+        same_every_time = {"event_id": event_id} if event_id else {}
         return ConversationChanged(
             **same_every_time,
             occurred_at=now, tenant_id=conv.tenant_id, correlation_id=self._correlation,
